@@ -1,0 +1,166 @@
+"""Value objects for one margin pool of a futures account: what goes into the margin engine and what
+comes out of it.
+
+Numbers are binary floats. A double carries ~15-16 significant digits, several orders of magnitude
+finer than any exchange's price tick or balance precision, and the engine must recompute thousands
+of accounts per second; Decimal would cost an order of magnitude in speed for no visible gain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Venue(StrEnum):
+    """A futures product family; each has its own margin arithmetic."""
+
+    BINANCE_USDM = "binance-usdm"
+    BINANCE_COINM = "binance-coinm"
+    BYBIT_LINEAR = "bybit-linear"
+    BYBIT_INVERSE = "bybit-inverse"
+
+    @property
+    def inverse(self) -> bool:
+        """Inverse (coin-margined) contracts: PnL and margin are in the base coin."""
+        return self in (Venue.BINANCE_COINM, Venue.BYBIT_INVERSE)
+
+    @property
+    def exchange(self) -> str:
+        """The exchange operating this product ("binance" or "bybit")."""
+        return self.value.split("-", 1)[0]
+
+
+class Side(StrEnum):
+    """Direction of a position."""
+
+    LONG = "long"
+    SHORT = "short"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a long (gains when price rises), -1 for a short."""
+        return 1 if self is Side.LONG else -1
+
+
+class MarginMode(StrEnum):
+    """Cross positions share the pool's wallet; isolated ones risk only their own margin."""
+
+    CROSS = "cross"
+    ISOLATED = "isolated"
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """One row of a leverage bracket / risk-limit table.
+
+    `floor`/`cap` bound the position notional in the settlement asset (`cap` None = no cap);
+    `mmr` is the maintenance-margin rate; `deduction` is Binance `cum` / Bybit `mmDeduction`,
+    which keeps maintenance margin continuous across tier boundaries.
+    """
+
+    floor: float
+    cap: float | None
+    mmr: float
+    deduction: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One open position (one leg in hedge mode) as the exchange holds it.
+
+    `quantity` is in base units for linear contracts and in contracts for inverse ones, where
+    `contract_size` is the quote value of one contract (100 USD for BTCUSD). `isolated_margin` is
+    the margin locked in an isolated position. The `exchange_*` fields are the venue's own figures,
+    kept to show side by side with ours; the engine never uses them.
+    """
+
+    symbol: str
+    side: Side
+    margin_mode: MarginMode
+    quantity: float
+    entry_price: float
+    mark_price: float
+    tiers: tuple[Tier, ...]
+    contract_size: float = 1.0
+    leverage: float | None = None
+    isolated_margin: float | None = None
+    taker_fee: float = 0.0
+    hedge: bool = False
+    exchange_liquidation_price: float | None = None
+    exchange_maintenance_margin: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeAccountFigures:
+    """The venue's own account-level figures for the pool (None where the venue does not say)."""
+
+    equity: float | None = None
+    maintenance_margin: float | None = None
+    initial_margin: float | None = None
+    # Maintenance margin / equity, as Binance and Bybit display it (1.0 = liquidation).
+    margin_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """One margin pool: a wallet balance in one settlement asset and the positions drawing on it."""
+
+    venue: Venue
+    wallet_balance: float
+    positions: tuple[Position, ...]
+    asset: str = "USDT"
+    reported: ExchangeAccountFigures = field(default_factory=ExchangeAccountFigures)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRisk:
+    """What the margin engine says about one position.
+
+    `liquidation_price` is None when no price can liquidate it (e.g. a fully collateralised long).
+    For cross positions it assumes every other mark stays where it is. `distance_to_liquidation`
+    is |mark - liquidation| / mark. For isolated positions `equity`, `margin_ratio` and
+    `exchange_margin_ratio` describe the position's own pool; for cross ones they are None.
+    """
+
+    symbol: str
+    side: Side
+    margin_mode: MarginMode
+    notional: float
+    unrealized_pnl: float
+    maintenance_margin: float
+    liquidation_price: float | None
+    distance_to_liquidation: float | None
+    equity: float | None = None
+    margin_ratio: float | None = None
+    exchange_margin_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRisk:
+    """What the margin engine says about the cross pool and every position in it.
+
+    `margin_ratio` is equity / maintenance margin (liquidation at 1.0, "keep it above 2.0");
+    `exchange_margin_ratio` is its inverse as the exchanges display it. Both are None when the
+    pool has no maintenance margin. `account_liquidation_move` is the uniform relative move of all
+    marks (e.g. -0.077 = everything falls 7.7 %) that brings cross equity down to maintenance
+    margin, nearest to zero in either direction; None if no such move exists.
+    """
+
+    equity: float
+    maintenance_margin: float
+    margin_ratio: float | None
+    exchange_margin_ratio: float | None
+    account_liquidation_move: float | None
+    positions: tuple[PositionRisk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One poll of one configured account: the state as fetched and what we computed from it."""
+
+    account: str
+    taken_at: datetime
+    state: AccountState
+    risk: AccountRisk
