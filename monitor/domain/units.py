@@ -1,0 +1,64 @@
+"""Parsing of the human units used in config files and on the command line: durations and percentages."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from monitor.domain.errors import InvalidInput
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str | float, *, path: str = "") -> timedelta:
+    """A duration such as "10s", "1h30m", "2d" or a plain number of seconds; must be >= 0."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        compact = str(text).strip().lower().replace(" ", "")
+        if not compact:
+            raise InvalidInput(path, "empty duration")
+        try:
+            seconds = float(compact)
+        except ValueError:
+            pos, seconds = 0, 0.0
+            for match in _DURATION_PART.finditer(compact):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+                pos = match.end()
+            if pos != len(compact):
+                raise InvalidInput(
+                    path, f"{text!r} is not a duration (examples: 30s, 5m, 1h30m, 2d)"
+                ) from None
+    if seconds < 0:
+        raise InvalidInput(path, f"{text!r}: a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+def parse_percent(text: str | float, *, path: str = "") -> float:
+    """A fraction written as "300%" (3.0), "-5%" (-0.05) or a plain number (0.8 stays 0.8)."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
+    compact = str(text).strip().replace(" ", "")
+    try:
+        if compact.endswith("%"):
+            return float(compact[:-1]) / 100.0
+        return float(compact)
+    except ValueError:
+        raise InvalidInput(
+            path, f"{text!r} is not a percentage (examples: 300%, -5%, 0.8)"
+        ) from None
+
+
+def format_duration(delta: timedelta) -> str:
+    """A compact human duration: 45s, 12m, 3h05m, 2d04h."""
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
