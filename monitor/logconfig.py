@@ -1,0 +1,71 @@
+"""Logging set-up that suits both journald and a person at a terminal.
+
+Under systemd (`$JOURNAL_STREAM` set) each line starts with a `<N>` syslog priority, which journald
+strips and records as the priority; journald adds its own timestamps. Elsewhere lines carry a UTC
+timestamp, or go through rich when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+# Third-party loggers that are chatty at INFO/DEBUG about things the user cannot act on.
+_QUIET = ("apscheduler", "aiosqlite", "ccxt", "httpx", "httpcore", "asyncio", "alembic")
+
+
+def journal_priority(levelno: int) -> int:
+    """The syslog priority journald should record for a Python log level."""
+    for level in sorted(_PRIORITY, reverse=True):
+        if levelno >= level:
+            return _PRIORITY[level]
+    return 7
+
+
+class JournalFormatter(logging.Formatter):
+    """`<N>logger: message`, one physical line per record (journald splits on newlines)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        prefix = f"<{journal_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in text.splitlines() or [""])
+
+
+def _console_formatter() -> logging.Formatter:
+    formatter = logging.Formatter(
+        "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ"
+    )
+    formatter.converter = time.gmtime
+    return formatter
+
+
+def configure_logging(level: int | str = logging.INFO, *, rich_tty: bool = True) -> None:
+    """Route every log record to stderr in the format that fits where stderr goes."""
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    handler: logging.Handler
+    if os.environ.get("JOURNAL_STREAM"):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
+    elif rich_tty and sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, log_time_format="%H:%M:%S")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_console_formatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    quiet_level = max(logging.WARNING, root.level)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(quiet_level)
