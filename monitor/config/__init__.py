@@ -1,0 +1,174 @@
+"""Configuration: one TOML file, overridden by `PORTFOLIO_MONITOR_…` environment variables, with
+secrets from systemd credentials. This package is the only reader of config files and env vars.
+
+Precedence, highest first: environment variables, credential files in `$CREDENTIALS_DIRECTORY`
+(named after the key path: `accounts__main__api_secret`), the TOML file, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+
+from monitor.config.accounts import AccountSettings
+from monitor.config.database import DatabaseSettings
+from monitor.config.metrics import MetricsSettings
+from monitor.domain.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/portfolio-monitor/config.toml")
+CONFIG_PATH_ENV = "PORTFOLIO_MONITOR_CONFIG"
+ENV_PREFIX = "PORTFOLIO_MONITOR_"
+
+__all__ = [
+    "CONFIG_PATH_ENV",
+    "DEFAULT_CONFIG_PATH",
+    "AccountSettings",
+    "DatabaseSettings",
+    "MetricsSettings",
+    "Settings",
+    "config_path",
+    "load_settings",
+]
+
+
+def _default_state_dir() -> Path:
+    # systemd's StateDirectory= may list several directories separated by ':'; the first is ours.
+    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(from_systemd or "/var/lib/portfolio-monitor")
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `load_settings()`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        secrets_dir_missing="ok",
+        secrets_prefix="",
+    )
+
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    database: DatabaseSettings = DatabaseSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    accounts: dict[str, AccountSettings] = {}
+
+    @field_validator("accounts")
+    @classmethod
+    def _account_names(cls, accounts: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+        for name in accounts:
+            # Env variables and credential file names are case-insensitive, so names must be too.
+            if not name or not all(c.islower() or c.isdigit() or c in "_-" for c in name):
+                raise ValueError(
+                    f"account name {name!r}: use lower-case letters, digits, '_' and '-'"
+                )
+        return accounts
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The default secrets source ignores nested models; the nested one reads
+        # `accounts__main__api_secret` into accounts.main.api_secret.
+        return (
+            init_settings,
+            env_settings,
+            NestedSecretsSettingsSource(file_secret_settings),
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the snapshot store (default: SQLite file in the state directory)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.state_dir / 'monitor.db'}"
+
+    def masked_dump(self) -> dict[str, Any]:
+        """The effective configuration as JSON-ready data, every secret shown as `**********`."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        data["database"]["url"] = self.database_url()
+        return data
+
+
+def config_path(path: Path | None = None) -> Path:
+    """The config file to read: the given path, else `$PORTFOLIO_MONITOR_CONFIG`, else the default."""
+    if path is not None:
+        return path
+    from_env = os.environ.get(CONFIG_PATH_ENV)
+    return Path(from_env) if from_env else DEFAULT_CONFIG_PATH
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read and validate the configuration; raises `ConfigError` naming the file or each bad key."""
+    file = config_path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: configuration file not found")
+    try:
+        with file.open("rb") as stream:
+            tomllib.load(stream)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+
+    unknown_env = _unknown_env_keys()
+    if unknown_env:
+        raise ConfigError("\n".join(f"{name}: unknown key" for name in unknown_env))
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=file, secrets_dir=credentials)
+
+    try:
+        return _FromFile()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+
+
+def _unknown_env_keys() -> list[str]:
+    # pydantic-settings silently ignores prefixed variables that match no root key; a typo such as
+    # PORTFOLIO_MONITOR_STATE_DIRR would then be lost without a word.
+    unknown = []
+    for name in sorted(os.environ):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() == CONFIG_PATH_ENV:
+            continue
+        root_key = name[len(ENV_PREFIX) :].lower().split("__", 1)[0]
+        if root_key not in Settings.model_fields:
+            unknown.append(name)
+    return unknown
+
+
+def _describe(exc: ValidationError, file: Path) -> str:
+    """One line per problem, each naming the dotted key path; input values are never echoed."""
+    lines = [f"{file}: invalid configuration"]
+    for error in exc.errors(include_input=False, include_url=False):
+        path = ".".join(str(part) for part in error["loc"]) or "(root)"
+        if error["type"] == "extra_forbidden":
+            problem = "unknown key"
+        elif error["type"] == "missing":
+            env = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
+            problem = f"required key missing (set it in the file, in {env} or as credential {'__'.join(str(p) for p in error['loc'])})"
+        else:
+            problem = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {path}: {problem}")
+    return "\n".join(lines)
