@@ -66,10 +66,10 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     accounts: dict[str, AccountSettings] = {}
 
-    @field_validator("accounts")
+    @field_validator("accounts", mode="before")
     @classmethod
-    def _account_names(cls, accounts: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
-        for name in accounts:
+    def _account_names(cls, accounts: Any) -> Any:
+        for name in accounts if isinstance(accounts, dict) else ():
             # Env variables and credential file names are case-insensitive, so names must be too.
             if not name or not all(c.islower() or c.isdigit() or c in "_-" for c in name):
                 raise ValueError(

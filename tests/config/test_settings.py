@@ -1,0 +1,204 @@
+"""Loading the configuration: TOML, environment and systemd credentials, and the errors people see."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import DEFAULT_CONFIG_PATH, Settings, config_path, load_settings
+from monitor.domain.errors import ConfigError
+from monitor.domain.model import Venue
+
+ACCOUNT = """
+[accounts.main]
+venue = "binance-usdm"
+api_key = "file-key"
+api_secret = "file-secret-value"
+poll_interval = "15s"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_file_values_and_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, 'state_dir = "/srv/pm"\n' + ACCOUNT))
+    account = settings.accounts["main"]
+    assert account.venue is Venue.BINANCE_USDM
+    assert account.poll_interval == timedelta(seconds=15)
+    assert account.asset == "USDT"
+    assert account.base_url is None
+    assert account.testnet is False
+    assert settings.database_url() == "sqlite:////srv/pm/monitor.db"
+    assert settings.metrics.address() is None
+
+
+@pytest.mark.parametrize(
+    ("venue", "asset"),
+    [("binance-coinm", "BTC"), ("bybit-inverse", "BTC"), ("bybit-linear", "USDT")],
+)
+def test_default_asset_follows_the_venue(tmp_path: Path, venue: str, asset: str) -> None:
+    text = ACCOUNT.replace('"binance-usdm"', f'"{venue}"')
+    assert load_settings(write(tmp_path, text)).accounts["main"].asset == asset
+
+
+def test_explicit_asset_is_upper_cased(tmp_path: Path) -> None:
+    text = ACCOUNT.replace('"binance-usdm"', '"bybit-linear"') + 'asset = "usdc"\n'
+    assert load_settings(write(tmp_path, text)).accounts["main"].asset == "USDC"
+
+
+def test_empty_file_is_a_valid_config_without_accounts(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.accounts == {}
+    assert settings.state_dir == Path("/var/lib/portfolio-monitor")
+
+
+def test_state_directory_from_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/private/pm:/var/lib/other")
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.state_dir == Path("/var/lib/private/pm")
+    assert settings.database_url() == "sqlite:////var/lib/private/pm/monitor.db"
+
+
+def test_env_overrides_credentials_which_override_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "accounts__main__api_secret").write_text("cred-secret\n")
+    (credentials / "accounts__main__api_key").write_text("cred-key\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    monkeypatch.setenv("PORTFOLIO_MONITOR_ACCOUNTS__MAIN__API_KEY", "env-key")
+    monkeypatch.setenv("PORTFOLIO_MONITOR_ACCOUNTS__MAIN__POLL_INTERVAL", "1m")
+    monkeypatch.setenv("PORTFOLIO_MONITOR_DATABASE__URL", "postgresql+asyncpg://u@h/db")
+    account_settings = load_settings(write(tmp_path, ACCOUNT))
+    account = account_settings.accounts["main"]
+    assert account.api_key.get_secret_value() == "env-key"
+    assert account.api_secret.get_secret_value() == "cred-secret"
+    assert account.poll_interval == timedelta(minutes=1)
+    assert account.venue is Venue.BINANCE_USDM
+    assert account_settings.database_url() == "postgresql+asyncpg://u@h/db"
+
+
+def test_secrets_can_come_only_from_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "accounts__main__api_secret").write_text("only-in-credential")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    text = ACCOUNT.replace('api_secret = "file-secret-value"\n', "")
+    account = load_settings(write(tmp_path, text)).accounts["main"]
+    assert account.api_secret.get_secret_value() == "only-in-credential"
+
+
+def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert config_path() == DEFAULT_CONFIG_PATH
+    monkeypatch.setenv("PORTFOLIO_MONITOR_CONFIG", str(tmp_path / "env.toml"))
+    assert config_path() == tmp_path / "env.toml"
+    assert config_path(tmp_path / "arg.toml") == tmp_path / "arg.toml"
+
+
+def test_config_path_from_environment_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORTFOLIO_MONITOR_CONFIG", str(write(tmp_path, ACCOUNT)))
+    assert set(load_settings().accounts) == {"main"}
+
+
+def errors_of(path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    return str(caught.value)
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    message = errors_of(tmp_path / "nope.toml")
+    assert str(tmp_path / "nope.toml") in message
+    assert "not found" in message
+
+
+def test_bad_toml_names_the_file(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, "[accounts.main\n"))
+    assert "config.toml: not valid TOML" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("poll_intervl = '5s'\n", "accounts.main.poll_intervl: unknown key"),
+        ("[accounts.main.nested]\nx = 1\n", "accounts.main.nested: unknown key"),
+        ("poll_interval = 'soon'\n", "accounts.main.poll_interval: 'soon' is not a duration"),
+        ("poll_interval = '0.2s'\n", "accounts.main.poll_interval: must be at least 1s"),
+        ("base_url = 'ftp://x'\n", "accounts.main.base_url: 'ftp://x' is not an http(s) URL"),
+        ("base_url = 'http://h/api'\n", "accounts.main.base_url: only scheme and host"),
+    ],
+)
+def test_bad_account_keys_name_the_key_path(tmp_path: Path, extra: str, expected: str) -> None:
+    text = ACCOUNT.replace('poll_interval = "15s"\n', "") + extra
+    assert expected in errors_of(write(tmp_path, text))
+
+
+def test_unknown_root_and_section_keys(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, "colour = 1\n[metrics]\nlisten = 'nohost'\nport = 1\n"))
+    assert "  colour: unknown key" in message
+    assert "  metrics.port: unknown key" in message
+    assert "metrics.listen: 'nohost' is not host:port" in message
+
+
+def test_unknown_venue(tmp_path: Path) -> None:
+    text = ACCOUNT.replace('"binance-usdm"', '"kraken"')
+    message = errors_of(write(tmp_path, text))
+    assert "accounts.main.venue: Input should be 'binance-usdm'" in message
+
+
+def test_account_names_must_be_lower_case(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, ACCOUNT.replace("accounts.main", "accounts.Main")))
+    assert "accounts: account name 'Main': use lower-case letters" in message
+
+
+def test_unknown_env_key_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTFOLIO_MONITOR_STATE_DIRR", "/x")
+    assert "PORTFOLIO_MONITOR_STATE_DIRR: unknown key" in errors_of(write(tmp_path, ACCOUNT))
+    monkeypatch.delenv("PORTFOLIO_MONITOR_STATE_DIRR")
+    monkeypatch.setenv("PORTFOLIO_MONITOR_ACCOUNTS__MAIN__POLL_INTERVL", "5s")
+    assert "accounts.main.poll_intervl: unknown key" in errors_of(write(tmp_path, ACCOUNT))
+
+
+def test_missing_secret_says_where_to_put_it(tmp_path: Path) -> None:
+    text = ACCOUNT.replace('api_secret = "file-secret-value"\n', "")
+    message = errors_of(write(tmp_path, text))
+    assert "accounts.main.api_secret: required key missing" in message
+    assert "PORTFOLIO_MONITOR_ACCOUNTS__MAIN__API_SECRET" in message
+    assert "credential accounts__main__api_secret" in message
+
+
+def test_secrets_never_appear_in_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A secret given where a table is expected, and an account whose other keys are wrong.
+    monkeypatch.setenv("PORTFOLIO_MONITOR_ACCOUNTS__MAIN__API_KEY", "env-secret-key-value")
+    text = ACCOUNT.replace("15s", "never") + "[accounts.other]\nvenue = 1\napi_secret = 42\n"
+    message = errors_of(write(tmp_path, text))
+    assert "file-secret-value" not in message
+    assert "env-secret-key-value" not in message
+    assert "accounts.other.api_secret: Input should be a valid string" in message
+
+
+def test_masked_dump_hides_secrets(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ACCOUNT))
+    dumped = settings.masked_dump()
+    assert dumped["accounts"]["main"]["api_secret"] == "**********"
+    assert dumped["accounts"]["main"]["poll_interval"] == "15s"
+    assert "file-secret-value" not in repr(settings)
+    assert "file-secret-value" not in str(dumped)
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ACCOUNT))
+    assert isinstance(settings, Settings)
+    with pytest.raises(ValueError, match="frozen"):
+        settings.accounts["main"].testnet = True  # type: ignore[misc]
