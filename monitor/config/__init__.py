@@ -25,6 +25,7 @@ from pydantic_settings import (
 from monitor.config.accounts import AccountSettings
 from monitor.config.database import DatabaseSettings
 from monitor.config.metrics import MetricsSettings
+from monitor.config.notify import NotifySettings
 from monitor.domain.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/portfolio-monitor/config.toml")
@@ -37,6 +38,7 @@ __all__ = [
     "AccountSettings",
     "DatabaseSettings",
     "MetricsSettings",
+    "NotifySettings",
     "Settings",
     "config_path",
     "load_settings",
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     metrics: MetricsSettings = MetricsSettings()
     accounts: dict[str, AccountSettings] = {}
+    notify: NotifySettings = NotifySettings()
 
     @field_validator("accounts", mode="before")
     @classmethod
