@@ -1,0 +1,144 @@
+"""Prometheus gauges for what a trader or an operator wants on a dashboard.
+
+Each `Metrics` owns its registry, so several daemons in one test process do not collide. The
+endpoint is optional (`[metrics] listen`); without it the gauges are still kept, cheaply.
+"""
+
+from __future__ import annotations
+
+import logging
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from monitor.domain.model import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    """The daemon's gauges, counters and histograms, updated after every poll cycle."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.equity = Gauge(
+            "portfolio_monitor_equity", "Cross-pool equity", ["account", "asset"], registry=r
+        )
+        self.margin_ratio = Gauge(
+            "portfolio_monitor_margin_ratio",
+            "Equity / maintenance margin (1.0 = liquidation)",
+            ["account"],
+            registry=r,
+        )
+        self.exchange_margin_ratio = Gauge(
+            "portfolio_monitor_exchange_margin_ratio",
+            "Maintenance margin / equity as the exchange shows it (1.0 = liquidation)",
+            ["account"],
+            registry=r,
+        )
+        self.account_move = Gauge(
+            "portfolio_monitor_account_liquidation_move",
+            "Uniform relative move of all marks that liquidates the cross pool",
+            ["account"],
+            registry=r,
+        )
+        self.distance = Gauge(
+            "portfolio_monitor_liquidation_distance",
+            "|mark - liquidation price| / mark per position",
+            ["account", "symbol", "side"],
+            registry=r,
+        )
+        self.poll_seconds = Histogram(
+            "portfolio_monitor_poll_duration_seconds",
+            "Duration of one poll cycle (fetch, compute, store)",
+            ["account"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.poll_errors = Counter(
+            "portfolio_monitor_poll_errors",
+            "Poll cycles that failed, by kind",
+            ["account", "kind"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "portfolio_monitor_last_successful_poll_timestamp_seconds",
+            "Unix time of the last poll that stored a snapshot",
+            ["account"],
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "portfolio_monitor_outbox_depth", "Notifications waiting for delivery", registry=r
+        )
+        self._positions: dict[str, set[tuple[str, str]]] = {}
+        self._assets: dict[str, str] = {}
+        self._error_kinds: dict[str, set[str]] = {}
+        self._server: tuple[WSGIServer, Thread] | None = None
+
+    def observe_snapshot(self, snapshot: Snapshot) -> None:
+        """Set every gauge of one account from its latest snapshot."""
+        account, risk = snapshot.account, snapshot.risk
+        self._assets[account] = snapshot.state.asset
+        self.equity.labels(account, snapshot.state.asset).set(risk.equity)
+        _set_or_nan(self.margin_ratio.labels(account), risk.margin_ratio)
+        _set_or_nan(self.exchange_margin_ratio.labels(account), risk.exchange_margin_ratio)
+        _set_or_nan(self.account_move.labels(account), risk.account_liquidation_move)
+        current = set()
+        for position in risk.positions:
+            key = (position.symbol, position.side.value)
+            current.add(key)
+            _set_or_nan(self.distance.labels(account, *key), position.distance_to_liquidation)
+        # Closed positions must disappear, not keep their last distance forever.
+        for gone in self._positions.get(account, set()) - current:
+            self.distance.remove(account, *gone)
+        self._positions[account] = current
+        self.last_success.labels(account).set(snapshot.taken_at.timestamp())
+
+    def observe_poll(self, account: str, seconds: float, error_kind: str | None) -> None:
+        """Record one finished cycle; `error_kind` names why it failed (None = it succeeded)."""
+        self.poll_seconds.labels(account).observe(seconds)
+        if error_kind is not None:
+            self._error_kinds.setdefault(account, set()).add(error_kind)
+            self.poll_errors.labels(account, error_kind).inc()
+
+    def forget_account(self, account: str) -> None:
+        """Drop every series of an account removed from the configuration."""
+        for position in self._positions.pop(account, set()):
+            self.distance.remove(account, *position)
+        for gauge in (self.margin_ratio, self.exchange_margin_ratio, self.account_move):
+            _remove(gauge, account)
+        _remove(self.last_success, account)
+        _remove(self.poll_seconds, account)
+        asset = self._assets.pop(account, None)
+        if asset is not None:
+            _remove(self.equity, account, asset)
+        for kind in self._error_kinds.pop(account, set()):
+            _remove(self.poll_errors, account, kind)
+
+    def serve(self, host: str, port: int) -> None:
+        """Expose /metrics over HTTP on host:port (a background thread)."""
+        self._server = start_http_server(port, addr=host, registry=self.registry)
+        log.info("metrics endpoint on http://%s:%d/metrics", host, port)
+
+    def close(self) -> None:
+        """Stop the HTTP endpoint if it runs."""
+        if self._server is not None:
+            server, thread = self._server
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+            self._server = None
+
+
+def _set_or_nan(gauge: Gauge, value: float | None) -> None:
+    # NaN, not 0, for "none": a margin ratio of 0 would look like instant liquidation.
+    gauge.set(float("nan") if value is None else value)
+
+
+def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        return
