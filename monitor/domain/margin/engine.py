@@ -1,0 +1,143 @@
+"""The margin engine: equity, maintenance margin, ratios and liquidation points of one margin pool."""
+
+from __future__ import annotations
+
+from monitor.domain.margin.legs import Leg
+from monitor.domain.margin.solver import surplus_roots
+from monitor.domain.model import AccountRisk, AccountState, MarginMode, PositionRisk
+
+
+def assess(state: AccountState) -> AccountRisk:
+    """Everything a trader needs to know about how close this pool is to liquidation.
+
+    Cross pool: equity = wallet + Σ cross unrealized PnL, maintenance margin = Σ cross MM at the
+    marks, both ratios, and the uniform move of all marks that liquidates it. Per position: PnL,
+    MM, and the liquidation price (cross: every other mark held where it is; hedge legs of one
+    symbol move together; the tier is the one holding the notional AT that price). A pool already
+    at or below its maintenance margin reports distance 0 and account move 0, so alerts fire.
+    """
+    venue = state.venue
+    legs = [Leg(position, venue) for position in state.positions]
+    pnl = [leg.unrealized_pnl() for leg in legs]
+    margin = [leg.maintenance_margin() for leg in legs]
+    cross = [i for i, leg in enumerate(legs) if leg.position.margin_mode is MarginMode.CROSS]
+    equity = state.wallet_balance + sum((pnl[i] for i in cross), 0.0)
+    maintenance = sum((margin[i] for i in cross), 0.0)
+    surplus = equity - maintenance
+
+    liquidation: list[float | None] = [None] * len(legs)
+    for members in _price_groups(legs, cross):
+        moving = [legs[i] for i in members]
+        rest = surplus - sum(pnl[i] - margin[i] for i in members)
+        liquidation_price = _solve_price(rest, moving, venue.inverse)
+        for i in members:
+            liquidation[i] = liquidation_price
+
+    risks = []
+    for i, leg in enumerate(legs):
+        position = leg.position
+        price = liquidation[i]
+        own_equity: float | None = None
+        pool_surplus = surplus
+        if position.margin_mode is MarginMode.ISOLATED:
+            own_equity = (position.isolated_margin or 0.0) + pnl[i]
+            pool_surplus = own_equity - margin[i]
+            price = _solve_price(position.isolated_margin or 0.0, [leg], venue.inverse)
+        ratio, exchange_ratio = (
+            (None, None) if own_equity is None else _ratios(own_equity, margin[i])
+        )
+        risks.append(
+            PositionRisk(
+                symbol=position.symbol,
+                side=position.side,
+                margin_mode=position.margin_mode,
+                notional=leg.notional(),
+                unrealized_pnl=pnl[i],
+                maintenance_margin=margin[i],
+                liquidation_price=price,
+                distance_to_liquidation=_distance(position.mark_price, price, pool_surplus),
+                equity=own_equity,
+                margin_ratio=ratio,
+                exchange_margin_ratio=exchange_ratio,
+            )
+        )
+
+    ratio, exchange_ratio = _ratios(equity, maintenance)
+    return AccountRisk(
+        equity=equity,
+        maintenance_margin=maintenance,
+        margin_ratio=ratio,
+        exchange_margin_ratio=exchange_ratio,
+        account_liquidation_move=_account_move(
+            state.wallet_balance, [legs[i] for i in cross], surplus, venue.inverse
+        ),
+        positions=tuple(risks),
+    )
+
+
+def _price_groups(legs: list[Leg], cross: list[int]) -> list[list[int]]:
+    """Cross positions that share one liquidation price: hedge legs of a symbol together, others alone."""
+    groups: list[list[int]] = []
+    hedged: dict[str, list[int]] = {}
+    for i in cross:
+        position = legs[i].position
+        if position.hedge:
+            members = hedged.get(position.symbol)
+            if members is None:
+                members = hedged[position.symbol] = []
+                groups.append(members)
+            members.append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _solve_price(constant: float, moving: list[Leg], inverse: bool) -> float | None:
+    """The price nearest the mark at which the pool's surplus is zero, or None if no price > 0 does it."""
+    z0 = moving[0].x0
+    below, above = surplus_roots(constant, moving, [1.0] * len(moving), z0)
+    mark = moving[0].position.mark_price
+    best: float | None = None
+    for root in (below, above):
+        if root is None or root <= 0.0:
+            continue
+        price = 1.0 / root if inverse else root
+        if best is None or abs(price - mark) < abs(best - mark):
+            best = price
+    return best
+
+
+def _account_move(
+    wallet: float, cross_legs: list[Leg], surplus: float, inverse: bool
+) -> float | None:
+    """Uniform relative move m of every mark (mark·(1+m)) that brings cross equity to maintenance margin."""
+    if not cross_legs:
+        return None
+    if surplus <= 0.0:
+        return 0.0
+    # On the move axis a leg sits at x0·z, with z = 1+m for linear and 1/(1+m) for inverse.
+    below, above = surplus_roots(wallet, cross_legs, [leg.x0 for leg in cross_legs], 1.0)
+    best: float | None = None
+    for root in (below, above):
+        if root is None or root <= 0.0:
+            continue
+        move = (1.0 / root if inverse else root) - 1.0
+        if best is None or abs(move) < abs(best):
+            best = move
+    return best
+
+
+def _ratios(equity: float, maintenance: float) -> tuple[float | None, float | None]:
+    """(equity / MM, MM / equity); both None without maintenance margin, the second also when equity ≤ 0."""
+    if maintenance <= 0.0:
+        return None, None
+    return equity / maintenance, (maintenance / equity if equity > 0.0 else None)
+
+
+def _distance(mark: float, price: float | None, pool_surplus: float) -> float | None:
+    """|mark - liquidation| / mark; 0 when the pool is already at or below maintenance margin."""
+    if price is None:
+        return None
+    if pool_surplus <= 0.0:
+        return 0.0
+    return abs(mark - price) / mark
