@@ -1,0 +1,113 @@
+"""What every sink shares: the message in plain words and the machine-readable payload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.domain.notification import Notification, NotificationKind, Severity
+
+SYSTEM_ACCOUNT = "_monitor"
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f} %"
+
+
+def _price(value: float) -> str:
+    return f"{value:,.8g}" if abs(value) < 1e6 else f"{value:,.2f}"
+
+
+def _number(facts: dict[str, str | float | None], key: str) -> float | None:
+    value = facts.get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def fact_lines(notification: Notification) -> list[str]:
+    """The numbers behind an alert, one plain sentence each; facts that are absent are left out."""
+    facts = notification.facts
+    lines = []
+    ratio = _number(facts, "margin_ratio")
+    exchange_ratio = _number(facts, "exchange_margin_ratio")
+    if ratio is not None:
+        line = (
+            f"Margin ratio (equity / maintenance margin): {_percent(ratio)}, liquidation at 100 %"
+        )
+        if exchange_ratio is not None:
+            line += f"; the exchange shows {_percent(exchange_ratio)} (100 % = liquidation)"
+        lines.append(line)
+    elif exchange_ratio is not None:
+        lines.append(f"Exchange margin ratio: {_percent(exchange_ratio)} (100 % = liquidation)")
+    price = _number(facts, "nearest_liquidation_price")
+    if price is not None:
+        symbol = facts.get("nearest_liquidation_symbol") or "the nearest position"
+        line = f"Nearest liquidation: {symbol} at {_price(price)}"
+        distance = _number(facts, "distance_to_liquidation")
+        if distance is not None:
+            line += f", {_percent(distance)} away from the mark price"
+        lines.append(line)
+    move = _number(facts, "account_liquidation_move")
+    if move is not None:
+        direction = "fall" if move < 0 else "rise"
+        lines.append(
+            f"The whole account is liquidated if all prices {direction} {_percent(abs(move))} together"
+        )
+    equity = _number(facts, "equity")
+    if equity is not None:
+        asset = facts.get("asset")
+        lines.append(f"Equity: {_price(equity)}{f' {asset}' if asset else ''}")
+    return lines
+
+
+def plain_text(notification: Notification, *, with_title: bool = True) -> str:
+    """The whole message as plain text: title, explanation, then the numbers."""
+    parts = [notification.title] if with_title else []
+    if notification.text:
+        parts.append(notification.text)
+    facts = fact_lines(notification)
+    if facts:
+        parts.append("\n".join(facts))
+    return "\n\n".join(parts)
+
+
+def truncate(text: str, limit: int) -> str:
+    """At most `limit` characters, marked with an ellipsis when cut (chat APIs reject longer ones)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def payload(notification: Notification) -> dict[str, Any]:
+    """The notification as JSON-ready data; `id` lets receivers drop the duplicates that
+    at-least-once delivery may produce."""
+    return {
+        "id": notification.id,
+        "event": notification.kind.value,
+        "severity": notification.severity.value,
+        "account": notification.account,
+        "rule": notification.rule,
+        "title": notification.title,
+        "message": notification.text,
+        "ts": notification.created_at.isoformat(),
+        "facts": dict(notification.facts),
+    }
+
+
+def is_good_news(notification: Notification) -> bool:
+    """Resolved notices and tests: sinks send them quietly, without an alarm sound or priority."""
+    return notification.kind in (NotificationKind.RESOLVED, NotificationKind.TEST)
+
+
+SEVERITY_EMOJI = {
+    Severity.INFO: "🔔",
+    Severity.WARNING: "⚠️",
+    Severity.CRITICAL: "🚨",
+    Severity.EMERGENCY: "🆘",
+}
+
+
+def headline(notification: Notification) -> str:
+    """The title with a severity marker, for chat sinks that have no separate title field."""
+    marker = (
+        "✅"
+        if notification.kind is NotificationKind.RESOLVED
+        else SEVERITY_EMOJI[notification.severity]
+    )
+    return f"{marker} {notification.title}"

@@ -1,0 +1,59 @@
+"""Discord execute-webhook: `{"content": ...}`, 2000 characters; 404 means the webhook was
+deleted, 429 comes with `retry_after` in the JSON body."""
+
+from __future__ import annotations
+
+import httpx
+
+from monitor.config.notify import WebhookSettings
+from monitor.domain.errors import DeliveryError
+from monitor.domain.notification import Notification
+from monitor.notify.base import headline, plain_text, truncate
+from monitor.notify.http import HttpTransport, raise_for_status, retry_after_seconds
+
+MESSAGE_LIMIT = 2000
+
+
+class DiscordSink:
+    """Posts the alert as one message; mentions are disabled so a symbol never pings anyone."""
+
+    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
+        assert settings.url is not None
+        self._name = name
+        self._url = settings.url.get_secret_value()
+        self._timeout = settings.timeout.total_seconds()
+        self._http = http
+
+    @property
+    def name(self) -> str:
+        """The configured sink name."""
+        return self._name
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver one notification or raise `DeliveryError`."""
+        text = f"**{headline(notification)}**\n" + plain_text(notification, with_title=False)
+        body = {"content": truncate(text, MESSAGE_LIMIT), "allowed_mentions": {"parse": []}}
+        response = await self._http.post(
+            self._name, self._url, json=body, timeout_seconds=self._timeout
+        )
+        if response.status_code == 429:
+            raise DeliveryError(
+                f"{self._name}: rate limited (HTTP 429)", retry_after=self._retry_after(response)
+            )
+        if response.status_code == 404:
+            raise DeliveryError(
+                f"{self._name}: the webhook does not exist any more (HTTP 404)", permanent=True
+            )
+        raise_for_status(self._name, response)
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float | None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        value = body.get("retry_after") if isinstance(body, dict) else None
+        # Discord documents seconds (a float) in the body; the header is the fallback.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return retry_after_seconds(response)

@@ -1,0 +1,95 @@
+"""The one HTTP seam every webhook sink goes through: httpx errors become `DeliveryError` here.
+
+Error messages never contain the URL: Telegram, Slack and Discord URLs carry the secret token.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from monitor.domain.errors import DeliveryError
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds from a `Retry-After` header (a number or an HTTP date), None when absent or garbled."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def raise_for_status(sink: str, response: httpx.Response, detail: str = "") -> None:
+    """The usual HTTP reading: 2xx delivered; 408/429/5xx retry later; any other 4xx (bad or
+    revoked hook, bad credentials) keeps failing, so it is permanent; redirects are not followed."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    suffix = f": {detail}" if detail else ""
+    if status in (408, 425, 429) or status >= 500:
+        raise DeliveryError(
+            f"{sink}: HTTP {status}{suffix}", retry_after=retry_after_seconds(response)
+        )
+    raise DeliveryError(f"{sink}: HTTP {status}{suffix}", permanent=True)
+
+
+class HttpTransport:
+    """A shared `httpx.AsyncClient` for every webhook sink (`async with`, or `aclose()`)."""
+
+    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client or httpx.AsyncClient(
+            timeout=DEFAULT_TIMEOUT,
+            follow_redirects=False,
+            headers={"User-Agent": "portfolio-monitor"},
+        )
+
+    async def post(
+        self, sink: str, url: str, *, timeout_seconds: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """POST and return the response whatever its status; network failures and timeouts
+        raise a retryable `DeliveryError` naming the sink."""
+        try:
+            return await self._client.post(
+                url,
+                timeout=timeout_seconds if timeout_seconds is not None else DEFAULT_TIMEOUT,
+                **kwargs,
+            )
+        except httpx.TimeoutException as exc:
+            raise DeliveryError(f"{sink}: timed out ({type(exc).__name__})") from None
+        except httpx.UnsupportedProtocol as exc:
+            raise DeliveryError(
+                f"{sink}: unsupported URL ({type(exc).__name__})", permanent=True
+            ) from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{sink}: request failed ({type(exc).__name__})") from None
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> HttpTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

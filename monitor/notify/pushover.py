@@ -1,0 +1,83 @@
+"""Pushover messages API. Emergency alerts use priority 2, which repeats the alarm every
+`emergency_retry` until the user acknowledges it or `emergency_expire` passes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from monitor.config.notify import WebhookSettings
+from monitor.domain.errors import DeliveryError
+from monitor.domain.notification import Notification, Severity
+from monitor.notify.base import is_good_news, plain_text, truncate
+from monitor.notify.http import HttpTransport, raise_for_status
+
+API_URL = "https://api.pushover.net/1/messages.json"
+MESSAGE_LIMIT = 1024
+TITLE_LIMIT = 250
+PRIORITY = {Severity.INFO: -1, Severity.WARNING: 0, Severity.CRITICAL: 1, Severity.EMERGENCY: 2}
+EMERGENCY_RETRY = timedelta(seconds=60)
+EMERGENCY_EXPIRE = timedelta(hours=1)
+
+
+def priority(notification: Notification) -> int:
+    """The Pushover priority: by severity; resolved notices and tests are normal (0)."""
+    return 0 if is_good_news(notification) else PRIORITY[notification.severity]
+
+
+def _errors(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return "; ".join(str(error) for error in errors) if isinstance(errors, list) else ""
+
+
+class PushoverSink:
+    """Pushes the alert to one user (or group) key."""
+
+    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
+        assert settings.token is not None
+        assert settings.user is not None
+        self._name = name
+        self._url = settings.api_url or API_URL
+        self._token = settings.token.get_secret_value()
+        self._user = settings.user.get_secret_value()
+        self._retry = settings.emergency_retry or EMERGENCY_RETRY
+        self._expire = settings.emergency_expire or EMERGENCY_EXPIRE
+        self._timeout = settings.timeout.total_seconds()
+        self._http = http
+
+    @property
+    def name(self) -> str:
+        """The configured sink name."""
+        return self._name
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver one notification or raise `DeliveryError`."""
+        level = priority(notification)
+        form = {
+            "token": self._token,
+            "user": self._user,
+            "title": truncate(notification.title, TITLE_LIMIT),
+            "message": truncate(
+                plain_text(notification, with_title=False) or notification.title, MESSAGE_LIMIT
+            ),
+            "priority": str(level),
+            "timestamp": str(int(notification.created_at.timestamp())),
+        }
+        if level == 2:
+            form["retry"] = str(int(self._retry.total_seconds()))
+            form["expire"] = str(int(self._expire.total_seconds()))
+        response = await self._http.post(
+            self._name, self._url, data=form, timeout_seconds=self._timeout
+        )
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            # Pushover: a 4xx means the token, user key or message is invalid; do not retry.
+            raise DeliveryError(
+                f"{self._name}: HTTP {response.status_code}: {_errors(response) or 'rejected'}",
+                permanent=True,
+            )
+        raise_for_status(self._name, response)

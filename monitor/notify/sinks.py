@@ -1,0 +1,41 @@
+"""Which class serves which `kind`, and building every configured sink from `[notify]`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from monitor.config.notify import NotifySettings, WebhookSettings
+from monitor.notify.console import ConsoleSink
+from monitor.notify.discord import DiscordSink
+from monitor.notify.http import HttpTransport
+from monitor.notify.ntfy import NtfySink
+from monitor.notify.pushover import PushoverSink
+from monitor.notify.slack import SlackSink
+from monitor.notify.telegram import TelegramSink
+from monitor.notify.webhook import JsonWebhookSink
+from monitor.ports import Notifier
+
+SINK_CLASSES: dict[str, Callable[[str, WebhookSettings, HttpTransport], Notifier]] = {
+    "json": JsonWebhookSink,
+    "telegram": TelegramSink,
+    "ntfy": NtfySink,
+    "slack": SlackSink,
+    "discord": DiscordSink,
+    "pushover": PushoverSink,
+}
+
+
+def build_sinks(
+    settings: NotifySettings, http: HttpTransport, mqtt: Notifier | None = None
+) -> dict[str, Notifier]:
+    """Every configured sink by name, in `settings.sink_names()` order. The MQTT sink is the
+    running publisher, passed in by the caller (it owns the broker connection)."""
+    sinks: dict[str, Notifier] = {}
+    if mqtt is not None and settings.mqtt is not None and settings.mqtt.alerts:
+        sinks["mqtt"] = mqtt
+    if settings.console is not None:
+        sinks["console"] = ConsoleSink()
+    for name in sorted(settings.webhooks):
+        webhook = settings.webhooks[name]
+        sinks[name] = SINK_CLASSES[webhook.kind](name, webhook, http)
+    return sinks

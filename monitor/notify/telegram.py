@@ -1,0 +1,106 @@
+"""Telegram Bot API `sendMessage`. Telegram explains failures in a JSON body
+(`{"ok": false, "description": ..., "parameters": {...}}`); some of them mean a human must act."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from monitor.config.notify import WebhookSettings
+from monitor.domain.errors import DeliveryError
+from monitor.domain.notification import Notification
+from monitor.notify.base import headline, is_good_news, plain_text, truncate
+from monitor.notify.http import HttpTransport, raise_for_status, retry_after_seconds
+
+API_URL = "https://api.telegram.org"
+MESSAGE_LIMIT = 4096
+# Descriptions that will not change by retrying (the user blocked the bot, the chat is gone).
+PERMANENT_ERRORS = (
+    "bot was blocked by the user",
+    "chat not found",
+    "bot was kicked",
+    "user is deactivated",
+    "have no rights to send a message",
+    "not enough rights",
+    "bot is not a member",
+    "message thread not found",
+)
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class TelegramSink:
+    """Sends the alert as a plain-text message to one chat (optionally one forum topic)."""
+
+    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
+        assert settings.bot_token is not None
+        assert settings.chat_id is not None
+        self._name = name
+        base = settings.api_url or API_URL
+        self._url = f"{base}/bot{settings.bot_token.get_secret_value()}/sendMessage"
+        self._chat_id = settings.chat_id
+        self._thread_id = settings.message_thread_id
+        self._timeout = settings.timeout.total_seconds()
+        self._http = http
+
+    @property
+    def name(self) -> str:
+        """The configured sink name."""
+        return self._name
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver one notification or raise `DeliveryError`."""
+        text = headline(notification) + "\n\n" + plain_text(notification, with_title=False)
+        message: dict[str, Any] = {
+            "chat_id": self._chat_id,
+            "text": truncate(text, MESSAGE_LIMIT),
+            "disable_web_page_preview": True,
+            "disable_notification": is_good_news(notification),
+        }
+        if self._thread_id is not None:
+            message["message_thread_id"] = self._thread_id
+        response = await self._http.post(
+            self._name, self._url, json=message, timeout_seconds=self._timeout
+        )
+        if response.is_success:
+            return
+        self._raise(response)
+
+    def _raise(self, response: httpx.Response) -> None:
+        body = _error_body(response)
+        description = str(body.get("description") or "")
+        parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        assert isinstance(parameters, dict)
+        new_chat_id = parameters.get("migrate_to_chat_id")
+        if new_chat_id is not None:
+            raise DeliveryError(
+                f'{self._name}: the group became a supergroup; set chat_id = "{new_chat_id}"',
+                permanent=True,
+            )
+        if response.status_code == 401:
+            raise DeliveryError(
+                f"{self._name}: the bot token was rejected ({description or 'Unauthorized'})",
+                permanent=True,
+            )
+        if any(reason in description.lower() for reason in PERMANENT_ERRORS):
+            raise DeliveryError(f"{self._name}: {description}", permanent=True)
+        if response.status_code == 429:
+            retry_after = parameters.get("retry_after")
+            raise DeliveryError(
+                f"{self._name}: rate limited ({description or 'Too Many Requests'})",
+                retry_after=float(retry_after)
+                if isinstance(retry_after, int | float)
+                else retry_after_seconds(response),
+            )
+        if response.status_code == 400:
+            # Other "Bad Request" answers (a transient parse failure, an unusual chat state) are
+            # not known to be final: keep the sink and retry with back-off.
+            raise DeliveryError(f"{self._name}: HTTP 400: {description or 'Bad Request'}")
+        raise_for_status(self._name, response, description)
