@@ -1,0 +1,291 @@
+"""What each rule measures in one observation, in numbers (`facts`) and in plain words."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.domain.alerts.observation import Observation
+from monitor.domain.alerts.rules import Rule, RuleKey
+from monitor.domain.errors import ExchangeAuthError
+from monitor.domain.model import MarginMode, PositionRisk, Snapshot
+from monitor.domain.notification import Severity
+from monitor.domain.units import format_duration
+
+Facts = dict[str, str | float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A rule's measure in one cycle: `value` is compared with the rule's levels (inf = no danger
+    at all, e.g. no position has a liquidation price); `summary` says it in words."""
+
+    value: float
+    summary: str
+    facts: Facts = field(default_factory=dict)
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage with sensible precision: 1.42 -> "142 %", 0.704 -> "70.4 %"."""
+    magnitude = abs(fraction * 100)
+    digits = 0 if magnitude >= 100 else 1 if magnitude >= 1 else 2
+    return f"{fraction * 100:.{digits}f} %"
+
+
+def price(value: float) -> str:
+    """A price with thousands separators and six significant digits: 52,100.5."""
+    return f"{value:,.6g}"
+
+
+def level_text(rule: Rule, severity: Severity) -> str:
+    """The level of `severity` in words, e.g. "critical 150 % (exchange: 66.7 %)"."""
+    return f"{severity.value} {_format_level(rule, rule.level(severity))}".strip()
+
+
+def clear_text(rule: Rule, severity: Severity) -> str:
+    """The clear level of `severity` in words, e.g. "180 % (exchange: 55.6 %)"."""
+    return _format_level(rule, rule.clear_level(severity))
+
+
+def _format_level(rule: Rule, level: float) -> str:
+    if rule.key is RuleKey.MARGIN_RATIO:
+        exchange = f" (exchange: {percent(1 / level)})" if level > 0 else ""
+        return f"{percent(level)}{exchange}"
+    if rule.key is RuleKey.STALE:
+        return f"{level:g} poll intervals"
+    if rule.key is RuleKey.MARGIN_CHASING:
+        return f"{level:g} top-ups"
+    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE):
+        return ""
+    return percent(level)
+
+
+def nearest_liquidation(snapshot: Snapshot) -> PositionRisk | None:
+    """The position whose liquidation price is closest to its mark, if any has one."""
+    candidates = [p for p in snapshot.risk.positions if p.distance_to_liquidation is not None]
+    return min(candidates, key=lambda p: p.distance_to_liquidation or 0.0, default=None)
+
+
+def snapshot_facts(snapshot: Snapshot) -> Facts:
+    """The account figures every alert about this account carries for machine-readable sinks."""
+    risk = snapshot.risk
+    nearest = nearest_liquidation(snapshot)
+    return {
+        "taken_at": snapshot.taken_at.isoformat(),
+        "equity": risk.equity,
+        "maintenance_margin": risk.maintenance_margin,
+        "margin_ratio": risk.margin_ratio,
+        "exchange_margin_ratio": risk.exchange_margin_ratio,
+        "account_liquidation_move": risk.account_liquidation_move,
+        "nearest_liquidation_symbol": nearest.symbol if nearest else None,
+        "nearest_liquidation_side": nearest.side.value if nearest else None,
+        "nearest_liquidation_price": nearest.liquidation_price if nearest else None,
+        "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
+    }
+
+
+def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
+    """Both ratios, the nearest liquidation and the account-wide move, in one or two sentences."""
+    risk = snapshot.risk
+    parts = []
+    if with_ratio and risk.margin_ratio is not None and risk.exchange_margin_ratio is not None:
+        parts.append(
+            f"Margin ratio {percent(risk.margin_ratio)} (exchange: {percent(risk.exchange_margin_ratio)})."
+        )
+    nearest = nearest_liquidation(snapshot)
+    if nearest is not None and nearest.liquidation_price is not None:
+        parts.append(
+            f"Nearest liquidation: {nearest.symbol} {nearest.side.value} at "
+            f"{price(nearest.liquidation_price)} ({percent(nearest.distance_to_liquidation or 0.0)} away)."
+        )
+    move = risk.account_liquidation_move
+    if move is not None:
+        direction = "fall" if move < 0 else "rise"
+        parts.append(
+            f"All prices moving together: the account is liquidated if they {direction} {percent(abs(move))}."
+        )
+    return " ".join(parts)
+
+
+Measure = Callable[
+    [Rule, Observation, datetime, dict[str, Any]], "tuple[Reading | None, dict[str, Any]]"
+]
+
+
+def measure(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    """The rule's reading this cycle (None: nothing known, keep the alert as it is) and the rule's
+    updated private memory (`extra`, e.g. the top-up history of margin chasing)."""
+    return _MEASURES[rule.key](rule, observation, now, extra)
+
+
+def _margin_ratio(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    if snapshot is None:
+        return None, extra
+    ratio, exchange = snapshot.risk.margin_ratio, snapshot.risk.exchange_margin_ratio
+    if ratio is None:
+        return Reading(math.inf, "no maintenance margin in the cross pool"), extra
+    shown = f" (exchange: {percent(exchange)})" if exchange is not None else ""
+    return Reading(ratio, f"margin ratio {percent(ratio)}{shown}", {"value": ratio}), extra
+
+
+def _liquidation_distance(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    if snapshot is None:
+        return None, extra
+    nearest = nearest_liquidation(snapshot)
+    if nearest is None or nearest.distance_to_liquidation is None:
+        return Reading(math.inf, "no position has a liquidation price"), extra
+    mark = next(
+        (
+            p.mark_price
+            for p in snapshot.state.positions
+            if (p.symbol, p.side) == (nearest.symbol, nearest.side)
+        ),
+        None,
+    )
+    at_mark = f" (mark {price(mark)})" if mark is not None else ""
+    summary = (
+        f"{nearest.symbol} {nearest.side.value} is {percent(nearest.distance_to_liquidation)} from its "
+        f"liquidation price {price(nearest.liquidation_price or 0.0)}{at_mark}"
+    )
+    facts: Facts = {"value": nearest.distance_to_liquidation, "symbol": nearest.symbol}
+    return Reading(nearest.distance_to_liquidation, summary, facts), extra
+
+
+def _account_move(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    if snapshot is None:
+        return None, extra
+    move = snapshot.risk.account_liquidation_move
+    if move is None:
+        return Reading(math.inf, "no uniform price move liquidates the account"), extra
+    summary = f"a move of all prices by {percent(move)} together would liquidate the account"
+    return Reading(abs(move), summary, {"value": abs(move)}), extra
+
+
+def _stale(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    # Before the first successful poll, the data has been missing since we first looked.
+    first_seen = extra.get("first_seen") or now.isoformat()
+    last = observation.last_data_at() or datetime.fromisoformat(first_seen)
+    age = max(now - last, timedelta(0))
+    intervals = age / observation.poll_interval
+    summary = (
+        f"no fresh data for {format_duration(age)} ({intervals:.1f} poll intervals of "
+        f"{format_duration(observation.poll_interval)})"
+    )
+    if observation.fetch_error is not None:
+        summary += f"; last error: {observation.fetch_error}"
+    facts: Facts = {"value": intervals, "last_data_at": last.isoformat()}
+    return Reading(intervals, summary, facts), {**extra, "first_seen": first_seen}
+
+
+def _auth(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    if isinstance(observation.fetch_error, ExchangeAuthError):
+        summary = f"the exchange rejected the API key: {observation.fetch_error}"
+        return Reading(1.0, summary, {"error": str(observation.fetch_error)}), extra
+    if observation.snapshot is not None:
+        return Reading(0.0, "the API key works"), extra
+    return None, extra
+
+
+def _liquidation_mismatch(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    if snapshot is None:
+        return None, extra
+    worst: tuple[float, str] | None = None
+    # The engine returns positions in input order, so the pairs line up.
+    for held, computed in zip(snapshot.state.positions, snapshot.risk.positions, strict=False):
+        ours, theirs = computed.liquidation_price, held.exchange_liquidation_price
+        if ours is None or not theirs:
+            continue
+        gap = abs(ours - theirs) / theirs
+        if worst is None or gap > worst[0]:
+            worst = (
+                gap,
+                f"our liquidation price for {held.symbol} {held.side.value} is {price(ours)}, the "
+                f"exchange's {price(theirs)} ({percent(gap)} apart)",
+            )
+    if worst is None:
+        return Reading(0.0, "no liquidation price to compare with the exchange's"), extra
+    return Reading(worst[0], worst[1], {"value": worst[0]}), extra
+
+
+def _tier_change(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    symbols = observation.changed_tier_symbols
+    if not symbols:
+        return Reading(0.0, "no change in the exchange's margin tiers"), extra
+    summary = (
+        f"the exchange changed its margin tiers (leverage brackets / risk limits) for "
+        f"{', '.join(symbols)}; maintenance margin and liquidation prices now follow the new tables"
+    )
+    return Reading(float(len(symbols)), summary, {"symbols": ",".join(symbols)}), extra
+
+
+def _margin_chasing(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    if snapshot is None:
+        return None, extra
+    horizon = now - rule.window
+    before: dict[str, Any] = extra.get("positions", {})
+    after: dict[str, dict[str, Any]] = {}
+    for position in snapshot.state.positions:
+        if position.margin_mode is not MarginMode.ISOLATED or position.isolated_margin is None:
+            continue
+        key = f"{position.symbol} {position.side.value}"
+        seen = before.get(key, {})
+        top_ups = [t for t in seen.get("top_ups", []) if datetime.fromisoformat(t) > horizon]
+        margin, quantity = position.isolated_margin, position.quantity
+        # More margin on an unchanged (or smaller) position is a top-up; a bigger position
+        # brings its own margin and is not chasing.
+        if (
+            seen
+            and margin > seen["margin"] * (1 + rule.min_increase)
+            and quantity <= seen["quantity"] * (1 + 1e-9)
+        ):
+            top_ups.append(now.isoformat())
+        after[key] = {"margin": margin, "quantity": quantity, "top_ups": top_ups}
+    memory = {**extra, "positions": after}
+    if not after:
+        return Reading(0.0, "no isolated position"), memory
+    key, worst = max(after.items(), key=lambda item: len(item[1]["top_ups"]))
+    count = len(worst["top_ups"])
+    summary = (
+        f"margin was added {count} times within {format_duration(rule.window)} to isolated {key} "
+        f"(isolated margin now {price(worst['margin'])}); adding margin to a losing position only "
+        f"moves its liquidation, consider reducing it"
+    )
+    return Reading(float(count), summary, {"value": float(count), "position": key}), memory
+
+
+_MEASURES: dict[RuleKey, Measure] = {
+    RuleKey.MARGIN_RATIO: _margin_ratio,
+    RuleKey.LIQUIDATION_DISTANCE: _liquidation_distance,
+    RuleKey.ACCOUNT_MOVE: _account_move,
+    RuleKey.STALE: _stale,
+    RuleKey.AUTH: _auth,
+    RuleKey.LIQUIDATION_MISMATCH: _liquidation_mismatch,
+    RuleKey.TIER_CHANGE: _tier_change,
+    RuleKey.MARGIN_CHASING: _margin_chasing,
+}

@@ -1,0 +1,148 @@
+"""Alert rules as plain values: what is measured, at which levels each severity starts and clears.
+
+The configuration layer builds these (`monitor.config.alerts`); the state machine only reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from itertools import pairwise
+
+from monitor.domain.errors import InvalidInput
+from monitor.domain.notification import Severity
+
+
+class Direction(StrEnum):
+    """Which side of a level is dangerous."""
+
+    BELOW = "below"  # margin ratio, distance, account move: smaller is worse
+    ABOVE = "above"  # staleness, mismatch, top-up count: larger is worse
+
+
+class RuleKey(StrEnum):
+    """The alert rules an account can have; the key names the rule in state, events and messages."""
+
+    MARGIN_RATIO = "margin_ratio"
+    LIQUIDATION_DISTANCE = "liquidation_distance"
+    ACCOUNT_MOVE = "account_move"
+    STALE = "stale"
+    AUTH = "auth"
+    LIQUIDATION_MISMATCH = "liquidation_mismatch"
+    TIER_CHANGE = "tier_change"
+    MARGIN_CHASING = "margin_chasing"
+
+    @property
+    def direction(self) -> Direction:
+        """Whether the rule's measure is dangerous when small (BELOW) or large (ABOVE)."""
+        return Direction.BELOW if self in _LIQUIDATION_RISK else Direction.ABOVE
+
+    @property
+    def liquidation_risk(self) -> bool:
+        """Rules that all measure how close the account is to liquidation.
+
+        They form one inhibition group: a firing critical margin-ratio alert holds back a warning
+        about the distance to liquidation of the same account, so the trader gets one message at
+        the highest severity. Operational rules (stale data, API key, tier change, ...) tell
+        something different and are never held back by them.
+        """
+        return self in _LIQUIDATION_RISK
+
+    @property
+    def one_shot(self) -> bool:
+        """Rules about an event rather than a condition: notified once, never pending or resolved."""
+        return self is RuleKey.TIER_CHANGE
+
+
+_LIQUIDATION_RISK = frozenset(
+    {RuleKey.MARGIN_RATIO, RuleKey.LIQUIDATION_DISTANCE, RuleKey.ACCOUNT_MOVE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One alert rule of one account.
+
+    `levels` pairs each severity with the level where it starts, lowest severity first. For a
+    BELOW rule a severity is breached when the measure is below its level and clears when the
+    measure is at or above `level * (1 + clear_band)`; for an ABOVE rule it is breached at or
+    above its level and clears below `level * (1 - clear_band)`. Between the two the severity
+    keeps its state (hysteresis). `debounce` is how long a breach must last before it fires
+    (Prometheus `for`), `repeat` how often a still-firing alert is sent again (None: never).
+    `window` and `min_increase` are used by margin chasing only: top-ups older than `window` do
+    not count, and an increase of the isolated margin smaller than `min_increase` (relative) is
+    not a top-up (funding payments move it a little).
+    """
+
+    key: RuleKey
+    levels: tuple[tuple[Severity, float], ...]
+    clear_band: float = 0.0
+    debounce: timedelta = timedelta(0)
+    repeat: timedelta | None = None
+    window: timedelta = timedelta(0)
+    min_increase: float = 0.0
+
+    def __post_init__(self) -> None:
+        path = f"alerts.{self.key.value}"
+        if not self.levels:
+            raise InvalidInput(path, "a rule needs at least one severity level")
+        if self.clear_band < 0:
+            raise InvalidInput(f"{path}.clear_band", "cannot be negative")
+        if self.key.direction is Direction.ABOVE and self.clear_band >= 1:
+            raise InvalidInput(f"{path}.clear_band", "must be below 100 % for this rule")
+        ranks = [severity.rank for severity, _ in self.levels]
+        if ranks != sorted(set(ranks)):
+            raise InvalidInput(path, "levels must be listed once each, lowest severity first")
+        values = [level for _, level in self.levels]
+        worse_first = values[::-1] if self.key.direction is Direction.ABOVE else values
+        if any(a <= b for a, b in pairwise(worse_first)):
+            relation = "above" if self.key.direction is Direction.ABOVE else "below"
+            raise InvalidInput(
+                path, f"each higher severity's level must be {relation} the lower one's"
+            )
+
+    @property
+    def direction(self) -> Direction:
+        """Whether a small (BELOW) or a large (ABOVE) measure is dangerous."""
+        return self.key.direction
+
+    def level(self, severity: Severity) -> float:
+        """The level where `severity` starts."""
+        return dict(self.levels)[severity]
+
+    def clear_level(self, severity: Severity) -> float:
+        """The level the measure must get back past before `severity` ends."""
+        level = self.level(severity)
+        if self.direction is Direction.BELOW:
+            return level * (1 + self.clear_band)
+        return level * (1 - self.clear_band)
+
+    def breached(self, severity: Severity, value: float) -> bool:
+        """The measure is on the dangerous side of `severity`'s level."""
+        if self.direction is Direction.BELOW:
+            return value < self.level(severity)
+        return value >= self.level(severity)
+
+    def holds(self, severity: Severity, value: float) -> bool:
+        """A firing `severity` stays firing: the measure has not yet passed its clear level."""
+        if self.direction is Direction.BELOW:
+            return value < self.clear_level(severity)
+        return value >= self.clear_level(severity)
+
+    @property
+    def severities(self) -> tuple[Severity, ...]:
+        """The rule's severities, lowest first."""
+        return tuple(severity for severity, _ in self.levels)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRules:
+    """Every enabled rule of one account (a disabled rule is simply absent)."""
+
+    rules: tuple[Rule, ...]
+
+    def __post_init__(self) -> None:
+        keys = [rule.key for rule in self.rules]
+        if len(keys) != len(set(keys)):
+            raise InvalidInput("alerts", "each rule may appear only once")

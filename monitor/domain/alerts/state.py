@@ -1,0 +1,96 @@
+"""The persisted memory of one rule for one account, as JSON-ready data.
+
+It is stored after every cycle, so a restart neither sends a firing alert again nor forgets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.domain.errors import InvalidInput
+from monitor.domain.notification import Severity
+
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class RuleState:
+    """Where one rule of one account stands.
+
+    `severity` is the firing severity (None: not firing) and `started_at` when this firing episode
+    began. `pending` maps each severity waiting out its debounce to when its breach began.
+    `notified` is the severity the trader last heard about in this episode (None: nothing sent
+    yet), `last_notified_at` when, and `sequence` counts the episode's notifications (it makes
+    their ids unique). `held_back` is set while a silence withholds a firing alert, so its end
+    notifies. `memory` is the rule's own data (margin-chasing top-ups, first-seen time).
+    """
+
+    severity: Severity | None = None
+    started_at: datetime | None = None
+    pending: dict[Severity, datetime] = field(default_factory=dict)
+    notified: Severity | None = None
+    last_notified_at: datetime | None = None
+    sequence: int = 0
+    held_back: bool = False
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    def end_episode(self) -> None:
+        """Forget the finished firing episode (the rule's own memory stays)."""
+        self.severity = self.started_at = self.notified = self.last_notified_at = None
+        self.pending = {}
+        self.sequence = 0
+        self.held_back = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The state as JSON-ready data (strings, numbers, booleans, nulls, lists, objects)."""
+        return {
+            "version": STATE_VERSION,
+            "severity": self.severity.value if self.severity else None,
+            "started_at": _iso(self.started_at),
+            "pending": {
+                severity.value: since.isoformat() for severity, since in self.pending.items()
+            },
+            "notified": self.notified.value if self.notified else None,
+            "last_notified_at": _iso(self.last_notified_at),
+            "sequence": self.sequence,
+            "held_back": self.held_back,
+            "memory": self.memory,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, path: str = "state") -> RuleState:
+        """Read back what `to_json` wrote; raises `InvalidInput` naming the bad field."""
+        if data.get("version") != STATE_VERSION:
+            raise InvalidInput(
+                f"{path}.version", f"unknown alert state version {data.get('version')!r}"
+            )
+        try:
+            return cls(
+                severity=_severity(data.get("severity")),
+                started_at=_time(data.get("started_at")),
+                pending={
+                    Severity(k): datetime.fromisoformat(v) for k, v in data["pending"].items()
+                },
+                notified=_severity(data.get("notified")),
+                last_notified_at=_time(data.get("last_notified_at")),
+                sequence=int(data["sequence"]),
+                held_back=bool(data["held_back"]),
+                memory=dict(data["memory"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInput(path, f"unreadable alert state: {exc!r}") from None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _time(text: Any) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _severity(text: Any) -> Severity | None:
+    return Severity(text) if text else None

@@ -1,0 +1,115 @@
+"""Small builders of snapshots and observations for the alert tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from monitor.domain.alerts import AlertRules, Observation, Rule, RuleKey
+from monitor.domain.model import (
+    AccountRisk,
+    AccountState,
+    MarginMode,
+    Position,
+    PositionRisk,
+    Side,
+    Snapshot,
+    Tier,
+    Venue,
+)
+from monitor.domain.notification import Severity
+
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+POLL = timedelta(seconds=10)
+TIERS = (Tier(0.0, None, 0.004, 0.0),)
+
+
+def at(seconds: float) -> datetime:
+    """T0 plus `seconds`."""
+    return T0 + timedelta(seconds=seconds)
+
+
+def position(
+    symbol: str = "BTCUSDT",
+    *,
+    mark: float = 58000.0,
+    exchange_liq: float | None = None,
+    isolated_margin: float | None = None,
+    quantity: float = 0.5,
+) -> Position:
+    return Position(
+        symbol=symbol,
+        side=Side.LONG,
+        margin_mode=MarginMode.ISOLATED if isolated_margin is not None else MarginMode.CROSS,
+        quantity=quantity,
+        entry_price=60000.0,
+        mark_price=mark,
+        tiers=TIERS,
+        isolated_margin=isolated_margin,
+        exchange_liquidation_price=exchange_liq,
+    )
+
+
+def snapshot(
+    ratio: float | None = 4.0,
+    *,
+    taken_at: datetime = T0,
+    move: float | None = -0.3,
+    liq: float | None = None,
+    positions: tuple[Position, ...] | None = None,
+) -> Snapshot:
+    """A snapshot whose cross pool has margin ratio `ratio` (equity / maintenance margin)."""
+    held = positions if positions is not None else (position(),)
+    risks = []
+    for p in held:
+        distance = abs(p.mark_price - liq) / p.mark_price if liq is not None else None
+        risks.append(
+            PositionRisk(
+                symbol=p.symbol,
+                side=p.side,
+                margin_mode=p.margin_mode,
+                notional=p.quantity * p.mark_price,
+                unrealized_pnl=0.0,
+                maintenance_margin=100.0,
+                liquidation_price=liq,
+                distance_to_liquidation=distance,
+            )
+        )
+    maintenance = 100.0
+    risk = AccountRisk(
+        equity=(ratio or 0.0) * maintenance,
+        maintenance_margin=maintenance if ratio is not None else 0.0,
+        margin_ratio=ratio,
+        exchange_margin_ratio=1 / ratio if ratio else None,
+        account_liquidation_move=move,
+        positions=tuple(risks),
+    )
+    state = AccountState(venue=Venue.BINANCE_USDM, wallet_balance=1000.0, positions=held)
+    return Snapshot(account="main", taken_at=taken_at, state=state, risk=risk)
+
+
+def observe(snap: Snapshot | None = None, **kwargs: object) -> Observation:
+    return Observation(account="main", poll_interval=POLL, snapshot=snap, **kwargs)  # type: ignore[arg-type]
+
+
+def margin_rule(
+    *,
+    debounce: float = 0.0,
+    repeat: float | None = None,
+    band: float = 0.2,
+    levels: tuple[tuple[Severity, float], ...] = (
+        (Severity.WARNING, 3.0),
+        (Severity.CRITICAL, 1.5),
+        (Severity.EMERGENCY, 1.2),
+    ),
+) -> Rule:
+    return Rule(
+        RuleKey.MARGIN_RATIO,
+        levels,
+        clear_band=band,
+        debounce=timedelta(seconds=debounce),
+        repeat=timedelta(seconds=repeat) if repeat is not None else None,
+    )
+
+
+def rules(*items: Rule) -> AlertRules:
+    return AlertRules(items)
