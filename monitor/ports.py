@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from monitor.domain.model import AccountState
+from monitor.domain.model import AccountState, Snapshot
 from monitor.domain.notification import Notification
 
 
@@ -79,4 +80,69 @@ class OutboxStore(Protocol):
 
     async def depth(self) -> int:
         """How many entries are still waiting (undelivered and not dead)."""
+        ...
+
+
+class AlertEventRecord(Protocol):
+    """What the store needs of an alert event (fired, repeated, resolved, ...) to record it."""
+
+    @property
+    def rule_key(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def facts(self) -> Mapping[str, Any]: ...
+
+
+class CycleWriter(Protocol):
+    """Everything one poll cycle of one account writes, committed together or not at all."""
+
+    async def add_snapshot(self, snapshot: Snapshot) -> None:
+        """Store the account snapshot with all its positions (and a changed tier table)."""
+        ...
+
+    async def save_alert_states(
+        self, account: str, states: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Upsert the alert state machine's JSON state per rule key."""
+        ...
+
+    async def add_alert_events(self, account: str, events: Sequence[AlertEventRecord]) -> None:
+        """Record what the alert rules did in this cycle."""
+        ...
+
+    async def enqueue(self, notifications: Sequence[Notification], sinks: Sequence[str]) -> None:
+        """Queue every notification for every sink (a replayed notification id is ignored)."""
+        ...
+
+
+class SnapshotStore(Protocol):
+    """Durable storage of snapshots and alert state for the poll cycle."""
+
+    def cycle(self) -> AbstractAsyncContextManager[CycleWriter]:
+        """One transaction: committed on normal exit, rolled back on an exception or cancellation."""
+        ...
+
+    async def load_alert_states(self, account: str) -> dict[str, dict[str, Any]]:
+        """The persisted alert state per rule key ({} for a new account)."""
+        ...
+
+    async def last_snapshot_at(self, account: str) -> datetime | None:
+        """When the account's newest stored snapshot was taken (None if it has none)."""
+        ...
+
+    async def prune(self, now: datetime) -> object:
+        """Apply retention: downsample old raw snapshots, delete what is past the longest period."""
+        ...
+
+    async def close(self) -> None:
+        """Release the database connections."""
         ...

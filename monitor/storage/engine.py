@@ -1,0 +1,116 @@
+"""Engines from the plain URLs users write; SQLite pragmas; SQLAlchemy errors as StorageError."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from monitor.domain.errors import StorageError
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+BUSY_TIMEOUT_MS = 5000
+
+
+def async_url(url: str) -> URL:
+    """The URL with our async driver: `sqlite:///PATH` -> aiosqlite, `postgresql://` -> asyncpg."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend not in _ASYNC_DRIVERS:
+        raise StorageError(
+            f"database URL: unsupported database {backend!r} (use sqlite:///PATH or postgresql://...)"
+        )
+    return parsed.set(drivername=_ASYNC_DRIVERS[backend])
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL; None for PostgreSQL or an in-memory database."""
+    parsed = async_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return None
+    return Path(parsed.database)
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, synchronous=NORMAL, busy_timeout and foreign keys."""
+    parsed = async_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(parsed, echo=echo)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL is persistent and lets the CLI read while the daemon writes; NORMAL is durable enough
+    # with WAL (a power cut may lose the last commit, never corrupt the file).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+    # We issue BEGIN ourselves (below) instead of the driver's implicit deferred one.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writer takes the lock up front: a deferred transaction that reads, then writes, fails at
+    # once with SQLITE_BUSY if another process wrote meanwhile, instead of waiting busy_timeout.
+    write = conn.get_execution_options().get("monitor_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def describe(exc: SQLAlchemyError) -> str:
+    """A one-line description of a database error without the SQL statement or its parameters."""
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def storage_errors(action: str) -> Iterator[None]:
+    """Re-raise SQLAlchemy and driver errors as `StorageError("<action>: <reason>")`."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except SQLAlchemyError as exc:
+        raise StorageError(f"{action}: {describe(exc)}") from exc
+    except OSError as exc:
+        raise StorageError(f"{action}: {exc}") from exc
+
+
+def backup_sqlite(source: Path, destination: Path) -> None:
+    """A consistent copy of a (possibly live) SQLite database, compacted, via `VACUUM INTO`."""
+    if destination.exists():
+        raise StorageError(f"backup: {destination} already exists; choose a new file name")
+    if not source.is_file():
+        raise StorageError(f"backup: no database file at {source}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # The stdlib driver directly: VACUUM cannot run inside the transaction SQLAlchemy opens.
+        with contextlib.closing(sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
+            conn.execute("VACUUM INTO ?", (str(destination),))
+    except sqlite3.Error as exc:
+        raise StorageError(f"backup of {source} to {destination}: {exc}") from exc

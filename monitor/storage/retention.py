@@ -1,0 +1,314 @@
+"""Retention: raw snapshots, then per-minute rows, then hourly rows, then nothing.
+
+Downsampled rows keep the last value of each bucket plus its extremes (lowest and highest margin
+ratio, smallest distance to liquidation), so a dip that lasted ten seconds is never averaged away.
+Raw rows are rolled up in whole hours: each bucket is written once, from complete data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from monitor.storage.models import (
+    HOUR,
+    MINUTE,
+    AccountRollup,
+    AccountSnapshot,
+    Base,
+    PositionLeg,
+    PositionRollup,
+    PositionSnapshot,
+)
+from monitor.storage.sqltypes import from_millis, to_millis
+
+# A position row is found back from its group's maximum of snapshot_id * ORDINAL_SPAN + ordinal.
+ORDINAL_SPAN = 65536
+MIN_RAW_PERIOD = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long each resolution is kept; each period must be at least as long as the previous."""
+
+    raw: timedelta = timedelta(days=7)
+    minute: timedelta = timedelta(days=30)
+    hour: timedelta = timedelta(days=730)
+
+    def __post_init__(self) -> None:
+        if self.raw < MIN_RAW_PERIOD:
+            raise ValueError("raw snapshots must be kept at least 1h")
+        if not self.raw <= self.minute <= self.hour:
+            raise ValueError("retention periods must grow: raw <= minute <= hour")
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What one prune did."""
+
+    raw_cutoff: datetime
+    snapshots_rolled_up: int
+    position_rows_deleted: int
+    minute_rows_deleted: int
+    hour_rows_deleted: int
+
+
+def distance_expression(
+    mark: ColumnElement[float], liquidation: ColumnElement[float | None]
+) -> ColumnElement[float | None]:
+    """|mark - liquidation| / mark in SQL (NULL without a liquidation price or a mark)."""
+    return case((mark > 0, func.abs(mark - liquidation) / mark), else_=None)
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _bucket(taken_at: ColumnElement[object], resolution: int) -> ColumnElement[int]:
+    millis = type_coerce(taken_at, BigInteger)
+    return (millis // (resolution * 1000)) * (resolution * 1000)
+
+
+def _account_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ...]]:
+    snap = AccountSnapshot.__table__
+    pos = PositionSnapshot.__table__
+    old = type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms
+    per_snapshot = (
+        select(
+            pos.c.snapshot_id,
+            func.min(distance_expression(pos.c.mark_price, pos.c.liquidation_price)).label("dist"),
+        )
+        .join(snap, snap.c.id == pos.c.snapshot_id)
+        .where(old)
+        .group_by(pos.c.snapshot_id)
+        .subquery("per_snapshot")
+    )
+    bucket = _bucket(snap.c.taken_at, resolution)
+    groups = (
+        select(
+            snap.c.account_id,
+            bucket.label("bucket"),
+            func.count().label("samples"),
+            func.max(snap.c.id).label("last_id"),
+            func.min(snap.c.margin_ratio).label("mr_min"),
+            func.max(snap.c.margin_ratio).label("mr_max"),
+            func.min(snap.c.exchange_margin_ratio).label("emr_min"),
+            func.max(snap.c.exchange_margin_ratio).label("emr_max"),
+            func.min(per_snapshot.c.dist).label("dist"),
+        )
+        .select_from(snap.outerjoin(per_snapshot, per_snapshot.c.snapshot_id == snap.c.id))
+        .where(old)
+        .group_by(snap.c.account_id, bucket)
+        .subquery("groups")
+    )
+    last = snap.alias("last")
+    return (
+        select(
+            groups.c.account_id,
+            literal(resolution, Integer),
+            groups.c.bucket,
+            groups.c.samples,
+            type_coerce(last.c.taken_at, BigInteger),
+            last.c.equity,
+            last.c.wallet_balance,
+            last.c.maintenance_margin,
+            last.c.margin_ratio,
+            groups.c.mr_min,
+            groups.c.mr_max,
+            last.c.exchange_margin_ratio,
+            groups.c.emr_min,
+            groups.c.emr_max,
+            last.c.account_liquidation_move,
+            groups.c.dist,
+        )
+        .join(last, last.c.id == groups.c.last_id)
+        # SQLite needs a WHERE before ON CONFLICT to parse INSERT ... SELECT ... ON CONFLICT.
+        .where(groups.c.samples > 0)
+    )
+
+
+_ACCOUNT_ROLLUP_COLUMNS = [
+    "account_id",
+    "resolution",
+    "bucket_start",
+    "samples",
+    "last_at",
+    "equity",
+    "wallet_balance",
+    "maintenance_margin",
+    "margin_ratio",
+    "margin_ratio_min",
+    "margin_ratio_max",
+    "exchange_margin_ratio",
+    "exchange_margin_ratio_min",
+    "exchange_margin_ratio_max",
+    "account_liquidation_move",
+    "min_distance",
+]
+
+
+def _position_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ...]]:
+    snap = AccountSnapshot.__table__
+    pos = PositionSnapshot.__table__
+    leg = PositionLeg.__table__
+    bucket = _bucket(snap.c.taken_at, resolution)
+    groups = (
+        select(
+            snap.c.account_id,
+            bucket.label("bucket"),
+            leg.c.symbol_id,
+            leg.c.side,
+            leg.c.margin_mode,
+            func.count().label("samples"),
+            func.max(pos.c.snapshot_id * ORDINAL_SPAN + pos.c.ordinal).label("last_key"),
+            func.min(distance_expression(pos.c.mark_price, pos.c.liquidation_price)).label("dist"),
+        )
+        .select_from(
+            pos.join(snap, snap.c.id == pos.c.snapshot_id).join(leg, leg.c.id == pos.c.leg_id)
+        )
+        .where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms)
+        .group_by(snap.c.account_id, bucket, leg.c.symbol_id, leg.c.side, leg.c.margin_mode)
+        .subquery("groups")
+    )
+    last = pos.alias("last")
+    last_leg = leg.alias("last_leg")
+    last_snap = snap.alias("last_snap")
+    return (
+        select(
+            groups.c.account_id,
+            literal(resolution, Integer),
+            groups.c.bucket,
+            groups.c.symbol_id,
+            groups.c.side,
+            groups.c.margin_mode,
+            groups.c.samples,
+            type_coerce(last_snap.c.taken_at, BigInteger),
+            last_leg.c.quantity,
+            last_leg.c.entry_price,
+            last.c.mark_price,
+            last.c.unrealized_pnl,
+            last.c.maintenance_margin,
+            last.c.liquidation_price,
+            last.c.exchange_liquidation_price,
+            groups.c.dist,
+        )
+        .select_from(groups)
+        .join(
+            last,
+            and_(
+                last.c.snapshot_id == groups.c.last_key // ORDINAL_SPAN,
+                last.c.ordinal == groups.c.last_key % ORDINAL_SPAN,
+            ),
+        )
+        .join(last_leg, last_leg.c.id == last.c.leg_id)
+        .join(last_snap, last_snap.c.id == last.c.snapshot_id)
+        .where(groups.c.samples > 0)
+    )
+
+
+_POSITION_ROLLUP_COLUMNS = [
+    "account_id",
+    "resolution",
+    "bucket_start",
+    "symbol_id",
+    "side",
+    "margin_mode",
+    "samples",
+    "last_at",
+    "quantity",
+    "entry_price",
+    "mark_price",
+    "unrealized_pnl",
+    "maintenance_margin",
+    "liquidation_price",
+    "exchange_liquidation_price",
+    "min_distance",
+]
+
+
+async def prune(conn: AsyncConnection, policy: RetentionPolicy, now: datetime) -> PruneReport:
+    """Roll raw snapshots older than `policy.raw` up into minute and hour rows, delete them, and
+    delete minute and hour rows past their periods. Runs inside the caller's transaction."""
+    dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    raw_cutoff = _hour_floor(now - policy.raw)
+    cutoff_ms = to_millis(raw_cutoff)
+    snap = _table(AccountSnapshot)
+    pos = _table(PositionSnapshot)
+    old_ids = select(snap.c.id).where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms)
+
+    rolled_up = int(await conn.scalar(select(func.count()).select_from(old_ids.subquery())) or 0)
+    deleted_positions = 0
+    if rolled_up:
+        for resolution in (MINUTE, HOUR):
+            await conn.execute(
+                dialect_insert(AccountRollup)
+                .from_select(_ACCOUNT_ROLLUP_COLUMNS, _account_rollup(cutoff_ms, resolution))
+                # A snapshot stored late into an already rolled-up hour is dropped, not merged.
+                .on_conflict_do_nothing()
+            )
+            await conn.execute(
+                dialect_insert(PositionRollup)
+                .from_select(_POSITION_ROLLUP_COLUMNS, _position_rollup(cutoff_ms, resolution))
+                .on_conflict_do_nothing()
+            )
+        result = await conn.execute(delete(pos).where(pos.c.snapshot_id.in_(old_ids)))
+        deleted_positions = result.rowcount
+        await conn.execute(delete(snap).where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms))
+        leg = _table(PositionLeg)
+        await conn.execute(delete(leg).where(leg.c.id.not_in(select(pos.c.leg_id).distinct())))
+
+    minute_cutoff = to_millis(_hour_floor(now - policy.minute))
+    hour_cutoff = to_millis(_hour_floor(now - policy.hour))
+    minutes = await conn.execute(
+        delete(AccountRollup).where(
+            AccountRollup.resolution == MINUTE,
+            type_coerce(AccountRollup.bucket_start, BigInteger) < minute_cutoff,
+        )
+    )
+    await conn.execute(
+        delete(PositionRollup).where(
+            PositionRollup.resolution == MINUTE,
+            type_coerce(PositionRollup.bucket_start, BigInteger) < minute_cutoff,
+        )
+    )
+    hours = await conn.execute(
+        delete(AccountRollup).where(
+            AccountRollup.resolution == HOUR,
+            type_coerce(AccountRollup.bucket_start, BigInteger) < hour_cutoff,
+        )
+    )
+    await conn.execute(
+        delete(PositionRollup).where(
+            PositionRollup.resolution == HOUR,
+            type_coerce(PositionRollup.bucket_start, BigInteger) < hour_cutoff,
+        )
+    )
+    return PruneReport(
+        raw_cutoff=from_millis(cutoff_ms),
+        snapshots_rolled_up=rolled_up,
+        position_rows_deleted=deleted_positions,
+        minute_rows_deleted=minutes.rowcount,
+        hour_rows_deleted=hours.rowcount,
+    )
