@@ -1,0 +1,118 @@
+"""Prometheus gauges follow the snapshots, drop closed positions and serve over HTTP."""
+
+from __future__ import annotations
+
+import math
+import socket
+import urllib.request
+from datetime import UTC, datetime
+
+from monitor.domain.margin import assess
+from monitor.domain.model import AccountState, MarginMode, Position, Side, Snapshot, Tier, Venue
+from monitor.metrics import Metrics
+
+TIERS = (Tier(floor=0, cap=None, mmr=0.01),)
+
+
+def _snapshot(*symbols: str, wallet: float = 20.0) -> Snapshot:
+    positions = tuple(
+        Position(
+            symbol=symbol,
+            side=Side.LONG,
+            margin_mode=MarginMode.CROSS,
+            quantity=1.0,
+            entry_price=100.0,
+            mark_price=95.0,
+            tiers=TIERS,
+        )
+        for symbol in symbols
+    )
+    state = AccountState(venue=Venue.BINANCE_USDM, wallet_balance=wallet, positions=positions)
+    return Snapshot("main", datetime(2026, 11, 21, tzinfo=UTC), state, assess(state))
+
+
+def _value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_gauges_follow_the_snapshot() -> None:
+    metrics = Metrics()
+    snapshot = _snapshot("BTCUSDT", "ETHUSDT")
+    metrics.observe_snapshot(snapshot)
+    assert (
+        _value(metrics, "portfolio_monitor_margin_ratio", account="main")
+        == snapshot.risk.margin_ratio
+    )
+    assert (
+        _value(metrics, "portfolio_monitor_equity", account="main", asset="USDT")
+        == snapshot.risk.equity
+    )
+    distance = _value(
+        metrics,
+        "portfolio_monitor_liquidation_distance",
+        account="main",
+        symbol="ETHUSDT",
+        side="long",
+    )
+    assert distance is not None
+    assert distance == snapshot.risk.positions[1].distance_to_liquidation
+    assert (
+        _value(metrics, "portfolio_monitor_last_successful_poll_timestamp_seconds", account="main")
+        == snapshot.taken_at.timestamp()
+    )
+
+    metrics.observe_snapshot(_snapshot("BTCUSDT"))
+    assert (
+        _value(
+            metrics,
+            "portfolio_monitor_liquidation_distance",
+            account="main",
+            symbol="ETHUSDT",
+            side="long",
+        )
+        is None
+    )
+
+
+def test_no_positions_means_nan_not_zero() -> None:
+    metrics = Metrics()
+    metrics.observe_snapshot(_snapshot())
+    ratio = _value(metrics, "portfolio_monitor_margin_ratio", account="main")
+    assert ratio is not None
+    assert math.isnan(ratio)
+
+
+def test_poll_errors_and_forget() -> None:
+    metrics = Metrics()
+    metrics.observe_snapshot(_snapshot("BTCUSDT"))
+    metrics.observe_poll("main", 0.2, None)
+    metrics.observe_poll("main", 0.4, "unavailable")
+    assert (
+        _value(metrics, "portfolio_monitor_poll_errors_total", account="main", kind="unavailable")
+        == 1
+    )
+    assert _value(metrics, "portfolio_monitor_poll_duration_seconds_count", account="main") == 2
+    metrics.forget_account("main")
+    assert _value(metrics, "portfolio_monitor_margin_ratio", account="main") is None
+    assert (
+        _value(metrics, "portfolio_monitor_poll_errors_total", account="main", kind="unavailable")
+        is None
+    )
+    assert _value(metrics, "portfolio_monitor_equity", account="main", asset="USDT") is None
+
+
+def test_http_endpoint() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    metrics = Metrics()
+    metrics.observe_snapshot(_snapshot("BTCUSDT"))
+    metrics.outbox_depth.set(3)
+    metrics.serve("127.0.0.1", port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+    finally:
+        metrics.close()
+    assert 'portfolio_monitor_margin_ratio{account="main"}' in body
+    assert "portfolio_monitor_outbox_depth 3.0" in body

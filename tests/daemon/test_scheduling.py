@@ -1,0 +1,107 @@
+"""The scheduler runs async jobs on time, never overlaps them, and drains or cancels at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from monitor.scheduling import Scheduler
+
+
+async def test_interval_job_runs_now_and_repeats() -> None:
+    runs: list[float] = []
+
+    async def job() -> None:
+        runs.append(time.monotonic())
+
+    scheduler = Scheduler()
+    scheduler.every("poll:a", 0.3, job)
+    started = time.monotonic()
+    scheduler.start()
+    await asyncio.sleep(1.0)
+    assert await scheduler.drain(1)
+    assert 3 <= len(runs) <= 5
+    assert runs[0] - started < 0.2
+
+
+async def test_slow_job_is_skipped_not_stacked() -> None:
+    running = 0
+    peak = 0
+
+    async def slow() -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.7)
+        running -= 1
+
+    scheduler = Scheduler()
+    scheduler.every("poll:slow", 0.2, slow)
+    scheduler.start()
+    await asyncio.sleep(1.2)
+    assert await scheduler.drain(2)
+    assert peak == 1
+    assert scheduler.skipped_runs >= 1
+
+
+async def test_drain_waits_for_a_cycle_in_flight() -> None:
+    finished = asyncio.Event()
+
+    async def job() -> None:
+        await asyncio.sleep(0.3)
+        finished.set()
+
+    scheduler = Scheduler()
+    scheduler.every("poll:a", 10, job)
+    scheduler.start()
+    await asyncio.sleep(0.1)
+    assert scheduler.in_flight == 1
+    assert await scheduler.drain(2) is True
+    assert finished.is_set()
+
+
+async def test_drain_cancels_after_the_grace_period() -> None:
+    cancelled = asyncio.Event()
+
+    async def stuck() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    scheduler = Scheduler()
+    scheduler.every("poll:stuck", 10, stuck)
+    scheduler.start()
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    assert await scheduler.drain(0.3) is False
+    assert time.monotonic() - started < 2
+    assert cancelled.is_set()
+    assert scheduler.in_flight == 0
+
+
+async def test_reschedule_and_remove() -> None:
+    calls: list[str] = []
+
+    async def a() -> None:
+        calls.append("a")
+
+    async def b() -> None:
+        calls.append("b")
+
+    scheduler = Scheduler()
+    scheduler.every("poll:a", 0.2, a)
+    scheduler.daily("retention", a)
+    scheduler.start()
+    await asyncio.sleep(0.3)
+    # Same interval: the job keeps its timing but runs the new function.
+    scheduler.every("poll:a", 0.2, b)
+    await asyncio.sleep(0.5)
+    scheduler.remove("poll:a")
+    assert scheduler.job_ids() == {"retention"}
+    count = len(calls)
+    await asyncio.sleep(0.4)
+    assert len(calls) == count
+    assert "b" in calls
+    await scheduler.drain(1)
