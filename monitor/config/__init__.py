@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from monitor.config.accounts import AccountSettings
+from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.config.database import DatabaseSettings
 from monitor.config.metrics import MetricsSettings
 from monitor.config.notify import NotifySettings
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     accounts: dict[str, AccountSettings] = {}
     notify: NotifySettings = NotifySettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @field_validator("accounts", mode="before")
     @classmethod
@@ -79,6 +81,19 @@ class Settings(BaseSettings):
                     f"account name {name!r}: use lower-case letters, digits, '_' and '-'"
                 )
         return accounts
+
+    @model_validator(mode="after")
+    def _account_alerts(self) -> Settings:
+        # An account's alert overrides are only valid together with the [alerts] defaults.
+        problems = []
+        for name, account in self.accounts.items():
+            try:
+                account_rules(self.alerts, account.alerts, name)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 
+from monitor.config.alerts import AccountAlerts
 from monitor.config.types import Duration
 from monitor.domain.model import Venue
 
@@ -33,6 +34,8 @@ class AccountSettings(BaseModel):
     base_url: str | None = None
     testnet: bool = False
     asset: str = ""
+    # Keys that replace the [alerts] defaults for this account ([accounts.NAME.alerts.RULE]).
+    alerts: AccountAlerts | None = None
 
     @model_validator(mode="before")
     @classmethod

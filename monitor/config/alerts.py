@@ -1,0 +1,416 @@
+"""The `[alerts.*]` section (defaults for every account) and `[accounts.NAME.alerts.*]` overrides.
+
+Each rule has its own sub-section; an account's override replaces single keys of the defaults and
+keeps the rest. `to_rules()` turns the merged settings into the domain's rule objects, so the pure
+state machine never sees pydantic.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import pairwise
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from monitor.config.types import Duration, Percent
+from monitor.domain.alerts import AlertRules, Rule, RuleKey
+from monitor.domain.errors import ConfigError, InvalidInput
+from monitor.domain.notification import Severity
+from monitor.domain.units import parse_percent
+
+
+def _off_or_percent(value: object) -> object:
+    # TOML has no null: "off" (or false) switches one severity level off.
+    if (
+        value is None
+        or value is False
+        or (isinstance(value, str) and value.strip().lower() == "off")
+    ):
+        return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError('expected a percentage such as 150%, or "off"')
+    try:
+        return parse_percent(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.problem) from None
+
+
+OptionalLevel = Annotated[float | None, BeforeValidator(_off_or_percent)]
+"""A level written as "150%" or "off"."""
+
+SeverityName = Literal["info", "warning", "critical", "emergency"]
+_SEVERITIES = (Severity.WARNING, Severity.CRITICAL, Severity.EMERGENCY)
+
+
+def _percent_text(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # Set on the override variants: their cross-key checks run only after merging with the defaults.
+    partial: ClassVar[bool] = False
+
+    enabled: bool = True
+
+    def checked(self) -> Self:
+        """Run the cross-key checks (also on an override once it is merged)."""
+        return self
+
+
+class _Timed(_Section):
+    for_: Duration = Field(default=timedelta(seconds=30), alias="for")
+    # "0s" = never repeat.
+    repeat: Duration = timedelta(hours=1)
+
+    @property
+    def repeat_interval(self) -> timedelta | None:
+        """The repeat interval, None when repeating is off."""
+        return self.repeat or None
+
+
+class _Levels(_Timed):
+    """A "below" rule with up to three severity levels and a clear band."""
+
+    warning_below: OptionalLevel = None
+    critical_below: OptionalLevel = None
+    emergency_below: OptionalLevel = None
+    clear_band: Percent = 0.2
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        return self if self.partial else self.checked()
+
+    def below_levels(self) -> list[tuple[Severity, float, str]]:
+        """(severity, level, key that set it) for every severity that is on."""
+        levels = []
+        for severity in _SEVERITIES:
+            level = getattr(self, f"{severity.value}_below")
+            if level is not None:
+                levels.append((severity, level, f"{severity.value}_below"))
+        return levels
+
+    def checked(self) -> Self:
+        if self.clear_band < 0:
+            raise ValueError(f"clear_band ({_percent_text(self.clear_band)}) cannot be negative")
+        levels = self.below_levels()
+        if not levels and self.enabled:
+            raise ValueError('every level is "off": set enabled = false instead')
+        for _, level, key in levels:
+            if level <= 0:
+                raise ValueError(f"{key} ({_percent_text(level)}) must be above 0%")
+        for (_, upper, upper_key), (_, lower, lower_key) in pairwise(levels):
+            if lower >= upper:
+                raise ValueError(
+                    f"{lower_key} ({_percent_text(lower)}) must be below {upper_key} "
+                    f"({_percent_text(upper)}): a higher severity is closer to liquidation"
+                )
+        return self
+
+    def rule(self, key: RuleKey) -> Rule:
+        """The domain rule these settings describe."""
+        return Rule(
+            key,
+            tuple((severity, level) for severity, level, _ in self.below_levels()),
+            clear_band=self.clear_band,
+            debounce=self.for_,
+            repeat=self.repeat_interval,
+        )
+
+
+class MarginRatioAlert(_Levels):
+    """`[alerts.margin_ratio]`: equity / maintenance margin below a level (liquidation at 100 %).
+
+    Each level may instead be written in the exchange convention (maintenance margin / equity,
+    liquidation at 100 %): `critical_exchange_above = "80%"` means `critical_below = "125%"`.
+    """
+
+    warning_below: OptionalLevel = 3.0
+    critical_below: OptionalLevel = 1.5
+    emergency_below: OptionalLevel = 1.2
+    warning_exchange_above: OptionalLevel = None
+    critical_exchange_above: OptionalLevel = None
+    emergency_exchange_above: OptionalLevel = None
+
+    def below_levels(self) -> list[tuple[Severity, float, str]]:
+        levels = []
+        for severity in _SEVERITIES:
+            name = severity.value
+            exchange = getattr(self, f"{name}_exchange_above")
+            if exchange is not None:
+                if exchange <= 0:
+                    raise ValueError(
+                        f"{name}_exchange_above ({_percent_text(exchange)}) must be above 0%"
+                    )
+                levels.append((severity, 1 / exchange, f"{name}_exchange_above"))
+            elif getattr(self, f"{name}_below") is not None:
+                levels.append((severity, getattr(self, f"{name}_below"), f"{name}_below"))
+        return levels
+
+    def checked(self) -> Self:
+        for severity in _SEVERITIES:
+            name = severity.value
+            both = {f"{name}_below", f"{name}_exchange_above"}
+            if (
+                both <= self.model_fields_set
+                and getattr(self, f"{name}_exchange_above") is not None
+            ):
+                raise ValueError(f"give {name}_below or {name}_exchange_above, not both")
+        return super().checked()
+
+
+class LiquidationDistanceAlert(_Levels):
+    """`[alerts.liquidation_distance]`: any position's |mark - liquidation| / mark below a level."""
+
+    warning_below: OptionalLevel = 0.10
+    critical_below: OptionalLevel = 0.05
+
+
+class AccountMoveAlert(_Levels):
+    """`[alerts.account_move]`: the uniform move of all prices that liquidates the account is
+    smaller (in magnitude) than a level."""
+
+    warning_below: OptionalLevel = 0.15
+    critical_below: OptionalLevel = 0.08
+
+
+class _Single(_Timed):
+    severity: SeverityName = "warning"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        return self if self.partial else self.checked()
+
+    def single(self, key: RuleKey, level: float, **extra: Any) -> Rule:
+        """A one-severity rule at `level`."""
+        return Rule(
+            key,
+            ((Severity(self.severity), level),),
+            debounce=self.for_,
+            repeat=self.repeat_interval,
+            **extra,
+        )
+
+
+class StaleAlert(_Single):
+    """`[alerts.stale]`: no successful poll for `after` poll intervals."""
+
+    severity: SeverityName = "critical"
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    after: float = 3.0
+
+    def checked(self) -> Self:
+        if self.after < 1:
+            raise ValueError(f"after ({self.after:g}) must be at least 1 poll interval")
+        return self
+
+
+class AuthAlert(_Single):
+    """`[alerts.auth]`: the exchange rejects the API key (invalid, expired, IP, permissions)."""
+
+    severity: SeverityName = "critical"
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    repeat: Duration = timedelta(hours=6)
+
+
+class LiquidationMismatchAlert(_Single):
+    """`[alerts.liquidation_mismatch]`: our liquidation price and the exchange's differ by more
+    than `tolerance` (relative to the exchange's) for any position."""
+
+    for_: Duration = Field(default=timedelta(minutes=2), alias="for")
+    repeat: Duration = timedelta(hours=24)
+    tolerance: Percent = 0.02
+    clear_band: Percent = 0.2
+
+    def checked(self) -> Self:
+        if self.tolerance <= 0:
+            raise ValueError(f"tolerance ({_percent_text(self.tolerance)}) must be above 0%")
+        if not 0 <= self.clear_band < 1:
+            raise ValueError(
+                f"clear_band ({_percent_text(self.clear_band)}) must be from 0% to below 100%"
+            )
+        return self
+
+
+class TierChangeAlert(_Section):
+    """`[alerts.tier_change]`: the exchange changed a leverage bracket / risk-limit table."""
+
+    severity: SeverityName = "warning"
+
+    def rule(self) -> Rule:
+        """The one-shot rule: any changed table notifies once."""
+        return Rule(RuleKey.TIER_CHANGE, ((Severity(self.severity), 1.0),))
+
+
+class MarginChasingAlert(_Single):
+    """`[alerts.margin_chasing]`: margin added `count` times to one isolated position within `window`."""
+
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    repeat: Duration = timedelta(hours=24)
+    count: int = 3
+    window: Duration = timedelta(hours=24)
+    min_increase: Percent = 0.01
+
+    def checked(self) -> Self:
+        if self.count < 2:
+            raise ValueError(f"count ({self.count}) must be at least 2")
+        if self.window <= timedelta(0):
+            raise ValueError("window must be longer than 0s")
+        if self.min_increase < 0:
+            raise ValueError(
+                f"min_increase ({_percent_text(self.min_increase)}) cannot be negative"
+            )
+        return self
+
+
+class _Partial:
+    partial: ClassVar[bool] = True
+
+
+class MarginRatioOverride(_Partial, MarginRatioAlert):
+    """`[accounts.NAME.alerts.margin_ratio]`: keys that replace the defaults for one account."""
+
+
+class LiquidationDistanceOverride(_Partial, LiquidationDistanceAlert):
+    """`[accounts.NAME.alerts.liquidation_distance]`."""
+
+
+class AccountMoveOverride(_Partial, AccountMoveAlert):
+    """`[accounts.NAME.alerts.account_move]`."""
+
+
+class StaleOverride(_Partial, StaleAlert):
+    """`[accounts.NAME.alerts.stale]`."""
+
+
+class AuthOverride(_Partial, AuthAlert):
+    """`[accounts.NAME.alerts.auth]`."""
+
+
+class LiquidationMismatchOverride(_Partial, LiquidationMismatchAlert):
+    """`[accounts.NAME.alerts.liquidation_mismatch]`."""
+
+
+class TierChangeOverride(_Partial, TierChangeAlert):
+    """`[accounts.NAME.alerts.tier_change]`."""
+
+
+class MarginChasingOverride(_Partial, MarginChasingAlert):
+    """`[accounts.NAME.alerts.margin_chasing]`."""
+
+
+class AlertsSettings(BaseModel):
+    """`[alerts]`: the rules every account gets unless it overrides them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    margin_ratio: MarginRatioAlert = MarginRatioAlert()
+    liquidation_distance: LiquidationDistanceAlert = LiquidationDistanceAlert()
+    account_move: AccountMoveAlert = AccountMoveAlert()
+    stale: StaleAlert = StaleAlert()
+    auth: AuthAlert = AuthAlert()
+    liquidation_mismatch: LiquidationMismatchAlert = LiquidationMismatchAlert()
+    tier_change: TierChangeAlert = TierChangeAlert()
+    margin_chasing: MarginChasingAlert = MarginChasingAlert()
+
+    def merged(self, overrides: AccountAlerts | None, *, path: str = "alerts") -> AlertsSettings:
+        """These defaults with an account's overrides applied key by key.
+
+        Raises `ConfigError` naming `path` plus the key when the combination is invalid (e.g. an
+        account's `critical_below` above the default `warning_below`).
+        """
+        if overrides is None:
+            return self
+        sections: dict[str, BaseModel] = {}
+        for name in type(self).model_fields:
+            base: _Section = getattr(self, name)
+            override: _Section | None = getattr(overrides, name)
+            if override is None:
+                continue
+            changed = override.model_dump(include=override.model_fields_set)
+            data = {**base.model_dump(include=base.model_fields_set), **changed}
+            if isinstance(base, MarginRatioAlert):
+                # One level is one key, written in either convention: the override's wins.
+                for severity in _SEVERITIES:
+                    pair = (f"{severity.value}_below", f"{severity.value}_exchange_above")
+                    if any(key in changed for key in pair):
+                        data = {k: v for k, v in data.items() if k not in pair or k in changed}
+            try:
+                sections[name] = type(base).model_validate(data)
+            except ValidationError as exc:
+                raise ConfigError(_describe(exc, f"{path}.{name}")) from None
+        return self.model_copy(update=sections)
+
+    def to_rules(self) -> AlertRules:
+        """The enabled rules as domain objects for the state machine."""
+        rules: list[Rule] = []
+        for key, section in (
+            (RuleKey.MARGIN_RATIO, self.margin_ratio),
+            (RuleKey.LIQUIDATION_DISTANCE, self.liquidation_distance),
+            (RuleKey.ACCOUNT_MOVE, self.account_move),
+        ):
+            if section.enabled:
+                rules.append(section.rule(key))
+        if self.stale.enabled:
+            rules.append(self.stale.single(RuleKey.STALE, self.stale.after))
+        if self.auth.enabled:
+            rules.append(self.auth.single(RuleKey.AUTH, 1.0))
+        mismatch = self.liquidation_mismatch
+        if mismatch.enabled:
+            rules.append(
+                mismatch.single(
+                    RuleKey.LIQUIDATION_MISMATCH, mismatch.tolerance, clear_band=mismatch.clear_band
+                )
+            )
+        if self.tier_change.enabled:
+            rules.append(self.tier_change.rule())
+        chasing = self.margin_chasing
+        if chasing.enabled:
+            rules.append(
+                chasing.single(
+                    RuleKey.MARGIN_CHASING,
+                    float(chasing.count),
+                    window=chasing.window,
+                    min_increase=chasing.min_increase,
+                )
+            )
+        return AlertRules(tuple(rules))
+
+
+class AccountAlerts(BaseModel):
+    """`[accounts.NAME.alerts]`: per-rule keys that replace the `[alerts]` defaults for one account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    margin_ratio: MarginRatioOverride | None = None
+    liquidation_distance: LiquidationDistanceOverride | None = None
+    account_move: AccountMoveOverride | None = None
+    stale: StaleOverride | None = None
+    auth: AuthOverride | None = None
+    liquidation_mismatch: LiquidationMismatchOverride | None = None
+    tier_change: TierChangeOverride | None = None
+    margin_chasing: MarginChasingOverride | None = None
+
+
+def account_rules(
+    defaults: AlertsSettings, overrides: AccountAlerts | None, name: str
+) -> AlertRules:
+    """The rules of account `name`: the `[alerts]` defaults merged with its overrides.
+
+    Raises `ConfigError` naming `accounts.NAME.alerts.RULE.KEY` when the merged values are invalid.
+    """
+    merged = defaults.merged(overrides, path=f"accounts.{name}.alerts")
+    try:
+        return merged.to_rules()
+    except InvalidInput as exc:
+        raise ConfigError(f"accounts.{name}.{exc.path}: {exc.problem}") from None
+
+
+def _describe(exc: ValidationError, path: str) -> str:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join([path, *(str(part) for part in error["loc"])])
+        problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(problems)

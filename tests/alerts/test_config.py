@@ -1,0 +1,196 @@
+"""The `[alerts.*]` section and per-account overrides: defaults, merging, both ratio conventions,
+and errors that name the key path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_settings
+from monitor.config.alerts import AlertsSettings, account_rules
+from monitor.domain.alerts import RuleKey
+from monitor.domain.errors import ConfigError
+from monitor.domain.notification import Severity
+
+ACCOUNT = """
+[accounts.{name}]
+venue = "binance-usdm"
+api_key = "k"
+api_secret = "s"
+"""
+
+
+def load(tmp_path: Path, text: str, *accounts: str) -> object:
+    body = text + "".join(ACCOUNT.format(name=name) for name in accounts or ("main",))
+    path = tmp_path / "config.toml"
+    path.write_text(body)
+    return load_settings(path)
+
+
+def rules_of(tmp_path: Path, text: str, name: str = "main", *others: str) -> dict[RuleKey, object]:
+    settings = load(tmp_path, text, name, *others)
+    account = settings.accounts[name]  # type: ignore[attr-defined]
+    rules = account_rules(settings.alerts, account.alerts, name)  # type: ignore[attr-defined]
+    return {rule.key: rule for rule in rules.rules}
+
+
+def test_defaults_cover_every_rule() -> None:
+    rules = {rule.key: rule for rule in AlertsSettings().to_rules().rules}
+    assert set(rules) == set(RuleKey)
+    margin = rules[RuleKey.MARGIN_RATIO]
+    assert margin.levels == (
+        (Severity.WARNING, 3.0),
+        (Severity.CRITICAL, 1.5),
+        (Severity.EMERGENCY, 1.2),
+    )
+    assert margin.clear_band == pytest.approx(0.2)
+    assert margin.clear_level(Severity.WARNING) == pytest.approx(3.6)
+    assert margin.debounce == timedelta(seconds=30)
+    assert margin.repeat == timedelta(hours=1)
+    distance = rules[RuleKey.LIQUIDATION_DISTANCE]
+    assert distance.levels == ((Severity.WARNING, 0.10), (Severity.CRITICAL, 0.05))
+    assert rules[RuleKey.STALE].levels == ((Severity.CRITICAL, 3.0),)
+    chasing = rules[RuleKey.MARGIN_CHASING]
+    assert chasing.levels == ((Severity.WARNING, 3.0),)
+    assert chasing.window == timedelta(hours=24)
+
+
+def test_file_values_replace_defaults(tmp_path: Path) -> None:
+    rules = rules_of(
+        tmp_path,
+        """
+[alerts.margin_ratio]
+warning_below = "250%"
+emergency_below = "off"
+for = "1m"
+repeat = "0s"
+[alerts.tier_change]
+enabled = false
+""",
+    )
+    margin = rules[RuleKey.MARGIN_RATIO]
+    assert margin.levels == ((Severity.WARNING, 2.5), (Severity.CRITICAL, 1.5))  # type: ignore[attr-defined]
+    assert margin.debounce == timedelta(minutes=1)  # type: ignore[attr-defined]
+    assert margin.repeat is None  # type: ignore[attr-defined]
+    assert RuleKey.TIER_CHANGE not in rules
+
+
+def test_exchange_convention_thresholds(tmp_path: Path) -> None:
+    rules = rules_of(
+        tmp_path,
+        """
+[alerts.margin_ratio]
+warning_exchange_above = "50%"
+critical_exchange_above = "80%"
+""",
+    )
+    levels = dict(rules[RuleKey.MARGIN_RATIO].levels)  # type: ignore[attr-defined]
+    assert levels[Severity.WARNING] == pytest.approx(2.0)
+    assert levels[Severity.CRITICAL] == pytest.approx(1.25)
+    assert levels[Severity.EMERGENCY] == pytest.approx(1.2)
+
+
+def test_account_overrides_merge_per_key(tmp_path: Path) -> None:
+    text = """
+[alerts.margin_ratio]
+warning_below = "400%"
+repeat = "2h"
+[accounts.risky.alerts.margin_ratio]
+critical_below = "200%"
+[accounts.risky.alerts.stale]
+enabled = false
+"""
+    risky = rules_of(tmp_path, text, "risky", "main")
+    margin = risky[RuleKey.MARGIN_RATIO]
+    assert dict(margin.levels) == {  # type: ignore[attr-defined]
+        Severity.WARNING: 4.0,
+        Severity.CRITICAL: 2.0,
+        Severity.EMERGENCY: 1.2,
+    }
+    assert margin.repeat == timedelta(hours=2)  # type: ignore[attr-defined]
+    assert RuleKey.STALE not in risky
+    main = rules_of(tmp_path, text, "main", "risky")
+    assert dict(main[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == 1.5  # type: ignore[attr-defined]
+    assert RuleKey.STALE in main
+
+
+def test_account_override_in_the_other_convention_replaces_the_default_level(
+    tmp_path: Path,
+) -> None:
+    rules = rules_of(
+        tmp_path,
+        """
+[alerts.margin_ratio]
+critical_below = "160%"
+[accounts.main.alerts.margin_ratio]
+critical_exchange_above = "80%"
+""",
+    )
+    assert dict(rules[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == pytest.approx(1.25)  # type: ignore[attr-defined]
+
+
+def test_override_may_rely_on_changed_defaults(tmp_path: Path) -> None:
+    # 400 % is above the built-in warning level, but below this file's default of 500 %.
+    rules = rules_of(
+        tmp_path,
+        """
+[alerts.margin_ratio]
+warning_below = "500%"
+[accounts.main.alerts.margin_ratio]
+critical_below = "400%"
+""",
+    )
+    assert dict(rules[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == 4.0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[alerts.margin_ratio]\ncritical_below = "400%"\n',
+            "alerts.margin_ratio: critical_below (400%) must be below warning_below (300%)",
+        ),
+        (
+            '[alerts.margin_ratio]\nclear_band = "-5%"\n',
+            "alerts.margin_ratio: clear_band (-5%) cannot be negative",
+        ),
+        (
+            '[alerts.liquidation_distance]\nwarning_below = "lots"\n',
+            "alerts.liquidation_distance.warning_below: 'lots' is not a percentage",
+        ),
+        ("[alerts.stale]\nafter = 0.5\n", "alerts.stale: after (0.5) must be at least 1"),
+        ('[alerts.auth]\nseverity = "loud"\n', "alerts.auth.severity: Input should be"),
+        (
+            '[alerts.margin_ratio]\nwarn_below = "300%"\n',
+            "alerts.margin_ratio.warn_below: unknown key",
+        ),
+        (
+            '[alerts.margin_ratio]\ncritical_below = "130%"\ncritical_exchange_above = "80%"\n',
+            "alerts.margin_ratio: give critical_below or critical_exchange_above, not both",
+        ),
+        (
+            '[alerts.margin_chasing]\nwindow = "soon"\n',
+            "alerts.margin_chasing.window: 'soon' is not a duration",
+        ),
+        (
+            '[accounts.main.alerts.margin_ratio]\ncritical_below = "350%"\n',
+            "accounts.main.alerts.margin_ratio: critical_below (350%) must be below warning_below (300%)",
+        ),
+        (
+            '[accounts.main.alerts.account_move]\nclear_band = "x"\n',
+            "accounts.main.alerts.account_move.clear_band: 'x' is not a percentage",
+        ),
+    ],
+)
+def test_bad_values_name_the_key_path(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert expected in str(caught.value)
+
+
+def test_environment_overrides_a_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTFOLIO_MONITOR_ALERTS__MARGIN_RATIO__WARNING_BELOW", "350%")
+    settings = load(tmp_path, "")
+    assert settings.alerts.margin_ratio.warning_below == pytest.approx(3.5)  # type: ignore[attr-defined]
