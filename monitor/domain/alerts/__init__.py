@@ -10,7 +10,7 @@ from __future__ import annotations
 from monitor.domain.alerts.machine import RULE_TITLES, AlertEvent, Evaluation, EventKind, evaluate
 from monitor.domain.alerts.observation import Observation
 from monitor.domain.alerts.rules import AlertRules, Direction, Rule, RuleKey
-from monitor.domain.alerts.state import RuleState
+from monitor.domain.alerts.state import RuleState, firing_severity
 
 __all__ = [
     "RULE_TITLES",
@@ -24,4 +24,5 @@ __all__ = [
     "RuleKey",
     "RuleState",
     "evaluate",
+    "firing_severity",
 ]

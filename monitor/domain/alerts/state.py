@@ -94,3 +94,9 @@ def _time(text: Any) -> datetime | None:
 
 def _severity(text: Any) -> Severity | None:
     return Severity(text) if text else None
+
+
+def firing_severity(state: Mapping[str, Any]) -> Severity | None:
+    """The severity a stored rule state is firing at (None: not firing), for status displays."""
+    severity = state.get("severity")
+    return Severity(severity) if severity else None
