@@ -1,1 +1,6 @@
 """Imports every command module so that it registers itself on the Typer app."""
+
+from monitor.cli import (
+    config_cmd,  # noqa: F401
+    show,  # noqa: F401
+)

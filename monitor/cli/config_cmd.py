@@ -1,0 +1,91 @@
+"""`portfolio-monitor check-config`: validate the configuration, print it with secrets masked and,
+with --connect, log in to every account and report what the venue says about it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
+from monitor.config import Settings, load_settings
+from monitor.domain.errors import ConfigError
+from monitor.exchanges import ExchangeHub, ProbeReport, request_budget
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Configuration file (default: $PORTFOLIO_MONITOR_CONFIG, else /etc/portfolio-monitor/config.toml).",
+        dir_okay=False,
+    ),
+]
+
+
+def load_or_exit(path: Path | None) -> Settings:
+    """The configuration, or exit 78 with the problems (each naming its key) on stderr."""
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"configuration error:\n{exc}\n")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+@app.command("check-config")
+def check_config(
+    config: ConfigOption = None,
+    connect: Annotated[
+        bool,
+        typer.Option(
+            "--connect",
+            help="Also log in to every account: reachability, key permissions, position and margin modes.",
+        ),
+    ] = False,
+) -> None:
+    """Validate the configuration and print it with secrets masked (exit 78 on errors)."""
+    settings = load_or_exit(config)
+    sys.stdout.write(json.dumps(settings.masked_dump(), indent=2) + "\n")
+    budget = request_budget((a.venue, a.poll_interval) for a in settings.accounts.values())
+    for line in budget:
+        sys.stdout.write(f"request budget: {line.describe()}\n")
+        if line.share > 0.5:
+            sys.stdout.write(
+                "  warning: over half of the venue's per-IP limit; lengthen poll_interval\n"
+            )
+    if not connect:
+        return
+    reports = asyncio.run(_probe_all(settings))
+    for report in reports:
+        sys.stdout.write(_describe(report))
+    if any(report.error for report in reports):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+async def _probe_all(settings: Settings) -> list[ProbeReport]:
+    async with ExchangeHub() as hub:
+        clients = [hub.client_for(name, account) for name, account in settings.accounts.items()]
+        return list(await asyncio.gather(*(client.probe() for client in clients)))
+
+
+def _describe(report: ProbeReport) -> str:
+    def known(value: bool | None) -> str:
+        return "unknown" if value is None else ("yes" if value else "no")
+
+    lines = [f"account {report.account} ({report.venue.value}):"]
+    if report.error:
+        state = "reachable, but" if report.reachable else "NOT reachable:"
+        lines.append(f"  {state} {report.error}")
+    else:
+        lines += [
+            "  reachable: yes, API key accepted",
+            f"  key can trade: {known(report.can_trade)}; can withdraw: {known(report.can_withdraw)}",
+            f"  permissions: {', '.join(report.permissions) or 'not exposed'}",
+            f"  position mode: {report.position_mode or 'unknown (no open positions)'}",
+            f"  margin modes: {', '.join(report.margin_modes) or 'unknown (no open positions)'}",
+        ]
+    lines += [f"  warning: {warning}" for warning in report.warnings]
+    return "\n".join(lines) + "\n"

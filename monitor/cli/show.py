@@ -1,0 +1,181 @@
+"""`portfolio-monitor show`: fetch accounts once, compute their risk, print both side by side with
+the exchange's own figures. Writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from monitor.cli.app import EXIT_FAILURE, EXIT_USAGE, app
+from monitor.cli.config_cmd import ConfigOption, load_or_exit
+from monitor.cli.output import err, print_json, print_table
+from monitor.config import Settings
+from monitor.domain.codec import risk_to_json, state_to_json
+from monitor.domain.errors import MonitorError
+from monitor.domain.margin import assess
+from monitor.domain.model import AccountRisk, AccountState
+from monitor.exchanges import ExchangeHub
+
+
+class ShowFormat(StrEnum):
+    """Output formats of `show`."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+@app.command()
+def show(
+    config: ConfigOption = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only this account (default: all).")
+    ] = None,
+    output: Annotated[
+        ShowFormat | None,
+        typer.Option("--format", help="table (default at a terminal) or json."),
+    ] = None,
+) -> None:
+    """Fetch every (or one) account once and print its state, our risk figures and the exchange's."""
+    settings = load_or_exit(config)
+    names = list(settings.accounts)
+    if account is not None:
+        if account not in settings.accounts:
+            configured = ", ".join(names) or "none"
+            err(f"unknown account {account!r} (configured: {configured})")
+            raise typer.Exit(EXIT_USAGE)
+        names = [account]
+    if not names:
+        err("no accounts configured")
+        raise typer.Exit(EXIT_USAGE)
+    fmt = output or (ShowFormat.TABLE if sys.stdout.isatty() else ShowFormat.JSON)
+    results = asyncio.run(_fetch(settings, names))
+    documents = [_document(name, result) for name, result in results]
+    if fmt is ShowFormat.JSON:
+        print_json(documents)
+    else:
+        for name, result in results:
+            _print_tables(name, result)
+    if any(isinstance(result, MonitorError) for _, result in results):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+Outcome = tuple[AccountState, AccountRisk] | MonitorError
+
+
+async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcome]]:
+    async with ExchangeHub() as hub:
+        clients = [hub.client_for(name, settings.accounts[name]) for name in names]
+        fetched = await asyncio.gather(
+            *(client.fetch_account() for client in clients), return_exceptions=True
+        )
+    results: list[tuple[str, Outcome]] = []
+    for name, state in zip(names, fetched, strict=True):
+        if isinstance(state, MonitorError):
+            results.append((name, state))
+        elif isinstance(state, BaseException):
+            raise state
+        else:
+            results.append((name, (state, assess(state))))
+    return results
+
+
+def _document(name: str, result: Outcome) -> dict[str, Any]:
+    if isinstance(result, MonitorError):
+        return {"account": name, "error": str(result)}
+    state, risk = result
+    return {
+        "account": name,
+        "state": state_to_json(state),
+        "risk": risk_to_json(risk),
+        "liquidation_prices": [
+            {
+                "symbol": position.symbol,
+                "side": position.side.value,
+                "ours": computed.liquidation_price,
+                "exchange": position.exchange_liquidation_price,
+                "difference": _difference(
+                    computed.liquidation_price, position.exchange_liquidation_price
+                ),
+            }
+            for position, computed in zip(state.positions, risk.positions, strict=True)
+        ],
+    }
+
+
+def _difference(ours: float | None, theirs: float | None) -> float | None:
+    """Relative difference of our liquidation price from the exchange's."""
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return (ours - theirs) / theirs
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _print_tables(name: str, result: Outcome) -> None:
+    if isinstance(result, MonitorError):
+        err(f"{name}: {result}")
+        return
+    state, risk = result
+    reported = state.reported
+    print_table(
+        [
+            ["wallet balance", _num(state.wallet_balance, 4), "-"],
+            ["equity", _num(risk.equity, 4), _num(reported.equity, 4)],
+            [
+                "maintenance margin",
+                _num(risk.maintenance_margin, 4),
+                _num(reported.maintenance_margin, 4),
+            ],
+            ["margin ratio (equity/MM)", _pct(risk.margin_ratio), "-"],
+            [
+                "exchange margin ratio (MM/equity)",
+                _pct(risk.exchange_margin_ratio),
+                _pct(reported.margin_ratio),
+            ],
+            ["account liquidation move", _pct(risk.account_liquidation_move), "-"],
+        ],
+        ["", "ours", "exchange"],
+        title=f"{name} ({state.venue.value}, {state.asset})",
+    )
+    if not state.positions:
+        sys.stdout.write("no open positions\n")
+        return
+    rows = []
+    for position, computed in zip(state.positions, risk.positions, strict=True):
+        rows.append(
+            [
+                position.symbol,
+                position.side.value + (" (hedge)" if position.hedge else ""),
+                position.margin_mode.value,
+                _num(position.quantity, 4),
+                _num(position.mark_price),
+                _num(computed.liquidation_price),
+                _num(position.exchange_liquidation_price),
+                _pct(_difference(computed.liquidation_price, position.exchange_liquidation_price)),
+                _pct(computed.distance_to_liquidation),
+            ]
+        )
+    print_table(
+        rows,
+        [
+            "symbol",
+            "side",
+            "margin",
+            "quantity",
+            "mark",
+            "liq. ours",
+            "liq. exchange",
+            "difference",
+            "distance",
+        ],
+    )

@@ -1,0 +1,155 @@
+"""What every venue adapter shares: the ccxt instance for one API key, the guarded request path,
+the tier cache and the lifecycle."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
+
+import ccxt.async_support as ccxt
+
+from monitor.domain.model import AccountState, Venue
+from monitor.exchanges.errors import parse_retry_after
+from monitor.exchanges.probe import ProbeReport
+from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
+from monitor.exchanges.tiers import TierBook, TierChange
+
+
+class _RetryAfterAware:
+    """Stamps the venue's Retry-After onto the ccxt error raised for the response, so the ban
+    window survives even when several requests of one instance are in flight."""
+
+    _error_headers: Any = None
+
+    def handle_errors(self, *args: Any) -> Any:
+        # (code, reason, url, method, headers, body, response, request_headers, request_body)
+        self._error_headers = args[4]
+        try:
+            return super().handle_errors(*args)  # type: ignore[misc]
+        except ccxt.BaseError as exc:
+            exc.retry_after = parse_retry_after(args[4])
+            raise
+
+    def handle_http_status_code(self, *args: Any) -> Any:
+        # Runs right after handle_errors for the same response, with no await in between.
+        try:
+            return super().handle_http_status_code(*args)  # type: ignore[misc]
+        except ccxt.BaseError as exc:
+            exc.retry_after = parse_retry_after(self._error_headers)
+            raise
+
+
+class BinanceUsdm(_RetryAfterAware, ccxt.binanceusdm):  # type: ignore[misc]
+    """ccxt's Binance USDⓈ-M class with Retry-After stamping."""
+
+
+class BinanceCoinm(_RetryAfterAware, ccxt.binancecoinm):  # type: ignore[misc]
+    """ccxt's Binance COIN-M class with Retry-After stamping."""
+
+
+class Bybit(_RetryAfterAware, ccxt.bybit):  # type: ignore[misc]
+    """ccxt's Bybit v5 class with Retry-After stamping."""
+
+
+CCXT_CLASSES: Mapping[Venue, type[Any]] = {
+    Venue.BINANCE_USDM: BinanceUsdm,
+    Venue.BINANCE_COINM: BinanceCoinm,
+    Venue.BYBIT_LINEAR: Bybit,
+    Venue.BYBIT_INVERSE: Bybit,
+}
+
+
+async def all_of(*requests: Coroutine[Any, Any, Any]) -> list[Any]:
+    """Run requests concurrently; the first failure cancels the rest and is raised as itself, so a
+    fetch either has every part or none (no orphaned request keeps running after a failure)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(request) for request in requests]
+    except BaseExceptionGroup as failures:
+        first = failures.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return [task.result() for task in tasks]
+
+
+class VenueClient(abc.ABC):
+    """One configured account on one venue; implements `monitor.ports.ExchangeClient`."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        venue: Venue,
+        asset: str,
+        exchange: Any,
+        markets: Callable[[], Awaitable[Any]],
+        bans: BanBoard,
+        ban_key: str,
+        policy: RetryPolicy,
+        tier_refresh: float,
+    ) -> None:
+        self.name = name
+        self.venue = venue
+        self.asset = asset
+        self.exchange = exchange
+        self._markets = markets
+        self._bans = bans
+        self._ban_key = ban_key
+        self._policy = policy
+        self.tiers = TierBook(name, venue, tier_refresh)
+
+    @property
+    def label(self) -> str:
+        """How errors name this account: "binance-usdm main"."""
+        return f"{self.venue.value} {self.name}"
+
+    async def request(self, what: str, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call ccxt's implicit API `method` under the retry budget and the venue's ban windows."""
+        function = getattr(self.exchange, method)
+        arguments = dict(params or {})
+
+        async def attempt() -> Any:
+            return await function(arguments)
+
+        return await call(
+            attempt,
+            where=f"{self.label}: {what}",
+            ban_key=self._ban_key,
+            bans=self._bans,
+            policy=self._policy,
+            resync_clock=self.resync_clock,
+        )
+
+    async def ensure_markets(self) -> None:
+        """Share the venue's market list (loaded once per venue by the hub) with this instance."""
+        if not self.exchange.markets:
+            master = await self._markets()
+            self.exchange.set_markets_from_exchange(master)
+
+    async def resync_clock(self) -> None:
+        """Measure the offset to the venue's clock; signed requests use it from now on."""
+        server_ms = await self.server_time_ms()
+        self.exchange.options["timeDifference"] = self.exchange.milliseconds() - server_ms
+
+    @abc.abstractmethod
+    async def server_time_ms(self) -> int:
+        """The venue's clock in milliseconds since the epoch."""
+
+    @abc.abstractmethod
+    async def fetch_account(self) -> AccountState:
+        """The pool's complete current state, or an error: never a partial state."""
+
+    @abc.abstractmethod
+    async def probe(self) -> ProbeReport:
+        """Reachability, key permissions, position and margin modes (for check-config --connect)."""
+
+    def drain_tier_changes(self) -> list[TierChange]:
+        """Tier tables seen for the first time or changed since the last call."""
+        return self.tiers.drain()
+
+    async def close(self) -> None:
+        """Release the HTTP session of this account's ccxt instance."""
+        await self.exchange.close()

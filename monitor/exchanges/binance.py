@@ -1,0 +1,283 @@
+"""Binance USDⓈ-M (fapi) and COIN-M (dapi) futures: one account's margin pool from raw fields.
+
+ccxt's own `maintenanceMargin` (no `cum`), `collateral` and `marginRatio` are never used; we read
+`/fapi/v3/account` + `/fapi/v3/positionRisk` (or the dapi v1 equivalents) and the per-user
+leverage brackets directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from monitor.domain.errors import ExchangeDataError, ExchangeUnavailable, MonitorError
+from monitor.domain.model import (
+    AccountState,
+    ExchangeAccountFigures,
+    MarginMode,
+    Position,
+    Side,
+    Venue,
+)
+from monitor.exchanges.base import VenueClient, all_of
+from monitor.exchanges.fields import (
+    as_list,
+    as_mapping,
+    number,
+    optional_number,
+    positive_or_none,
+    text,
+)
+from monitor.exchanges.probe import ProbeReport
+from monitor.exchanges.tiers import TierTable, tiers_from_rows
+
+
+class BinanceClient(VenueClient):
+    """Binance futures account; `venue` picks USDⓈ-M (linear) or COIN-M (inverse)."""
+
+    @property
+    def _inverse(self) -> bool:
+        return self.venue is Venue.BINANCE_COINM
+
+    async def server_time_ms(self) -> int:
+        method = "dapiPublicGetTime" if self._inverse else "fapiPublicGetTime"
+        response = as_mapping(await getattr(self.exchange, method)(), f"{self.label}: time")
+        return int(number(response, "serverTime", f"{self.label}: time"))
+
+    async def fetch_account(self) -> AccountState:
+        await self.ensure_markets()
+        if self._inverse:
+            account, risk = await all_of(
+                self.request("account", "dapiPrivateGetAccount"),
+                self.request("positions", "dapiPrivateGetPositionRisk"),
+            )
+        else:
+            account, risk = await all_of(
+                self.request("account", "fapiPrivateV3GetAccount"),
+                self.request("positions", "fapiPrivateV3GetPositionRisk"),
+            )
+        rows = self._open_rows(as_list(risk, f"{self.label}: positionRisk"))
+        await self._refresh_tiers({text(row, "symbol", where) for where, row in rows})
+        wallet_balance, reported = self._pool(as_mapping(account, f"{self.label}: account"))
+        positions = tuple(self._position(row, where) for where, row in rows)
+        return AccountState(
+            venue=self.venue,
+            wallet_balance=wallet_balance,
+            positions=positions,
+            asset=self.asset,
+            reported=reported,
+        )
+
+    def _open_rows(self, rows: list[Any]) -> list[tuple[str, Mapping[str, Any]]]:
+        """(field path, row) of the non-flat positions settled in this pool's asset."""
+        result = []
+        for index, raw in enumerate(rows):
+            where = f"{self.label}: positionRisk[{index}]"
+            row = as_mapping(raw, where)
+            if number(row, "positionAmt", where) == 0:
+                continue
+            if self._margin_asset(row, where) == self.asset:
+                result.append((where, row))
+        return result
+
+    def _margin_asset(self, row: Mapping[str, Any], where: str) -> str:
+        asset = row.get("marginAsset")
+        if isinstance(asset, str) and asset:
+            return asset
+        return str(self._market(text(row, "symbol", where), where).get("settleId") or "")
+
+    def _market(self, symbol_id: str, where: str) -> Mapping[str, Any]:
+        markets = (self.exchange.markets_by_id or {}).get(symbol_id)
+        if not markets:
+            raise ExchangeDataError(f"{where}.symbol: {symbol_id!r} is not a listed market")
+        market: Mapping[str, Any] = markets[0]
+        return market
+
+    def _pool(self, account: Mapping[str, Any]) -> tuple[float, ExchangeAccountFigures]:
+        where = f"{self.label}: account.assets"
+        assets = as_list(account.get("assets"), where)
+        for index, raw in enumerate(assets):
+            row = as_mapping(raw, f"{where}[{index}]")
+            if row.get("asset") != self.asset:
+                continue
+            path = f"{where}[{index}]"
+            equity = optional_number(row, "marginBalance", path)
+            maintenance = optional_number(row, "maintMargin", path)
+            ratio = maintenance / equity if maintenance is not None and equity else None
+            reported = ExchangeAccountFigures(
+                equity=equity,
+                maintenance_margin=maintenance,
+                initial_margin=optional_number(row, "initialMargin", path),
+                margin_ratio=ratio,
+            )
+            return number(row, "crossWalletBalance", path), reported
+        raise ExchangeDataError(f"{where}: no {self.asset} balance in the account")
+
+    def _position(self, row: Mapping[str, Any], where: str) -> Position:
+        symbol = text(row, "symbol", where)
+        amount = number(row, "positionAmt", where)
+        position_side = str(row.get("positionSide") or "BOTH")
+        hedge = position_side in ("LONG", "SHORT")
+        if hedge:
+            side = Side.LONG if position_side == "LONG" else Side.SHORT
+        else:
+            side = Side.LONG if amount > 0 else Side.SHORT
+        isolated_wallet = optional_number(row, "isolatedWallet", where) or 0.0
+        margin_type = str(row.get("marginType") or "").lower()
+        isolated = margin_type == "isolated" if margin_type else isolated_wallet != 0
+        tiers = self.tiers.table(symbol)
+        if tiers is None:
+            raise ExchangeDataError(f"{where}: no leverage bracket table for {symbol}")
+        contract_size = 1.0
+        if self._inverse:
+            contract_size = float(self._market(symbol, where).get("contractSize") or 0.0)
+            if contract_size <= 0:
+                raise ExchangeDataError(f"{where}: no contract size for {symbol}")
+        return Position(
+            symbol=symbol,
+            side=side,
+            margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS,
+            quantity=abs(amount),
+            entry_price=number(row, "entryPrice", where),
+            mark_price=number(row, "markPrice", where),
+            tiers=tiers,
+            contract_size=contract_size,
+            leverage=optional_number(row, "leverage", where),
+            isolated_margin=isolated_wallet if isolated else None,
+            hedge=hedge,
+            exchange_liquidation_price=positive_or_none(
+                optional_number(row, "liquidationPrice", where)
+            ),
+            exchange_maintenance_margin=optional_number(row, "maintMargin", where),
+        )
+
+    async def _refresh_tiers(self, symbols: set[str]) -> None:
+        if not self.tiers.stale(symbols):
+            return
+        method = (
+            "dapiPrivateV2GetLeverageBracket" if self._inverse else "fapiPrivateGetLeverageBracket"
+        )
+        response = as_list(
+            await self.request("leverage brackets", method), f"{self.label}: brackets"
+        )
+        tables: dict[str, TierTable] = {}
+        for index, raw in enumerate(response):
+            where = f"{self.label}: leverageBracket[{index}]"
+            entry = as_mapping(raw, where)
+            symbol = text(entry, "symbol", where)
+            if symbol in symbols or self.tiers.table(symbol) is not None:
+                tables[symbol] = self._table(entry, where)
+        missing = symbols - tables.keys()
+        if missing:
+            raise ExchangeDataError(f"{self.label}: no leverage brackets for {sorted(missing)}")
+        self.tiers.update(tables)
+
+    def _table(self, entry: Mapping[str, Any], where: str) -> TierTable:
+        floor_key, cap_key = (
+            ("qtyFloor", "qtyCap") if self._inverse else ("notionalFloor", "notionalCap")
+        )
+        rows = []
+        for index, raw in enumerate(as_list(entry.get("brackets"), f"{where}.brackets")):
+            path = f"{where}.brackets[{index}]"
+            bracket = as_mapping(raw, path)
+            rows.append(
+                (
+                    number(bracket, floor_key, path),
+                    number(bracket, cap_key, path),
+                    number(bracket, "maintMarginRatio", path),
+                    optional_number(bracket, "cum", path) or 0.0,
+                )
+            )
+        if not rows:
+            raise ExchangeDataError(f"{where}.brackets: empty")
+        return tiers_from_rows(rows)
+
+    async def probe(self) -> ProbeReport:
+        try:
+            state = await self.fetch_account()
+        except MonitorError as exc:
+            return ProbeReport(
+                self.name,
+                self.venue,
+                reachable=not isinstance(exc, ExchangeUnavailable),
+                error=str(exc),
+            )
+        warnings: list[str] = []
+        can_trade = can_withdraw = None
+        permissions: tuple[str, ...] = ()
+        try:
+            restrictions = as_mapping(
+                await self.request("key permissions", "sapiGetAccountApiRestrictions"),
+                f"{self.label}: apiRestrictions",
+            )
+            permissions = tuple(
+                sorted(
+                    key
+                    for key, value in restrictions.items()
+                    if key.startswith("enable") and value is True
+                )
+            )
+            can_trade = any(
+                restrictions.get(key) is True
+                for key in (
+                    "enableFutures",
+                    "enableSpotAndMarginTrading",
+                    "enableMargin",
+                    "enableVanillaOptions",
+                )
+            )
+            can_withdraw = restrictions.get("enableWithdrawals") is True
+        except MonitorError as exc:
+            warnings.append(f"key permissions unknown: {exc}")
+        api = "dapi" if self._inverse else "fapi"
+        position_mode = None
+        try:
+            dual = as_mapping(
+                await self.request("position mode", f"{api}PrivateGetPositionSideDual"),
+                f"{self.label}: positionSide/dual",
+            )
+            position_mode = "hedge" if dual.get("dualSidePosition") in (True, "true") else "one-way"
+        except MonitorError as exc:
+            warnings.append(f"position mode unknown: {exc}")
+        margin_modes = sorted({p.margin_mode.value for p in state.positions})
+        if not self._inverse:
+            try:
+                configs = as_list(
+                    await self.request("margin modes", "fapiPrivateGetSymbolConfig"),
+                    f"{self.label}: symbolConfig",
+                )
+                held = {p.symbol for p in state.positions}
+                margin_modes = sorted(
+                    {
+                        "isolated"
+                        if str(c.get("marginType", "")).upper() == "ISOLATED"
+                        else "cross"
+                        for c in configs
+                        if isinstance(c, Mapping) and (not held or c.get("symbol") in held)
+                    }
+                    | set(margin_modes)
+                )
+            except MonitorError as exc:
+                warnings.append(f"margin modes from positions only: {exc}")
+        warnings.extend(permission_warnings(can_trade, can_withdraw))
+        return ProbeReport(
+            self.name,
+            self.venue,
+            reachable=True,
+            can_trade=can_trade,
+            can_withdraw=can_withdraw,
+            permissions=permissions,
+            position_mode=position_mode,
+            margin_modes=tuple(margin_modes),
+            warnings=tuple(warnings),
+        )
+
+
+def permission_warnings(can_trade: bool | None, can_withdraw: bool | None) -> list[str]:
+    """What a person should hear about a monitoring key that can do more than read."""
+    warnings = []
+    if can_withdraw:
+        warnings.append("the API key can WITHDRAW funds; a read-only key is all the monitor needs")
+    if can_trade:
+        warnings.append("the API key can trade; a read-only key is all the monitor needs")
+    return warnings

@@ -1,0 +1,303 @@
+"""Bybit v5 Unified Trading Account: linear (USDT- and USDC-settled) and inverse perpetuals.
+
+One configured account watches one settlement coin. ccxt's `marginMode` is always None on Bybit,
+so the margin mode comes from `/v5/account/info` (UTA margin mode is account-wide) or the row's
+`tradeMode`; maintenance-margin deductions come from the public risk-limit table, and the taker
+fee (Bybit puts the fee to close inside IM and MM) from the account's fee rates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from monitor.domain.errors import ExchangeDataError, ExchangeUnavailable, MonitorError
+from monitor.domain.model import (
+    AccountState,
+    ExchangeAccountFigures,
+    MarginMode,
+    Position,
+    Side,
+    Venue,
+)
+from monitor.exchanges.base import VenueClient, all_of
+from monitor.exchanges.binance import permission_warnings
+from monitor.exchanges.fields import (
+    as_list,
+    as_mapping,
+    number,
+    optional_number,
+    positive_or_none,
+    text,
+)
+from monitor.exchanges.probe import ProbeReport
+from monitor.exchanges.tiers import TierTable, tiers_from_rows
+
+_PAGE_LIMIT = 200
+# A runaway cursor must not turn one poll into an unbounded crawl.
+_MAX_PAGES = 20
+_TRADING_GROUPS = ("ContractTrade", "Spot", "Options", "Derivatives", "Exchange", "CopyTrading")
+
+
+def result_of(response: Any, where: str) -> Mapping[str, Any]:
+    """The `result` object of a v5 envelope."""
+    envelope = as_mapping(response, where)
+    return as_mapping(envelope.get("result"), f"{where}.result")
+
+
+class BybitClient(VenueClient):
+    """A Bybit UTA account; `venue` picks linear or inverse contracts, `asset` the settle coin."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fee_rates: dict[str, float] = {}
+        self._fees_loaded_at = -float("inf")
+
+    @property
+    def _category(self) -> str:
+        return "inverse" if self.venue is Venue.BYBIT_INVERSE else "linear"
+
+    async def server_time_ms(self) -> int:
+        response = as_mapping(await self.exchange.publicGetV5MarketTime(), f"{self.label}: time")
+        return int(number(response, "time", f"{self.label}: time"))
+
+    async def fetch_account(self) -> AccountState:
+        await self.ensure_markets()
+        wallet, info, rows = await all_of(
+            self.request(
+                "wallet balance", "privateGetV5AccountWalletBalance", {"accountType": "UNIFIED"}
+            ),
+            self.request("account info", "privateGetV5AccountInfo"),
+            self._position_rows(),
+        )
+        account_isolated = self._account_margin_mode(info) == "ISOLATED_MARGIN"
+        symbols = {text(row, "symbol", where) for where, row in rows}
+        await all_of(self._refresh_tiers(symbols), self._refresh_fees(symbols))
+        wallet_balance, reported = self._pool(wallet)
+        positions = tuple(self._position(row, where, account_isolated) for where, row in rows)
+        return AccountState(
+            venue=self.venue,
+            wallet_balance=wallet_balance,
+            positions=positions,
+            asset=self.asset,
+            reported=reported,
+        )
+
+    def _account_margin_mode(self, info: Any) -> str:
+        return str(result_of(info, f"{self.label}: account info").get("marginMode") or "")
+
+    async def _position_rows(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """(field path, row) of every non-flat position of this pool, following the cursor."""
+        params: dict[str, Any] = {"category": self._category, "limit": _PAGE_LIMIT}
+        if self._category == "linear":
+            params["settleCoin"] = self.asset
+        rows: list[tuple[str, Mapping[str, Any]]] = []
+        for page in range(_MAX_PAGES):
+            where = f"{self.label}: positions page {page}"
+            result = result_of(
+                await self.request("positions", "privateGetV5PositionList", params), where
+            )
+            for index, raw in enumerate(as_list(result.get("list"), f"{where}.list")):
+                path = f"{where}.list[{index}]"
+                row = as_mapping(raw, path)
+                if number(row, "size", path) != 0 and self._settles_in_pool(row, path):
+                    rows.append((path, row))
+            cursor = result.get("nextPageCursor")
+            if not cursor:
+                return rows
+            params = {**params, "cursor": cursor}
+        raise ExchangeDataError(f"{self.label}: positions: more than {_MAX_PAGES} pages")
+
+    def _settles_in_pool(self, row: Mapping[str, Any], where: str) -> bool:
+        if self._category == "linear":
+            return True  # the request already asked for this settle coin
+        symbol = text(row, "symbol", where)
+        markets = (self.exchange.markets_by_id or {}).get(symbol)
+        if not markets:
+            raise ExchangeDataError(f"{where}.symbol: {symbol!r} is not a listed market")
+        return str(markets[0].get("settleId") or "") == self.asset
+
+    def _pool(self, wallet: Any) -> tuple[float, ExchangeAccountFigures]:
+        where = f"{self.label}: wallet balance"
+        accounts = as_list(result_of(wallet, where).get("list"), f"{where}.list")
+        if not accounts:
+            raise ExchangeDataError(f"{where}.list: empty (is this a Unified Trading Account?)")
+        account = as_mapping(accounts[0], f"{where}.list[0]")
+        ratio = optional_number(account, "accountMMRate", f"{where}.list[0]")
+        for index, raw in enumerate(as_list(account.get("coin"), f"{where}.list[0].coin")):
+            path = f"{where}.list[0].coin[{index}]"
+            coin = as_mapping(raw, path)
+            if coin.get("coin") != self.asset:
+                continue
+            reported = ExchangeAccountFigures(
+                equity=optional_number(coin, "equity", path),
+                maintenance_margin=optional_number(coin, "totalPositionMM", path),
+                initial_margin=optional_number(coin, "totalPositionIM", path),
+                margin_ratio=ratio,
+            )
+            return number(coin, "walletBalance", path), reported
+        # Bybit lists only coins with a balance: no row means nothing of this coin in the wallet.
+        return 0.0, ExchangeAccountFigures(margin_ratio=ratio)
+
+    def _position(self, row: Mapping[str, Any], where: str, account_isolated: bool) -> Position:
+        symbol = text(row, "symbol", where)
+        index = str(row.get("positionIdx", "0"))
+        hedge = index in ("1", "2")
+        if hedge:
+            side = Side.LONG if index == "1" else Side.SHORT
+        elif row.get("side") in ("Buy", "Sell"):
+            side = Side.LONG if row.get("side") == "Buy" else Side.SHORT
+        else:
+            raise ExchangeDataError(f"{where}.side: {row.get('side')!r} on an open position")
+        isolated = account_isolated or str(row.get("tradeMode", "0")) == "1"
+        tiers = self.tiers.table(symbol)
+        if tiers is None:
+            raise ExchangeDataError(f"{where}: no risk-limit table for {symbol}")
+        return Position(
+            symbol=symbol,
+            side=side,
+            margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS,
+            quantity=abs(number(row, "size", where)),
+            entry_price=number(row, "avgPrice", where),
+            mark_price=number(row, "markPrice", where),
+            tiers=tiers,
+            contract_size=1.0,
+            leverage=optional_number(row, "leverage", where),
+            isolated_margin=number(row, "positionIM", where) if isolated else None,
+            taker_fee=self._fee_rates[symbol],
+            hedge=hedge,
+            exchange_liquidation_price=positive_or_none(optional_number(row, "liqPrice", where)),
+            exchange_maintenance_margin=optional_number(row, "positionMM", where),
+        )
+
+    async def _refresh_tiers(self, symbols: set[str]) -> None:
+        stale = self.tiers.stale(symbols)
+        if not stale:
+            return
+        responses = await all_of(
+            *(
+                self.request(
+                    f"risk limits {symbol}",
+                    "publicGetV5MarketRiskLimit",
+                    {"category": self._category, "symbol": symbol},
+                )
+                for symbol in stale
+            )
+        )
+        self.tiers.update(
+            {
+                symbol: self._table(symbol, response)
+                for symbol, response in zip(stale, responses, strict=True)
+            }
+        )
+
+    def _table(self, symbol: str, response: Any) -> TierTable:
+        where = f"{self.label}: risk-limit {symbol}"
+        entries = []
+        for index, raw in enumerate(
+            as_list(result_of(response, where).get("list"), f"{where}.list")
+        ):
+            path = f"{where}.list[{index}]"
+            row = as_mapping(raw, path)
+            if row.get("symbol", symbol) != symbol:
+                continue
+            entries.append(
+                (
+                    number(row, "riskLimitValue", path),
+                    number(row, "maintenanceMargin", path),
+                    optional_number(row, "mmDeduction", path) or 0.0,
+                )
+            )
+        if not entries:
+            raise ExchangeDataError(f"{where}: empty risk-limit table")
+        entries.sort()
+        floors = [0.0] + [cap for cap, _, _ in entries[:-1]]
+        return tiers_from_rows(
+            (floor, cap, mmr, deduction)
+            for floor, (cap, mmr, deduction) in zip(floors, entries, strict=True)
+        )
+
+    async def _refresh_fees(self, symbols: set[str]) -> None:
+        fresh = time.monotonic() - self._fees_loaded_at < self.tiers.refresh_interval
+        if fresh and symbols <= self._fee_rates.keys():
+            return
+        if not symbols:
+            return
+        where = f"{self.label}: fee rates"
+        response = await self.request(
+            "fee rates", "privateGetV5AccountFeeRate", {"category": self._category}
+        )
+        rates = {}
+        for index, raw in enumerate(
+            as_list(result_of(response, where).get("list"), f"{where}.list")
+        ):
+            row = as_mapping(raw, f"{where}.list[{index}]")
+            rates[text(row, "symbol", f"{where}.list[{index}]")] = number(
+                row, "takerFeeRate", f"{where}.list[{index}]"
+            )
+        missing = symbols - rates.keys()
+        if missing:
+            raise ExchangeDataError(f"{where}: no taker fee rate for {sorted(missing)}")
+        self._fee_rates = rates
+        self._fees_loaded_at = time.monotonic()
+
+    async def probe(self) -> ProbeReport:
+        try:
+            state = await self.fetch_account()
+            info = await self.request("account info", "privateGetV5AccountInfo")
+        except MonitorError as exc:
+            return ProbeReport(
+                self.name,
+                self.venue,
+                reachable=not isinstance(exc, ExchangeUnavailable),
+                error=str(exc),
+            )
+        warnings: list[str] = []
+        can_trade = can_withdraw = None
+        permissions: tuple[str, ...] = ()
+        try:
+            key = result_of(
+                await self.request("key permissions", "privateGetV5UserQueryApi"),
+                f"{self.label}: query-api",
+            )
+            granted = key.get("permissions")
+            groups = granted if isinstance(granted, Mapping) else {}
+            permissions = tuple(
+                sorted(
+                    f"{group}:{perm}"
+                    for group, perms in groups.items()
+                    if isinstance(perms, list)
+                    for perm in perms
+                )
+            )
+            read_only = str(key.get("readOnly", "")) == "1"
+            can_trade = not read_only and any(groups.get(group) for group in _TRADING_GROUPS)
+            can_withdraw = "Withdraw" in (groups.get("Wallet") or [])
+        except MonitorError as exc:
+            warnings.append(f"key permissions unknown: {exc}")
+        mode = self._account_margin_mode(info)
+        margin_modes = {
+            "ISOLATED_MARGIN": "isolated",
+            "REGULAR_MARGIN": "cross",
+            "PORTFOLIO_MARGIN": "portfolio",
+        }
+        if mode == "PORTFOLIO_MARGIN":
+            warnings.append(
+                "portfolio margin: Bybit publishes no per-position liquidation price; ours assume cross margin"
+            )
+        position_mode = None
+        if state.positions:
+            position_mode = "hedge" if any(p.hedge for p in state.positions) else "one-way"
+        warnings.extend(permission_warnings(can_trade, can_withdraw))
+        return ProbeReport(
+            self.name,
+            self.venue,
+            reachable=True,
+            can_trade=can_trade,
+            can_withdraw=can_withdraw,
+            permissions=permissions,
+            position_mode=position_mode,
+            margin_modes=(margin_modes.get(mode, mode.lower() or "unknown"),),
+            warnings=tuple(warnings),
+        )

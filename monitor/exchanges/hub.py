@@ -1,0 +1,182 @@
+"""The factory the daemon and the CLI use: one ccxt instance per API key, market lists and request
+throttles shared per venue and address, ban windows shared by every account that hits the same host."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from monitor.config.accounts import AccountSettings
+from monitor.domain.model import Venue
+from monitor.exchanges.base import CCXT_CLASSES, VenueClient
+from monitor.exchanges.binance import BinanceClient
+from monitor.exchanges.bybit import BybitClient
+from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
+from monitor.exchanges.urls import rewrite_api_urls
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """Where a ccxt class sends its requests: one market list, throttle and ban window each."""
+
+    ccxt_id: str
+    base_url: str | None
+    testnet: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.ccxt_id}@{self.base_url or ('testnet' if self.testnet else 'production')}"
+
+
+class _Markets:
+    """The venue's market list, loaded once by a key-less instance and shared by reference."""
+
+    def __init__(self, exchange: Any, refresh: float) -> None:
+        self.exchange = exchange
+        self._refresh = refresh
+        self._loaded_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+
+class ExchangeHub:
+    """Builds the `ExchangeClient` of each configured account and owns what they share.
+
+    `retry` is the per-fetch retry budget, `timeout` the per-request timeout in seconds,
+    `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 10.0,
+        tier_refresh: float = 3600.0,
+        rate_limit: bool = True,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self.bans = BanBoard()
+        self._timeout = timeout
+        self._tier_refresh = tier_refresh
+        self._rate_limit = rate_limit
+        self._markets: dict[str, _Markets] = {}
+        self._clients: list[VenueClient] = []
+
+    def client_for(self, name: str, settings: AccountSettings) -> VenueClient:
+        """A client for the account `name`; no network traffic until its first fetch."""
+        endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
+        shared = self._shared(endpoint, settings.venue)
+        exchange = self._instance(
+            settings.venue,
+            endpoint,
+            {
+                "apiKey": settings.api_key.get_secret_value(),
+                "secret": settings.api_secret.get_secret_value(),
+            },
+        )
+        exchange.throttler = shared.exchange.throttler
+        client_cls = BybitClient if settings.venue.exchange == "bybit" else BinanceClient
+        client = client_cls(
+            name=name,
+            venue=settings.venue,
+            asset=settings.asset,
+            exchange=exchange,
+            markets=lambda: self._load_markets(shared, endpoint),
+            bans=self.bans,
+            ban_key=endpoint.key,
+            policy=self.retry,
+            tier_refresh=self._tier_refresh,
+        )
+        self._clients.append(client)
+        return client
+
+    def _shared(self, endpoint: _Endpoint, venue: Venue) -> _Markets:
+        shared = self._markets.get(endpoint.key)
+        if shared is None:
+            shared = _Markets(self._instance(venue, endpoint, {}), self._tier_refresh)
+            self._markets[endpoint.key] = shared
+        return shared
+
+    def _instance(self, venue: Venue, endpoint: _Endpoint, credentials: dict[str, str]) -> Any:
+        options: dict[str, Any] = {"fetchCurrencies": False}
+        if venue.exchange == "bybit":
+            # Preset UTA so ccxt skips its query-api/account-info probe, which read-only keys may fail.
+            options |= {
+                "fetchMarkets": {"types": ["linear", "inverse"]},
+                "enableUnifiedAccount": True,
+                "enableUnifiedMargin": False,
+                "unifiedMarginStatus": 6,
+            }
+        exchange = CCXT_CLASSES[venue](
+            {
+                **credentials,
+                "timeout": int(self._timeout * 1000),
+                "enableRateLimit": self._rate_limit,
+                "options": options,
+            }
+        )
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
+        if endpoint.testnet:
+            exchange.set_sandbox_mode(True)
+        if endpoint.base_url:
+            exchange.urls = {
+                **exchange.urls,
+                "api": rewrite_api_urls(exchange.urls["api"], endpoint.base_url),
+            }
+        return exchange
+
+    async def _load_markets(self, shared: _Markets, endpoint: _Endpoint) -> Any:
+        async with shared._lock:
+            if (
+                time.monotonic() - shared._loaded_at >= shared._refresh
+                or not shared.exchange.markets
+            ):
+                exchange = shared.exchange
+
+                async def load() -> Any:
+                    return await exchange.load_markets(reload=True)
+
+                await call(
+                    load,
+                    where=f"{endpoint.ccxt_id}: markets",
+                    ban_key=endpoint.key,
+                    bans=self.bans,
+                    policy=self.retry,
+                    resync_clock=_no_resync,
+                )
+                shared._loaded_at = time.monotonic()
+        return shared.exchange
+
+    async def aclose(self) -> None:
+        """Close every client and shared instance (each holds an HTTP session)."""
+        instances = [client.exchange for client in self._clients]
+        instances += [shared.exchange for shared in self._markets.values()]
+        self._clients.clear()
+        self._markets.clear()
+        await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
+
+    async def __aenter__(self) -> ExchangeHub:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _ccxt_id(venue: Venue) -> str:
+    return {
+        Venue.BINANCE_USDM: "binanceusdm",
+        Venue.BINANCE_COINM: "binancecoinm",
+        Venue.BYBIT_LINEAR: "bybit",
+        Venue.BYBIT_INVERSE: "bybit",
+    }[venue]
+
+
+async def _no_resync() -> None:
+    """Market lists are public: unsigned, so no clock to resync."""

@@ -1,0 +1,98 @@
+"""What `check-config --connect` reports per account, and the request budget of the poll intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from monitor.domain.model import Venue
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReport:
+    """One account as the venue sees it. `can_trade`/`can_withdraw` are None where the venue does
+    not expose key permissions; `warnings` are for the person reading check-config."""
+
+    account: str
+    venue: Venue
+    reachable: bool
+    error: str | None = None
+    can_trade: bool | None = None
+    can_withdraw: bool | None = None
+    permissions: tuple[str, ...] = ()
+    position_mode: str | None = None
+    margin_modes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class VenueLimit:
+    """A venue's per-IP request limit: `limit` units per `window`, counted as `unit`."""
+
+    limit: float
+    window: timedelta
+    unit: str
+
+
+# Binance counts request weight per IP per minute; Bybit counts requests per IP per 5 s.
+VENUE_LIMITS: dict[str, VenueLimit] = {
+    "binance-fapi": VenueLimit(2400, timedelta(minutes=1), "weight"),
+    "binance-dapi": VenueLimit(2400, timedelta(minutes=1), "weight"),
+    "bybit": VenueLimit(600, timedelta(seconds=5), "requests"),
+}
+
+# What one poll costs, in the unit of the venue's limit (see the adapters' fetch_account):
+# Binance USDⓈ-M v3 account 5 + v3 positionRisk 5; COIN-M account 5 + positionRisk 1;
+# Bybit wallet-balance + account/info + one position/list page.
+POLL_COST: dict[Venue, float] = {
+    Venue.BINANCE_USDM: 10,
+    Venue.BINANCE_COINM: 6,
+    Venue.BYBIT_LINEAR: 3,
+    Venue.BYBIT_INVERSE: 3,
+}
+
+
+def limit_group(venue: Venue) -> str:
+    """Which per-IP limit a venue's requests count against."""
+    return {
+        Venue.BINANCE_USDM: "binance-fapi",
+        Venue.BINANCE_COINM: "binance-dapi",
+        Venue.BYBIT_LINEAR: "bybit",
+        Venue.BYBIT_INVERSE: "bybit",
+    }[venue]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLine:
+    """How much of a venue's per-IP limit the configured polls use."""
+
+    group: str
+    accounts: int
+    used: float
+    limit: VenueLimit
+
+    @property
+    def share(self) -> float:
+        """Fraction of the limit used (1.0 = at the limit)."""
+        return self.used / self.limit.limit
+
+    def describe(self) -> str:
+        """One line for people: "binance-fapi: 2 accounts use 120 weight/1m of 2400 (5.0 %)"."""
+        window = f"{self.limit.window.total_seconds():g}s"
+        return (
+            f"{self.group}: {self.accounts} account(s) use {self.used:.1f} {self.limit.unit} per "
+            f"{window} of {self.limit.limit:g} per IP ({self.share:.1%})"
+        )
+
+
+def request_budget(polls: Iterable[tuple[Venue, timedelta]]) -> list[BudgetLine]:
+    """The load of polling each (venue, interval) account, summed per venue limit and IP."""
+    used: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for venue, interval in polls:
+        group = limit_group(venue)
+        window = VENUE_LIMITS[group].window
+        used[group] = used.get(group, 0.0) + POLL_COST[venue] * (window / interval)
+        counts[group] = counts.get(group, 0) + 1
+    return [BudgetLine(group, counts[group], used[group], VENUE_LIMITS[group]) for group in used]

@@ -1,0 +1,18 @@
+"""Pointing a ccxt instance at another host (simulator, proxy) while keeping every API path."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SCHEME_AND_HOST = re.compile(r"^https?://[^/]+")
+
+
+def rewrite_api_urls(urls: Any, base_url: str) -> Any:
+    """A copy of ccxt's `urls['api']` (a string or nested dicts of them) with scheme and host
+    replaced by `base_url`; paths and `{hostname}` templates in paths are kept."""
+    if isinstance(urls, dict):
+        return {key: rewrite_api_urls(value, base_url) for key, value in urls.items()}
+    if isinstance(urls, str):
+        return _SCHEME_AND_HOST.sub(base_url.rstrip("/"), urls)
+    return urls
