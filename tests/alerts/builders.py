@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from monitor.domain.alerts import AlertRules, Observation, Rule, RuleKey
+from monitor.domain.alerts import AlertRules, Evaluation, Observation, Rule, RuleKey, evaluate
 from monitor.domain.model import (
     AccountRisk,
     AccountState,
@@ -113,3 +114,34 @@ def margin_rule(
 
 def rules(*items: Rule) -> AlertRules:
     return AlertRules(items)
+
+
+def run(
+    alert_rules: AlertRules,
+    steps: list[tuple[float, Observation]],
+    states: dict[str, dict[str, object]] | None = None,
+) -> tuple[list[Evaluation], dict[str, dict[str, object]]]:
+    """Evaluate a series of (seconds after T0, observation), storing the state as JSON in between
+    (as the database does), and return every cycle's result and the final state."""
+    current: dict[str, dict[str, object]] = states or {}
+    results = []
+    for seconds, observation in steps:
+        result = evaluate(alert_rules, current, observation, at(seconds))
+        current = json.loads(json.dumps(result.states, allow_nan=False))
+        results.append(result)
+    return results, current
+
+
+def ratios(
+    alert_rules: AlertRules, series: list[tuple[float, float]], **kwargs: object
+) -> list[Evaluation]:
+    """Evaluate margin ratios `(seconds, ratio)` one cycle each."""
+    results, _ = run(
+        alert_rules, [(t, observe(snapshot(r, taken_at=at(t)), **kwargs)) for t, r in series]
+    )
+    return results
+
+
+def sent(results: list[Evaluation]) -> list[tuple[str, str, str]]:
+    """(rule, kind, severity) of every notification, in order."""
+    return [(n.rule, n.kind.value, n.severity.value) for r in results for n in r.notifications]

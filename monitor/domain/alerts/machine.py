@@ -316,7 +316,7 @@ def _words(
     name = RULE_TITLES[rule.key]
     summary = reading.summary if reading else "no data this cycle"
     level = level_text(rule, severity)
-    relation = "below" if rule.direction is Direction.BELOW else "at or above"
+    relation = "below" if rule.direction is Direction.BELOW else "above"
     crossing = f"{summary}, {relation} {level}" if level != severity.value else summary
     context = ""
     if observation.snapshot is not None and rule.key.liquidation_risk:
@@ -346,7 +346,7 @@ def _words(
         what = "pending" if kind is EventKind.PENDING else "cancelled before firing"
         return (f"{account}: {name} {severity.value} {what}", f"Account {account}: {crossing}.")
     escalated = " (escalated)" if kind is EventKind.ESCALATED else ""
-    fell = "fell below" if rule.direction is Direction.BELOW else "reached"
+    fell = "fell below" if rule.direction is Direction.BELOW else "above"
     crossed = f"{summary}, {fell} {level}" if level != severity.value else summary
     return (
         f"{account}: {name} {severity.value.upper()}{escalated}",

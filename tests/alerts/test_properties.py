@@ -1,0 +1,78 @@
+"""Properties of the state machine over random margin-ratio series (hypothesis)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.domain.alerts import firing_severity
+from monitor.domain.notification import NotificationKind, Severity
+from tests.alerts.builders import margin_rule, ratios, rules
+
+RULE = margin_rule(debounce=20, repeat=None, band=0.2)
+ALL_CLEAR = RULE.clear_level(Severity.WARNING)  # 360 %
+SETTINGS = settings(max_examples=60, deadline=None)
+
+series = st.lists(st.floats(min_value=0.9, max_value=4.5, allow_nan=False), min_size=1, max_size=40)
+
+
+def timed(values: list[float]) -> list[tuple[float, float]]:
+    return [(10.0 * i, value) for i, value in enumerate(values)]
+
+
+@SETTINGS
+@given(series)
+def test_resolves_only_past_the_clear_level_and_fires_once_per_episode(values: list[float]) -> None:
+    results = ratios(rules(RULE), timed(values))
+    episodes = 0
+    for value, result in zip(values, results, strict=True):
+        for note in result.notifications:
+            if note.kind is NotificationKind.RESOLVED:
+                assert value >= ALL_CLEAR
+        new = [e for e in result.events if e.kind.value == "firing" and e.facts["notification_id"]]
+        episodes += len(new)
+    # A new episode needs a resolve first, and a resolve needs the ratio back past 360 %.
+    recoveries = sum(1 for v in values if v >= ALL_CLEAR)
+    assert episodes <= recoveries + 1
+
+
+@SETTINGS
+@given(
+    st.floats(min_value=1.0, max_value=2.95),
+    st.lists(st.floats(min_value=1.0, max_value=3.59), max_size=30),
+)
+def test_no_flapping_inside_the_band(start: float, wobble: list[float]) -> None:
+    # Once firing, a ratio that never reaches the warning's clear level never resolves or re-fires.
+    values = [start, start, start, *wobble]
+    results = ratios(rules(RULE), timed(values))
+    kinds = [n.kind for r in results for n in r.notifications]
+    assert NotificationKind.RESOLVED not in kinds
+    assert firing_severity(results[-1].states["margin_ratio"]) is not None
+
+
+@SETTINGS
+@given(series)
+def test_every_firing_alert_is_resolved_when_the_ratio_recovers(values: list[float]) -> None:
+    recovered = [*values, 3.7, 3.8]
+    results = ratios(rules(RULE), timed(recovered))
+    assert firing_severity(results[-1].states["margin_ratio"]) is None
+    notices = [n for r in results for n in r.notifications]
+    fired = [n for n in notices if n.kind is NotificationKind.FIRING]
+    if fired:
+        assert notices[-1].kind is NotificationKind.RESOLVED
+
+
+@SETTINGS
+@given(series)
+def test_severity_never_goes_down_without_passing_its_clear_level(values: list[float]) -> None:
+    results = ratios(rules(RULE), timed(values))
+    before: Severity | None = None
+    for step, (value, result) in enumerate(zip(values, results, strict=True)):
+        now = firing_severity(result.states["margin_ratio"])
+        if before is not None and (now is None or now.rank < before.rank):
+            assert value >= RULE.clear_level(before)
+        if now is not None and (before is None or now.rank > before.rank):
+            # It rises only to a level breached for the whole debounce (20 s = three cycles).
+            assert step >= 2
+            assert all(v < RULE.level(now) for v in values[step - 2 : step + 1])
+        before = now
