@@ -121,7 +121,7 @@ class Settings(BaseSettings):
 
     def masked_dump(self) -> dict[str, Any]:
         """The effective configuration as JSON-ready data, every secret shown as `**********`."""
-        data: dict[str, Any] = self.model_dump(mode="json")
+        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
         data["database"]["url"] = self.database_url()
         return data
 

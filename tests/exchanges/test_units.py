@@ -1,0 +1,242 @@
+"""The adapter's own logic without a venue: URL rewriting, tier tracking, retry budget, request budget."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import ccxt.async_support as ccxt
+import pytest
+
+from monitor.domain.errors import ExchangeAuthError, ExchangeDataError, ExchangeUnavailable
+from monitor.domain.model import Tier, Venue
+from monitor.exchanges.errors import translate
+from monitor.exchanges.probe import request_budget
+from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
+from monitor.exchanges.tiers import TierBook, tiers_from_rows
+from monitor.exchanges.urls import rewrite_api_urls
+
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, max_wait=0.5)
+
+
+def test_rewrite_keeps_paths_and_nested_dicts() -> None:
+    urls = {
+        "fapiPrivateV3": "https://fapi.binance.com/fapi/v3",
+        "ws": {"linear": "wss://fstream.binance.com/ws"},
+        "public": "https://api.{hostname}",
+        "rateLimit": 50,
+    }
+    rewritten = rewrite_api_urls(urls, "http://127.0.0.1:8900/")
+    assert rewritten == {
+        "fapiPrivateV3": "http://127.0.0.1:8900/fapi/v3",
+        "ws": {"linear": "wss://fstream.binance.com/ws"},
+        "public": "http://127.0.0.1:8900",
+        "rateLimit": 50,
+    }
+    assert urls["fapiPrivateV3"] == "https://fapi.binance.com/fapi/v3"
+
+
+def test_rewrite_covers_every_ccxt_url() -> None:
+    for cls in (ccxt.binanceusdm, ccxt.binancecoinm, ccxt.bybit):
+        exchange = cls()
+        rewritten = rewrite_api_urls(exchange.urls["api"], "http://127.0.0.1:1")
+        flat: list[str] = []
+
+        def walk(value: object, out: list[str]) -> None:
+            if isinstance(value, dict):
+                for item in value.values():
+                    walk(item, out)
+            elif isinstance(value, str):
+                out.append(value)
+
+        walk(rewritten, flat)
+        http = [url for url in flat if url.startswith("http")]
+        assert http
+        assert all(url.startswith("http://127.0.0.1:1") for url in http), cls
+
+
+def test_tiers_last_cap_is_open_and_order_is_by_floor() -> None:
+    table = tiers_from_rows([(50_000, 600_000, 0.005, 50), (0, 50_000, 0.004, 0)])
+    assert table == (Tier(0, 50_000, 0.004, 0), Tier(50_000, None, 0.005, 50))
+
+
+def test_tier_book_reports_first_sight_and_changes_and_refreshes() -> None:
+    now = [0.0]
+    book = TierBook("main", Venue.BINANCE_USDM, refresh_interval=60, clock=lambda: now[0])
+    first = tiers_from_rows([(0, 50_000, 0.004, 0)])
+    second = tiers_from_rows([(0, 50_000, 0.005, 0)])
+    assert book.stale({"BTCUSDT"}) == ["BTCUSDT"]
+    book.update({"BTCUSDT": first})
+    assert book.stale({"BTCUSDT"}) == []
+    [seen] = book.drain()
+    assert seen.previous is None
+    assert not seen.is_change
+    now[0] = 61.0
+    assert book.stale({"BTCUSDT"}) == ["BTCUSDT"]
+    book.update({"BTCUSDT": first})
+    assert book.drain() == []
+    book.update({"BTCUSDT": second})
+    [changed] = book.drain()
+    assert changed.is_change
+    assert changed.previous == first
+    assert changed.current == second
+    assert book.table("BTCUSDT") == second
+
+
+def test_ban_board_keeps_the_longer_ban() -> None:
+    now = [100.0]
+    bans = BanBoard(clock=lambda: now[0])
+    bans.ban("binanceusdm@x", 30)
+    bans.ban("binanceusdm@x", 5)
+    assert bans.remaining("binanceusdm@x") == 30
+    now[0] = 120.0
+    assert bans.remaining("binanceusdm@x") == 10
+    assert bans.remaining("bybit@x") == 0
+
+
+async def _no_resync() -> None:
+    return None
+
+
+async def test_transient_failures_are_retried_until_success() -> None:
+    calls = []
+
+    async def request() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ccxt.ExchangeNotAvailable("binanceusdm 503 Service Unavailable")
+        return "ok"
+
+    result = await call(
+        request, where="w", ban_key="k", bans=BanBoard(), policy=FAST, resync_clock=_no_resync
+    )
+    assert result == "ok"
+    assert len(calls) == 3
+
+
+async def test_budget_exhausted_gives_a_retryable_error() -> None:
+    async def request() -> str:
+        raise ccxt.RequestTimeout(
+            "binanceusdm GET http://h/fapi/v3/account?timestamp=1&signature=ab"
+        )
+
+    with pytest.raises(ExchangeUnavailable) as caught:
+        await call(
+            request,
+            where="binance-usdm main: account",
+            ban_key="k",
+            bans=BanBoard(),
+            policy=FAST,
+            resync_clock=_no_resync,
+        )
+    assert "binance-usdm main: account: request timed out" in str(caught.value)
+    assert "signature" not in str(caught.value)
+
+
+async def test_auth_errors_are_not_retried() -> None:
+    calls = []
+
+    async def request() -> str:
+        calls.append(1)
+        raise ccxt.AuthenticationError('binanceusdm {"code":-2015,"msg":"Invalid API-key"}')
+
+    with pytest.raises(ExchangeAuthError):
+        await call(
+            request, where="w", ban_key="k", bans=BanBoard(), policy=FAST, resync_clock=_no_resync
+        )
+    assert len(calls) == 1
+
+
+async def test_clock_skew_resyncs_once_then_succeeds() -> None:
+    resyncs = []
+    calls = []
+
+    async def resync() -> None:
+        resyncs.append(1)
+
+    async def request() -> str:
+        calls.append(1)
+        if not resyncs:
+            raise ccxt.InvalidNonce('{"code":-1021,"msg":"Timestamp outside of recvWindow"}')
+        return "ok"
+
+    assert (
+        await call(
+            request, where="w", ban_key="k", bans=BanBoard(), policy=FAST, resync_clock=resync
+        )
+        == "ok"
+    )
+    assert len(resyncs) == 1
+    assert len(calls) == 2
+
+
+async def test_long_ban_fails_fast_and_blocks_further_requests() -> None:
+    bans = BanBoard()
+    calls = []
+
+    async def request() -> str:
+        calls.append(1)
+        exc = ccxt.DDoSProtection("binanceusdm 418 I'm a teapot")
+        exc.retry_after = 120.0
+        raise exc
+
+    with pytest.raises(ExchangeUnavailable) as caught:
+        await call(request, where="w", ban_key="k", bans=bans, policy=FAST, resync_clock=_no_resync)
+    assert caught.value.retry_after == pytest.approx(120, abs=1)
+    assert len(calls) == 1
+    with pytest.raises(ExchangeUnavailable, match="banned this address"):
+        await call(request, where="w", ban_key="k", bans=bans, policy=FAST, resync_clock=_no_resync)
+    assert len(calls) == 1
+
+
+async def test_short_ban_is_waited_out_inside_the_fetch() -> None:
+    calls = []
+
+    async def request() -> str:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            exc = ccxt.RateLimitExceeded("bybit 429")
+            exc.retry_after = 0.2
+            raise exc
+        return "ok"
+
+    assert (
+        await call(
+            request, where="w", ban_key="k", bans=BanBoard(), policy=FAST, resync_clock=_no_resync
+        )
+        == "ok"
+    )
+    assert calls[1] - calls[0] >= 0.19
+
+
+def test_translation_of_other_failures() -> None:
+    assert isinstance(translate(ccxt.OnMaintenance("x"), "w"), ExchangeUnavailable)
+    assert isinstance(translate(ccxt.BadSymbol("x"), "w"), ExchangeDataError)
+    assert isinstance(
+        translate(ccxt.PermissionDenied("10010 Unmatched IP"), "w"), ExchangeAuthError
+    )
+    assert isinstance(
+        translate(ccxt.ExchangeError('bybit {"retCode":10016}'), "w"), ExchangeUnavailable
+    )
+    banned = translate(ccxt.DDoSProtection(f"banned until {int((time.time() + 60) * 1000)}"), "w")
+    assert isinstance(banned, ExchangeUnavailable)
+    assert banned.retry_after == pytest.approx(60, abs=2)
+
+
+def test_request_budget_sums_per_venue_limit() -> None:
+    lines = {
+        line.group: line
+        for line in request_budget(
+            [
+                (Venue.BINANCE_USDM, timedelta(seconds=10)),
+                (Venue.BINANCE_USDM, timedelta(seconds=5)),
+                (Venue.BYBIT_LINEAR, timedelta(seconds=5)),
+                (Venue.BYBIT_INVERSE, timedelta(seconds=1)),
+            ]
+        )
+    }
+    assert lines["binance-fapi"].used == pytest.approx(10 * 6 + 10 * 12)
+    assert lines["binance-fapi"].accounts == 2
+    assert lines["bybit"].used == pytest.approx(3 * 1 + 3 * 5)
+    assert lines["bybit"].share == pytest.approx(18 / 600)
+    assert "of 2400 per IP" in lines["binance-fapi"].describe()
