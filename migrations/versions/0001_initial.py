@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001_initial
-Revises:
-Create Date: 2026-11-21 09:04:47.957826
+Revises: (none)
+Create Date: 2026-11-21 09:06:06.238159
 """
 
 from collections.abc import Sequence
@@ -116,6 +116,7 @@ def upgrade() -> None:
         sa.Column("margin_ratio", sa.Float(), nullable=True),
         sa.Column("exchange_margin_ratio", sa.Float(), nullable=True),
         sa.Column("account_liquidation_move", sa.Float(), nullable=True),
+        sa.Column("nearest_distance", sa.Float(), nullable=True),
         sa.Column("reported_equity", sa.Float(), nullable=True),
         sa.Column("reported_maintenance_margin", sa.Float(), nullable=True),
         sa.Column("reported_margin_ratio", sa.Float(), nullable=True),

@@ -93,6 +93,8 @@ class AccountSnapshot(Base):
     margin_ratio: Mapped[float | None] = mapped_column(Float)
     exchange_margin_ratio: Mapped[float | None] = mapped_column(Float)
     account_liquidation_move: Mapped[float | None] = mapped_column(Float)
+    # The smallest distance to liquidation over all positions, so history reads one table.
+    nearest_distance: Mapped[float | None] = mapped_column(Float)
     reported_equity: Mapped[float | None] = mapped_column(Float)
     reported_maintenance_margin: Mapped[float | None] = mapped_column(Float)
     reported_margin_ratio: Mapped[float | None] = mapped_column(Float)

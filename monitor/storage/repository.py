@@ -402,6 +402,11 @@ class Cycle:
         venue = state.venue.value
         self._snapshot_time = snapshot.taken_at
         account_id = await self._account(snapshot.account, venue, state.asset, snapshot.taken_at)
+        distances = [
+            p.distance_to_liquidation
+            for p in risk.positions
+            if p.distance_to_liquidation is not None
+        ]
         snapshot_id = await self._conn.scalar(
             insert(AccountSnapshot)
             .values(
@@ -414,6 +419,7 @@ class Cycle:
                 margin_ratio=risk.margin_ratio,
                 exchange_margin_ratio=risk.exchange_margin_ratio,
                 account_liquidation_move=risk.account_liquidation_move,
+                nearest_distance=min(distances) if distances else None,
                 reported_equity=state.reported.equity,
                 reported_maintenance_margin=state.reported.maintenance_margin,
                 reported_margin_ratio=state.reported.margin_ratio,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -71,9 +71,7 @@ class PruneReport:
     hour_rows_deleted: int
 
 
-def distance_expression(
-    mark: ColumnElement[float], liquidation: ColumnElement[float | None]
-) -> ColumnElement[float | None]:
+def distance_expression(mark: Any, liquidation: Any) -> ColumnElement[float | None]:
     """|mark - liquidation| / mark in SQL (NULL without a liquidation price or a mark)."""
     return case((mark > 0, func.abs(mark - liquidation) / mark), else_=None)
 
@@ -93,18 +91,7 @@ def _bucket(taken_at: ColumnElement[object], resolution: int) -> ColumnElement[i
 
 def _account_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ...]]:
     snap = AccountSnapshot.__table__
-    pos = PositionSnapshot.__table__
     old = type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms
-    per_snapshot = (
-        select(
-            pos.c.snapshot_id,
-            func.min(distance_expression(pos.c.mark_price, pos.c.liquidation_price)).label("dist"),
-        )
-        .join(snap, snap.c.id == pos.c.snapshot_id)
-        .where(old)
-        .group_by(pos.c.snapshot_id)
-        .subquery("per_snapshot")
-    )
     bucket = _bucket(snap.c.taken_at, resolution)
     groups = (
         select(
@@ -116,9 +103,8 @@ def _account_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ...
             func.max(snap.c.margin_ratio).label("mr_max"),
             func.min(snap.c.exchange_margin_ratio).label("emr_min"),
             func.max(snap.c.exchange_margin_ratio).label("emr_max"),
-            func.min(per_snapshot.c.dist).label("dist"),
+            func.min(snap.c.nearest_distance).label("dist"),
         )
-        .select_from(snap.outerjoin(per_snapshot, per_snapshot.c.snapshot_id == snap.c.id))
         .where(old)
         .group_by(snap.c.account_id, bucket)
         .subquery("groups")

@@ -1,0 +1,520 @@
+"""The read side of the store, for the CLI: accounts, latest snapshots, history, firing alerts.
+
+History with a bucket size combines raw snapshots (grouped in SQL) with the downsampled rows that
+retention left, keeping per bucket the last values, the lowest margin ratio, the highest exchange
+margin ratio and the smallest distance to liquidation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Select, func, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from monitor.domain.errors import InvalidInput
+from monitor.storage.models import (
+    HOUR,
+    MARGIN_MODE_NAMES,
+    MINUTE,
+    SIDE_NAMES,
+    Account,
+    AccountRollup,
+    AccountSnapshot,
+    AlertEvent,
+    PositionLeg,
+    PositionRollup,
+    PositionSnapshot,
+    Symbol,
+)
+from monitor.storage.repository import SqlStore
+from monitor.storage.retention import distance_expression
+from monitor.storage.sqltypes import from_millis, to_millis
+
+# Event kinds after which a rule is no longer firing.
+_QUIET_KINDS = frozenset({"resolved", "silenced", "cleared", "ok"})
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """A stored account."""
+
+    name: str
+    venue: str
+    asset: str
+    poll_interval: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    """One position of a stored snapshot."""
+
+    symbol: str
+    side: str
+    margin_mode: str
+    quantity: float
+    entry_price: float
+    leverage: float | None
+    mark_price: float
+    unrealized_pnl: float
+    maintenance_margin: float
+    liquidation_price: float | None
+    exchange_liquidation_price: float | None
+    distance_to_liquidation: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    """A stored account snapshot with its positions."""
+
+    account: str
+    taken_at: datetime
+    equity: float
+    wallet_balance: float
+    maintenance_margin: float
+    initial_margin: float | None
+    margin_ratio: float | None
+    exchange_margin_ratio: float | None
+    account_liquidation_move: float | None
+    nearest_distance: float | None
+    reported_equity: float | None
+    reported_maintenance_margin: float | None
+    reported_margin_ratio: float | None
+    positions: tuple[PositionRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPoint:
+    """An account over one bucket (or one raw snapshot when `samples` is 1 and no bucketing)."""
+
+    at: datetime
+    samples: int
+    last_at: datetime
+    equity: float
+    wallet_balance: float
+    maintenance_margin: float
+    margin_ratio: float | None
+    margin_ratio_min: float | None
+    margin_ratio_max: float | None
+    exchange_margin_ratio: float | None
+    exchange_margin_ratio_max: float | None
+    account_liquidation_move: float | None
+    min_distance: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionPoint:
+    """A position over one bucket (or one raw snapshot)."""
+
+    at: datetime
+    samples: int
+    last_at: datetime
+    symbol: str
+    side: str
+    margin_mode: str
+    quantity: float
+    entry_price: float
+    mark_price: float
+    unrealized_pnl: float
+    maintenance_margin: float
+    liquidation_price: float | None
+    exchange_liquidation_price: float | None
+    distance_to_liquidation: float | None
+    min_distance: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FiringAlert:
+    """A rule whose latest event says it is firing."""
+
+    account: str
+    rule_key: str
+    severity: str
+    kind: str
+    at: datetime
+    title: str
+
+
+def _values(row: Any) -> tuple[Any, ...]:
+    return tuple(row)
+
+
+async def accounts(store: SqlStore) -> list[AccountInfo]:
+    """Every stored account, by name."""
+    async with store.reading("listing accounts") as conn:
+        rows = await conn.execute(
+            select(Account.name, Account.venue, Account.asset, Account.poll_interval).order_by(
+                Account.name
+            )
+        )
+        return [AccountInfo(*row) for row in rows]
+
+
+async def _account_id(conn: AsyncConnection, account: str) -> int:
+    found = await conn.scalar(select(Account.id).where(Account.name == account))
+    if found is None:
+        known = list(await conn.scalars(select(Account.name).order_by(Account.name)))
+        hint = f" (stored accounts: {', '.join(known)})" if known else " (no account stored yet)"
+        raise InvalidInput("--account", f"unknown account {account!r}{hint}")
+    return found
+
+
+async def latest_snapshot(store: SqlStore, account: str) -> StoredSnapshot | None:
+    """The account's newest snapshot with its positions; None if it has none."""
+    async with store.reading(f"reading the latest snapshot of {account!r}") as conn:
+        account_id = await _account_id(conn, account)
+        snap = AccountSnapshot
+        row = (
+            await conn.execute(
+                select(
+                    snap.id,
+                    snap.taken_at,
+                    snap.equity,
+                    snap.wallet_balance,
+                    snap.maintenance_margin,
+                    snap.initial_margin,
+                    snap.margin_ratio,
+                    snap.exchange_margin_ratio,
+                    snap.account_liquidation_move,
+                    snap.nearest_distance,
+                    snap.reported_equity,
+                    snap.reported_maintenance_margin,
+                    snap.reported_margin_ratio,
+                )
+                .where(snap.account_id == account_id)
+                .order_by(snap.taken_at.desc(), snap.id.desc())
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return None
+        positions = await conn.execute(
+            _position_columns()
+            .where(PositionSnapshot.snapshot_id == row[0])
+            .order_by(PositionSnapshot.ordinal)
+        )
+        stored_positions = tuple(
+            PositionRow(
+                symbol=p.symbol,
+                side=SIDE_NAMES[p.side],
+                margin_mode=MARGIN_MODE_NAMES[p.margin_mode],
+                quantity=p.quantity,
+                entry_price=p.entry_price,
+                leverage=p.leverage,
+                mark_price=p.mark_price,
+                unrealized_pnl=p.unrealized_pnl,
+                maintenance_margin=p.maintenance_margin,
+                liquidation_price=p.liquidation_price,
+                exchange_liquidation_price=p.exchange_liquidation_price,
+                distance_to_liquidation=p.distance,
+            )
+            for p in positions
+        )
+        fields: dict[str, Any] = dict(row._mapping)
+        del fields["id"]
+        return StoredSnapshot(account=account, positions=stored_positions, **fields)
+
+
+def _position_columns() -> Select[*tuple[Any, ...]]:
+    pos, leg = PositionSnapshot, PositionLeg
+    query: Select[*tuple[Any, ...]] = (
+        select(
+            Symbol.name.label("symbol"),
+            leg.side,
+            leg.margin_mode,
+            leg.quantity,
+            leg.entry_price,
+            leg.leverage,
+            pos.mark_price,
+            pos.unrealized_pnl,
+            pos.maintenance_margin,
+            pos.liquidation_price,
+            pos.exchange_liquidation_price,
+            distance_expression(pos.mark_price, pos.liquidation_price).label("distance"),
+        )
+        .select_from(pos)
+        .join(leg, leg.id == pos.leg_id)
+        .join(Symbol, Symbol.id == leg.symbol_id)
+    )
+    return query
+
+
+def _check_every(every: int | None) -> None:
+    if every is not None and (every < MINUTE or every % MINUTE):
+        raise InvalidInput("--every", "bucket size must be a whole number of minutes (1m, 5m, 1h)")
+
+
+async def account_history(
+    store: SqlStore, account: str, since: datetime, until: datetime, every: int | None = None
+) -> list[AccountPoint]:
+    """The account's snapshots in [since, until); with `every` (seconds) one point per bucket."""
+    _check_every(every)
+    since_ms, until_ms = to_millis(since), to_millis(until)
+    async with store.reading(f"reading the history of {account!r}") as conn:
+        account_id = await _account_id(conn, account)
+        snap = AccountSnapshot
+        taken = type_coerce(snap.taken_at, BigInteger)
+        in_range = (snap.account_id == account_id, taken >= since_ms, taken < until_ms)
+        if every is None:
+            rows = await conn.execute(
+                select(
+                    snap.taken_at,
+                    snap.equity,
+                    snap.wallet_balance,
+                    snap.maintenance_margin,
+                    snap.margin_ratio,
+                    snap.exchange_margin_ratio,
+                    snap.account_liquidation_move,
+                    snap.nearest_distance,
+                )
+                .where(*in_range)
+                .order_by(snap.taken_at, snap.id)
+            )
+            return [
+                AccountPoint(at, 1, at, eq, wb, mm, mr, mr, mr, emr, emr, move, dist)
+                for at, eq, wb, mm, mr, emr, move, dist in rows
+            ]
+        every_ms = every * 1000
+        bucket = (taken // every_ms) * every_ms
+        groups = (
+            select(
+                bucket.label("bucket"),
+                func.count().label("samples"),
+                func.max(snap.id).label("last_id"),
+                func.min(snap.margin_ratio).label("mr_min"),
+                func.max(snap.margin_ratio).label("mr_max"),
+                func.max(snap.exchange_margin_ratio).label("emr_max"),
+                func.min(snap.nearest_distance).label("dist"),
+            )
+            .where(*in_range)
+            .group_by(bucket)
+            .subquery()
+        )
+        last = AccountSnapshot.__table__.alias("last")
+        raw = await conn.execute(
+            select(
+                groups.c.bucket,
+                groups.c.samples,
+                last.c.taken_at,
+                last.c.equity,
+                last.c.wallet_balance,
+                last.c.maintenance_margin,
+                last.c.margin_ratio,
+                groups.c.mr_min,
+                groups.c.mr_max,
+                last.c.exchange_margin_ratio,
+                groups.c.emr_max,
+                last.c.account_liquidation_move,
+                groups.c.dist,
+            ).join(last, last.c.id == groups.c.last_id)
+        )
+        points = [AccountPoint(from_millis(row[0]), *_values(row)[1:]) for row in raw]
+        roll = AccountRollup
+        rolled = await conn.execute(
+            select(
+                roll.bucket_start,
+                roll.samples,
+                roll.last_at,
+                roll.equity,
+                roll.wallet_balance,
+                roll.maintenance_margin,
+                roll.margin_ratio,
+                roll.margin_ratio_min,
+                roll.margin_ratio_max,
+                roll.exchange_margin_ratio,
+                roll.exchange_margin_ratio_max,
+                roll.account_liquidation_move,
+                roll.min_distance,
+            ).where(
+                roll.account_id == account_id,
+                roll.resolution == _source_resolution(every),
+                type_coerce(roll.bucket_start, BigInteger) >= since_ms,
+                type_coerce(roll.bucket_start, BigInteger) < until_ms,
+            )
+        )
+        points += [AccountPoint(*_values(row)) for row in rolled]
+        return _merge_accounts(points, every_ms)
+
+
+def _source_resolution(every: int) -> int:
+    return HOUR if every % HOUR == 0 else MINUTE
+
+
+def _bucket_of(moment: datetime, every_ms: int) -> datetime:
+    return from_millis(to_millis(moment) // every_ms * every_ms)
+
+
+def _low(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _high(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _merge_accounts(points: Iterable[AccountPoint], every_ms: int) -> list[AccountPoint]:
+    merged: dict[datetime, AccountPoint] = {}
+    for point in sorted(points, key=lambda p: p.last_at):
+        at = _bucket_of(point.at, every_ms)
+        before = merged.get(at)
+        if before is None:
+            merged[at] = replace(point, at=at)
+            continue
+        # `point` is the later one: its last values win, extremes combine.
+        merged[at] = replace(
+            point,
+            at=at,
+            samples=before.samples + point.samples,
+            margin_ratio_min=_low(before.margin_ratio_min, point.margin_ratio_min),
+            margin_ratio_max=_high(before.margin_ratio_max, point.margin_ratio_max),
+            exchange_margin_ratio_max=_high(
+                before.exchange_margin_ratio_max, point.exchange_margin_ratio_max
+            ),
+            min_distance=_low(before.min_distance, point.min_distance),
+        )
+    return [merged[at] for at in sorted(merged)]
+
+
+async def position_history(
+    store: SqlStore,
+    account: str,
+    symbol: str,
+    since: datetime,
+    until: datetime,
+    every: int | None = None,
+) -> list[PositionPoint]:
+    """One symbol's positions (every side and margin mode) in [since, until), optionally bucketed."""
+    _check_every(every)
+    since_ms, until_ms = to_millis(since), to_millis(until)
+    async with store.reading(f"reading the history of {account!r} {symbol}") as conn:
+        account_id = await _account_id(conn, account)
+        symbol_id = await conn.scalar(select(Symbol.id).where(Symbol.name == symbol))
+        if symbol_id is None:
+            raise InvalidInput("--symbol", f"no position in {symbol!r} was ever stored")
+        snap, pos, leg = AccountSnapshot, PositionSnapshot, PositionLeg
+        taken = type_coerce(snap.taken_at, BigInteger)
+        rows = await conn.execute(
+            select(
+                snap.taken_at,
+                leg.side,
+                leg.margin_mode,
+                leg.quantity,
+                leg.entry_price,
+                pos.mark_price,
+                pos.unrealized_pnl,
+                pos.maintenance_margin,
+                pos.liquidation_price,
+                pos.exchange_liquidation_price,
+                distance_expression(pos.mark_price, pos.liquidation_price),
+            )
+            .select_from(snap)
+            .join(pos, pos.snapshot_id == snap.id)
+            .join(leg, leg.id == pos.leg_id)
+            .where(
+                snap.account_id == account_id,
+                taken >= since_ms,
+                taken < until_ms,
+                leg.symbol_id == symbol_id,
+            )
+            .order_by(snap.taken_at, snap.id, pos.ordinal)
+        )
+        points = [
+            PositionPoint(
+                at,
+                1,
+                at,
+                symbol,
+                SIDE_NAMES[side],
+                MARGIN_MODE_NAMES[mode],
+                qty,
+                entry,
+                mark,
+                pnl,
+                mm,
+                liq,
+                exch_liq,
+                dist,
+                dist,
+            )
+            for at, side, mode, qty, entry, mark, pnl, mm, liq, exch_liq, dist in rows
+        ]
+        if every is None:
+            return points
+        roll = PositionRollup
+        rolled = await conn.execute(
+            select(
+                roll.bucket_start,
+                roll.samples,
+                roll.last_at,
+                roll.side,
+                roll.margin_mode,
+                roll.quantity,
+                roll.entry_price,
+                roll.mark_price,
+                roll.unrealized_pnl,
+                roll.maintenance_margin,
+                roll.liquidation_price,
+                roll.exchange_liquidation_price,
+                distance_expression(roll.mark_price, roll.liquidation_price),
+                roll.min_distance,
+            ).where(
+                roll.account_id == account_id,
+                roll.symbol_id == symbol_id,
+                roll.resolution == _source_resolution(every),
+                type_coerce(roll.bucket_start, BigInteger) >= since_ms,
+                type_coerce(roll.bucket_start, BigInteger) < until_ms,
+            )
+        )
+        points += [
+            PositionPoint(
+                r[0], r[1], r[2], symbol, SIDE_NAMES[r[3]], MARGIN_MODE_NAMES[r[4]], *r[5:]
+            )
+            for r in map(_values, rolled)
+        ]
+        return _merge_positions(points, every * 1000)
+
+
+def _merge_positions(points: Iterable[PositionPoint], every_ms: int) -> list[PositionPoint]:
+    merged: dict[tuple[datetime, str, str], PositionPoint] = {}
+    for point in sorted(points, key=lambda p: p.last_at):
+        key = (_bucket_of(point.at, every_ms), point.side, point.margin_mode)
+        before = merged.get(key)
+        merged[key] = replace(
+            point,
+            at=key[0],
+            samples=point.samples + (before.samples if before else 0),
+            min_distance=_low(point.min_distance, before.min_distance if before else None),
+        )
+    return [merged[key] for key in sorted(merged)]
+
+
+async def firing_alerts(store: SqlStore, account: str | None = None) -> list[FiringAlert]:
+    """Rules whose latest recorded event is not a resolution, per account."""
+    async with store.reading("reading alert events") as conn:
+        latest = (
+            select(func.max(AlertEvent.id).label("id"))
+            .group_by(AlertEvent.account_id, AlertEvent.rule_key)
+            .subquery()
+        )
+        query = (
+            select(
+                Account.name,
+                AlertEvent.rule_key,
+                AlertEvent.severity,
+                AlertEvent.kind,
+                AlertEvent.at,
+                AlertEvent.title,
+            )
+            .join(latest, latest.c.id == AlertEvent.id)
+            .join(Account, Account.id == AlertEvent.account_id)
+            .order_by(Account.name, AlertEvent.rule_key)
+        )
+        if account is not None:
+            query = query.where(Account.name == account)
+        rows = await conn.execute(query)
+        return [FiringAlert(*row) for row in rows if row[3] not in _QUIET_KINDS]

@@ -1,0 +1,316 @@
+"""Repository contract: the same behaviour on SQLite and PostgreSQL (see conftest `db_url`)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from monitor.domain.errors import StorageError
+from monitor.domain.model import Tier
+from monitor.ports import CycleWriter, OutboxStore, SnapshotStore
+from monitor.storage import queries
+from monitor.storage.models import AccountSnapshot, PositionLeg, PositionSnapshot, TierTable
+from monitor.storage.repository import SqlStore
+from tests.storage.factories import T0, notification, snapshot
+
+
+@dataclass(frozen=True)
+class Event:
+    rule_key: str
+    severity: str
+    kind: str
+    at: datetime
+    title: str = "Margin ratio low"
+    text: str = "margin ratio 142 % fell below 300 %"
+    facts: dict[str, Any] = field(default_factory=lambda: {"margin_ratio": 1.42})
+
+
+async def count(store: SqlStore, model: type[Any]) -> int:
+    async with store.reading("count") as conn:
+        return int(await conn.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_store_satisfies_the_ports(store: SqlStore) -> None:
+    snapshot_store: SnapshotStore = store
+    outbox_store: OutboxStore = store
+    assert snapshot_store is outbox_store
+
+
+async def test_cycle_stores_snapshot_with_positions_and_reads_it_back(store: SqlStore) -> None:
+    async with store.cycle() as cycle:
+        writer: CycleWriter = cycle
+        await writer.add_snapshot(snapshot(positions=3, mark=58_000.0))
+
+    latest = await queries.latest_snapshot(store, "main")
+    assert latest is not None
+    assert latest.taken_at == T0
+    assert latest.taken_at.tzinfo is not None
+    assert latest.equity == 9_000.0
+    assert latest.margin_ratio == 3.0
+    assert latest.exchange_margin_ratio == pytest.approx(1 / 3)
+    assert latest.reported_margin_ratio == 0.0333
+    assert [p.symbol for p in latest.positions] == ["BTCUSDT", "ETHUSDT", "SYM2USDT"]
+    btc = latest.positions[0]
+    assert (btc.side, btc.margin_mode, btc.quantity, btc.leverage) == ("long", "cross", 0.5, 20.0)
+    assert btc.liquidation_price == 41_000.0
+    assert btc.exchange_liquidation_price == pytest.approx(41_041.0)
+    assert btc.distance_to_liquidation == pytest.approx((58_000 - 41_000) / 58_000)
+    assert latest.nearest_distance == pytest.approx((58_000 - 41_000) / 58_000)
+    assert await store.last_snapshot_at("main") == T0
+
+
+async def test_failed_cycle_leaves_nothing(store: SqlStore) -> None:
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot())
+
+    async def failing_cycle() -> None:
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(seconds=10)))
+            await cycle.save_alert_states("main", {"margin": {"status": "firing"}})
+            await cycle.enqueue([notification()], ["console"])
+            raise RuntimeError("exchange went away")
+
+    with pytest.raises(RuntimeError, match="exchange went away"):
+        await failing_cycle()
+    assert await count(store, AccountSnapshot) == 1
+    assert await count(store, PositionSnapshot) == 2
+    assert await store.load_alert_states("main") == {}
+    assert await store.depth() == 0
+    # The rolled-back cycle's ids must not be reused from a cache.
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(seconds=20), positions=4))
+    latest = await queries.latest_snapshot(store, "main")
+    assert latest is not None
+    assert len(latest.positions) == 4
+
+
+async def test_cancelled_cycle_is_rolled_back(store: SqlStore) -> None:
+    started = asyncio.Event()
+
+    async def slow_cycle() -> None:
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(snapshot())
+            started.set()
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(slow_cycle())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await count(store, AccountSnapshot) == 0
+    assert await store.last_snapshot_at("main") is None
+
+
+async def test_legs_are_shared_until_terms_change(store: SqlStore) -> None:
+    for i in range(5):
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(seconds=10 * i)))
+    assert await count(store, PositionLeg) == 2
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(seconds=60), quantity=0.7))
+    assert await count(store, PositionLeg) == 4
+    latest = await queries.latest_snapshot(store, "main")
+    assert latest is not None
+    assert latest.positions[0].quantity == 0.7
+
+
+async def test_tier_table_versions_are_recorded_on_change(store: SqlStore) -> None:
+    changed = (Tier(0.0, 25_000.0, 0.005, 0.0), Tier(25_000.0, None, 0.01, 125.0))
+    for i, tiers in enumerate([None, None, changed, changed]):
+        async with store.cycle() as cycle:
+            kwargs = {} if tiers is None else {"tiers": tiers}
+            await cycle.add_snapshot(
+                snapshot(taken_at=T0 + timedelta(minutes=i), positions=1, **kwargs)
+            )
+    async with store.reading("tiers") as conn:
+        rows = (
+            await conn.execute(select(TierTable.first_seen, TierTable.tiers).order_by(TierTable.id))
+        ).all()
+    assert [first_seen for first_seen, _ in rows] == [T0, T0 + timedelta(minutes=2)]
+    assert rows[1][1][1] == {"floor": 25_000.0, "cap": None, "mmr": 0.01, "deduction": 125.0}
+
+
+async def test_alert_states_upsert_and_load(store: SqlStore) -> None:
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot())
+        await cycle.save_alert_states(
+            "main", {"margin": {"status": "pending", "since": 1}, "stale": {"status": "ok"}}
+        )
+    async with store.cycle() as cycle:
+        await cycle.save_alert_states("main", {"margin": {"status": "firing", "levels": [1, 2]}})
+        await cycle.delete_alert_states("main", ["stale"])
+    assert await store.load_alert_states("main") == {
+        "margin": {"status": "firing", "levels": [1, 2]}
+    }
+    assert await store.load_alert_states("unknown") == {}
+
+
+async def test_alert_state_needs_a_known_account(store: SqlStore) -> None:
+    with pytest.raises(StorageError, match="'ghost'"):
+        async with store.cycle() as cycle:
+            await cycle.save_alert_states("ghost", {"margin": {}})
+
+
+async def test_alert_events_drive_firing_alerts(store: SqlStore) -> None:
+    await store.register_account(
+        "main", venue="binance-usdm", asset="USDT", poll_interval=10.0, now=T0
+    )
+    async with store.cycle() as cycle:
+        await cycle.add_alert_events(
+            "main",
+            [
+                Event("margin", "warning", "firing", T0),
+                Event("stale", "critical", "firing", T0),
+                Event("stale", "critical", "resolved", T0 + timedelta(minutes=1)),
+            ],
+        )
+    firing = await queries.firing_alerts(store)
+    assert [(a.account, a.rule_key, a.severity) for a in firing] == [("main", "margin", "warning")]
+    infos = await queries.accounts(store)
+    assert [(a.name, a.poll_interval) for a in infos] == [("main", 10.0)]
+
+
+async def test_outbox_lifecycle(store: SqlStore) -> None:
+    first, second = notification(1), notification(2, created_at=T0 + timedelta(seconds=5))
+    async with store.cycle() as cycle:
+        await cycle.enqueue([first], ["console", "mqtt"])
+    await store.enqueue([second], ["console"])
+    # A notification replayed after a crash is queued once per sink.
+    await store.enqueue([first], ["console"])
+    assert await store.depth() == 3
+
+    assert await store.due(T0 - timedelta(seconds=1), 10) == []
+    due = await store.due(T0 + timedelta(seconds=10), 10)
+    assert [(e.sink, e.notification.id) for e in due] == [
+        ("console", first.id),
+        ("mqtt", first.id),
+        ("console", second.id),
+    ]
+    assert due[0].notification == first
+    assert len(await store.due(T0 + timedelta(seconds=10), 2)) == 2
+
+    await store.mark_delivered(due[0].id, T0 + timedelta(seconds=11))
+    await store.mark_failed(due[1].id, T0 + timedelta(minutes=5), "broker down")
+    await store.mark_dead(due[2].id, "chat not found")
+    assert await store.depth() == 1
+    assert await store.due(T0 + timedelta(minutes=1), 10) == []
+    retry = await store.due(T0 + timedelta(minutes=5), 10)
+    assert [(e.sink, e.attempts) for e in retry] == [("mqtt", 1)]
+
+
+async def test_silences(store: SqlStore) -> None:
+    await store.register_account(
+        "main", venue="bybit-linear", asset="USDT", poll_interval=5, now=T0
+    )
+    added = await store.add_silence(
+        "main", until=T0 + timedelta(hours=2), reason="maintenance", now=T0
+    )
+    assert [s.id for s in await store.active_silences(T0 + timedelta(hours=1))] == [added.id]
+    assert await store.active_silences(T0 + timedelta(hours=3)) == []
+    assert await store.remove_silence(added.id)
+    assert not await store.remove_silence(added.id)
+    assert await store.active_silences(T0) == []
+
+
+async def test_concurrent_cycles_of_several_accounts(store: SqlStore) -> None:
+    async def poll(account: str) -> None:
+        for i in range(5):
+            async with store.cycle() as cycle:
+                await cycle.add_snapshot(
+                    snapshot(account, T0 + timedelta(seconds=10 * i), positions=3)
+                )
+
+    await asyncio.gather(*(poll(f"acct-{n}") for n in range(4)))
+    assert await count(store, AccountSnapshot) == 20
+    assert await count(store, PositionSnapshot) == 60
+
+
+async def test_account_history_buckets_keep_the_worst(store: SqlStore) -> None:
+    ratios = [3.0, 1.2, 2.5, 2.8, 2.9, 3.1]
+    for i, ratio in enumerate(ratios):
+        async with store.cycle() as cycle:
+            liquidation = 50_000.0 if i == 1 else 41_000.0
+            await cycle.add_snapshot(
+                snapshot(
+                    taken_at=T0 + timedelta(seconds=20 * i),
+                    margin_ratio=ratio,
+                    liquidation=liquidation,
+                )
+            )
+    raw = await queries.account_history(store, "main", T0, T0 + timedelta(hours=1))
+    assert [p.margin_ratio for p in raw] == ratios
+    per_minute = await queries.account_history(store, "main", T0, T0 + timedelta(hours=1), 60)
+    assert [(p.at, p.samples) for p in per_minute] == [
+        (T0, 3),
+        (T0 + timedelta(minutes=1), 3),
+    ]
+    assert per_minute[0].margin_ratio_min == 1.2
+    assert per_minute[0].margin_ratio == 2.5
+    assert per_minute[0].min_distance == pytest.approx((58_000 - 50_000) / 58_000)
+    assert per_minute[1].margin_ratio_max == 3.1
+
+
+async def test_prune_downsamples_without_losing_the_dip(store: SqlStore) -> None:
+    # Two hours of 10-second snapshots; one dip to 1.1 for a single sample.
+    start = T0
+    for i in range(720):
+        dip = i == 400
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(
+                snapshot(
+                    taken_at=start + timedelta(seconds=10 * i),
+                    margin_ratio=1.1 if dip else 3.0,
+                    mark=45_000.0 if dip else 58_000.0,
+                    positions=2,
+                )
+            )
+    before_hourly = await queries.account_history(
+        store, "main", start, start + timedelta(hours=3), 3600
+    )
+    before_positions = await queries.position_history(
+        store, "main", "BTCUSDT", start, start + timedelta(hours=3), 3600
+    )
+    report = await store.prune(start + timedelta(days=7, hours=3))
+    assert report.snapshots_rolled_up == 720
+    assert await count(store, AccountSnapshot) == 0
+    assert await count(store, PositionSnapshot) == 0
+    assert await count(store, PositionLeg) == 0
+
+    hourly = await queries.account_history(store, "main", start, start + timedelta(hours=3), 3600)
+    assert hourly == before_hourly
+    assert [p.samples for p in hourly] == [360, 360]
+    assert hourly[1].margin_ratio_min == 1.1
+    assert hourly[1].margin_ratio == 3.0
+    minute = await queries.account_history(store, "main", start, start + timedelta(hours=3), 60)
+    assert len(minute) == 120
+    assert min(p.margin_ratio_min or 9 for p in minute) == 1.1
+    positions = await queries.position_history(
+        store, "main", "BTCUSDT", start, start + timedelta(hours=3), 3600
+    )
+    assert positions == before_positions
+    assert positions[1].min_distance == pytest.approx((45_000 - 41_000) / 45_000)
+    # Raw history is gone; a second prune is a no-op; past the longest period all is deleted.
+    assert await queries.account_history(store, "main", start, start + timedelta(hours=3)) == []
+    again = await store.prune(start + timedelta(days=7, hours=3))
+    assert again.snapshots_rolled_up == 0
+    await store.prune(start + timedelta(days=800))
+    assert await queries.account_history(store, "main", start, start + timedelta(hours=3), 60) == []
+
+
+async def test_history_rejects_unknown_account_and_odd_buckets(store: SqlStore) -> None:
+    from monitor.domain.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="unknown account 'nope'"):
+        await queries.account_history(store, "nope", T0, T0 + timedelta(hours=1))
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot())
+    with pytest.raises(InvalidInput, match="--every"):
+        await queries.account_history(store, "main", T0, T0 + timedelta(hours=1), 90)
+    with pytest.raises(InvalidInput, match="DOGEUSDT"):
+        await queries.position_history(store, "main", "DOGEUSDT", T0, T0 + timedelta(hours=1))
