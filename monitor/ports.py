@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from monitor.domain.model import AccountState, Snapshot
+from monitor.domain.model import AccountState, Snapshot, Tier, Venue
 from monitor.domain.notification import Notification
 
 
@@ -20,11 +20,32 @@ class Clock(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TierChange:
+    """A symbol's bracket / risk-limit table as first seen (`previous` None) or changed by the
+    exchange since the last refresh: every liquidation price of that symbol moves with it."""
+
+    account: str
+    venue: Venue
+    symbol: str
+    previous: tuple[Tier, ...] | None
+    current: tuple[Tier, ...]
+
+    @property
+    def is_change(self) -> bool:
+        """True when the table replaced an earlier one (not merely seen for the first time)."""
+        return self.previous is not None
+
+
 class ExchangeClient(Protocol):
     """Read-only access to one configured account (one margin pool) on one venue."""
 
     async def fetch_account(self) -> AccountState:
         """The pool's complete current state, or an error: never a partial state."""
+        ...
+
+    def drain_tier_changes(self) -> list[TierChange]:
+        """Tier tables seen for the first time or changed since the last call, oldest first."""
         ...
 
     async def close(self) -> None:

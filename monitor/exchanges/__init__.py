@@ -11,7 +11,7 @@ from monitor.exchanges.base import VenueClient
 from monitor.exchanges.hub import ExchangeHub
 from monitor.exchanges.probe import BudgetLine, ProbeReport, request_budget
 from monitor.exchanges.resilience import RetryPolicy
-from monitor.exchanges.tiers import TierChange
+from monitor.ports import TierChange
 
 __all__ = [
     "BudgetLine",

@@ -14,7 +14,8 @@ from monitor.domain.model import AccountState, Venue
 from monitor.exchanges.errors import parse_retry_after
 from monitor.exchanges.probe import ProbeReport
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
-from monitor.exchanges.tiers import TierBook, TierChange
+from monitor.exchanges.tiers import TierBook
+from monitor.ports import TierChange
 
 
 class _RetryAfterAware:

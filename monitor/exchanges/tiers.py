@@ -8,27 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
 from monitor.domain.model import Tier, Venue
+from monitor.ports import TierChange
 
 TierTable = tuple[Tier, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TierChange:
-    """A symbol's tier table as first seen (`previous` None) or changed since the last refresh."""
-
-    account: str
-    venue: Venue
-    symbol: str
-    previous: TierTable | None
-    current: TierTable
-
-    @property
-    def is_change(self) -> bool:
-        """True when the table replaced an earlier one (not merely seen for the first time)."""
-        return self.previous is not None
 
 
 class TierBook:
