@@ -1,6 +1,7 @@
 """Imports every command module so that it registers itself on the Typer app."""
 
 from monitor.cli import (
+    alerts,  # noqa: F401
     config_cmd,  # noqa: F401
     show,  # noqa: F401
 )
