@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg
-from monitor.domain.margin.solver import surplus_roots
+from monitor.domain.margin.solver import nearest_root
 from monitor.domain.model import AccountRisk, AccountState, MarginMode, PositionRisk
 
 
@@ -17,9 +18,16 @@ def assess(state: AccountState) -> AccountRisk:
     at or below its maintenance margin reports distance 0 and account move 0, so alerts fire.
     """
     venue = state.venue
-    legs = [Leg(position, venue) for position in state.positions]
-    pnl = [leg.unrealized_pnl() for leg in legs]
-    margin = [leg.maintenance_margin() for leg in legs]
+    inverse = venue.inverse
+    bybit = venue.exchange == "bybit"
+    legs = []
+    for number, position in enumerate(state.positions):
+        try:
+            legs.append(Leg(position, inverse, bybit))
+        except InvalidInput as error:
+            raise InvalidInput(f"positions[{number}].{error.path}", error.problem) from None
+    pnl = [leg.unrealized_pnl for leg in legs]
+    margin = [leg.maintenance_margin for leg in legs]
     cross = [i for i, leg in enumerate(legs) if leg.position.margin_mode is MarginMode.CROSS]
     equity = state.wallet_balance + sum((pnl[i] for i in cross), 0.0)
     maintenance = sum((margin[i] for i in cross), 0.0)
@@ -29,7 +37,7 @@ def assess(state: AccountState) -> AccountRisk:
     for members in _price_groups(legs, cross):
         moving = [legs[i] for i in members]
         rest = surplus - sum(pnl[i] - margin[i] for i in members)
-        liquidation_price = _solve_price(rest, moving, venue.inverse)
+        liquidation_price = _solve_price(rest, moving, inverse)
         for i in members:
             liquidation[i] = liquidation_price
 
@@ -42,7 +50,7 @@ def assess(state: AccountState) -> AccountRisk:
         if position.margin_mode is MarginMode.ISOLATED:
             own_equity = (position.isolated_margin or 0.0) + pnl[i]
             pool_surplus = own_equity - margin[i]
-            price = _solve_price(position.isolated_margin or 0.0, [leg], venue.inverse)
+            price = _solve_price(position.isolated_margin or 0.0, [leg], inverse)
         ratio, exchange_ratio = (
             (None, None) if own_equity is None else _ratios(own_equity, margin[i])
         )
@@ -51,7 +59,7 @@ def assess(state: AccountState) -> AccountRisk:
                 symbol=position.symbol,
                 side=position.side,
                 margin_mode=position.margin_mode,
-                notional=leg.notional(),
+                notional=leg.notional,
                 unrealized_pnl=pnl[i],
                 maintenance_margin=margin[i],
                 liquidation_price=price,
@@ -69,7 +77,7 @@ def assess(state: AccountState) -> AccountRisk:
         margin_ratio=ratio,
         exchange_margin_ratio=exchange_ratio,
         account_liquidation_move=_account_move(
-            state.wallet_balance, [legs[i] for i in cross], surplus, venue.inverse
+            state.wallet_balance, [legs[i] for i in cross], surplus, inverse
         ),
         positions=tuple(risks),
     )
@@ -94,37 +102,25 @@ def _price_groups(legs: list[Leg], cross: list[int]) -> list[list[int]]:
 
 def _solve_price(constant: float, moving: list[Leg], inverse: bool) -> float | None:
     """The price nearest the mark at which the pool's surplus is zero, or None if no price > 0 does it."""
-    z0 = moving[0].x0
-    below, above = surplus_roots(constant, moving, [1.0] * len(moving), z0)
-    mark = moving[0].position.mark_price
-    best: float | None = None
-    for root in (below, above):
-        if root is None or root <= 0.0:
-            continue
-        price = 1.0 / root if inverse else root
-        if best is None or abs(price - mark) < abs(best - mark):
-            best = price
-    return best
+    root = nearest_root(constant, moving, [1.0] * len(moving), moving[0].x0, inverse)
+    if root is None:
+        return None
+    return 1.0 / root if inverse else root
 
 
 def _account_move(
     wallet: float, cross_legs: list[Leg], surplus: float, inverse: bool
 ) -> float | None:
-    """Uniform relative move m of every mark (mark·(1+m)) that brings cross equity to maintenance margin."""
+    """Uniform relative move m of every mark (mark*(1+m)) that brings cross equity to maintenance margin."""
     if not cross_legs:
         return None
     if surplus <= 0.0:
         return 0.0
-    # On the move axis a leg sits at x0·z, with z = 1+m for linear and 1/(1+m) for inverse.
-    below, above = surplus_roots(wallet, cross_legs, [leg.x0 for leg in cross_legs], 1.0)
-    best: float | None = None
-    for root in (below, above):
-        if root is None or root <= 0.0:
-            continue
-        move = (1.0 / root if inverse else root) - 1.0
-        if best is None or abs(move) < abs(best):
-            best = move
-    return best
+    # On the move axis a leg sits at x0*z, with z = 1+m for linear and 1/(1+m) for inverse.
+    root = nearest_root(wallet, cross_legs, [leg.x0 for leg in cross_legs], 1.0, inverse)
+    if root is None:
+        return None
+    return (1.0 / root if inverse else root) - 1.0
 
 
 def _ratios(equity: float, maintenance: float) -> tuple[float | None, float | None]:

@@ -13,7 +13,17 @@ which makes the margin condition piecewise linear and solvable exactly, segment 
 
 from __future__ import annotations
 
-from monitor.domain.model import MarginMode, Position, Tier, Venue
+from bisect import bisect_right
+from itertools import pairwise
+
+from monitor.domain.errors import InvalidInput
+from monitor.domain.model import MarginMode, Position, Side, Tier
+
+# (table, floors, lowest rate, highest rate, continuous, convex)
+_Shape = tuple[tuple[Tier, ...], tuple[float, ...], float, float, bool, bool]
+# Tables seen recently, by identity; bounded so a long-running daemon does not grow it.
+_SHAPES: dict[int, _Shape] = {}
+_SHAPES_KEPT = 4096
 
 # Relative slack when checking that a table's deductions make maintenance margin continuous
 # (published tables are rounded to cents).
@@ -21,77 +31,79 @@ _CONTINUITY_TOLERANCE = 1e-9
 
 
 class Leg:
-    """A position prepared for the solvers (built once per assessment, read many times)."""
+    """A position prepared for the solvers (built once per assessment, read many times).
+
+    Besides the line coefficients it carries the position's PnL, notional and maintenance
+    margin at the mark, the tier at the mark, and the table's shape: lowest and highest rate
+    and whether its deductions keep margin continuous and convex (which lets the solvers skip
+    directions where the surplus cannot reach zero).
+    """
 
     __slots__ = (
         "alpha",
         "beta",
         "continuous",
+        "convex",
         "fee",
         "fixed_margin",
         "gamma",
+        "maintenance_margin",
         "mark_tier",
         "mmr_max",
         "mmr_min",
+        "notional",
         "position",
         "tiers",
+        "unrealized_pnl",
         "x0",
     )
 
-    def __init__(self, position: Position, venue: Venue) -> None:
+    def __init__(self, position: Position, inverse: bool, bybit: bool) -> None:
         self.position = position
-        sign = position.side.sign
-        quantity = position.quantity
+        sign = 1.0 if position.side is Side.LONG else -1.0
         entry = position.entry_price
-        inverse = venue.inverse
         # Linear quantities are already base units, so contract_size only scales inverse contracts.
-        size = quantity * position.contract_size if inverse else quantity
         if inverse:
+            size = position.quantity * position.contract_size
             self.alpha = sign * size / entry
             self.beta = -sign * size
-            self.x0 = 1.0 / position.mark_price
+            x0 = self.x0 = 1.0 / position.mark_price
         else:
+            size = position.quantity
             self.alpha = -sign * size * entry
             self.beta = sign * size
-            self.x0 = position.mark_price
+            x0 = self.x0 = position.mark_price
         self.gamma = size
-        self.fee = _fee_to_close(position, venue, size)
-        tiers = position.tiers
-        if any(tiers[i].floor > tiers[i + 1].floor for i in range(len(tiers) - 1)):
-            tiers = tuple(sorted(tiers, key=lambda tier: tier.floor))
-        self.tiers: tuple[Tier, ...] | None = tiers
-        self.fixed_margin = 0.0
-        if not tiers:
-            # No table: nothing is maintained, treat it as a fixed zero margin.
-            self.tiers = None
-            self.fixed_margin = self.fee
-        elif venue.exchange == "bybit" and position.margin_mode is MarginMode.ISOLATED:
+        notional = self.notional = size * x0
+        self.unrealized_pnl = self.alpha + self.beta * x0
+        fee = self.fee = _fee_to_close(position, inverse, size) if bybit else 0.0
+        tiers: tuple[Tier, ...] | None = position.tiers
+        if bybit and position.margin_mode is MarginMode.ISOLATED and tiers:
             # Bybit values an isolated position's maintenance margin at its entry value.
             entry_notional = size / entry if inverse else size * entry
-            tier = tiers[tier_index(tiers, entry_notional)]
-            self.tiers = None
-            self.fixed_margin = entry_notional * tier.mmr - tier.deduction + self.fee
-        self.mark_tier = 0 if self.tiers is None else tier_index(self.tiers, self.gamma * self.x0)
-        self.mmr_min, self.mmr_max, self.continuous = _table_shape(self.tiers)
-
-    def unrealized_pnl(self) -> float:
-        """PnL at the mark price."""
-        return self.alpha + self.beta * self.x0
-
-    def notional(self) -> float:
-        """Notional at the mark price, in the settlement asset."""
-        return self.gamma * self.x0
-
-    def maintenance_margin(self) -> float:
-        """Maintenance margin at the mark price."""
-        if self.tiers is None:
-            return self.fixed_margin
-        tier = self.tiers[self.mark_tier]
-        return tier.mmr * self.gamma * self.x0 - tier.deduction + self.fee
+            tier = tiers[max(bisect_right(_table(tiers)[1], entry_notional) - 1, 0)]
+            tiers = None
+            self.fixed_margin = entry_notional * tier.mmr - tier.deduction + fee
+        elif not tiers:
+            # No table: nothing is maintained beyond the fee.
+            tiers = None
+            self.fixed_margin = fee
+        else:
+            self.fixed_margin = 0.0
+        self.tiers = tiers
+        if tiers is None:
+            self.mark_tier, self.mmr_min, self.mmr_max = 0, 0.0, 0.0
+            self.continuous = self.convex = True
+            self.maintenance_margin = self.fixed_margin
+        else:
+            _, floors, self.mmr_min, self.mmr_max, self.continuous, self.convex = _table(tiers)
+            self.mark_tier = max(bisect_right(floors, notional) - 1, 0)
+            tier = tiers[self.mark_tier]
+            self.maintenance_margin = tier.mmr * notional - tier.deduction + fee
 
 
 def tier_index(tiers: tuple[Tier, ...], notional: float) -> int:
-    """Index of the tier whose bracket holds `notional` (floor ≤ notional < next floor).
+    """Index of the tier whose bracket holds `notional` (floor <= notional < next floor).
 
     The first tier also covers anything below its floor and the last one anything above its cap,
     so every notional gets a rate.
@@ -103,37 +115,57 @@ def tier_index(tiers: tuple[Tier, ...], notional: float) -> int:
     return index
 
 
-def _fee_to_close(position: Position, venue: Venue, size: float) -> float:
+def _table(tiers: tuple[Tier, ...]) -> _Shape:
+    """The shape of a bracket table, remembered per table object (a symbol's table is shared)."""
+    key = id(tiers)
+    known = _SHAPES.get(key)
+    if known is not None and known[0] is tiers:
+        return known
+    shape = _scan(tiers)
+    if len(_SHAPES) >= _SHAPES_KEPT:
+        _SHAPES.clear()
+    _SHAPES[key] = shape
+    return shape
+
+
+def _scan(tiers: tuple[Tier, ...]) -> _Shape:
+    """One pass over a table: floors, lowest and highest rate, continuity, convexity.
+
+    Continuous: the deductions follow the cum recursion, so margin has no jumps at floors.
+    Convex: continuous with rates that never fall, so margin = max over tiers of the tier lines.
+    Raises InvalidInput if floors are not increasing: a tier picked from an unsorted table
+    would be wrong silently.
+    """
+    floors = tuple(tier.floor for tier in tiers)
+    rates = [tier.mmr for tier in tiers]
+    if any(upper <= lower for lower, upper in pairwise(floors)):
+        raise InvalidInput("tiers", "floors must be in increasing order")
+    rising = all(upper >= lower for lower, upper in pairwise(rates))
+    continuous = True
+    previous = tiers[0]
+    for tier in tiers[1:]:
+        floor = tier.floor
+        rate = tier.mmr
+        deduction = tier.deduction
+        gap = deduction - previous.deduction - floor * (rate - previous.mmr)
+        if abs(gap) > _CONTINUITY_TOLERANCE * (abs(deduction) + floor * rate + 1.0):
+            continuous = False
+            break
+        previous = tier
+    return tiers, floors, min(rates), max(rates), continuous, continuous and rising
+
+
+def _fee_to_close(position: Position, inverse: bool, size: float) -> float:
     """Bybit's estimated taker fee to close at the bankruptcy price, which it adds to maintenance margin.
 
     Bankruptcy price is where the initial margin (1/leverage of entry value) is lost; without a
     leverage the entry price stands in for it. Binance has no such term.
     """
-    if venue.exchange != "bybit" or position.taker_fee <= 0:
+    rate = position.taker_fee
+    if rate <= 0:
         return 0.0
     leverage_share = 1.0 / position.leverage if position.leverage else 0.0
-    sign = position.side.sign
-    if venue.inverse:
-        return size * position.taker_fee * (1.0 + sign * leverage_share) / position.entry_price
-    return size * position.entry_price * (1.0 - sign * leverage_share) * position.taker_fee
-
-
-def _table_shape(tiers: tuple[Tier, ...] | None) -> tuple[float, float, bool]:
-    """Lowest and highest rate of a table and whether its deductions keep margin continuous."""
-    if tiers is None:
-        return 0.0, 0.0, True
-    low = high = tiers[0].mmr
-    continuous = True
-    previous = tiers[0]
-    for tier in tiers[1:]:
-        rate = tier.mmr
-        if rate < low:
-            low = rate
-        elif rate > high:
-            high = rate
-        expected = previous.deduction + tier.floor * (rate - previous.mmr)
-        scale = max(1.0, abs(tier.deduction), tier.floor * rate)
-        if abs(tier.deduction - expected) > _CONTINUITY_TOLERANCE * scale:
-            continuous = False
-        previous = tier
-    return low, high, continuous
+    sign = 1.0 if position.side is Side.LONG else -1.0
+    if inverse:
+        return size * rate * (1.0 + sign * leverage_share) / position.entry_price
+    return size * position.entry_price * (1.0 - sign * leverage_share) * rate
