@@ -139,6 +139,7 @@ class PollService:
         started = time.monotonic()
         now = self._clock.now()
         snapshot: Snapshot | None = None
+        changed_tiers: tuple[str, ...] = ()
         fetch_error: MonitorError | None = None
         kind: str | None = None
         message: str | None = None
@@ -146,6 +147,10 @@ class PollService:
             async with asyncio.timeout(self._fetch_timeout):
                 state = await account.client.fetch_account()
             snapshot = Snapshot(account.name, now, state, assess(state))
+            # A first sight of a table is not news; only a change of the exchange's rules is.
+            changed_tiers = tuple(
+                sorted({c.symbol for c in account.client.drain_tier_changes() if c.is_change})
+            )
         except (MonitorError, TimeoutError) as exc:
             kind, message = error_kind(exc), str(exc) or type(exc).__name__
             fetch_error = exc if isinstance(exc, MonitorError) else RetryableError(message)
@@ -161,6 +166,7 @@ class PollService:
             snapshot=snapshot,
             fetch_error=fetch_error,
             last_success_at=runtime.last_success_at,
+            changed_tier_symbols=changed_tiers,
         )
         outcome = evaluate(account.rules, runtime.alert_states, observation, now)
         new_states, events, notifications = outcome.states, outcome.events, outcome.notifications
