@@ -1,0 +1,517 @@
+"""Bybit v5 (Unified Trading Account): market data, positions, wallet balance, account and key info.
+
+Handlers return the `result` object; the server wraps it in Bybit's envelope
+`{"retCode": 0, "retMsg": "OK", "result": ..., "retExtInfo": {}, "time": ...}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.domain.model import MarginMode, Side, Venue
+from monitor.simulator.market import PositionView, SimAccount, notional, unrealized_pnl
+from monitor.simulator.protocol import Call, Endpoint, bybit_error, decimals_of, fmt
+from monitor.simulator.scenario import BYBIT, Instrument
+
+_LAUNCH_MS = "1585526400000"
+_STABLE = frozenset({"USDT", "USDC", "USD"})
+
+
+def endpoints() -> dict[str, Endpoint]:
+    """Every Bybit path the simulator serves."""
+    return {
+        "/v5/market/time": Endpoint(BYBIT, "bybit", False, _time),
+        "/v5/market/instruments-info": Endpoint(BYBIT, "bybit", False, _instruments_info),
+        "/v5/market/tickers": Endpoint(BYBIT, "bybit", False, _tickers),
+        "/v5/market/risk-limit": Endpoint(BYBIT, "bybit", False, _risk_limit),
+        "/v5/position/list": Endpoint(BYBIT, "bybit", True, _position_list),
+        "/v5/account/wallet-balance": Endpoint(BYBIT, "bybit", True, _wallet_balance),
+        "/v5/account/info": Endpoint(BYBIT, "bybit", True, _account_info),
+        "/v5/user/query-api": Endpoint(BYBIT, "bybit", True, _query_api),
+        "/v5/asset/coin/query-info": Endpoint(BYBIT, "bybit", True, _coin_info),
+    }
+
+
+def _venue(call: Call, *, required: bool = True) -> Venue | None:
+    category = call.params.get("category")
+    if category is None:
+        if required:
+            raise bybit_error(10001, "params error: Category is invalid", now_ms=call.server_ms)
+        return None
+    if category == "linear":
+        return Venue.BYBIT_LINEAR
+    if category == "inverse":
+        return Venue.BYBIT_INVERSE
+    if category in ("spot", "option"):
+        return None
+    raise bybit_error(10001, "params error: Category is invalid", now_ms=call.server_ms)
+
+
+def _selected(call: Call, venue: Venue | None) -> tuple[Instrument, ...]:
+    if venue is None:
+        return ()
+    instruments = call.market.instruments(venue)
+    symbol = call.params.get("symbol")
+    if symbol is not None:
+        instruments = tuple(i for i in instruments if i.symbol == symbol)
+        if not instruments:
+            raise bybit_error(10001, "params error: symbol invalid", now_ms=call.server_ms)
+    return instruments
+
+
+def _time(call: Call) -> dict[str, Any]:
+    return {"timeSecond": str(call.server_ms // 1000), "timeNano": str(call.server_ms * 1_000_000)}
+
+
+def _instruments_info(call: Call) -> dict[str, Any]:
+    venue = _venue(call)
+    rows = []
+    # Nothing is pre-launching in the simulator; Bybit answers such filters with an empty list.
+    if call.params.get("status") in (None, "Trading"):
+        for instrument in _selected(call, venue):
+            tiers = call.market.tiers(None, instrument)
+            price_decimals = decimals_of(instrument.tick_size)
+            qty_decimals = decimals_of(instrument.qty_step)
+            rows.append(
+                {
+                    "symbol": instrument.symbol,
+                    "contractType": "InversePerpetual"
+                    if instrument.venue.inverse
+                    else "LinearPerpetual",
+                    "status": "Trading",
+                    "baseCoin": instrument.base,
+                    "quoteCoin": instrument.quote,
+                    "launchTime": _LAUNCH_MS,
+                    "deliveryTime": "0",
+                    "deliveryFeeRate": "",
+                    "priceScale": str(price_decimals),
+                    "leverageFilter": {
+                        "minLeverage": "1",
+                        "maxLeverage": fmt(max(t.max_leverage for t in tiers), 2),
+                        "leverageStep": "0.01",
+                    },
+                    "priceFilter": {
+                        "minPrice": fmt(instrument.tick_size, price_decimals),
+                        "maxPrice": fmt(10_000_000 - instrument.tick_size, price_decimals),
+                        "tickSize": fmt(instrument.tick_size, price_decimals),
+                    },
+                    "lotSizeFilter": {
+                        "maxOrderQty": "1000000",
+                        "minOrderQty": fmt(
+                            instrument.qty_step
+                            if not instrument.venue.inverse
+                            else instrument.contract_size,
+                            qty_decimals,
+                        ),
+                        "qtyStep": fmt(instrument.qty_step, qty_decimals),
+                        "postOnlyMaxOrderQty": "1000000",
+                        "maxMktOrderQty": "100000",
+                        "minNotionalValue": "5",
+                    },
+                    "unifiedMarginTrade": True,
+                    "fundingInterval": 480,
+                    "settleCoin": instrument.settle,
+                    "copyTrading": "both",
+                    "upperFundingRate": "0.005",
+                    "lowerFundingRate": "-0.005",
+                    "isPreListing": False,
+                    "preListingInfo": None,
+                    "displayName": "",
+                }
+            )
+    return {"category": call.params.get("category", ""), "list": rows, "nextPageCursor": ""}
+
+
+def _tickers(call: Call) -> dict[str, Any]:
+    venue = _venue(call)
+    rows = []
+    for instrument in _selected(call, venue):
+        mark = fmt(call.market.mark(instrument), decimals_of(instrument.tick_size))
+        rows.append(
+            {
+                "symbol": instrument.symbol,
+                "lastPrice": mark,
+                "indexPrice": mark,
+                "markPrice": mark,
+                "prevPrice24h": mark,
+                "price24hPcnt": "0",
+                "highPrice24h": mark,
+                "lowPrice24h": mark,
+                "prevPrice1h": mark,
+                "openInterest": "0",
+                "openInterestValue": "0",
+                "turnover24h": "0",
+                "volume24h": "0",
+                "fundingRate": "0.0001",
+                "nextFundingTime": str((call.market.now_ms() // 28_800_000 + 1) * 28_800_000),
+                "predictedDeliveryPrice": "",
+                "basisRate": "",
+                "deliveryFeeRate": "",
+                "deliveryTime": "0",
+                "ask1Size": "1",
+                "bid1Price": mark,
+                "ask1Price": mark,
+                "bid1Size": "1",
+                "basis": "",
+            }
+        )
+    return {"category": call.params.get("category", ""), "list": rows}
+
+
+def _risk_limit(call: Call) -> dict[str, Any]:
+    venue = _venue(call)
+    rows = []
+    for instrument in _selected(call, venue):
+        for index, tier in enumerate(call.market.tiers(None, instrument), start=1):
+            rows.append(
+                {
+                    "id": index,
+                    "symbol": instrument.symbol,
+                    "riskLimitValue": fmt(tier.cap, 0),
+                    "maintenanceMargin": _rate(tier.mmr),
+                    "initialMargin": _rate(1 / tier.max_leverage),
+                    "isLowestRisk": 1 if index == 1 else 0,
+                    "maxLeverage": fmt(tier.max_leverage, 2),
+                    "mmDeduction": _rate(tier.deduction),
+                }
+            )
+    return {"category": call.params.get("category", ""), "list": rows, "nextPageCursor": ""}
+
+
+def _rate(value: float) -> str:
+    return f"{value:.10f}".rstrip("0").rstrip(".") or "0"
+
+
+def _account(call: Call) -> SimAccount:
+    assert call.account is not None  # signed endpoints run only with an authenticated account
+    if not call.account.spec.permissions.read:
+        raise bybit_error(
+            10005,
+            "Permission denied, please check your API key permissions.",
+            now_ms=call.server_ms,
+        )
+    return call.account
+
+
+def _position_list(call: Call) -> dict[str, Any]:
+    account = _account(call)
+    venue = _venue(call)
+    symbol = call.params.get("symbol")
+    settle = call.params.get("settleCoin")
+    base = call.params.get("baseCoin")
+    if venue is Venue.BYBIT_LINEAR and symbol is None and settle is None and base is None:
+        raise bybit_error(
+            10001,
+            "Missing some parameters that must be filled in, symbol or settleCoin",
+            now_ms=call.server_ms,
+        )
+    views = [
+        view
+        for pool in call.market.pools(account)
+        if pool.venue is venue
+        for view in pool.positions
+        if (symbol is None or view.position.instrument.symbol == symbol)
+        and (settle is None or view.position.instrument.settle == settle)
+        and (base is None or view.position.instrument.base == base)
+    ]
+    rows = [_position_row(call, view) for view in views]
+    if symbol is not None and venue is not None:
+        # Asked by symbol, Bybit answers with a row even when flat (one per leg in hedge mode).
+        instrument = _selected(call, venue)[0]
+        hedge = account.spec.hedge and venue is Venue.BYBIT_LINEAR and instrument.settle == "USDT"
+        held = {row["positionIdx"] for row in rows}
+        for index in (1, 2) if hedge else (0,):
+            if index not in held:
+                rows.append(_flat_row(call, instrument, index))
+    return {"list": rows, "nextPageCursor": "", "category": call.params.get("category", "")}
+
+
+def _position_index(view: PositionView) -> int:
+    if not view.position.hedge:
+        return 0
+    return 1 if view.position.side is Side.LONG else 2
+
+
+def _position_row(call: Call, view: PositionView) -> dict[str, Any]:
+    position = view.position
+    instrument = position.instrument
+    mark = view.mark_price
+    price_decimals = decimals_of(instrument.tick_size)
+    tiers = call.market.tiers(None, instrument)
+    value = notional(position, mark)
+    risk_id = next((i for i, t in enumerate(tiers, start=1) if value < t.cap), len(tiers))
+    isolated = position.margin_mode is MarginMode.ISOLATED
+    initial = (
+        position.isolated_margin
+        if isolated and position.isolated_margin is not None
+        else view.initial_margin
+    )
+    if instrument.venue.inverse:
+        position_value = position.quantity * instrument.contract_size / position.entry_price
+    else:
+        position_value = position.quantity * position.entry_price
+    liq = view.risk.liquidation_price
+    updated = str(position.opened_ms)
+    return {
+        "positionIdx": _position_index(view),
+        "riskId": risk_id,
+        "riskLimitValue": fmt(tiers[risk_id - 1].cap, 0),
+        "symbol": instrument.symbol,
+        "side": "Buy" if position.side is Side.LONG else "Sell",
+        "size": fmt(position.quantity, decimals_of(instrument.qty_step)),
+        "avgPrice": fmt(position.entry_price, price_decimals + 2),
+        "positionValue": fmt(position_value),
+        "tradeMode": 0,
+        "autoAddMargin": 0,
+        "positionStatus": "Normal",
+        "leverage": fmt(position.leverage, 0)
+        if position.leverage.is_integer()
+        else str(position.leverage),
+        "markPrice": fmt(mark, price_decimals),
+        "liqPrice": fmt(liq, price_decimals + 2) if liq is not None else "",
+        "bustPrice": "",
+        "positionIM": fmt(initial),
+        "positionIMByMp": fmt(initial),
+        "positionMM": fmt(view.risk.maintenance_margin),
+        "positionMMByMp": fmt(view.risk.maintenance_margin),
+        "positionBalance": fmt(initial),
+        "takeProfit": "",
+        "stopLoss": "",
+        "trailingStop": "0",
+        "sessionAvgPrice": "",
+        "delta": "",
+        "gamma": "",
+        "vega": "",
+        "theta": "",
+        "unrealisedPnl": fmt(unrealized_pnl(position, mark)),
+        "curRealisedPnl": "0",
+        "cumRealisedPnl": "0",
+        "adlRankIndicator": 2,
+        "createdTime": updated,
+        "updatedTime": updated,
+        "seq": position.opened_ms,
+        "isReduceOnly": False,
+        "mmrSysUpdatedTime": "",
+        "leverageSysUpdatedTime": "",
+        "tpslMode": "Full",
+    }
+
+
+def _flat_row(call: Call, instrument: Instrument, index: int) -> dict[str, Any]:
+    mark = fmt(call.market.mark(instrument), decimals_of(instrument.tick_size))
+    tier = call.market.tiers(None, instrument)[0]
+    return {
+        "positionIdx": index,
+        "riskId": 1,
+        "riskLimitValue": fmt(tier.cap, 0),
+        "symbol": instrument.symbol,
+        "side": "",
+        "size": "0",
+        "avgPrice": "0",
+        "positionValue": "0",
+        "tradeMode": 0,
+        "autoAddMargin": 0,
+        "positionStatus": "Normal",
+        "leverage": "10",
+        "markPrice": mark,
+        "liqPrice": "",
+        "bustPrice": "",
+        "positionIM": "0",
+        "positionMM": "0",
+        "positionBalance": "0",
+        "takeProfit": "",
+        "stopLoss": "",
+        "trailingStop": "0",
+        "unrealisedPnl": "0",
+        "curRealisedPnl": "0",
+        "cumRealisedPnl": "0",
+        "adlRankIndicator": 0,
+        "createdTime": "0",
+        "updatedTime": "0",
+        "seq": -1,
+        "isReduceOnly": False,
+        "tpslMode": "Full",
+    }
+
+
+def _usd_price(call: Call, coin: str) -> float:
+    if coin in _STABLE:
+        return 1.0
+    if coin in call.market.prices.feeds:
+        return call.market.prices.price(coin, call.market.elapsed())
+    return 0.0
+
+
+def _wallet_balance(call: Call) -> dict[str, Any]:
+    account = _account(call)
+    account_type = call.params.get("accountType")
+    if account_type != "UNIFIED":
+        raise bybit_error(10001, "accountType only support UNIFIED.", now_ms=call.server_ms)
+    pools = call.market.pools(account)
+    coins = sorted(set(account.wallet) | {pool.asset for pool in pools})
+    wanted = call.params.get("coin")
+    if wanted:
+        coins = [c for c in coins if c in wanted.split(",")]
+    rows = []
+    total = {"equity": 0.0, "wallet": 0.0, "pnl": 0.0, "im": 0.0, "mm": 0.0}
+    for coin in coins:
+        views = [v for pool in pools if pool.asset == coin for v in pool.positions]
+        cross = [v for v in views if v.position.margin_mode is MarginMode.CROSS]
+        wallet = account.wallet.get(coin, 0.0) + sum(
+            v.position.isolated_margin or 0.0 for v in views
+        )
+        pnl = sum(unrealized_pnl(v.position, v.mark_price) for v in views)
+        position_im = sum(
+            (v.position.isolated_margin or 0.0)
+            if v.position.margin_mode is MarginMode.ISOLATED
+            else v.initial_margin
+            for v in views
+        )
+        position_mm = sum(v.risk.maintenance_margin for v in views)
+        price = _usd_price(call, coin)
+        total["equity"] += (wallet + pnl) * price
+        total["wallet"] += wallet * price
+        total["pnl"] += pnl * price
+        # Account-level rates cover the cross pool only; isolated positions carry their own margin.
+        total["im"] += sum(v.initial_margin for v in cross) * price
+        total["mm"] += sum(v.risk.maintenance_margin for v in cross) * price
+        rows.append(
+            {
+                "coin": coin,
+                "equity": fmt(wallet + pnl),
+                "usdValue": fmt((wallet + pnl) * price),
+                "walletBalance": fmt(wallet),
+                "free": "",
+                "locked": "0",
+                "spotHedgingQty": "0",
+                "borrowAmount": "0",
+                "availableToWithdraw": "",
+                "accruedInterest": "0",
+                "totalOrderIM": "0",
+                "totalPositionIM": fmt(position_im),
+                "totalPositionMM": fmt(position_mm),
+                "unrealisedPnl": fmt(pnl),
+                "cumRealisedPnl": "0",
+                "bonus": "0",
+                "marginCollateral": True,
+                "collateralSwitch": True,
+                "availableToBorrow": "",
+                "spotBorrow": "0",
+            }
+        )
+    margin_balance = total["wallet"] + total["pnl"]
+    im_rate = total["im"] / margin_balance if margin_balance > 0 else 0.0
+    mm_rate = total["mm"] / margin_balance if margin_balance > 0 else 0.0
+    summary = {
+        "accountType": "UNIFIED",
+        "accountLTV": "0",
+        "accountIMRate": fmt(im_rate, 4),
+        "accountIMRateByMp": fmt(im_rate, 4),
+        "accountMMRate": fmt(mm_rate, 4),
+        "accountMMRateByMp": fmt(mm_rate, 4),
+        "totalEquity": fmt(total["equity"]),
+        "totalWalletBalance": fmt(total["wallet"]),
+        "totalMarginBalance": fmt(margin_balance),
+        "totalAvailableBalance": fmt(max(0.0, margin_balance - total["im"])),
+        "totalPerpUPL": fmt(total["pnl"]),
+        "totalInitialMargin": fmt(total["im"]),
+        "totalInitialMarginByMp": fmt(total["im"]),
+        "totalMaintenanceMargin": fmt(total["mm"]),
+        "totalMaintenanceMarginByMp": fmt(total["mm"]),
+        "coin": rows,
+    }
+    return {"list": [summary]}
+
+
+def _account_info(call: Call) -> dict[str, Any]:
+    account = _account(call)
+    isolated = account.spec.margin_mode is MarginMode.ISOLATED
+    return {
+        "marginMode": "ISOLATED_MARGIN" if isolated else "REGULAR_MARGIN",
+        "updatedTime": str(call.market.now_ms()),
+        "unifiedMarginStatus": 6,
+        "dcpStatus": "OFF",
+        "timeWindow": 10,
+        "smpGroup": 0,
+        "isMasterTrader": False,
+        "spotHedgingStatus": "OFF",
+    }
+
+
+def _query_api(call: Call) -> dict[str, Any]:
+    assert call.account is not None
+    account = call.account
+    permissions = account.spec.permissions
+    wallet = []
+    if permissions.transfer:
+        wallet += ["AccountTransfer", "SubMemberTransfer"]
+    if permissions.withdraw:
+        wallet.append("Withdraw")
+    trade = permissions.trade
+    return {
+        "id": str(account.spec.user_id),
+        "note": account.name,
+        "apiKey": account.spec.api_key,
+        "readOnly": 0 if (trade or permissions.withdraw or permissions.transfer) else 1,
+        "secret": "",
+        "permissions": {
+            "ContractTrade": ["Order", "Position"] if trade else [],
+            "Spot": ["SpotTrade"] if trade else [],
+            "Wallet": wallet,
+            "Options": ["OptionsTrade"] if trade else [],
+            "Derivatives": ["DerivativesTrade"] if trade else [],
+            "CopyTrading": [],
+            "BlockTrade": [],
+            "Exchange": [],
+            "NFT": [],
+            "Affiliate": [],
+        },
+        "ips": ["127.0.0.1"] if permissions.ip_restrict else ["*"],
+        "type": 1,
+        "deadlineDay": 90,
+        "expiredAt": "2030-01-01T00:00:00Z",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "unified": 0,
+        "uta": 1,
+        "userID": account.spec.user_id,
+        "inviterID": 0,
+        "vipLevel": "No VIP",
+        "mktMakerLevel": "0",
+        "affiliateID": 0,
+        "rsaPublicKey": "",
+        "isMaster": True,
+    }
+
+
+def _coin_info(call: Call) -> dict[str, Any]:
+    _account(call)
+    coins = sorted(
+        {i.base for i in call.market.scenario.instruments}
+        | {i.settle for i in call.market.scenario.instruments}
+    )
+    rows = []
+    for coin in coins:
+        rows.append(
+            {
+                "name": coin,
+                "coin": coin,
+                "remainAmount": "1000000",
+                "chains": [
+                    {
+                        "chainType": coin,
+                        "confirmation": "1",
+                        "withdrawFee": "0",
+                        "depositMin": "0",
+                        "withdrawMin": "0",
+                        "chain": coin,
+                        "chainDeposit": "1",
+                        "chainWithdraw": "1",
+                        "minAccuracy": "8",
+                        "withdrawPercentageFee": "0",
+                        "contractAddress": "",
+                        "safeConfirmNumber": "1",
+                    }
+                ],
+            }
+        )
+    return {"rows": rows}

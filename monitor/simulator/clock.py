@@ -1,0 +1,43 @@
+"""Simulated time: a manual clock tests advance by hand, and a wall clock for the demo and the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+
+class WallClock:
+    """Real UTC time; the market moves as seconds pass."""
+
+    def now(self) -> datetime:
+        """The current UTC time."""
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """Time that stands still until a test moves it, so price paths and liquidations are reproducible."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start if start is not None else datetime.now(UTC)
+        if self._now.tzinfo is None:
+            raise ValueError("ManualClock needs a timezone-aware start time")
+
+    def now(self) -> datetime:
+        """The clock's current UTC time."""
+        return self._now
+
+    def advance(self, seconds: float | timedelta) -> datetime:
+        """Move time forward (never backward) and return the new time."""
+        step = seconds if isinstance(seconds, timedelta) else timedelta(seconds=seconds)
+        if step < timedelta(0):
+            raise ValueError("time only moves forward")
+        self._now += step
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to `when`, which must not be earlier than the current time."""
+        if when < self._now:
+            raise ValueError("time only moves forward")
+        self._now = when
+
+
+SimClock = WallClock | ManualClock

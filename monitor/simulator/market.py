@@ -1,0 +1,325 @@
+"""The venue's book of accounts: wallets, positions, marks, and liquidation as the venue would do it.
+
+Margin figures come from the project's own engine (`monitor.domain.margin.assess`) applied to the
+simulator's state, so what the simulator reports is exactly what a correct client should compute.
+Every settlement asset of an account is its own margin pool (Binance single-asset mode; on Bybit each
+settle coin is treated as a separate pool, without cross-collateral between coins).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from monitor.domain.margin import assess
+from monitor.domain.model import (
+    AccountRisk,
+    AccountState,
+    MarginMode,
+    Position,
+    PositionRisk,
+    Side,
+    Tier,
+    Venue,
+)
+from monitor.simulator.clock import SimClock
+from monitor.simulator.prices import PricePaths
+from monitor.simulator.scenario import (
+    BYBIT,
+    AccountSpec,
+    Instrument,
+    Scenario,
+    TierSpec,
+)
+
+# Long idle periods are not replayed second by second; beyond this many steps the market jumps.
+_MAX_STEPS_PER_ADVANCE = 3600
+
+
+@dataclass(slots=True)
+class SimPosition:
+    """An open position (one leg in hedge mode)."""
+
+    instrument: Instrument
+    side: Side
+    quantity: float
+    entry_price: float
+    leverage: float
+    margin_mode: MarginMode
+    isolated_margin: float | None
+    hedge: bool
+    opened_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation:
+    """A position the venue closed because its mark crossed the liquidation price."""
+
+    account: str
+    symbol: str
+    side: Side
+    margin_mode: MarginMode
+    quantity: float
+    mark_price: float
+    liquidation_price: float | None
+    at: datetime
+
+
+@dataclass(slots=True)
+class SimAccount:
+    """One API key's account as the venue holds it."""
+
+    spec: AccountSpec
+    wallet: dict[str, float]
+    positions: list[SimPosition]
+    evaluated: float = 0.0
+    liquidations: list[Liquidation] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The scenario's name for the account."""
+        return self.spec.name
+
+    @property
+    def exchange(self) -> str:
+        """ "binance" or "bybit"."""
+        return self.spec.exchange
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """A position with its mark and the engine's figures for it."""
+
+    position: SimPosition
+    mark_price: float
+    risk: PositionRisk
+    initial_margin: float
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    """One margin pool (venue + settlement asset) at one moment."""
+
+    venue: Venue
+    asset: str
+    cross_wallet: float
+    state: AccountState
+    risk: AccountRisk
+    positions: tuple[PositionView, ...]
+
+    @property
+    def isolated_wallet(self) -> float:
+        """Margin locked in isolated positions of this pool."""
+        return sum(p.position.isolated_margin or 0.0 for p in self.positions)
+
+
+class Market:
+    """Instruments, price paths and accounts, evaluated on the simulator clock."""
+
+    def __init__(self, scenario: Scenario, clock: SimClock) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.started_at = clock.now()
+        self.prices = PricePaths(scenario.feeds, scenario.moves, scenario.seed, scenario.tick)
+        opened_ms = int(self.started_at.timestamp() * 1000)
+        self.accounts: dict[str, SimAccount] = {}
+        for spec in scenario.accounts:
+            positions = []
+            for p in spec.positions:
+                instrument = scenario.instrument(spec.exchange, p.symbol)
+                assert instrument is not None  # the scenario parser checked it
+                positions.append(
+                    SimPosition(
+                        instrument=instrument,
+                        side=p.side,
+                        quantity=p.quantity,
+                        entry_price=p.entry_price,
+                        leverage=p.leverage,
+                        margin_mode=p.margin_mode,
+                        isolated_margin=p.isolated_margin,
+                        hedge=_hedged(spec, instrument),
+                        opened_ms=opened_ms,
+                    )
+                )
+            self.accounts[spec.name] = SimAccount(spec, dict(spec.wallet), positions)
+        self.by_key = {account.spec.api_key: account for account in self.accounts.values()}
+
+    def elapsed(self, at: datetime | None = None) -> float:
+        """Seconds of scenario time at `at` (default: now)."""
+        return ((at or self.clock.now()) - self.started_at).total_seconds()
+
+    def now_ms(self) -> int:
+        """The simulator clock in milliseconds since the epoch (timestamps in payloads)."""
+        return int(self.clock.now().timestamp() * 1000)
+
+    def mark(self, instrument: Instrument, elapsed: float | None = None) -> float:
+        """Mark price of `instrument`, on the tick grid."""
+        when = self.elapsed() if elapsed is None else elapsed
+        return round_to_tick(self.prices.price(instrument.feed, when), instrument.tick_size)
+
+    def instruments(self, venue: Venue) -> tuple[Instrument, ...]:
+        """Instruments listed on `venue`."""
+        return tuple(i for i in self.scenario.instruments if i.venue is venue)
+
+    def tiers(self, account: SimAccount | None, instrument: Instrument) -> tuple[TierSpec, ...]:
+        """The bracket table `account` is subject to on `instrument` (per-user on Binance)."""
+        if account is not None and instrument.symbol in account.spec.tier_overrides:
+            return account.spec.tier_overrides[instrument.symbol]
+        return instrument.tiers
+
+    def pools(self, account: SimAccount) -> list[PoolView]:
+        """The account's margin pools now, after the venue has liquidated whatever it had to."""
+        self.advance(account)
+        return self._pools(account, self.elapsed())
+
+    def advance(self, account: SimAccount) -> None:
+        """Replay the market from the account's last evaluation to now, liquidating on the way."""
+        now = self.elapsed()
+        if now <= account.evaluated:
+            return
+        step = self.scenario.tick
+        steps = math.ceil((now - account.evaluated) / step)
+        if steps > _MAX_STEPS_PER_ADVANCE:
+            account.evaluated = now - step * _MAX_STEPS_PER_ADVANCE
+            steps = _MAX_STEPS_PER_ADVANCE
+        for i in range(1, steps + 1):
+            when = min(now, account.evaluated + step * i)
+            if account.positions:
+                self._liquidate(account, when)
+        account.evaluated = now
+
+    def _liquidate(self, account: SimAccount, elapsed: float) -> None:
+        for pool in self._pools(account, elapsed):
+            doomed: list[PositionView] = []
+            for view in pool.positions:
+                liq = view.risk.liquidation_price
+                if view.position.margin_mode is MarginMode.ISOLATED and liq is not None:
+                    crossed = (
+                        view.mark_price <= liq
+                        if view.position.side is Side.LONG
+                        else view.mark_price >= liq
+                    )
+                    if crossed:
+                        doomed.append(view)
+            cross = [v for v in pool.positions if v.position.margin_mode is MarginMode.CROSS]
+            risk = pool.risk
+            if cross and risk.maintenance_margin > 0 and risk.equity <= risk.maintenance_margin:
+                doomed.extend(cross)
+                # The cross pool is closed at the marks; what is left above maintenance margin stays,
+                # the maintenance margin itself goes to the insurance fund.
+                account.wallet[pool.asset] = max(0.0, risk.equity - risk.maintenance_margin)
+            at = self.started_at + timedelta(seconds=elapsed)
+            for view in doomed:
+                account.positions.remove(view.position)
+                account.liquidations.append(
+                    Liquidation(
+                        account=account.name,
+                        symbol=view.position.instrument.symbol,
+                        side=view.position.side,
+                        margin_mode=view.position.margin_mode,
+                        quantity=view.position.quantity,
+                        mark_price=view.mark_price,
+                        liquidation_price=view.risk.liquidation_price,
+                        at=at,
+                    )
+                )
+
+    def _pools(self, account: SimAccount, elapsed: float) -> list[PoolView]:
+        groups: dict[tuple[Venue, str], list[SimPosition]] = {}
+        for position in account.positions:
+            key = (position.instrument.venue, position.instrument.settle)
+            groups.setdefault(key, []).append(position)
+        pools = []
+        for (venue, asset), positions in groups.items():
+            marks = [self.mark(p.instrument, elapsed) for p in positions]
+            state = AccountState(
+                venue=venue,
+                wallet_balance=account.wallet.get(asset, 0.0),
+                positions=tuple(
+                    self._domain_position(account, p, mark)
+                    for p, mark in zip(positions, marks, strict=True)
+                ),
+                asset=asset,
+            )
+            risk = assess(state)
+            views = tuple(
+                PositionView(p, mark, r, _initial_margin(p, mark))
+                for p, mark, r in zip(positions, marks, risk.positions, strict=True)
+            )
+            pools.append(PoolView(venue, asset, state.wallet_balance, state, risk, views))
+        return pools
+
+    def _domain_position(self, account: SimAccount, position: SimPosition, mark: float) -> Position:
+        instrument = position.instrument
+        tiers = tuple(
+            Tier(floor=t.floor, cap=t.cap, mmr=t.mmr, deduction=t.deduction)
+            for t in self.tiers(account, instrument)
+        )
+        return Position(
+            symbol=instrument.symbol,
+            side=position.side,
+            margin_mode=position.margin_mode,
+            quantity=position.quantity,
+            entry_price=position.entry_price,
+            mark_price=mark,
+            tiers=tiers,
+            contract_size=instrument.contract_size,
+            leverage=position.leverage,
+            isolated_margin=position.isolated_margin,
+            taker_fee=instrument.taker_fee if instrument.exchange == BYBIT else 0.0,
+            hedge=position.hedge,
+        )
+
+
+def _hedged(spec: AccountSpec, instrument: Instrument) -> bool:
+    if not spec.hedge:
+        return False
+    # Bybit offers hedge mode only on USDT-settled linear contracts.
+    return instrument.exchange != BYBIT or (
+        instrument.venue is Venue.BYBIT_LINEAR and instrument.settle == "USDT"
+    )
+
+
+def _initial_margin(position: SimPosition, mark: float) -> float:
+    """Initial margin as the venue reports it (Bybit: entry value / leverage + fee to close)."""
+    instrument = position.instrument
+    if instrument.exchange != BYBIT:
+        return notional(position, mark) / position.leverage
+    sign = position.side.sign
+    if instrument.venue.inverse:
+        value = position.quantity * instrument.contract_size / position.entry_price
+        fee = value * instrument.taker_fee * (1 + sign / position.leverage)
+    else:
+        value = position.quantity * position.entry_price
+        fee = value * instrument.taker_fee * (1 - sign / position.leverage)
+    return value / position.leverage + fee
+
+
+def notional(position: SimPosition, mark: float) -> float:
+    """Position value at `mark` in the settlement asset (coin for inverse contracts)."""
+    instrument = position.instrument
+    if instrument.venue.inverse:
+        return position.quantity * instrument.contract_size / mark
+    return position.quantity * mark
+
+
+def unrealized_pnl(position: SimPosition, mark: float) -> float:
+    """Profit or loss at `mark` in the settlement asset."""
+    instrument = position.instrument
+    sign = position.side.sign
+    if instrument.venue.inverse:
+        return (
+            sign
+            * position.quantity
+            * instrument.contract_size
+            * (1 / position.entry_price - 1 / mark)
+        )
+    return sign * position.quantity * (mark - position.entry_price)
+
+
+def round_to_tick(price: float, tick: float) -> float:
+    """`price` on the venue's price grid."""
+    decimals = max(0, -Decimal(repr(tick)).normalize().as_tuple().exponent)  # type: ignore[operator]
+    return round(round(price / tick) * tick, decimals)
