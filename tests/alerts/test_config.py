@@ -3,6 +3,7 @@ and errors that name the key path."""
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
@@ -194,3 +195,17 @@ def test_environment_overrides_a_threshold(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PORTFOLIO_MONITOR_ALERTS__MARGIN_RATIO__WARNING_BELOW", "350%")
     settings = load(tmp_path, "")
     assert settings.alerts.margin_ratio.warning_below == pytest.approx(3.5)  # type: ignore[attr-defined]
+
+
+def test_example_config_documents_every_alert_key_with_its_default() -> None:
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    text = example.read_text()
+    documented = tomllib.loads(text)["alerts"]
+    assert AlertsSettings.model_validate(documented) == AlertsSettings()
+    for section, model in AlertsSettings.model_fields.items():
+        assert model.annotation is not None
+        for name, field in model.annotation.model_fields.items():  # type: ignore[union-attr]
+            key = field.alias or name
+            if key == "enabled":
+                continue
+            assert f"\n{key} = " in text or f"\n# {key} = " in text, f"alerts.{section}.{key}"
