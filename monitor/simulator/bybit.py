@@ -27,6 +27,7 @@ def endpoints() -> dict[str, Endpoint]:
         "/v5/position/list": Endpoint(BYBIT, "bybit", True, _position_list),
         "/v5/account/wallet-balance": Endpoint(BYBIT, "bybit", True, _wallet_balance),
         "/v5/account/info": Endpoint(BYBIT, "bybit", True, _account_info),
+        "/v5/account/fee-rate": Endpoint(BYBIT, "bybit", True, _fee_rate),
         "/v5/user/query-api": Endpoint(BYBIT, "bybit", True, _query_api),
         "/v5/asset/coin/query-info": Endpoint(BYBIT, "bybit", True, _coin_info),
     }
@@ -421,6 +422,20 @@ def _wallet_balance(call: Call) -> dict[str, Any]:
         "coin": rows,
     }
     return {"list": [summary]}
+
+
+def _fee_rate(call: Call) -> dict[str, Any]:
+    _account(call)
+    rows = [
+        {
+            "symbol": instrument.symbol,
+            "baseCoin": instrument.base if instrument.venue.inverse else "",
+            "takerFeeRate": _rate(instrument.taker_fee),
+            "makerFeeRate": _rate(instrument.taker_fee / 5.5),
+        }
+        for instrument in _selected(call, _venue(call))
+    ]
+    return {"list": rows}
 
 
 def _account_info(call: Call) -> dict[str, Any]:

@@ -328,6 +328,7 @@ class SimulatorServer:
                 403,
                 "<html><body><h1>403 Forbidden</h1>access too frequent</body></html>",
                 content_type=_HTML,
+                headers={"Retry-After": str(int(verdict.retry_after or 5))},
             )
         if endpoint.signed and account is not None:
             key_verdict = self._bybit.charge_key(account.spec.api_key, request.path, now)
@@ -407,6 +408,7 @@ class SimulatorServer:
                 403,
                 "<html><body><h1>403 Forbidden</h1>access too frequent</body></html>",
                 content_type=_HTML,
+                headers={"Retry-After": retry},
             )
         if kind == "timestamp":
             raise bybit_error(
