@@ -25,8 +25,9 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# Interim: the engine on a bundled cross account (safe-looking per-position prices, small account move).
 demo: install
-	$(BIN)/portfolio-monitor demo
+	$(BIN)/portfolio-monitor calc --format table monitor/examples/binance_cross_two_longs.json
 
 bench: install
 	$(BIN)/python bench/engine.py

@@ -2,6 +2,7 @@
 
 from monitor.cli import (
     alerts,  # noqa: F401
+    calc,  # noqa: F401
     config_cmd,  # noqa: F401
     show,  # noqa: F401
 )
