@@ -5,4 +5,5 @@ from monitor.cli import (
     calc,  # noqa: F401
     config_cmd,  # noqa: F401
     show,  # noqa: F401
+    simulate,  # noqa: F401
 )
