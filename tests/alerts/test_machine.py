@@ -86,6 +86,12 @@ class TestHysteresis:
             (30, "deescalated", "warning"),
             (40, "escalated", "critical"),
         ]
+        eased = next(e for e in results[3].events if e.kind is EventKind.DEESCALATED)
+        assert eased.title == "main: margin ratio eased to warning"
+        assert (
+            "margin ratio 181 % (exchange: 55.2 %); back above 180 % (exchange: 55.6 %); still warning"
+            in (eased.text)
+        )
 
 
 class TestRepeat:

@@ -98,6 +98,7 @@ class _Step:
     reading: Reading | None
     transitions: list[tuple[EventKind, Severity]] = field(default_factory=list)
     closed: RuleState | None = None  # the firing episode that resolved in this cycle
+    eased_from: Severity | None = None  # the severity left by a de-escalation in this cycle
 
 
 def evaluate(
@@ -155,6 +156,7 @@ def _advance(
             step.closed = replace(state, pending=dict(state.pending))
             state.end_episode()
         elif held[-1] is not fired:
+            step.eased_from = fired
             state.severity = held[-1]
             if state.notified is not None and state.notified.rank > held[-1].rank:
                 # Going back up to the higher severity must notify again.
@@ -326,6 +328,8 @@ def _words(
     if kind in (EventKind.RESOLVED, EventKind.DEESCALATED):
         back = "above" if rule.direction is Direction.BELOW else "below"
         ended = step.closed.severity if step.closed and step.closed.severity else severity
+        if kind is EventKind.DEESCALATED and step.eased_from is not None:
+            ended = step.eased_from
         cleared = clear_text(rule, ended)
         limit = f"back {back} {cleared}; " if cleared else ""
         if kind is EventKind.DEESCALATED:

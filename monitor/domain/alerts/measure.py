@@ -214,7 +214,11 @@ def _liquidation_mismatch(
     # The engine returns positions in input order, so the pairs line up.
     for held, computed in zip(snapshot.state.positions, snapshot.risk.positions, strict=False):
         ours, theirs = computed.liquidation_price, held.exchange_liquidation_price
-        if ours is None or not theirs:
+        if (
+            ours is None
+            or not theirs
+            or (held.symbol, held.side) != (computed.symbol, computed.side)
+        ):
             continue
         gap = abs(ours - theirs) / theirs
         if worst is None or gap > worst[0]:
