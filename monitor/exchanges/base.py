@@ -23,6 +23,8 @@ class _RetryAfterAware:
     window survives even when several requests of one instance are in flight."""
 
     _error_headers: Any = None
+    # A bare 403 is an IP ban on Bybit ("access too frequent", at least 10 minutes per its docs).
+    forbidden_ban_seconds: float | None = None
 
     def handle_errors(self, *args: Any) -> Any:
         # (code, reason, url, method, headers, body, response, request_headers, request_body)
@@ -39,6 +41,8 @@ class _RetryAfterAware:
             return super().handle_http_status_code(*args)  # type: ignore[misc]
         except ccxt.BaseError as exc:
             exc.retry_after = parse_retry_after(self._error_headers)
+            if exc.retry_after is None and args[0] == 403:
+                exc.retry_after = self.forbidden_ban_seconds
             raise
 
 
@@ -52,6 +56,8 @@ class BinanceCoinm(_RetryAfterAware, ccxt.binancecoinm):  # type: ignore[misc]
 
 class Bybit(_RetryAfterAware, ccxt.bybit):  # type: ignore[misc]
     """ccxt's Bybit v5 class with Retry-After stamping."""
+
+    forbidden_ban_seconds = 600.0
 
 
 CCXT_CLASSES: Mapping[Venue, type[Any]] = {
@@ -119,6 +125,7 @@ class VenueClient(abc.ABC):
             attempt,
             where=f"{self.label}: {what}",
             ban_key=self._ban_key,
+            account_key=f"{self._ban_key}#{self.name}",
             bans=self._bans,
             policy=self._policy,
             resync_clock=self.resync_clock,

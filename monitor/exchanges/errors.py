@@ -39,16 +39,24 @@ def retry_after_of(exc: BaseException) -> float | None:
 
 
 def parse_retry_after(headers: Any) -> float | None:
-    """The Retry-After header in seconds (only the delta-seconds form is used by the venues)."""
+    """Seconds to wait from the response headers: Retry-After (delta seconds, Binance) or Bybit's
+    X-Bapi-Limit-Reset-Timestamp (milliseconds since the epoch)."""
     if not headers:
         return None
-    for name, value in dict(headers).items():
-        if str(name).lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except (TypeError, ValueError):
-                return None
+    lowered = {str(name).lower(): value for name, value in dict(headers).items()}
+    try:
+        if "retry-after" in lowered:
+            return max(0.0, float(lowered["retry-after"]))
+        if "x-bapi-limit-reset-timestamp" in lowered:
+            return max(0.0, float(lowered["x-bapi-limit-reset-timestamp"]) / 1000.0 - time.time())
+    except (TypeError, ValueError):
+        return None
     return None
+
+
+def is_account_limit(exc: BaseException) -> bool:
+    """Bybit's 10006 limits one account (UID), not the address: other accounts may continue."""
+    return isinstance(exc, ccxt.RateLimitExceeded) and "10006" in str(exc)
 
 
 def is_throttled(exc: BaseException) -> bool:

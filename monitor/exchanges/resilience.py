@@ -16,6 +16,7 @@ from typing import TypeVar
 from monitor.domain.errors import ExchangeUnavailable, MonitorError
 from monitor.exchanges.errors import (
     DEFAULT_BAN_SECONDS,
+    is_account_limit,
     is_clock_skew,
     is_throttled,
     retry_after_of,
@@ -64,14 +65,18 @@ async def call(
     where: str,
     ban_key: str,
     bans: BanBoard,
+    account_key: str | None = None,
     policy: RetryPolicy,
     resync_clock: Callable[[], Awaitable[object]],
 ) -> T:
-    """Run one venue request under the retry budget; raise our error when the budget is spent."""
+    """Run one venue request under the retry budget; raise our error when the budget is spent.
+
+    `ban_key` names the venue and address (bans for everyone there), `account_key` the account
+    (limits the venue applies per API key)."""
     resynced = False
     attempt = 0
     while True:
-        banned_for = bans.remaining(ban_key)
+        banned_for = max(bans.remaining(ban_key), bans.remaining(account_key or ban_key))
         if banned_for > policy.max_wait:
             raise ExchangeUnavailable(
                 f"{where}: the exchange banned this address; next request allowed in {banned_for:.0f}s",
@@ -91,7 +96,8 @@ async def call(
             continue
         if is_throttled(failure):
             wait = retry_after_of(failure)
-            bans.ban(ban_key, wait if wait is not None else DEFAULT_BAN_SECONDS)
+            scope = account_key if account_key and is_account_limit(failure) else ban_key
+            bans.ban(scope, wait if wait is not None else DEFAULT_BAN_SECONDS)
         error = translate(failure, where)
         if not error.retryable or attempt >= policy.attempts:
             raise error from failure

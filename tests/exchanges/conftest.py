@@ -1,0 +1,50 @@
+"""A running simulator with the adapters' scenario, and clients for its accounts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from pydantic import SecretStr
+
+from monitor.config.accounts import AccountSettings
+from monitor.domain.model import Venue
+from monitor.exchanges import ExchangeHub, RetryPolicy, VenueClient
+from monitor.simulator.server import SimulatorServer
+from tests.exchanges.scenario import SCENARIO
+
+# Short waits so fault tests finish quickly; the logic is the same as production's.
+TEST_RETRY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1, max_wait=1.0)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimulatorServer]:
+    async with SimulatorServer(SCENARIO, port=0) as server:
+        yield server
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[ExchangeHub]:
+    async with ExchangeHub(retry=TEST_RETRY, timeout=1.0) as exchange_hub:
+        yield exchange_hub
+
+
+ClientFactory = Callable[..., VenueClient]
+
+
+@pytest.fixture
+def client_for(sim: SimulatorServer, hub: ExchangeHub) -> ClientFactory:
+    def make(account: str, venue: str = "", asset: str = "", **overrides: object) -> VenueClient:
+        info = sim.accounts[account]
+        if not venue:
+            venue = "binance-usdm" if info.exchange == "binance" else "bybit-linear"
+        settings = AccountSettings(
+            venue=Venue(venue),
+            api_key=SecretStr(str(overrides.pop("api_key", info.api_key))),
+            api_secret=SecretStr(str(overrides.pop("api_secret", info.api_secret))),
+            base_url=sim.base_url,
+            **({"asset": asset} if asset else {}),
+        )
+        return hub.client_for(account, settings)
+
+    return make

@@ -1,0 +1,103 @@
+"""Real ccxt against the simulator: every venue and mode becomes the right AccountState, and our
+liquidation prices agree with the ones the (simulated) exchange reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.domain.margin import assess
+from monitor.domain.model import MarginMode, Venue
+from monitor.simulator.server import SimulatorServer
+from tests.exchanges.conftest import ClientFactory
+from tests.exchanges.scenario import POOLS
+
+
+@pytest.mark.parametrize(
+    ("account", "venue", "asset", "expected"),
+    POOLS,
+    ids=[f"{account}-{venue}-{asset}" for account, venue, asset, _ in POOLS],
+)
+async def test_pool_matches_the_exchange(
+    client_for: ClientFactory,
+    account: str,
+    venue: str,
+    asset: str,
+    expected: list[tuple[str, str, str, bool]],
+) -> None:
+    client = client_for(account, venue, asset)
+    state = await client.fetch_account()
+    assert state.venue is Venue(venue)
+    assert state.asset == asset
+    got = [(p.symbol, p.side.value, p.margin_mode.value, p.hedge) for p in state.positions]
+    assert sorted(got) == sorted(expected)
+    assert state.wallet_balance > 0
+    risk = assess(state)
+    for position, computed in zip(state.positions, risk.positions, strict=True):
+        assert position.tiers, position.symbol
+        # COIN-M positionRisk carries no maintMargin; every other venue does.
+        if position.exchange_maintenance_margin is not None or venue != "binance-coinm":
+            assert position.exchange_maintenance_margin == pytest.approx(
+                computed.maintenance_margin, rel=1e-5
+            ), position.symbol
+        if position.exchange_liquidation_price is None:
+            assert computed.liquidation_price is None, position.symbol
+        else:
+            # The venue rounds its price to the tick; ours is unrounded.
+            assert computed.liquidation_price == pytest.approx(
+                position.exchange_liquidation_price, rel=2e-5
+            ), position.symbol
+        if position.margin_mode is MarginMode.ISOLATED:
+            assert position.isolated_margin is not None
+            assert position.isolated_margin > 0
+    if state.positions and state.reported.maintenance_margin is not None:
+        assert state.reported.equity is not None
+        assert state.reported.margin_ratio is not None
+
+
+async def test_brackets_several_tiers_and_deductions(client_for: ClientFactory) -> None:
+    state = await client_for("bn-oneway").fetch_account()
+    btc = next(p for p in state.positions if p.symbol == "BTCUSDT")
+    assert [t.mmr for t in btc.tiers] == pytest.approx([0.004, 0.005, 0.0065, 0.01])
+    assert [t.deduction for t in btc.tiers] == pytest.approx([0, 50, 950, 11_450])
+    assert btc.tiers[-1].cap is None
+    # 20 BTC at 60 000 = 1.2M notional: third bracket, which a ccxt MM without `cum` would overstate.
+    assert btc.exchange_maintenance_margin == pytest.approx(1_200_000 * 0.0065 - 950, rel=1e-3)
+
+
+async def test_coin_margined_contract_size(client_for: ClientFactory) -> None:
+    state = await client_for("bn-oneway", "binance-coinm", "BTC").fetch_account()
+    [position] = state.positions
+    assert position.contract_size == 100
+    assert position.quantity == 600
+
+
+async def test_empty_account_is_empty_not_an_error(client_for: ClientFactory) -> None:
+    state = await client_for("bn-empty").fetch_account()
+    assert state.positions == ()
+    assert state.wallet_balance == 1_000
+    assert (await client_for("by-empty").fetch_account()).positions == ()
+
+
+async def test_tier_tables_are_reported_once_then_on_change(
+    client_for: ClientFactory, sim: SimulatorServer
+) -> None:
+    client = client_for("bn-oneway")
+    await client.fetch_account()
+    first = client.drain_tier_changes()
+    assert {c.symbol for c in first} == {"BTCUSDT", "ETHUSDT"}
+    assert not any(c.is_change for c in first)
+    await client.fetch_account()
+    assert client.drain_tier_changes() == []
+    brackets = [r for r in sim.request_log if r.path == "/fapi/v1/leverageBracket"]
+    assert len(brackets) == 1
+
+
+async def test_markets_are_loaded_once_per_venue(
+    client_for: ClientFactory, sim: SimulatorServer
+) -> None:
+    clients = [client_for(name) for name in ("bn-oneway", "bn-hedge", "bn-empty")]
+    for client in clients:
+        await client.fetch_account()
+    assert sum(1 for r in sim.request_log if r.path == "/fapi/v1/exchangeInfo") == 1
+    throttlers = {id(client.exchange.throttler) for client in clients}
+    assert len(throttlers) == 1
