@@ -160,6 +160,10 @@ class SnapshotStore(Protocol):
         """When the account's newest stored snapshot was taken (None if it has none)."""
         ...
 
+    async def silenced_until(self, account: str, now: datetime) -> datetime | None:
+        """When the account's last active silence ends (None: notifications are not silenced)."""
+        ...
+
     async def prune(self, now: datetime) -> object:
         """Apply retention: downsample old raw snapshots, delete what is past the longest period."""
         ...

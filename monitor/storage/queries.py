@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Select, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from monitor.domain.alerts import firing_severity
 from monitor.domain.errors import InvalidInput
 from monitor.storage.models import (
     HOUR,
@@ -24,7 +25,7 @@ from monitor.storage.models import (
     Account,
     AccountRollup,
     AccountSnapshot,
-    AlertEvent,
+    AlertState,
     PositionLeg,
     PositionRollup,
     PositionSnapshot,
@@ -33,9 +34,6 @@ from monitor.storage.models import (
 from monitor.storage.repository import SqlStore
 from monitor.storage.retention import distance_expression
 from monitor.storage.sqltypes import from_millis, to_millis
-
-# Event kinds after which a rule is no longer firing.
-_QUIET_KINDS = frozenset({"resolved", "silenced", "cleared", "ok"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +126,12 @@ class PositionPoint:
 
 @dataclass(frozen=True, slots=True)
 class FiringAlert:
-    """A rule whose latest event says it is firing."""
+    """A rule firing now, as its stored state says; `updated_at` is the state's last change."""
 
     account: str
     rule_key: str
     severity: str
-    kind: str
-    at: datetime
-    title: str
+    updated_at: datetime
 
 
 def _values(row: Any) -> tuple[Any, ...]:
@@ -494,27 +490,18 @@ def _merge_positions(points: Iterable[PositionPoint], every_ms: int) -> list[Pos
 
 
 async def firing_alerts(store: SqlStore, account: str | None = None) -> list[FiringAlert]:
-    """Rules whose latest recorded event is not a resolution, per account."""
-    async with store.reading("reading alert events") as conn:
-        latest = (
-            select(func.max(AlertEvent.id).label("id"))
-            .group_by(AlertEvent.account_id, AlertEvent.rule_key)
-            .subquery()
-        )
+    """Rules whose stored alert state says they are firing, per account and rule."""
+    async with store.reading("reading alert state") as conn:
         query = (
-            select(
-                Account.name,
-                AlertEvent.rule_key,
-                AlertEvent.severity,
-                AlertEvent.kind,
-                AlertEvent.at,
-                AlertEvent.title,
-            )
-            .join(latest, latest.c.id == AlertEvent.id)
-            .join(Account, Account.id == AlertEvent.account_id)
-            .order_by(Account.name, AlertEvent.rule_key)
+            select(Account.name, AlertState.rule_key, AlertState.state, AlertState.updated_at)
+            .join(Account, Account.id == AlertState.account_id)
+            .order_by(Account.name, AlertState.rule_key)
         )
         if account is not None:
             query = query.where(Account.name == account)
-        rows = await conn.execute(query)
-        return [FiringAlert(*row) for row in rows if row[3] not in _QUIET_KINDS]
+        firing = []
+        for name, rule_key, state, updated_at in await conn.execute(query):
+            severity = firing_severity(state) if isinstance(state, dict) else None
+            if severity is not None:
+                firing.append(FiringAlert(name, rule_key, severity.value, updated_at))
+        return firing

@@ -250,6 +250,16 @@ class SqlStore:
             result = await conn.execute(delete(Silence).where(Silence.id == silence_id))
             return bool(result.rowcount)
 
+    async def silenced_until(self, account: str, now: datetime) -> datetime | None:
+        """When the account's last active silence ends (None: notifications are not silenced)."""
+        async with self.reading(f"reading silences of {account!r}") as conn:
+            until: datetime | None = await conn.scalar(
+                select(func.max(Silence.until))
+                .join(Account, Account.id == Silence.account_id)
+                .where(Account.name == account, Silence.until > now)
+            )
+            return until
+
     async def active_silences(self, now: datetime, account: str | None = None) -> list[SilenceInfo]:
         """Silences still in force at `now`, for one account or all."""
         async with self.reading("reading silences") as conn:

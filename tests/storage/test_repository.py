@@ -14,7 +14,13 @@ from monitor.domain.errors import StorageError
 from monitor.domain.model import Tier
 from monitor.ports import CycleWriter, OutboxStore, SnapshotStore
 from monitor.storage import queries
-from monitor.storage.models import AccountSnapshot, PositionLeg, PositionSnapshot, TierTable
+from monitor.storage.models import (
+    AccountSnapshot,
+    AlertEvent,
+    PositionLeg,
+    PositionSnapshot,
+    TierTable,
+)
 from monitor.storage.repository import SqlStore
 from tests.storage.factories import T0, notification, snapshot
 
@@ -157,7 +163,7 @@ async def test_alert_state_needs_a_known_account(store: SqlStore) -> None:
             await cycle.save_alert_states("ghost", {"margin": {}})
 
 
-async def test_alert_events_drive_firing_alerts(store: SqlStore) -> None:
+async def test_alert_events_are_stored_and_state_drives_firing_alerts(store: SqlStore) -> None:
     await store.register_account(
         "main", venue="binance-usdm", asset="USDT", poll_interval=10.0, now=T0
     )
@@ -166,10 +172,13 @@ async def test_alert_events_drive_firing_alerts(store: SqlStore) -> None:
             "main",
             [
                 Event("margin", "warning", "firing", T0),
-                Event("stale", "critical", "firing", T0),
                 Event("stale", "critical", "resolved", T0 + timedelta(minutes=1)),
             ],
         )
+        await cycle.save_alert_states(
+            "main", {"margin": {"severity": "warning"}, "stale": {"severity": None}}
+        )
+    assert await count(store, AlertEvent) == 2
     firing = await queries.firing_alerts(store)
     assert [(a.account, a.rule_key, a.severity) for a in firing] == [("main", "margin", "warning")]
     infos = await queries.accounts(store)
@@ -212,6 +221,8 @@ async def test_silences(store: SqlStore) -> None:
         "main", until=T0 + timedelta(hours=2), reason="maintenance", now=T0
     )
     assert [s.id for s in await store.active_silences(T0 + timedelta(hours=1))] == [added.id]
+    assert await store.silenced_until("main", T0) == T0 + timedelta(hours=2)
+    assert await store.silenced_until("main", T0 + timedelta(hours=2)) is None
     assert await store.active_silences(T0 + timedelta(hours=3)) == []
     assert await store.remove_silence(added.id)
     assert not await store.remove_silence(added.id)
