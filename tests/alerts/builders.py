@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from monitor.domain.alerts import AlertRules, Evaluation, Observation, Rule, RuleKey, evaluate
@@ -118,7 +119,7 @@ def rules(*items: Rule) -> AlertRules:
 
 def run(
     alert_rules: AlertRules,
-    steps: list[tuple[float, Observation]],
+    steps: Sequence[tuple[float, Observation]],
     states: dict[str, dict[str, object]] | None = None,
 ) -> tuple[list[Evaluation], dict[str, dict[str, object]]]:
     """Evaluate a series of (seconds after T0, observation), storing the state as JSON in between
@@ -133,7 +134,7 @@ def run(
 
 
 def ratios(
-    alert_rules: AlertRules, series: list[tuple[float, float]], **kwargs: object
+    alert_rules: AlertRules, series: Sequence[tuple[float, float]], **kwargs: object
 ) -> list[Evaluation]:
     """Evaluate margin ratios `(seconds, ratio)` one cycle each."""
     results, _ = run(

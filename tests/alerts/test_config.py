@@ -8,10 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from monitor.config import load_settings
+from monitor.config import Settings, load_settings
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.domain.alerts import RuleKey
+from monitor.domain.alerts import Rule, RuleKey
 from monitor.domain.errors import ConfigError
 from monitor.domain.notification import Severity
 
@@ -23,17 +24,17 @@ api_secret = "s"
 """
 
 
-def load(tmp_path: Path, text: str, *accounts: str) -> object:
+def load(tmp_path: Path, text: str, *accounts: str) -> Settings:
     body = text + "".join(ACCOUNT.format(name=name) for name in accounts or ("main",))
     path = tmp_path / "config.toml"
     path.write_text(body)
     return load_settings(path)
 
 
-def rules_of(tmp_path: Path, text: str, name: str = "main", *others: str) -> dict[RuleKey, object]:
+def rules_of(tmp_path: Path, text: str, name: str = "main", *others: str) -> dict[RuleKey, Rule]:
     settings = load(tmp_path, text, name, *others)
-    account = settings.accounts[name]  # type: ignore[attr-defined]
-    rules = account_rules(settings.alerts, account.alerts, name)  # type: ignore[attr-defined]
+    account = settings.accounts[name]
+    rules = account_rules(settings.alerts, account.alerts, name)
     return {rule.key: rule for rule in rules.rules}
 
 
@@ -72,9 +73,9 @@ enabled = false
 """,
     )
     margin = rules[RuleKey.MARGIN_RATIO]
-    assert margin.levels == ((Severity.WARNING, 2.5), (Severity.CRITICAL, 1.5))  # type: ignore[attr-defined]
-    assert margin.debounce == timedelta(minutes=1)  # type: ignore[attr-defined]
-    assert margin.repeat is None  # type: ignore[attr-defined]
+    assert margin.levels == ((Severity.WARNING, 2.5), (Severity.CRITICAL, 1.5))
+    assert margin.debounce == timedelta(minutes=1)
+    assert margin.repeat is None
     assert RuleKey.TIER_CHANGE not in rules
 
 
@@ -87,7 +88,7 @@ warning_exchange_above = "50%"
 critical_exchange_above = "80%"
 """,
     )
-    levels = dict(rules[RuleKey.MARGIN_RATIO].levels)  # type: ignore[attr-defined]
+    levels = dict(rules[RuleKey.MARGIN_RATIO].levels)
     assert levels[Severity.WARNING] == pytest.approx(2.0)
     assert levels[Severity.CRITICAL] == pytest.approx(1.25)
     assert levels[Severity.EMERGENCY] == pytest.approx(1.2)
@@ -105,15 +106,15 @@ enabled = false
 """
     risky = rules_of(tmp_path, text, "risky", "main")
     margin = risky[RuleKey.MARGIN_RATIO]
-    assert dict(margin.levels) == {  # type: ignore[attr-defined]
+    assert dict(margin.levels) == {
         Severity.WARNING: 4.0,
         Severity.CRITICAL: 2.0,
         Severity.EMERGENCY: 1.2,
     }
-    assert margin.repeat == timedelta(hours=2)  # type: ignore[attr-defined]
+    assert margin.repeat == timedelta(hours=2)
     assert RuleKey.STALE not in risky
     main = rules_of(tmp_path, text, "main", "risky")
-    assert dict(main[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == 1.5  # type: ignore[attr-defined]
+    assert dict(main[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == 1.5
     assert RuleKey.STALE in main
 
 
@@ -129,7 +130,7 @@ critical_below = "160%"
 critical_exchange_above = "80%"
 """,
     )
-    assert dict(rules[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == pytest.approx(1.25)  # type: ignore[attr-defined]
+    assert dict(rules[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == pytest.approx(1.25)
 
 
 def test_override_may_rely_on_changed_defaults(tmp_path: Path) -> None:
@@ -143,7 +144,7 @@ warning_below = "500%"
 critical_below = "400%"
 """,
     )
-    assert dict(rules[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == 4.0  # type: ignore[attr-defined]
+    assert dict(rules[RuleKey.MARGIN_RATIO].levels)[Severity.CRITICAL] == 4.0
 
 
 @pytest.mark.parametrize(
@@ -194,7 +195,7 @@ def test_bad_values_name_the_key_path(tmp_path: Path, text: str, expected: str) 
 def test_environment_overrides_a_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTFOLIO_MONITOR_ALERTS__MARGIN_RATIO__WARNING_BELOW", "350%")
     settings = load(tmp_path, "")
-    assert settings.alerts.margin_ratio.warning_below == pytest.approx(3.5)  # type: ignore[attr-defined]
+    assert settings.alerts.margin_ratio.warning_below == pytest.approx(3.5)
 
 
 def test_example_config_documents_every_alert_key_with_its_default() -> None:
@@ -202,9 +203,9 @@ def test_example_config_documents_every_alert_key_with_its_default() -> None:
     text = example.read_text()
     documented = tomllib.loads(text)["alerts"]
     assert AlertsSettings.model_validate(documented) == AlertsSettings()
-    for section, model in AlertsSettings.model_fields.items():
-        assert model.annotation is not None
-        for name, field in model.annotation.model_fields.items():  # type: ignore[union-attr]
+    for section in AlertsSettings.model_fields:
+        model: BaseModel = getattr(AlertsSettings(), section)
+        for name, field in type(model).model_fields.items():
             key = field.alias or name
             if key == "enabled":
                 continue

@@ -8,8 +8,17 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.domain.alerts import AlertRules, EventKind, Rule, RuleKey, evaluate, firing_severity
+from monitor.domain.alerts import (
+    AlertRules,
+    Evaluation,
+    EventKind,
+    Rule,
+    RuleKey,
+    evaluate,
+    firing_severity,
+)
 from monitor.domain.errors import ExchangeAuthError, ExchangeUnavailable, InvalidInput
+from monitor.domain.model import Snapshot
 from monitor.domain.notification import NotificationKind, Severity
 from tests.alerts.builders import (
     at,
@@ -26,7 +35,7 @@ from tests.alerts.builders import (
 WARNING, CRITICAL, EMERGENCY = Severity.WARNING, Severity.CRITICAL, Severity.EMERGENCY
 
 
-def kinds(results: list, rule: str = "margin_ratio") -> list[tuple[float, str, str]]:
+def kinds(results: list[Evaluation], rule: str = "margin_ratio") -> list[tuple[float, str, str]]:
     return [
         (e.at.timestamp() - at(0).timestamp(), e.kind.value, e.severity.value)
         for r in results
@@ -300,7 +309,7 @@ class TestOperationalRules:
             debounce=timedelta(seconds=20),
         )
 
-        def snap(theirs: float) -> object:
+        def snap(theirs: float) -> Snapshot:
             return snapshot(4.0, liq=52000.0, positions=(position(exchange_liq=theirs),))
 
         # 3.8 % apart for 20 s fires; 1.5 % is still inside the band (clears below 1 %); 0.5 % clears.
@@ -311,7 +320,7 @@ class TestOperationalRules:
             (30, snap(52800)),
             (40, snap(52260)),
         ]
-        results, _ = run(rules(mismatch), [(t, observe(s)) for t, s in steps])  # type: ignore[arg-type]
+        results, _ = run(rules(mismatch), [(t, observe(s)) for t, s in steps])
         assert [i for i, r in enumerate(results) if r.notifications] == [2, 4]
         text = results[2].notifications[0].text
         assert (
@@ -347,7 +356,7 @@ class TestOperationalRules:
             min_increase=0.01,
         )
 
-        def snap(margin: float, quantity: float = 0.5) -> object:
+        def snap(margin: float, quantity: float = 0.5) -> Snapshot:
             return snapshot(4.0, positions=(position(isolated_margin=margin, quantity=quantity),))
 
         margins = [
@@ -360,7 +369,7 @@ class TestOperationalRules:
             (3000, snap(2000, quantity=1.0)),
             (3700, snap(2000, quantity=1.0)),  # top-up 1 left the window -> resolves
         ]
-        results, _ = run(rules(chasing), [(t, observe(s)) for t, s in margins])  # type: ignore[arg-type]
+        results, _ = run(rules(chasing), [(t, observe(s)) for t, s in margins])
         assert [i for i, r in enumerate(results) if r.notifications] == [5, 7]
         assert "margin was added 3 times within 1h00m to isolated BTCUSDT long" in (
             results[5].notifications[0].text
