@@ -192,7 +192,7 @@ def _exchange_info(call: Call, venue: Venue) -> dict[str, Any]:
 
 def _premium_row(call: Call, instrument: Instrument) -> dict[str, Any]:
     mark = call.market.mark(instrument)
-    decimals = decimals_of(instrument.tick_size) + 2
+    decimals = 8
     row = {
         "symbol": instrument.symbol,
         "markPrice": fmt(mark, decimals),
@@ -303,7 +303,7 @@ def _position_row(call: Call, view: PositionView, version: int) -> dict[str, Any
     instrument = position.instrument
     mark = view.mark_price
     sign = position.side.sign
-    price_decimals = decimals_of(instrument.tick_size) + 2
+    price_decimals = 8
     pnl = unrealized_pnl(position, mark)
     value = notional(position, mark)
     isolated = position.margin_mode is MarginMode.ISOLATED
@@ -355,7 +355,7 @@ def _position_row(call: Call, view: PositionView, version: int) -> dict[str, Any
 
 
 def _flat_row(call: Call, instrument: Instrument, side: str, version: int) -> dict[str, Any]:
-    mark = fmt(call.market.mark(instrument), decimals_of(instrument.tick_size) + 2)
+    mark = fmt(call.market.mark(instrument))
     row: dict[str, Any] = {
         "symbol": instrument.symbol,
         "positionSide": side,
@@ -486,9 +486,7 @@ def _account(call: Call, venue: Venue, version: int) -> dict[str, Any]:
                 row |= {
                     "leverage": str(int(position.leverage)),
                     "isolated": isolated,
-                    "entryPrice": fmt(
-                        position.entry_price, decimals_of(position.instrument.tick_size) + 2
-                    ),
+                    "entryPrice": fmt(position.entry_price),
                     "positionInitialMargin": fmt(view.initial_margin),
                     "openOrderInitialMargin": "0",
                 }

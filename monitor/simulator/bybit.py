@@ -269,7 +269,7 @@ def _position_row(call: Call, view: PositionView) -> dict[str, Any]:
         if position.leverage.is_integer()
         else str(position.leverage),
         "markPrice": fmt(mark, price_decimals),
-        "liqPrice": fmt(liq, price_decimals + 2) if liq is not None else "",
+        "liqPrice": fmt(liq) if liq is not None else "",
         "bustPrice": "",
         "positionIM": fmt(initial),
         "positionIMByMp": fmt(initial),
