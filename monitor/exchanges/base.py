@@ -10,6 +10,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
+from monitor.domain.errors import ExchangeUnavailable
 from monitor.domain.model import AccountState, Venue
 from monitor.exchanges.errors import parse_retry_after
 from monitor.exchanges.probe import ProbeReport
@@ -119,7 +120,14 @@ class VenueClient(abc.ABC):
         arguments = dict(params or {})
 
         async def attempt() -> Any:
-            return await function(arguments)
+            response = await function(arguments)
+            # ccxt hands back the raw text when a body is not JSON (truncated by a proxy, an HTML
+            # error page with status 200): retry it like any other transient failure.
+            if not isinstance(response, dict | list):
+                raise ExchangeUnavailable(
+                    f"{self.label}: {what}: the exchange sent a malformed (non-JSON) response"
+                )
+            return response
 
         return await call(
             attempt,

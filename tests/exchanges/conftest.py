@@ -12,6 +12,7 @@ from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub, RetryPolicy, VenueClient
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.scenario import SCENARIO
+from tests.support.simulator import running_simulator
 
 # Short waits so fault tests finish quickly; the logic is the same as production's.
 TEST_RETRY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1, max_wait=1.0)
@@ -19,7 +20,7 @@ TEST_RETRY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1, max_wait=1.
 
 @pytest.fixture
 async def sim() -> AsyncIterator[SimulatorServer]:
-    async with SimulatorServer(SCENARIO, port=0) as server:
+    async with running_simulator(SCENARIO) as server:
         yield server
 
 
