@@ -5,7 +5,7 @@ The configuration layer builds these (`monitor.config.alerts`); the state machin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from itertools import pairwise
@@ -82,6 +82,11 @@ class Rule:
     repeat: timedelta | None = None
     window: timedelta = timedelta(0)
     min_increase: float = 0.0
+    # Derived from the fields above once: the state machine asks for them every cycle.
+    direction: Direction = field(init=False, repr=False, compare=False)
+    severities: tuple[Severity, ...] = field(init=False, repr=False, compare=False)
+    _starts: dict[Severity, float] = field(init=False, repr=False, compare=False)
+    _clears: dict[Severity, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         path = f"alerts.{self.key.value}"
@@ -101,22 +106,20 @@ class Rule:
             raise InvalidInput(
                 path, f"each higher severity's level must be {relation} the lower one's"
             )
-
-    @property
-    def direction(self) -> Direction:
-        """Whether a small (BELOW) or a large (ABOVE) measure is dangerous."""
-        return self.key.direction
+        below = self.key.direction is Direction.BELOW
+        band = 1 + self.clear_band if below else 1 - self.clear_band
+        object.__setattr__(self, "direction", self.key.direction)
+        object.__setattr__(self, "severities", tuple(severity for severity, _ in self.levels))
+        object.__setattr__(self, "_starts", dict(self.levels))
+        object.__setattr__(self, "_clears", {s: level * band for s, level in self.levels})
 
     def level(self, severity: Severity) -> float:
         """The level where `severity` starts."""
-        return dict(self.levels)[severity]
+        return self._starts[severity]
 
     def clear_level(self, severity: Severity) -> float:
         """The level the measure must get back past before `severity` ends."""
-        level = self.level(severity)
-        if self.direction is Direction.BELOW:
-            return level * (1 + self.clear_band)
-        return level * (1 - self.clear_band)
+        return self._clears[severity]
 
     def breached(self, severity: Severity, value: float) -> bool:
         """The measure is on the dangerous side of `severity`'s level."""
@@ -129,11 +132,6 @@ class Rule:
         if self.direction is Direction.BELOW:
             return value < self.clear_level(severity)
         return value >= self.clear_level(severity)
-
-    @property
-    def severities(self) -> tuple[Severity, ...]:
-        """The rule's severities, lowest first."""
-        return tuple(severity for severity, _ in self.levels)
 
 
 @dataclass(frozen=True, slots=True)
