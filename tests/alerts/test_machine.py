@@ -439,3 +439,48 @@ def test_rules_reject_levels_in_the_wrong_order() -> None:
         margin_rule(levels=((WARNING, 1.5), (CRITICAL, 3.0)))
     with pytest.raises(InvalidInput, match="clear_band"):
         margin_rule(band=-0.1)
+
+
+class TestLiquidationRules:
+    def test_distance_names_the_nearest_position(self) -> None:
+        near = position("ETHUSDT", mark=3000.0)
+        far = position("BTCUSDT", mark=58000.0)
+        snap = snapshot(4.0, liq=2880.0, positions=(near, far))
+        result = evaluate(rules(distance_rule()), {}, observe(snap), at(0))
+        assert sent([result]) == [("liquidation_distance", "firing", "critical")]
+        text = result.notifications[0].text
+        assert (
+            "ETHUSDT long is 4.0 % from its liquidation price 2,880 (mark 3,000), fell below critical 5.0 %"
+            in text
+        )
+        assert result.notifications[0].facts["symbol"] == "ETHUSDT"
+
+    def test_account_move_compares_the_size_of_the_move(self) -> None:
+        move = Rule(RuleKey.ACCOUNT_MOVE, ((WARNING, 0.15), (CRITICAL, 0.08)), clear_band=0.2)
+        steps = [(0, observe(snapshot(4.0, move=-0.12))), (10, observe(snapshot(4.0, move=0.07)))]
+        steps += [(20, observe(snapshot(4.0, move=-0.17))), (30, observe(snapshot(4.0, move=None)))]
+        results, _ = run(rules(move), steps)
+        assert sent(results) == [
+            ("account_move", "firing", "warning"),
+            ("account_move", "firing", "critical"),
+            ("account_move", "resolved", "warning"),
+        ]
+        # 17 % passed the critical clear level (9.6 %) but not the warning's (18 %).
+        assert kinds(results, "account_move")[2] == (20, "deescalated", "warning")
+        assert "a move of all prices by -12.0 % together would liquidate the account" in (
+            results[0].notifications[0].text
+        )
+
+    def test_inhibition_does_not_hold_back_a_resolved_notice(self) -> None:
+        alert_rules = rules(margin_rule(), distance_rule())
+        steps = [
+            (0, observe(snapshot(4.0, liq=58000 * 0.92))),  # distance warning alone: sent
+            (10, observe(snapshot(1.4, liq=58000 * 0.92))),  # margin critical
+            (20, observe(snapshot(1.4, liq=None))),  # the distance alert ends
+        ]
+        results, _ = run(alert_rules, steps)
+        assert sent(results) == [
+            ("liquidation_distance", "firing", "warning"),
+            ("margin_ratio", "firing", "critical"),
+            ("liquidation_distance", "resolved", "warning"),
+        ]
