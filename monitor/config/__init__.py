@@ -180,7 +180,7 @@ def _describe(exc: ValidationError, file: Path) -> str:
     """One line per problem, each naming the dotted key path; input values are never echoed."""
     lines = [f"{file}: invalid configuration"]
     for error in exc.errors(include_input=False, include_url=False):
-        path = ".".join(str(part) for part in error["loc"]) or "(root)"
+        path = ".".join(str(part) for part in error["loc"])
         if error["type"] == "extra_forbidden":
             problem = "unknown key"
         elif error["type"] == "missing":
@@ -188,5 +188,6 @@ def _describe(exc: ValidationError, file: Path) -> str:
             problem = f"required key missing (set it in the file, in {env} or as credential {'__'.join(str(p) for p in error['loc'])})"
         else:
             problem = error["msg"].removeprefix("Value error, ")
-        lines.append(f"  {path}: {problem}")
+        # Whole-document checks name their key paths in the message itself.
+        lines.append(f"  {path}: {problem}" if path else f"  {problem}")
     return "\n".join(lines)
