@@ -160,6 +160,11 @@ class PollService:
             kind, message = "internal", f"{type(exc).__name__}: {exc}"
             fetch_error = MonitorError(message)
 
+        try:
+            silenced_until = await self._store.silenced_until(account.name, now)
+        except StorageError as exc:
+            log.warning("account=%s cannot read silences: %s", name, exc)
+            silenced_until = None
         observation = Observation(
             account=account.name,
             poll_interval=account.poll_interval,
@@ -167,6 +172,7 @@ class PollService:
             fetch_error=fetch_error,
             last_success_at=runtime.last_success_at,
             changed_tier_symbols=changed_tiers,
+            silenced_until=silenced_until,
         )
         outcome = evaluate(account.rules, runtime.alert_states, observation, now)
         new_states, events, notifications = outcome.states, outcome.events, outcome.notifications

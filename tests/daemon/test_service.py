@@ -1,0 +1,142 @@
+"""The poll cycle in-process with real parts: ccxt against the simulator, the alert rules, an
+SQLite store. A failing account never stalls another; an outage raises the stale-data alert; a
+rejected key raises the API-key alert; the cycle's rows land together."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from monitor.config import AccountSettings
+from monitor.config.alerts import AlertsSettings, account_rules
+from monitor.domain.model import Venue
+from monitor.exchanges import ExchangeHub
+from monitor.exchanges.resilience import RetryPolicy
+from monitor.service import CycleReport, PollService, WatchedAccount
+from monitor.simulator.server import SimulatorServer
+from monitor.storage.migrate import prepare_database
+from monitor.storage.repository import SqlStore
+from tests.daemon.e2e_support import SCENARIO, half_written_snapshots, snapshot_counts
+
+INTERVAL = timedelta(seconds=1)
+
+
+class WallClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.reports: list[CycleReport] = []
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        self.reports.append(report)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimulatorServer]:
+    async with SimulatorServer(SCENARIO, port=0) as server:
+        yield server
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    opened = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[ExchangeHub]:
+    async with ExchangeHub(retry=RetryPolicy(attempts=1, base_delay=0.05), timeout=3) as opened:
+        yield opened
+
+
+async def _watch(
+    service: PollService, store: SqlStore, hub: ExchangeHub, sim: SimulatorServer, name: str
+) -> None:
+    info = sim.accounts[name]
+    settings = AccountSettings(
+        venue=Venue.BINANCE_USDM,
+        api_key=SecretStr(info.api_key),
+        api_secret=SecretStr(info.api_secret),
+        poll_interval=INTERVAL,
+        base_url=sim.base_url,
+    )
+    await store.register_account(
+        name,
+        venue=settings.venue.value,
+        asset=settings.asset,
+        poll_interval=1.0,
+        now=datetime.now(UTC),
+    )
+    rules = account_rules(AlertsSettings.model_validate({"stale": {"after": 2}}), None, name)
+    await service.watch(WatchedAccount(name, hub.client_for(name, settings), rules, INTERVAL))
+
+
+async def test_a_failing_account_does_not_stall_the_other_and_goes_stale(
+    tmp_path: Path, sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
+) -> None:
+    recorder = Recorder()
+    service = PollService(store, WallClock(), ["console"], [recorder])
+    for name in ("main", "spare"):
+        await _watch(service, store, hub, sim, name)
+    first = await asyncio.gather(service.poll("main"), service.poll("spare"))
+    assert [r.error_kind for r in first] == [None, None]
+
+    sim.inject_fault("server_error", account="main", status=503)
+    stale = []
+    for _ in range(5):
+        main, spare = await asyncio.gather(service.poll("main"), service.poll("spare"))
+        assert main.error_kind == "unavailable"
+        assert main.snapshot is None
+        assert spare.error_kind is None
+        assert spare.snapshot is not None
+        stale += [n for n in main.notifications if n.rule == "stale"]
+        await asyncio.sleep(0.6)
+    assert [(n.kind.value, n.severity.value) for n in stale] == [("firing", "critical")]
+    assert "failing: main" in service.status_line()
+
+    sim.clear_faults()
+    recovered = await service.poll("main")
+    assert recovered.error_kind is None
+    assert [(n.rule, n.kind.value) for n in recovered.notifications] == [("stale", "resolved")]
+    assert service.status_line().startswith("2/2 accounts ok")
+    counts = snapshot_counts(tmp_path)
+    assert counts == {"main": 2, "spare": 6}
+    assert half_written_snapshots(tmp_path, positions=2) == 0
+    assert await store.depth() == 2  # the stale alert and its resolution, queued for the console
+
+
+async def test_a_rejected_key_raises_the_api_key_alert(
+    sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
+) -> None:
+    service = PollService(store, WallClock(), ["console"])
+    await _watch(service, store, hub, sim, "main")
+    sim.inject_fault("auth", account="main")
+    report = await service.poll("main")
+    assert report.error_kind == "auth"
+    assert [(n.rule, n.kind.value) for n in report.notifications] == [("auth", "firing")]
+
+
+async def test_alert_state_survives_a_new_service(
+    sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
+) -> None:
+    service = PollService(store, WallClock(), ["console"])
+    await _watch(service, store, hub, sim, "main")
+    sim.inject_fault("auth", account="main")
+    assert (await service.poll("main")).notifications
+
+    # A restarted daemon loads the stored state: the firing alert is neither repeated nor lost.
+    restarted = PollService(store, WallClock(), ["console"])
+    await _watch(restarted, store, hub, sim, "main")
+    assert (await restarted.poll("main")).notifications == ()
+    sim.clear_faults()
+    resolved = await restarted.poll("main")
+    assert [(n.rule, n.kind.value) for n in resolved.notifications] == [("auth", "resolved")]
