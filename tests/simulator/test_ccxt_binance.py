@@ -90,7 +90,8 @@ async def test_usdm_hedge_mode_legs_share_one_liquidation_price(simulator: Simul
         raw = await exchange.fapiPrivateV3GetPositionRisk()
         # The flat ETH short leg is listed (ccxt drops it because its entry price is 0).
         flat = [row for row in raw if row["symbol"] == "ETHUSDT" and row["positionSide"] == "SHORT"]
-        assert flat and float(flat[0]["positionAmt"]) == 0
+        assert flat
+        assert float(flat[0]["positionAmt"]) == 0
     finally:
         await exchange.close()
 
@@ -120,12 +121,15 @@ async def test_coinm_positions_balance_and_brackets(simulator: SimulatorServer) 
         positions = {p["symbol"]: p for p in await exchange.fetch_positions()}
         liquidation = _engine_liquidation_prices(simulator, "binance-oneway", Venue.BINANCE_COINM)
         btc = positions["BTC/USD:BTC"]
-        assert btc["contracts"] == 100 and btc["side"] == "long" and btc["marginMode"] == "cross"
+        assert btc["contracts"] == 100
+        assert btc["side"] == "long"
+        assert btc["marginMode"] == "cross"
         assert btc["liquidationPrice"] == pytest.approx(
             liquidation[("BTCUSD_PERP", Side.LONG.value)], rel=1e-9
         )
         eth = positions["ETH/USD:ETH"]
-        assert eth["side"] == "short" and eth["marginMode"] == "isolated"
+        assert eth["side"] == "short"
+        assert eth["marginMode"] == "isolated"
         balance = await exchange.fetch_balance()
         pnl = 100 * 100 * (1 / 55000 - 1 / 60000)
         assert balance["BTC"]["total"] == pytest.approx(1.0 + pnl, rel=1e-6)

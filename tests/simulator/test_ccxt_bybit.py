@@ -51,7 +51,8 @@ async def test_linear_usdt_and_usdc_and_inverse_positions(simulator: SimulatorSe
             60000,
         )
         assert btc["unrealizedPnl"] == pytest.approx(200)
-        assert inverse[0]["contracts"] == 5000 and inverse[0]["contractSize"] == 1
+        assert inverse[0]["contracts"] == 5000
+        assert inverse[0]["contractSize"] == 1
         assert [p["contracts"] for p in await exchange.fetch_positions(["ETH/USDT:USDT"])] == [3]
     finally:
         await exchange.close()
