@@ -214,19 +214,36 @@ class BinanceClient(VenueClient):
                 sorted(
                     key
                     for key, value in restrictions.items()
-                    if key.startswith("enable") and value is True
+                    if key.startswith(("enable", "permits", "ip")) and value is True
                 )
             )
-            can_trade = any(
+            other_trading = any(
                 restrictions.get(key) is True
                 for key in (
-                    "enableFutures",
                     "enableSpotAndMarginTrading",
                     "enableMargin",
                     "enableVanillaOptions",
+                    "enablePortfolioMarginTrading",
                 )
             )
+            futures = restrictions.get("enableFutures") is True
+            can_trade = other_trading or futures
             can_withdraw = restrictions.get("enableWithdrawals") is True
+            if other_trading:
+                warnings.append(
+                    "the API key can trade spot, margin or options; the monitor needs none of it"
+                )
+            if futures:
+                # Binance has no read-only futures permission: reading positions needs enableFutures.
+                warnings.append(
+                    "enableFutures (which reading futures data requires) also lets this key trade "
+                    "futures; Binance offers no read-only futures key"
+                    + (
+                        ""
+                        if restrictions.get("ipRestrict") is True
+                        else ": restrict it to this host's IP"
+                    )
+                )
         except MonitorError as exc:
             warnings.append(f"key permissions unknown: {exc}")
         api = "dapi" if self._inverse else "fapi"
@@ -259,7 +276,7 @@ class BinanceClient(VenueClient):
                 )
             except MonitorError as exc:
                 warnings.append(f"margin modes from positions only: {exc}")
-        warnings.extend(permission_warnings(can_trade, can_withdraw))
+        warnings.extend(permission_warnings(None, can_withdraw))
         return ProbeReport(
             self.name,
             self.venue,

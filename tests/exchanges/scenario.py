@@ -46,8 +46,7 @@ SCENARIO: dict[str, Any] = {
         "bn-oneway": {
             "exchange": "binance",
             "wallet": {"USDT": 150_000, "BTC": 2},
-            # Binance's enableFutures lets a key trade futures; reading needs only enableReading.
-            "permissions": {"futures": False},
+            "permissions": {"ip_restrict": True},
             "positions": [
                 {
                     "symbol": "BTCUSDT",

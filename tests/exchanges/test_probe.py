@@ -6,15 +6,19 @@ from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import ClientFactory
 
 
-async def test_read_only_binance_key_in_one_way_mode(client_for: ClientFactory) -> None:
+async def test_ip_restricted_binance_futures_key_in_one_way_mode(client_for: ClientFactory) -> None:
     report = await client_for("bn-oneway").probe()
     assert report.reachable
     assert report.error is None
-    assert report.can_trade is False
+    # enableFutures is needed to read futures data and also allows futures trading.
+    assert report.can_trade is True
     assert report.can_withdraw is False
+    assert "ipRestrict" in report.permissions
     assert report.position_mode == "one-way"
     assert report.margin_modes == ("cross", "isolated")
-    assert report.warnings == ()
+    [warning] = report.warnings
+    assert "no read-only futures key" in warning
+    assert "restrict it" not in warning
 
 
 async def test_binance_key_that_can_trade_and_withdraw_is_flagged(
@@ -25,7 +29,8 @@ async def test_binance_key_that_can_trade_and_withdraw_is_flagged(
     assert report.can_withdraw is True
     assert report.position_mode == "hedge"
     assert any("WITHDRAW" in warning for warning in report.warnings)
-    assert any("can trade" in warning for warning in report.warnings)
+    assert any("can trade spot" in warning for warning in report.warnings)
+    assert any("restrict it to this host's IP" in warning for warning in report.warnings)
 
 
 async def test_bybit_modes_and_permissions(client_for: ClientFactory) -> None:
@@ -33,6 +38,8 @@ async def test_bybit_modes_and_permissions(client_for: ClientFactory) -> None:
     assert isolated.margin_modes == ("isolated",)
     assert isolated.position_mode == "one-way"
     assert isolated.can_withdraw is False
+    assert isolated.can_trade is False
+    assert isolated.warnings == ()
     hedge = await client_for("by-hedge").probe()
     assert hedge.position_mode == "hedge"
     assert hedge.margin_modes == ("cross",)
