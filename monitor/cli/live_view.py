@@ -1,0 +1,153 @@
+"""A live terminal view of the accounts the daemon watches (used by `portfolio-monitor demo`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from monitor.domain.model import Snapshot
+from monitor.domain.notification import NotificationKind, Severity
+from monitor.service import CycleReport
+
+log = logging.getLogger("monitor.demo")
+
+_STYLE = {
+    Severity.INFO: "cyan",
+    Severity.WARNING: "yellow",
+    Severity.CRITICAL: "bold red",
+    Severity.EMERGENCY: "bold white on red",
+}
+
+
+def _pct(value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 100:+.1f} %" if signed else f"{value * 100:.1f} %"
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.6g}"
+
+
+@dataclass
+class AccountView:
+    """What the view remembers of one account between cycles."""
+
+    snapshot: Snapshot | None = None
+    error: str | None = None
+    firing: dict[str, Severity] = field(default_factory=dict)
+
+
+class LiveView:
+    """Collects cycle reports; `render()` builds the table, `log_lines` mode logs instead."""
+
+    def __init__(self, *, log_lines: bool) -> None:
+        self.accounts: dict[str, AccountView] = {}
+        self.log_lines = log_lines
+        self.history: list[tuple[str, str, str, str]] = []
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        """Update the account's row; remember fired and resolved alerts."""
+        view = self.accounts.setdefault(report.account, AccountView())
+        if report.snapshot is not None:
+            view.snapshot = report.snapshot
+        view.error = report.error
+        for note in report.notifications:
+            if note.kind in (NotificationKind.FIRING, NotificationKind.REPEAT):
+                view.firing[note.rule] = note.severity
+            elif note.kind is NotificationKind.RESOLVED:
+                view.firing.pop(note.rule, None)
+            else:
+                continue
+            self.history.append((note.account, note.kind.value, note.severity.value, note.title))
+            if self.log_lines:
+                log.info(
+                    "ALERT %s %s account=%s: %s",
+                    note.kind.value,
+                    note.severity.value,
+                    note.account,
+                    note.title,
+                )
+        if self.log_lines and report.snapshot is not None:
+            risk = report.snapshot.risk
+            log.info(
+                "account=%s equity=%.2f margin_ratio=%s exchange_margin_ratio=%s account_move=%s firing=%s",
+                report.account,
+                risk.equity,
+                _pct(risk.margin_ratio),
+                _pct(risk.exchange_margin_ratio),
+                _pct(risk.account_liquidation_move, signed=True),
+                ",".join(f"{rule}:{sev.value}" for rule, sev in view.firing.items()) or "none",
+            )
+
+    def render(self) -> Group:
+        """The accounts table, a positions table and the latest alerts."""
+        accounts = Table(title="Accounts", expand=True)
+        for header in (
+            "account",
+            "venue",
+            "equity",
+            "margin ratio",
+            "exchange ratio",
+            "account move",
+            "alerts",
+        ):
+            accounts.add_column(
+                header, justify="left" if header in ("account", "venue", "alerts") else "right"
+            )
+        positions = Table(title="Positions", expand=True)
+        for header in (
+            "account",
+            "symbol",
+            "side",
+            "mode",
+            "mark",
+            "our liq. price",
+            "exchange liq.",
+            "distance",
+        ):
+            positions.add_column(
+                header,
+                justify="left" if header in ("account", "symbol", "side", "mode") else "right",
+            )
+        for name, view in sorted(self.accounts.items()):
+            alerts = Text()
+            for rule, severity in view.firing.items():
+                alerts.append(f"{rule}:{severity.value} ", style=_STYLE[severity])
+            if view.error:
+                alerts.append(f"fetch failed: {view.error[:40]}", style="red")
+            snap = view.snapshot
+            if snap is None:
+                accounts.add_row(name, "-", "-", "-", "-", "-", alerts)
+                continue
+            risk = snap.risk
+            accounts.add_row(
+                name,
+                snap.state.venue.value,
+                f"{risk.equity:,.2f} {snap.state.asset}",
+                _pct(risk.margin_ratio),
+                _pct(risk.exchange_margin_ratio),
+                _pct(risk.account_liquidation_move, signed=True),
+                alerts,
+            )
+            for position, computed in zip(snap.state.positions, risk.positions, strict=False):
+                positions.add_row(
+                    name,
+                    position.symbol,
+                    position.side.value,
+                    position.margin_mode.value,
+                    _price(position.mark_price),
+                    _price(computed.liquidation_price),
+                    _price(position.exchange_liquidation_price),
+                    _pct(computed.distance_to_liquidation),
+                )
+        recent = Table(title="Alerts (latest first)", expand=True)
+        for header in ("account", "kind", "severity", "message"):
+            recent.add_column(header)
+        for account, kind, level, title in reversed(self.history[-6:]):
+            recent.add_row(account, kind, Text(level, style=_STYLE[Severity(level)]), title)
+        return Group(accounts, positions, recent)
