@@ -4,6 +4,7 @@ from monitor.cli import (
     alerts,  # noqa: F401
     calc,  # noqa: F401
     config_cmd,  # noqa: F401
+    history,  # noqa: F401
     show,  # noqa: F401
     simulate,  # noqa: F401
 )

@@ -1,0 +1,604 @@
+"""Commands reading the snapshot database: `history`, `status`, `plot`; and its upkeep: `backup`,
+`migrate`, `prune`. Reading works while the daemon runs (SQLite WAL) and without it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from monitor.cli.app import EXIT_FAILURE, EXIT_USAGE, app
+from monitor.cli.config_cmd import ConfigOption, load_or_exit
+from monitor.cli.output import Format, default_format, err, print_csv, print_json, print_table
+from monitor.config import Settings
+from monitor.domain.errors import ConfigError, InvalidInput, StorageError
+from monitor.domain.units import format_duration, parse_duration
+from monitor.storage import queries
+from monitor.storage.engine import backup_sqlite, sqlite_path
+from monitor.storage.migrate import migrate as migrate_schema
+from monitor.storage.migrate import prepare_database
+from monitor.storage.repository import SqlStore
+from monitor.storage.retention import RetentionPolicy
+
+T = TypeVar("T")
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="Database URL (sqlite:///PATH or postgresql://user@host/db); default: the configuration's.",
+    ),
+]
+FormatOption = Annotated[
+    str | None, typer.Option("--format", help="table (default at a terminal), json or csv.")
+]
+AccountOption = Annotated[
+    str | None, typer.Option("--account", help="Only this account (default: every account).")
+]
+SinceOption = Annotated[
+    str, typer.Option("--since", help="Start: a duration back from now (24h, 7d) or an ISO time.")
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="End: a duration back from now or an ISO time.")
+]
+
+# A poll is late after this many intervals (the status command's staleness rule).
+STALE_INTERVALS = 3
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+class _Usage(Exception):
+    """Bad command-line input: exit 2 with this message."""
+
+
+def _format(text: str | None, allowed: Sequence[Format]) -> Format:
+    if text is None:
+        chosen = default_format()
+        return chosen if chosen in allowed else Format.JSON
+    by_name = {f.value: f for f in allowed}
+    if text.lower() not in by_name:
+        raise _Usage(f"--format: {text!r} is not one of {', '.join(by_name)}")
+    return by_name[text.lower()]
+
+
+def _moment(text: str, now: datetime, option: str) -> datetime:
+    """A duration back from now ("24h") or an ISO-8601 time (UTC unless it says otherwise)."""
+    try:
+        return now - parse_duration(text)
+    except InvalidInput:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Usage(
+            f"{option}: {text!r} is neither a duration (24h, 7d) nor an ISO time "
+            "(2026-03-01T12:00:00)"
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment > now:
+        raise _Usage(f"{option}: {text} is in the future")
+    return moment.astimezone(UTC)
+
+
+def _every(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text, path="--every").total_seconds()
+    except InvalidInput as exc:
+        raise _Usage(str(exc)) from None
+    if seconds < 60 or seconds % 60:
+        raise _Usage(f"--every: {text!r} must be a whole number of minutes (1m, 15m, 1h, 1d)")
+    return int(seconds)
+
+
+def _settings(config: Path | None, database: str | None) -> Settings | None:
+    """The configuration when it is needed or given; without --database it is required."""
+    if config is None and database is not None:
+        return None
+    return load_or_exit(config)
+
+
+def _url(settings: Settings | None, database: str | None) -> str:
+    if database is not None:
+        return database
+    assert settings is not None
+    return settings.database_url()
+
+
+def _run(url: str, action: Callable[[SqlStore], Awaitable[T]], *, must_exist: bool = True) -> T:
+    """Run `action` on the store at `url`: bad input exits 2, database failures exit 1."""
+    try:
+        path = sqlite_path(url)
+        if must_exist and path is not None and not path.is_file():
+            raise StorageError(
+                f"no database at {path} (has the daemon run yet? see --database / [database] url)"
+            )
+
+        async def run() -> T:
+            store = SqlStore.open(url)
+            try:
+                return await action(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(run())
+    except (InvalidInput, _Usage) as exc:
+        err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except StorageError as exc:
+        err(f"database error: {exc}")
+        raise typer.Exit(EXIT_FAILURE) from None
+
+
+def _usage_guard(build: Callable[[], T]) -> T:
+    try:
+        return build()
+    except _Usage as exc:
+        err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """A one-line chart of `values` (gaps as spaces), lowest as ▁ and highest as █."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return ""
+    low, high = min(present), max(present)
+    span = high - low
+    chars = []
+    for value in values:
+        if value is None:
+            chars.append(" ")
+        else:
+            level = 0 if span == 0 else round((value - low) / span * (len(_SPARKS) - 1))
+            chars.append(_SPARKS[level])
+    return "".join(chars)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.6g}"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def _accounts(store: SqlStore, account: str | None) -> list[str]:
+    names = [info.name for info in await queries.accounts(store)]
+    if account is None:
+        return names
+    if account not in names:
+        stored = ", ".join(names) if names else "none yet"
+        raise InvalidInput("--account", f"unknown account {account!r} (stored accounts: {stored})")
+    return [account]
+
+
+ACCOUNT_COLUMNS = (
+    "account",
+    "at",
+    "samples",
+    "equity",
+    "wallet_balance",
+    "maintenance_margin",
+    "margin_ratio",
+    "margin_ratio_min",
+    "margin_ratio_max",
+    "exchange_margin_ratio",
+    "exchange_margin_ratio_max",
+    "account_liquidation_move",
+    "min_distance",
+)
+POSITION_COLUMNS = (
+    "account",
+    "at",
+    "samples",
+    "symbol",
+    "side",
+    "margin_mode",
+    "quantity",
+    "entry_price",
+    "mark_price",
+    "unrealized_pnl",
+    "maintenance_margin",
+    "liquidation_price",
+    "exchange_liquidation_price",
+    "distance_to_liquidation",
+    "min_distance",
+)
+
+
+@app.command()
+def history(
+    account: AccountOption = None,
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", help="Position history of this symbol.")
+    ] = None,
+    since: SinceOption = "24h",
+    until: UntilOption = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every", help="One row per bucket (1m, 1h, ...): worst ratio, smallest distance."
+        ),
+    ] = None,
+    output_format: FormatOption = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Account or position history from the database, optionally downsampled."""
+    now = datetime.now(UTC)
+
+    def parse() -> tuple[Format, datetime, datetime, int | None]:
+        chosen = _format(output_format, [Format.TABLE, Format.JSON, Format.CSV])
+        start = _moment(since, now, "--since")
+        end = now if until is None else _moment(until, now, "--until")
+        if start >= end:
+            raise _Usage(f"--since ({_stamp(start)}) must be before --until ({_stamp(end)})")
+        return chosen, start, end, _every(every)
+
+    chosen, start, end, bucket = _usage_guard(parse)
+    url = _url(_settings(config, database), database)
+
+    async def read(store: SqlStore) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        held_by = 0
+        for name in await _accounts(store, account):
+            if symbol is None:
+                points: Sequence[Any] = await queries.account_history(
+                    store, name, start, end, bucket
+                )
+            else:
+                try:
+                    points = await queries.position_history(
+                        store, name, symbol, start, end, bucket
+                    )
+                except InvalidInput:
+                    if account is not None:
+                        raise
+                    continue
+                held_by += 1
+            rows += [{"account": name, **asdict(point)} for point in points]
+        if symbol is not None and account is None and not held_by:
+            raise InvalidInput("--symbol", f"no position in {symbol!r} was ever stored")
+        return rows
+
+    rows = _run(url, read)
+    what = f"{symbol} positions" if symbol else "snapshots"
+    if not rows:
+        err(f"no {what} between {_stamp(start)} and {_stamp(end)} UTC")
+        if chosen is Format.JSON:
+            print_json([])
+        return
+    columns = POSITION_COLUMNS if symbol else ACCOUNT_COLUMNS
+    if chosen is Format.JSON:
+        print_json([{c: row.get(c) for c in columns} for row in rows])
+    elif chosen is Format.CSV:
+        print_csv(rows, columns)
+    elif symbol:
+        _position_table(rows)
+    else:
+        _account_table(rows)
+
+
+def _account_table(rows: list[dict[str, Any]]) -> None:
+    headers = [
+        "time (UTC)",
+        "n",
+        "equity",
+        "margin ratio",
+        "lowest",
+        "exchange ratio",
+        "move",
+        "nearest liq.",
+    ]
+    for name in dict.fromkeys(row["account"] for row in rows):
+        mine = [row for row in rows if row["account"] == name]
+        cells = [
+            [
+                _stamp(row["at"]),
+                str(row["samples"]),
+                _number(row["equity"]),
+                _percent(row["margin_ratio"]),
+                _percent(row["margin_ratio_min"]),
+                _percent(row["exchange_margin_ratio"]),
+                _percent(row["account_liquidation_move"]),
+                _percent(row["min_distance"]),
+            ]
+            for row in mine
+        ]
+        print_table(cells, headers, title=name)
+        lows = [row["margin_ratio_min"] for row in mine]
+        present = [v for v in lows if v is not None]
+        if present:
+            sys.stdout.write(
+                f"margin ratio {sparkline(lows[-80:])}  lowest {_percent(min(present))}, "
+                f"highest {_percent(max(present))}\n"
+            )
+
+
+def _position_table(rows: list[dict[str, Any]]) -> None:
+    headers = [
+        "time (UTC)",
+        "account",
+        "side",
+        "size",
+        "mark",
+        "liq.",
+        "exchange liq.",
+        "distance",
+        "nearest",
+    ]
+    cells = [
+        [
+            _stamp(row["at"]),
+            row["account"],
+            f"{row['side']} {row['margin_mode']}",
+            f"{row['quantity']:g}",
+            _price(row["mark_price"]),
+            _price(row["liquidation_price"]),
+            _price(row["exchange_liquidation_price"]),
+            _percent(row["distance_to_liquidation"]),
+            _percent(row["min_distance"]),
+        ]
+        for row in rows
+    ]
+    print_table(cells, headers, title=str(rows[0]["symbol"]))
+
+
+@app.command()
+def status(
+    output_format: FormatOption = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Latest snapshot of every account; exit 1 when any account's data is older than 3 polls."""
+    chosen = _usage_guard(lambda: _format(output_format, [Format.TABLE, Format.JSON]))
+    settings = _settings(config, database)
+    url = _url(settings, database)
+    now = datetime.now(UTC)
+    configured = {} if settings is None else dict(settings.accounts)
+
+    async def read(store: SqlStore) -> list[dict[str, Any]]:
+        infos = {info.name: info for info in await queries.accounts(store)}
+        firing = await queries.firing_alerts(store)
+        rows = []
+        for name in sorted(set(infos) | set(configured)):
+            info = infos.get(name)
+            latest = await queries.latest_snapshot(store, name) if info else None
+            if name in configured:
+                interval: float | None = configured[name].poll_interval.total_seconds()
+            else:
+                interval = info.poll_interval if info else None
+            rows.append(_status_row(name, latest, interval, now, firing))
+        return rows
+
+    rows = _run(url, read)
+    if chosen is Format.JSON:
+        print_json(rows)
+    elif not rows:
+        err("no accounts stored yet (has the daemon run?)")
+    else:
+        _status_table(rows)
+    if not rows or any(row["stale"] for row in rows):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _status_row(
+    name: str,
+    latest: queries.StoredSnapshot | None,
+    interval: float | None,
+    now: datetime,
+    firing: list[queries.FiringAlert],
+) -> dict[str, Any]:
+    age = None if latest is None else (now - latest.taken_at).total_seconds()
+    # Without a known poll interval, data counts as stale after a minute.
+    limit = STALE_INTERVALS * (interval or 20.0)
+    nearest = None
+    if latest is not None:
+        candidates = [p for p in latest.positions if p.distance_to_liquidation is not None]
+        if candidates:
+            closest = min(candidates, key=lambda p: p.distance_to_liquidation or 0.0)
+            nearest = {
+                "symbol": closest.symbol,
+                "side": closest.side,
+                "liquidation_price": closest.liquidation_price,
+                "exchange_liquidation_price": closest.exchange_liquidation_price,
+                "distance": closest.distance_to_liquidation,
+            }
+    return {
+        "account": name,
+        "taken_at": None if latest is None else latest.taken_at,
+        "age_seconds": age,
+        "poll_interval": interval,
+        "stale": age is None or age > limit,
+        "equity": None if latest is None else latest.equity,
+        "margin_ratio": None if latest is None else latest.margin_ratio,
+        "exchange_margin_ratio": None if latest is None else latest.exchange_margin_ratio,
+        "account_liquidation_move": None if latest is None else latest.account_liquidation_move,
+        "positions": 0 if latest is None else len(latest.positions),
+        "nearest_liquidation": nearest,
+        "firing": [
+            {"rule": alert.rule_key, "severity": alert.severity, "since": alert.updated_at}
+            for alert in firing
+            if alert.account == name
+        ],
+    }
+
+
+def _status_table(rows: list[dict[str, Any]]) -> None:
+    headers = [
+        "account",
+        "age",
+        "equity",
+        "margin ratio",
+        "exchange ratio",
+        "move",
+        "nearest liquidation",
+        "firing",
+    ]
+    cells = []
+    for row in rows:
+        age = (
+            "never"
+            if row["age_seconds"] is None
+            else format_duration(timedelta(seconds=row["age_seconds"]))
+        )
+        nearest = row["nearest_liquidation"]
+        cells.append(
+            [
+                row["account"],
+                f"{age} STALE" if row["stale"] else age,
+                _number(row["equity"]),
+                _percent(row["margin_ratio"]),
+                _percent(row["exchange_margin_ratio"]),
+                _percent(row["account_liquidation_move"]),
+                "-"
+                if nearest is None
+                else f"{nearest['symbol']} {_price(nearest['liquidation_price'])} ({_percent(nearest['distance'])})",
+                ", ".join(f"{a['rule']} ({a['severity']})" for a in row["firing"]) or "-",
+            ]
+        )
+    print_table(cells, headers)
+
+
+@app.command()
+def plot(
+    output: Annotated[Path, typer.Option("--output", help="PNG file to write.", dir_okay=False)],
+    account: AccountOption = None,
+    since: SinceOption = "24h",
+    until: UntilOption = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Margin ratio (with the warning and critical levels) and equity over time, as a PNG."""
+    now = datetime.now(UTC)
+
+    def parse() -> tuple[datetime, datetime]:
+        start = _moment(since, now, "--since")
+        end = now if until is None else _moment(until, now, "--until")
+        if start >= end:
+            raise _Usage("--since must be before --until")
+        if output.suffix.lower() != ".png":
+            raise _Usage(f"--output: {output} must end in .png")
+        return start, end
+
+    start, end = _usage_guard(parse)
+    try:
+        from monitor.cli.chart import draw
+    except ImportError as exc:
+        err(f"plot needs matplotlib ({exc.name} missing): pip install 'portfolio-monitor[plot]'")
+        raise typer.Exit(EXIT_FAILURE) from None
+    settings = _settings(config, database)
+    url = _url(settings, database)
+    span = (end - start).total_seconds()
+    # About a thousand points at most; the worst ratio of each bucket is kept.
+    bucket = None if span <= 6 * 3600 else (60 if span <= 7 * 86400 else 3600)
+
+    async def read(store: SqlStore) -> dict[str, list[queries.AccountPoint]]:
+        return {
+            name: await queries.account_history(store, name, start, end, bucket)
+            for name in await _accounts(store, account)
+        }
+
+    series = {name: points for name, points in _run(url, read).items() if points}
+    if not series:
+        err(f"no snapshots between {_stamp(start)} and {_stamp(end)} UTC: nothing to plot")
+        raise typer.Exit(EXIT_FAILURE)
+    draw(series, _levels(settings, account), output)
+    sys.stdout.write(f"wrote {output}\n")
+
+
+def _levels(settings: Settings | None, account: str | None) -> list[tuple[str, float]]:
+    """The margin-ratio alert levels to draw, from the configuration (else the defaults)."""
+    from monitor.config.alerts import AlertsSettings
+
+    alerts = AlertsSettings() if settings is None else settings.alerts
+    if settings is not None and account in settings.accounts:
+        alerts = alerts.merged(settings.accounts[account].alerts)
+    return [(severity.value, level) for severity, level, _ in alerts.margin_ratio.below_levels()]
+
+
+@app.command()
+def backup(
+    destination: Annotated[Path, typer.Argument(help="New file for the copy.", dir_okay=False)],
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """A consistent copy of the SQLite database, safe while the daemon writes (VACUUM INTO)."""
+    url = _url(_settings(config, database), database)
+    try:
+        source = sqlite_path(url)
+    except StorageError as exc:
+        err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    if source is None:
+        err("backup copies SQLite databases; for PostgreSQL use pg_dump")
+        raise typer.Exit(EXIT_USAGE)
+    if destination.exists():
+        err(f"{destination} already exists; choose a new file name")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        backup_sqlite(source, destination)
+    except StorageError as exc:
+        err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+    sys.stdout.write(f"backed up {source} to {destination} ({destination.stat().st_size} bytes)\n")
+
+
+@app.command()
+def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> None:
+    """Upgrade the database schema to this version (SQLite: after a backup copy)."""
+    url = _url(_settings(config, database), database)
+    try:
+        before, after = asyncio.run(migrate_schema(url))
+    except ConfigError as exc:
+        err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+    except StorageError as exc:
+        err(f"database error: {exc}")
+        raise typer.Exit(EXIT_FAILURE) from None
+    if before == after:
+        sys.stdout.write(f"schema already at {after}\n")
+    else:
+        sys.stdout.write(f"schema upgraded from {before or '(empty)'} to {after}\n")
+
+
+@app.command()
+def prune(config: ConfigOption = None, database: DatabaseOption = None) -> None:
+    """Apply retention now: downsample old snapshots, delete what is past the longest period."""
+    settings = _settings(config, database)
+    url = _url(settings, database)
+    policy = RetentionPolicy()
+    if settings is not None:
+        db = settings.database
+        policy = RetentionPolicy(db.retention_raw, db.retention_minute, db.retention_hour)
+
+    async def run() -> dict[str, Any]:
+        store = await prepare_database(url, auto_migrate=False, retention_policy=policy)
+        try:
+            return asdict(await store.prune(datetime.now(UTC)))
+        finally:
+            await store.close()
+
+    try:
+        report = asyncio.run(run())
+    except (ConfigError, StorageError) as exc:
+        err(str(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+    sys.stdout.write(json.dumps(report, default=str) + "\n")
