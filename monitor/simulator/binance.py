@@ -191,7 +191,7 @@ def _exchange_info(call: Call, venue: Venue) -> dict[str, Any]:
 
 
 def _premium_row(call: Call, instrument: Instrument) -> dict[str, Any]:
-    mark = call.market.mark(instrument)
+    mark = call.mark(instrument)
     decimals = 8
     row = {
         "symbol": instrument.symbol,
@@ -218,7 +218,7 @@ def _premium_index(call: Call, venue: Venue) -> Any:
 def _ticker_24hr(call: Call, venue: Venue) -> Any:
     rows = []
     for instrument in _selected(call, venue):
-        mark = fmt(call.market.mark(instrument), decimals_of(instrument.tick_size))
+        mark = fmt(call.mark(instrument), decimals_of(instrument.tick_size))
         rows.append(
             {
                 "symbol": instrument.symbol,
@@ -268,7 +268,7 @@ def _brackets(call: Call, venue: Venue) -> Any:
 
 
 def _pools(call: Call, venue: Venue) -> list[PoolView]:
-    return [pool for pool in call.market.pools(_require_account(call)) if pool.venue is venue]
+    return [pool for pool in call.pools(_require_account(call)) if pool.venue is venue]
 
 
 def _position_side(view: PositionView) -> str:
@@ -355,7 +355,7 @@ def _position_row(call: Call, view: PositionView, version: int) -> dict[str, Any
 
 
 def _flat_row(call: Call, instrument: Instrument, side: str, version: int) -> dict[str, Any]:
-    mark = fmt(call.market.mark(instrument))
+    mark = fmt(call.mark(instrument))
     row: dict[str, Any] = {
         "symbol": instrument.symbol,
         "positionSide": side,

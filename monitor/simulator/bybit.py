@@ -127,7 +127,7 @@ def _tickers(call: Call) -> dict[str, Any]:
     venue = _venue(call)
     rows = []
     for instrument in _selected(call, venue):
-        mark = fmt(call.market.mark(instrument), decimals_of(instrument.tick_size))
+        mark = fmt(call.mark(instrument), decimals_of(instrument.tick_size))
         rows.append(
             {
                 "symbol": instrument.symbol,
@@ -208,7 +208,7 @@ def _position_list(call: Call) -> dict[str, Any]:
         )
     views = [
         view
-        for pool in call.market.pools(account)
+        for pool in call.pools(account)
         if pool.venue is venue
         for view in pool.positions
         if (symbol is None or view.position.instrument.symbol == symbol)
@@ -299,7 +299,7 @@ def _position_row(call: Call, view: PositionView) -> dict[str, Any]:
 
 
 def _flat_row(call: Call, instrument: Instrument, index: int) -> dict[str, Any]:
-    mark = fmt(call.market.mark(instrument), decimals_of(instrument.tick_size))
+    mark = fmt(call.mark(instrument), decimals_of(instrument.tick_size))
     tier = call.market.tiers(None, instrument)[0]
     return {
         "positionIdx": index,
@@ -339,7 +339,7 @@ def _usd_price(call: Call, coin: str) -> float:
     if coin in _STABLE:
         return 1.0
     if coin in call.market.prices.feeds:
-        return call.market.prices.price(coin, call.market.elapsed())
+        return call.market.prices.price(coin, call.elapsed)
     return 0.0
 
 
@@ -348,7 +348,7 @@ def _wallet_balance(call: Call) -> dict[str, Any]:
     account_type = call.params.get("accountType")
     if account_type != "UNIFIED":
         raise bybit_error(10001, "accountType only support UNIFIED.", now_ms=call.server_ms)
-    pools = call.market.pools(account)
+    pools = call.pools(account)
     coins = sorted(set(account.wallet) | {pool.asset for pool in pools})
     wanted = call.params.get("coin")
     if wanted:

@@ -8,6 +8,7 @@ settle coin is treated as a separate pool, without cross-collateral between coin
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,11 @@ from monitor.simulator.scenario import (
 
 # Long idle periods are not replayed second by second; beyond this many steps the market jumps.
 _MAX_STEPS_PER_ADVANCE = 3600
+# Replaying time runs the full engine only for pools this close to liquidation (equity below this
+# multiple of a generous maintenance-margin estimate, or a mark within this share of an isolated
+# position's liquidation price); healthy accounts are screened with plain arithmetic.
+_SCREEN_RATIO = 1.5
+_SCREEN_DISTANCE = 0.05
 
 
 @dataclass(slots=True)
@@ -51,6 +57,9 @@ class SimPosition:
     isolated_margin: float | None
     hedge: bool
     opened_ms: int
+    # The isolated liquidation price from the last full evaluation (it does not depend on marks).
+    screen_liquidation: float | None = None
+    screened: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,8 @@ class SimAccount:
     positions: list[SimPosition]
     evaluated: float = 0.0
     liquidations: list[Liquidation] = field(default_factory=list)
+    # Bumped whenever the venue changes the account (liquidation), so cached views are dropped.
+    version: int = 0
 
     @property
     def name(self) -> str:
@@ -145,6 +156,9 @@ class Market:
                 )
             self.accounts[spec.name] = SimAccount(spec, dict(spec.wallet), positions)
         self.by_key = {account.spec.api_key: account for account in self.accounts.values()}
+        self._revision = 0
+        self._views: dict[str, tuple[float, int, int, list[PoolView]]] = {}
+        self._domain_tiers: dict[tuple[str, str], tuple[Tier, ...]] = {}
 
     def elapsed(self, at: datetime | None = None) -> float:
         """Seconds of scenario time at `at` (default: now)."""
@@ -169,14 +183,28 @@ class Market:
             return account.spec.tier_overrides[instrument.symbol]
         return instrument.tiers
 
-    def pools(self, account: SimAccount) -> list[PoolView]:
-        """The account's margin pools now, after the venue has liquidated whatever it had to."""
-        self.advance(account)
-        return self._pools(account, self.elapsed())
+    def set_price(self, feed: str, price: float | None) -> None:
+        """Pin `feed` at `price` (None: back to its path)."""
+        self.prices.override(feed, price)
+        self._revision += 1
 
-    def advance(self, account: SimAccount) -> None:
-        """Replay the market from the account's last evaluation to now, liquidating on the way."""
-        now = self.elapsed()
+    def pools(self, account: SimAccount, elapsed: float | None = None) -> list[PoolView]:
+        """The account's margin pools at scenario second `elapsed` (default: now), after the venue
+        has liquidated whatever it had to on the way there."""
+        when = self.elapsed() if elapsed is None else elapsed
+        self.advance(account, when)
+        cached = self._views.get(account.name)
+        key = (when, account.version, self._revision)
+        if cached is not None and cached[:3] == key:
+            return cached[3]
+        pools = self._pools(account, when)
+        self._views[account.name] = (*key, pools)
+        return pools
+
+    def advance(self, account: SimAccount, elapsed: float | None = None) -> None:
+        """Replay the market from the account's last evaluation to `elapsed` (default: now) in
+        scenario ticks, liquidating on the way."""
+        now = self.elapsed() if elapsed is None else elapsed
         if now <= account.evaluated:
             return
         step = self.scenario.tick
@@ -186,9 +214,35 @@ class Market:
             steps = _MAX_STEPS_PER_ADVANCE
         for i in range(1, steps + 1):
             when = min(now, account.evaluated + step * i)
-            if account.positions:
+            if account.positions and self._may_liquidate(account, when):
                 self._liquidate(account, when)
         account.evaluated = now
+
+    def _may_liquidate(self, account: SimAccount, elapsed: float) -> bool:
+        """Whether any pool might be at or past liquidation: a cheap, deliberately pessimistic screen."""
+        for (_venue, asset), positions in _groups(account).items():
+            equity = account.wallet.get(asset, 0.0)
+            maintenance = 0.0
+            for position in positions:
+                mark = self.mark(position.instrument, elapsed)
+                if position.margin_mode is MarginMode.ISOLATED:
+                    if not position.screened:
+                        return True
+                    liq = position.screen_liquidation
+                    if liq is not None and (
+                        abs(mark - liq) <= _SCREEN_DISTANCE * mark
+                        or (mark <= liq if position.side is Side.LONG else mark >= liq)
+                    ):
+                        return True
+                    continue
+                value = notional(position, mark)
+                equity += unrealized_pnl(position, mark)
+                tiers = self.tiers(account, position.instrument)
+                maintenance += max(value * t.mmr - t.deduction for t in tiers)
+                maintenance += 2 * value * position.instrument.taker_fee
+            if maintenance > 0 and equity <= _SCREEN_RATIO * maintenance:
+                return True
+        return False
 
     def _liquidate(self, account: SimAccount, elapsed: float) -> None:
         for pool in self._pools(account, elapsed):
@@ -211,6 +265,8 @@ class Market:
                 # the maintenance margin itself goes to the insurance fund.
                 account.wallet[pool.asset] = max(0.0, risk.equity - risk.maintenance_margin)
             at = self.started_at + timedelta(seconds=elapsed)
+            if doomed:
+                account.version += 1
             for view in doomed:
                 account.positions.remove(view.position)
                 account.liquidations.append(
@@ -227,12 +283,8 @@ class Market:
                 )
 
     def _pools(self, account: SimAccount, elapsed: float) -> list[PoolView]:
-        groups: dict[tuple[Venue, str], list[SimPosition]] = {}
-        for position in account.positions:
-            key = (position.instrument.venue, position.instrument.settle)
-            groups.setdefault(key, []).append(position)
         pools = []
-        for (venue, asset), positions in groups.items():
+        for (venue, asset), positions in _groups(account).items():
             marks = [self.mark(p.instrument, elapsed) for p in positions]
             state = AccountState(
                 venue=venue,
@@ -248,15 +300,23 @@ class Market:
                 PositionView(p, mark, r, _initial_margin(p, mark))
                 for p, mark, r in zip(positions, marks, risk.positions, strict=True)
             )
+            for view in views:
+                if view.position.margin_mode is MarginMode.ISOLATED:
+                    view.position.screen_liquidation = view.risk.liquidation_price
+                    view.position.screened = True
             pools.append(PoolView(venue, asset, state.wallet_balance, state, risk, views))
         return pools
 
     def _domain_position(self, account: SimAccount, position: SimPosition, mark: float) -> Position:
         instrument = position.instrument
-        tiers = tuple(
-            Tier(floor=t.floor, cap=t.cap, mmr=t.mmr, deduction=t.deduction)
-            for t in self.tiers(account, instrument)
-        )
+        key = (account.name, instrument.venue.value + ":" + instrument.symbol)
+        tiers = self._domain_tiers.get(key)
+        if tiers is None:
+            tiers = tuple(
+                Tier(floor=t.floor, cap=t.cap, mmr=t.mmr, deduction=t.deduction)
+                for t in self.tiers(account, instrument)
+            )
+            self._domain_tiers[key] = tiers
         return Position(
             symbol=instrument.symbol,
             side=position.side,
@@ -271,6 +331,16 @@ class Market:
             taker_fee=instrument.taker_fee if instrument.exchange == BYBIT else 0.0,
             hedge=position.hedge,
         )
+
+
+def _groups(account: SimAccount) -> dict[tuple[Venue, str], list[SimPosition]]:
+    """The account's positions by margin pool (venue, settlement asset), in scenario order."""
+    groups: dict[tuple[Venue, str], list[SimPosition]] = {}
+    for position in account.positions:
+        groups.setdefault((position.instrument.venue, position.instrument.settle), []).append(
+            position
+        )
+    return groups
 
 
 def _hedged(spec: AccountSpec, instrument: Instrument) -> bool:
@@ -321,5 +391,9 @@ def unrealized_pnl(position: SimPosition, mark: float) -> float:
 
 def round_to_tick(price: float, tick: float) -> float:
     """`price` on the venue's price grid."""
-    decimals = max(0, -Decimal(repr(tick)).normalize().as_tuple().exponent)  # type: ignore[operator]
-    return round(round(price / tick) * tick, decimals)
+    return round(round(price / tick) * tick, _tick_decimals(tick))
+
+
+@functools.cache
+def _tick_decimals(tick: float) -> int:
+    return max(0, -int(Decimal(repr(tick)).normalize().as_tuple().exponent))

@@ -7,17 +7,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.simulator.market import Market, SimAccount
+from monitor.simulator.market import Market, PoolView, SimAccount
+from monitor.simulator.scenario import Instrument
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One request as a handler sees it: query parameters and the authenticated account."""
+    """One request as a handler sees it: query parameters, the authenticated account, and the
+    scenario second it is answered at (one request sees one consistent market)."""
 
     market: Market
     params: Mapping[str, str]
     account: SimAccount | None
     server_ms: int
+    elapsed: float
+
+    def mark(self, instrument: Instrument) -> float:
+        """Mark price of `instrument` at this request's moment."""
+        return self.market.mark(instrument, self.elapsed)
+
+    def pools(self, account: SimAccount) -> list[PoolView]:
+        """`account`'s margin pools at this request's moment."""
+        return self.market.pools(account, self.elapsed)
 
 
 @dataclass(frozen=True, slots=True)

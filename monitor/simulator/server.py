@@ -159,7 +159,7 @@ class SimulatorServer:
 
     def set_price(self, feed: str, price: float | None) -> None:
         """Pin a feed's price (None returns it to its scripted path)."""
-        self.market.prices.override(feed, price)
+        self.market.set_price(feed, price)
 
     def inject_fault(
         self,
@@ -250,7 +250,9 @@ class SimulatorServer:
                 await self._fault(request, endpoint, fault)
             if endpoint.signed:
                 account = self._authenticate(request, endpoint, raw_query, params)
-            payload = endpoint.handler(Call(self.market, params, account, self.server_ms()))
+            payload = endpoint.handler(
+                Call(self.market, params, account, self.server_ms(), self.market.elapsed())
+            )
             if endpoint.exchange != BINANCE:
                 payload = {
                     "retCode": 0,

@@ -182,3 +182,21 @@ async def test_bybit_liquidation_prices_are_the_engines_on_the_reported_figures(
     for row, computed in zip(rows, risk.positions, strict=True):
         assert float(row["liqPrice"]) == pytest.approx(computed.liquidation_price, rel=1e-9)
         assert float(row["positionMM"]) == pytest.approx(computed.maintenance_margin, abs=1e-8)
+
+
+async def test_a_pinned_price_takes_effect_at_once(simulator: SimulatorServer) -> None:
+    exchange = ccxt_client(simulator, "binance-fragile", "binanceusdm")
+    try:
+        [position] = await exchange.fetch_positions()
+        simulator.set_price("BTC", position["liquidationPrice"] * 1.001)
+        [position] = await exchange.fetch_positions()
+        assert position["markPrice"] == pytest.approx(
+            position["liquidationPrice"] * 1.001, rel=1e-5
+        )
+        simulator.set_price("BTC", position["liquidationPrice"] * 0.999)
+        assert await exchange.fetch_positions() == []
+        simulator.set_price("BTC", None)
+        marks = await exchange.fetch_mark_prices(["BTC/USDT:USDT"])
+        assert marks["BTC/USDT:USDT"]["markPrice"] == 60000
+    finally:
+        await exchange.close()
