@@ -87,6 +87,8 @@ class SimAccount:
     liquidations: list[Liquidation] = field(default_factory=list)
     # Bumped whenever the venue changes the account (liquidation), so cached views are dropped.
     version: int = 0
+    # The market revision (price overrides) the account was last checked against.
+    revision: int = 0
 
     @property
     def name(self) -> str:
@@ -206,7 +208,13 @@ class Market:
         scenario ticks, liquidating on the way."""
         now = self.elapsed() if elapsed is None else elapsed
         if now <= account.evaluated:
+            # Time stands still, but a pinned price may have moved the market under the account.
+            if account.revision != self._revision:
+                account.revision = self._revision
+                if account.positions and self._may_liquidate(account, account.evaluated):
+                    self._liquidate(account, account.evaluated)
             return
+        account.revision = self._revision
         step = self.scenario.tick
         steps = math.ceil((now - account.evaluated) / step)
         if steps > _MAX_STEPS_PER_ADVANCE:
