@@ -30,6 +30,7 @@ class BinanceWeights:
     def charge(self, ip: str, family: str, weight: int, now: float) -> Verdict:
         """Count `weight` against the IP's budget at epoch second `now`."""
         minute = int(now // 60)
+        self._forget_before(minute)
         key = (ip, family, minute)
         used = self._used.get(key, 0) + weight
         self._used[key] = used
@@ -46,6 +47,12 @@ class BinanceWeights:
             self._banned_until[ip] = now + self._limits.binance_ban_seconds
             return Verdict(False, used, math.ceil(self._limits.binance_ban_seconds), banned=True)
         return Verdict(False, used, max(1, math.ceil((minute + 1) * 60 - now)))
+
+    def _forget_before(self, minute: int) -> None:
+        # Only the current minute counts; older windows would otherwise pile up for ever.
+        if any(key[2] < minute for key in self._used):
+            self._used = {k: v for k, v in self._used.items() if k[2] >= minute}
+            self._rejected = {k: v for k, v in self._rejected.items() if k[2] >= minute}
 
     def used(self, ip: str, family: str, now: float) -> int:
         """Weight the IP has used this minute."""
@@ -72,6 +79,8 @@ class BybitCounters:
     def charge_ip(self, ip: str, now: float) -> Verdict:
         """Count one request from `ip`; over the limit Bybit answers HTTP 403."""
         window = int(now // 5)
+        if any(key[1] < window for key in self._ip):
+            self._ip = {k: v for k, v in self._ip.items() if k[1] >= window}
         used = self._ip.get((ip, window), 0) + 1
         self._ip[(ip, window)] = used
         limit = self._limits.bybit_ip_requests_per_5s
@@ -82,6 +91,8 @@ class BybitCounters:
     def charge_key(self, api_key: str, path: str, now: float) -> Verdict:
         """Count one request of `api_key` on `path` in the current second."""
         second = int(now)
+        if any(key[2] < second for key in self._uid):
+            self._uid = {k: v for k, v in self._uid.items() if k[2] >= second}
         used = self._uid.get((api_key, path, second), 0) + 1
         self._uid[(api_key, path, second)] = used
         limit = self._limits.bybit_uid_requests_per_second

@@ -12,6 +12,11 @@ from collections.abc import Mapping
 
 from monitor.simulator.scenario import Feed, Move
 
+# The walk is generated in chunks of this many steps, each from its own seed, so a long run keeps
+# only a few chunks and one level per chunk in memory instead of every step since the start.
+_CHUNK = 1024
+_KEPT_CHUNKS = 4
+
 
 class PricePaths:
     """Feed prices over scenario time."""
@@ -22,9 +27,10 @@ class PricePaths:
         self._feeds = dict(feeds)
         self._moves = {name: tuple(m for m in moves if name in m.feeds) for name in feeds}
         self._step = step
-        self._rngs = {name: random.Random(f"{seed}:{name}") for name in feeds}
-        # Cumulative sums of standard normal increments, one per step, grown on demand.
-        self._walks: dict[str, list[float]] = {name: [0.0] for name in feeds}
+        self._seed = seed
+        # Walk level at the start of every chunk generated so far, per feed.
+        self._chunk_levels: dict[str, list[float]] = {name: [0.0] for name in feeds}
+        self._chunks: dict[tuple[str, int], list[float]] = {}
         self._overrides: dict[str, float] = {}
 
     @property
@@ -41,8 +47,8 @@ class PricePaths:
         if spec.volatility > 0 and elapsed > 0:
             position = elapsed / self._step
             index = int(position)
-            walk = self._walk(feed, index + 1)
-            level = walk[index] + (walk[index + 1] - walk[index]) * (position - index)
+            low, high = self._level(feed, index), self._level(feed, index + 1)
+            level = low + (high - low) * (position - index)
             value *= math.exp(spec.volatility * math.sqrt(self._step) * level)
         for move in self._moves[feed]:
             value *= move.factor(elapsed)
@@ -57,9 +63,29 @@ class PricePaths:
         else:
             self._overrides[feed] = price
 
-    def _walk(self, feed: str, index: int) -> list[float]:
-        walk = self._walks[feed]
-        rng = self._rngs[feed]
-        while len(walk) <= index:
-            walk.append(walk[-1] + rng.gauss(0.0, 1.0))
-        return walk
+    def _level(self, feed: str, index: int) -> float:
+        """Sum of the first `index` standard normal increments of the feed's walk."""
+        chunk, offset = divmod(index, _CHUNK)
+        return self._chunk(feed, chunk)[offset]
+
+    def _chunk(self, feed: str, chunk: int) -> list[float]:
+        cached = self._chunks.get((feed, chunk))
+        if cached is not None:
+            return cached
+        levels = self._chunk_levels[feed]
+        while len(levels) <= chunk:
+            # Walk through the chunks before this one once, to learn where this one starts.
+            levels.append(self._generate(feed, len(levels) - 1, levels[-1])[-1])
+        values = self._generate(feed, chunk, levels[chunk])[:-1]
+        if len(self._chunks) >= _KEPT_CHUNKS * len(self._chunk_levels):
+            self._chunks.pop(next(iter(self._chunks)))
+        self._chunks[(feed, chunk)] = values
+        return values
+
+    def _generate(self, feed: str, chunk: int, start: float) -> list[float]:
+        """Levels of one chunk, from its start through the start of the next chunk."""
+        rng = random.Random(f"{self._seed}:{feed}:{chunk}")
+        values = [start]
+        for _ in range(_CHUNK):
+            values.append(values[-1] + rng.gauss(0.0, 1.0))
+        return values

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,6 +78,7 @@ class SimulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: SimClock | None = None,
+        request_log_size: int = 10_000,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.clock: SimClock = clock if clock is not None else WallClock()
@@ -84,7 +86,8 @@ class SimulatorServer:
         self.faults = FaultBook()
         for spec in self.scenario.faults:
             self.faults.add(spec)
-        self.request_log: list[RequestRecord] = []
+        # The most recent requests, oldest first (bounded so a long run does not grow without end).
+        self.request_log: deque[RequestRecord] = deque(maxlen=request_log_size)
         # Seconds the venue's clock runs ahead of this machine's (negative: behind).
         self.server_time_offset = self.scenario.server_time_offset
         self._host = host

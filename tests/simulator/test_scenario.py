@@ -130,7 +130,7 @@ def test_random_walk_is_seeded_and_continuous() -> None:
     first = PricePaths(scenario.feeds, scenario.moves, seed=3, step=1.0)
     again = PricePaths(scenario.feeds, scenario.moves, seed=3, step=1.0)
     other = PricePaths(scenario.feeds, scenario.moves, seed=4, step=1.0)
-    times = [0.0, 0.5, 1.0, 7.25, 100.0]
+    times = [0.0, 0.5, 1.0, 7.25, 100.0, 1023.5, 1024.0, 1024.5, 50_000.7]
     # Queried in a different order, the same seed gives the same path.
     assert [first.price("BTC", t) for t in times] == [
         again.price("BTC", t) for t in reversed(times)
