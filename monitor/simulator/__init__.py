@@ -65,6 +65,7 @@ Scenario files (TOML or JSON; built-in: "demo" and "test" in `monitor/simulator/
     over = "60s"
     hold = "10s"
     recover_over = "60s"     # omit to stay at the new level
+    every = "300s"           # optional: the cycle starts again every 300 s after `at`
 
     [[instruments]]
     venue = "binance-usdm"   # binance-usdm | binance-coinm | bybit-linear | bybit-inverse

@@ -50,7 +50,8 @@ class Feed:
 @dataclass(frozen=True, slots=True)
 class Move:
     """A scripted move: the price factor goes linearly to 1 + change over `over` seconds from `at`,
-    stays there for `hold` seconds, then returns to 1 over `recover_over` seconds (None: never)."""
+    stays there for `hold` seconds, then returns to 1 over `recover_over` seconds (None: never);
+    with `every`, the whole cycle starts again every that many seconds after `at`."""
 
     feeds: tuple[str, ...]
     at: float
@@ -58,12 +59,15 @@ class Move:
     over: float
     hold: float = 0.0
     recover_over: float | None = None
+    every: float | None = None
 
     def factor(self, elapsed: float) -> float:
         """The multiplier this move applies `elapsed` seconds after the scenario started."""
         t = elapsed - self.at
         if t <= 0:
             return 1.0
+        if self.every is not None:
+            t %= self.every
         if t < self.over:
             return 1.0 + self.change * t / self.over
         t -= self.over
@@ -322,7 +326,9 @@ def _feed(name: str, raw: Any, path: str) -> Feed:
 
 def _move(raw: Any, path: str, feeds: Mapping[str, Feed]) -> Move:
     table = _table(raw, path)
-    _reject_unknown(table, path, {"feed", "feeds", "at", "change", "over", "hold", "recover_over"})
+    _reject_unknown(
+        table, path, {"feed", "feeds", "at", "change", "over", "hold", "recover_over", "every"}
+    )
     names: list[str]
     if "feeds" in table:
         names = [str(name) for name in _list(table["feeds"], f"{path}.feeds")]
@@ -338,15 +344,24 @@ def _move(raw: Any, path: str, feeds: Mapping[str, Feed]) -> Move:
         raise InvalidInput(f"{path}.change", "a price cannot fall by 100 % or more")
     over = _seconds(table.get("over", "0s"), f"{path}.over")
     recover = table.get("recover_over")
+    hold = _seconds(table.get("hold", "0s"), f"{path}.hold")
+    every = None
+    if "every" in table:
+        every = _seconds(table["every"], f"{path}.every")
+        if recover is None:
+            raise InvalidInput(f"{path}.every", "a repeating move needs recover_over")
+        if every < over + hold + _seconds(recover, f"{path}.recover_over"):
+            raise InvalidInput(f"{path}.every", "must be at least over + hold + recover_over")
     return Move(
         feeds=tuple(names),
         at=_seconds(table.get("at", "0s"), f"{path}.at"),
         change=change,
         over=max(over, 1e-9),
-        hold=_seconds(table.get("hold", "0s"), f"{path}.hold"),
+        hold=hold,
         recover_over=None
         if recover is None
         else max(_seconds(recover, f"{path}.recover_over"), 1e-9),
+        every=every,
     )
 
 

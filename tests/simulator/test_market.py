@@ -200,3 +200,24 @@ async def test_a_pinned_price_takes_effect_at_once(simulator: SimulatorServer) -
         assert marks["BTC/USDT:USDT"]["markPrice"] == 60000
     finally:
         await exchange.close()
+
+
+async def test_demo_scenario_warns_escalates_and_recovers_within_a_minute() -> None:
+    async with running_simulator("demo") as sim:
+        account = sim.market.accounts["demo-binance"]
+        ratios = []
+        for _ in range(61):
+            [pool] = [p for p in sim.market.pools(account) if p.venue is Venue.BINANCE_USDM]
+            assert pool.risk.margin_ratio is not None
+            ratios.append(pool.risk.margin_ratio)
+            sim.advance(1)
+    below_warning = next(t for t, ratio in enumerate(ratios) if ratio < 3.0)
+    below_critical = next(t for t, ratio in enumerate(ratios) if ratio < 1.5)
+    recovered = next(
+        t for t, ratio in enumerate(ratios) if t > below_critical and ratio > 3.0 * 1.2
+    )
+    assert ratios[0] > 3.0 * 1.2
+    assert 5 < below_warning < below_critical < recovered <= 60
+    assert below_critical + 10 < recovered  # critical long enough for a debounced alert
+    assert min(ratios) > 1.1  # close, but the venue does not liquidate
+    assert sim.liquidations == []

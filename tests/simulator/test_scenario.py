@@ -82,6 +82,20 @@ def test_deductions_follow_the_recursion() -> None:
         ),
         (lambda d: d["instruments"][0].update(feed="DOGE"), "instruments[0].feed"),
         (lambda d: d.update(moves=[{"feed": "BTC", "change": "-100%"}]), "moves[0].change"),
+        (
+            lambda d: d.update(
+                moves=[
+                    {
+                        "feed": "BTC",
+                        "change": "-1%",
+                        "over": "10s",
+                        "recover_over": "10s",
+                        "every": "15s",
+                    }
+                ]
+            ),
+            "moves[0].every",
+        ),
         (lambda d: d.update(faults=[{"kind": "gremlins"}]), "faults[0].kind"),
         (lambda d: d.update(faults=[{"kind": "auth", "account": "nobody"}]), "faults[0].account"),
         (
@@ -121,6 +135,8 @@ def test_move_shape() -> None:
     )
     sticky = Move(feeds=("BTC",), at=0, change=0.5, over=1)
     assert sticky.factor(1000) == 1.5
+    cycle = Move(feeds=("BTC",), at=10, change=-0.2, over=10, hold=5, recover_over=10, every=60)
+    assert [cycle.factor(t) for t in (15, 75, 135, 160)] == pytest.approx([0.9, 0.9, 0.9, 1])
 
 
 def test_random_walk_is_seeded_and_continuous() -> None:
