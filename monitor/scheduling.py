@@ -31,6 +31,7 @@ class Scheduler:
         self._running: set[asyncio.Task[None]] = set()
         self._intervals: dict[str, float] = {}
         self.skipped_runs = 0
+        self._draining = False
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
 
     def _on_skipped(self, event: JobExecutionEvent) -> None:
@@ -44,6 +45,11 @@ class Scheduler:
             self._running.add(task)
             try:
                 await job()
+            except asyncio.CancelledError:
+                if not self._draining:
+                    raise
+                # Cancelled on purpose by drain(); APScheduler would log it as a job error.
+                log.debug("a job run was cancelled at shutdown")
             finally:
                 self._running.discard(task)
 
@@ -108,6 +114,7 @@ class Scheduler:
         Returns True when every run finished on its own. Cancelled runs are awaited, so nothing
         is still writing when this returns.
         """
+        self._draining = True
         if self._scheduler.running:
             self._scheduler.pause()
         pending = set(self._running)
