@@ -24,6 +24,10 @@ Programmatic use (tests, the demo)::
         sim.liquidations                             # what the venue has liquidated so far
         sim.server_time_offset = 60                  # the venue's clock runs 60 s ahead (-1021 / 10002)
 
+A simulator in another process (`portfolio-monitor simulate`) is driven the same way over HTTP:
+`POST/DELETE /_sim/faults`, `PUT /_sim/prices/{feed}`, `POST /_sim/advance`, `GET /_sim/state`
+(see `monitor.simulator.control`).
+
 Time: prices, liquidations, fault windows and rate-limit windows follow `sim.clock` (a `WallClock`
 by default, or a `ManualClock` that only moves when told). Timestamp checks and the `/time`
 endpoints use this machine's clock plus `server_time_offset`, because clients sign with real time.

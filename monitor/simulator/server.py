@@ -23,6 +23,7 @@ from aiohttp import web
 from monitor.domain.model import Venue
 from monitor.simulator import binance, bybit
 from monitor.simulator.clock import ManualClock, SimClock, WallClock
+from monitor.simulator.control import add_control_routes
 from monitor.simulator.faults import ActiveFault, FaultBook
 from monitor.simulator.limits import BinanceWeights, BybitCounters
 from monitor.simulator.market import Liquidation, Market, SimAccount
@@ -112,6 +113,7 @@ class SimulatorServer:
     async def start(self) -> None:
         """Listen on host:port (port 0 picks a free one)."""
         app = web.Application()
+        add_control_routes(app, self)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
