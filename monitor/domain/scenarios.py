@@ -64,7 +64,7 @@ def add_margin(state: AccountState, amount: float, *, path: str = "--add-margin"
     if wallet < 0:
         raise InvalidInput(
             path,
-            f"removing {-amount:g} leaves a negative wallet (balance {state.wallet_balance:g})",
+            f"removing {-amount:,.2f} leaves a negative wallet (balance {state.wallet_balance:,.2f})",
         )
     positions = tuple(_without_exchange_figures(position) for position in state.positions)
     return replace(

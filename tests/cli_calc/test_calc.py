@@ -1,0 +1,230 @@
+"""`portfolio-monitor calc`: the real console script once, CliRunner for the rest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import monitor.cli.commands  # noqa: F401  (registers every command, as the console script does)
+from monitor.cli.app import app
+from monitor.domain.codec import risk_to_json, state_from_json
+from monitor.domain.margin import assess
+from monitor.domain.scenarios import Shock, add_margin, apply_shocks
+from tests.domain.vectors import VECTOR_DIR, load
+
+EXAMPLE = (
+    Path(__file__).resolve().parents[2] / "monitor" / "examples" / "binance_cross_two_longs.json"
+)
+CONSOLE_SCRIPT = Path(sys.executable).parent / "portfolio-monitor"
+
+
+def vector_state(name: str) -> dict[str, Any]:
+    state = load(VECTOR_DIR / f"{name}.json")["state"]
+    assert isinstance(state, dict)
+    return state
+
+
+def expected(state: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(risk_to_json(assess(state_from_json(state)))))
+
+
+def invoke(args: list[str], stdin: str | None = None) -> Any:
+    return CliRunner().invoke(app, ["calc", *args], input=stdin)
+
+
+def write(tmp_path: Path, data: Any) -> str:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_console_script_reads_stdin_and_prints_json() -> None:
+    text = EXAMPLE.read_text()
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "calc", "-"],
+        input=text,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected(json.loads(text))
+
+
+def test_console_script_bad_input_exits_2_with_the_path_on_stderr(tmp_path: Path) -> None:
+    data = vector_state("binance_usdm_cross_two_longs")
+    data["positions"][1]["quantity"] = "-1"
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "calc", write(tmp_path, data)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "positions[1].quantity: must be > 0" in done.stderr
+
+
+def test_example_account_looks_safe_per_position_but_not_as_a_whole() -> None:
+    result = invoke(["--format", "json", str(EXAMPLE)])
+    assert result.exit_code == 0
+    risk = json.loads(result.stdout)
+    nearest = min(p["distance_to_liquidation"] for p in risk["positions"])
+    assert abs(risk["account_liquidation_move"]) < nearest / 1.5
+
+
+def test_json_is_the_default_when_piped_and_matches_the_engine(tmp_path: Path) -> None:
+    data = vector_state("binance_coinm_cross_long")
+    result = invoke([write(tmp_path, data)])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == expected(data)
+
+
+def test_table_shows_positions_and_the_pool() -> None:
+    vector = load(VECTOR_DIR / "binance_usdm_cross_two_longs.json")
+    result = invoke(["--format", "table", str(EXAMPLE)])
+    assert result.exit_code == 0
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        assert symbol in result.stdout
+    for price in vector["expected"]["liquidation_price"]:
+        assert f"{float(price):,.2f}" in result.stdout
+    move = vector["expected"]["derived"]["account_liquidation_move"]
+    assert f"{move:+.2%}" in result.stdout
+    assert "margin ratio" in result.stdout
+    assert "exchange ratio" in result.stdout
+
+
+def test_array_input_gives_an_array_of_results(tmp_path: Path) -> None:
+    states = [vector_state("binance_usdm_hedge_cross"), vector_state("bybit_linear_isolated")]
+    result = invoke(["--format", "json", write(tmp_path, states)])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == [expected(state) for state in states]
+
+
+def test_array_table_labels_each_state(tmp_path: Path) -> None:
+    states = [vector_state("binance_usdm_hedge_cross"), vector_state("bybit_linear_isolated")]
+    result = invoke(["--format", "table", write(tmp_path, states)])
+    assert result.exit_code == 0
+    assert "[0] binance-usdm" in result.stdout
+    assert "[1] bybit-linear" in result.stdout
+
+
+def test_stdin_dash() -> None:
+    result = invoke(["--format", "json", "-"], stdin=EXAMPLE.read_text())
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == expected(json.loads(EXAMPLE.read_text()))
+
+
+def test_shocks_and_added_margin_change_the_state_before_computing() -> None:
+    data = json.loads(EXAMPLE.read_text())
+    result = invoke(
+        [
+            "--format",
+            "json",
+            "--shock",
+            "BTCUSDT=-10%",
+            "--shock",
+            "all=-2%",
+            "--add-margin",
+            "-50000",
+            str(EXAMPLE),
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    scenario = add_margin(
+        apply_shocks(state_from_json(data), [Shock("BTCUSDT", -0.1), Shock("all", -0.02)]),
+        -50_000.0,
+    )
+    assert json.loads(result.stdout) == json.loads(json.dumps(risk_to_json(assess(scenario))))
+
+
+def _bad_quantity_array() -> list[dict[str, Any]]:
+    good = vector_state("binance_usdm_hedge_cross")
+    bad = vector_state("binance_usdm_cross_two_longs")
+    bad["positions"][1]["quantity"] = "0"
+    return [good, good, good, bad]
+
+
+def _missing_field() -> dict[str, Any]:
+    data = vector_state("binance_usdm_cross_two_longs")
+    del data["positions"][0]["entry_price"]
+    return data
+
+
+def _unknown_venue() -> dict[str, Any]:
+    data = vector_state("binance_usdm_cross_two_longs")
+    data["venue"] = "ftx"
+    return data
+
+
+BAD_FILES = [
+    pytest.param(
+        _bad_quantity_array(), [], "[3].positions[1].quantity: must be > 0", id="array-path"
+    ),
+    pytest.param(_missing_field(), [], "positions[0].entry_price: missing", id="missing-field"),
+    pytest.param(_unknown_venue(), [], "venue: unknown venue 'ftx'", id="unknown-venue"),
+    pytest.param(
+        vector_state("binance_usdm_cross_two_longs"),
+        ["--shock", "BTCUSD=-10%"],
+        "--shock: no position in 'BTCUSD'",
+        id="shock-unknown-symbol",
+    ),
+    pytest.param(
+        vector_state("binance_usdm_cross_two_longs"),
+        ["--shock", "BTCUSDT-10%"],
+        "--shock: 'BTCUSDT-10%' is not SYMBOL=MOVE",
+        id="shock-syntax",
+    ),
+    pytest.param(
+        vector_state("binance_usdm_cross_two_longs"),
+        ["--add-margin", "lots"],
+        "--add-margin: 'lots' is not a number",
+        id="add-margin-not-number",
+    ),
+    pytest.param(
+        vector_state("binance_usdm_cross_two_longs"),
+        ["--add-margin", "-99999999"],
+        "--add-margin: removing 99,999,999.00 leaves a negative wallet (balance 1,535,443.01)",
+        id="add-margin-too-much",
+    ),
+    pytest.param(
+        vector_state("binance_usdm_cross_two_longs"),
+        ["--format", "csv"],
+        "--format: calc prints table or json",
+        id="csv",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "options", "message"), BAD_FILES)
+def test_bad_input_exits_2_naming_the_path(
+    tmp_path: Path, data: Any, options: list[str], message: str
+) -> None:
+    result = invoke([*options, write(tmp_path, data)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(message), result.stderr
+
+
+def test_invalid_json_reports_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "venue": "binance-usdm",\n  "wallet_balance": 1,,\n}')
+    result = invoke([str(path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "invalid JSON at line 3 column" in result.stderr
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    result = invoke([str(tmp_path / "nope.json")])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "nope.json: cannot read" in result.stderr
