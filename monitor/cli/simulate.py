@@ -15,7 +15,7 @@ import typer
 from monitor.cli.app import EXIT_FAILURE, EXIT_USAGE, app
 from monitor.cli.output import err
 from monitor.domain.errors import InvalidInput
-from monitor.simulator import AccountInfo, SimulatorServer, load_scenario
+from monitor.simulator import AccountInfo, ScaledClock, SimulatorServer, WallClock, load_scenario
 
 
 def config_snippet(base_url: str, accounts: Mapping[str, AccountInfo]) -> str:
@@ -53,6 +53,12 @@ def simulate(
             "--port", min=0, max=65535, help="TCP port on 127.0.0.1 (0 picks a free one)."
         ),
     ] = 8900,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed", min=0.01, help="Run scenario time this many times faster than real time."
+        ),
+    ] = 1.0,
 ) -> None:
     """Run the local Binance/Bybit simulator until Ctrl-C and print its URL, keys and a config snippet."""
     try:
@@ -61,7 +67,8 @@ def simulate(
         err(f"bad scenario: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
     try:
-        asyncio.run(_serve(SimulatorServer(parsed, port=port)))
+        clock = WallClock() if speed == 1.0 else ScaledClock(speed)
+        asyncio.run(_serve(SimulatorServer(parsed, port=port, clock=clock)))
     except OSError as exc:
         err(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
         raise typer.Exit(EXIT_FAILURE) from None

@@ -29,8 +29,9 @@ A simulator in another process (`portfolio-monitor simulate`) is driven the same
 (see `monitor.simulator.control`).
 
 Time: prices, liquidations, fault windows and rate-limit windows follow `sim.clock` (a `WallClock`
-by default, or a `ManualClock` that only moves when told). Timestamp checks and the `/time`
-endpoints use this machine's clock plus `server_time_offset`, because clients sign with real time.
+by default, a `ScaledClock` running N times faster, or a `ManualClock` that only moves when told).
+Timestamp checks and the `/time` endpoints use this machine's clock plus `server_time_offset`,
+because clients sign with real time.
 
 Faults (`inject_fault`, or `[[faults]]` in a scenario) answer for one account's API key, or every
 request when `account` is None, from `start` for `duration` seconds and/or `count` requests:
@@ -120,7 +121,7 @@ each other); no orders, fills or funding payments.
 
 from __future__ import annotations
 
-from monitor.simulator.clock import ManualClock, SimClock, WallClock
+from monitor.simulator.clock import ManualClock, ScaledClock, SimClock, WallClock
 from monitor.simulator.faults import ActiveFault
 from monitor.simulator.market import Liquidation
 from monitor.simulator.scenario import Scenario, builtin_scenario_path, load_scenario
@@ -132,6 +133,7 @@ __all__ = [
     "Liquidation",
     "ManualClock",
     "RequestRecord",
+    "ScaledClock",
     "Scenario",
     "SimClock",
     "SimulatorServer",

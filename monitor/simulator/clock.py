@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -11,6 +12,21 @@ class WallClock:
     def now(self) -> datetime:
         """The current UTC time."""
         return datetime.now(UTC)
+
+
+class ScaledClock:
+    """Wall-clock time running `speed` times faster from the moment it is created (compressed demos)."""
+
+    def __init__(self, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.speed = speed
+        self._start = datetime.now(UTC)
+        self._wall_start = time.monotonic()
+
+    def now(self) -> datetime:
+        """The scaled UTC time."""
+        return self._start + timedelta(seconds=(time.monotonic() - self._wall_start) * self.speed)
 
 
 class ManualClock:
@@ -40,4 +56,4 @@ class ManualClock:
         self._now = when
 
 
-SimClock = WallClock | ManualClock
+SimClock = WallClock | ScaledClock | ManualClock

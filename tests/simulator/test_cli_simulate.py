@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -79,8 +80,20 @@ def test_busy_port_exits_1() -> None:
     assert f"127.0.0.1:{port}" in result.stderr
 
 
-def test_ctrl_c_stops_cleanly() -> None:
-    process, _ = _start("--port", "0")
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=10)
+def test_speed_compresses_time_and_ctrl_c_stops_cleanly() -> None:
+    process, output = _start("--port", "0", "--speed", "20")
+    try:
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", output)
+        assert match, output
+
+        def elapsed() -> float:
+            with urllib.request.urlopen(f"{match.group(1)}/_sim/state", timeout=5) as response:
+                return float(json.loads(response.read())["elapsed"])
+
+        first = elapsed()
+        time.sleep(0.5)
+        assert elapsed() - first >= 5  # 0.5 s of real time is at least 10 s of scenario time
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
     assert process.returncode == 0

@@ -155,3 +155,16 @@ def test_random_walk_is_seeded_and_continuous() -> None:
     assert first.price("BTC", 0.5) == pytest.approx(
         (first.price("BTC", 0) + first.price("BTC", 1)) / 2, rel=1e-3
     )
+
+
+def test_scaled_clock_runs_faster() -> None:
+    import time
+
+    from monitor.simulator import ScaledClock
+
+    clock = ScaledClock(50)
+    first = clock.now()
+    time.sleep(0.1)
+    assert (clock.now() - first).total_seconds() == pytest.approx(5, rel=0.5)
+    with pytest.raises(ValueError, match="speed"):
+        ScaledClock(0)
