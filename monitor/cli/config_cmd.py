@@ -7,14 +7,17 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
 from monitor.config import Settings, load_settings
 from monitor.domain.errors import ConfigError
-from monitor.exchanges import ExchangeHub, ProbeReport, request_budget
+from monitor.exchanges.probe import request_budget
+
+if TYPE_CHECKING:
+    from monitor.exchanges import ProbeReport
 
 ConfigOption = Annotated[
     Path | None,
@@ -66,6 +69,9 @@ def check_config(
 
 
 async def _probe_all(settings: Settings) -> list[ProbeReport]:
+    # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
+    from monitor.exchanges import ExchangeHub
+
     async with ExchangeHub() as hub:
         clients = [hub.client_for(name, account) for name, account in settings.accounts.items()]
         return list(await asyncio.gather(*(client.probe() for client in clients)))

@@ -18,7 +18,6 @@ from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountRisk, AccountState
-from monitor.exchanges import ExchangeHub
 
 
 class ShowFormat(StrEnum):
@@ -67,6 +66,9 @@ Outcome = tuple[AccountState, AccountRisk] | MonitorError
 
 
 async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcome]]:
+    # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
+    from monitor.exchanges import ExchangeHub
+
     async with ExchangeHub() as hub:
         clients = [hub.client_for(name, settings.accounts[name]) for name in names]
         fetched = await asyncio.gather(

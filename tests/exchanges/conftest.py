@@ -26,7 +26,8 @@ async def sim() -> AsyncIterator[SimulatorServer]:
 
 @pytest.fixture
 async def hub() -> AsyncIterator[ExchangeHub]:
-    async with ExchangeHub(retry=TEST_RETRY, timeout=1.0) as exchange_hub:
+    # ccxt's pacing (tens of ms per request) only slows a loopback test down.
+    async with ExchangeHub(retry=TEST_RETRY, timeout=1.0, rate_limit=False) as exchange_hub:
         yield exchange_hub
 
 

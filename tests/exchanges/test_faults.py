@@ -116,7 +116,7 @@ async def test_auth_error_is_permanent_and_not_retried(
     assert not caught.value.retryable
     assert "rejected the API key" in str(caught.value)
     assert code in str(caught.value)
-    private = [r for r in sim.request_log[before:] if r.account == account]
+    private = [r for r in list(sim.request_log)[before:] if r.account == account]
     # Concurrent parts of one fetch each fail once; none is retried.
     assert 1 <= len(private) <= 3
 

@@ -1,0 +1,85 @@
+"""`portfolio-monitor check-config` without network: what a person sees for good and bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
+
+SECRET = "very-secret-api-secret-0123"
+CONFIG = f"""
+[accounts.main]
+venue = "bybit-linear"
+api_key = "key-main"
+api_secret = "{SECRET}"
+poll_interval = "2s"
+"""
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_prints_effective_config_with_secrets_masked(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG)
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 0, err
+    assert SECRET not in out + err
+    assert "key-main" not in out
+    document, _, budget = out.partition("\nrequest budget: ")
+    shown = json.loads(document)
+    assert shown["accounts"]["main"]["api_secret"] == "**********"
+    assert shown["accounts"]["main"]["poll_interval"] == "2s"
+    assert "bybit: 1 account(s) use 7.5 requests per 5s of 600 per IP" in budget
+
+
+def test_bad_key_exits_78_naming_the_key_without_the_secret(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG + 'poll_intervl = "5s"\n')
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 78
+    assert out == ""
+    assert "accounts.main.poll_intervl: unknown key" in err
+    assert SECRET not in err
+
+
+def test_missing_file_exits_78(tmp_path: Path) -> None:
+    code, _, err = run("check-config", "--config", str(tmp_path / "absent.toml"))
+    assert code == 78
+    assert "absent.toml: configuration file not found" in err
+
+
+def test_heavy_polling_is_flagged(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    accounts = "".join(
+        f'[accounts.a{i}]\nvenue = "binance-usdm"\napi_key = "k"\napi_secret = "s"\npoll_interval = "1s"\n'
+        for i in range(3)
+    )
+    path.write_text(accounts)
+    code, out, _ = run("check-config", "--config", str(path))
+    assert code == 0
+    assert "binance-fapi: 3 account(s) use 1800.0 weight per 60s of 2400 per IP (75.0%)" in out
+    assert "warning: over half of the venue's per-IP limit" in out
+
+
+def test_show_unknown_account_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG)
+    code, out, err = run("show", "--config", str(path), "--account", "nope")
+    assert code == 2
+    assert out == ""
+    assert "unknown account 'nope' (configured: main)" in err
+
+
+def test_show_bad_config_exits_78(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG.replace("bybit-linear", "kraken"))
+    code, _, err = run("show", "--config", str(path))
+    assert code == 78
+    assert "accounts.main.venue" in err
