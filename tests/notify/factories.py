@@ -6,6 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.config.notify import WebhookSettings
+from monitor.domain.model import (
+    AccountRisk,
+    AccountState,
+    MarginMode,
+    Position,
+    PositionRisk,
+    Side,
+    Snapshot,
+    Tier,
+    Venue,
+)
 from monitor.domain.notification import Notification, NotificationKind, Severity
 
 
@@ -45,3 +56,41 @@ def notification(
 def webhook(kind: str, **keys: Any) -> WebhookSettings:
     """Validated settings for one webhook of `kind`."""
     return WebhookSettings.model_validate({"kind": kind, **keys})
+
+
+def snapshot(account: str = "main", *, margin_ratio: float | None = 2.5) -> Snapshot:
+    """A one-position binance-usdm snapshot whose cross pool is at `margin_ratio`."""
+    maintenance = 400.0
+    equity = maintenance * margin_ratio if margin_ratio is not None else 1000.0
+    position = Position(
+        symbol="BTCUSDT",
+        side=Side.LONG,
+        margin_mode=MarginMode.CROSS,
+        quantity=0.5,
+        entry_price=60000.0,
+        mark_price=58000.0,
+        tiers=(Tier(0.0, None, 0.004),),
+    )
+    risk = AccountRisk(
+        equity=equity,
+        maintenance_margin=maintenance,
+        margin_ratio=margin_ratio,
+        exchange_margin_ratio=1 / margin_ratio if margin_ratio else None,
+        account_liquidation_move=-0.077,
+        positions=(
+            PositionRisk(
+                symbol="BTCUSDT",
+                side=Side.LONG,
+                margin_mode=MarginMode.CROSS,
+                notional=29000.0,
+                unrealized_pnl=-1000.0,
+                maintenance_margin=maintenance,
+                liquidation_price=53534.0,
+                distance_to_liquidation=0.077,
+            ),
+        ),
+    )
+    state = AccountState(venue=Venue.BINANCE_USDM, wallet_balance=2000.0, positions=(position,))
+    return Snapshot(
+        account=account, taken_at=datetime(2025, 11, 21, 9, 0, tzinfo=UTC), state=state, risk=risk
+    )

@@ -1,0 +1,357 @@
+"""MQTT: retained per-account state, Home Assistant discovery, the daemon's availability with a
+last will, and alert events (this module is also the "mqtt" outbox sink). All aiomqtt use lives here.
+
+The connection runs in a background task that reconnects with exponential back-off. Publishing
+state never blocks the poll cycle: it goes through a bounded queue that drops the oldest entry
+when the broker is slow. Everything retained is rebuilt from memory on every (re)connect and on
+Home Assistant's birth message, so a broker restart (which may lose retained messages) heals.
+Alerts are different: `send()` publishes with QoS 1 and returns only when the broker acknowledged,
+so the outbox keeps an alert until it really reached the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+import aiomqtt
+
+from monitor import __version__
+from monitor.config.notify import MqttSettings
+from monitor.domain.errors import ConfigError, DeliveryError
+from monitor.domain.model import Snapshot
+from monitor.domain.notification import Notification
+from monitor.notify.base import SYSTEM_ACCOUNT, payload
+from monitor.notify.ha_discovery import (
+    alert_topic,
+    availability_topic,
+    discovery_configs,
+    state_document,
+    state_topic,
+)
+
+log = logging.getLogger(__name__)
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+PUBLISH_TIMEOUT = 10.0
+# Shutdown must not hang on a dead broker: systemd's stop timeout is waiting.
+OFFLINE_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    poll_interval: float
+    asset: str
+    venue: str | None
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
+    """The TLS context for the broker connection (CA file, client certificate), or None."""
+    if not settings.tls:
+        return None
+    try:
+        context = ssl.create_default_context(
+            cafile=str(settings.ca_file) if settings.ca_file else None
+        )
+        if settings.client_cert is not None:
+            context.load_cert_chain(
+                str(settings.client_cert),
+                str(settings.client_key) if settings.client_key else None,
+            )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"notify.mqtt: cannot load TLS files: {exc}") from None
+    return context
+
+
+class _Stopped(Exception):
+    """Raised inside the connection's task group to leave it on a clean shutdown."""
+
+
+class MqttPublisher:
+    """The daemon's MQTT connection. Use as `async with MqttPublisher(settings) as mqtt:`.
+
+    `register_account()` announces an account to Home Assistant, `publish_state()` updates its
+    retained state (never blocks), `send()` delivers an alert event (outbox sink "mqtt").
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        name: str = "mqtt",
+        reconnect_min: float = 1.0,
+        reconnect_max: float = 60.0,
+        birth_delay: float = 2.0,
+    ) -> None:
+        self._settings = settings
+        self._name = name
+        self._reconnect_min = reconnect_min
+        self._reconnect_max = reconnect_max
+        self._birth_delay = birth_delay
+        self._tls = tls_context(settings)
+        self._identifier = settings.client_id or f"portfolio-monitor-{socket.gethostname()}"
+        self._prefix = settings.topic_prefix
+        self._accounts: dict[str, _Account] = {}
+        self._states: dict[str, bytes] = {}
+        self._queue: asyncio.Queue[_Message | None] = asyncio.Queue(maxsize=settings.queue_size)
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    @property
+    def name(self) -> str:
+        """The outbox sink name ("mqtt")."""
+        return self._name
+
+    @property
+    def connected(self) -> bool:
+        """True while a broker connection is up."""
+        return self._connected.is_set()
+
+    @property
+    def availability_topic(self) -> str:
+        """The daemon's retained "online"/"offline" topic (the last will's topic)."""
+        return availability_topic(self._prefix)
+
+    async def wait_connected(self) -> None:
+        """Wait until connected and everything retained is republished."""
+        await self._connected.wait()
+
+    # --- what the daemon calls -------------------------------------------------------------
+
+    def register_account(
+        self,
+        account: str,
+        poll_interval: float | timedelta,
+        *,
+        asset: str = "USDT",
+        venue: str | None = None,
+    ) -> None:
+        """Announce an account's sensors to Home Assistant (now if connected, else on connect)."""
+        seconds = (
+            poll_interval.total_seconds()
+            if isinstance(poll_interval, timedelta)
+            else float(poll_interval)
+        )
+        self._accounts[account] = _Account(seconds, asset, venue)
+        for message in self._discovery(account):
+            self._put(message)
+
+    def remove_account(self, account: str) -> None:
+        """Forget an account: its HA entities and retained state are deleted (empty payloads)."""
+        messages = self._discovery(account)
+        self._accounts.pop(account, None)
+        self._states.pop(account, None)
+        for message in messages:
+            self._put(_Message(message.topic, b"", 1, True))
+        self._put(_Message(state_topic(self._prefix, account), b"", 1, True))
+
+    def publish_state(self, snapshot: Snapshot) -> None:
+        """Update the account's retained state; returns at once (queued, oldest dropped if full)."""
+        body = _json(state_document(snapshot))
+        self._states[snapshot.account] = body
+        self._put(_Message(state_topic(self._prefix, snapshot.account), body, 1, True))
+
+    async def send(self, notification: Notification) -> None:
+        """Publish one alert event (QoS 1, not retained); returns once the broker acknowledged it."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            raise DeliveryError(
+                f"{self._name}: not connected to {self._settings.host}:{self._settings.port}"
+            )
+        topic = alert_topic(self._prefix, notification.account or SYSTEM_ACCOUNT)
+        try:
+            await client.publish(
+                topic, _json(payload(notification)), qos=1, retain=False, timeout=PUBLISH_TIMEOUT
+            )
+        except aiomqtt.MqttError as exc:
+            raise DeliveryError(f"{self._name}: publish failed ({exc})") from None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MqttPublisher:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Publish "offline" (a clean disconnect does not fire the last will), then disconnect."""
+        client = self._client
+        if client is not None and self._connected.is_set():
+            try:
+                await client.publish(
+                    self.availability_topic, OFFLINE, qos=1, retain=True, timeout=OFFLINE_TIMEOUT
+                )
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT: could not publish offline on shutdown: %s", exc)
+        # Stop by a sentinel, not by cancellation: Python 3.11's asyncio.wait_for (inside
+        # aiomqtt's publish) can swallow a cancellation that races with a PUBACK.
+        self._force_put(None)
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.wait({task}, timeout=OFFLINE_TIMEOUT)
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.warning("MQTT: connection task ended with %r", task.exception())
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _discovery(self, account: str) -> list[_Message]:
+        details = self._accounts.get(account)
+        if details is None or not self._settings.discovery:
+            return []
+        return [
+            _Message(topic, _json(config), 1, True)
+            for topic, config in discovery_configs(
+                account=account,
+                poll_interval=details.poll_interval,
+                topic_prefix=self._prefix,
+                discovery_prefix=self._settings.discovery_prefix,
+                version=__version__,
+                asset=details.asset,
+                venue=details.venue,
+            )
+        ]
+
+    def _retained(self) -> list[_Message]:
+        """Everything a fresh broker (or a restarted Home Assistant) needs."""
+        messages = [_Message(self.availability_topic, ONLINE, 1, True)]
+        for account in self._accounts:
+            messages.extend(self._discovery(account))
+        messages.extend(
+            _Message(state_topic(self._prefix, account), body, 1, True)
+            for account, body in self._states.items()
+        )
+        return messages
+
+    def _put(self, message: _Message) -> None:
+        if self._connected.is_set():
+            self._force_put(message)
+        # Otherwise it is republished from memory on connect.
+
+    def _force_put(self, message: _Message | None) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(message)
+                return
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
+                self.dropped += 1
+
+    def _make_client(self) -> aiomqtt.Client:
+        settings = self._settings
+        return aiomqtt.Client(
+            settings.host,
+            settings.port,
+            identifier=self._identifier,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None,
+            will=aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True),
+            keepalive=max(5, int(settings.keepalive.total_seconds())),
+            tls_context=self._tls,
+            timeout=PUBLISH_TIMEOUT,
+            logger=logging.getLogger("monitor.notify.aiomqtt"),
+        )
+
+    async def _run(self) -> None:
+        delay = self._reconnect_min
+        while not self._stopping.is_set():
+            client = self._make_client()
+            try:
+                async with client:
+                    self._client = client
+                    await self._on_connect(client)
+                    log.info("MQTT: connected to %s:%s", self._settings.host, self._settings.port)
+                    delay = self._reconnect_min
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._drain(client))
+                        group.create_task(self._listen(client))
+                        await self._stopping.wait()
+                        raise _Stopped
+            except* _Stopped:
+                pass  # the loop condition ends it
+            except* aiomqtt.MqttError as errors:
+                log.warning(
+                    "MQTT: %s:%s unavailable (%s); retrying in %.1fs",
+                    self._settings.host,
+                    self._settings.port,
+                    "; ".join(str(error) for error in errors.exceptions),
+                    delay,
+                )
+            finally:
+                self._connected.clear()
+                self._client = None
+            if self._stopping.is_set():
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._reconnect_max)
+
+    async def _on_connect(self, client: aiomqtt.Client) -> None:
+        # Whatever waited in the queue is older than what memory holds: replace it.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        if self._settings.discovery:
+            await client.subscribe(f"{self._settings.discovery_prefix}/status", qos=1)
+        for message in self._retained():
+            await client.publish(
+                message.topic, message.payload, qos=message.qos, retain=message.retain
+            )
+        self._connected.set()
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        while True:
+            message = await self._queue.get()
+            if message is None:
+                return
+            await client.publish(
+                message.topic, message.payload, qos=message.qos, retain=message.retain
+            )
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if message.payload == ONLINE:
+                # Home Assistant restarted: it asks for discovery again. The random delay spreads
+                # the load when many publishers answer at once (HA's advice).
+                await asyncio.sleep(random.uniform(0, self._birth_delay))
+                for item in self._discovery_all():
+                    self._put(item)
+
+    def _discovery_all(self) -> list[_Message]:
+        messages = [_Message(self.availability_topic, ONLINE, 1, True)]
+        for account in self._accounts:
+            messages.extend(self._discovery(account))
+        return messages

@@ -1,0 +1,62 @@
+"""A test-side MQTT subscriber: what a Home Assistant instance would see on the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+from tests.support.mosquitto import Mosquitto
+
+
+@dataclass(frozen=True)
+class Seen:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+async def collect(
+    broker: Mosquitto,
+    topics: list[str],
+    *,
+    until: Callable[[list[Seen]], bool] | None = None,
+    timeout: float = 5.0,  # noqa: ASYNC109 - one bound for the whole subscription
+    quiet: float = 0.3,
+) -> list[Seen]:
+    """Subscribe and gather messages until `until(messages)` holds, or `quiet` s pass with no
+    message (when `until` is None), or `timeout`."""
+    seen: list[Seen] = []
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        for topic in topics:
+            await client.subscribe(topic, qos=1)
+        try:
+            async with asyncio.timeout(timeout):
+                while until is None or not until(seen):
+                    try:
+                        message = await asyncio.wait_for(
+                            anext(client.messages), quiet if until is None else timeout
+                        )
+                    except TimeoutError:
+                        break
+                    seen.append(
+                        Seen(
+                            str(message.topic), bytes(message.payload or b""), bool(message.retain)
+                        )
+                    )
+        except TimeoutError:
+            pass
+    return seen
+
+
+def latest(seen: list[Seen], topic: str) -> Seen | None:
+    """The last message seen on `topic`."""
+    matching = [message for message in seen if message.topic == topic]
+    return matching[-1] if matching else None

@@ -1,0 +1,239 @@
+"""MqttPublisher against a real mosquitto: retained state and discovery, alert events, last will,
+clean shutdown, broker restarts and Home Assistant's birth message."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from monitor.config.notify import MqttSettings
+from monitor.domain.errors import DeliveryError
+from monitor.notify.mqtt import MqttPublisher
+from tests.notify.factories import notification, snapshot
+from tests.notify.mqtt_client import Seen, collect, latest
+from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+
+pytestmark = pytest.mark.mqtt
+
+STATE = "portfolio_monitor/main/state"
+AVAILABILITY = "portfolio_monitor/availability"
+ALERT = "portfolio_monitor/main/alert"
+RATIO_CONFIG = "homeassistant/sensor/portfolio_monitor_main_margin_ratio/config"
+ALL = ["portfolio_monitor/#", "homeassistant/sensor/#"]
+
+
+def _settings(broker: Mosquitto, **overrides: object) -> MqttSettings:
+    return MqttSettings.model_validate(
+        {"host": broker.host, "port": broker.port, "client_id": "pm-test", **overrides}
+    )
+
+
+@pytest.fixture(name="publisher")
+async def _publisher(mosquitto: Mosquitto) -> AsyncIterator[MqttPublisher]:  # noqa: F811
+    async with MqttPublisher(
+        _settings(mosquitto), reconnect_min=0.1, reconnect_max=0.5, birth_delay=0
+    ) as publisher:
+        async with asyncio.timeout(5):
+            await publisher.wait_connected()
+        yield publisher
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    # Polling: the publisher's connection state is not an awaitable event for outsiders.
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+def _has(*topics: str):  # type: ignore[no-untyped-def]
+    return lambda seen: all(latest(seen, topic) is not None for topic in topics)
+
+
+async def test_state_discovery_and_availability_are_retained(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    publisher.register_account("main", 10, asset="USDT", venue="binance-usdm")
+    publisher.publish_state(snapshot(margin_ratio=2.5))
+    await asyncio.sleep(0.3)
+
+    # A subscriber arriving later (Home Assistant after a restart) gets everything retained.
+    seen = await collect(mosquitto, ALL, quiet=0.5)
+    state, availability, config = (latest(seen, t) for t in (STATE, AVAILABILITY, RATIO_CONFIG))
+    assert state is not None
+    assert state.retain
+    document = state.json()
+    assert document["margin_ratio"] == 2.5
+    assert document["exchange_margin_ratio"] == 0.4
+    assert document["equity"] == 1000.0
+    assert document["account_liquidation_move"] == -0.077
+    assert document["nearest_liquidation_symbol"] == "BTCUSDT"
+    assert document["nearest_liquidation_price"] == 53534.0
+    assert document["distance_to_liquidation"] == 0.077
+    assert document["updated_at"] == "2025-11-21T09:00:00+00:00"
+    assert availability is not None
+    assert availability.retain
+    assert availability.payload == b"online"
+    assert config is not None
+    assert config.retain
+    payload = config.json()
+    assert payload["default_entity_id"] == "sensor.portfolio_monitor_main_margin_ratio"
+    assert "object_id" not in payload
+    assert payload["expire_after"] == 30
+    assert payload["state_topic"] == STATE
+    assert payload["availability_topic"] == AVAILABILITY
+    assert payload["device"]["identifiers"] == ["portfolio_monitor_main"]
+    assert payload["origin"]["name"] == "portfolio-monitor"
+    configs = {m.topic for m in seen if m.topic.startswith("homeassistant/")}
+    assert len(configs) == 6
+
+
+async def test_state_updates_replace_the_retained_value(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    publisher.register_account("main", 10)
+    publisher.publish_state(snapshot(margin_ratio=2.5))
+    publisher.publish_state(snapshot(margin_ratio=1.25))
+    await asyncio.sleep(0.3)
+    seen = await collect(mosquitto, [STATE], until=_has(STATE))
+    state = latest(seen, STATE)
+    assert state is not None
+    assert state.json()["margin_ratio"] == 1.25
+
+
+async def test_alert_events_are_not_retained(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    async def listen() -> list[Seen]:
+        return await collect(mosquitto, [ALERT], until=_has(ALERT))
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.3)
+    await publisher.send(notification())
+    seen = await listener
+    alert = latest(seen, ALERT)
+    assert alert is not None
+    assert not alert.retain
+    assert alert.json()["id"] == "main:margin_ratio:critical:firing:1763715600"
+    assert alert.json()["severity"] == "critical"
+    # A later subscriber gets nothing: events must not replay.
+    assert await collect(mosquitto, [ALERT], timeout=1.0) == []
+
+
+async def test_alert_while_broker_down_is_a_retryable_delivery_error(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    mosquitto.stop()
+    await _until(lambda: not publisher.connected)
+    with pytest.raises(DeliveryError) as caught:
+        await publisher.send(notification())
+    assert not caught.value.permanent
+
+
+async def test_everything_is_republished_after_a_broker_restart(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    publisher.register_account("main", 10)
+    publisher.publish_state(snapshot(margin_ratio=2.5))
+    await asyncio.sleep(0.3)
+    mosquitto.stop()  # no persistence: the broker comes back with no retained messages
+    await _until(lambda: not publisher.connected)
+    mosquitto.start()
+    await _until(lambda: publisher.connected)
+    seen = await collect(mosquitto, ALL, until=_has(STATE, AVAILABILITY, RATIO_CONFIG))
+    assert latest(seen, AVAILABILITY).payload == b"online"  # type: ignore[union-attr]
+    assert latest(seen, STATE).json()["margin_ratio"] == 2.5  # type: ignore[union-attr]
+    assert latest(seen, RATIO_CONFIG).retain  # type: ignore[union-attr]
+
+
+async def test_birth_message_republishes_discovery(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    import aiomqtt
+
+    publisher.register_account("main", 10)
+    await asyncio.sleep(0.3)
+
+    async def listen() -> list[Seen]:
+        # Retained copies arrive first; wait for a second, live (not retained) copy.
+        return await collect(
+            mosquitto,
+            [RATIO_CONFIG],
+            until=lambda seen: any(m.topic == RATIO_CONFIG and not m.retain for m in seen),
+        )
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.3)
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as home_assistant:
+        await home_assistant.publish("homeassistant/status", b"online", qos=1)
+    seen = await listener
+    assert [m.retain for m in seen if m.topic == RATIO_CONFIG] == [True, False]
+
+
+async def test_clean_shutdown_publishes_offline(mosquitto: Mosquitto) -> None:  # noqa: F811
+    async with MqttPublisher(_settings(mosquitto)) as publisher:
+        async with asyncio.timeout(5):
+            await publisher.wait_connected()
+    seen = await collect(mosquitto, [AVAILABILITY], until=_has(AVAILABILITY))
+    assert latest(seen, AVAILABILITY).payload == b"offline"  # type: ignore[union-attr]
+
+
+_DYING_CLIENT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from monitor.config.notify import MqttSettings
+    from monitor.notify.mqtt import MqttPublisher
+
+    async def main() -> None:
+        settings = MqttSettings(host="127.0.0.1", port=int(sys.argv[1]), client_id="pm-dying")
+        async with MqttPublisher(settings) as publisher:
+            await publisher.wait_connected()
+            print("ready", flush=True)
+            await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_last_will_marks_the_daemon_offline_when_it_dies(
+    mosquitto: Mosquitto,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    process = subprocess.Popen(  # noqa: ASYNC220 - a plain child process, not awaited
+        [sys.executable, "-c", _DYING_CLIENT, str(mosquitto.port)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 15)
+        assert line.strip() == b"ready"
+        seen = await collect(mosquitto, [AVAILABILITY], until=_has(AVAILABILITY))
+        assert latest(seen, AVAILABILITY).payload == b"online"  # type: ignore[union-attr]
+        process.kill()  # no DISCONNECT packet: the broker must publish the will
+        process.wait(5)
+        seen = await collect(
+            mosquitto,
+            [AVAILABILITY],
+            until=lambda seen: any(m.payload == b"offline" for m in seen),
+        )
+        offline = latest(seen, AVAILABILITY)
+        assert offline is not None
+        assert offline.payload == b"offline"
+    finally:
+        process.kill()
+        process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
