@@ -1,0 +1,200 @@
+"""The outbox sender: delivers queued notifications to their sinks, at least once.
+
+Rows are written by the poll cycle in the same transaction as the snapshot, so an alert exists
+as soon as its cause is stored. This loop hands each due row to its sink:
+- success: the row is marked delivered and never sent again;
+- a retryable failure (network, 5xx, rate limit, broker down): the row is tried again after an
+  exponential back-off, or after the sink's own `retry_after` when it gave one; the sink is not
+  tried again before then, so a dead webhook is not hammered;
+- a permanent failure (revoked token, deleted hook): the sink is disabled until restart, its rows
+  are marked dead with the reason, and a SYSTEM notification tells the remaining sinks.
+Every payload carries the notification id, so a receiver drops the duplicates a crash between
+"sent" and "marked delivered" can cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from monitor.domain.errors import DeliveryError
+from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.ports import Clock, Notifier, OutboxEntry, OutboxStore
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ACCOUNT = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long to wait before retrying a sink that failed: `initial` after the first failure,
+    doubling up to `maximum`; `send_timeout` bounds one delivery attempt."""
+
+    initial: timedelta = timedelta(seconds=5)
+    maximum: timedelta = timedelta(minutes=15)
+    send_timeout: timedelta = timedelta(seconds=30)
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
+        """The wait after the `attempts`-th failed try (1 = first failure). A sink's own
+        `retry_after` wins when it is longer than our back-off (it knows its rate limit)."""
+        exponent = max(0, attempts - 1)
+        # Cap the exponent before multiplying: 2**exponent overflows timedelta long before
+        # anyone has retried for a day.
+        backoff = self.initial * (1 << min(exponent, 30))
+        wait = min(backoff, self.maximum)
+        if retry_after is not None and retry_after > 0:
+            wait = max(wait, timedelta(seconds=retry_after))
+        return wait
+
+
+class _SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class OutboxSender:
+    """Delivers due outbox rows to `sinks` (by name). Run `run()` as a task; call `wake()` after
+    a cycle committed notifications and `flush(seconds)` on shutdown."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        sinks: Mapping[str, Notifier],
+        policy: RetryPolicy | None = None,
+        *,
+        clock: Clock | None = None,
+        poll_interval: float = 1.0,
+        batch: int = 100,
+    ) -> None:
+        self._store = store
+        self._sinks = dict(sinks)
+        self._policy = policy or RetryPolicy()
+        self._clock = clock or _SystemClock()
+        self._poll_interval = poll_interval
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._blocked_until: dict[str, datetime] = {}
+        self.disabled: dict[str, str] = {}
+        self.delivered = 0
+
+    def wake(self) -> None:
+        """Look for due rows now instead of at the next poll interval."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver forever (until cancelled), every `poll_interval` seconds or when woken."""
+        while True:
+            try:
+                await self.deliver_due()
+            except Exception:
+                # A store failure (database locked, disk full) must not end delivery for good.
+                log.exception("outbox: delivery pass failed; retrying")
+            try:
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def flush(self, timeout_seconds: float) -> bool:
+        """Deliver what is due now, for at most `timeout_seconds`; True if nothing due is left
+        (rows waiting for a back-off or for a sink that is down do not count)."""
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                while True:
+                    attempted = await self.deliver_due()
+                    if attempted == 0:
+                        return True
+        except TimeoutError:
+            log.warning("outbox: flush stopped after %.1fs with rows still due", timeout_seconds)
+            return False
+
+    async def deliver_due(self) -> int:
+        """One pass over the due rows; returns how many rows were attempted (0 = nothing to do)."""
+        now = self._clock.now()
+        entries = await self._store.due(now, self._batch)
+        by_sink: dict[str, list[OutboxEntry]] = {}
+        attempted = 0
+        for entry in entries:
+            if entry.sink in self.disabled or entry.sink not in self._sinks:
+                reason = self.disabled.get(entry.sink, "the sink is not configured any more")
+                await self._store.mark_dead(entry.id, reason)
+                attempted += 1
+                continue
+            blocked = self._blocked_until.get(entry.sink)
+            if blocked is not None and blocked > now:
+                continue
+            by_sink.setdefault(entry.sink, []).append(entry)
+        results = await asyncio.gather(
+            *(self._deliver_to(sink, rows) for sink, rows in by_sink.items())
+        )
+        return attempted + sum(results)
+
+    async def _deliver_to(self, sink_name: str, entries: Sequence[OutboxEntry]) -> int:
+        """Rows of one sink, oldest first; stops at the first failure so order is kept."""
+        sink = self._sinks[sink_name]
+        for done, entry in enumerate(entries, start=1):
+            try:
+                async with asyncio.timeout(self._policy.send_timeout.total_seconds()):
+                    await sink.send(entry.notification)
+            except DeliveryError as error:
+                await self._failed(entry, error)
+                return done
+            except TimeoutError:
+                await self._failed(entry, DeliveryError(f"{sink_name}: no answer in time"))
+                return done
+            except Exception as error:
+                # A bug in one sink must not stop the others; keep the row and retry it.
+                log.exception("outbox: sink %s raised unexpectedly", sink_name)
+                await self._failed(entry, DeliveryError(f"{sink_name}: {error!r}"))
+                return done
+            await self._store.mark_delivered(entry.id, self._clock.now())
+            self._blocked_until.pop(sink_name, None)
+            self.delivered += 1
+        return len(entries)
+
+    async def _failed(self, entry: OutboxEntry, error: DeliveryError) -> None:
+        if error.permanent:
+            await self._disable(entry, str(error))
+            return
+        wait = self._policy.delay(entry.attempts + 1, error.retry_after)
+        next_attempt = self._clock.now() + wait
+        self._blocked_until[entry.sink] = next_attempt
+        await self._store.mark_failed(entry.id, next_attempt, str(error))
+        log.warning(
+            "outbox: %s failed (attempt %d), retrying in %s: %s",
+            entry.sink,
+            entry.attempts + 1,
+            wait,
+            error,
+        )
+
+    async def _disable(self, entry: OutboxEntry, reason: str) -> None:
+        self.disabled[entry.sink] = reason
+        await self._store.mark_dead(entry.id, reason)
+        log.error("outbox: sink %s disabled until restart: %s", entry.sink, reason)
+        others = [name for name in self._sinks if name not in self.disabled]
+        if not others:
+            return
+        now = self._clock.now()
+        notice = Notification(
+            id=f"system:sink-disabled:{entry.sink}:{int(now.timestamp())}",
+            account=SYSTEM_ACCOUNT,
+            rule="sink_disabled",
+            kind=NotificationKind.SYSTEM,
+            severity=Severity.CRITICAL,
+            title=f"Alerts to {entry.sink} stopped: the sink failed permanently",
+            text=(
+                f"portfolio-monitor could not deliver to {entry.sink} and will not try again "
+                f"until it is restarted. Reason: {reason}. Fix the sink's configuration, then "
+                "restart the service; alerts keep going to the other sinks."
+            ),
+            created_at=now,
+            facts={"sink": entry.sink},
+        )
+        await self._store.enqueue([notice], others)
+        self.wake()
