@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
 from monitor.domain.codec import state_from_json
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
-from monitor.domain.model import AccountState, MarginMode, Position, Side, Tier, Venue
+from monitor.domain.model import AccountState, MarginMode, Position, PositionRisk, Side, Tier, Venue
 from tests.domain.oracle import cross_equity_and_margin, maintenance, pnl, tier_for
 from tests.domain.vectors import VECTOR_DIR, load
 
@@ -227,3 +227,20 @@ def test_unsorted_table_is_rejected_with_the_position_path() -> None:
     with pytest.raises(InvalidInput) as raised:
         assess(state)
     assert raised.value.path == "positions[0].tiers"
+
+
+def test_position_risk_field_order_matches_the_engine_positional_call() -> None:
+    # The engine builds PositionRisk positionally (twice as fast); new fields may only be appended.
+    assert [field.name for field in fields(PositionRisk)][:11] == [
+        "symbol",
+        "side",
+        "margin_mode",
+        "notional",
+        "unrealized_pnl",
+        "maintenance_margin",
+        "liquidation_price",
+        "distance_to_liquidation",
+        "equity",
+        "margin_ratio",
+        "exchange_margin_ratio",
+    ]

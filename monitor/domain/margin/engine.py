@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg
-from monitor.domain.margin.solver import nearest_root
+from monitor.domain.margin.solver import nearest_own_root, nearest_root
 from monitor.domain.model import AccountRisk, AccountState, MarginMode, PositionRisk
 
 
@@ -33,40 +33,53 @@ def assess(state: AccountState) -> AccountRisk:
     maintenance = sum((margin[i] for i in cross), 0.0)
     surplus = equity - maintenance
 
-    liquidation: list[float | None] = [None] * len(legs)
-    for members in _price_groups(legs, cross):
+    # Hedge legs of one symbol share a price; everything else is solved alone in the loop below.
+    shared: dict[int, float | None] = {}
+    for members in _hedge_groups(legs, cross):
         moving = [legs[i] for i in members]
         rest = surplus - sum(pnl[i] - margin[i] for i in members)
-        liquidation_price = _solve_price(rest, moving, inverse)
+        root = nearest_root(rest, moving, [1.0] * len(moving), moving[0].x0, inverse)
         for i in members:
-            liquidation[i] = liquidation_price
+            shared[i] = root
 
     risks = []
     for i, leg in enumerate(legs):
         position = leg.position
-        price = liquidation[i]
-        own_equity: float | None = None
-        pool_surplus = surplus
+        position_pnl = pnl[i]
+        position_margin = margin[i]
+        own_equity = ratio = exchange_ratio = None
         if position.margin_mode is MarginMode.ISOLATED:
-            own_equity = (position.isolated_margin or 0.0) + pnl[i]
-            pool_surplus = own_equity - margin[i]
-            price = _solve_price(position.isolated_margin or 0.0, [leg], inverse)
-        ratio, exchange_ratio = (
-            (None, None) if own_equity is None else _ratios(own_equity, margin[i])
-        )
+            own_equity = (position.isolated_margin or 0.0) + position_pnl
+            pool_surplus = own_equity - position_margin
+            root = nearest_own_root(position.isolated_margin or 0.0, leg, inverse)
+            ratio, exchange_ratio = _ratios(own_equity, position_margin)
+        else:
+            pool_surplus = surplus
+            if i in shared:
+                root = shared[i]
+            else:
+                root = nearest_own_root(surplus - position_pnl + position_margin, leg, inverse)
+        price = distance = None
+        if root is not None:
+            price = 1.0 / root if inverse else root
+            mark = position.mark_price
+            # A pool already at or below maintenance margin is liquidating: distance 0.
+            distance = abs(mark - price) / mark if pool_surplus > 0.0 else 0.0
+        # Positional for speed (a keyword call costs twice as much); the field order is pinned
+        # by tests/domain/test_engine.py.
         risks.append(
             PositionRisk(
-                symbol=position.symbol,
-                side=position.side,
-                margin_mode=position.margin_mode,
-                notional=leg.notional,
-                unrealized_pnl=pnl[i],
-                maintenance_margin=margin[i],
-                liquidation_price=price,
-                distance_to_liquidation=_distance(position.mark_price, price, pool_surplus),
-                equity=own_equity,
-                margin_ratio=ratio,
-                exchange_margin_ratio=exchange_ratio,
+                position.symbol,
+                position.side,
+                position.margin_mode,
+                leg.notional,
+                position_pnl,
+                position_margin,
+                price,
+                distance,
+                own_equity,
+                ratio,
+                exchange_ratio,
             )
         )
 
@@ -83,29 +96,14 @@ def assess(state: AccountState) -> AccountRisk:
     )
 
 
-def _price_groups(legs: list[Leg], cross: list[int]) -> list[list[int]]:
-    """Cross positions that share one liquidation price: hedge legs of a symbol together, others alone."""
-    groups: list[list[int]] = []
+def _hedge_groups(legs: list[Leg], cross: list[int]) -> list[list[int]]:
+    """Cross hedge legs that share one liquidation price, grouped by symbol."""
     hedged: dict[str, list[int]] = {}
     for i in cross:
         position = legs[i].position
         if position.hedge:
-            members = hedged.get(position.symbol)
-            if members is None:
-                members = hedged[position.symbol] = []
-                groups.append(members)
-            members.append(i)
-        else:
-            groups.append([i])
-    return groups
-
-
-def _solve_price(constant: float, moving: list[Leg], inverse: bool) -> float | None:
-    """The price nearest the mark at which the pool's surplus is zero, or None if no price > 0 does it."""
-    root = nearest_root(constant, moving, [1.0] * len(moving), moving[0].x0, inverse)
-    if root is None:
-        return None
-    return 1.0 / root if inverse else root
+            hedged.setdefault(position.symbol, []).append(i)
+    return list(hedged.values())
 
 
 def _account_move(
@@ -128,12 +126,3 @@ def _ratios(equity: float, maintenance: float) -> tuple[float | None, float | No
     if maintenance <= 0.0:
         return None, None
     return equity / maintenance, (maintenance / equity if equity > 0.0 else None)
-
-
-def _distance(mark: float, price: float | None, pool_surplus: float) -> float | None:
-    """|mark - liquidation| / mark; 0 when the pool is already at or below maintenance margin."""
-    if price is None:
-        return None
-    if pool_surplus <= 0.0:
-        return 0.0
-    return abs(mark - price) / mark

@@ -27,13 +27,8 @@ def nearest_root(
     positions). Distance is measured on prices: z/z0 for linear axes, z0/z for inverse ones.
     Only z > 0 counts; a surplus already zero at z0 answers z0.
     """
-    if len(legs) == 1 and scales[0] == 1.0:
-        below, above = _single_roots(constant, legs[0], z0)
-        if below is None or above is None:
-            return above if below is None else below
-        if inverse:
-            return below if z0 / below - 1.0 <= 1.0 - z0 / above else above
-        return below if 1.0 - below / z0 <= above / z0 - 1.0 else above
+    if len(legs) == 1 and scales[0] == 1.0 and z0 == legs[0].x0:
+        return nearest_own_root(constant, legs[0], inverse)
     tiers_at = []
     intercept = constant
     intercept_at_zero = constant  # every leg in its first tier, as z approaches 0
@@ -80,6 +75,17 @@ def nearest_root(
         limit = 2.0 * z0 - below
     above = _walk(shape, legs, scales, tiers_at, z0, 1, limit)
     return below if above is None else above
+
+
+def nearest_own_root(constant: float, leg: Leg, inverse: bool) -> float | None:
+    """`nearest_root` for one position moving alone on its own price axis, from its mark."""
+    z0 = leg.x0
+    below, above = _single_roots(constant, leg, z0)
+    if below is None or above is None:
+        return above if below is None else below
+    if inverse:
+        return below if z0 / below - 1.0 <= 1.0 - z0 / above else above
+    return below if 1.0 - below / z0 <= above / z0 - 1.0 else above
 
 
 def _walk(
