@@ -54,14 +54,6 @@ class BinanceWeights:
             self._used = {k: v for k, v in self._used.items() if k[2] >= minute}
             self._rejected = {k: v for k, v in self._rejected.items() if k[2] >= minute}
 
-    def used(self, ip: str, family: str, now: float) -> int:
-        """Weight the IP has used this minute."""
-        return self._used.get((ip, family, int(now // 60)), 0)
-
-    def banned_until(self, ip: str) -> float | None:
-        """Epoch second the IP's ban ends, if it is banned."""
-        return self._banned_until.get(ip)
-
     def _limit(self, family: str) -> int:
         if family == "sapi":
             return self._limits.binance_sapi_weight_per_minute

@@ -130,11 +130,6 @@ class SimulatorServer:
             await runner.cleanup()
 
     @property
-    def port(self) -> int:
-        """The TCP port the server listens on."""
-        return self._port
-
-    @property
     def base_url(self) -> str:
         """`http://127.0.0.1:PORT`: replace the scheme and host of every venue URL with it."""
         return f"http://{self._host}:{self._port}"
