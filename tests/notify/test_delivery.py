@@ -1,0 +1,217 @@
+"""The outbox sender against a real SQLite outbox: at-least-once, back-off, retry_after,
+permanent failures disabling a sink, bounded flush."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.delivery import OutboxSender, RetryPolicy
+from monitor.domain.notification import NotificationKind
+from monitor.storage.migrate import prepare_database
+from monitor.storage.repository import SqlStore
+from tests.notify.factories import notification
+from tests.notify.outbox import ManualClock, ScriptedSink, outbox_rows, permanent, retryable
+
+POLICY = RetryPolicy(initial=timedelta(seconds=5), maximum=timedelta(seconds=60))
+
+
+@pytest.fixture(name="database")
+def _database(tmp_path: Path) -> Path:
+    return tmp_path / "monitor.db"
+
+
+@pytest.fixture(name="store")
+async def _store(database: Path) -> AsyncIterator[SqlStore]:
+    store = await prepare_database(f"sqlite:///{database}")
+    yield store
+    await store.close()
+
+
+class TestRetryPolicy:
+    @pytest.mark.parametrize(
+        ("attempts", "seconds"),
+        [(1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (50, 60), (10_000, 60)],
+    )
+    def test_exponential_back_off_up_to_the_maximum(self, attempts: int, seconds: float) -> None:
+        assert POLICY.delay(attempts) == timedelta(seconds=seconds)
+
+    def test_retry_after_wins_when_longer(self) -> None:
+        assert POLICY.delay(1, retry_after=35) == timedelta(seconds=35)
+        assert POLICY.delay(1, retry_after=600) == timedelta(seconds=600)
+
+    def test_retry_after_shorter_than_back_off_keeps_the_back_off(self) -> None:
+        assert POLICY.delay(3, retry_after=2) == timedelta(seconds=20)
+
+
+async def test_delivers_every_row_once(store: SqlStore, database: Path) -> None:
+    clock = ManualClock()
+    ops, phone = ScriptedSink("ops"), ScriptedSink("phone")
+    first, second = notification(id="n1"), notification(id="n2")
+    await store.enqueue([first, second], ["ops", "phone"])
+    sender = OutboxSender(store, {"ops": ops, "phone": phone}, POLICY, clock=clock)
+
+    assert await sender.flush(5)
+    assert [n.id for n in ops.received] == ["n1", "n2"]
+    assert [n.id for n in phone.received] == ["n1", "n2"]
+    assert await store.depth() == 0
+    assert await sender.deliver_due() == 0  # delivered rows are never sent again
+    assert all(row.delivered for row in outbox_rows(database))
+
+
+async def test_retryable_failure_backs_off_then_delivers(store: SqlStore, database: Path) -> None:
+    clock = ManualClock()
+    ops = ScriptedSink("ops", [retryable(), retryable()])
+    await store.enqueue([notification(id="n1", kind=NotificationKind.FIRING)], ["ops"])
+    sender = OutboxSender(store, {"ops": ops}, POLICY, clock=clock)
+
+    await sender.deliver_due()
+    (row,) = outbox_rows(database)
+    assert (row.attempts, row.delivered, row.dead, row.last_error) == (1, False, False, "HTTP 503")
+    clock.advance(4.9)
+    assert await sender.deliver_due() == 0  # not before the 5 s back-off
+    clock.advance(0.1)
+    await sender.deliver_due()  # second failure: 10 s now
+    clock.advance(9.9)
+    assert await sender.deliver_due() == 0
+    clock.advance(0.1)
+    await sender.deliver_due()
+    assert [n.id for n in ops.received] == ["n1"]
+    assert ops.attempts == 3
+    assert await store.depth() == 0
+
+
+async def test_retry_after_from_the_sink_is_honoured(store: SqlStore) -> None:
+    clock = ManualClock()
+    discord = ScriptedSink("discord", [retryable("HTTP 429", retry_after=30)])
+    await store.enqueue([notification(id="n1")], ["discord"])
+    sender = OutboxSender(store, {"discord": discord}, POLICY, clock=clock)
+    await sender.deliver_due()
+    clock.advance(29)
+    assert await sender.deliver_due() == 0
+    clock.advance(1)
+    await sender.deliver_due()
+    assert len(discord.received) == 1
+
+
+async def test_a_sink_that_is_down_is_not_hammered_and_others_keep_going(store: SqlStore) -> None:
+    clock = ManualClock()
+    down = ScriptedSink("down", [retryable()] * 100)
+    ops = ScriptedSink("ops")
+    await store.enqueue([notification(id=f"n{i}") for i in range(5)], ["down", "ops"])
+    sender = OutboxSender(store, {"down": down, "ops": ops}, POLICY, clock=clock)
+    for _ in range(3):
+        await sender.deliver_due()
+    assert down.attempts == 1  # one try, then the whole sink waits for its back-off
+    assert len(ops.received) == 5
+    assert await store.depth() == 5
+
+
+async def test_permanent_failure_disables_the_sink_and_tells_the_others(
+    store: SqlStore, database: Path
+) -> None:
+    clock = ManualClock()
+    broken = ScriptedSink("broken", [permanent()])
+    ops = ScriptedSink("ops")
+    await store.enqueue([notification(id="n1"), notification(id="n2")], ["broken", "ops"])
+    sender = OutboxSender(store, {"broken": broken, "ops": ops}, POLICY, clock=clock)
+
+    assert await sender.flush(5)
+    assert broken.attempts == 1  # n2 is not even tried: the sink is disabled
+    assert "broken" in sender.disabled
+    rows = {(r.notification_id, r.sink): r for r in outbox_rows(database)}
+    assert rows[("n1", "broken")].dead
+    assert rows[("n2", "broken")].dead
+    assert "does not exist" in (rows[("n2", "broken")].last_error or "")
+    system = [n for n in ops.received if n.kind is NotificationKind.SYSTEM]
+    assert len(system) == 1
+    assert "broken" in system[0].title
+    assert "does not exist" in system[0].text
+    assert [n.id for n in ops.received if n.kind is not NotificationKind.SYSTEM] == ["n1", "n2"]
+    assert await store.depth() == 0
+
+
+async def test_rows_for_a_sink_no_longer_configured_are_marked_dead(
+    store: SqlStore, database: Path
+) -> None:
+    await store.enqueue([notification(id="n1")], ["removed"])
+    sender = OutboxSender(store, {}, POLICY, clock=ManualClock())
+    assert await sender.flush(5)
+    (row,) = outbox_rows(database)
+    assert row.dead
+    assert row.last_error == "the sink is not configured any more"
+
+
+async def test_nothing_is_lost_across_a_restart(database: Path) -> None:
+    clock = ManualClock()
+    store = await prepare_database(f"sqlite:///{database}")
+    try:
+        await store.enqueue([notification(id="n1")], ["ops"])
+        down = ScriptedSink("ops", [retryable()])
+        await OutboxSender(store, {"ops": down}, POLICY, clock=clock).deliver_due()
+    finally:
+        await store.close()
+
+    reopened = await prepare_database(f"sqlite:///{database}")
+    try:
+        clock.advance(5)
+        ops = ScriptedSink("ops")
+        assert await OutboxSender(reopened, {"ops": ops}, POLICY, clock=clock).flush(5)
+        assert [n.id for n in ops.received] == ["n1"]
+        assert ops.received[0].facts["margin_ratio"] == 1.42
+    finally:
+        await reopened.close()
+
+
+async def test_flush_is_bounded(store: SqlStore) -> None:
+    class Stuck:
+        name = "stuck"
+
+        async def send(self, notification: object) -> None:
+            await asyncio.sleep(3600)
+
+    await store.enqueue([notification(id="n1")], ["stuck"])
+    sender = OutboxSender(store, {"stuck": Stuck()}, POLICY, clock=ManualClock())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert not await sender.flush(0.3)
+    assert loop.time() - started < 2
+    assert await store.depth() == 1
+
+
+async def test_a_sink_that_times_out_is_retried(store: SqlStore, database: Path) -> None:
+    class Slow:
+        name = "slow"
+
+        async def send(self, notification: object) -> None:
+            await asyncio.sleep(3600)
+
+    await store.enqueue([notification(id="n1")], ["slow"])
+    policy = RetryPolicy(initial=timedelta(seconds=5), send_timeout=timedelta(seconds=0.1))
+    await OutboxSender(store, {"slow": Slow()}, policy, clock=ManualClock()).deliver_due()
+    (row,) = outbox_rows(database)
+    assert not row.dead
+    assert row.attempts == 1
+    assert "no answer in time" in (row.last_error or "")
+
+
+async def test_run_delivers_when_woken(store: SqlStore) -> None:
+    ops = ScriptedSink("ops")
+    sender = OutboxSender(store, {"ops": ops}, POLICY, poll_interval=30)
+    task = asyncio.create_task(sender.run())
+    try:
+        await asyncio.sleep(0.1)
+        await store.enqueue([notification(id="n1")], ["ops"])
+        sender.wake()
+        async with asyncio.timeout(5):
+            while not ops.received:  # noqa: ASYNC110 - polling a test double
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [n.id for n in ops.received] == ["n1"]

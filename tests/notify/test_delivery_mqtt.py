@@ -1,0 +1,76 @@
+"""Alerts raised while the broker is down reach it once it is back: real mosquitto, real SQLite
+outbox, the real sender and MQTT publisher."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config.notify import MqttSettings
+from monitor.delivery import OutboxSender, RetryPolicy
+from monitor.notify.mqtt import MqttPublisher
+from monitor.storage.migrate import prepare_database
+from tests.notify.factories import notification
+from tests.notify.mqtt_client import collect
+from tests.notify.outbox import outbox_rows
+from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+
+pytestmark = pytest.mark.mqtt
+
+ALERT = "portfolio_monitor/main/alert"
+
+
+async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
+    mosquitto: Mosquitto,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "monitor.db"
+    store = await prepare_database(f"sqlite:///{database}")
+    settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="pm-outbox")
+    policy = RetryPolicy(initial=timedelta(seconds=0.2), maximum=timedelta(seconds=0.5))
+    try:
+        async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
+            async with asyncio.timeout(5):
+                await mqtt.wait_connected()
+            mosquitto.stop()
+            async with asyncio.timeout(5):
+                while mqtt.connected:  # noqa: ASYNC110 - the publisher exposes a flag only
+                    await asyncio.sleep(0.05)
+
+            await store.enqueue([notification(id="n1"), notification(id="n2")], ["mqtt"])
+            sender = OutboxSender(store, {"mqtt": mqtt}, policy, poll_interval=0.1)
+            await sender.deliver_due()
+            rows = outbox_rows(database)
+            assert [row.attempts for row in rows] == [1, 0]  # n2 waits behind n1
+            assert "not connected" in (rows[0].last_error or "")
+            assert await store.depth() == 2
+
+            mosquitto.start()
+            listener = asyncio.create_task(
+                collect(
+                    mosquitto,
+                    [ALERT],
+                    until=lambda seen: len(seen) >= 2,
+                    timeout=15,
+                )
+            )
+            await asyncio.sleep(0.3)  # the listener subscribes before the alerts go out
+            runner = asyncio.create_task(sender.run())
+            try:
+                seen = await listener
+                async with asyncio.timeout(5):
+                    # The PUBACK may arrive after the subscriber has its copy.
+                    while await store.depth():  # noqa: ASYNC110 - polling the database
+                        await asyncio.sleep(0.05)
+            finally:
+                runner.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await runner
+        assert [message.json()["id"] for message in seen] == ["n1", "n2"]
+        assert not any(message.retain for message in seen)
+        assert all(row.delivered for row in outbox_rows(database))
+    finally:
+        await store.close()
