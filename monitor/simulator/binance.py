@@ -17,7 +17,15 @@ from monitor.simulator.market import (
     notional,
     unrealized_pnl,
 )
-from monitor.simulator.protocol import Call, Endpoint, binance_error, decimals_of, fmt
+from monitor.simulator.protocol import (
+    Call,
+    Endpoint,
+    binance_error,
+    decimals_of,
+    fmt,
+    plain,
+    quantity,
+)
 from monitor.simulator.scenario import BINANCE, BINANCE_USDM_ASSETS, Instrument
 
 _FAR_FUTURE_MS = 4133404800000
@@ -312,7 +320,7 @@ def _position_row(call: Call, view: PositionView, version: int) -> dict[str, Any
     row: dict[str, Any] = {
         "symbol": instrument.symbol,
         "positionSide": _position_side(view),
-        "positionAmt": fmt(sign * position.quantity, decimals_of(instrument.qty_step)),
+        "positionAmt": quantity(sign * position.quantity, instrument.qty_step),
         "entryPrice": fmt(position.entry_price, price_decimals),
         "breakEvenPrice": fmt(position.entry_price, price_decimals),
         "markPrice": fmt(mark, price_decimals),
@@ -325,7 +333,7 @@ def _position_row(call: Call, view: PositionView, version: int) -> dict[str, Any
     if instrument.venue is Venue.BINANCE_COINM:
         row |= {
             "leverage": str(int(position.leverage)),
-            "maxQty": fmt(_tier_cap(call, instrument, position.leverage), 0),
+            "maxQty": plain(_tier_cap(call, instrument, position.leverage)),
             "marginType": "isolated" if isolated else "cross",
             "isAutoAddMargin": "false",
             "notionalValue": fmt(sign * value),
@@ -345,7 +353,7 @@ def _position_row(call: Call, view: PositionView, version: int) -> dict[str, Any
     else:
         row |= {
             "leverage": str(int(position.leverage)),
-            "maxNotionalValue": fmt(_tier_cap(call, instrument, position.leverage), 0),
+            "maxNotionalValue": plain(_tier_cap(call, instrument, position.leverage)),
             "marginType": "isolated" if isolated else "cross",
             "isAutoAddMargin": "false",
             "isolated": isolated,
@@ -467,9 +475,8 @@ def _account(call: Call, venue: Venue, version: int) -> dict[str, Any]:
             row: dict[str, Any] = {
                 "symbol": position.instrument.symbol,
                 "positionSide": _position_side(view),
-                "positionAmt": fmt(
-                    position.side.sign * position.quantity,
-                    decimals_of(position.instrument.qty_step),
+                "positionAmt": quantity(
+                    position.side.sign * position.quantity, position.instrument.qty_step
                 ),
                 "unrealizedProfit": fmt(pnl),
                 "isolatedMargin": fmt((position.isolated_margin or 0.0) + pnl if isolated else 0.0),
@@ -574,7 +581,7 @@ def _symbol_config(call: Call) -> list[dict[str, Any]]:
                 "marginType": "ISOLATED" if isolated else "CROSSED",
                 "isAutoAddMargin": "false",
                 "leverage": int(leverage),
-                "maxNotionalValue": fmt(_tier_cap(call, instrument, leverage), 0),
+                "maxNotionalValue": plain(_tier_cap(call, instrument, leverage)),
             }
         )
     return rows

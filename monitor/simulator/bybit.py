@@ -10,7 +10,15 @@ from typing import Any
 
 from monitor.domain.model import MarginMode, Side, Venue
 from monitor.simulator.market import PositionView, SimAccount, notional, unrealized_pnl
-from monitor.simulator.protocol import Call, Endpoint, bybit_error, decimals_of, fmt
+from monitor.simulator.protocol import (
+    Call,
+    Endpoint,
+    bybit_error,
+    decimals_of,
+    fmt,
+    plain,
+    quantity,
+)
 from monitor.simulator.scenario import BYBIT, Instrument
 
 _LAUNCH_MS = "1585526400000"
@@ -168,19 +176,15 @@ def _risk_limit(call: Call) -> dict[str, Any]:
                 {
                     "id": index,
                     "symbol": instrument.symbol,
-                    "riskLimitValue": fmt(tier.cap, 0),
-                    "maintenanceMargin": _rate(tier.mmr),
-                    "initialMargin": _rate(1 / tier.max_leverage),
+                    "riskLimitValue": plain(tier.cap),
+                    "maintenanceMargin": plain(tier.mmr),
+                    "initialMargin": plain(1 / tier.max_leverage),
                     "isLowestRisk": 1 if index == 1 else 0,
                     "maxLeverage": fmt(tier.max_leverage, 2),
-                    "mmDeduction": _rate(tier.deduction),
+                    "mmDeduction": plain(tier.deduction),
                 }
             )
     return {"category": call.params.get("category", ""), "list": rows, "nextPageCursor": ""}
-
-
-def _rate(value: float) -> str:
-    return f"{value:.10f}".rstrip("0").rstrip(".") or "0"
 
 
 def _account(call: Call) -> SimAccount:
@@ -256,10 +260,10 @@ def _position_row(call: Call, view: PositionView) -> dict[str, Any]:
     return {
         "positionIdx": _position_index(view),
         "riskId": risk_id,
-        "riskLimitValue": fmt(tiers[risk_id - 1].cap, 0),
+        "riskLimitValue": plain(tiers[risk_id - 1].cap),
         "symbol": instrument.symbol,
         "side": "Buy" if position.side is Side.LONG else "Sell",
-        "size": fmt(position.quantity, decimals_of(instrument.qty_step)),
+        "size": quantity(position.quantity, instrument.qty_step),
         "avgPrice": fmt(position.entry_price, price_decimals + 2),
         "positionValue": fmt(position_value),
         "tradeMode": 0,
@@ -304,7 +308,7 @@ def _flat_row(call: Call, instrument: Instrument, index: int) -> dict[str, Any]:
     return {
         "positionIdx": index,
         "riskId": 1,
-        "riskLimitValue": fmt(tier.cap, 0),
+        "riskLimitValue": plain(tier.cap),
         "symbol": instrument.symbol,
         "side": "",
         "size": "0",
@@ -430,8 +434,8 @@ def _fee_rate(call: Call) -> dict[str, Any]:
         {
             "symbol": instrument.symbol,
             "baseCoin": instrument.base if instrument.venue.inverse else "",
-            "takerFeeRate": _rate(instrument.taker_fee),
-            "makerFeeRate": _rate(instrument.taker_fee / 5.5),
+            "takerFeeRate": plain(instrument.taker_fee),
+            "makerFeeRate": plain(instrument.taker_fee / 5.5),
         }
         for instrument in _selected(call, _venue(call))
     ]

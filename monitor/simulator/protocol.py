@@ -88,6 +88,16 @@ def fmt(value: float, decimals: int = 8) -> str:
     return text
 
 
+def plain(value: float) -> str:
+    """A number without trailing zeros ("0.005", "2000000", "2.5")."""
+    return f"{value:.10f}".rstrip("0").rstrip(".") or "0"
+
+
+def quantity(value: float, step: float) -> str:
+    """A position size with the step's decimals, or more if the size needs them."""
+    return fmt(value, max(decimals_of(step), decimals_of(abs(value))))
+
+
 def decimals_of(step: float) -> int:
     """How many decimals a price tick or quantity step has (0.1 -> 1, 1 -> 0)."""
     text = repr(step)
