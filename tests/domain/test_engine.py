@@ -244,3 +244,26 @@ def test_position_risk_field_order_matches_the_engine_positional_call() -> None:
         "margin_ratio",
         "exchange_margin_ratio",
     ]
+
+
+def test_a_closed_position_has_no_margin_and_no_price() -> None:
+    state = single(Venue.BINANCE_USDM, Side.LONG, 0.0, 100.0, 10.0)
+    result = assess(state).positions[0]
+    assert (result.maintenance_margin, result.unrealized_pnl, result.liquidation_price) == (
+        0.0,
+        0.0,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"quantity": -1.0}, {"mark_price": 0.0}, {"entry_price": float("nan")}],
+    ids=["negative-quantity", "zero-mark", "nan-entry"],
+)
+def test_impossible_positions_are_refused_not_priced(change: dict[str, float]) -> None:
+    state = single(Venue.BINANCE_USDM, Side.LONG, 1.0, 100.0, 10.0)
+    state = replace(state, positions=(replace(state.positions[0], **change),))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput) as raised:
+        assess(state)
+    assert raised.value.path == "positions[0]"

@@ -25,7 +25,8 @@ def assess(state: AccountState) -> AccountRisk:
         try:
             legs.append(Leg(position, inverse, bybit))
         except InvalidInput as error:
-            raise InvalidInput(f"positions[{number}].{error.path}", error.problem) from None
+            path = f"positions[{number}]" + (f".{error.path}" if error.path else "")
+            raise InvalidInput(path, error.problem) from None
     pnl = [leg.unrealized_pnl for leg in legs]
     margin = [leg.maintenance_margin for leg in legs]
     cross = [i for i, leg in enumerate(legs) if leg.position.margin_mode is MarginMode.CROSS]

@@ -62,6 +62,11 @@ class Leg:
         self.position = position
         sign = 1.0 if position.side is Side.LONG else -1.0
         entry = position.entry_price
+        # Written so that NaN fails too: a bad number must not turn into a plausible price.
+        if not (position.quantity >= 0.0 and entry > 0.0 and position.mark_price > 0.0):
+            raise InvalidInput("", "quantity must be >= 0 and entry and mark prices > 0")
+        if not position.contract_size > 0.0:
+            raise InvalidInput("contract_size", "must be > 0")
         # Linear quantities are already base units, so contract_size only scales inverse contracts.
         if inverse:
             size = position.quantity * position.contract_size
@@ -84,8 +89,8 @@ class Leg:
             tier = tiers[max(bisect_right(_table(tiers)[1], entry_notional) - 1, 0)]
             tiers = None
             self.fixed_margin = entry_notional * tier.mmr - tier.deduction + fee
-        elif not tiers:
-            # No table: nothing is maintained beyond the fee.
+        elif not tiers or size == 0.0:
+            # No table, or nothing held: nothing is maintained beyond the fee.
             tiers = None
             self.fixed_margin = fee
         else:
