@@ -1,5 +1,6 @@
-"""The factory the daemon and the CLI use: one ccxt instance per API key, market lists and request
-throttles shared per venue and address, ban windows shared by every account that hits the same host."""
+"""The factory the daemon and the CLI use: one ccxt instance per API key, market lists shared per
+venue and address (and Binance's request throttle, whose weight limit is per IP), ban windows
+shared by every account that hits the same host."""
 
 from __future__ import annotations
 
@@ -76,7 +77,10 @@ class ExchangeHub:
                 "secret": settings.api_secret.get_secret_value(),
             },
         )
-        exchange.throttler = shared.exchange.throttler
+        if settings.venue.exchange == "binance":
+            # Binance counts request weight per IP across every key; Bybit limits private
+            # endpoints per account (UID), so there each key keeps ccxt's own bucket.
+            exchange.throttler = shared.exchange.throttler
         client_cls = BybitClient if settings.venue.exchange == "bybit" else BinanceClient
         client = client_cls(
             name=name,
