@@ -120,8 +120,10 @@ class PositionRisk:
 
     `liquidation_price` is None when no price can liquidate it (e.g. a fully collateralised long).
     For cross positions it assumes every other mark stays where it is. `distance_to_liquidation`
-    is |mark - liquidation| / mark. For isolated positions `equity`, `margin_ratio` and
-    `exchange_margin_ratio` describe the position's own pool; for cross ones they are None.
+    is |mark - liquidation| / mark, and 0.0 when the position's pool is already at or below its
+    maintenance margin (the price is then where it would be healthy again). For isolated positions
+    `equity`, `margin_ratio` and `exchange_margin_ratio` describe the position's own pool; for
+    cross ones they are None. New fields go at the end: the engine builds this positionally.
     """
 
     symbol: str
@@ -143,9 +145,11 @@ class AccountRisk:
 
     `margin_ratio` is equity / maintenance margin (liquidation at 1.0, "keep it above 2.0");
     `exchange_margin_ratio` is its inverse as the exchanges display it. Both are None when the
-    pool has no maintenance margin. `account_liquidation_move` is the uniform relative move of all
-    marks (e.g. -0.077 = everything falls 7.7 %) that brings cross equity down to maintenance
-    margin, nearest to zero in either direction; None if no such move exists.
+    pool has no maintenance margin; `exchange_margin_ratio` also when equity <= 0.
+    `account_liquidation_move` is the uniform relative move of all marks (e.g. -0.077 = everything
+    falls 7.7 %) that brings cross equity down to maintenance margin, nearest to zero in either
+    direction; None if no such move exists or there is no cross position, 0.0 if the pool is
+    already at or below maintenance margin.
     """
 
     equity: float
