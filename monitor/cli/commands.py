@@ -5,6 +5,7 @@ from monitor.cli import (
     calc,  # noqa: F401
     config_cmd,  # noqa: F401
     history,  # noqa: F401
+    notify_cmd,  # noqa: F401
     show,  # noqa: F401
     simulate,  # noqa: F401
 )

@@ -1,0 +1,159 @@
+"""`portfolio-monitor test-notify` against real receivers: a local HTTP server and mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
+from tests.notify.mqtt_client import collect
+from tests.support.mosquitto import Mosquitto, free_port, mosquitto  # noqa: F401
+
+
+class Receiver:
+    """A plain HTTP server on 127.0.0.1 that records every POST and answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.bodies: list[dict[str, object]] = []
+        self.headers: list[dict[str, str]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                receiver.headers.append(dict(self.headers))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+@pytest.fixture(name="receiver")
+def _receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write_config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_every_sink_gets_the_test_message(tmp_path: Path, receiver: Receiver) -> None:
+    config = write_config(
+        tmp_path,
+        f'[notify.console]\n[notify.webhooks.ops]\nkind = "json"\nurl = "{receiver.url}"\n',
+    )
+    code, out, err = run("test-notify", "--config", config)
+    assert code == 0, out + err
+    assert out.splitlines() == ["console: ok", "ops: ok"]
+    (body,) = receiver.bodies
+    assert body["event"] == "test"
+    assert body["title"] == "Test notification from portfolio-monitor"
+    assert receiver.headers[0]["Idempotency-Key"] == body["id"]
+
+
+def test_a_failing_sink_is_reported_and_exits_1(tmp_path: Path, receiver: Receiver) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    config = write_config(
+        tmp_path,
+        f'[notify.webhooks.ops]\nkind = "json"\nurl = "{receiver.url}"\n'
+        f'[notify.webhooks.gone]\nkind = "slack"\nurl = "{dead}"\n',
+    )
+    code, out, _ = run("test-notify", "--config", config)
+    assert code == 1
+    assert "ops: ok" in out
+    assert "gone: FAILED: gone: request failed (ConnectError) (retryable)" in out
+
+
+def test_permanent_rejection_is_named(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.status = 404
+    config = write_config(
+        tmp_path, f'[notify.webhooks.ops]\nkind = "json"\nurl = "{receiver.url}"\n'
+    )
+    code, out, _ = run("test-notify", "--config", config)
+    assert code == 1
+    assert "ops: FAILED: ops: HTTP 404 (permanent)" in out
+
+
+def test_only_the_named_sink(tmp_path: Path, receiver: Receiver) -> None:
+    config = write_config(
+        tmp_path,
+        f'[notify.console]\n[notify.webhooks.ops]\nkind = "json"\nurl = "{receiver.url}"\n',
+    )
+    code, out, _ = run("test-notify", "--config", config, "--sink", "console")
+    assert code == 0
+    assert out.splitlines() == ["console: ok"]
+    assert receiver.bodies == []
+
+
+def test_unknown_sink_is_a_usage_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "[notify.console]\n")
+    code, _, err = run("test-notify", "--config", config, "--sink", "telegram")
+    assert code == 2
+    assert "--sink telegram: no such sink (configured: console)" in err
+
+
+def test_no_sink_configured_is_a_config_error(tmp_path: Path) -> None:
+    code, _, err = run("test-notify", "--config", write_config(tmp_path, ""))
+    assert code == 78
+    assert "no sink configured under [notify]" in err
+
+
+def test_wrong_sink_config_names_the_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path, '[notify.webhooks.tg]\nkind = "telegram"\nchat_id = "1"\n')
+    code, _, err = run("test-notify", "--config", config)
+    assert code == 78
+    assert "notify.webhooks.tg.bot_token: required for kind 'telegram'" in err
+
+
+@pytest.mark.mqtt
+async def test_mqtt_sink(tmp_path: Path, mosquitto: Mosquitto) -> None:  # noqa: F811
+    config = write_config(
+        tmp_path, f'[notify.mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
+    )
+    topic = "portfolio_monitor/_monitor/alert"
+    listener = asyncio.create_task(collect(mosquitto, [topic], until=bool))
+    await asyncio.sleep(0.3)
+    code, out, err = await asyncio.to_thread(run, "test-notify", "--config", config)
+    assert code == 0, out + err
+    assert out.splitlines() == ["mqtt: ok"]
+    (message,) = await listener
+    assert message.json()["event"] == "test"
+    assert not message.retain
+
+
+def test_mqtt_broker_down_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.cli import notify_cmd
+
+    monkeypatch.setattr(notify_cmd, "MQTT_CONNECT_TIMEOUT", 0.5)
+    port = free_port()
+    config = write_config(tmp_path, f'[notify.mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
+    code, out, _ = run("test-notify", "--config", config)
+    assert code == 1
+    assert f"mqtt: FAILED: mqtt: not connected to 127.0.0.1:{port} (retryable)" in out
