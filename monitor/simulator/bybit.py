@@ -128,7 +128,8 @@ def _instruments_info(call: Call) -> dict[str, Any]:
                     "displayName": "",
                 }
             )
-    return {"category": call.params.get("category", ""), "list": rows, "nextPageCursor": ""}
+    page, cursor = _page(call, rows, default=500, maximum=1000)
+    return {"category": call.params.get("category", ""), "list": page, "nextPageCursor": cursor}
 
 
 def _tickers(call: Call) -> dict[str, Any]:
@@ -228,7 +229,25 @@ def _position_list(call: Call) -> dict[str, Any]:
         for index in (1, 2) if hedge else (0,):
             if index not in held:
                 rows.append(_flat_row(call, instrument, index))
-    return {"list": rows, "nextPageCursor": "", "category": call.params.get("category", "")}
+    page, cursor = _page(call, rows, default=20, maximum=200)
+    return {"list": page, "nextPageCursor": cursor, "category": call.params.get("category", "")}
+
+
+def _page(
+    call: Call, rows: list[dict[str, Any]], *, default: int, maximum: int
+) -> tuple[list[dict[str, Any]], str]:
+    """One page of `rows` by Bybit's `limit` and opaque `cursor` (an empty cursor: the last page)."""
+    try:
+        limit = int(call.params.get("limit", default))
+        offset = int(call.params.get("cursor") or 0)
+    except ValueError:
+        raise bybit_error(
+            10001, "params error: limit or cursor invalid", now_ms=call.server_ms
+        ) from None
+    if not 1 <= limit <= maximum or offset < 0:
+        raise bybit_error(10001, f"params error: limit must be 1..{maximum}", now_ms=call.server_ms)
+    end = offset + limit
+    return rows[offset:end], str(end) if end < len(rows) else ""
 
 
 def _position_index(view: PositionView) -> int:

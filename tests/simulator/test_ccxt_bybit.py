@@ -3,6 +3,7 @@ hedge and isolated modes, balance, risk limits and tickers parse with the scenar
 
 from __future__ import annotations
 
+import ccxt.async_support as ccxt_async
 import pytest
 
 from monitor.domain.model import Venue
@@ -137,3 +138,21 @@ async def test_empty_account_and_key_info(simulator: SimulatorServer) -> None:
 def test_every_venue_is_in_the_test_scenario(simulator: SimulatorServer) -> None:
     venues = {pool[0] for info in simulator.accounts.values() for pool in info.pools}
     assert venues == set(Venue)
+
+
+async def test_position_list_pages_by_limit_and_cursor(simulator: SimulatorServer) -> None:
+    exchange = ccxt_client(simulator, "bybit-cross", "bybit")
+    try:
+        request = {"category": "linear", "settleCoin": "USDT", "limit": 1}
+        first = (await exchange.privateGetV5PositionList(request))["result"]
+        assert len(first["list"]) == 1
+        assert first["nextPageCursor"]
+        second = (
+            await exchange.privateGetV5PositionList(request | {"cursor": first["nextPageCursor"]})
+        )["result"]
+        assert second["nextPageCursor"] == ""
+        assert {first["list"][0]["symbol"], second["list"][0]["symbol"]} == {"BTCUSDT", "ETHUSDT"}
+        with pytest.raises(ccxt_async.BadRequest):
+            await exchange.privateGetV5PositionList(request | {"limit": 201})
+    finally:
+        await exchange.close()
