@@ -153,3 +153,17 @@ async def test_empty_account_and_key_permissions(simulator: SimulatorServer) -> 
         assert restrictions["enableSpotAndMarginTrading"] is False
     finally:
         await exchange.close()
+
+
+async def test_default_load_markets_with_keys_reaches_sapi(simulator: SimulatorServer) -> None:
+    exchange = ccxt_client(
+        simulator, "binance-oneway", "binanceusdm", options={"fetchCurrencies": True}
+    )
+    try:
+        markets = await exchange.load_markets()
+        assert "BTC/USDT:USDT" in markets
+        paths = {record.path for record in simulator.request_log}
+        assert "/sapi/v1/capital/config/getall" in paths
+        assert all(record.status == 200 for record in simulator.request_log)
+    finally:
+        await exchange.close()

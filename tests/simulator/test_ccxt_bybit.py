@@ -156,3 +156,18 @@ async def test_position_list_pages_by_limit_and_cursor(simulator: SimulatorServe
             await exchange.privateGetV5PositionList(request | {"limit": 201})
     finally:
         await exchange.close()
+
+
+async def test_default_load_markets_with_keys(simulator: SimulatorServer) -> None:
+    """ccxt's defaults: spot, six option bases, linear, inverse and the private coin list."""
+    exchange = ccxt_client(simulator, "bybit-cross", "bybit", options={"fetchMarkets": {}})
+    exchange.has["fetchCurrencies"] = True
+    try:
+        markets = await exchange.load_markets()
+        assert set(markets) == {"BTC/USDT:USDT", "ETH/USDT:USDT", "ETH/USDC:USDC", "BTC/USD:BTC"}
+        assert {"BTC", "USDT", "USDC", "ETH"} <= set(exchange.currencies)
+        paths = [record.path for record in simulator.request_log]
+        assert "/v5/asset/coin/query-info" in paths
+        assert all(record.status == 200 for record in simulator.request_log)
+    finally:
+        await exchange.close()
