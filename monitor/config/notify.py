@@ -88,8 +88,12 @@ class MqttSettings(BaseModel):
 
     @field_validator("ca_file", "client_cert", "client_key")
     @classmethod
-    def _exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
+    def _exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return value
+        if not info.data.get("tls"):
+            raise ValueError("only used with tls = true")
+        if not value.is_file():
             raise ValueError(f"file not found: {value}")
         return value
 
