@@ -144,3 +144,23 @@ def test_mistakes_name_the_key_path(tmp_path: Path, text: str, expected: str) ->
     message = _error(tmp_path, text)
     assert expected in message
     assert "secret-token" not in message
+
+
+def test_example_config_documents_every_notify_key() -> None:
+    import tomllib
+
+    from monitor.config.notify import (
+        DeliverySettings,
+        MqttSettings,
+        NotifySettings,
+        WebhookSettings,
+    )
+
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    text = example.read_text()
+    notify = NotifySettings.model_validate(tomllib.loads(text)["notify"])
+    assert notify.mqtt == MqttSettings()
+    assert notify.delivery == DeliverySettings()
+    for model in (MqttSettings, WebhookSettings, DeliverySettings):
+        for key in model.model_fields:
+            assert f"\n{key} = " in text or f"\n# {key} = " in text, f"{model.__name__}.{key}"
