@@ -6,6 +6,7 @@ from monitor.cli import (
     config_cmd,  # noqa: F401
     history,  # noqa: F401
     notify_cmd,  # noqa: F401
+    run,  # noqa: F401
     show,  # noqa: F401
     simulate,  # noqa: F401
 )

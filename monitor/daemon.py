@@ -1,0 +1,284 @@
+"""Composition root of `portfolio-monitor run`: config -> adapters -> poll service -> scheduler.
+
+Also the process's life cycle under systemd: READY once config, database and scheduler are up
+(not after the first exchange call, so an exchange outage cannot fail the boot), WATCHDOG only
+while poll cycles keep finishing, STATUS with a one-line summary, STOPPING on the way out.
+SIGTERM/SIGINT stop cleanly; SIGHUP reloads the configuration and keeps every alert state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor import sdnotify
+from monitor.config import Settings, load_settings
+from monitor.domain.errors import ConfigError, MonitorError
+from monitor.metrics import Metrics
+from monitor.scheduling import Scheduler
+from monitor.service import CycleObserver, CycleReport, PollService, WatchedAccount
+from monitor.wiring import Adapters
+
+log = logging.getLogger(__name__)
+
+# How long shutdown waits for an in-flight cycle; with the outbox flush ([notify.delivery]
+# flush_timeout, 5 s by default) it stays well inside systemd's TimeoutStopSec=30s.
+STOP_GRACE_SECONDS = 8.0
+FETCH_TIMEOUT_SECONDS = 60.0
+
+
+class SystemClock:
+    """Wall-clock UTC time."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        return datetime.now(UTC)
+
+
+class _MetricsObserver:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        self._metrics.observe_poll(report.account, report.seconds, report.error_kind)
+        if report.snapshot is not None:
+            self._metrics.observe_snapshot(report.snapshot)
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonOptions:
+    """Knobs the CLI and the demo turn; the configuration file holds everything else."""
+
+    config_path: Path | None = None
+    stop_grace: float = STOP_GRACE_SECONDS
+    fetch_timeout: float = FETCH_TIMEOUT_SECONDS
+    handle_signals: bool = True
+
+
+class Daemon:
+    """One running monitor. `run()` returns the process exit status."""
+
+    def __init__(self, options: DaemonOptions, observers: Sequence[CycleObserver] = ()) -> None:
+        self.options = options
+        self._extra_observers = list(observers)
+        self._stop = asyncio.Event()
+        self._settings: Settings | None = None
+        self._scheduler = Scheduler()
+        self._service: PollService | None = None
+        self._metrics = Metrics()
+        self._started = time.monotonic()
+        self._reloading: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        """Ask the daemon to shut down cleanly (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(self, settings: Settings | None = None) -> int:
+        """Start everything, run until stopped, shut down cleanly; raises ConfigError on bad config.
+
+        `settings` is what the caller already loaded from `options.config_path` (SIGHUP re-reads
+        that file); None loads it here.
+        """
+        if settings is None:
+            settings = load_settings(self.options.config_path)
+        self._settings = settings
+        async with self._runtime(settings) as service:
+            self._service = service
+            for name in settings.accounts:
+                await self._start_account(settings, name)
+            self._scheduler.daily("retention", self._prune)
+            self._scheduler.start()
+            self._install_signals()
+            sdnotify.notify("READY=1", f"STATUS={service.status_line()}")
+            log.info(
+                "monitoring %d account(s); database %s",
+                len(settings.accounts),
+                _safe_url(settings.database_url()),
+            )
+            watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+            try:
+                await self._stop.wait()
+            finally:
+                sdnotify.notify("STOPPING=1", "STATUS=stopping")
+                log.info("stopping: finishing the poll cycle in flight")
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+                if self._reloading is not None:
+                    await asyncio.gather(self._reloading, return_exceptions=True)
+                finished = await self._scheduler.drain(self.options.stop_grace)
+                if not finished:
+                    log.warning("a poll cycle was cancelled at shutdown; its write was rolled back")
+        log.info("stopped")
+        return 0
+
+    @contextlib.asynccontextmanager
+    async def _runtime(self, settings: Settings) -> AsyncIterator[PollService]:
+        """Open every adapter; on exit flush the outbox, say offline, close in reverse order."""
+        async with Adapters.open(settings) as adapters:
+            self._adapters = adapters
+            address = settings.metrics.address()
+            if address is not None:
+                self._metrics.serve(*address)
+            observers: list[CycleObserver] = [
+                _MetricsObserver(self._metrics),
+                *adapters.observers(),
+                *self._extra_observers,
+            ]
+            service = PollService(
+                adapters.store,
+                SystemClock(),
+                adapters.sink_names,
+                observers,
+                fetch_timeout=self.options.fetch_timeout,
+            )
+            try:
+                yield service
+            finally:
+                self._metrics.close()
+
+    async def _start_account(self, settings: Settings, name: str) -> None:
+        assert self._service is not None
+        account_settings = settings.accounts[name]
+        watched = WatchedAccount(
+            name=name,
+            client=self._adapters.client_for(name, account_settings),
+            rules=self._adapters.rules_for(settings, name),
+            poll_interval=account_settings.poll_interval,
+        )
+        await self._adapters.register_account(name, account_settings)
+        await self._service.watch(watched)
+        service = self._service
+
+        async def poll() -> None:
+            await service.poll(name)
+
+        self._scheduler.every(f"poll:{name}", account_settings.poll_interval.total_seconds(), poll)
+
+    async def _stop_account(self, name: str) -> None:
+        assert self._service is not None
+        self._scheduler.remove(f"poll:{name}")
+        removed = self._service.unwatch(name)
+        self._metrics.forget_account(name)
+        self._adapters.unregister_account(name)
+        if removed is not None:
+            await self._adapters.close_client(name, removed.client)
+
+    async def _prune(self) -> None:
+        try:
+            await self._adapters.store.prune(datetime.now(UTC))
+        except MonitorError as exc:
+            log.error("retention prune failed: %s", exc)
+        else:
+            log.info("retention prune done")
+
+    def _install_signals(self) -> None:
+        if not self.options.handle_signals:
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+
+    def _request_reload(self) -> None:
+        if self._reloading is not None and not self._reloading.done():
+            log.warning("reload already in progress; SIGHUP ignored")
+            return
+        self._reloading = asyncio.create_task(self.reload(), name="reload")
+
+    async def reload(self) -> None:
+        """Re-read the configuration; a bad one is rejected and the running one kept."""
+        assert self._settings is not None
+        assert self._service is not None
+        try:
+            new = load_settings(self.options.config_path)
+        except ConfigError as exc:
+            log.error("reload rejected, keeping the running configuration:\n%s", exc)
+            return
+        sdnotify.notify("RELOADING=1", "STATUS=reloading configuration")
+        try:
+            await self._apply(self._settings, new)
+        except MonitorError as exc:
+            # Partly applied (e.g. the database refused to register a new account): what is
+            # scheduled now keeps running; the next SIGHUP retries the rest.
+            log.error("reload failed part-way: %s", exc)
+        else:
+            self._settings = new
+            log.info("configuration reloaded: %d account(s)", len(new.accounts))
+        sdnotify.notify("READY=1", f"STATUS={self._service.status_line()}")
+
+    async def _apply(self, old: Settings, new: Settings) -> None:
+        assert self._service is not None
+        for changed in _restart_needed(old, new):
+            log.warning("reload: [%s] changed; it takes effect after a restart", changed)
+        for name in sorted(set(old.accounts) - set(new.accounts)):
+            await self._stop_account(name)
+            log.info("reload: account=%s removed", name)
+        for name in sorted(new.accounts):
+            current = self._service.accounts.get(name)
+            if current is not None and old.accounts.get(name) == new.accounts[name]:
+                # Same account settings: only the [alerts] defaults may have changed.
+                rules = self._adapters.rules_for(new, name)
+                await self._service.watch(
+                    WatchedAccount(name, current.client, rules, current.poll_interval)
+                )
+                continue
+            # Swap in the new client first so no poll picks up a closed one; alert state stays.
+            await self._start_account(new, name)
+            if current is not None:
+                await self._adapters.close_client(name, current.client)
+            log.info("reload: account=%s %s", name, "updated" if current else "added")
+
+    async def _watchdog(self) -> None:
+        assert self._service is not None
+        interval = sdnotify.watchdog_interval()
+        tick = min(interval, 5.0) if interval else 5.0
+        while True:
+            await self._measure_outbox()
+            if self._polls_alive():
+                sdnotify.notify("WATCHDOG=1", f"STATUS={self._service.status_line()}")
+            else:
+                log.error("no poll cycle finished recently; withholding the watchdog ping")
+            await asyncio.sleep(tick)
+
+    async def _measure_outbox(self) -> None:
+        try:
+            self._metrics.outbox_depth.set(await self._adapters.store.depth())
+        except MonitorError as exc:
+            log.warning("cannot read the outbox depth: %s", exc)
+
+    def _polls_alive(self) -> bool:
+        """Cycles keep finishing: the latest one is younger than two poll intervals plus the
+        fetch timeout (a slow exchange is not a hung daemon)."""
+        assert self._service is not None
+        assert self._settings is not None
+        accounts = self._service.accounts
+        if not accounts:
+            return True
+        longest = max(a.poll_interval.total_seconds() for a in accounts.values())
+        allowed = 2 * longest + self.options.fetch_timeout
+        last = self._service.last_cycle_finished or self._started
+        return time.monotonic() - last <= allowed
+
+
+def _restart_needed(old: Settings, new: Settings) -> list[str]:
+    sections = []
+    for name in ("database", "metrics", "notify", "state_dir"):
+        if getattr(old, name, None) != getattr(new, name, None):
+            sections.append(name)
+    return sections
+
+
+def _safe_url(url: str) -> str:
+    # A PostgreSQL URL may carry a password.
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

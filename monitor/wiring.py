@@ -1,0 +1,149 @@
+"""Builds and closes the adapters the daemon runs on: store, exchange clients, sinks, MQTT, outbox.
+
+Kept apart from `daemon.py` (life cycle, signals, systemd) so each reads on its own. Order
+matters at both ends: the store opens first and closes last; on shutdown the outbox is flushed
+while the sinks and the broker connection still exist, then MQTT says `offline`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from monitor.config import AccountSettings, Settings
+from monitor.config.alerts import account_rules
+from monitor.delivery import OutboxSender, RetryPolicy
+from monitor.domain.alerts import AlertRules
+from monitor.exchanges import ExchangeHub
+from monitor.notify.http import HttpTransport
+from monitor.notify.mqtt import MqttPublisher
+from monitor.notify.sinks import build_sinks
+from monitor.ports import ExchangeClient, Notifier
+from monitor.service import CycleObserver, CycleReport
+from monitor.storage.migrate import prepare_database
+from monitor.storage.repository import SqlStore
+from monitor.storage.retention import RetentionPolicy
+
+log = logging.getLogger(__name__)
+
+
+class _MqttStateObserver:
+    def __init__(self, publisher: MqttPublisher) -> None:
+        self._publisher = publisher
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        if report.snapshot is not None:
+            self._publisher.publish_state(report.snapshot)
+
+
+class _WakeSender:
+    def __init__(self, sender: OutboxSender) -> None:
+        self._sender = sender
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        if report.notifications:
+            self._sender.wake()
+
+
+@dataclass
+class Adapters:
+    """Everything outside the domain that one daemon uses."""
+
+    settings: Settings
+    store: SqlStore
+    hub: ExchangeHub
+    sinks: dict[str, Notifier]
+    sender: OutboxSender
+    mqtt: MqttPublisher | None
+
+    @property
+    def sink_names(self) -> list[str]:
+        """Names of the sinks every notification is queued for."""
+        return list(self.sinks)
+
+    def observers(self) -> list[CycleObserver]:
+        """Cycle observers that publish state (MQTT) and start delivery without delay."""
+        observers: list[CycleObserver] = [_WakeSender(self.sender)]
+        if self.mqtt is not None:
+            observers.append(_MqttStateObserver(self.mqtt))
+        return observers
+
+    def client_for(self, name: str, account: AccountSettings) -> ExchangeClient:
+        """A new exchange client for one configured account."""
+        return self.hub.client_for(name, account)
+
+    async def close_client(self, name: str, client: ExchangeClient) -> None:
+        """Close one account's client (account removed or changed by a reload)."""
+        try:
+            await client.close()
+        except Exception:
+            log.exception("account=%s closing its exchange client failed", name)
+
+    def rules_for(self, settings: Settings, name: str) -> AlertRules:
+        """The alert rules of one account: defaults merged with its overrides."""
+        return account_rules(settings.alerts, settings.accounts[name].alerts, name)
+
+    async def register_account(self, name: str, account: AccountSettings) -> None:
+        """Record the account (its poll interval lets `status` judge staleness) and announce it
+        over MQTT (Home Assistant discovery, expiry)."""
+        await self.store.register_account(
+            name,
+            venue=account.venue.value,
+            asset=account.asset,
+            poll_interval=account.poll_interval.total_seconds(),
+            now=datetime.now(UTC),
+        )
+        if self.mqtt is not None:
+            self.mqtt.register_account(
+                name, account.poll_interval, asset=account.asset, venue=account.venue.value
+            )
+
+    def unregister_account(self, name: str) -> None:
+        """An account left the configuration: remove its Home Assistant entities."""
+        if self.mqtt is not None:
+            self.mqtt.remove_account(name)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, settings: Settings) -> AsyncIterator[Adapters]:
+        """Open everything; on exit flush the outbox, publish MQTT offline and close it all."""
+        database = settings.database
+        store = await prepare_database(
+            settings.database_url(),
+            database.auto_migrate,
+            retention_policy=RetentionPolicy(
+                raw=database.retention_raw,
+                minute=database.retention_minute,
+                hour=database.retention_hour,
+            ),
+        )
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                hub = ExchangeHub()
+                stack.push_async_callback(hub.aclose)
+                http = await stack.enter_async_context(HttpTransport())
+                mqtt: MqttPublisher | None = None
+                if settings.notify.mqtt is not None:
+                    mqtt = await stack.enter_async_context(MqttPublisher(settings.notify.mqtt))
+                sinks = build_sinks(settings.notify, http, mqtt)
+                delivery = settings.notify.delivery
+                sender = OutboxSender(
+                    store,
+                    sinks,
+                    RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
+                )
+                adapters = cls(settings, store, hub, sinks, sender, mqtt)
+                sending = asyncio.create_task(sender.run(), name="outbox-sender")
+                try:
+                    yield adapters
+                finally:
+                    await sender.flush(delivery.flush_timeout.total_seconds())
+                    sending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sending
+        finally:
+            await store.close()

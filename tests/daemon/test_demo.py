@@ -1,0 +1,42 @@
+"""`portfolio-monitor demo --no-live` runs simulator and daemon, stores snapshots and says what to try."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.e2e_support import snapshot_counts
+from tests.support.daemon import BINARY
+
+pytestmark = pytest.mark.e2e
+
+
+def test_short_demo_stores_snapshots_and_prints_next_steps(tmp_path: Path) -> None:
+    state = tmp_path / "demo"
+    result = subprocess.run(
+        [str(BINARY), "demo", "--no-live", "--duration", "5", "--state-dir", str(state)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Database: {state / 'monitor.db'}" in result.stdout
+    for command in ("status", "history", "alerts"):
+        assert f"portfolio-monitor {command}" in result.stdout
+    counts = snapshot_counts(state)
+    assert set(counts) == {"demo-binance", "demo-bybit"}
+    assert min(counts.values()) >= 2
+    # --no-live prints one log line per account and cycle instead of the table.
+    assert "account=demo-binance equity=" in result.stderr
+
+    status = subprocess.run(
+        [str(BINARY), "status", "--config", str(state / "config.toml"), "--format", "json"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "demo-binance" in status.stdout, status.stderr

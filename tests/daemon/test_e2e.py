@@ -1,0 +1,247 @@
+"""`portfolio-monitor run` as a subprocess against the simulator, a real mosquitto and a local
+JSON webhook: alerts fire and resolve on both sinks, SIGTERM is clean, kill -9 loses nothing,
+SIGHUP reloads, systemd hears READY / WATCHDOG / STOPPING."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.simulator.server import SimulatorServer
+from tests.daemon.e2e_support import (
+    SCENARIO,
+    Endpoints,
+    MqttRecorder,
+    btc_price_for_ratio,
+    half_written_snapshots,
+    snapshot_counts,
+    wait_until,
+    write_config,
+)
+from tests.support.daemon import BINARY, DaemonProcess
+from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+from tests.support.webhook_receiver import WebhookReceiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]
+
+# Between the default critical (150 %) and warning (300 %) levels, and below critical but above
+# emergency (120 %).
+WARNING_PRICE = btc_price_for_ratio(2.4)
+CRITICAL_PRICE = btc_price_for_ratio(1.35)
+STOP_TIMEOUT = 30.0  # the unit's TimeoutStopSec
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimulatorServer]:
+    async with SimulatorServer(SCENARIO, port=0) as server:
+        yield server
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[WebhookReceiver]:
+    async with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def endpoints(
+    sim: SimulatorServer,
+    mosquitto: Mosquitto,  # noqa: F811
+    hook: WebhookReceiver,
+) -> Endpoints:
+    keys = {name: (info.api_key, info.api_secret) for name, info in sim.accounts.items()}
+    return Endpoints(sim.base_url, keys, mosquitto.port, hook.url)
+
+
+def _events(
+    payloads: list[dict[str, Any]], event: str, severity: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in payloads
+        if p.get("rule") == "margin_ratio"
+        and p.get("event") == event
+        and (severity is None or p.get("severity") == severity)
+    ]
+
+
+async def _start(daemon: DaemonProcess) -> None:
+    # The simulator answers on this event loop, so block only in a worker thread.
+    await asyncio.to_thread(daemon.start)
+
+
+async def _terminate(daemon: DaemonProcess) -> int:
+    return await asyncio.to_thread(daemon.terminate, STOP_TIMEOUT)
+
+
+async def test_crash_alerts_reach_both_sinks_and_sigterm_is_clean(
+    tmp_path: Path,
+    sim: SimulatorServer,
+    hook: WebhookReceiver,
+    endpoints: Endpoints,
+    mosquitto: Mosquitto,  # noqa: F811
+) -> None:
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "config.toml", state, endpoints)
+    async with MqttRecorder(mosquitto).running() as mqtt:
+        daemon = DaemonProcess(config, tmp_path)
+        try:
+            await _start(daemon)
+            await wait_until(
+                lambda: snapshot_counts(state).get("main", 0) >= 3, 20, "snapshots", daemon.log
+            )
+            assert _events(hook.payloads, "firing") == []
+
+            sim.set_price("BTC", WARNING_PRICE)
+            await hook.wait_for(lambda p: bool(_events([p], "firing", "warning")), within=15)
+            sim.set_price("BTC", CRITICAL_PRICE)
+            await hook.wait_for(lambda p: bool(_events([p], "firing", "critical")), within=15)
+            sim.set_price("BTC", None)
+            await hook.wait_for(lambda p: bool(_events([p], "resolved")), within=15)
+
+            # The same three notifications reach MQTT, as non-retained alert events.
+            await wait_until(
+                lambda: len(_events(mqtt.alerts("main"), "resolved")) == 1,
+                10,
+                "MQTT resolved",
+                daemon.log,
+            )
+            assert [
+                (p["event"], p["severity"]) for p in _events(mqtt.alerts("main"), "firing")
+            ] == [
+                ("firing", "warning"),
+                ("firing", "critical"),
+            ]
+            state_message = mqtt.last("portfolio_monitor/main/state")
+            assert state_message is not None
+            assert state_message.payload
+            online = mqtt.last("portfolio_monitor/availability")
+            assert online is not None
+            assert online.payload == b"online"
+
+            # Exactly once each on the webhook (ids are the dedup key; none repeated).
+            ids = [p["id"] for p in hook.payloads]
+            assert len(ids) == len(set(ids))
+            assert len(_events(hook.payloads, "firing", "warning")) == 1
+            assert len(_events(hook.payloads, "firing", "critical")) == 1
+            assert len(_events(hook.payloads, "resolved")) == 1
+
+            daemon.notify.wait_for("WATCHDOG=1", timeout=5, times=2)
+            assert daemon.notify.count("READY=1") == 1
+            assert any(
+                field.startswith("STATUS=1/1 accounts ok") for field in daemon.notify.fields()
+            )
+
+            assert await _terminate(daemon) == 0
+        finally:
+            daemon.__exit__(None, None, None)
+        assert "STOPPING=1" in daemon.notify.fields()
+        await wait_until(
+            lambda: (
+                getattr(mqtt.last("portfolio_monitor/availability"), "payload", None) == b"offline"
+            ),
+            5,
+            "MQTT offline",
+        )
+    assert half_written_snapshots(state, positions=2) == 0
+
+
+async def test_kill_9_then_restart_neither_loses_nor_repeats(
+    tmp_path: Path, sim: SimulatorServer, hook: WebhookReceiver, endpoints: Endpoints
+) -> None:
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "config.toml", state, endpoints)
+    daemon = DaemonProcess(config, tmp_path)
+    try:
+        await _start(daemon)
+        await wait_until(
+            lambda: snapshot_counts(state).get("main", 0) >= 2, 20, "snapshots", daemon.log
+        )
+        sim.set_price("BTC", WARNING_PRICE)
+        await hook.wait_for(lambda p: bool(_events([p], "firing", "warning")), within=15)
+        before_kill = snapshot_counts(state)["main"]
+        await asyncio.to_thread(daemon.kill)
+        after_kill = snapshot_counts(state)["main"]
+        # Every snapshot committed before the kill is still there, none half-written.
+        assert after_kill >= before_kill
+        assert half_written_snapshots(state, positions=2) == 0
+
+        await _start(daemon)
+        await wait_until(
+            lambda: snapshot_counts(state)["main"] >= after_kill + 3,
+            20,
+            "snapshots after restart",
+            daemon.log,
+        )
+        # Still firing after the restart, and not announced a second time.
+        assert len(_events(hook.payloads, "firing", "warning")) == 1
+        sim.set_price("BTC", None)
+        await hook.wait_for(lambda p: bool(_events([p], "resolved")), within=15)
+        await asyncio.sleep(1.5)
+        assert len(_events(hook.payloads, "resolved")) == 1
+        assert await _terminate(daemon) == 0
+    finally:
+        daemon.__exit__(None, None, None)
+    assert half_written_snapshots(state, positions=2) == 0
+
+
+async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
+    tmp_path: Path, hook: WebhookReceiver, endpoints: Endpoints
+) -> None:
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "config.toml", state, endpoints)
+    daemon = DaemonProcess(config, tmp_path)
+    try:
+        await _start(daemon)
+        await wait_until(
+            lambda: snapshot_counts(state).get("main", 0) >= 2, 20, "snapshots", daemon.log
+        )
+        assert _events(hook.payloads, "firing") == []
+
+        # A broken file is rejected; the daemon keeps polling with the old configuration.
+        config.write_text(config.read_text() + "\n[accounts.main]\npoll_intervl = 3\n")
+        daemon.signal(signal.SIGHUP)
+        await wait_until(
+            lambda: "reload rejected" in daemon.log(), 10, "reload rejected", daemon.log
+        )
+        count = snapshot_counts(state)["main"]
+        await wait_until(
+            lambda: snapshot_counts(state)["main"] > count + 1, 10, "polls go on", daemon.log
+        )
+
+        # The account sits at ~667 %: a warning level of 800 % makes it fire; "spare" is added.
+        write_config(config, state, endpoints, accounts=("main", "spare"), warning_below="800%")
+        daemon.signal(signal.SIGHUP)
+        await hook.wait_for(lambda p: bool(_events([p], "firing", "warning")), within=15)
+        await wait_until(
+            lambda: snapshot_counts(state).get("spare", 0) >= 2, 15, "spare polled", daemon.log
+        )
+        assert daemon.process is not None
+        assert daemon.process.poll() is None
+        assert await _terminate(daemon) == 0
+    finally:
+        daemon.__exit__(None, None, None)
+
+
+def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path}"\n[accounts.main]\nvenue = "binance-usdm"\n'
+        'api_key = "k"\napi_secret = "s3cr3t-value"\npoll_intervl = "1s"\n'
+    )
+    result = subprocess.run(
+        [str(BINARY), "run", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 78
+    assert "accounts.main.poll_intervl" in result.stderr
+    assert "s3cr3t-value" not in result.stderr + result.stdout
