@@ -237,3 +237,18 @@ async def test_last_will_marks_the_daemon_offline_when_it_dies(
         process.wait(5)
         if process.stdout is not None:
             process.stdout.close()
+
+
+async def test_state_bursts_never_block_and_the_newest_state_wins(
+    mosquitto: Mosquitto,  # noqa: F811
+) -> None:
+    settings = _settings(mosquitto, queue_size=10)
+    async with MqttPublisher(settings) as publisher:
+        async with asyncio.timeout(5):
+            await publisher.wait_connected()
+        for step in range(1000):  # no await: the sender gets no chance to drain in between
+            publisher.publish_state(snapshot(margin_ratio=1.0 + step / 1000))
+        assert publisher.dropped == 990
+        await asyncio.sleep(0.5)
+        seen = await collect(mosquitto, [STATE], until=_has(STATE))
+    assert latest(seen, STATE).json()["margin_ratio"] == 1.999  # type: ignore[union-attr]
