@@ -7,7 +7,7 @@ leverage brackets directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitor.domain.errors import ExchangeDataError, ExchangeUnavailable, MonitorError
@@ -58,14 +58,32 @@ class BinanceClient(VenueClient):
             )
         rows = self._open_rows(as_list(risk, f"{self.label}: positionRisk"))
         await self._refresh_tiers({text(row, "symbol", where) for where, row in rows})
-        wallet_balance, reported = self._pool(as_mapping(account, f"{self.label}: account"))
-        positions = tuple(self._position(row, where) for where, row in rows)
+        account_body = as_mapping(account, f"{self.label}: account")
+        wallet_balance, cross_equity = self._pool(account_body)
+        # COIN-M positionRisk has no margins; the account's own position rows have them everywhere.
+        margins = _account_margins(account_body)
+        positions = tuple(self._position(row, where, margins) for where, row in rows)
+        cross = [
+            (margins.get(_leg(row)), position)
+            for (_, row), position in zip(rows, positions, strict=True)
+            if position.margin_mode is MarginMode.CROSS
+        ]
+        maintenance = _total(position.exchange_maintenance_margin for _, position in cross)
+        initial = _total(None if leg is None else leg[1] for leg, _ in cross)
+        ratio = maintenance / cross_equity if maintenance is not None and cross_equity else None
         return AccountState(
             venue=self.venue,
             wallet_balance=wallet_balance,
             positions=positions,
             asset=self.asset,
-            reported=reported,
+            # The venue's own figures for the same cross pool our engine computes, so the two
+            # can be compared line by line (isolated positions have their own pools).
+            reported=ExchangeAccountFigures(
+                equity=cross_equity,
+                maintenance_margin=maintenance,
+                initial_margin=initial,
+                margin_ratio=ratio,
+            ),
         )
 
     def _open_rows(self, rows: list[Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -93,7 +111,8 @@ class BinanceClient(VenueClient):
         market: Mapping[str, Any] = markets[0]
         return market
 
-    def _pool(self, account: Mapping[str, Any]) -> tuple[float, ExchangeAccountFigures]:
+    def _pool(self, account: Mapping[str, Any]) -> tuple[float, float | None]:
+        """(cross wallet balance, the venue's cross equity) of this pool's asset."""
         where = f"{self.label}: account.assets"
         assets = as_list(account.get("assets"), where)
         for index, raw in enumerate(assets):
@@ -101,19 +120,17 @@ class BinanceClient(VenueClient):
             if row.get("asset") != self.asset:
                 continue
             path = f"{where}[{index}]"
-            equity = optional_number(row, "marginBalance", path)
-            maintenance = optional_number(row, "maintMargin", path)
-            ratio = maintenance / equity if maintenance is not None and equity else None
-            reported = ExchangeAccountFigures(
-                equity=equity,
-                maintenance_margin=maintenance,
-                initial_margin=optional_number(row, "initialMargin", path),
-                margin_ratio=ratio,
-            )
-            return number(row, "crossWalletBalance", path), reported
+            wallet = number(row, "crossWalletBalance", path)
+            unrealized = optional_number(row, "crossUnPnl", path)
+            return wallet, None if unrealized is None else wallet + unrealized
         raise ExchangeDataError(f"{where}: no {self.asset} balance in the account")
 
-    def _position(self, row: Mapping[str, Any], where: str) -> Position:
+    def _position(
+        self,
+        row: Mapping[str, Any],
+        where: str,
+        margins: Mapping[tuple[str, str], tuple[float | None, float | None]],
+    ) -> Position:
         symbol = text(row, "symbol", where)
         amount = number(row, "positionAmt", where)
         position_side = str(row.get("positionSide") or "BOTH")
@@ -148,7 +165,9 @@ class BinanceClient(VenueClient):
             exchange_liquidation_price=positive_or_none(
                 optional_number(row, "liquidationPrice", where)
             ),
-            exchange_maintenance_margin=optional_number(row, "maintMargin", where),
+            exchange_maintenance_margin=_first(
+                optional_number(row, "maintMargin", where), margins.get(_leg(row), (None, None))[0]
+            ),
         )
 
     async def _refresh_tiers(self, symbols: set[str]) -> None:
@@ -288,6 +307,47 @@ class BinanceClient(VenueClient):
             margin_modes=tuple(margin_modes),
             warnings=tuple(warnings),
         )
+
+
+def _leg(row: Mapping[str, Any]) -> tuple[str, str]:
+    return str(row.get("symbol")), str(row.get("positionSide") or "BOTH")
+
+
+def _first(*values: float | None) -> float | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _account_margins(
+    account: Mapping[str, Any],
+) -> dict[tuple[str, str], tuple[float | None, float | None]]:
+    """(maintenance, initial) margin per (symbol, position side) from the account's position rows;
+    the venue's own figures, shown beside ours, so a malformed one is dropped rather than fatal."""
+    margins = {}
+    rows = account.get("positions")
+    for row in rows if isinstance(rows, list) else ():
+        if isinstance(row, Mapping):
+            margins[_leg(row)] = (_float(row.get("maintMargin")), _float(row.get("initialMargin")))
+    return margins
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _total(values: Iterable[Any]) -> float | None:
+    """The sum of the venue's numbers, or None if any is missing (no sum of a partial list)."""
+    total = 0.0
+    for value in values:
+        if value is None or value == "":
+            return None
+        try:
+            total += float(value)
+        except (TypeError, ValueError):
+            return None
+    return total
 
 
 def permission_warnings(can_trade: bool | None, can_withdraw: bool | None) -> list[str]:

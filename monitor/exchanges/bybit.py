@@ -130,9 +130,15 @@ class BybitClient(VenueClient):
             coin = as_mapping(raw, path)
             if coin.get("coin") != self.asset:
                 continue
+            equity = optional_number(coin, "equity", path)
+            maintenance = optional_number(coin, "totalPositionMM", path)
+            # accountMMRate spans every coin of the unified account; this pool's own rate is
+            # what compares with ours (the account-wide one is the fallback).
+            if equity and maintenance is not None:
+                ratio = maintenance / equity
             reported = ExchangeAccountFigures(
-                equity=optional_number(coin, "equity", path),
-                maintenance_margin=optional_number(coin, "totalPositionMM", path),
+                equity=equity,
+                maintenance_margin=maintenance,
                 initial_margin=optional_number(coin, "totalPositionIM", path),
                 margin_ratio=ratio,
             )
