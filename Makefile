@@ -27,7 +27,7 @@ test: lint
 
 # Interim: the engine on a bundled cross account (safe-looking per-position prices, small account move).
 demo: install
-	$(BIN)/portfolio-monitor calc --format table monitor/examples/binance_cross_two_longs.json
+	$(BIN)/portfolio-monitor demo
 
 bench: install
 	$(BIN)/python bench/engine.py
