@@ -603,6 +603,8 @@ def _position(
     quantity = _positive(_require(table, "quantity", path), f"{path}.quantity")
     entry = _positive(_require(table, "entry_price", path), f"{path}.entry_price")
     leverage = _positive(table.get("leverage", 10), f"{path}.leverage")
+    if exchange != BYBIT and not leverage.is_integer():
+        raise InvalidInput(f"{path}.leverage", "Binance leverage is a whole number")
     isolated_margin: float | None = None
     if margin_mode is MarginMode.ISOLATED:
         if instrument.venue.inverse:

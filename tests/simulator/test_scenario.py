@@ -75,6 +75,20 @@ def test_deductions_follow_the_recursion() -> None:
             "accounts.a.positions[0].side",
         ),
         (lambda d: d["accounts"]["a"].update(colour="red"), "accounts.a.colour"),
+        (
+            lambda d: d["accounts"]["a"].update(
+                positions=[
+                    {
+                        "symbol": "BTCUSDT",
+                        "side": "long",
+                        "quantity": 1,
+                        "entry_price": 1,
+                        "leverage": 12.5,
+                    }
+                ]
+            ),
+            "accounts.a.positions[0].leverage",
+        ),
         (lambda d: d["instruments"][0].update(venue="ftx"), "instruments[0].venue"),
         (
             lambda d: d["instruments"][0].update(tiers=[{"cap": 10, "mmr": "150%"}]),
