@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 from monitor.domain.errors import StorageError
 
@@ -59,6 +61,25 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def create_sqlite_writer(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on the same SQLite file, for the store's writer thread.
+
+    aiosqlite hands every statement to its own thread and back; a poll cycle written by one
+    function in one thread hop is an order of magnitude faster. Every transaction on this engine
+    is BEGIN IMMEDIATE.
+    """
+    writer = sa_create_engine(
+        engine.url.set(drivername="sqlite"), poolclass=StaticPool, echo=engine.echo
+    )
+    event.listen(writer, "connect", _sqlite_pragmas)
+    event.listen(writer, "begin", _sqlite_begin_immediate)
+    return writer
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -114,3 +135,17 @@ def backup_sqlite(source: Path, destination: Path) -> None:
             conn.execute("VACUUM INTO ?", (str(destination),))
     except sqlite3.Error as exc:
         raise StorageError(f"backup of {source} to {destination}: {exc}") from exc
+
+
+def sqlite_maintenance(conn: Connection) -> None:
+    """After retention's large deletes: refresh the planner's statistics and shrink the WAL file.
+
+    Runs outside any transaction (on the driver connection directly).
+    """
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        raw.execute("PRAGMA optimize")
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error as exc:
+        raise StorageError(f"database maintenance: {exc}") from exc

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, func, select, type_coerce
+from sqlalchemy import BigInteger, Select, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.domain.alerts import firing_severity
@@ -273,66 +273,45 @@ async def account_history(
                 AccountPoint(at, 1, at, eq, wb, mm, mr, mr, mr, emr, emr, move, dist)
                 for at, eq, wb, mm, mr, emr, move, dist in rows
             ]
-        every_ms = every * 1000
-        bucket = (taken // every_ms) * every_ms
-        groups = (
-            select(
-                bucket.label("bucket"),
-                func.count().label("samples"),
-                func.max(snap.id).label("last_id"),
-                func.min(snap.margin_ratio).label("mr_min"),
-                func.max(snap.margin_ratio).label("mr_max"),
-                func.max(snap.exchange_margin_ratio).label("emr_max"),
-                func.min(snap.nearest_distance).label("dist"),
-            )
-            .where(*in_range)
-            .group_by(bucket)
-            .subquery()
+        resolution = _source_resolution(every)
+        points = await _rollups(conn, account_id, resolution, since_ms, until_ms)
+        if resolution == MINUTE:
+            # Minute rows are kept for a shorter period: older buckets come from the hour rows.
+            oldest = min((p.at for p in points), default=until)
+            older_ms = to_millis(oldest) // (HOUR * 1000) * (HOUR * 1000)
+            points += await _rollups(conn, account_id, HOUR, since_ms, older_ms)
+        return _merge_accounts(points, every * 1000)
+
+
+async def _rollups(
+    conn: AsyncConnection, account_id: int, resolution: int, since_ms: int, until_ms: int
+) -> list[AccountPoint]:
+    """Downsampled account rows whose bucket overlaps [since, until)."""
+    roll = AccountRollup
+    first_bucket = since_ms // (resolution * 1000) * (resolution * 1000)
+    rows = await conn.execute(
+        select(
+            roll.bucket_start,
+            roll.samples,
+            roll.last_at,
+            roll.equity,
+            roll.wallet_balance,
+            roll.maintenance_margin,
+            roll.margin_ratio,
+            roll.margin_ratio_min,
+            roll.margin_ratio_max,
+            roll.exchange_margin_ratio,
+            roll.exchange_margin_ratio_max,
+            roll.account_liquidation_move,
+            roll.min_distance,
+        ).where(
+            roll.account_id == account_id,
+            roll.resolution == resolution,
+            type_coerce(roll.bucket_start, BigInteger) >= first_bucket,
+            type_coerce(roll.bucket_start, BigInteger) < until_ms,
         )
-        last = AccountSnapshot.__table__.alias("last")
-        raw = await conn.execute(
-            select(
-                groups.c.bucket,
-                groups.c.samples,
-                last.c.taken_at,
-                last.c.equity,
-                last.c.wallet_balance,
-                last.c.maintenance_margin,
-                last.c.margin_ratio,
-                groups.c.mr_min,
-                groups.c.mr_max,
-                last.c.exchange_margin_ratio,
-                groups.c.emr_max,
-                last.c.account_liquidation_move,
-                groups.c.dist,
-            ).join(last, last.c.id == groups.c.last_id)
-        )
-        points = [AccountPoint(from_millis(row[0]), *_values(row)[1:]) for row in raw]
-        roll = AccountRollup
-        rolled = await conn.execute(
-            select(
-                roll.bucket_start,
-                roll.samples,
-                roll.last_at,
-                roll.equity,
-                roll.wallet_balance,
-                roll.maintenance_margin,
-                roll.margin_ratio,
-                roll.margin_ratio_min,
-                roll.margin_ratio_max,
-                roll.exchange_margin_ratio,
-                roll.exchange_margin_ratio_max,
-                roll.account_liquidation_move,
-                roll.min_distance,
-            ).where(
-                roll.account_id == account_id,
-                roll.resolution == _source_resolution(every),
-                type_coerce(roll.bucket_start, BigInteger) >= since_ms,
-                type_coerce(roll.bucket_start, BigInteger) < until_ms,
-            )
-        )
-        points += [AccountPoint(*_values(row)) for row in rolled]
-        return _merge_accounts(points, every_ms)
+    )
+    return [AccountPoint(*_values(row)) for row in rows]
 
 
 def _source_resolution(every: int) -> int:

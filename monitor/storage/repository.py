@@ -1,18 +1,26 @@
-"""The write side of the store: one transaction per poll cycle, the outbox, alert state, silences."""
+"""The write side of the store: one transaction per poll cycle, the outbox, alert state, silences.
+
+A cycle collects its writes in memory and runs them as one function in one transaction when the
+`async with store.cycle()` block ends; an exception or cancellation inside the block writes nothing.
+On SQLite that function runs in the store's single writer thread on a synchronous connection (one
+thread hop per cycle instead of one per statement); on PostgreSQL it runs on the async connection.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain.errors import InvalidInput, StorageError
@@ -20,11 +28,19 @@ from monitor.domain.model import Position, Snapshot, Tier
 from monitor.domain.notification import Notification
 from monitor.ports import AlertEventRecord, OutboxEntry
 from monitor.storage import retention
-from monitor.storage.engine import create_engine, storage_errors
+from monitor.storage.engine import (
+    create_engine,
+    create_sqlite_writer,
+    sqlite_maintenance,
+    storage_errors,
+)
 from monitor.storage.models import (
+    HOUR,
     MARGIN_MODE_CODES,
+    MINUTE,
     SIDE_CODES,
     Account,
+    AccountRollup,
     AccountSnapshot,
     AlertEvent,
     AlertState,
@@ -37,6 +53,9 @@ from monitor.storage.models import (
 )
 from monitor.storage.retention import RetentionPolicy
 from monitor.storage.serialize import notification_from_payload, notification_to_payload
+from monitor.storage.sqltypes import to_millis
+
+T = TypeVar("T")
 
 # A cached position leg is trusted this long without being used; retention never deletes a leg
 # used more recently than its shortest period (at least an hour), so a cached id stays valid.
@@ -56,6 +75,16 @@ class SilenceInfo:
     reason: str
 
 
+@dataclass(slots=True)
+class _Ids:
+    """Ids known to exist in the database (published only after a commit)."""
+
+    accounts: dict[str, int] = field(default_factory=dict)
+    symbols: dict[str, int] = field(default_factory=dict)
+    legs: dict[_LegKey, tuple[int, float]] = field(default_factory=dict)
+    tiers: dict[tuple[str, int], tuple[Tier, ...]] = field(default_factory=dict)
+
+
 class SqlStore:
     """Snapshot store on SQLite or PostgreSQL; implements `SnapshotStore` and `OutboxStore`."""
 
@@ -63,13 +92,15 @@ class SqlStore:
         self.engine = engine
         self.retention_policy = retention_policy or RetentionPolicy()
         self.is_sqlite = engine.dialect.name == "sqlite"
-        # SQLite has one writer; queueing here keeps concurrent account cycles from waiting on
-        # the file lock inside aiosqlite's threads.
+        self._writer: Engine | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
+        self._writer_conn: Connection | None = None
+        if self.is_sqlite:
+            self._writer = create_sqlite_writer(engine)
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        # One writer at a time: SQLite has one anyway, and it keeps cache updates ordered.
         self._write_lock = asyncio.Lock()
-        self._account_ids: dict[str, int] = {}
-        self._symbol_ids: dict[str, int] = {}
-        self._legs: dict[_LegKey, tuple[int, float]] = {}
-        self._tiers: dict[tuple[str, int], str] = {}
+        self._ids = _Ids()
 
     @classmethod
     def open(cls, url: str, *, retention_policy: RetentionPolicy | None = None) -> SqlStore:
@@ -78,17 +109,65 @@ class SqlStore:
 
     async def close(self) -> None:
         """Release the database connections."""
+        if self._writer is not None and self._writer_thread is not None:
+            writer = self._writer
+
+            def dispose() -> None:
+                self._close_writer_connection()
+                writer.dispose()
+
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, dispose)
+            self._writer_thread.shutdown()
         await self.engine.dispose()
 
-    @asynccontextmanager
-    async def transaction(self, action: str) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite), errors as StorageError."""
+    def _writer_connection(self) -> Connection:
+        # Kept open in the writer thread: checking a connection out and back in for every
+        # cycle costs as much as writing the cycle.
+        if self._writer_conn is None:
+            assert self._writer is not None
+            self._writer_conn = self._writer.connect()
+        return self._writer_conn
+
+    def _close_writer_connection(self) -> None:
+        if self._writer_conn is not None:
+            conn, self._writer_conn = self._writer_conn, None
+            conn.close()
+
+    async def write(
+        self,
+        action: str,
+        work: Callable[[Connection], T],
+        on_commit: Callable[[], None] | None = None,
+    ) -> T:
+        """Run `work` in one write transaction; `on_commit` runs only once it has committed."""
+
+        def in_transaction(conn: Connection) -> T:
+            with conn.begin():
+                result = work(conn)
+            if on_commit is not None:
+                on_commit()
+            return result
+
         async with self._write_lock:
             with storage_errors(action):
-                async with self.engine.connect() as conn:
-                    await conn.execution_options(monitor_write=True)
-                    async with conn.begin():
-                        yield conn
+                if self._writer is not None and self._writer_thread is not None:
+
+                    def in_writer_thread() -> T:
+                        conn = self._writer_connection()
+                        try:
+                            return in_transaction(conn)
+                        except BaseException:
+                            # Start the next write on a fresh connection, whatever broke.
+                            self._close_writer_connection()
+                            raise
+
+                    # Cancelling the caller cannot stop the thread halfway: the transaction
+                    # then commits or rolls back as a whole.
+                    return await asyncio.get_running_loop().run_in_executor(
+                        self._writer_thread, in_writer_thread
+                    )
+                async with self.engine.connect() as async_conn:
+                    return await async_conn.run_sync(in_transaction)
 
     @asynccontextmanager
     async def reading(self, action: str) -> AsyncIterator[AsyncConnection]:
@@ -99,12 +178,10 @@ class SqlStore:
 
     @asynccontextmanager
     async def cycle(self) -> AsyncIterator[Cycle]:
-        """One poll cycle's writes in one transaction; rolled back on error or cancellation."""
-        async with self.transaction("storing the poll cycle") as conn:
-            writer = Cycle(self, conn)
-            yield writer
-        # Ids created inside the transaction are only valid once it has committed.
-        writer.publish_caches()
+        """One poll cycle's writes in one transaction; nothing is written on error or cancellation."""
+        writer = Cycle(self)
+        yield writer
+        await self.write("storing the poll cycle", writer.flush, writer.publish)
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -112,28 +189,29 @@ class SqlStore:
         self, name: str, *, venue: str, asset: str, poll_interval: float | None, now: datetime
     ) -> None:
         """Create or update a configured account (its poll interval lets `status` judge staleness)."""
-        async with self.transaction(f"registering account {name!r}") as conn:
-            account_id = await _account_id(conn, self._account_ids, name, venue, asset, now)
-            await conn.execute(
+
+        def work(conn: Connection) -> int:
+            account_id = _account_id(conn, name, venue, asset, now)
+            conn.execute(
                 update(Account)
                 .where(Account.id == account_id)
                 .values(venue=venue, asset=asset, poll_interval=poll_interval)
             )
-            self._account_ids[name] = account_id
+            return account_id
 
-    async def account_id(self, conn: AsyncConnection, name: str) -> int | None:
-        """The id of a stored account, or None."""
-        if name in self._account_ids:
-            return self._account_ids[name]
-        found = await conn.scalar(select(Account.id).where(Account.name == name))
-        if found is not None:
-            self._account_ids[name] = found
+        account_id = await self.write(f"registering account {name!r}", work)
+        self._ids.accounts[name] = account_id
+
+    async def _known_account(self, conn: AsyncConnection, name: str) -> int | None:
+        if name in self._ids.accounts:
+            return self._ids.accounts[name]
+        found: int | None = await conn.scalar(select(Account.id).where(Account.name == name))
         return found
 
     async def last_snapshot_at(self, account: str) -> datetime | None:
         """When the account's newest stored snapshot was taken (None if it has none)."""
         async with self.reading(f"reading the last snapshot of {account!r}") as conn:
-            account_id = await self.account_id(conn, account)
+            account_id = await self._known_account(conn, account)
             if account_id is None:
                 return None
             result: datetime | None = await conn.scalar(
@@ -149,7 +227,7 @@ class SqlStore:
     async def load_alert_states(self, account: str) -> dict[str, dict[str, Any]]:
         """The persisted alert state per rule key ({} for a new account)."""
         async with self.reading(f"loading alert state of {account!r}") as conn:
-            account_id = await self.account_id(conn, account)
+            account_id = await self._known_account(conn, account)
             if account_id is None:
                 return {}
             rows = await conn.execute(
@@ -163,8 +241,9 @@ class SqlStore:
 
     async def enqueue(self, notifications: Sequence[Notification], sinks: Sequence[str]) -> None:
         """Queue every notification for every sink in its own transaction."""
-        async with self.transaction("queueing notifications") as conn:
-            await _enqueue(conn, self.is_sqlite, notifications, sinks)
+        rows = _outbox_rows(notifications, sinks)
+        if rows:
+            await self.write("queueing notifications", lambda conn: _enqueue(conn, rows))
 
     async def due(self, now: datetime, limit: int) -> Sequence[OutboxEntry]:
         """Undelivered, not dead entries whose next attempt is at or before `now`, oldest first."""
@@ -189,32 +268,37 @@ class SqlStore:
                 for row_id, sink, payload, attempts in rows
             ]
 
+    async def _update_outbox(self, action: str, entry_id: int, **values: Any) -> None:
+        await self.write(
+            action,
+            lambda conn: conn.execute(update(Outbox).where(Outbox.id == entry_id).values(**values)),
+        )
+
     async def mark_delivered(self, entry_id: int, at: datetime) -> None:
         """The sink accepted the entry; it is never sent again."""
-        async with self.transaction("marking an outbox entry delivered") as conn:
-            await conn.execute(
-                update(Outbox).where(Outbox.id == entry_id).values(delivered_at=at, last_error=None)
-            )
+        await self._update_outbox(
+            "marking an outbox entry delivered", entry_id, delivered_at=at, last_error=None
+        )
 
     async def mark_failed(self, entry_id: int, next_attempt_at: datetime, error: str) -> None:
         """A retryable failure: count the attempt and try again at `next_attempt_at`."""
-        async with self.transaction("recording a failed delivery") as conn:
-            await conn.execute(
-                update(Outbox)
-                .where(Outbox.id == entry_id)
-                .values(
-                    attempts=Outbox.attempts + 1, next_attempt_at=next_attempt_at, last_error=error
-                )
-            )
+        await self._update_outbox(
+            "recording a failed delivery",
+            entry_id,
+            attempts=Outbox.attempts + 1,
+            next_attempt_at=next_attempt_at,
+            last_error=error,
+        )
 
     async def mark_dead(self, entry_id: int, error: str) -> None:
         """Give up on the entry; it stays stored for inspection."""
-        async with self.transaction("recording an undeliverable notification") as conn:
-            await conn.execute(
-                update(Outbox)
-                .where(Outbox.id == entry_id)
-                .values(dead=True, attempts=Outbox.attempts + 1, last_error=error)
-            )
+        await self._update_outbox(
+            "recording an undeliverable notification",
+            entry_id,
+            dead=True,
+            attempts=Outbox.attempts + 1,
+            last_error=error,
+        )
 
     async def depth(self) -> int:
         """How many entries are still waiting (undelivered and not dead)."""
@@ -232,23 +316,29 @@ class SqlStore:
         self, account: str, *, until: datetime, reason: str, now: datetime
     ) -> SilenceInfo:
         """Silence an account's notifications until `until`."""
-        async with self.transaction(f"silencing {account!r}") as conn:
-            account_id = await self.account_id(conn, account)
+
+        def work(conn: Connection) -> int:
+            account_id = conn.scalar(select(Account.id).where(Account.name == account))
             if account_id is None:
                 raise InvalidInput("account", f"unknown account {account!r}")
-            silence_id = await conn.scalar(
+            silence_id: int | None = conn.scalar(
                 insert(Silence)
                 .values(account_id=account_id, until=until, created_at=now, reason=reason)
                 .returning(Silence.id)
             )
             assert silence_id is not None
-            return SilenceInfo(silence_id, account, until, now, reason)
+            return silence_id
+
+        created = await self.write(f"silencing {account!r}", work)
+        return SilenceInfo(created, account, until, now, reason)
 
     async def remove_silence(self, silence_id: int) -> bool:
         """Delete a silence; False if there was none with that id."""
-        async with self.transaction("removing a silence") as conn:
-            result = await conn.execute(delete(Silence).where(Silence.id == silence_id))
-            return bool(result.rowcount)
+
+        def work(conn: Connection) -> bool:
+            return bool(conn.execute(delete(Silence).where(Silence.id == silence_id)).rowcount)
+
+        return await self.write("removing a silence", work)
 
     async def silenced_until(self, account: str, now: datetime) -> datetime | None:
         """When the account's last active silence ends (None: notifications are not silenced)."""
@@ -278,66 +368,153 @@ class SqlStore:
 
     async def prune(self, now: datetime) -> retention.PruneReport:
         """Downsample raw snapshots past their period and delete what is past the longest one."""
-        async with self.transaction("pruning old snapshots") as conn:
-            report = await retention.prune(conn, self.retention_policy, now)
-        # Deleted legs may still be cached by a long-idle position; forget them all.
-        self._legs.clear()
+        policy = self.retention_policy
+        # Deleted legs may still be cached by a long-idle position: forget them all.
+        report = await self.write(
+            "pruning old snapshots",
+            lambda conn: retention.prune(conn, policy, now),
+            self._ids.legs.clear,
+        )
+        if self._writer_thread is not None:
+            async with self._write_lock:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._writer_thread, lambda: sqlite_maintenance(self._writer_connection())
+                )
         return report
 
 
 class Cycle:
-    """Writes of one poll cycle inside the store's transaction (see `SqlStore.cycle`)."""
+    """Writes of one poll cycle, collected in order and stored by `SqlStore.cycle` in one go."""
 
-    def __init__(self, store: SqlStore, conn: AsyncConnection):
+    def __init__(self, store: SqlStore):
         self._store = store
-        self._conn = conn
-        self._new_accounts: dict[str, int] = {}
-        self._new_symbols: dict[str, int] = {}
-        self._new_legs: dict[_LegKey, int] = {}
-        self._new_tiers: dict[tuple[str, int], str] = {}
+        self._steps: list[Callable[[Connection], None]] = []
+        self._new = _Ids()
         self._snapshot_time: datetime | None = None
 
-    def publish_caches(self) -> None:
-        """After commit: remember the ids this cycle created."""
-        store = self._store
-        store._account_ids.update(self._new_accounts)
-        store._symbol_ids.update(self._new_symbols)
-        stamp = time.monotonic()
-        for key, leg_id in self._new_legs.items():
-            store._legs[key] = (leg_id, stamp)
-        store._tiers.update(self._new_tiers)
+    def flush(self, conn: Connection) -> None:
+        """Run the collected writes (inside the store's transaction)."""
+        self._new = _Ids()
+        for step in self._steps:
+            step(conn)
 
-    async def _account(self, name: str, venue: str, asset: str, now: datetime) -> int:
-        known = self._store._account_ids.get(name) or self._new_accounts.get(name)
-        if known is not None:
-            return known
-        account_id = await _account_id(self._conn, {}, name, venue, asset, now)
-        self._new_accounts[name] = account_id
-        return account_id
+    def publish(self) -> None:
+        """After commit: remember the ids this cycle created or confirmed."""
+        known = self._store._ids
+        known.accounts.update(self._new.accounts)
+        known.symbols.update(self._new.symbols)
+        known.legs.update(self._new.legs)
+        known.tiers.update(self._new.tiers)
 
-    async def _symbol(self, name: str) -> int:
-        known = self._store._symbol_ids.get(name) or self._new_symbols.get(name)
-        if known is not None:
-            return known
-        symbol_id = await self._conn.scalar(select(Symbol.id).where(Symbol.name == name))
-        if symbol_id is None:
-            symbol_id = await self._conn.scalar(
-                insert(Symbol).values(name=name).returning(Symbol.id)
+    async def add_snapshot(self, snapshot: Snapshot) -> None:
+        """Store the account snapshot with all its positions (and a changed tier table)."""
+        if snapshot.taken_at.tzinfo is None:
+            raise StorageError(f"snapshot of {snapshot.account!r}: taken_at has no timezone")
+        if len(snapshot.state.positions) != len(snapshot.risk.positions):
+            raise StorageError(
+                f"snapshot of {snapshot.account!r}: {len(snapshot.state.positions)} positions "
+                f"but {len(snapshot.risk.positions)} computed results"
             )
+        self._snapshot_time = snapshot.taken_at
+        self._steps.append(lambda conn: self._write_snapshot(conn, snapshot))
+
+    async def save_alert_states(
+        self, account: str, states: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Upsert the alert state machine's JSON state per rule key."""
+        if not states:
+            return
+        # Copied now: the caller may keep mutating its state objects after this call.
+        frozen = json.loads(json.dumps({key: dict(state) for key, state in states.items()}))
+        updated_at = self._snapshot_time or datetime.now(UTC)
+        self._steps.append(lambda conn: self._write_states(conn, account, frozen, updated_at))
+
+    async def delete_alert_states(self, account: str, rule_keys: Sequence[str]) -> None:
+        """Forget the state of rules that no longer exist (removed from the configuration)."""
+        if not rule_keys:
+            return
+        keys = list(rule_keys)
+
+        def step(conn: Connection) -> None:
+            account_id = self._existing_account(conn, account)
+            conn.execute(
+                delete(AlertState).where(
+                    AlertState.account_id == account_id, AlertState.rule_key.in_(keys)
+                )
+            )
+
+        self._steps.append(step)
+
+    async def add_alert_events(self, account: str, events: Sequence[AlertEventRecord]) -> None:
+        """Record what the alert rules did in this cycle."""
+        if not events:
+            return
+        rows = [
+            {
+                "rule_key": event.rule_key,
+                "severity": str(event.severity),
+                "kind": str(event.kind),
+                "at": event.at,
+                "title": event.title,
+                "text": event.text,
+                "facts": _jsonable(event.facts),
+            }
+            for event in events
+        ]
+
+        def step(conn: Connection) -> None:
+            account_id = self._existing_account(conn, account)
+            conn.execute(insert(AlertEvent), [{**row, "account_id": account_id} for row in rows])
+
+        self._steps.append(step)
+
+    async def enqueue(self, notifications: Sequence[Notification], sinks: Sequence[str]) -> None:
+        """Queue every notification for every sink (a replayed notification id is ignored)."""
+        rows = _outbox_rows(notifications, sinks)
+        if rows:
+            self._steps.append(lambda conn: _enqueue(conn, rows))
+
+    # -- the writes, run by flush() ---------------------------------------------------------
+
+    def _existing_account(self, conn: Connection, name: str) -> int:
+        known = self._new.accounts.get(name) or self._store._ids.accounts.get(name)
+        if known is not None:
+            return known
+        found = conn.scalar(select(Account.id).where(Account.name == name))
+        if found is None:
+            raise StorageError(
+                f"account {name!r} has no stored snapshot or registration yet; "
+                "add its snapshot first or register the account"
+            )
+        self._new.accounts[name] = found
+        return found
+
+    def _account(self, conn: Connection, name: str, venue: str, asset: str, now: datetime) -> int:
+        known = self._new.accounts.get(name) or self._store._ids.accounts.get(name)
+        if known is None:
+            known = _account_id(conn, name, venue, asset, now)
+            self._new.accounts[name] = known
+        return known
+
+    def _symbol(self, conn: Connection, name: str) -> int:
+        known = self._new.symbols.get(name) or self._store._ids.symbols.get(name)
+        if known is not None:
+            return known
+        symbol_id = conn.scalar(select(Symbol.id).where(Symbol.name == name))
+        if symbol_id is None:
+            symbol_id = conn.scalar(insert(Symbol).values(name=name).returning(Symbol.id))
         assert symbol_id is not None
-        self._new_symbols[name] = symbol_id
+        self._new.symbols[name] = symbol_id
         return symbol_id
 
-    async def _leg(self, key: _LegKey, taken_at: datetime) -> int:
-        cached = self._store._legs.get(key)
+    def _leg(self, conn: Connection, key: _LegKey, taken_at: datetime) -> int:
         now = time.monotonic()
+        cached = self._new.legs.get(key) or self._store._ids.legs.get(key)
         if cached is not None and now - cached[1] < LEG_CACHE_SECONDS:
-            self._new_legs[key] = cached[0]
+            self._new.legs[key] = (cached[0], now)
             return cached[0]
-        if key in self._new_legs:
-            return self._new_legs[key]
         account_id, symbol_id, side, margin_mode, quantity, entry_price, leverage = key
-        leg_id = await self._conn.scalar(
+        leg_id = conn.scalar(
             select(PositionLeg.id)
             .where(
                 PositionLeg.account_id == account_id,
@@ -354,7 +531,7 @@ class Cycle:
             .limit(1)
         )
         if leg_id is None:
-            leg_id = await self._conn.scalar(
+            leg_id = conn.scalar(
                 insert(PositionLeg)
                 .values(
                     account_id=account_id,
@@ -369,80 +546,78 @@ class Cycle:
                 .returning(PositionLeg.id)
             )
         assert leg_id is not None
-        self._new_legs[key] = leg_id
+        self._new.legs[key] = (leg_id, now)
         return leg_id
 
-    async def _record_tiers(
-        self, venue: str, symbol_id: int, tiers: tuple[Tier, ...], taken_at: datetime
+    def _record_tiers(
+        self,
+        conn: Connection,
+        venue: str,
+        symbol_id: int,
+        tiers: tuple[Tier, ...],
+        taken_at: datetime,
     ) -> None:
         if not tiers:
             return
-        table = [
-            {"floor": t.floor, "cap": t.cap, "mmr": t.mmr, "deduction": t.deduction} for t in tiers
-        ]
-        canonical = json.dumps(table, sort_keys=True)
         key = (venue, symbol_id)
-        known = self._new_tiers.get(key) or self._store._tiers.get(key)
+        known = self._new.tiers.get(key) or self._store._ids.tiers.get(key)
+        if known == tiers:
+            return
         if known is None:
-            latest = await self._conn.scalar(
+            latest = conn.scalar(
                 select(TierTable.tiers)
                 .where(TierTable.venue == venue, TierTable.symbol_id == symbol_id)
                 .order_by(TierTable.first_seen.desc(), TierTable.id.desc())
                 .limit(1)
             )
-            known = None if latest is None else json.dumps(latest, sort_keys=True)
-        if known != canonical:
-            await self._conn.execute(
+            known = None if latest is None else tuple(Tier(**tier) for tier in latest)
+        if known != tiers:
+            conn.execute(
                 insert(TierTable).values(
-                    venue=venue, symbol_id=symbol_id, tiers=table, first_seen=taken_at
+                    venue=venue,
+                    symbol_id=symbol_id,
+                    tiers=[asdict(tier) for tier in tiers],
+                    first_seen=taken_at,
                 )
             )
-        self._new_tiers[key] = canonical
+        self._new.tiers[key] = tiers
 
-    async def add_snapshot(self, snapshot: Snapshot) -> None:
-        """Store the account snapshot with all its positions (and a changed tier table)."""
+    def _write_snapshot(self, conn: Connection, snapshot: Snapshot) -> None:
         state, risk = snapshot.state, snapshot.risk
-        if snapshot.taken_at.tzinfo is None:
-            raise StorageError(f"snapshot of {snapshot.account!r}: taken_at has no timezone")
-        if len(state.positions) != len(risk.positions):
-            raise StorageError(
-                f"snapshot of {snapshot.account!r}: {len(state.positions)} positions but "
-                f"{len(risk.positions)} computed results"
-            )
         venue = state.venue.value
-        self._snapshot_time = snapshot.taken_at
-        account_id = await self._account(snapshot.account, venue, state.asset, snapshot.taken_at)
+        account_id = self._account(conn, snapshot.account, venue, state.asset, snapshot.taken_at)
         distances = [
             p.distance_to_liquidation
             for p in risk.positions
             if p.distance_to_liquidation is not None
         ]
-        snapshot_id = await self._conn.scalar(
-            insert(AccountSnapshot)
-            .values(
-                account_id=account_id,
-                taken_at=snapshot.taken_at,
-                equity=risk.equity,
-                wallet_balance=state.wallet_balance,
-                maintenance_margin=risk.maintenance_margin,
-                initial_margin=state.reported.initial_margin,
-                margin_ratio=risk.margin_ratio,
-                exchange_margin_ratio=risk.exchange_margin_ratio,
-                account_liquidation_move=risk.account_liquidation_move,
-                nearest_distance=min(distances) if distances else None,
-                reported_equity=state.reported.equity,
-                reported_maintenance_margin=state.reported.maintenance_margin,
-                reported_margin_ratio=state.reported.margin_ratio,
-            )
-            .returning(AccountSnapshot.id)
+        nearest = min(distances) if distances else None
+        statements = _statements(conn)
+        snapshot_id = statements.snapshot.scalar(
+            conn,
+            {
+                "account_id": account_id,
+                "taken_at": to_millis(snapshot.taken_at),
+                "equity": risk.equity,
+                "wallet_balance": state.wallet_balance,
+                "maintenance_margin": risk.maintenance_margin,
+                "initial_margin": state.reported.initial_margin,
+                "margin_ratio": risk.margin_ratio,
+                "exchange_margin_ratio": risk.exchange_margin_ratio,
+                "account_liquidation_move": risk.account_liquidation_move,
+                "nearest_distance": nearest,
+                "reported_equity": state.reported.equity,
+                "reported_maintenance_margin": state.reported.maintenance_margin,
+                "reported_margin_ratio": state.reported.margin_ratio,
+            },
         )
-        rows = []
+        rows: list[dict[str, Any]] = []
         for ordinal, (position, computed) in enumerate(
             zip(state.positions, risk.positions, strict=True)
         ):
-            symbol_id = await self._symbol(position.symbol)
-            await self._record_tiers(venue, symbol_id, position.tiers, snapshot.taken_at)
-            leg_id = await self._leg(_leg_key(account_id, symbol_id, position), snapshot.taken_at)
+            symbol_id = self._symbol(conn, position.symbol)
+            self._record_tiers(conn, venue, symbol_id, position.tiers, snapshot.taken_at)
+            leg_id = self._leg(conn, _leg_key(account_id, symbol_id, position), snapshot.taken_at)
             rows.append(
                 {
                     "snapshot_id": snapshot_id,
@@ -456,99 +631,201 @@ class Cycle:
                 }
             )
         if rows:
-            await self._conn.execute(insert(PositionSnapshot), rows)
+            statements.positions.execute_many(conn, rows)
+        _add_to_rollups(conn, statements.rollup, account_id, snapshot, nearest)
 
-    async def save_alert_states(
-        self, account: str, states: Mapping[str, Mapping[str, Any]]
+    def _write_states(
+        self,
+        conn: Connection,
+        account: str,
+        states: dict[str, dict[str, Any]],
+        updated_at: datetime,
     ) -> None:
-        """Upsert the alert state machine's JSON state per rule key."""
-        if not states:
-            return
-        account_id = await self._existing_account(account)
-        updated_at = self._snapshot_time or datetime.now(UTC)
-        dialect_insert = sqlite.insert if self._store.is_sqlite else postgresql.insert
-        statement = dialect_insert(AlertState)
+        account_id = self._existing_account(conn, account)
+        statement = _dialect_insert(conn)(AlertState)
         statement = statement.on_conflict_do_update(
             index_elements=[AlertState.account_id, AlertState.rule_key],
             set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
         )
-        await self._conn.execute(
+        conn.execute(
             statement,
             [
                 {
                     "account_id": account_id,
                     "rule_key": rule_key,
-                    "state": dict(state),
+                    "state": state,
                     "updated_at": updated_at,
                 }
                 for rule_key, state in states.items()
             ],
         )
 
-    async def delete_alert_states(self, account: str, rule_keys: Sequence[str]) -> None:
-        """Forget the state of rules that no longer exist (removed from the configuration)."""
-        if not rule_keys:
-            return
-        account_id = await self._existing_account(account)
-        await self._conn.execute(
-            delete(AlertState).where(
-                and_(AlertState.account_id == account_id, AlertState.rule_key.in_(rule_keys))
-            )
+
+def _dialect_insert(conn: Connection) -> Any:
+    return sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+
+
+def _add_to_rollups(
+    conn: Connection, upsert: _Compiled, account_id: int, snapshot: Snapshot, nearest: float | None
+) -> None:
+    """Fold the snapshot into its minute and hour rows, so bucketed history reads few rows."""
+    risk = snapshot.risk
+    taken_ms = to_millis(snapshot.taken_at)
+    rows = [
+        {
+            "account_id": account_id,
+            "resolution": resolution,
+            "bucket_start": taken_ms // (resolution * 1000) * (resolution * 1000),
+            "samples": 1,
+            "last_at": taken_ms,
+            "equity": risk.equity,
+            "wallet_balance": snapshot.state.wallet_balance,
+            "maintenance_margin": risk.maintenance_margin,
+            "margin_ratio": risk.margin_ratio,
+            "margin_ratio_min": risk.margin_ratio,
+            "margin_ratio_max": risk.margin_ratio,
+            "exchange_margin_ratio": risk.exchange_margin_ratio,
+            "exchange_margin_ratio_min": risk.exchange_margin_ratio,
+            "exchange_margin_ratio_max": risk.exchange_margin_ratio,
+            "account_liquidation_move": risk.account_liquidation_move,
+            "min_distance": nearest,
+        }
+        for resolution in (MINUTE, HOUR)
+    ]
+    upsert.execute_many(conn, rows)
+
+
+class _Compiled:
+    """A statement compiled once from the models, run on the driver's cursor with plain values.
+
+    The hot path of every cycle: SQLAlchemy's per-execution and per-row handling costs more than
+    SQLite's own work. Values must already be in their stored form (epoch ms, no JSON). The
+    cursor belongs to the transaction's connection, so it commits or rolls back with it; driver
+    errors are wrapped by `storage_errors` like any other.
+    """
+
+    def __init__(self, statement: Any, conn: Connection) -> None:
+        compiled = statement.compile(dialect=conn.dialect)
+        self.sql = str(compiled)
+        self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
+
+    def _values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(row[name] for name in self.order)
+
+    def scalar(self, conn: Connection, row: Mapping[str, Any]) -> Any:
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.sql, self._values(row))
+            first = cursor.fetchone()
+            return None if first is None else first[0]
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise StorageError(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
+        finally:
+            cursor.close()
+
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self.sql, [self._values(row) for row in rows])
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise StorageError(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
+        finally:
+            cursor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The statements of every cycle, built once per dialect."""
+
+    snapshot: _Compiled
+    positions: _Compiled
+    rollup: _Compiled
+
+
+_BUILT: dict[str, _Statements] = {}
+
+
+def _with_binds(statement: Any, columns: Sequence[str]) -> Any:
+    return statement.values({column: bindparam(column) for column in columns})
+
+
+def _statements(conn: Connection) -> _Statements:
+    built = _BUILT.get(conn.dialect.name)
+    if built is None:
+        snapshot_columns = [c.name for c in AccountSnapshot.__table__.c if c.name != "id"]
+        built = _Statements(
+            snapshot=_Compiled(
+                _with_binds(insert(AccountSnapshot), snapshot_columns).returning(
+                    AccountSnapshot.id
+                ),
+                conn,
+            ),
+            positions=_Compiled(
+                _with_binds(
+                    insert(PositionSnapshot), [c.name for c in PositionSnapshot.__table__.c]
+                ),
+                conn,
+            ),
+            rollup=_Compiled(_rollup_upsert(_dialect_insert(conn)), conn),
+        )
+        _BUILT[conn.dialect.name] = built
+    return built
+
+
+def _rollup_upsert(dialect_insert: Any) -> Any:
+    statement = _with_binds(
+        dialect_insert(AccountRollup), [c.name for c in AccountRollup.__table__.c]
+    )
+    new, old = statement.excluded, AccountRollup.__table__.c
+    is_newer = new.last_at >= old.last_at
+
+    def last(name: str) -> ColumnElement[Any]:
+        return case((is_newer, new[name]), else_=old[name])
+
+    def lowest(name: str) -> ColumnElement[Any]:
+        return case(
+            (old[name].is_(None), new[name]),
+            (new[name].is_(None), old[name]),
+            (new[name] < old[name], new[name]),
+            else_=old[name],
         )
 
-    async def add_alert_events(self, account: str, events: Sequence[AlertEventRecord]) -> None:
-        """Record what the alert rules did in this cycle."""
-        if not events:
-            return
-        account_id = await self._existing_account(account)
-        await self._conn.execute(
-            insert(AlertEvent),
-            [
-                {
-                    "account_id": account_id,
-                    "rule_key": event.rule_key,
-                    "severity": str(event.severity),
-                    "kind": str(event.kind),
-                    "at": event.at,
-                    "title": event.title,
-                    "text": event.text,
-                    "facts": _jsonable(event.facts),
-                }
-                for event in events
-            ],
+    def highest(name: str) -> ColumnElement[Any]:
+        return case(
+            (old[name].is_(None), new[name]),
+            (new[name].is_(None), old[name]),
+            (new[name] > old[name], new[name]),
+            else_=old[name],
         )
 
-    async def enqueue(self, notifications: Sequence[Notification], sinks: Sequence[str]) -> None:
-        """Queue every notification for every sink (a replayed notification id is ignored)."""
-        await _enqueue(self._conn, self._store.is_sqlite, notifications, sinks)
+    return statement.on_conflict_do_update(
+        index_elements=[
+            AccountRollup.account_id,
+            AccountRollup.resolution,
+            AccountRollup.bucket_start,
+        ],
+        set_={
+            "samples": old.samples + new.samples,
+            "last_at": last("last_at"),
+            "equity": last("equity"),
+            "wallet_balance": last("wallet_balance"),
+            "maintenance_margin": last("maintenance_margin"),
+            "margin_ratio": last("margin_ratio"),
+            "exchange_margin_ratio": last("exchange_margin_ratio"),
+            "account_liquidation_move": last("account_liquidation_move"),
+            "margin_ratio_min": lowest("margin_ratio_min"),
+            "margin_ratio_max": highest("margin_ratio_max"),
+            "exchange_margin_ratio_min": lowest("exchange_margin_ratio_min"),
+            "exchange_margin_ratio_max": highest("exchange_margin_ratio_max"),
+            "min_distance": lowest("min_distance"),
+        },
+    )
 
-    async def _existing_account(self, name: str) -> int:
-        known = self._store._account_ids.get(name) or self._new_accounts.get(name)
-        if known is not None:
-            return known
-        found = await self._conn.scalar(select(Account.id).where(Account.name == name))
-        if found is None:
-            raise StorageError(
-                f"account {name!r} has no stored snapshot or registration yet; "
-                "add its snapshot first or register the account"
-            )
-        self._new_accounts[name] = found
-        return found
 
-
-async def _account_id(
-    conn: AsyncConnection,
-    cache: dict[str, int],
-    name: str,
-    venue: str,
-    asset: str,
-    now: datetime,
-) -> int:
-    if name in cache:
-        return cache[name]
-    found = await conn.scalar(select(Account.id).where(Account.name == name))
+def _account_id(conn: Connection, name: str, venue: str, asset: str, now: datetime) -> int:
+    found = conn.scalar(select(Account.id).where(Account.name == name))
     if found is None:
-        found = await conn.scalar(
+        found = conn.scalar(
             insert(Account)
             .values(name=name, venue=venue, asset=asset, poll_interval=None, created_at=now)
             .returning(Account.id)
@@ -557,13 +834,10 @@ async def _account_id(
     return found
 
 
-async def _enqueue(
-    conn: AsyncConnection,
-    is_sqlite: bool,
-    notifications: Sequence[Notification],
-    sinks: Sequence[str],
-) -> None:
-    rows = [
+def _outbox_rows(
+    notifications: Sequence[Notification], sinks: Sequence[str]
+) -> list[dict[str, Any]]:
+    return [
         {
             "notification_id": notification.id,
             "sink": sink,
@@ -578,12 +852,12 @@ async def _enqueue(
         for notification in notifications
         for sink in sinks
     ]
-    if not rows:
-        return
-    dialect_insert = sqlite.insert if is_sqlite else postgresql.insert
+
+
+def _enqueue(conn: Connection, rows: list[dict[str, Any]]) -> None:
     # A notification replayed after a crash has the same id: queue it once per sink.
-    await conn.execute(
-        dialect_insert(Outbox).on_conflict_do_nothing(
+    conn.execute(
+        _dialect_insert(conn)(Outbox).on_conflict_do_nothing(
             index_elements=[Outbox.notification_id, Outbox.sink]
         ),
         rows,

@@ -26,7 +26,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from monitor.storage.models import (
     HOUR,
@@ -87,72 +87,6 @@ def _hour_floor(moment: datetime) -> datetime:
 def _bucket(taken_at: ColumnElement[object], resolution: int) -> ColumnElement[int]:
     millis = type_coerce(taken_at, BigInteger)
     return (millis // (resolution * 1000)) * (resolution * 1000)
-
-
-def _account_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ...]]:
-    snap = AccountSnapshot.__table__
-    old = type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms
-    bucket = _bucket(snap.c.taken_at, resolution)
-    groups = (
-        select(
-            snap.c.account_id,
-            bucket.label("bucket"),
-            func.count().label("samples"),
-            func.max(snap.c.id).label("last_id"),
-            func.min(snap.c.margin_ratio).label("mr_min"),
-            func.max(snap.c.margin_ratio).label("mr_max"),
-            func.min(snap.c.exchange_margin_ratio).label("emr_min"),
-            func.max(snap.c.exchange_margin_ratio).label("emr_max"),
-            func.min(snap.c.nearest_distance).label("dist"),
-        )
-        .where(old)
-        .group_by(snap.c.account_id, bucket)
-        .subquery("groups")
-    )
-    last = snap.alias("last")
-    return (
-        select(
-            groups.c.account_id,
-            literal(resolution, Integer),
-            groups.c.bucket,
-            groups.c.samples,
-            type_coerce(last.c.taken_at, BigInteger),
-            last.c.equity,
-            last.c.wallet_balance,
-            last.c.maintenance_margin,
-            last.c.margin_ratio,
-            groups.c.mr_min,
-            groups.c.mr_max,
-            last.c.exchange_margin_ratio,
-            groups.c.emr_min,
-            groups.c.emr_max,
-            last.c.account_liquidation_move,
-            groups.c.dist,
-        )
-        .join(last, last.c.id == groups.c.last_id)
-        # SQLite needs a WHERE before ON CONFLICT to parse INSERT ... SELECT ... ON CONFLICT.
-        .where(groups.c.samples > 0)
-    )
-
-
-_ACCOUNT_ROLLUP_COLUMNS = [
-    "account_id",
-    "resolution",
-    "bucket_start",
-    "samples",
-    "last_at",
-    "equity",
-    "wallet_balance",
-    "maintenance_margin",
-    "margin_ratio",
-    "margin_ratio_min",
-    "margin_ratio_max",
-    "exchange_margin_ratio",
-    "exchange_margin_ratio_min",
-    "exchange_margin_ratio_max",
-    "account_liquidation_move",
-    "min_distance",
-]
 
 
 def _position_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ...]]:
@@ -234,9 +168,10 @@ _POSITION_ROLLUP_COLUMNS = [
 ]
 
 
-async def prune(conn: AsyncConnection, policy: RetentionPolicy, now: datetime) -> PruneReport:
-    """Roll raw snapshots older than `policy.raw` up into minute and hour rows, delete them, and
-    delete minute and hour rows past their periods. Runs inside the caller's transaction."""
+def prune(conn: Connection, policy: RetentionPolicy, now: datetime) -> PruneReport:
+    """Roll positions of raw snapshots older than `policy.raw` up into minute and hour rows (the
+    account rows are rolled up as they are written), delete those snapshots, and delete minute and
+    hour rows past their periods. Runs inside the caller's transaction."""
     dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
     raw_cutoff = _hour_floor(now - policy.raw)
     cutoff_ms = to_millis(raw_cutoff)
@@ -244,48 +179,43 @@ async def prune(conn: AsyncConnection, policy: RetentionPolicy, now: datetime) -
     pos = _table(PositionSnapshot)
     old_ids = select(snap.c.id).where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms)
 
-    rolled_up = int(await conn.scalar(select(func.count()).select_from(old_ids.subquery())) or 0)
+    rolled_up = int(conn.scalar(select(func.count()).select_from(old_ids.subquery())) or 0)
     deleted_positions = 0
     if rolled_up:
         for resolution in (MINUTE, HOUR):
-            await conn.execute(
-                dialect_insert(AccountRollup)
-                .from_select(_ACCOUNT_ROLLUP_COLUMNS, _account_rollup(cutoff_ms, resolution))
+            conn.execute(
+                dialect_insert(PositionRollup)
+                .from_select(_POSITION_ROLLUP_COLUMNS, _position_rollup(cutoff_ms, resolution))
                 # A snapshot stored late into an already rolled-up hour is dropped, not merged.
                 .on_conflict_do_nothing()
             )
-            await conn.execute(
-                dialect_insert(PositionRollup)
-                .from_select(_POSITION_ROLLUP_COLUMNS, _position_rollup(cutoff_ms, resolution))
-                .on_conflict_do_nothing()
-            )
-        result = await conn.execute(delete(pos).where(pos.c.snapshot_id.in_(old_ids)))
+        result = conn.execute(delete(pos).where(pos.c.snapshot_id.in_(old_ids)))
         deleted_positions = result.rowcount
-        await conn.execute(delete(snap).where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms))
+        conn.execute(delete(snap).where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms))
         leg = _table(PositionLeg)
-        await conn.execute(delete(leg).where(leg.c.id.not_in(select(pos.c.leg_id).distinct())))
+        conn.execute(delete(leg).where(leg.c.id.not_in(select(pos.c.leg_id).distinct())))
 
     minute_cutoff = to_millis(_hour_floor(now - policy.minute))
     hour_cutoff = to_millis(_hour_floor(now - policy.hour))
-    minutes = await conn.execute(
+    minutes = conn.execute(
         delete(AccountRollup).where(
             AccountRollup.resolution == MINUTE,
             type_coerce(AccountRollup.bucket_start, BigInteger) < minute_cutoff,
         )
     )
-    await conn.execute(
+    conn.execute(
         delete(PositionRollup).where(
             PositionRollup.resolution == MINUTE,
             type_coerce(PositionRollup.bucket_start, BigInteger) < minute_cutoff,
         )
     )
-    hours = await conn.execute(
+    hours = conn.execute(
         delete(AccountRollup).where(
             AccountRollup.resolution == HOUR,
             type_coerce(AccountRollup.bucket_start, BigInteger) < hour_cutoff,
         )
     )
-    await conn.execute(
+    conn.execute(
         delete(PositionRollup).where(
             PositionRollup.resolution == HOUR,
             type_coerce(PositionRollup.bucket_start, BigInteger) < hour_cutoff,
