@@ -20,6 +20,7 @@ exactly what "everything is republished after a broker restart" tests need.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -55,7 +56,16 @@ def free_port() -> int:
 class Mosquitto:
     """One mosquitto process bound to 127.0.0.1:`port`; stoppable and restartable on that port."""
 
-    def __init__(self, workdir: Path, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        binary: str | None = None,
+        listener_options: str = "",
+        allow_anonymous: bool = True,
+    ) -> None:
+        """`listener_options`: extra mosquitto.conf lines for the listener (TLS files,
+        `password_file ...`); with `allow_anonymous=False` clients must log in."""
         found = binary or mosquitto_binary()
         if found is None:
             raise RuntimeError("mosquitto is not installed")
@@ -66,14 +76,20 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "mosquitto.conf"
         self.log_path = workdir / "mosquitto.log"
+        options = listener_options.strip()
         self.config_path.write_text(
-            f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            # Started as root, mosquitto drops to user "mosquitto", which cannot read files in
+            # pytest's private tmp directory (password file, certificates): stay who we are.
+            f"user {getpass.getuser()}\n"
+            "per_listener_settings true\n"
             "persistence false\n"
             "log_dest stderr\n"
             "log_type error\n"
             "log_type warning\n"
             "log_type notice\n"
+            f"listener {self.port} {self.host}\n"
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}\n"
+            + (f"{options}\n" if options else "")
         )
         self._process: subprocess.Popen[bytes] | None = None
 
