@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import ccxt.async_support as ccxt
@@ -93,7 +93,7 @@ class VenueClient(abc.ABC):
         venue: Venue,
         asset: str,
         exchange: Any,
-        markets: Callable[[], Awaitable[Any]],
+        markets: Callable[..., Awaitable[Any]],
         bans: BanBoard,
         ban_key: str,
         policy: RetryPolicy,
@@ -139,11 +139,17 @@ class VenueClient(abc.ABC):
             resync_clock=self.resync_clock,
         )
 
-    async def ensure_markets(self) -> None:
-        """Share the venue's market list (loaded once per venue by the hub) with this instance."""
-        if not self.exchange.markets:
-            master = await self._markets()
+    async def ensure_markets(self, *, reload: bool = False) -> None:
+        """Share the venue's current market list (loaded once per venue by the hub) with this
+        instance; `reload` re-reads it first (a symbol appeared that the list lacks)."""
+        master = await self._markets(force=reload)
+        if self.exchange.markets is not master.markets:
             self.exchange.set_markets_from_exchange(master)
+
+    async def ensure_listed(self, symbols: Iterable[str]) -> None:
+        """Re-read the market list once if any of `symbols` is missing from it (a new listing)."""
+        if any(symbol not in (self.exchange.markets_by_id or {}) for symbol in symbols):
+            await self.ensure_markets(reload=True)
 
     async def resync_clock(self) -> None:
         """Measure the offset to the venue's clock; signed requests use it from now on."""

@@ -56,7 +56,15 @@ class BinanceClient(VenueClient):
                 self.request("account", "fapiPrivateV3GetAccount"),
                 self.request("positions", "fapiPrivateV3GetPositionRisk"),
             )
-        rows = self._open_rows(as_list(risk, f"{self.label}: positionRisk"))
+        risk_rows = as_list(risk, f"{self.label}: positionRisk")
+        if self._inverse:
+            # COIN-M rows name no margin asset and no contract size: both come from the markets.
+            await self.ensure_listed(
+                str(row.get("symbol"))
+                for row in risk_rows
+                if isinstance(row, Mapping) and _float(row.get("positionAmt"))
+            )
+        rows = self._open_rows(risk_rows)
         await self._refresh_tiers({text(row, "symbol", where) for where, row in rows})
         account_body = as_mapping(account, f"{self.label}: account")
         wallet_balance, cross_equity = self._pool(account_body)

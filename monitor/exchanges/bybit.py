@@ -101,11 +101,13 @@ class BybitClient(VenueClient):
             for index, raw in enumerate(as_list(result.get("list"), f"{where}.list")):
                 path = f"{where}.list[{index}]"
                 row = as_mapping(raw, path)
-                if number(row, "size", path) != 0 and self._settles_in_pool(row, path):
+                if number(row, "size", path) != 0:
                     rows.append((path, row))
             cursor = result.get("nextPageCursor")
             if not cursor:
-                return rows
+                if self._category == "inverse":
+                    await self.ensure_listed(text(row, "symbol", path) for path, row in rows)
+                return [(path, row) for path, row in rows if self._settles_in_pool(row, path)]
             params = {**params, "cursor": cursor}
         raise ExchangeDataError(f"{self.label}: positions: more than {_MAX_PAGES} pages")
 

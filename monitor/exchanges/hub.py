@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from monitor.config.accounts import AccountSettings
+from monitor.domain.errors import ExchangeUnavailable, MonitorError
 from monitor.domain.model import Venue
 from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
@@ -32,14 +33,60 @@ class _Endpoint:
         return f"{self.ccxt_id}@{self.base_url or ('testnet' if self.testnet else 'production')}"
 
 
-class _Markets:
-    """The venue's market list, loaded once by a key-less instance and shared by reference."""
+_MIN_FORCED_RELOAD = 60.0
 
-    def __init__(self, exchange: Any, refresh: float) -> None:
+
+class _Markets:
+    """The venue's market list, loaded by a key-less instance and shared by reference; re-read
+    every `refresh` seconds, or at once when an account meets a symbol it does not list."""
+
+    def __init__(
+        self, exchange: Any, endpoint: _Endpoint, refresh: float, hub: ExchangeHub
+    ) -> None:
         self.exchange = exchange
+        self._endpoint = endpoint
         self._refresh = refresh
+        self._hub = hub
         self._loaded_at = -float("inf")
         self._lock = asyncio.Lock()
+
+    async def get(self, *, force: bool = False) -> Any:
+        """The key-less instance holding the current market list."""
+        async with self._lock:
+            age = time.monotonic() - self._loaded_at
+            # A symbol the venue lists nowhere must not make every poll re-read the market list.
+            forced = force and age >= _MIN_FORCED_RELOAD
+            if forced or age >= self._refresh or not self.exchange.markets:
+                try:
+                    await self._load()
+                except MonitorError:
+                    # A failed periodic re-read keeps the list we have; only a missing or
+                    # explicitly stale list makes the fetch fail.
+                    if forced or not self.exchange.markets:
+                        raise
+                self._loaded_at = time.monotonic()
+        return self.exchange
+
+    async def _load(self) -> None:
+        exchange = self.exchange
+
+        async def load() -> Any:
+            markets = await exchange.load_markets(reload=True)
+            # ccxt parses a truncated or non-JSON body into an empty market list.
+            if not markets:
+                raise ExchangeUnavailable(
+                    f"{self._endpoint.ccxt_id}: empty or malformed market list"
+                )
+            return markets
+
+        await call(
+            load,
+            where=f"{self._endpoint.ccxt_id}: markets",
+            ban_key=self._endpoint.key,
+            bans=self._hub.bans,
+            policy=self._hub.retry,
+            resync_clock=_no_resync,
+        )
 
 
 class ExchangeHub:
@@ -87,7 +134,7 @@ class ExchangeHub:
             venue=settings.venue,
             asset=settings.asset,
             exchange=exchange,
-            markets=lambda: self._load_markets(shared, endpoint),
+            markets=shared.get,
             bans=self.bans,
             ban_key=endpoint.key,
             policy=self.retry,
@@ -99,7 +146,9 @@ class ExchangeHub:
     def _shared(self, endpoint: _Endpoint, venue: Venue) -> _Markets:
         shared = self._markets.get(endpoint.key)
         if shared is None:
-            shared = _Markets(self._instance(venue, endpoint, {}), self._tier_refresh)
+            shared = _Markets(
+                self._instance(venue, endpoint, {}), endpoint, self._tier_refresh, self
+            )
             self._markets[endpoint.key] = shared
         return shared
 
@@ -130,28 +179,6 @@ class ExchangeHub:
                 "api": rewrite_api_urls(exchange.urls["api"], endpoint.base_url),
             }
         return exchange
-
-    async def _load_markets(self, shared: _Markets, endpoint: _Endpoint) -> Any:
-        async with shared._lock:
-            if (
-                time.monotonic() - shared._loaded_at >= shared._refresh
-                or not shared.exchange.markets
-            ):
-                exchange = shared.exchange
-
-                async def load() -> Any:
-                    return await exchange.load_markets(reload=True)
-
-                await call(
-                    load,
-                    where=f"{endpoint.ccxt_id}: markets",
-                    ban_key=endpoint.key,
-                    bans=self.bans,
-                    policy=self.retry,
-                    resync_clock=_no_resync,
-                )
-                shared._loaded_at = time.monotonic()
-        return shared.exchange
 
     async def aclose(self) -> None:
         """Close every client and shared instance (each holds an HTTP session)."""

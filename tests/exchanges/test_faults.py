@@ -170,3 +170,15 @@ async def test_unreachable_venue(client_for: ClientFactory, sim: SimulatorServer
     await sim.stop()
     with pytest.raises(ExchangeUnavailable, match="exchange unavailable"):
         await client.fetch_account()
+
+
+async def test_malformed_market_list_is_retried_not_taken_as_no_markets(
+    sim: SimulatorServer, client_for: ClientFactory
+) -> None:
+    # ccxt turns a truncated exchangeInfo into an empty market list without raising.
+    sim.inject_fault("malformed_json", path="/dapi/v1/exchangeInfo", count=1)
+    state = await client_for("bn-oneway", "binance-coinm", "BTC").fetch_account()
+    assert state.positions[0].contract_size == 100
+    sim.inject_fault("malformed_json", path="/v5/market/instruments-info")
+    with pytest.raises(ExchangeUnavailable, match="empty or malformed market list"):
+        await client_for("by-cross", "bybit-inverse", "BTC").fetch_account()
