@@ -78,6 +78,9 @@ class OutboxSender:
         self._batch = batch
         self._wake = asyncio.Event()
         self._blocked_until: dict[str, datetime] = {}
+        self._failures: dict[str, int] = {}
+        self._pass = asyncio.Lock()
+        self._last_error: dict[str, str] = {}
         self.disabled: dict[str, str] = {}
         self.delivered = 0
 
@@ -114,7 +117,12 @@ class OutboxSender:
             return False
 
     async def deliver_due(self) -> int:
-        """One pass over the due rows; returns how many rows were attempted (0 = nothing to do)."""
+        """One pass over the due rows; returns how many rows were handled (0 = nothing to do)."""
+        # flush() at shutdown may overlap a pass of run(); one pass at a time sends each row once.
+        async with self._pass:
+            return await self._deliver_due()
+
+    async def _deliver_due(self) -> int:
         now = self._clock.now()
         entries = await self._store.due(now, self._batch)
         by_sink: dict[str, list[OutboxEntry]] = {}
@@ -127,6 +135,10 @@ class OutboxSender:
                 continue
             blocked = self._blocked_until.get(entry.sink)
             if blocked is not None and blocked > now:
+                # Move the row out of the way, or a backlog for one dead sink would fill every
+                # batch and starve the healthy sinks queued behind it.
+                await self._postpone(entry, blocked)
+                attempted += 1
                 continue
             by_sink.setdefault(entry.sink, []).append(entry)
         results = await asyncio.gather(
@@ -135,42 +147,64 @@ class OutboxSender:
         return attempted + sum(results)
 
     async def _deliver_to(self, sink_name: str, entries: Sequence[OutboxEntry]) -> int:
-        """Rows of one sink, oldest first; stops at the first failure so order is kept."""
+        """Rows of one sink, oldest first. After a failure the rest wait with the failed row,
+        so the order of alerts is kept."""
         sink = self._sinks[sink_name]
         for done, entry in enumerate(entries, start=1):
-            try:
-                async with asyncio.timeout(self._policy.send_timeout.total_seconds()):
-                    await sink.send(entry.notification)
-            except DeliveryError as error:
-                await self._failed(entry, error)
-                return done
-            except TimeoutError:
-                await self._failed(entry, DeliveryError(f"{sink_name}: no answer in time"))
-                return done
-            except Exception as error:
-                # A bug in one sink must not stop the others; keep the row and retry it.
-                log.exception("outbox: sink %s raised unexpectedly", sink_name)
-                await self._failed(entry, DeliveryError(f"{sink_name}: {error!r}"))
-                return done
-            await self._store.mark_delivered(entry.id, self._clock.now())
-            self._blocked_until.pop(sink_name, None)
-            self.delivered += 1
+            error = await self._attempt(sink, entry)
+            if error is None:
+                await self._store.mark_delivered(entry.id, self._clock.now())
+                self._failures.pop(sink_name, None)
+                self._blocked_until.pop(sink_name, None)
+                self.delivered += 1
+                continue
+            await self._failed(entry, error)
+            blocked = self._blocked_until.get(sink_name)
+            if not error.permanent and blocked is not None:
+                for later in entries[done:]:
+                    await self._postpone(later, blocked)
+            return len(entries)
         return len(entries)
+
+    async def _attempt(self, sink: Notifier, entry: OutboxEntry) -> DeliveryError | None:
+        try:
+            async with asyncio.timeout(self._policy.send_timeout.total_seconds()):
+                await sink.send(entry.notification)
+        except DeliveryError as error:
+            return error
+        except TimeoutError:
+            return DeliveryError(f"{entry.sink}: no answer in time")
+        except Exception as error:
+            # A bug in one sink must not stop the others; keep the row and retry it.
+            log.exception("outbox: sink %s raised unexpectedly", entry.sink)
+            return DeliveryError(f"{entry.sink}: {error!r}")
+        return None
 
     async def _failed(self, entry: OutboxEntry, error: DeliveryError) -> None:
         if error.permanent:
             await self._disable(entry, str(error))
             return
-        wait = self._policy.delay(entry.attempts + 1, error.retry_after)
+        # The back-off follows the sink's run of failures, not the row's attempt count: rows
+        # that only waited behind a failed one did not make the sink any less healthy.
+        failures = self._failures.get(entry.sink, 0) + 1
+        self._failures[entry.sink] = failures
+        wait = self._policy.delay(failures, error.retry_after)
         next_attempt = self._clock.now() + wait
         self._blocked_until[entry.sink] = next_attempt
+        self._last_error[entry.sink] = str(error)
         await self._store.mark_failed(entry.id, next_attempt, str(error))
         log.warning(
-            "outbox: %s failed (attempt %d), retrying in %s: %s",
+            "outbox: %s failed (%d in a row), retrying in %s: %s",
             entry.sink,
-            entry.attempts + 1,
+            failures,
             wait,
             error,
+        )
+
+    async def _postpone(self, entry: OutboxEntry, until: datetime) -> None:
+        reason = self._last_error.get(entry.sink, "")
+        await self._store.mark_failed(
+            entry.id, until, f"not tried: {entry.sink} is failing ({reason})"
         )
 
     async def _disable(self, entry: OutboxEntry, reason: str) -> None:

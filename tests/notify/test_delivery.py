@@ -111,6 +111,25 @@ async def test_a_sink_that_is_down_is_not_hammered_and_others_keep_going(store: 
     assert await store.depth() == 5
 
 
+async def test_a_backlog_for_a_dead_sink_does_not_starve_the_others(
+    store: SqlStore, database: Path
+) -> None:
+    clock = ManualClock()
+    down = ScriptedSink("down", [retryable("HTTP 502")] * 100)
+    ops = ScriptedSink("ops")
+    await store.enqueue([notification(id=f"old{i}") for i in range(10)], ["down"])
+    clock.advance(1)
+    await store.enqueue([notification(id="new")], ["ops"])
+    sender = OutboxSender(store, {"down": down, "ops": ops}, POLICY, clock=clock, batch=3)
+    assert await sender.flush(5)  # batches of 3: only "down" rows come first
+    assert [n.id for n in ops.received] == ["new"]
+    assert down.attempts == 1
+    rows = {r.notification_id: r for r in outbox_rows(database) if r.sink == "down"}
+    assert rows["old0"].last_error == "HTTP 502"
+    assert rows["old9"].last_error == "not tried: down is failing (HTTP 502)"
+    assert len({r.next_attempt_at for r in rows.values()}) == 1  # all wait for the same retry
+
+
 async def test_permanent_failure_disables_the_sink_and_tells_the_others(
     store: SqlStore, database: Path
 ) -> None:
