@@ -94,6 +94,7 @@ class VenueClient(abc.ABC):
         asset: str,
         exchange: Any,
         markets: Callable[..., Awaitable[Any]],
+        release: Callable[[], Awaitable[None]],
         bans: BanBoard,
         ban_key: str,
         policy: RetryPolicy,
@@ -104,6 +105,7 @@ class VenueClient(abc.ABC):
         self.asset = asset
         self.exchange = exchange
         self._markets = markets
+        self._release = release
         self._bans = bans
         self._ban_key = ban_key
         self._policy = policy
@@ -173,5 +175,5 @@ class VenueClient(abc.ABC):
         return self.tiers.drain()
 
     async def close(self) -> None:
-        """Release the HTTP session of this account's ccxt instance."""
-        await self.exchange.close()
+        """Release this account's ccxt instance (closed once no other entry of the key uses it)."""
+        await self._release()

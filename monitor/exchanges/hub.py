@@ -5,6 +5,7 @@ shared by every account that hits the same host."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -110,38 +111,56 @@ class ExchangeHub:
         self._tier_refresh = tier_refresh
         self._rate_limit = rate_limit
         self._markets: dict[str, _Markets] = {}
-        self._clients: list[VenueClient] = []
+        self._instances: dict[str, tuple[Any, int]] = {}
 
     def client_for(self, name: str, settings: AccountSettings) -> VenueClient:
-        """A client for the account `name`; no network traffic until its first fetch."""
+        """A client for the account `name`; no network traffic until its first fetch. Entries
+        with the same key on one venue (Bybit USDT and USDC pools) share one ccxt instance."""
         endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
         shared = self._shared(endpoint, settings.venue)
-        exchange = self._instance(
-            settings.venue,
-            endpoint,
-            {
-                "apiKey": settings.api_key.get_secret_value(),
-                "secret": settings.api_secret.get_secret_value(),
-            },
-        )
-        if settings.venue.exchange == "binance":
-            # Binance counts request weight per IP across every key; Bybit limits private
-            # endpoints per account (UID), so there each key keeps ccxt's own bucket.
-            exchange.throttler = shared.exchange.throttler
+        api_key = settings.api_key.get_secret_value()
+        # The key itself never becomes a dict key that could end up in a repr or a log.
+        key = f"{endpoint.key}|{hashlib.sha256(api_key.encode()).hexdigest()}"
+        if key in self._instances:
+            exchange, users = self._instances[key]
+        else:
+            exchange, users = (
+                self._instance(
+                    settings.venue,
+                    endpoint,
+                    {"apiKey": api_key, "secret": settings.api_secret.get_secret_value()},
+                ),
+                0,
+            )
+            if settings.venue.exchange == "binance":
+                # Binance counts request weight per IP across every key; Bybit limits private
+                # endpoints per account (UID), so there each key keeps ccxt's own bucket.
+                exchange.throttler = shared.exchange.throttler
+        self._instances[key] = (exchange, users + 1)
         client_cls = BybitClient if settings.venue.exchange == "bybit" else BinanceClient
-        client = client_cls(
+        return client_cls(
             name=name,
             venue=settings.venue,
             asset=settings.asset,
             exchange=exchange,
             markets=shared.get,
+            release=lambda: self._release(key),
             bans=self.bans,
             ban_key=endpoint.key,
             policy=self.retry,
             tier_refresh=self._tier_refresh,
         )
-        self._clients.append(client)
-        return client
+
+    async def _release(self, key: str) -> None:
+        """A client is done: close its ccxt instance once no other client uses it."""
+        if key not in self._instances:
+            return
+        exchange, users = self._instances[key]
+        if users > 1:
+            self._instances[key] = (exchange, users - 1)
+            return
+        del self._instances[key]
+        await exchange.close()
 
     def _shared(self, endpoint: _Endpoint, venue: Venue) -> _Markets:
         shared = self._markets.get(endpoint.key)
@@ -182,9 +201,9 @@ class ExchangeHub:
 
     async def aclose(self) -> None:
         """Close every client and shared instance (each holds an HTTP session)."""
-        instances = [client.exchange for client in self._clients]
+        instances = [exchange for exchange, _ in self._instances.values()]
         instances += [shared.exchange for shared in self._markets.values()]
-        self._clients.clear()
+        self._instances.clear()
         self._markets.clear()
         await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
 

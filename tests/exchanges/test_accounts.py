@@ -103,3 +103,19 @@ async def test_markets_are_loaded_once_per_venue(
     assert sum(1 for r in sim.request_log if r.path == "/fapi/v1/exchangeInfo") == 1
     throttlers = {id(client.exchange.throttler) for client in clients}
     assert len(throttlers) == 1
+
+
+async def test_entries_of_one_key_share_an_instance_until_the_last_closes(
+    client_for: ClientFactory,
+) -> None:
+    usdt = client_for("by-cross", "bybit-linear", "USDT")
+    usdc = client_for("by-cross", "bybit-linear", "USDC")
+    inverse = client_for("by-cross", "bybit-inverse", "BTC")
+    assert usdt.exchange is usdc.exchange is inverse.exchange
+    await usdt.fetch_account()
+    await usdt.close()
+    assert len((await usdc.fetch_account()).positions) == 1
+    await usdc.close()
+    assert (await inverse.fetch_account()).positions
+    await inverse.close()
+    assert inverse.exchange.session is None

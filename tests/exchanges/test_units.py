@@ -7,9 +7,12 @@ from datetime import timedelta
 
 import ccxt.async_support as ccxt
 import pytest
+from pydantic import SecretStr
 
+from monitor.config.accounts import AccountSettings
 from monitor.domain.errors import ExchangeAuthError, ExchangeDataError, ExchangeUnavailable
 from monitor.domain.model import Tier, Venue
+from monitor.exchanges import ExchangeHub
 from monitor.exchanges.errors import translate
 from monitor.exchanges.probe import request_budget
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
@@ -240,3 +243,20 @@ def test_request_budget_sums_per_venue_limit() -> None:
     assert lines["bybit"].used == pytest.approx(3 * 1 + 3 * 5)
     assert lines["bybit"].share == pytest.approx(18 / 600)
     assert "of 2400 per IP" in lines["binance-fapi"].describe()
+
+
+async def test_testnet_uses_the_venues_test_hosts() -> None:
+    async with ExchangeHub() as hub:
+        settings = AccountSettings(
+            venue=Venue.BINANCE_USDM,
+            api_key=SecretStr("k"),
+            api_secret=SecretStr("s"),
+            testnet=True,
+        )
+        client = hub.client_for("main", settings)
+        assert "testnet" in client.exchange.urls["api"]["fapiPrivateV3"]
+        production = hub.client_for("prod", settings.model_copy(update={"testnet": False}))
+        assert production.exchange.urls["api"]["fapiPrivateV3"].startswith(
+            "https://fapi.binance.com"
+        )
+        assert production.exchange is not client.exchange
