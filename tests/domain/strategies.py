@@ -24,6 +24,20 @@ def tables(draw: st.DrawFn, notional: float) -> tuple[Tier, ...]:
     return tuple(tiers)
 
 
+@st.composite
+def rough_tables(draw: st.DrawFn, notional: float) -> tuple[Tier, ...]:
+    """A table as a careless source might send it: rates in any order, deductions not lining up."""
+    count = draw(st.integers(2, 6))
+    floor = notional * draw(st.floats(0.05, 0.9))
+    tiers = [Tier(0.0, None, draw(st.floats(0.002, 0.2)), 0.0)]
+    for _ in range(count - 1):
+        rate = draw(st.floats(0.002, 0.2))
+        deduction = floor * draw(st.floats(-0.1, 0.1))
+        tiers.append(Tier(floor=floor, cap=None, mmr=rate, deduction=deduction))
+        floor *= draw(st.floats(1.2, 5.0))
+    return tuple(tiers)
+
+
 def _magnitude(low: float, high: float) -> st.SearchStrategy[float]:
     """Log-uniform-ish numbers between low and high (prices and sizes span many decades)."""
     return st.floats(low, high).map(lambda exponent: 10.0**exponent)
@@ -38,8 +52,9 @@ def positions_for(
     mode: MarginMode,
     mark: float,
     hedge: bool,
+    rough: bool = False,
 ) -> Position:
-    """One position of `venue` with a table around its notional."""
+    """One position of `venue` with a table around its notional (`rough`: an inconsistent one)."""
     entry = mark * draw(st.floats(0.8, 1.25))
     if venue.inverse:
         contract_size = draw(st.sampled_from([1.0, 10.0, 100.0]))
@@ -62,7 +77,7 @@ def positions_for(
         quantity=quantity,
         entry_price=entry,
         mark_price=mark,
-        tiers=draw(tables(notional)),
+        tiers=draw(rough_tables(notional) if rough else tables(notional)),
         contract_size=contract_size,
         leverage=leverage,
         isolated_margin=isolated_margin,
@@ -72,8 +87,11 @@ def positions_for(
 
 
 @st.composite
-def pools(draw: st.DrawFn) -> AccountState:
-    """A margin pool: a few cross and isolated positions, sometimes a hedged pair, any venue."""
+def pools(draw: st.DrawFn, *, rough: bool = False) -> AccountState:
+    """A margin pool: a few cross and isolated positions, sometimes a hedged pair, any venue.
+
+    `rough` gives every position an inconsistent table (margin jumps at floors, rates out of order).
+    """
     venue = draw(st.sampled_from(list(Venue)))
     positions: list[Position] = []
     for number in range(draw(st.integers(1, 5))):
@@ -82,12 +100,12 @@ def pools(draw: st.DrawFn) -> AccountState:
         if draw(st.integers(0, 4)) == 0:
             for side in (Side.LONG, Side.SHORT):
                 positions.append(
-                    draw(positions_for(venue, symbol, side, MarginMode.CROSS, mark, True))
+                    draw(positions_for(venue, symbol, side, MarginMode.CROSS, mark, True, rough))
                 )
             continue
         side = draw(st.sampled_from([Side.LONG, Side.SHORT]))
         mode = draw(st.sampled_from([MarginMode.CROSS, MarginMode.CROSS, MarginMode.ISOLATED]))
-        positions.append(draw(positions_for(venue, symbol, side, mode, mark, False)))
+        positions.append(draw(positions_for(venue, symbol, side, mode, mark, False, rough)))
     gross = sum(
         (
             p.quantity * p.contract_size / p.mark_price

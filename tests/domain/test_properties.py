@@ -158,3 +158,38 @@ def test_healthy_long_liquidates_below_its_mark_and_short_above(state: AccountSt
             result.distance_to_liquidation
             == abs(position.mark_price - result.liquidation_price) / position.mark_price
         )
+
+
+@PROPERTY_SETTINGS
+@given(pools(rough=True))
+def test_inconsistent_tables_liquidate_at_the_first_failing_price(state: AccountState) -> None:
+    # Margin may jump at a floor, so equity need not equal margin anywhere: the liquidation price
+    # is then the floor where the pool first fails. Healthy all the way to it, failing just past it.
+    risk = assess(state)
+    for members in price_groups(state):
+        price = risk.positions[members[0]].liquidation_price
+        mark = state.positions[members[0]].mark_price
+        if surplus_at(state, members, mark)[0] <= 0:
+            continue
+        if price is None:
+            for far in (mark * 1e-6, mark * 1e6):
+                assert surplus_at(state, members, far)[0] > 0, far
+            continue
+        for fraction in BETWEEN:
+            assert surplus_at(state, members, mark + (price - mark) * fraction)[0] > 0, fraction
+        beyond = price * (1 + (1e-9 if price > mark else -1e-9))
+        gap, scale = surplus_at(state, members, beyond)
+        assert gap <= EXACT * scale, (gap, scale)
+
+
+@PROPERTY_SETTINGS
+@given(pools(rough=True))
+def test_inconsistent_tables_account_move(state: AccountState) -> None:
+    move = assess(state).account_liquidation_move
+    if move is None or move == 0.0:
+        return
+    for fraction in BETWEEN:
+        assert cross_surplus_after_move(state, move * fraction)[0] > 0, fraction
+    gap, scale = cross_surplus_after_move(state, move * (1 + 1e-9))
+    representation = 4 * 2.0**-52 * scale / (1 + move)
+    assert gap <= EXACT * scale + representation, (gap, scale)

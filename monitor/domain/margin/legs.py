@@ -79,7 +79,9 @@ class Leg:
             self.beta = sign * size
             x0 = self.x0 = position.mark_price
         self.gamma = size
-        notional = self.notional = size * x0
+        # Q*CM/mark as the exchange computes it: size*(1/mark) can differ in the last bit, which
+        # picks the wrong tier when the notional sits exactly on a floor.
+        notional = self.notional = size / position.mark_price if inverse else size * x0
         self.unrealized_pnl = self.alpha + self.beta * x0
         fee = self.fee = _fee_to_close(position, inverse, size) if bybit else 0.0
         tiers: tuple[Tier, ...] | None = position.tiers
