@@ -116,6 +116,9 @@ async def test_auth_error_is_permanent_and_not_retried(
     assert not caught.value.retryable
     assert "rejected the API key" in str(caught.value)
     assert code in str(caught.value)
+    keys = sim.accounts[account]
+    assert keys.api_key not in str(caught.value)
+    assert keys.api_secret not in str(caught.value)
     private = [r for r in list(sim.request_log)[before:] if r.account == account]
     # Concurrent parts of one fetch each fail once; none is retried.
     assert 1 <= len(private) <= 3
