@@ -26,6 +26,7 @@ from monitor.ports import Clock, Notifier, OutboxEntry, OutboxStore
 
 log = logging.getLogger(__name__)
 
+# Notifications about the monitor itself belong to no account.
 SYSTEM_ACCOUNT = ""
 
 

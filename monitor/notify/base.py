@@ -6,8 +6,6 @@ from typing import Any
 
 from monitor.domain.notification import Notification, NotificationKind, Severity
 
-SYSTEM_ACCOUNT = "_monitor"
-
 
 def _percent(value: float) -> str:
     return f"{value * 100:.1f} %"

@@ -29,7 +29,7 @@ from monitor.config.notify import MqttSettings
 from monitor.domain.errors import ConfigError, DeliveryError
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import Notification
-from monitor.notify.base import SYSTEM_ACCOUNT, payload
+from monitor.notify.base import payload
 from monitor.notify.ha_discovery import (
     alert_topic,
     availability_topic,
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 ONLINE = b"online"
 OFFLINE = b"offline"
+# Topic level for notifications about the monitor itself (no account): .../_monitor/alert
+MONITOR_TOPIC = "_monitor"
 PUBLISH_TIMEOUT = 10.0
 # Shutdown must not hang on a dead broker: systemd's stop timeout is waiting.
 OFFLINE_TIMEOUT = 3.0
@@ -182,7 +184,7 @@ class MqttPublisher:
             raise DeliveryError(
                 f"{self._name}: not connected to {self._settings.host}:{self._settings.port}"
             )
-        topic = alert_topic(self._prefix, notification.account or SYSTEM_ACCOUNT)
+        topic = alert_topic(self._prefix, notification.account or MONITOR_TOPIC)
         try:
             await client.publish(
                 topic, _json(payload(notification)), qos=1, retain=False, timeout=PUBLISH_TIMEOUT
