@@ -4,9 +4,13 @@ liquidation prices agree with the ones the (simulated) exchange reports."""
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
+from monitor.config.accounts import AccountSettings
 from monitor.domain.margin import assess
 from monitor.domain.model import MarginMode, Venue
+from monitor.exchanges import ExchangeHub
+from monitor.simulator.scenario import TierSpec
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import ClientFactory
 from tests.exchanges.scenario import POOLS
@@ -119,3 +123,32 @@ async def test_entries_of_one_key_share_an_instance_until_the_last_closes(
     assert (await inverse.fetch_account()).positions
     await inverse.close()
     assert inverse.exchange.session is None
+
+
+async def test_a_changed_bracket_table_is_reported(sim: SimulatorServer) -> None:
+    info = sim.accounts["bn-oneway"]
+    settings = AccountSettings(
+        venue=Venue.BINANCE_USDM,
+        api_key=SecretStr(info.api_key),
+        api_secret=SecretStr(info.api_secret),
+        base_url=sim.base_url,
+    )
+    # Brackets re-read on every fetch, so the change shows at the next poll.
+    async with ExchangeHub(tier_refresh=0, rate_limit=False) as hub:
+        client = hub.client_for("main", settings)
+        await client.fetch_account()
+        client.drain_tier_changes()
+        # Binance lowers this user's first bracket cap: the per-user table changes under us.
+        sim.market.accounts["bn-oneway"].spec.tier_overrides["ETHUSDT"] = (
+            TierSpec(floor=0, cap=25_000, mmr=0.004, max_leverage=100, deduction=0),
+            TierSpec(floor=25_000, cap=600_000, mmr=0.005, max_leverage=75, deduction=25),
+        )
+        state = await client.fetch_account()
+        [change] = client.drain_tier_changes()
+    assert change.is_change
+    assert change.symbol == "ETHUSDT"
+    assert change.previous is not None
+    assert change.previous[0].cap == 50_000
+    assert change.current[0].cap == 25_000
+    eth = next(p for p in state.positions if p.symbol == "ETHUSDT")
+    assert eth.tiers == change.current
