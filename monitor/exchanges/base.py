@@ -97,6 +97,7 @@ class VenueClient(abc.ABC):
         release: Callable[[], Awaitable[None]],
         bans: BanBoard,
         ban_key: str,
+        key_id: str,
         policy: RetryPolicy,
         tier_refresh: float,
     ) -> None:
@@ -108,6 +109,8 @@ class VenueClient(abc.ABC):
         self._release = release
         self._bans = bans
         self._ban_key = ban_key
+        # Limits a venue applies per API key (Bybit 10006) hold for every entry using that key.
+        self._key_id = key_id
         self._policy = policy
         self.tiers = TierBook(name, venue, tier_refresh)
 
@@ -135,7 +138,7 @@ class VenueClient(abc.ABC):
             attempt,
             where=f"{self.label}: {what}",
             ban_key=self._ban_key,
-            account_key=f"{self._ban_key}#{self.name}",
+            account_key=self._key_id,
             bans=self._bans,
             policy=self._policy,
             resync_clock=self.resync_clock,

@@ -147,6 +147,7 @@ class ExchangeHub:
             release=lambda: self._release(key),
             bans=self.bans,
             ban_key=endpoint.key,
+            key_id=key,
             policy=self.retry,
             tier_refresh=self._tier_refresh,
         )
