@@ -234,3 +234,29 @@ async def test_run_delivers_when_woken(store: SqlStore) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert [n.id for n in ops.received] == ["n1"]
+
+
+async def test_run_stops_even_when_a_sink_swallows_the_cancellation(store: SqlStore) -> None:
+    entered = asyncio.Event()
+
+    class Swallowing:
+        """Like aiomqtt's publish under Python 3.11 when the PUBACK races the cancellation:
+        sends run in a gathered task, so the sender's own cancellation still ends it."""
+
+        name = "mqtt"
+
+        async def send(self, notification: object) -> None:
+            entered.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                return
+
+    await store.enqueue([notification(id="n1")], ["mqtt"])
+    sender = OutboxSender(store, {"mqtt": Swallowing()}, POLICY, poll_interval=3600)
+    task = asyncio.create_task(sender.run())
+    async with asyncio.timeout(5):
+        await entered.wait()
+    task.cancel()
+    await asyncio.wait({task}, timeout=5)
+    assert task.cancelled()
