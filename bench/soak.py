@@ -1,6 +1,6 @@
 """Soak: the real daemon polling many simulated accounts; where the CPU goes and whether memory stays flat.
 
-    .venv/bin/python bench/soak.py [--accounts 200] [--positions 20] [--rounds 6] [--interval 2]
+    .venv/bin/python bench/soak.py [--accounts 200] [--positions 20] [--rounds 3] [--interval 2]
 
 The simulator runs in its own process (so its CPU is not counted); the daemon runs in this one
 under cProfile with its real adapters: ccxt over loopback, the margin engine, the alert rules, an
@@ -204,7 +204,7 @@ def main() -> None:
     )
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--positions", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -256,6 +256,14 @@ def report(args: argparse.Namespace, counter: Counter) -> None:
     for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         buckets[bucket_of(filename)] += tottime
     profiled = sum(buckets.values()) or 1.0
+    others = sorted(
+        (
+            (tottime, f"{filename.rsplit('/', 2)[-1] if filename != '~' else ''}:{function}")
+            for (filename, _, function), (_, _, tottime, _, _) in stats.stats.items()  # type: ignore[attr-defined]
+            if bucket_of(filename) == "other"
+        ),
+        reverse=True,
+    )[:5]
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         f"soak: {args.accounts} accounts x {args.positions} positions, {args.rounds} rounds, "
@@ -268,6 +276,7 @@ def report(args: argparse.Namespace, counter: Counter) -> None:
     for name in BUCKETS:
         share = buckets[name] / profiled
         print(f"  {name:<22} {buckets[name] / cycles * 1000:7.2f} ms/account-cycle  {share:6.1%}")
+    print("  largest in other: " + ", ".join(f"{name} {t / profiled:.1%}" for t, name in others))
     ours = buckets["ours (monitor/)"] / profiled
     print(
         f"our code vs ccxt: {buckets['ours (monitor/)'] / max(buckets['ccxt'], 1e-9):.2f}x; "
