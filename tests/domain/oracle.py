@@ -36,9 +36,11 @@ def fee_to_close(position: Position, venue: Venue) -> float:
     sign = 1 if position.side.value == "long" else -1
     share = 1 / position.leverage if position.leverage else 0.0
     if venue.inverse:
+        if 1 + sign * share <= 0:
+            return 0.0  # a short below 1x never goes bankrupt
         bankruptcy = position.entry_price / (1 + sign * share)
         return position.quantity * position.contract_size / bankruptcy * position.taker_fee
-    bankruptcy = position.entry_price * (1 - sign * share)
+    bankruptcy = max(position.entry_price * (1 - sign * share), 0.0)
     return position.quantity * bankruptcy * position.taker_fee
 
 

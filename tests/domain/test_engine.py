@@ -267,3 +267,14 @@ def test_impossible_positions_are_refused_not_priced(change: dict[str, float]) -
     with pytest.raises(InvalidInput) as raised:
         assess(state)
     assert raised.value.path == "positions[0]"
+
+
+@pytest.mark.parametrize("venue", [Venue.BYBIT_LINEAR, Venue.BYBIT_INVERSE])
+@pytest.mark.parametrize("side", [Side.LONG, Side.SHORT])
+def test_fee_to_close_is_never_negative(venue: Venue, side: Side) -> None:
+    state = single(venue, side, 10.0, 100.0, 1_000.0, leverage=0.5, taker_fee=0.00055)
+    free = replace(state, positions=(replace(state.positions[0], taker_fee=0.0),))
+    assert (
+        assess(state).positions[0].maintenance_margin
+        >= assess(free).positions[0].maintenance_margin
+    )

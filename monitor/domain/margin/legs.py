@@ -173,6 +173,7 @@ def _fee_to_close(position: Position, inverse: bool, size: float) -> float:
         return 0.0
     leverage_share = 1.0 / position.leverage if position.leverage else 0.0
     sign = 1.0 if position.side is Side.LONG else -1.0
+    # Below 1x leverage there is no bankruptcy price on that side, so no fee to reserve.
     if inverse:
-        return size * rate * (1.0 + sign * leverage_share) / position.entry_price
-    return size * position.entry_price * (1.0 - sign * leverage_share) * rate
+        return max(size * rate * (1.0 + sign * leverage_share) / position.entry_price, 0.0)
+    return max(size * position.entry_price * (1.0 - sign * leverage_share) * rate, 0.0)
