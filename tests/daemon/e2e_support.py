@@ -125,10 +125,12 @@ def write_config(
     *,
     accounts: tuple[str, ...] = ("main",),
     warning_below: str = "300%",
+    metrics_port: int | None = None,
 ) -> Path:
     """A daemon config: 1 s polls, short debounce, MQTT + JSON webhook sinks."""
     lines = [
         f"state_dir = {json.dumps(str(state_dir))}",
+        *(["[metrics]", f'listen = "127.0.0.1:{metrics_port}"'] if metrics_port else []),
         "[notify.mqtt]",
         'host = "127.0.0.1"',
         f"port = {endpoints.mqtt_port}",

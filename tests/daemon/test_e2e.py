@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from tests.daemon.e2e_support import (
     write_config,
 )
 from tests.support.daemon import BINARY, DaemonProcess
-from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto, free_port, mosquitto  # noqa: F401
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]
@@ -71,6 +72,11 @@ def _events(
     ]
 
 
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 async def _start(daemon: DaemonProcess) -> None:
     # The simulator answers on this event loop, so block only in a worker thread.
     await asyncio.to_thread(daemon.start)
@@ -88,7 +94,8 @@ async def test_crash_alerts_reach_both_sinks_and_sigterm_is_clean(
     mosquitto: Mosquitto,  # noqa: F811
 ) -> None:
     state = tmp_path / "state"
-    config = write_config(tmp_path / "config.toml", state, endpoints)
+    metrics_port = free_port()
+    config = write_config(tmp_path / "config.toml", state, endpoints, metrics_port=metrics_port)
     async with MqttRecorder(mosquitto).running() as mqtt:
         daemon = DaemonProcess(config, tmp_path)
         try:
@@ -131,6 +138,10 @@ async def test_crash_alerts_reach_both_sinks_and_sigterm_is_clean(
             assert len(_events(hook.payloads, "firing", "warning")) == 1
             assert len(_events(hook.payloads, "firing", "critical")) == 1
             assert len(_events(hook.payloads, "resolved")) == 1
+
+            metrics = await asyncio.to_thread(_scrape, metrics_port)
+            assert 'portfolio_monitor_margin_ratio{account="main"}' in metrics
+            assert 'portfolio_monitor_poll_duration_seconds_count{account="main"}' in metrics
 
             daemon.notify.wait_for("WATCHDOG=1", timeout=5, times=2)
             assert daemon.notify.count("READY=1") == 1
