@@ -240,32 +240,50 @@ class Daemon:
         assert self._service is not None
         interval = sdnotify.watchdog_interval()
         tick = min(interval, 5.0) if interval else 5.0
+        alive = True
         while True:
-            await self._measure_outbox()
+            depth = await self._measure_outbox()
+            status = self._service.status_line()
+            if depth:
+                status += f"; {depth} notification(s) waiting for delivery"
             if self._polls_alive():
-                sdnotify.notify("WATCHDOG=1", f"STATUS={self._service.status_line()}")
+                if not alive:
+                    log.warning("poll cycles finish again; watchdog pings resumed")
+                alive = True
+                sdnotify.notify("WATCHDOG=1", f"STATUS={status}")
             else:
-                log.error("no poll cycle finished recently; withholding the watchdog ping")
+                if alive:
+                    # systemd restarts us after WatchdogSec= without a ping: that is the point.
+                    log.error("no poll cycle finished recently; withholding the watchdog ping")
+                alive = False
+                sdnotify.notify(f"STATUS=stalled: no poll cycle finished recently; {status}")
             await asyncio.sleep(tick)
 
-    async def _measure_outbox(self) -> None:
+    async def _measure_outbox(self) -> int | None:
         try:
-            self._metrics.outbox_depth.set(await self._adapters.store.depth())
+            depth = await self._adapters.store.depth()
         except MonitorError as exc:
             log.warning("cannot read the outbox depth: %s", exc)
+            return None
+        self._metrics.outbox_depth.set(depth)
+        return depth
 
     def _polls_alive(self) -> bool:
-        """Cycles keep finishing: the latest one is younger than two poll intervals plus the
-        fetch timeout (a slow exchange is not a hung daemon)."""
         assert self._service is not None
-        assert self._settings is not None
-        accounts = self._service.accounts
-        if not accounts:
-            return True
-        longest = max(a.poll_interval.total_seconds() for a in accounts.values())
-        allowed = 2 * longest + self.options.fetch_timeout
+        intervals = [a.poll_interval.total_seconds() for a in self._service.accounts.values()]
         last = self._service.last_cycle_finished or self._started
-        return time.monotonic() - last <= allowed
+        return cycles_are_finishing(time.monotonic() - last, intervals, self.options.fetch_timeout)
+
+
+def cycles_are_finishing(
+    since_last: float, poll_intervals: Sequence[float], fetch_timeout: float
+) -> bool:
+    """Whether the watchdog may be pinged: the last cycle finished within two of the longest
+    poll intervals plus the fetch timeout (a slow exchange is not a hung daemon). With no
+    account there is nothing that could hang."""
+    if not poll_intervals:
+        return True
+    return since_last <= 2 * max(poll_intervals) + fetch_timeout
 
 
 def _restart_needed(old: Settings, new: Settings) -> list[str]:

@@ -76,10 +76,19 @@ async def run_demo(*, duration: float, state_dir: Path | None, live: bool) -> No
         deadline = time.monotonic() + duration
         try:
             if live:
-                with Live(view.render(), console=console, refresh_per_second=4) as screen:
+                started = time.monotonic()
+
+                def caption() -> str:
+                    elapsed = time.monotonic() - started
+                    return (
+                        f"portfolio-monitor demo: {elapsed:.0f}/{duration:.0f} s, simulator "
+                        f"{sim.base_url}, database {directory / 'monitor.db'} (Ctrl-C stops)"
+                    )
+
+                with Live(view.render(caption()), console=console, refresh_per_second=4) as screen:
                     while not running.done() and time.monotonic() < deadline:
                         await asyncio.sleep(0.25)
-                        screen.update(view.render())
+                        screen.update(view.render(caption()))
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(running), duration)

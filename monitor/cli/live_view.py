@@ -84,8 +84,8 @@ class LiveView:
                 ",".join(f"{rule}:{sev.value}" for rule, sev in view.firing.items()) or "none",
             )
 
-    def render(self) -> Group:
-        """The accounts table, a positions table and the latest alerts."""
+    def render(self, caption: str = "") -> Group:
+        """The accounts table, a positions table and the latest alerts, under `caption`."""
         accounts = Table(title="Accounts", expand=True)
         for header in (
             "account",
@@ -150,4 +150,4 @@ class LiveView:
             recent.add_column(header)
         for account, kind, level, title in reversed(self.history[-6:]):
             recent.add_row(account, kind, Text(level, style=_STYLE[Severity(level)]), title)
-        return Group(accounts, positions, recent)
+        return Group(Text(caption, style="bold"), accounts, positions, recent)

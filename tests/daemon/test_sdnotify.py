@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor import sdnotify
+from monitor.daemon import cycles_are_finishing
 from tests.support.notify_socket import NotifySocket
 
 
@@ -57,3 +58,19 @@ def test_watchdog_interval(
     if pid is not None:
         monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()) if pid == "self" else pid)
     assert sdnotify.watchdog_interval() == expected
+
+
+@pytest.mark.parametrize(
+    ("since_last", "intervals", "expected"),
+    [
+        (5.0, [10.0], True),
+        (79.9, [10.0, 30.0], True),
+        (80.1, [10.0, 30.0], False),
+        (1e6, [], True),
+    ],
+)
+def test_watchdog_pings_only_while_cycles_finish(
+    since_last: float, intervals: list[float], expected: bool
+) -> None:
+    # Two of the longest interval (30 s) plus a 20 s fetch timeout: 80 s.
+    assert cycles_are_finishing(since_last, intervals, fetch_timeout=20.0) is expected
