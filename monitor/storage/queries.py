@@ -90,7 +90,6 @@ class AccountPoint:
 
     at: datetime
     samples: int
-    last_at: datetime
     equity: float
     wallet_balance: float
     maintenance_margin: float
@@ -109,7 +108,6 @@ class PositionPoint:
 
     at: datetime
     samples: int
-    last_at: datetime
     symbol: str
     side: str
     margin_mode: str
@@ -270,7 +268,7 @@ async def account_history(
                 .order_by(snap.taken_at, snap.id)
             )
             return [
-                AccountPoint(at, 1, at, eq, wb, mm, mr, mr, mr, emr, emr, move, dist)
+                AccountPoint(at, 1, eq, wb, mm, mr, mr, mr, emr, emr, move, dist)
                 for at, eq, wb, mm, mr, emr, move, dist in rows
             ]
         resolution = _source_resolution(every)
@@ -291,9 +289,9 @@ async def _rollups(
     first_bucket = since_ms // (resolution * 1000) * (resolution * 1000)
     rows = await conn.execute(
         select(
-            roll.bucket_start,
+            # Plain integers: converting them here is cheaper than a type processor per row.
+            type_coerce(roll.bucket_start, BigInteger),
             roll.samples,
-            roll.last_at,
             roll.equity,
             roll.wallet_balance,
             roll.maintenance_margin,
@@ -311,7 +309,7 @@ async def _rollups(
             type_coerce(roll.bucket_start, BigInteger) < until_ms,
         )
     )
-    return [AccountPoint(*_values(row)) for row in rows]
+    return [AccountPoint(from_millis(row[0]), *_values(row)[1:]) for row in rows]
 
 
 def _source_resolution(every: int) -> int:
@@ -333,26 +331,31 @@ def _high(*values: float | None) -> float | None:
 
 
 def _merge_accounts(points: Iterable[AccountPoint], every_ms: int) -> list[AccountPoint]:
-    merged: dict[datetime, AccountPoint] = {}
-    for point in sorted(points, key=lambda p: p.last_at):
-        at = _bucket_of(point.at, every_ms)
-        before = merged.get(at)
-        if before is None:
-            merged[at] = replace(point, at=at)
+    groups: dict[int, list[AccountPoint]] = {}
+    for point in points:
+        groups.setdefault(to_millis(point.at) // every_ms * every_ms, []).append(point)
+    merged = []
+    for bucket in sorted(groups):
+        members = groups[bucket]
+        at = from_millis(bucket)
+        if len(members) == 1:
+            only = members[0]
+            merged.append(only if only.at == at else replace(only, at=at))
             continue
-        # `point` is the later one: its last values win, extremes combine.
-        merged[at] = replace(
-            point,
-            at=at,
-            samples=before.samples + point.samples,
-            margin_ratio_min=_low(before.margin_ratio_min, point.margin_ratio_min),
-            margin_ratio_max=_high(before.margin_ratio_max, point.margin_ratio_max),
-            exchange_margin_ratio_max=_high(
-                before.exchange_margin_ratio_max, point.exchange_margin_ratio_max
-            ),
-            min_distance=_low(before.min_distance, point.min_distance),
+        members.sort(key=lambda p: p.at)
+        # The latest member's last values win; the extremes combine.
+        merged.append(
+            replace(
+                members[-1],
+                at=at,
+                samples=sum(p.samples for p in members),
+                margin_ratio_min=_low(*(p.margin_ratio_min for p in members)),
+                margin_ratio_max=_high(*(p.margin_ratio_max for p in members)),
+                exchange_margin_ratio_max=_high(*(p.exchange_margin_ratio_max for p in members)),
+                min_distance=_low(*(p.min_distance for p in members)),
+            )
         )
-    return [merged[at] for at in sorted(merged)]
+    return merged
 
 
 async def position_history(
@@ -402,7 +405,6 @@ async def position_history(
             PositionPoint(
                 at,
                 1,
-                at,
                 symbol,
                 SIDE_NAMES[side],
                 MARGIN_MODE_NAMES[mode],
@@ -425,7 +427,6 @@ async def position_history(
             select(
                 roll.bucket_start,
                 roll.samples,
-                roll.last_at,
                 roll.side,
                 roll.margin_mode,
                 roll.quantity,
@@ -446,9 +447,7 @@ async def position_history(
             )
         )
         points += [
-            PositionPoint(
-                r[0], r[1], r[2], symbol, SIDE_NAMES[r[3]], MARGIN_MODE_NAMES[r[4]], *r[5:]
-            )
+            PositionPoint(r[0], r[1], symbol, SIDE_NAMES[r[2]], MARGIN_MODE_NAMES[r[3]], *r[4:])
             for r in map(_values, rolled)
         ]
         return _merge_positions(points, every * 1000)
@@ -456,7 +455,7 @@ async def position_history(
 
 def _merge_positions(points: Iterable[PositionPoint], every_ms: int) -> list[PositionPoint]:
     merged: dict[tuple[datetime, str, str], PositionPoint] = {}
-    for point in sorted(points, key=lambda p: p.last_at):
+    for point in sorted(points, key=lambda p: p.at):
         key = (_bucket_of(point.at, every_ms), point.side, point.margin_mode)
         before = merged.get(key)
         merged[key] = replace(
