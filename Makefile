@@ -31,6 +31,7 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/storage.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
