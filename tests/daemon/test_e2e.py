@@ -213,6 +213,7 @@ async def test_kill_9_then_restart_neither_loses_nor_repeats(
 
 async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
     tmp_path: Path,
+    sim: SimulatorServer,
     hook: WebhookReceiver,
     endpoints: Endpoints,
     mosquitto: Mosquitto,  # noqa: F811
@@ -249,7 +250,21 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         )
         assert daemon.process is not None
         assert daemon.process.poll() is None
+
+        # SIGTERM while a cycle waits for a slow exchange: that cycle finishes and is stored.
+        sim.inject_fault("timeout", account="main", delay=3)
+        await wait_until(
+            lambda: any(r.fault == "timeout" for r in sim.request_log),
+            15,
+            "a slow answer",
+            daemon.log,
+        )
+        # That slow cycle is stored by now and, 1 s later, the next one is waiting (3 s).
+        await asyncio.sleep(1.3)
+        before = snapshot_counts(state)["main"]
         assert await _terminate(daemon) == 0
+        assert snapshot_counts(state)["main"] == before + 1
+        assert half_written_snapshots(state, positions=2) == 0
     finally:
         daemon.__exit__(None, None, None)
 
