@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -193,12 +194,12 @@ def test_status_exit_0_when_all_fresh(tmp_path: Path) -> None:
 def test_backup_is_a_consistent_copy(db: str, tmp_path: Path) -> None:
     source = Path(db.removeprefix("sqlite:///"))
     # A reader holding a transaction open must not block or corrupt the copy.
-    with sqlite3.connect(source) as live:
+    with closing(sqlite3.connect(source)) as live:
         live.execute("BEGIN")
         live.execute("SELECT count(*) FROM account_snapshot").fetchone()
         code, out, _ = invoke("backup", "--database", db, str(tmp_path / "copy.db"))
     assert code == 0, out
-    with sqlite3.connect(tmp_path / "copy.db") as copy:
+    with closing(sqlite3.connect(tmp_path / "copy.db")) as copy:
         assert copy.execute("SELECT count(*) FROM account_snapshot").fetchone() == (91,)
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     code, _, err = invoke("backup", "--database", db, str(tmp_path / "copy.db"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,23 @@ async def test_a_newer_schema_than_the_program_is_refused(db_url: str) -> None:
         await engine.dispose()
     with pytest.raises(ConfigError, match="newer than this version"):
         await prepare_database(db_url, auto_migrate=True)
+
+
+async def test_sqlite_is_copied_before_an_upgrade(tmp_path: Path) -> None:
+    """The copy the daemon makes before upgrading an existing SQLite file (VACUUM INTO)."""
+    from monitor.storage.migrate import _backup_before_upgrade
+
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    await migrate(url)
+    copy = await _backup_before_upgrade(url, "0001_initial", "0002_next")
+    assert copy == tmp_path / "monitor.db.pre-0002_next.bak"
+    again = await _backup_before_upgrade(url, "0001_initial", "0002_next")
+    assert again is not None
+    assert again != copy
+    assert again.name.startswith("monitor.db.pre-0002_next-")
+    with closing(sqlite3.connect(copy)) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            "0001_initial",
+        )
+    # Nothing to copy for an empty database.
+    assert await _backup_before_upgrade(url, None, "0002_next") is None
