@@ -251,6 +251,21 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         assert daemon.process is not None
         assert daemon.process.poll() is None
 
+        # Removing "spare" stops its polls; main's firing alert is kept, not announced again.
+        write_config(config, state, endpoints, accounts=("main",), warning_below="800%")
+        daemon.signal(signal.SIGHUP)
+        await wait_until(
+            lambda: "account=spare removed" in daemon.log(), 10, "spare removed", daemon.log
+        )
+        await asyncio.sleep(1)  # a spare cycle that was already running may still finish
+        spare = snapshot_counts(state)["spare"]
+        main = snapshot_counts(state)["main"]
+        await wait_until(
+            lambda: snapshot_counts(state)["main"] >= main + 2, 10, "polls", daemon.log
+        )
+        assert snapshot_counts(state)["spare"] == spare
+        assert len(_events(hook.payloads, "firing", "warning")) == 1
+
         # SIGTERM while a cycle waits for a slow exchange: that cycle finishes and is stored.
         sim.inject_fault("timeout", account="main", delay=3)
         await wait_until(
