@@ -89,13 +89,22 @@ class Daemon:
         if settings is None:
             settings = load_settings(self.options.config_path)
         self._settings = settings
+        # Installed before the slow start-up, so an early SIGTERM still shuts down cleanly.
+        self._install_signals()
+        try:
+            await self._serve(settings)
+        finally:
+            self._remove_signals()
+        log.info("stopped")
+        return 0
+
+    async def _serve(self, settings: Settings) -> None:
         async with self._runtime(settings) as service:
             self._service = service
             for name in settings.accounts:
                 await self._start_account(settings, name)
             self._scheduler.daily("retention", self._prune)
             self._scheduler.start()
-            self._install_signals()
             sdnotify.notify("READY=1", f"STATUS={service.status_line()}")
             log.info(
                 "monitoring %d account(s); database %s",
@@ -115,9 +124,9 @@ class Daemon:
                     await asyncio.gather(self._reloading, return_exceptions=True)
                 finished = await self._scheduler.drain(self.options.stop_grace)
                 if not finished:
-                    log.warning("a poll cycle was cancelled at shutdown; its write was rolled back")
-        log.info("stopped")
-        return 0
+                    log.warning(
+                        "a poll cycle was cancelled at shutdown; stored whole or not at all"
+                    )
 
     @contextlib.asynccontextmanager
     async def _runtime(self, settings: Settings) -> AsyncIterator[PollService]:
@@ -187,7 +196,17 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
 
+    def _remove_signals(self) -> None:
+        if not self.options.handle_signals:
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+
     def _request_reload(self) -> None:
+        if self._service is None:
+            log.warning("SIGHUP during start-up ignored; the configuration was just read")
+            return
         if self._reloading is not None and not self._reloading.done():
             log.warning("reload already in progress; SIGHUP ignored")
             return
