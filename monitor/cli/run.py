@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -52,7 +51,8 @@ def run(config: ConfigOption = None, log_level: LogLevelOption = "info") -> None
         status = asyncio.run(Daemon(DaemonOptions(config_path=config)).run(settings))
     except ConfigError as exc:
         # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on a bad config.
-        sys.stderr.write(f"configuration error:\n{exc}\n")
+        # Logged, not printed: under journald it then carries the error priority.
+        log.error("configuration error:\n%s", exc)
         raise typer.Exit(EXIT_CONFIG) from None
     except MonitorError as exc:
         log.error("cannot run: %s", exc)
@@ -87,7 +87,7 @@ def demo(
     try:
         asyncio.run(run_demo(duration=duration, state_dir=state_dir, live=not no_live))
     except ConfigError as exc:
-        sys.stderr.write(f"configuration error:\n{exc}\n")
+        log.error("configuration error:\n%s", exc)
         raise typer.Exit(EXIT_CONFIG) from None
     except MonitorError as exc:
         log.error("demo failed: %s", exc)
