@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain.errors import InvalidInput, StorageError
-from monitor.domain.model import Position, Snapshot, Tier
+from monitor.domain.model import MarginMode, Side, Snapshot, Tier
 from monitor.domain.notification import Notification
 from monitor.ports import AlertEventRecord, OutboxEntry
 from monitor.storage import retention
@@ -61,7 +61,7 @@ T = TypeVar("T")
 # used more recently than its shortest period (at least an hour), so a cached id stays valid.
 LEG_CACHE_SECONDS = 600.0
 
-_LegKey = tuple[int, int, int, int, float, float, float | None]
+_LegKey = tuple[int, str, Side, MarginMode, float, float, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class _Ids:
     accounts: dict[str, int] = field(default_factory=dict)
     symbols: dict[str, int] = field(default_factory=dict)
     legs: dict[_LegKey, tuple[int, float]] = field(default_factory=dict)
-    tiers: dict[tuple[str, int], tuple[Tier, ...]] = field(default_factory=dict)
+    tiers: dict[tuple[str, str], tuple[Tier, ...]] = field(default_factory=dict)
 
 
 class SqlStore:
@@ -507,13 +507,15 @@ class Cycle:
         self._new.symbols[name] = symbol_id
         return symbol_id
 
-    def _leg(self, conn: Connection, key: _LegKey, taken_at: datetime) -> int:
-        now = time.monotonic()
+    def _leg(self, conn: Connection, key: _LegKey, taken_at: datetime, now: float) -> int:
+        """The leg id of a position's terms: cached (used within LEG_CACHE_SECONDS) or stored."""
         cached = self._new.legs.get(key) or self._store._ids.legs.get(key)
         if cached is not None and now - cached[1] < LEG_CACHE_SECONDS:
             self._new.legs[key] = (cached[0], now)
             return cached[0]
-        account_id, symbol_id, side, margin_mode, quantity, entry_price, leverage = key
+        account_id, symbol, side_name, mode_name, quantity, entry_price, leverage = key
+        symbol_id = self._symbol(conn, symbol)
+        side, margin_mode = SIDE_CODES[side_name.value], MARGIN_MODE_CODES[mode_name.value]
         leg_id = conn.scalar(
             select(PositionLeg.id)
             .where(
@@ -553,16 +555,17 @@ class Cycle:
         self,
         conn: Connection,
         venue: str,
-        symbol_id: int,
+        symbol: str,
         tiers: tuple[Tier, ...],
         taken_at: datetime,
     ) -> None:
         if not tiers:
             return
-        key = (venue, symbol_id)
+        key = (venue, symbol)
         known = self._new.tiers.get(key) or self._store._ids.tiers.get(key)
         if known == tiers:
             return
+        symbol_id = self._symbol(conn, symbol)
         if known is None:
             latest = conn.scalar(
                 select(TierTable.tiers)
@@ -611,27 +614,36 @@ class Cycle:
                 "reported_margin_ratio": state.reported.margin_ratio,
             },
         )
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
+        now = time.monotonic()
         for ordinal, (position, computed) in enumerate(
             zip(state.positions, risk.positions, strict=True)
         ):
-            symbol_id = self._symbol(conn, position.symbol)
-            self._record_tiers(conn, venue, symbol_id, position.tiers, snapshot.taken_at)
-            leg_id = self._leg(conn, _leg_key(account_id, symbol_id, position), snapshot.taken_at)
+            self._record_tiers(conn, venue, position.symbol, position.tiers, snapshot.taken_at)
+            key = (
+                account_id,
+                position.symbol,
+                position.side,
+                position.margin_mode,
+                position.quantity,
+                position.entry_price,
+                position.leverage,
+            )
+            # In POSITION_ROW order.
             rows.append(
-                {
-                    "snapshot_id": snapshot_id,
-                    "ordinal": ordinal,
-                    "leg_id": leg_id,
-                    "mark_price": position.mark_price,
-                    "unrealized_pnl": computed.unrealized_pnl,
-                    "maintenance_margin": computed.maintenance_margin,
-                    "liquidation_price": computed.liquidation_price,
-                    "exchange_liquidation_price": position.exchange_liquidation_price,
-                }
+                (
+                    snapshot_id,
+                    ordinal,
+                    self._leg(conn, key, snapshot.taken_at, now),
+                    position.mark_price,
+                    computed.unrealized_pnl,
+                    computed.maintenance_margin,
+                    computed.liquidation_price,
+                    position.exchange_liquidation_price,
+                )
             )
         if rows:
-            statements.positions.execute_many(conn, rows)
+            statements.positions.execute_rows(conn, rows)
         _add_to_rollups(conn, statements.rollup, account_id, snapshot, nearest)
 
     def _write_states(
@@ -724,9 +736,13 @@ class _Compiled:
             cursor.close()
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.execute_rows(conn, [self._values(row) for row in rows])
+
+    def execute_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Rows already as tuples in the statement's parameter order."""
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(self.sql, [self._values(row) for row in rows])
+            cursor.executemany(self.sql, rows)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise StorageError(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
         finally:
@@ -743,6 +759,16 @@ class _Statements:
 
 
 _BUILT: dict[str, _Statements] = {}
+POSITION_ROW = (
+    "snapshot_id",
+    "ordinal",
+    "leg_id",
+    "mark_price",
+    "unrealized_pnl",
+    "maintenance_margin",
+    "liquidation_price",
+    "exchange_liquidation_price",
+)
 
 
 def _with_binds(statement: Any, columns: Sequence[str]) -> Any:
@@ -760,14 +786,11 @@ def _statements(conn: Connection) -> _Statements:
                 ),
                 conn,
             ),
-            positions=_Compiled(
-                _with_binds(
-                    insert(PositionSnapshot), [c.name for c in PositionSnapshot.__table__.c]
-                ),
-                conn,
-            ),
+            positions=_Compiled(_with_binds(insert(PositionSnapshot), POSITION_ROW), conn),
             rollup=_Compiled(_rollup_upsert(_dialect_insert(conn)), conn),
         )
+        # The cycle builds position rows as plain tuples in this order.
+        assert built.positions.order == POSITION_ROW, built.positions.order
         _BUILT[conn.dialect.name] = built
     return built
 
@@ -861,18 +884,6 @@ def _enqueue(conn: Connection, rows: list[dict[str, Any]]) -> None:
             index_elements=[Outbox.notification_id, Outbox.sink]
         ),
         rows,
-    )
-
-
-def _leg_key(account_id: int, symbol_id: int, position: Position) -> _LegKey:
-    return (
-        account_id,
-        symbol_id,
-        SIDE_CODES[position.side.value],
-        MARGIN_MODE_CODES[position.margin_mode.value],
-        position.quantity,
-        position.entry_price,
-        position.leverage,
     )
 
 
