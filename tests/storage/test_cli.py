@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import sys
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -233,3 +234,14 @@ def test_plot_writes_a_png(db: str, tmp_path: Path) -> None:
     code, _, err = invoke("plot", "--database", db, "--output", str(tmp_path / "x.jpg"))
     assert code == 2
     assert ".png" in err
+
+
+def test_plot_without_matplotlib_says_how_to_install(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.delitem(sys.modules, "monitor.cli.chart", raising=False)
+    code, _, err = invoke("plot", "--database", db, "--output", str(tmp_path / "x.png"))
+    assert code == 1
+    assert "portfolio-monitor[plot]" in err
+    assert not (tmp_path / "x.png").exists()
