@@ -79,7 +79,11 @@ def create_sqlite_writer(engine: AsyncEngine) -> Engine:
 
 
 def _sqlite_begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # On the stdlib driver directly: this runs once per poll cycle, and going through
+    # SQLAlchemy's statement execution would cost as much as a cycle's position rows.
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -118,6 +122,8 @@ def storage_errors(action: str) -> Iterator[None]:
         raise
     except SQLAlchemyError as exc:
         raise StorageError(f"{action}: {describe(exc)}") from exc
+    except sqlite3.Error as exc:
+        raise StorageError(f"{action}: {exc}") from exc
     except OSError as exc:
         raise StorageError(f"{action}: {exc}") from exc
 

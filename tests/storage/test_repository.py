@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from monitor.domain.errors import StorageError
 from monitor.domain.model import Tier
@@ -325,3 +325,17 @@ async def test_history_rejects_unknown_account_and_odd_buckets(store: SqlStore) 
         await queries.account_history(store, "main", T0, T0 + timedelta(hours=1), 90)
     with pytest.raises(InvalidInput, match="DOGEUSDT"):
         await queries.position_history(store, "main", "DOGEUSDT", T0, T0 + timedelta(hours=1))
+
+
+async def test_database_failures_are_storage_errors(store: SqlStore) -> None:
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot())
+    async with store.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE account_rollup"))
+    with pytest.raises(StorageError, match="account_rollup"):
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(seconds=10)))
+    # The failed cycle left nothing behind, and the store keeps working for other writes.
+    assert await count(store, AccountSnapshot) == 1
+    await store.enqueue([notification()], ["console"])
+    assert await store.depth() == 1
