@@ -95,6 +95,7 @@ class SqlStore:
         self._writer: Engine | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
         self._writer_conn: Connection | None = None
+        self._closed = False
         if self.is_sqlite:
             self._writer = create_sqlite_writer(engine)
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -108,7 +109,10 @@ class SqlStore:
         return cls(create_engine(url), retention_policy=retention_policy)
 
     async def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections (again: no effect); later writes fail."""
+        if self._closed:
+            return
+        self._closed = True
         if self._writer is not None and self._writer_thread is not None:
             writer = self._writer
 
@@ -148,6 +152,8 @@ class SqlStore:
                 on_commit()
             return result
 
+        if self._closed:
+            raise StorageError(f"{action}: the store is closed")
         async with self._write_lock:
             with storage_errors(action):
                 if self._writer is not None and self._writer_thread is not None:

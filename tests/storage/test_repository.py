@@ -14,6 +14,7 @@ from monitor.domain.errors import StorageError
 from monitor.domain.model import Tier
 from monitor.ports import CycleWriter, OutboxStore, SnapshotStore
 from monitor.storage import queries
+from monitor.storage.migrate import prepare_database
 from monitor.storage.models import (
     AccountSnapshot,
     AlertEvent,
@@ -339,3 +340,12 @@ async def test_database_failures_are_storage_errors(store: SqlStore) -> None:
     assert await count(store, AccountSnapshot) == 1
     await store.enqueue([notification()], ["console"])
     assert await store.depth() == 1
+
+
+async def test_closed_store_refuses_writes(db_url: str) -> None:
+    closing_store = await prepare_database(db_url, auto_migrate=True)
+    await closing_store.close()
+    await closing_store.close()
+    with pytest.raises(StorageError, match="closed"):
+        async with closing_store.cycle() as cycle:
+            await cycle.add_snapshot(snapshot())
