@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,7 +198,9 @@ def half_written_snapshots(state_dir: Path, positions: int) -> int:
     return int(row[0])
 
 
-async def wait_until(predicate: Any, within: float, what: str, log: Any = None) -> None:
+async def wait_until(
+    predicate: Callable[[], bool], within: float, what: str, log: Callable[[], str] | None = None
+) -> None:
     """Poll `predicate()` every 0.1 s; AssertionError naming `what` (and the daemon log) on timeout."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -230,8 +232,9 @@ class MqttRecorder:
             await client.subscribe("portfolio_monitor/#", qos=1)
             self._ready.set()
             async for message in client.messages:
-                payload = message.payload if isinstance(message.payload, bytes) else b""
-                self.messages.append(MqttMessage(str(message.topic), payload, bool(message.retain)))
+                self.messages.append(
+                    MqttMessage(str(message.topic), message.payload, bool(message.retain))
+                )
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[MqttRecorder]:

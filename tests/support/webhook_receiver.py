@@ -44,9 +44,8 @@ class WebhookReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # Port 0 asked the OS for a free port; the runner knows which one it got.
+        port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}/hook"
         return self
 
