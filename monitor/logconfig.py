@@ -20,7 +20,7 @@ _PRIORITY = {
     logging.DEBUG: 7,
 }
 # Third-party loggers that are chatty at INFO/DEBUG about things the user cannot act on.
-_QUIET = ("apscheduler", "aiosqlite", "ccxt", "httpx", "httpcore", "asyncio", "alembic")
+QUIET_LOGGERS = ("apscheduler", "aiosqlite", "ccxt", "httpx", "httpcore", "asyncio", "alembic")
 
 
 def journal_priority(levelno: int) -> int:
@@ -67,5 +67,5 @@ def configure_logging(level: int | str = logging.INFO, *, rich_tty: bool = True)
     root.addHandler(handler)
     root.setLevel(level)
     quiet_level = max(logging.WARNING, root.level)
-    for name in _QUIET:
+    for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(quiet_level)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor.logconfig import configure_logging, journal_priority
+from monitor.logconfig import QUIET_LOGGERS, configure_logging, journal_priority
 
 
 @pytest.fixture(autouse=True)
@@ -15,12 +15,15 @@ def _restore_logging() -> Iterator[None]:
     """configure_logging replaces the root handlers; give pytest's own back afterwards."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     yield
     for handler in list(root.handlers):
         root.removeHandler(handler)
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(level)
+    for name, previous in quiet.items():
+        logging.getLogger(name).setLevel(previous)
 
 
 @pytest.mark.parametrize(
