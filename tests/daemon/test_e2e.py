@@ -284,6 +284,32 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         daemon.__exit__(None, None, None)
 
 
+async def test_exchange_down_at_boot_still_ready_then_stale_alert_and_recovery(
+    tmp_path: Path, sim: SimulatorServer, hook: WebhookReceiver, endpoints: Endpoints
+) -> None:
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "config.toml", state, endpoints)
+    sim.inject_fault("server_error", status=503)
+    daemon = DaemonProcess(config, tmp_path)
+    try:
+        await _start(daemon)  # READY=1 does not wait for the exchange
+        stale = await hook.wait_for(
+            lambda p: p.get("rule") == "stale" and p.get("event") == "firing", within=20
+        )
+        assert stale["account"] == "main"
+        assert snapshot_counts(state).get("main", 0) == 0
+        assert any(f.startswith("STATUS=0/1 accounts ok") for f in daemon.notify.fields())
+
+        sim.clear_faults()
+        await hook.wait_for(
+            lambda p: p.get("rule") == "stale" and p.get("event") == "resolved", within=20
+        )
+        assert snapshot_counts(state)["main"] >= 1
+        assert await _terminate(daemon) == 0
+    finally:
+        daemon.__exit__(None, None, None)
+
+
 def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
