@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -70,9 +70,7 @@ class _AccountRuntime:
     last_success_at: datetime | None
     last_error: str | None = None
     failures: int = 0
-    cycles: int = 0
     last_margin_ratio: float | None = None
-    firing: tuple[str, ...] = field(default_factory=tuple)
 
 
 def error_kind(exc: BaseException) -> str:
@@ -209,7 +207,6 @@ class PollService:
         return report
 
     def _record(self, runtime: _AccountRuntime, report: CycleReport) -> None:
-        runtime.cycles += 1
         name = report.account
         if report.error_kind is None:
             if runtime.failures:
@@ -223,7 +220,7 @@ class PollService:
                     "account=%s poll failed (%s): %s", name, report.error_kind, report.error
                 )
             runtime.failures += 1
-            runtime.last_error = f"{report.error_kind}: {report.error}"
+            runtime.last_error = report.error_kind
         if report.snapshot is not None:
             risk = report.snapshot.risk
             runtime.last_margin_ratio = risk.margin_ratio
@@ -246,7 +243,7 @@ class PollService:
     def status_line(self) -> str:
         """One line for systemd's STATUS=: how many accounts are healthy, the worst ratio."""
         runtimes = list(self._accounts.values())
-        failing = [r.account.name for r in runtimes if r.failures]
+        failing = [f"{r.account.name} ({r.last_error})" for r in runtimes if r.failures]
         ratios = [r.last_margin_ratio for r in runtimes if r.last_margin_ratio is not None]
         parts = [f"{len(runtimes) - len(failing)}/{len(runtimes)} accounts ok"]
         if ratios:

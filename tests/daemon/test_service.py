@@ -101,7 +101,7 @@ async def test_a_failing_account_does_not_stall_the_other_and_goes_stale(
         stale += [n for n in main.notifications if n.rule == "stale"]
         await asyncio.sleep(0.6)
     assert [(n.kind.value, n.severity.value) for n in stale] == [("firing", "critical")]
-    assert "failing: main" in service.status_line()
+    assert "failing: main (unavailable)" in service.status_line()
 
     sim.clear_faults()
     recovered = await service.poll("main")
