@@ -53,7 +53,6 @@ class _WakeSender:
 class Adapters:
     """Everything outside the domain that one daemon uses."""
 
-    settings: Settings
     store: SqlStore
     hub: ExchangeHub
     sinks: dict[str, Notifier]
@@ -136,7 +135,7 @@ class Adapters:
                     sinks,
                     RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
                 )
-                adapters = cls(settings, store, hub, sinks, sender, mqtt)
+                adapters = cls(store, hub, sinks, sender, mqtt)
                 sending = asyncio.create_task(sender.run(), name="outbox-sender")
                 try:
                     yield adapters
