@@ -20,7 +20,7 @@ _PRIORITY = {
     logging.DEBUG: 7,
 }
 # Third-party loggers that are chatty at INFO/DEBUG about things the user cannot act on.
-QUIET_LOGGERS = ("apscheduler", "aiosqlite", "ccxt", "httpx", "httpcore", "asyncio", "alembic")
+QUIET_LOGGERS = ("aiosqlite", "ccxt", "httpx", "httpcore", "asyncio", "alembic")
 
 
 def journal_priority(levelno: int) -> int:
@@ -69,3 +69,6 @@ def configure_logging(level: int | str = logging.INFO, *, rich_tty: bool = True)
     quiet_level = max(logging.WARNING, root.level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(quiet_level)
+    # monitor.scheduling reports skipped and dropped runs itself, naming the account; job
+    # errors (a bug in a poll) still come through at ERROR.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))

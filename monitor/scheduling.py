@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,16 @@ class Scheduler:
         self.skipped_runs = 0
         self._draining = False
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        self._scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
 
     def _on_skipped(self, event: JobExecutionEvent) -> None:
         self.skipped_runs += 1
         log.warning("job=%s still running at its next due time; that run was skipped", event.job_id)
+
+    def _on_missed(self, event: JobExecutionEvent) -> None:
+        # After a stall (suspend, GC pause) a run more than one interval late is dropped on
+        # purpose: the next one is due anyway.
+        log.info("job=%s ran too late after a stall; that run was dropped", event.job_id)
 
     def _tracked(self, job: Job) -> Job:
         async def run() -> None:

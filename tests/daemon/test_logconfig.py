@@ -15,7 +15,7 @@ def _restore_logging() -> Iterator[None]:
     """configure_logging replaces the root handlers; give pytest's own back afterwards."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    quiet = {name: logging.getLogger(name).level for name in (*QUIET_LOGGERS, "apscheduler")}
     yield
     for handler in list(root.handlers):
         root.removeHandler(handler)
