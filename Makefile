@@ -25,7 +25,7 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
-# Interim: the engine on a bundled cross account (safe-looking per-position prices, small account move).
+# Simulator + daemon + console alerts on the built-in scenario; ends by itself within two minutes.
 demo: install
 	$(BIN)/portfolio-monitor demo
 
