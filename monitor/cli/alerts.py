@@ -3,35 +3,33 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
 
-from monitor.cli.app import EXIT_FAILURE, EXIT_USAGE, app
-from monitor.cli.config_cmd import ConfigOption, load_or_exit
-from monitor.cli.output import Format, default_format, err, print_csv, print_json, print_table
+from monitor.cli.app import app
+from monitor.cli.options import (
+    AccountOption,
+    ConfigOption,
+    DatabaseOption,
+    FormatOption,
+    SinceOption,
+    choose_format,
+    parse_moment,
+    resolve_database_url,
+    run_on_store,
+    stamp,
+    usage_error,
+)
+from monitor.cli.output import Format, err, print_csv, print_json, print_table
 from monitor.config import Settings
-from monitor.domain.errors import InvalidInput, StorageError
+from monitor.domain.errors import InvalidInput
 from monitor.domain.units import format_duration, parse_duration
-from monitor.storage.engine import sqlite_path
 from monitor.storage.models import Account, AlertEvent, Outbox
 from monitor.storage.repository import SilenceInfo, SqlStore
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        help="Database URL (sqlite:///PATH or postgresql://...); default: the configuration's.",
-    ),
-]
-FormatOption = Annotated[
-    Format | None, typer.Option("--format", help="table (default at a terminal), json or csv.")
-]
-AccountOption = Annotated[str | None, typer.Option("--account", help="Only this account.")]
 
 HISTORY_COLUMNS = (
     "at",
@@ -45,66 +43,6 @@ HISTORY_COLUMNS = (
     "deliveries",
 )
 SILENCE_COLUMNS = ("id", "account", "until", "remaining", "created_at", "reason")
-
-T = TypeVar("T")
-
-
-def _usage(message: str) -> typer.Exit:
-    err(message)
-    return typer.Exit(EXIT_USAGE)
-
-
-def _database_url(config: ConfigOption, database: str | None) -> tuple[str, Settings | None]:
-    if database:
-        return database, None
-    settings = load_or_exit(config)
-    return settings.database_url(), settings
-
-
-def _with_store(url: str, action: Callable[[SqlStore], Awaitable[T]]) -> T:
-    """Run `action` on the store at `url`; database failures exit 1 with the reason."""
-    try:
-        path = sqlite_path(url)
-    except StorageError as exc:
-        raise _usage(str(exc)) from None
-    if path is not None and not path.is_file():
-        err(f"no database at {path} (has the daemon run yet? see --database / [database] url)")
-        raise typer.Exit(EXIT_FAILURE)
-
-    async def run() -> T:
-        store = SqlStore.open(url)
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(run())
-    except InvalidInput as exc:
-        raise _usage(str(exc)) from None
-    except StorageError as exc:
-        err(f"database error: {exc}")
-        raise typer.Exit(EXIT_FAILURE) from None
-
-
-def _since(text: str, now: datetime) -> datetime:
-    """`--since`: a duration back from now ("24h") or an ISO-8601 time (UTC unless it says)."""
-    try:
-        return now - parse_duration(text)
-    except InvalidInput:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _usage(f"--since: {text!r} is neither a duration (24h, 7d) nor an ISO time") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    if moment > now:
-        raise _usage(f"--since: {text} is in the future")
-    return moment
-
-
-def _stamp(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
 async def _known_account(store: SqlStore, account: str) -> bool:
@@ -200,18 +138,16 @@ def _deliveries_text(deliveries: Sequence[dict[str, Any]]) -> str:
 def alerts(
     config: ConfigOption = None,
     database: DatabaseOption = None,
-    since: Annotated[
-        str, typer.Option("--since", help="How far back: a duration (24h, 7d) or an ISO time.")
-    ] = "7d",
+    since: SinceOption = "7d",
     account: AccountOption = None,
     output: FormatOption = None,
 ) -> None:
     """Alert history: what fired, escalated, repeated and resolved, and whether each sink got it."""
     now = datetime.now(UTC)
-    start = _since(since, now)
-    url, _ = _database_url(config, database)
-    rows = _with_store(url, lambda store: _history(store, start, account))
-    fmt = output or default_format()
+    fmt = choose_format(output)
+    start = parse_moment(since, now, "--since")
+    url, _ = resolve_database_url(config, database)
+    rows = run_on_store(url, lambda store: _history(store, start, account))
     if fmt is Format.JSON:
         print_json(rows)
         return
@@ -222,12 +158,12 @@ def alerts(
         )
         return
     if not rows:
-        err(f"no alert events since {_stamp(start)} UTC")
+        err(f"no alert events since {stamp(start)} UTC")
         return
     print_table(
         [
             [
-                _stamp(row["at"]),
+                stamp(row["at"]),
                 row["account"],
                 row["rule"],
                 row["severity"],
@@ -239,7 +175,7 @@ def alerts(
             for row in rows
         ],
         ["at (UTC)", "account", "rule", "severity", "kind", "title", "held back", "deliveries"],
-        title=f"Alert history since {_stamp(start)} UTC",
+        title=f"Alert history since {stamp(start)} UTC",
     )
 
 
@@ -301,15 +237,15 @@ def silence(
     """Silence an account's notifications for a while (alerts are still tracked and sent when it
     ends if they still fire), list silences, or end one."""
     now = datetime.now(UTC)
+    fmt = choose_format(output)
     modes = sum([list_, remove is not None, duration is not None])
     if modes != 1:
-        raise _usage("give exactly one of: ACCOUNT --for DURATION, --list, --remove ID")
-    url, settings = _database_url(config, database)
+        raise usage_error("give exactly one of: ACCOUNT --for DURATION, --list, --remove ID")
+    url, settings = resolve_database_url(config, database)
 
     if list_:
-        silences = _with_store(url, lambda store: store.active_silences(now, account))
+        silences = run_on_store(url, lambda store: store.active_silences(now, account))
         rows = [_silence_row(s, now) for s in silences]
-        fmt = output or default_format()
         if fmt is Format.JSON:
             print_json(rows)
         elif fmt is Format.CSV:
@@ -319,7 +255,7 @@ def silence(
         else:
             print_table(
                 [
-                    [str(r["id"]), r["account"], _stamp(r["until"]), r["remaining"], r["reason"]]
+                    [str(r["id"]), r["account"], stamp(r["until"]), r["remaining"], r["reason"]]
                     for r in rows
                 ],
                 ["id", "account", "until (UTC)", "remaining", "reason"],
@@ -329,28 +265,28 @@ def silence(
 
     if remove is not None:
         if account is not None:
-            raise _usage("--remove takes a silence id, not an ACCOUNT")
-        if not _with_store(url, lambda store: store.remove_silence(remove)):
-            raise _usage(f"--remove: no silence with id {remove} (see silence --list)")
+            raise usage_error("--remove takes a silence id, not an ACCOUNT")
+        if not run_on_store(url, lambda store: store.remove_silence(remove)):
+            raise usage_error(f"--remove: no silence with id {remove} (see silence --list)")
         err(f"silence {remove} removed; notifications resume with the next poll")
         return
 
     assert duration is not None
     if account is None:
-        raise _usage("which ACCOUNT should be silenced?")
+        raise usage_error("which ACCOUNT should be silenced?")
     try:
         length = parse_duration(duration, path="--for")
     except InvalidInput as exc:
-        raise _usage(str(exc)) from None
+        raise usage_error(str(exc)) from None
     if length <= timedelta(0):
-        raise _usage("--for: a silence must last longer than 0s")
-    added = _with_store(
+        raise usage_error("--for: a silence must last longer than 0s")
+    added = run_on_store(
         url, lambda store: _add_silence(store, account, now + length, reason, settings, now)
     )
     row = _silence_row(added, now)
-    if (output or default_format()) is Format.TABLE:
+    if fmt is Format.TABLE:
         err(
-            f"silenced {added.account} until {_stamp(added.until)} UTC ({row['remaining']}), "
+            f"silenced {added.account} until {stamp(added.until)} UTC ({row['remaining']}), "
             f"id {added.id}; end it early with: portfolio-monitor silence --remove {added.id}"
         )
     else:

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from monitor.cli.app import EXIT_USAGE, app
-from monitor.cli.output import Format, default_format, err, print_json, print_table
+from monitor.cli.app import app
+from monitor.cli.options import usage_error
+from monitor.cli.output import Format, default_format, print_json, print_table
 from monitor.domain.codec import risk_to_json, state_from_json
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
@@ -56,12 +57,12 @@ def calc(
     """Compute margin ratios, liquidation prices and the account-wide liquidation move."""
     chosen = output_format or default_format()
     if chosen is Format.CSV:
-        raise _usage("--format: calc prints table or json")
+        raise usage_error("--format: calc prints table or json")
     try:
         shocks = [parse_shock(text) for text in shock or []]
         amount = parse_amount(margin) if margin is not None else None
     except InvalidInput as error:
-        raise _usage(str(error)) from None
+        raise usage_error(str(error)) from None
     document = _read(source)
     many = isinstance(document, list)
     items = document if many else [document]
@@ -73,11 +74,11 @@ def calc(
             results.append((state, assess(state)))
         except InvalidInput as error:
             if error.path.startswith("--"):
-                raise _usage(
+                raise usage_error(
                     f"{error.path}: {prefix}{' ' if prefix else ''}{error.problem}"
                 ) from None
             path = f"{prefix}.{error.path}" if prefix and error.path else prefix or error.path
-            raise _usage(f"{path}: {error.problem}" if path else error.problem) from None
+            raise usage_error(f"{path}: {error.problem}" if path else error.problem) from None
     if chosen is Format.JSON:
         payload = [risk_to_json(risk) for _, risk in results]
         print_json(payload if many else payload[0])
@@ -92,11 +93,11 @@ def _read(source: str) -> Any:
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise _usage(f"{name}: cannot read: {error}") from None
+        raise usage_error(f"{name}: cannot read: {error}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise _usage(
+        raise usage_error(
             f"{name}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
         ) from None
 
@@ -160,8 +161,3 @@ def _percent(value: float | None, *, signed: bool = False) -> str:
     if value is None:
         return "none"
     return f"{value:+.2%}" if signed else f"{value:.2%}"
-
-
-def _usage(message: str) -> typer.Exit:
-    err(message)
-    return typer.Exit(EXIT_USAGE)

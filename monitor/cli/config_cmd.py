@@ -6,36 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
-from monitor.config import Settings, load_settings
-from monitor.domain.errors import ConfigError
+from monitor.cli.app import EXIT_FAILURE, app
+from monitor.cli.options import ConfigOption, load_or_exit
+from monitor.config import Settings
 from monitor.exchanges.probe import request_budget
 
 if TYPE_CHECKING:
     from monitor.exchanges import ProbeReport
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Configuration file (default: $PORTFOLIO_MONITOR_CONFIG, else /etc/portfolio-monitor/config.toml).",
-        dir_okay=False,
-    ),
-]
-
-
-def load_or_exit(path: Path | None) -> Settings:
-    """The configuration, or exit 78 with the problems (each naming its key) on stderr."""
-    try:
-        return load_settings(path)
-    except ConfigError as exc:
-        sys.stderr.write(f"configuration error:\n{exc}\n")
-        raise typer.Exit(EXIT_CONFIG) from None
 
 
 @app.command("check-config")

@@ -6,25 +6,32 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from monitor.cli.app import EXIT_FAILURE, EXIT_USAGE, app
-from monitor.cli.config_cmd import ConfigOption, load_or_exit
-from monitor.cli.output import (
-    Format,
-    default_format,
-    err,
-    print_csv,
-    print_json,
-    print_table,
-    to_jsonable,
+from monitor.cli.app import EXIT_FAILURE, app
+from monitor.cli.options import (
+    TABLE_OR_JSON,
+    AccountOption,
+    ConfigOption,
+    DatabaseOption,
+    FormatOption,
+    SinceOption,
+    TableOrJsonOption,
+    UntilOption,
+    choose_format,
+    resolve_database_url,
+    run_on_store,
+    stamp,
+    time_window,
+    usage_error,
 )
+from monitor.cli.output import Format, err, print_csv, print_json, print_table, to_jsonable
 from monitor.config import Settings
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
@@ -35,64 +42,9 @@ from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from monitor.storage.retention import RetentionPolicy
 
-T = TypeVar("T")
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        help="Database URL (sqlite:///PATH or postgresql://user@host/db); default: the configuration's.",
-    ),
-]
-FormatOption = Annotated[
-    str | None, typer.Option("--format", help="table (default at a terminal), json or csv.")
-]
-AccountOption = Annotated[
-    str | None, typer.Option("--account", help="Only this account (default: every account).")
-]
-SinceOption = Annotated[
-    str, typer.Option("--since", help="Start: a duration back from now (24h, 7d) or an ISO time.")
-]
-UntilOption = Annotated[
-    str | None, typer.Option("--until", help="End: a duration back from now or an ISO time.")
-]
-
 # A poll is late after this many intervals (the status command's staleness rule).
 STALE_INTERVALS = 3
 _SPARKS = "▁▂▃▄▅▆▇█"
-
-
-class _Usage(Exception):
-    """Bad command-line input: exit 2 with this message."""
-
-
-def _format(text: str | None, allowed: Sequence[Format]) -> Format:
-    if text is None:
-        chosen = default_format()
-        return chosen if chosen in allowed else Format.JSON
-    by_name = {f.value: f for f in allowed}
-    if text.lower() not in by_name:
-        raise _Usage(f"--format: {text!r} is not one of {', '.join(by_name)}")
-    return by_name[text.lower()]
-
-
-def _moment(text: str, now: datetime, option: str) -> datetime:
-    """A duration back from now ("24h") or an ISO-8601 time (UTC unless it says otherwise)."""
-    try:
-        return now - parse_duration(text)
-    except InvalidInput:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _Usage(
-            f"{option}: {text!r} is neither a duration (24h, 7d) nor an ISO time "
-            "(2026-03-01T12:00:00)"
-        ) from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    if moment > now:
-        raise _Usage(f"{option}: {text} is in the future")
-    return moment.astimezone(UTC)
 
 
 def _every(text: str | None) -> int | None:
@@ -101,57 +53,10 @@ def _every(text: str | None) -> int | None:
     try:
         seconds = parse_duration(text, path="--every").total_seconds()
     except InvalidInput as exc:
-        raise _Usage(str(exc)) from None
+        raise usage_error(str(exc)) from None
     if seconds < 60 or seconds % 60:
-        raise _Usage(f"--every: {text!r} must be a whole number of minutes (1m, 15m, 1h, 1d)")
+        raise usage_error(f"--every: {text!r} must be a whole number of minutes (1m, 15m, 1h, 1d)")
     return int(seconds)
-
-
-def _settings(config: Path | None, database: str | None) -> Settings | None:
-    """The configuration when it is needed or given; without --database it is required."""
-    if config is None and database is not None:
-        return None
-    return load_or_exit(config)
-
-
-def _url(settings: Settings | None, database: str | None) -> str:
-    if database is not None:
-        return database
-    assert settings is not None
-    return settings.database_url()
-
-
-def _run(url: str, action: Callable[[SqlStore], Awaitable[T]], *, must_exist: bool = True) -> T:
-    """Run `action` on the store at `url`: bad input exits 2, database failures exit 1."""
-    try:
-        path = sqlite_path(url)
-        if must_exist and path is not None and not path.is_file():
-            raise StorageError(
-                f"no database at {path} (has the daemon run yet? see --database / [database] url)"
-            )
-
-        async def run() -> T:
-            store = SqlStore.open(url)
-            try:
-                return await action(store)
-            finally:
-                await store.close()
-
-        return asyncio.run(run())
-    except (InvalidInput, _Usage) as exc:
-        err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
-    except StorageError as exc:
-        err(f"database error: {exc}")
-        raise typer.Exit(EXIT_FAILURE) from None
-
-
-def _usage_guard(build: Callable[[], T]) -> T:
-    try:
-        return build()
-    except _Usage as exc:
-        err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
 
 
 def sparkline(values: Sequence[float | None]) -> str:
@@ -181,10 +86,6 @@ def _number(value: float | None) -> str:
 
 def _price(value: float | None) -> str:
     return "-" if value is None else f"{value:,.6g}"
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 async def _accounts(store: SqlStore, account: str | None) -> list[str]:
@@ -252,16 +153,10 @@ def history(
     """Account or position history from the database, optionally downsampled."""
     now = datetime.now(UTC)
 
-    def parse() -> tuple[Format, datetime, datetime, int | None]:
-        chosen = _format(output_format, [Format.TABLE, Format.JSON, Format.CSV])
-        start = _moment(since, now, "--since")
-        end = now if until is None else _moment(until, now, "--until")
-        if start >= end:
-            raise _Usage(f"--since ({_stamp(start)}) must be before --until ({_stamp(end)})")
-        return chosen, start, end, _every(every)
-
-    chosen, start, end, bucket = _usage_guard(parse)
-    url = _url(_settings(config, database), database)
+    chosen = choose_format(output_format)
+    start, end = time_window(since, until, now)
+    bucket = _every(every)
+    url, _ = resolve_database_url(config, database)
 
     async def read(store: SqlStore) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -284,10 +179,10 @@ def history(
             raise InvalidInput("--symbol", f"no position in {symbol!r} was ever stored")
         return rows
 
-    rows = _run(url, read)
+    rows = run_on_store(url, read)
     what = f"{symbol} positions" if symbol else "snapshots"
     if not rows:
-        err(f"no {what} between {_stamp(start)} and {_stamp(end)} UTC")
+        err(f"no {what} between {stamp(start)} and {stamp(end)} UTC")
         if chosen is Format.JSON:
             print_json([])
         return
@@ -329,7 +224,7 @@ def _account_table(rows: list[dict[str, Any]]) -> None:
         mine = [row for row in rows if row["account"] == name]
         cells = [
             [
-                _stamp(row["at"]),
+                stamp(row["at"]),
                 str(row["samples"]),
                 _number(row["equity"]),
                 _percent(row["margin_ratio"]),
@@ -364,7 +259,7 @@ def _position_table(rows: list[dict[str, Any]]) -> None:
     ]
     cells = [
         [
-            _stamp(row["at"]),
+            stamp(row["at"]),
             row["account"],
             f"{row['side']} {row['margin_mode']}",
             f"{row['quantity']:g}",
@@ -381,14 +276,13 @@ def _position_table(rows: list[dict[str, Any]]) -> None:
 
 @app.command()
 def status(
-    output_format: FormatOption = None,
+    output_format: TableOrJsonOption = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Latest snapshot of every account; exit 1 when any account's data is older than 3 polls."""
-    chosen = _usage_guard(lambda: _format(output_format, [Format.TABLE, Format.JSON]))
-    settings = _settings(config, database)
-    url = _url(settings, database)
+    chosen = choose_format(output_format, TABLE_OR_JSON)
+    url, settings = resolve_database_url(config, database)
     now = datetime.now(UTC)
     configured = {} if settings is None else dict(settings.accounts)
 
@@ -406,7 +300,7 @@ def status(
             rows.append(_status_row(name, latest, interval, now, firing))
         return rows
 
-    rows = _run(url, read)
+    rows = run_on_store(url, read)
     if chosen is Format.JSON:
         print_json(rows)
     elif not rows:
@@ -507,23 +401,15 @@ def plot(
     """Margin ratio (with the warning and critical levels) and equity over time, as a PNG."""
     now = datetime.now(UTC)
 
-    def parse() -> tuple[datetime, datetime]:
-        start = _moment(since, now, "--since")
-        end = now if until is None else _moment(until, now, "--until")
-        if start >= end:
-            raise _Usage("--since must be before --until")
-        if output.suffix.lower() != ".png":
-            raise _Usage(f"--output: {output} must end in .png")
-        return start, end
-
-    start, end = _usage_guard(parse)
+    start, end = time_window(since, until, now)
+    if output.suffix.lower() != ".png":
+        raise usage_error(f"--output: {output} must end in .png")
     try:
         from monitor.cli.chart import draw
     except ImportError as exc:
         err(f"plot needs matplotlib ({exc.name} missing): pip install 'portfolio-monitor[plot]'")
         raise typer.Exit(EXIT_FAILURE) from None
-    settings = _settings(config, database)
-    url = _url(settings, database)
+    url, settings = resolve_database_url(config, database)
     span = (end - start).total_seconds()
     # About a thousand points at most; the worst ratio of each bucket is kept.
     bucket = None if span <= 6 * 3600 else (60 if span <= 7 * 86400 else 3600)
@@ -534,9 +420,9 @@ def plot(
             for name in await _accounts(store, account)
         }
 
-    series = {name: points for name, points in _run(url, read).items() if points}
+    series = {name: points for name, points in run_on_store(url, read).items() if points}
     if not series:
-        err(f"no snapshots between {_stamp(start)} and {_stamp(end)} UTC: nothing to plot")
+        err(f"no snapshots between {stamp(start)} and {stamp(end)} UTC: nothing to plot")
         raise typer.Exit(EXIT_FAILURE)
     draw(series, _levels(settings, account), output)
     sys.stdout.write(f"wrote {output}\n")
@@ -559,18 +445,15 @@ def backup(
     database: DatabaseOption = None,
 ) -> None:
     """A consistent copy of the SQLite database, safe while the daemon writes (VACUUM INTO)."""
-    url = _url(_settings(config, database), database)
+    url, _ = resolve_database_url(config, database)
     try:
         source = sqlite_path(url)
     except StorageError as exc:
-        err(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
+        raise usage_error(str(exc)) from None
     if source is None:
-        err("backup copies SQLite databases; for PostgreSQL use pg_dump")
-        raise typer.Exit(EXIT_USAGE)
+        raise usage_error("backup copies SQLite databases; for PostgreSQL use pg_dump")
     if destination.exists():
-        err(f"{destination} already exists; choose a new file name")
-        raise typer.Exit(EXIT_USAGE)
+        raise usage_error(f"{destination} already exists; choose a new file name")
     try:
         backup_sqlite(source, destination)
     except StorageError as exc:
@@ -582,7 +465,7 @@ def backup(
 @app.command()
 def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Upgrade the database schema to this version (SQLite: after a backup copy)."""
-    url = _url(_settings(config, database), database)
+    url, _ = resolve_database_url(config, database)
     try:
         before, after = asyncio.run(migrate_schema(url))
     except ConfigError as exc:
@@ -600,8 +483,7 @@ def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> Non
 @app.command()
 def prune(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Apply retention now: downsample old snapshots, delete what is past the longest period."""
-    settings = _settings(config, database)
-    url = _url(settings, database)
+    url, settings = resolve_database_url(config, database)
     policy = RetentionPolicy()
     if settings is not None:
         db = settings.database

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE, app
-from monitor.cli.config_cmd import ConfigOption, load_or_exit
+from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
+from monitor.cli.options import ConfigOption, load_or_exit, usage_error
 from monitor.config import Settings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind, Severity
@@ -58,10 +58,9 @@ def notify_test_command(
     chosen = list(dict.fromkeys(sink)) if sink else configured
     unknown = [name for name in chosen if name not in configured]
     if unknown:
-        sys.stderr.write(
-            f"--sink {unknown[0]}: no such sink (configured: {', '.join(configured)})\n"
+        raise usage_error(
+            f"--sink {unknown[0]}: no such sink (configured: {', '.join(configured)})"
         )
-        raise typer.Exit(EXIT_USAGE)
     results = asyncio.run(_send_all(settings, chosen))
     for name in chosen:
         error = results[name]

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
+from monitor.cli.options import ConfigOption
 from monitor.config import load_settings
 from monitor.domain.errors import ConfigError, MonitorError
 from monitor.logconfig import configure_logging
 
 log = logging.getLogger(__name__)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Configuration file (default: $PORTFOLIO_MONITOR_CONFIG, else /etc/portfolio-monitor/config.toml).",
-        dir_okay=False,
-    ),
-]
 LogLevelOption = Annotated[
     str, typer.Option("--log-level", help="debug, info, warning or error.", case_sensitive=False)
 ]
@@ -38,25 +33,32 @@ def _level(name: str) -> int:
     return level
 
 
-@app.command()
-def run(config: ConfigOption = None, log_level: LogLevelOption = "info") -> None:
-    """Run the monitor until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
-    configure_logging(_level(log_level))
+@contextmanager
+def _logged_exit(failure: str) -> Iterator[None]:
+    """Bad configuration exits 78, any other monitor error exits 1 after `failure: reason`."""
     try:
-        # Validate first: a bad configuration fails in a fraction of a second, before ccxt and
-        # SQLAlchemy are even imported.
-        settings = load_settings(config)
-        from monitor.daemon import Daemon, DaemonOptions
-
-        status = asyncio.run(Daemon(DaemonOptions(config_path=config)).run(settings))
+        yield
     except ConfigError as exc:
         # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on a bad config.
         # Logged, not printed: under journald it then carries the error priority.
         log.error("configuration error:\n%s", exc)
         raise typer.Exit(EXIT_CONFIG) from None
     except MonitorError as exc:
-        log.error("cannot run: %s", exc)
+        log.error("%s: %s", failure, exc)
         raise typer.Exit(EXIT_FAILURE) from None
+
+
+@app.command()
+def run(config: ConfigOption = None, log_level: LogLevelOption = "info") -> None:
+    """Run the monitor until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
+    configure_logging(_level(log_level))
+    with _logged_exit("cannot run"):
+        # Validate first: a bad configuration fails in a fraction of a second, before ccxt and
+        # SQLAlchemy are even imported.
+        settings = load_settings(config)
+        from monitor.daemon import Daemon, DaemonOptions
+
+        status = asyncio.run(Daemon(DaemonOptions(config_path=config)).run(settings))
     raise typer.Exit(status)
 
 
@@ -84,11 +86,5 @@ def demo(
     from monitor.cli.demo import run_demo
 
     configure_logging(logging.INFO if no_live else logging.WARNING)
-    try:
+    with _logged_exit("demo failed"):
         asyncio.run(run_demo(duration=duration, state_dir=state_dir, live=not no_live))
-    except ConfigError as exc:
-        log.error("configuration error:\n%s", exc)
-        raise typer.Exit(EXIT_CONFIG) from None
-    except MonitorError as exc:
-        log.error("demo failed: %s", exc)
-        raise typer.Exit(EXIT_FAILURE) from None

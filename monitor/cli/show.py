@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
-from monitor.cli.app import EXIT_FAILURE, EXIT_USAGE, app
-from monitor.cli.config_cmd import ConfigOption, load_or_exit
-from monitor.cli.output import err, print_json, print_table
+from monitor.cli.app import EXIT_FAILURE, app
+from monitor.cli.options import (
+    TABLE_OR_JSON,
+    AccountOption,
+    ConfigOption,
+    TableOrJsonOption,
+    choose_format,
+    load_or_exit,
+    usage_error,
+)
+from monitor.cli.output import Format, err, print_json, print_table
 from monitor.config import Settings
 from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
@@ -20,40 +27,26 @@ from monitor.domain.margin import assess
 from monitor.domain.model import AccountRisk, AccountState
 
 
-class ShowFormat(StrEnum):
-    """Output formats of `show`."""
-
-    TABLE = "table"
-    JSON = "json"
-
-
 @app.command()
 def show(
     config: ConfigOption = None,
-    account: Annotated[
-        str | None, typer.Option("--account", help="Only this account (default: all).")
-    ] = None,
-    output: Annotated[
-        ShowFormat | None,
-        typer.Option("--format", help="table (default at a terminal) or json."),
-    ] = None,
+    account: AccountOption = None,
+    output: TableOrJsonOption = None,
 ) -> None:
     """Fetch every (or one) account once and print its state, our risk figures and the exchange's."""
+    fmt = choose_format(output, TABLE_OR_JSON)
     settings = load_or_exit(config)
     names = list(settings.accounts)
     if account is not None:
         if account not in settings.accounts:
             configured = ", ".join(names) or "none"
-            err(f"unknown account {account!r} (configured: {configured})")
-            raise typer.Exit(EXIT_USAGE)
+            raise usage_error(f"unknown account {account!r} (configured: {configured})")
         names = [account]
     if not names:
-        err("no accounts configured")
-        raise typer.Exit(EXIT_USAGE)
-    fmt = output or (ShowFormat.TABLE if sys.stdout.isatty() else ShowFormat.JSON)
+        raise usage_error("no accounts configured")
     results = asyncio.run(_fetch(settings, names))
     documents = [_document(name, result) for name, result in results]
-    if fmt is ShowFormat.JSON:
+    if fmt is Format.JSON:
         print_json(documents)
     else:
         for name, result in results:
