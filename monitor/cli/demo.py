@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -100,6 +101,8 @@ async def run_demo(*, duration: float, state_dir: Path | None, live: bool) -> No
 
 def _epilogue(directory: Path, config_path: Path, view: LiveView) -> None:
     fired = sum(1 for _, kind, _, _ in view.history if kind == "firing")
+    # After `make demo` the command lives in .venv/bin, which is rarely on PATH: show what works.
+    command_name = "portfolio-monitor" if shutil.which("portfolio-monitor") else sys.argv[0]
     resolved = sum(1 for _, kind, _, _ in view.history if kind == "resolved")
     # Plain writes, not rich: paths must stay on one line to be pasted.
     lines = [
@@ -108,7 +111,7 @@ def _epilogue(directory: Path, config_path: Path, view: LiveView) -> None:
         f"Database: {directory / 'monitor.db'}",
         "Try (the daemon has stopped, so `status` calls the data stale and exits 1):",
         *(
-            f"  portfolio-monitor {command} --config {config_path}"
+            f"  {command_name} {command} --config {config_path}"
             for command in ("status", "history --since 10m", "alerts")
         ),
     ]

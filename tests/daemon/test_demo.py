@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -21,11 +22,24 @@ def test_short_demo_stores_snapshots_and_prints_next_steps(tmp_path: Path) -> No
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},  # as after `make demo`: .venv/bin not on PATH
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Database: {state / 'monitor.db'}" in result.stdout
     for command in ("status", "history", "alerts"):
         assert f"portfolio-monitor {command}" in result.stdout
+    # The suggested commands run as printed (the command path works even when .venv/bin is not on PATH).
+    status_line = next(line for line in result.stdout.splitlines() if " status --config " in line)
+    status = subprocess.run(
+        [*status_line.split(), "--format", "json"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
+    )
+    assert status.returncode == 1, status.stderr  # the daemon has stopped: stale by design
+    assert '"account": "demo-binance"' in status.stdout
     counts = snapshot_counts(state)
     assert set(counts) == {"demo-binance", "demo-bybit"}
     assert min(counts.values()) >= 2
