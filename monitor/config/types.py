@@ -36,8 +36,17 @@ def _percent(value: object) -> float:
 
 
 def format_seconds(delta: timedelta) -> str:
-    """A duration as the config file would write it: "10s", "90s", "0.5s"."""
-    return f"{delta.total_seconds():g}s"
+    """A duration as the config file would write it, exactly: "10s", "1m30s", "30d", "0.5s"."""
+    total = delta.total_seconds()
+    if total < 60 or total != int(total):
+        # Microseconds are timedelta's resolution; no exponent notation, no lost digits.
+        return f"{total:.6f}".rstrip("0").rstrip(".") + "s"
+    remaining, parts = int(total), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
 
 
 Duration = Annotated[
