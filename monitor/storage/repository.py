@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain.errors import InvalidInput, StorageError
-from monitor.domain.model import MarginMode, Side, Snapshot, Tier
+from monitor.domain.model import MarginMode, Position, Side, Snapshot, Tier
 from monitor.domain.notification import Notification
 from monitor.ports import AlertEventRecord, OutboxEntry
 from monitor.storage import retention
@@ -54,6 +53,7 @@ from monitor.storage.models import (
 from monitor.storage.retention import RetentionPolicy
 from monitor.storage.serialize import notification_from_payload, notification_to_payload
 from monitor.storage.sqltypes import to_millis
+from monitor.storage.writer_thread import WriterThread
 
 T = TypeVar("T")
 
@@ -62,6 +62,23 @@ T = TypeVar("T")
 LEG_CACHE_SECONDS = 600.0
 
 _LegKey = tuple[int, str, Side, MarginMode, float, float, float | None]
+# A snapshot's positions as far as stored ids and tier tables go: venue, then per position its
+# symbol, side, margin mode, quantity, entry price, leverage and tier table.
+_PositionTerms = tuple[str, tuple[tuple[Any, ...], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownPositions:
+    """An account's last stored position terms and their leg ids, to skip per-position lookups.
+
+    Valid while `tiers_version` is the store's: no tier table was loaded or changed since, so
+    every position's tier table is still the one recorded for its symbol.
+    """
+
+    terms: _PositionTerms
+    leg_ids: tuple[int, ...]
+    tiers_version: int
+    used: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +100,13 @@ class _Ids:
     symbols: dict[str, int] = field(default_factory=dict)
     legs: dict[_LegKey, tuple[int, float]] = field(default_factory=dict)
     tiers: dict[tuple[str, str], tuple[Tier, ...]] = field(default_factory=dict)
+    positions: dict[int, _KnownPositions] = field(default_factory=dict)
+    tiers_version: int = 0
+
+    def forget_legs(self) -> None:
+        """Retention may have deleted legs: look every leg up again."""
+        self.legs.clear()
+        self.positions.clear()
 
 
 class SqlStore:
@@ -93,12 +117,12 @@ class SqlStore:
         self.retention_policy = retention_policy or RetentionPolicy()
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._writer: Engine | None = None
-        self._writer_thread: ThreadPoolExecutor | None = None
+        self._writer_thread: WriterThread | None = None
         self._writer_conn: Connection | None = None
         self._closed = False
         if self.is_sqlite:
             self._writer = create_sqlite_writer(engine)
-            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            self._writer_thread = WriterThread("sqlite-writer")
         # One writer at a time: SQLite has one anyway, and it keeps cache updates ordered.
         self._write_lock = asyncio.Lock()
         self._ids = _Ids()
@@ -120,7 +144,7 @@ class SqlStore:
                 self._close_writer_connection()
                 writer.dispose()
 
-            await asyncio.get_running_loop().run_in_executor(self._writer_thread, dispose)
+            await self._writer_thread.run(dispose)
             self._writer_thread.shutdown()
         await self.engine.dispose()
 
@@ -169,9 +193,7 @@ class SqlStore:
 
                     # Cancelling the caller cannot stop the thread halfway: the transaction
                     # then commits or rolls back as a whole.
-                    return await asyncio.get_running_loop().run_in_executor(
-                        self._writer_thread, in_writer_thread
-                    )
+                    return await self._writer_thread.run(in_writer_thread)
                 async with self.engine.connect() as async_conn:
                     return await async_conn.run_sync(in_transaction)
 
@@ -379,13 +401,11 @@ class SqlStore:
         report = await self.write(
             "pruning old snapshots",
             lambda conn: retention.prune(conn, policy, now),
-            self._ids.legs.clear,
+            self._ids.forget_legs,
         )
         if self._writer_thread is not None:
             async with self._write_lock:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._writer_thread, lambda: sqlite_maintenance(self._writer_connection())
-                )
+                await self._writer_thread.run(lambda: sqlite_maintenance(self._writer_connection()))
         return report
 
 
@@ -411,6 +431,9 @@ class Cycle:
         known.symbols.update(self._new.symbols)
         known.legs.update(self._new.legs)
         known.tiers.update(self._new.tiers)
+        known.positions.update(self._new.positions)
+        if self._new.tiers:
+            known.tiers_version += 1
 
     async def add_snapshot(self, snapshot: Snapshot) -> None:
         """Store the account snapshot with all its positions (and a changed tier table)."""
@@ -602,55 +625,113 @@ class Cycle:
         ]
         nearest = min(distances) if distances else None
         statements = _statements(conn)
-        snapshot_id = statements.snapshot.scalar(
+        taken_ms = to_millis(snapshot.taken_at)
+        reported = state.reported
+        # In SNAPSHOT_ROW order.
+        snapshot_id = statements.snapshot.scalar_row(
             conn,
-            {
-                "account_id": account_id,
-                "taken_at": to_millis(snapshot.taken_at),
-                "equity": risk.equity,
-                "wallet_balance": state.wallet_balance,
-                "maintenance_margin": risk.maintenance_margin,
-                "initial_margin": state.reported.initial_margin,
-                "margin_ratio": risk.margin_ratio,
-                "exchange_margin_ratio": risk.exchange_margin_ratio,
-                "account_liquidation_move": risk.account_liquidation_move,
-                "nearest_distance": nearest,
-                "reported_equity": state.reported.equity,
-                "reported_maintenance_margin": state.reported.maintenance_margin,
-                "reported_margin_ratio": state.reported.margin_ratio,
-            },
-        )
-        rows: list[tuple[Any, ...]] = []
-        now = time.monotonic()
-        for ordinal, (position, computed) in enumerate(
-            zip(state.positions, risk.positions, strict=True)
-        ):
-            self._record_tiers(conn, venue, position.symbol, position.tiers, snapshot.taken_at)
-            key = (
+            (
                 account_id,
-                position.symbol,
-                position.side,
-                position.margin_mode,
-                position.quantity,
-                position.entry_price,
-                position.leverage,
-            )
+                taken_ms,
+                risk.equity,
+                state.wallet_balance,
+                risk.maintenance_margin,
+                reported.initial_margin,
+                risk.margin_ratio,
+                risk.exchange_margin_ratio,
+                risk.account_liquidation_move,
+                nearest,
+                reported.equity,
+                reported.maintenance_margin,
+                reported.margin_ratio,
+            ),
+        )
+        leg_ids = self._leg_ids(conn, account_id, venue, snapshot)
+        if leg_ids:
             # In POSITION_ROW order.
-            rows.append(
-                (
-                    snapshot_id,
-                    ordinal,
-                    self._leg(conn, key, snapshot.taken_at, now),
-                    position.mark_price,
-                    computed.unrealized_pnl,
-                    computed.maintenance_margin,
-                    computed.liquidation_price,
-                    position.exchange_liquidation_price,
-                )
+            statements.positions.execute_rows(
+                conn,
+                [
+                    (
+                        snapshot_id,
+                        ordinal,
+                        leg_id,
+                        position.mark_price,
+                        computed.unrealized_pnl,
+                        computed.maintenance_margin,
+                        computed.liquidation_price,
+                        position.exchange_liquidation_price,
+                    )
+                    for ordinal, (leg_id, position, computed) in enumerate(
+                        zip(leg_ids, state.positions, risk.positions, strict=True)
+                    )
+                ],
             )
-        if rows:
-            statements.positions.execute_rows(conn, rows)
-        _add_to_rollups(conn, statements.rollup, account_id, snapshot, nearest)
+        _add_to_rollups(conn, statements.rollup, account_id, snapshot, taken_ms, nearest)
+
+    def _leg_ids(
+        self, conn: Connection, account_id: int, venue: str, snapshot: Snapshot
+    ) -> tuple[int, ...]:
+        """The leg id of every position, recording changed tier tables on the way.
+
+        Positions rarely change between polls: when the account's position terms and tier
+        tables are the ones of its last stored snapshot, its leg ids are reused as a whole.
+        """
+        positions = snapshot.state.positions
+        terms: _PositionTerms = (
+            venue,
+            tuple(
+                (
+                    p.symbol,
+                    p.side,
+                    p.margin_mode,
+                    p.quantity,
+                    p.entry_price,
+                    p.leverage,
+                    p.tiers,
+                )
+                for p in positions
+            ),
+        )
+        now = time.monotonic()
+        known = self._store._ids
+        last = self._new.positions.get(account_id) or known.positions.get(account_id)
+        if (
+            last is not None
+            and now - last.used < LEG_CACHE_SECONDS
+            and last.tiers_version == known.tiers_version
+            and not self._new.tiers
+            and last.terms == terms
+        ):
+            leg_ids = last.leg_ids
+        else:
+            leg_ids = tuple(
+                self._position_leg(conn, account_id, venue, position, snapshot.taken_at, now)
+                for position in positions
+            )
+        self._new.positions[account_id] = _KnownPositions(terms, leg_ids, known.tiers_version, now)
+        return leg_ids
+
+    def _position_leg(
+        self,
+        conn: Connection,
+        account_id: int,
+        venue: str,
+        position: Position,
+        taken_at: datetime,
+        now: float,
+    ) -> int:
+        self._record_tiers(conn, venue, position.symbol, position.tiers, taken_at)
+        key = (
+            account_id,
+            position.symbol,
+            position.side,
+            position.margin_mode,
+            position.quantity,
+            position.entry_price,
+            position.leverage,
+        )
+        return self._leg(conn, key, taken_at, now)
 
     def _write_states(
         self,
@@ -684,33 +765,41 @@ def _dialect_insert(conn: Connection) -> Any:
 
 
 def _add_to_rollups(
-    conn: Connection, upsert: _Compiled, account_id: int, snapshot: Snapshot, nearest: float | None
+    conn: Connection,
+    upsert: _Compiled,
+    account_id: int,
+    snapshot: Snapshot,
+    taken_ms: int,
+    nearest: float | None,
 ) -> None:
     """Fold the snapshot into its minute and hour rows, so bucketed history reads few rows."""
-    risk = snapshot.risk
-    taken_ms = to_millis(snapshot.taken_at)
-    rows = [
-        {
-            "account_id": account_id,
-            "resolution": resolution,
-            "bucket_start": taken_ms // (resolution * 1000) * (resolution * 1000),
-            "samples": 1,
-            "last_at": taken_ms,
-            "equity": risk.equity,
-            "wallet_balance": snapshot.state.wallet_balance,
-            "maintenance_margin": risk.maintenance_margin,
-            "margin_ratio": risk.margin_ratio,
-            "margin_ratio_min": risk.margin_ratio,
-            "margin_ratio_max": risk.margin_ratio,
-            "exchange_margin_ratio": risk.exchange_margin_ratio,
-            "exchange_margin_ratio_min": risk.exchange_margin_ratio,
-            "exchange_margin_ratio_max": risk.exchange_margin_ratio,
-            "account_liquidation_move": risk.account_liquidation_move,
-            "min_distance": nearest,
-        }
-        for resolution in (MINUTE, HOUR)
-    ]
-    upsert.execute_many(conn, rows)
+    risk, wallet_balance = snapshot.risk, snapshot.state.wallet_balance
+    margin_ratio, exchange_margin_ratio = risk.margin_ratio, risk.exchange_margin_ratio
+    # In ROLLUP_ROW order.
+    upsert.execute_rows(
+        conn,
+        [
+            (
+                account_id,
+                resolution,
+                taken_ms // (resolution * 1000) * (resolution * 1000),
+                1,
+                taken_ms,
+                risk.equity,
+                wallet_balance,
+                risk.maintenance_margin,
+                margin_ratio,
+                margin_ratio,
+                margin_ratio,
+                exchange_margin_ratio,
+                exchange_margin_ratio,
+                exchange_margin_ratio,
+                risk.account_liquidation_move,
+                nearest,
+            )
+            for resolution in (MINUTE, HOUR)
+        ],
+    )
 
 
 class _Compiled:
@@ -727,22 +816,17 @@ class _Compiled:
         self.sql = str(compiled)
         self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
 
-    def _values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[name] for name in self.order)
-
-    def scalar(self, conn: Connection, row: Mapping[str, Any]) -> Any:
+    def scalar_row(self, conn: Connection, row: tuple[Any, ...]) -> Any:
+        """The first column of the first row returned (a row given in parameter order)."""
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(self.sql, self._values(row))
+            cursor.execute(self.sql, row)
             first = cursor.fetchone()
             return None if first is None else first[0]
         except conn.dialect.loaded_dbapi.Error as exc:
             raise StorageError(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
         finally:
             cursor.close()
-
-    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.execute_rows(conn, [self._values(row) for row in rows])
 
     def execute_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Rows already as tuples in the statement's parameter order."""
@@ -765,6 +849,22 @@ class _Statements:
 
 
 _BUILT: dict[str, _Statements] = {}
+# The cycle builds its rows as plain tuples in these orders (checked against the models).
+SNAPSHOT_ROW = (
+    "account_id",
+    "taken_at",
+    "equity",
+    "wallet_balance",
+    "maintenance_margin",
+    "initial_margin",
+    "margin_ratio",
+    "exchange_margin_ratio",
+    "account_liquidation_move",
+    "nearest_distance",
+    "reported_equity",
+    "reported_maintenance_margin",
+    "reported_margin_ratio",
+)
 POSITION_ROW = (
     "snapshot_id",
     "ordinal",
@@ -775,28 +875,67 @@ POSITION_ROW = (
     "liquidation_price",
     "exchange_liquidation_price",
 )
+ROLLUP_ROW = (
+    "account_id",
+    "resolution",
+    "bucket_start",
+    "samples",
+    "last_at",
+    "equity",
+    "wallet_balance",
+    "maintenance_margin",
+    "margin_ratio",
+    "margin_ratio_min",
+    "margin_ratio_max",
+    "exchange_margin_ratio",
+    "exchange_margin_ratio_min",
+    "exchange_margin_ratio_max",
+    "account_liquidation_move",
+    "min_distance",
+)
 
 
 def _with_binds(statement: Any, columns: Sequence[str]) -> Any:
     return statement.values({column: bindparam(column) for column in columns})
 
 
+def _in_order(compiled: _Compiled, table: Any, row: tuple[str, ...]) -> _Compiled:
+    """The compiled statement, after checking that it takes every column of `row` in that order."""
+    columns = tuple(c.name for c in table.c if c.name != "id")
+    if compiled.order != row or set(columns) != set(row):
+        raise RuntimeError(
+            f"{table.name}: statement takes {compiled.order}, the table has {columns}, "
+            f"the cycle writes {row}"
+        )
+    return compiled
+
+
 def _statements(conn: Connection) -> _Statements:
     built = _BUILT.get(conn.dialect.name)
     if built is None:
-        snapshot_columns = [c.name for c in AccountSnapshot.__table__.c if c.name != "id"]
+        snapshot = AccountSnapshot.__table__
         built = _Statements(
-            snapshot=_Compiled(
-                _with_binds(insert(AccountSnapshot), snapshot_columns).returning(
-                    AccountSnapshot.id
+            snapshot=_in_order(
+                _Compiled(
+                    _with_binds(insert(AccountSnapshot), SNAPSHOT_ROW).returning(
+                        AccountSnapshot.id
+                    ),
+                    conn,
                 ),
-                conn,
+                snapshot,
+                SNAPSHOT_ROW,
             ),
-            positions=_Compiled(_with_binds(insert(PositionSnapshot), POSITION_ROW), conn),
-            rollup=_Compiled(_rollup_upsert(_dialect_insert(conn)), conn),
+            positions=_in_order(
+                _Compiled(_with_binds(insert(PositionSnapshot), POSITION_ROW), conn),
+                PositionSnapshot.__table__,
+                POSITION_ROW,
+            ),
+            rollup=_in_order(
+                _Compiled(_rollup_upsert(_dialect_insert(conn)), conn),
+                AccountRollup.__table__,
+                ROLLUP_ROW,
+            ),
         )
-        # The cycle builds position rows as plain tuples in this order.
-        assert built.positions.order == POSITION_ROW, built.positions.order
         _BUILT[conn.dialect.name] = built
     return built
 

@@ -127,6 +127,34 @@ async def test_legs_are_shared_until_terms_change(store: SqlStore) -> None:
     assert latest.positions[0].quantity == 0.7
 
 
+async def test_returning_to_earlier_terms_reuses_their_legs(store: SqlStore) -> None:
+    for i, quantity in enumerate([0.5, 0.5, 0.7, 0.7, 0.5, 0.5]):
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(
+                snapshot(taken_at=T0 + timedelta(seconds=10 * i), quantity=quantity)
+            )
+    assert await count(store, PositionLeg) == 4
+    latest = await queries.latest_snapshot(store, "main")
+    assert latest is not None
+    assert [p.quantity for p in latest.positions] == [0.5, 0.5]
+
+
+async def test_cycle_after_prune_stores_new_legs_for_unchanged_positions(store: SqlStore) -> None:
+    for i in range(3):
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(seconds=10 * i)))
+    await store.prune(T0 + timedelta(days=800))
+    assert await count(store, PositionLeg) == 0
+    later = T0 + timedelta(days=800, seconds=10)
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot(taken_at=later))
+    assert await count(store, PositionLeg) == 2
+    latest = await queries.latest_snapshot(store, "main")
+    assert latest is not None
+    assert latest.taken_at == later
+    assert [p.symbol for p in latest.positions] == ["BTCUSDT", "ETHUSDT"]
+
+
 async def test_tier_table_versions_are_recorded_on_change(store: SqlStore) -> None:
     changed = (Tier(0.0, 25_000.0, 0.005, 0.0), Tier(25_000.0, None, 0.01, 125.0))
     for i, tiers in enumerate([None, None, changed, changed]):
