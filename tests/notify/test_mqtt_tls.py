@@ -15,6 +15,7 @@ from monitor.domain.errors import DeliveryError
 from monitor.notify.mqtt import MqttPublisher
 from tests.notify.factories import notification
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
+from tests.support.tools import tool_missing
 
 pytestmark = pytest.mark.mqtt
 
@@ -43,9 +44,9 @@ def _issue(name: str, cwd: Path, san: str | None = None) -> None:
 @pytest.fixture(name="tls_broker")
 def _tls_broker(tmp_path: Path):  # type: ignore[no-untyped-def]
     if mosquitto_binary() is None or shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto or mosquitto_passwd not installed (run .ci/run)")
+        tool_missing("mosquitto or mosquitto_passwd not installed (run .ci/run)")
     if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed: cannot make test certificates")
+        tool_missing("openssl not installed: cannot make test certificates")
     pki = tmp_path / "pki"
     pki.mkdir()
     _openssl(

@@ -10,7 +10,7 @@ from tests.support import postgres
 def test_missing_server_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(postgres, "server_bin_dir", lambda: None)
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+    with pytest.raises(pytest.fail.Exception, match="required in CI: PostgreSQL"):
         postgres.require_postgres()
 
 

@@ -31,6 +31,8 @@ from types import TracebackType
 
 import pytest
 
+from tests.support.tools import tool_missing
+
 _CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
@@ -182,6 +184,6 @@ class Mosquitto:
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A running broker for one test; skipped with a reason when mosquitto is not installed."""
     if mosquitto_binary() is None:
-        pytest.skip("mosquitto binary not installed (apt-get install mosquitto, or run .ci/run)")
+        tool_missing("mosquitto binary not installed (apt-get install mosquitto, or run .ci/run)")
     with Mosquitto(tmp_path / "mosquitto") as broker:
         yield broker

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-import pytest
+from tests.support.tools import tool_missing
 
 SUPERUSER = "postgres"
 _RUN_AS = "nobody"
@@ -155,16 +155,9 @@ class PostgresCluster:
         self.stop()
 
 
-def in_ci() -> bool:
-    """True under CI (CI=true), where a missing PostgreSQL must fail the tests instead of skipping."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def require_postgres() -> PostgresCluster:
     """Start a cluster, or skip with the reason (fail under CI) when PostgreSQL is not installed."""
     try:
         return PostgresCluster.start()
     except PostgresUnavailable as exc:
-        if in_ci():
-            pytest.fail(f"PostgreSQL is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+        tool_missing(f"PostgreSQL server: {exc}")

@@ -9,20 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import tool_missing
+
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "portfolio-monitor.service"
 SYSUSERS = ROOT / "systemd" / "portfolio-monitor.sysusers.conf"
 INSTALLED_BINARY = "/usr/local/bin/portfolio-monitor"
-ANALYZE = shutil.which("systemd-analyze")
-
-needs_analyze = pytest.mark.skipif(
-    ANALYZE is None, reason="systemd-analyze is not installed (not a systemd host)"
-)
 
 
 @pytest.fixture
 def unit_copy(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at this venv's binary, because verify checks it exists."""
+    if shutil.which("systemd-analyze") is None:
+        tool_missing("systemd-analyze is not installed (apt-get install systemd, or run .ci/run)")
     binary = Path(sys.executable).with_name("portfolio-monitor")
     assert binary.exists(), f"{binary} missing: install the project into the venv"
     text = UNIT.read_text()
@@ -32,7 +31,6 @@ def unit_copy(tmp_path: Path) -> Path:
     return copy
 
 
-@needs_analyze
 def test_verify_is_clean(unit_copy: Path) -> None:
     # verify exits 0 even for unknown keys or unparsable values, so stderr must be empty too.
     result = subprocess.run(
@@ -45,7 +43,6 @@ def test_verify_is_clean(unit_copy: Path) -> None:
     assert result.stderr.strip() == ""
 
 
-@needs_analyze
 def test_verify_catches_a_typo(unit_copy: Path) -> None:
     unit_copy.write_text(unit_copy.read_text().replace("NoNewPrivileges=", "NoNewPrivilegez="))
     result = subprocess.run(
@@ -57,7 +54,6 @@ def test_verify_catches_a_typo(unit_copy: Path) -> None:
     assert "NoNewPrivilegez" in result.stderr
 
 
-@needs_analyze
 def test_exposure_is_at_most_2_0(unit_copy: Path) -> None:
     # The threshold is on the 0-100 scale behind the printed 0.0-10.0 figure.
     result = subprocess.run(
@@ -88,8 +84,9 @@ def test_unit_keeps_the_service_contract() -> None:
     assert not [line for line in settings if " #" in line]
 
 
-@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers absent")
 def test_sysusers_file_is_accepted() -> None:
+    if shutil.which("systemd-sysusers") is None:
+        tool_missing("systemd-sysusers is not installed (apt-get install systemd, or run .ci/run)")
     result = subprocess.run(
         ["systemd-sysusers", "--dry-run", str(SYSUSERS)],
         capture_output=True,
