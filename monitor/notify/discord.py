@@ -9,33 +9,24 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
 from monitor.notify.base import headline, plain_text, truncate
-from monitor.notify.http import HttpTransport, raise_for_status, retry_after_seconds
+from monitor.notify.http import HttpSink, HttpTransport, raise_for_status, retry_after_seconds
 
 MESSAGE_LIMIT = 2000
 
 
-class DiscordSink:
+class DiscordSink(HttpSink):
     """Posts the alert as one message; mentions are disabled so a symbol never pings anyone."""
 
     def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
         assert settings.url is not None
-        self._name = name
+        super().__init__(name, settings, http)
         self._url = settings.url.get_secret_value()
-        self._timeout = settings.timeout.total_seconds()
-        self._http = http
-
-    @property
-    def name(self) -> str:
-        """The configured sink name."""
-        return self._name
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification or raise `DeliveryError`."""
         text = f"**{headline(notification)}**\n" + plain_text(notification, with_title=False)
         body = {"content": truncate(text, MESSAGE_LIMIT), "allowed_mentions": {"parse": []}}
-        response = await self._http.post(
-            self._name, self._url, json=body, timeout_seconds=self._timeout
-        )
+        response = await self._post(self._url, json=body)
         if response.status_code == 429:
             raise DeliveryError(
                 f"{self._name}: rate limited (HTTP 429)", retry_after=self._retry_after(response)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 
 DEFAULT_TIMEOUT = 10.0
@@ -93,3 +94,21 @@ class HttpTransport:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class HttpSink:
+    """What every sink that posts over HTTP shares: its configured name, its timeout and the
+    shared transport. Subclasses add their URL and credentials and implement `send`."""
+
+    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
+        self._name = name
+        self._timeout = settings.timeout.total_seconds()
+        self._http = http
+
+    @property
+    def name(self) -> str:
+        """The configured sink name."""
+        return self._name
+
+    async def _post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self._http.post(self._name, url, timeout_seconds=self._timeout, **kwargs)

@@ -8,7 +8,7 @@ from typing import Any
 from monitor.config.notify import WebhookSettings
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.notify.base import is_good_news, plain_text
-from monitor.notify.http import HttpTransport, raise_for_status
+from monitor.notify.http import HttpSink, HttpTransport, raise_for_status
 
 SERVER = "https://ntfy.sh"
 # ntfy priorities: 1 min, 2 low, 3 default, 4 high, 5 max (breaks through Do Not Disturb).
@@ -26,22 +26,15 @@ def priority(notification: Notification) -> int:
     return 3 if is_good_news(notification) else PRIORITY[notification.severity]
 
 
-class NtfySink:
+class NtfySink(HttpSink):
     """Publishes the alert to one topic."""
 
     def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
         assert settings.topic is not None
-        self._name = name
+        super().__init__(name, settings, http)
         self._url = settings.server or SERVER
         self._topic = settings.topic
         self._token = settings.token.get_secret_value() if settings.token else None
-        self._timeout = settings.timeout.total_seconds()
-        self._http = http
-
-    @property
-    def name(self) -> str:
-        """The configured sink name."""
-        return self._name
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification or raise `DeliveryError`."""
@@ -58,7 +51,5 @@ class NtfySink:
             "tags": tags,
         }
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        response = await self._http.post(
-            self._name, self._url, json=message, headers=headers, timeout_seconds=self._timeout
-        )
+        response = await self._post(self._url, json=message, headers=headers)
         raise_for_status(self._name, response)

@@ -11,7 +11,7 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, Severity
 from monitor.notify.base import is_good_news, plain_text, truncate
-from monitor.notify.http import HttpTransport, raise_for_status
+from monitor.notify.http import HttpSink, HttpTransport, raise_for_status
 
 API_URL = "https://api.pushover.net/1/messages.json"
 MESSAGE_LIMIT = 1024
@@ -35,25 +35,18 @@ def _errors(response: httpx.Response) -> str:
     return "; ".join(str(error) for error in errors) if isinstance(errors, list) else ""
 
 
-class PushoverSink:
+class PushoverSink(HttpSink):
     """Pushes the alert to one user (or group) key."""
 
     def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
         assert settings.token is not None
         assert settings.user is not None
-        self._name = name
+        super().__init__(name, settings, http)
         self._url = settings.api_url or API_URL
         self._token = settings.token.get_secret_value()
         self._user = settings.user.get_secret_value()
         self._retry = settings.emergency_retry or EMERGENCY_RETRY
         self._expire = settings.emergency_expire or EMERGENCY_EXPIRE
-        self._timeout = settings.timeout.total_seconds()
-        self._http = http
-
-    @property
-    def name(self) -> str:
-        """The configured sink name."""
-        return self._name
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification or raise `DeliveryError`."""
@@ -71,9 +64,7 @@ class PushoverSink:
         if level == 2:
             form["retry"] = str(int(self._retry.total_seconds()))
             form["expire"] = str(int(self._expire.total_seconds()))
-        response = await self._http.post(
-            self._name, self._url, data=form, timeout_seconds=self._timeout
-        )
+        response = await self._post(self._url, data=form)
         if 400 <= response.status_code < 500 and response.status_code != 429:
             # Pushover: a 4xx means the token, user key or message is invalid; do not retry.
             raise DeliveryError(

@@ -11,7 +11,7 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
 from monitor.notify.base import headline, is_good_news, plain_text, truncate
-from monitor.notify.http import HttpTransport, raise_for_status, retry_after_seconds
+from monitor.notify.http import HttpSink, HttpTransport, raise_for_status, retry_after_seconds
 
 API_URL = "https://api.telegram.org"
 MESSAGE_LIMIT = 4096
@@ -36,24 +36,17 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-class TelegramSink:
+class TelegramSink(HttpSink):
     """Sends the alert as a plain-text message to one chat (optionally one forum topic)."""
 
     def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
         assert settings.bot_token is not None
         assert settings.chat_id is not None
-        self._name = name
+        super().__init__(name, settings, http)
         base = settings.api_url or API_URL
         self._url = f"{base}/bot{settings.bot_token.get_secret_value()}/sendMessage"
         self._chat_id = settings.chat_id
         self._thread_id = settings.message_thread_id
-        self._timeout = settings.timeout.total_seconds()
-        self._http = http
-
-    @property
-    def name(self) -> str:
-        """The configured sink name."""
-        return self._name
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification or raise `DeliveryError`."""
@@ -66,9 +59,7 @@ class TelegramSink:
         }
         if self._thread_id is not None:
             message["message_thread_id"] = self._thread_id
-        response = await self._http.post(
-            self._name, self._url, json=message, timeout_seconds=self._timeout
-        )
+        response = await self._post(self._url, json=message)
         if response.is_success:
             return
         self._raise(response)

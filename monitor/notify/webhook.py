@@ -10,7 +10,7 @@ import json
 from monitor.config.notify import WebhookSettings
 from monitor.domain.notification import Notification
 from monitor.notify.base import payload
-from monitor.notify.http import HttpTransport, raise_for_status
+from monitor.notify.http import HttpSink, HttpTransport, raise_for_status
 
 SIGNATURE_HEADER = "X-Portfolio-Monitor-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -29,22 +29,15 @@ def json_body(notification: Notification) -> dict[str, object]:
     return body
 
 
-class JsonWebhookSink:
+class JsonWebhookSink(HttpSink):
     """POSTs `json_body(notification)`; any 2xx is success."""
 
     def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
         assert settings.url is not None  # the config model requires it for kind "json"
-        self._name = name
+        super().__init__(name, settings, http)
         self._url = settings.url.get_secret_value()
         self._secret = settings.secret.get_secret_value().encode() if settings.secret else None
         self._headers = dict(settings.headers or {})
-        self._timeout = settings.timeout.total_seconds()
-        self._http = http
-
-    @property
-    def name(self) -> str:
-        """The configured sink name."""
-        return self._name
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification or raise `DeliveryError`."""
@@ -56,7 +49,5 @@ class JsonWebhookSink:
         }
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret, body)
-        response = await self._http.post(
-            self._name, self._url, content=body, headers=headers, timeout_seconds=self._timeout
-        )
+        response = await self._post(self._url, content=body, headers=headers)
         raise_for_status(self._name, response)
