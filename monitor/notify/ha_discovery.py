@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.domain.model import PositionRisk, Snapshot
+from monitor.domain.alerts.measure import nearest_liquidation
+from monitor.domain.model import Snapshot
 
 ORIGIN_NAME = "portfolio-monitor"
 # A Jinja template that keeps a missing figure "None" (HA shows unknown) instead of failing.
@@ -131,16 +132,11 @@ def discovery_configs(
     return configs
 
 
-def _nearest(positions: tuple[PositionRisk, ...]) -> PositionRisk | None:
-    candidates = [p for p in positions if p.distance_to_liquidation is not None]
-    return min(candidates, key=lambda p: p.distance_to_liquidation or 0.0, default=None)
-
-
 def state_document(snapshot: Snapshot) -> dict[str, Any]:
     """The retained state of one account: both ratio conventions, equity, the account-wide move
     and the position nearest to liquidation."""
     risk = snapshot.risk
-    nearest = _nearest(risk.positions)
+    nearest = nearest_liquidation(snapshot)
     return {
         "account": snapshot.account,
         "venue": snapshot.state.venue.value,
