@@ -25,6 +25,8 @@ from monitor.cli.options import (
     TableOrJsonOption,
     UntilOption,
     choose_format,
+    database_file,
+    existing_database,
     resolve_database_url,
     run_on_store,
     stamp,
@@ -36,7 +38,7 @@ from monitor.config import Settings
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
 from monitor.storage import queries
-from monitor.storage.engine import backup_sqlite, sqlite_path
+from monitor.storage.engine import backup_sqlite
 from monitor.storage.migrate import migrate as migrate_schema
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
@@ -446,10 +448,7 @@ def backup(
 ) -> None:
     """A consistent copy of the SQLite database, safe while the daemon writes (VACUUM INTO)."""
     url, _ = resolve_database_url(config, database)
-    try:
-        source = sqlite_path(url)
-    except StorageError as exc:
-        raise usage_error(str(exc)) from None
+    source = database_file(url)
     if source is None:
         raise usage_error("backup copies SQLite databases; for PostgreSQL use pg_dump")
     if destination.exists():
@@ -466,6 +465,7 @@ def backup(
 def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Upgrade the database schema to this version (SQLite: after a backup copy)."""
     url, _ = resolve_database_url(config, database)
+    database_file(url)
     try:
         before, after = asyncio.run(migrate_schema(url))
     except ConfigError as exc:
@@ -484,6 +484,7 @@ def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> Non
 def prune(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Apply retention now: downsample old snapshots, delete what is past the longest period."""
     url, settings = resolve_database_url(config, database)
+    existing_database(url)
     policy = RetentionPolicy()
     if settings is not None:
         db = settings.database

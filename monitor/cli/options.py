@@ -128,20 +128,32 @@ def stamp(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def run_on_store(url: str, action: Callable[[SqlStore], Awaitable[T]]) -> T:
-    """Run `action` on the existing database at `url`: a bad URL or bad input exits 2, a missing
-    SQLite file or a database failure exits 1."""
+def database_file(url: str) -> Path | None:
+    """The SQLite file of `url` (None for PostgreSQL); a URL we cannot use exits 2."""
     # Imported here: commands that never touch the database don't pay for SQLAlchemy.
     from monitor.storage.engine import sqlite_path
-    from monitor.storage.repository import SqlStore
 
     try:
-        path = sqlite_path(url)
+        return sqlite_path(url)
     except StorageError as exc:
         raise usage_error(str(exc)) from None
+
+
+def existing_database(url: str) -> None:
+    """Exit 2 for a URL we cannot use, 1 when its SQLite file does not exist (rather than let
+    SQLite create an empty one)."""
+    path = database_file(url)
     if path is not None and not path.is_file():
         err(f"no database at {path} (has the daemon run yet? see --database / [database] url)")
         raise typer.Exit(EXIT_FAILURE)
+
+
+def run_on_store(url: str, action: Callable[[SqlStore], Awaitable[T]]) -> T:
+    """Run `action` on the existing database at `url`: a bad URL or bad input exits 2, a missing
+    SQLite file or a database failure exits 1."""
+    from monitor.storage.repository import SqlStore
+
+    existing_database(url)
 
     async def run() -> T:
         store = SqlStore.open(url)

@@ -226,6 +226,22 @@ def test_migrate_and_prune(tmp_path: Path) -> None:
     assert json.loads(out)["snapshots_rolled_up"] == 0
 
 
+@pytest.mark.parametrize("command", ["migrate", "prune", "backup"])
+def test_upkeep_with_an_unusable_url_exits_2(command: str, tmp_path: Path) -> None:
+    extra = [str(tmp_path / "copy.db")] if command == "backup" else []
+    code, _, err = invoke(command, "--database", "foo://x", *extra)
+    assert code == 2
+    assert "unsupported database 'foo'" in err
+
+
+def test_prune_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "none.db"
+    code, _, err = invoke("prune", "--database", f"sqlite:///{missing}")
+    assert code == 1
+    assert "no database at" in err
+    assert not missing.exists()
+
+
 def test_plot_writes_a_png(db: str, tmp_path: Path) -> None:
     output = tmp_path / "ratio.png"
     code, _, err = invoke("plot", "--database", db, "--since", "2d", "--output", str(output))
