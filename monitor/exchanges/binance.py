@@ -28,7 +28,7 @@ from monitor.exchanges.fields import (
     positive_or_none,
     text,
 )
-from monitor.exchanges.probe import ProbeReport
+from monitor.exchanges.probe import ProbeReport, permission_warnings
 from monitor.exchanges.tiers import TierTable, tiers_from_rows
 
 
@@ -356,13 +356,3 @@ def _total(values: Iterable[Any]) -> float | None:
         except (TypeError, ValueError):
             return None
     return total
-
-
-def permission_warnings(can_trade: bool | None, can_withdraw: bool | None) -> list[str]:
-    """What a person should hear about a monitoring key that can do more than read."""
-    warnings = []
-    if can_withdraw:
-        warnings.append("the API key can WITHDRAW funds; a read-only key is all the monitor needs")
-    if can_trade:
-        warnings.append("the API key can trade; a read-only key is all the monitor needs")
-    return warnings

@@ -22,7 +22,6 @@ from monitor.domain.model import (
     Venue,
 )
 from monitor.exchanges.base import VenueClient, all_of
-from monitor.exchanges.binance import permission_warnings
 from monitor.exchanges.fields import (
     as_list,
     as_mapping,
@@ -31,7 +30,7 @@ from monitor.exchanges.fields import (
     positive_or_none,
     text,
 )
-from monitor.exchanges.probe import ProbeReport
+from monitor.exchanges.probe import ProbeReport, permission_warnings
 from monitor.exchanges.tiers import TierTable, tiers_from_rows
 
 _PAGE_LIMIT = 200

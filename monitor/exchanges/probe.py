@@ -96,3 +96,13 @@ def request_budget(polls: Iterable[tuple[Venue, timedelta]]) -> list[BudgetLine]
         used[group] = used.get(group, 0.0) + POLL_COST[venue] * (window / interval)
         counts[group] = counts.get(group, 0) + 1
     return [BudgetLine(group, counts[group], used[group], VENUE_LIMITS[group]) for group in used]
+
+
+def permission_warnings(can_trade: bool | None, can_withdraw: bool | None) -> list[str]:
+    """What a person should hear about a monitoring key that can do more than read."""
+    warnings = []
+    if can_withdraw:
+        warnings.append("the API key can WITHDRAW funds; a read-only key is all the monitor needs")
+    if can_trade:
+        warnings.append("the API key can trade; a read-only key is all the monitor needs")
+    return warnings
