@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -32,24 +33,31 @@ def parse_duration(text: str | float, *, path: str = "") -> timedelta:
                 raise InvalidInput(
                     path, f"{text!r} is not a duration (examples: 30s, 5m, 1h30m, 2d)"
                 ) from None
+    if not math.isfinite(seconds):
+        # "inf" and "nan" read as floats; a timedelta cannot hold them.
+        raise InvalidInput(path, f"{text!r} is not a duration (examples: 30s, 5m, 1h30m, 2d)")
     if seconds < 0:
         raise InvalidInput(path, f"{text!r}: a duration cannot be negative")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise InvalidInput(path, f"{text!r}: too long a duration") from None
 
 
 def parse_percent(text: str | float, *, path: str = "") -> float:
     """A fraction written as "300%" (3.0), "-5%" (-0.05) or a plain number (0.8 stays 0.8)."""
     if isinstance(text, int | float) and not isinstance(text, bool):
-        return float(text)
-    compact = str(text).strip().replace(" ", "")
-    try:
-        if compact.endswith("%"):
-            return float(compact[:-1]) / 100.0
-        return float(compact)
-    except ValueError:
-        raise InvalidInput(
-            path, f"{text!r} is not a percentage (examples: 300%, -5%, 0.8)"
-        ) from None
+        fraction = float(text)
+    else:
+        compact = str(text).strip().replace(" ", "")
+        try:
+            fraction = float(compact[:-1]) / 100.0 if compact.endswith("%") else float(compact)
+        except ValueError:
+            fraction = math.nan
+    # "nan%" would compare false with every level and silently never alert.
+    if not math.isfinite(fraction):
+        raise InvalidInput(path, f"{text!r} is not a percentage (examples: 300%, -5%, 0.8)")
+    return fraction
 
 
 def format_duration(delta: timedelta) -> str:

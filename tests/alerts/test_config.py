@@ -173,6 +173,18 @@ critical_below = "400%"
             "alerts.margin_ratio: give critical_below or critical_exchange_above, not both",
         ),
         (
+            '[alerts.margin_ratio]\nwarning_below = "nan%"\n',
+            "alerts.margin_ratio.warning_below: 'nan%' is not a percentage",
+        ),
+        (
+            '[alerts.margin_chasing]\nwindow = "1e400s"\n',
+            "alerts.margin_chasing.window: '1e400s' is not a duration",
+        ),
+        (
+            '[alerts.margin_chasing]\nwindow = "99999999999d"\n',
+            "alerts.margin_chasing.window: '99999999999d': too long a duration",
+        ),
+        (
             '[alerts.margin_chasing]\nwindow = "soon"\n',
             "alerts.margin_chasing.window: 'soon' is not a duration",
         ),
