@@ -345,14 +345,11 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _total(values: Iterable[Any]) -> float | None:
+def _total(values: Iterable[float | None]) -> float | None:
     """The sum of the venue's numbers, or None if any is missing (no sum of a partial list)."""
     total = 0.0
     for value in values:
-        if value is None or value == "":
+        if value is None:
             return None
-        try:
-            total += float(value)
-        except (TypeError, ValueError):
-            return None
+        total += value
     return total
