@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -104,6 +105,11 @@ def _sqlite_begin(conn: Connection) -> None:
     # once with SQLITE_BUSY if another process wrote meanwhile, instead of waiting busy_timeout.
     write = conn.get_execution_options().get("monitor_write", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def dialect_insert(conn: Connection) -> Any:
+    """The connection's dialect's `insert`, the one with `on_conflict_do_*` (upserts)."""
+    return sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
 
 
 def describe(exc: SQLAlchemyError) -> str:

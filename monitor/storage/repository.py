@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, bindparam, case, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -30,6 +29,7 @@ from monitor.storage import retention
 from monitor.storage.engine import (
     create_engine,
     create_sqlite_writer,
+    dialect_insert,
     sqlite_maintenance,
     storage_errors,
 )
@@ -741,7 +741,7 @@ class Cycle:
         updated_at: datetime,
     ) -> None:
         account_id = self._existing_account(conn, account)
-        statement = _dialect_insert(conn)(AlertState)
+        statement = dialect_insert(conn)(AlertState)
         statement = statement.on_conflict_do_update(
             index_elements=[AlertState.account_id, AlertState.rule_key],
             set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
@@ -758,10 +758,6 @@ class Cycle:
                 for rule_key, state in states.items()
             ],
         )
-
-
-def _dialect_insert(conn: Connection) -> Any:
-    return sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
 
 
 def _add_to_rollups(
@@ -931,7 +927,7 @@ def _statements(conn: Connection) -> _Statements:
                 POSITION_ROW,
             ),
             rollup=_in_order(
-                _Compiled(_rollup_upsert(_dialect_insert(conn)), conn),
+                _Compiled(_rollup_upsert(dialect_insert(conn)), conn),
                 AccountRollup.__table__,
                 ROLLUP_ROW,
             ),
@@ -1025,7 +1021,7 @@ def _outbox_rows(
 def _enqueue(conn: Connection, rows: list[dict[str, Any]]) -> None:
     # A notification replayed after a crash has the same id: queue it once per sink.
     conn.execute(
-        _dialect_insert(conn)(Outbox).on_conflict_do_nothing(
+        dialect_insert(conn)(Outbox).on_conflict_do_nothing(
             index_elements=[Outbox.notification_id, Outbox.sink]
         ),
         rows,

@@ -25,9 +25,9 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from monitor.storage.engine import dialect_insert
 from monitor.storage.models import (
     HOUR,
     MINUTE,
@@ -172,7 +172,6 @@ def prune(conn: Connection, policy: RetentionPolicy, now: datetime) -> PruneRepo
     """Roll positions of raw snapshots older than `policy.raw` up into minute and hour rows (the
     account rows are rolled up as they are written), delete those snapshots, and delete minute and
     hour rows past their periods. Runs inside the caller's transaction."""
-    dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
     raw_cutoff = _hour_floor(now - policy.raw)
     cutoff_ms = to_millis(raw_cutoff)
     snap = _table(AccountSnapshot)
@@ -184,7 +183,7 @@ def prune(conn: Connection, policy: RetentionPolicy, now: datetime) -> PruneRepo
     if rolled_up:
         for resolution in (MINUTE, HOUR):
             conn.execute(
-                dialect_insert(PositionRollup)
+                dialect_insert(conn)(PositionRollup)
                 .from_select(_POSITION_ROLLUP_COLUMNS, _position_rollup(cutoff_ms, resolution))
                 # A snapshot stored late into an already rolled-up hour is dropped, not merged.
                 .on_conflict_do_nothing()
