@@ -99,7 +99,7 @@ class PollService:
         self._store = store
         self._clock = clock
         self.sinks = tuple(sinks)
-        self._observers = list(observers)
+        self._observers = tuple(observers)
         self._fetch_timeout = fetch_timeout
         self._accounts: dict[str, _AccountRuntime] = {}
         # Monotonic time the last cycle of any account finished (the systemd watchdog reads it).
@@ -109,10 +109,6 @@ class PollService:
     def accounts(self) -> dict[str, WatchedAccount]:
         """The watched accounts by name."""
         return {name: runtime.account for name, runtime in self._accounts.items()}
-
-    def add_observer(self, observer: CycleObserver) -> None:
-        """Also tell `observer` about every finished cycle."""
-        self._observers.append(observer)
 
     async def watch(self, account: WatchedAccount) -> None:
         """Start (or keep) watching an account; its alert state is loaded from the store once."""
