@@ -156,7 +156,7 @@ def _walk(
 
 
 def _single_roots(constant: float, leg: Leg, z0: float) -> tuple[float | None, float | None]:
-    """`surplus_roots` for one position on its own price axis: the same walk without the heap."""
+    """Nearest zeros below and above z0 for one leg on its own axis: `_walk` without the heap."""
     tiers = leg.tiers
     beta = leg.beta
     if tiers is None:
