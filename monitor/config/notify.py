@@ -32,20 +32,9 @@ _OPTIONAL: dict[str, frozenset[str]] = {
     "discord": frozenset(),
     "pushover": frozenset({"api_url", "emergency_retry", "emergency_expire"}),
 }
-_KIND_FIELDS = (
-    "url",
-    "secret",
-    "headers",
-    "bot_token",
-    "chat_id",
-    "message_thread_id",
-    "api_url",
-    "server",
-    "topic",
-    "token",
-    "user",
-    "emergency_retry",
-    "emergency_expire",
+# Every key some kind uses: each is checked against the kind it was given to.
+_KIND_FIELDS = tuple(
+    sorted({key for keys in (*_REQUIRED.values(), *_OPTIONAL.values()) for key in keys})
 )
 RESERVED_SINK_NAMES = frozenset({"mqtt", "console"})
 
