@@ -199,7 +199,8 @@ class StaleAlert(_Single):
 
     severity: SeverityName = "critical"
     for_: Duration = Field(default=timedelta(0), alias="for")
-    after: float = 3.0
+    # TOML has nan and inf literals; either would make the rule never fire.
+    after: float = Field(default=3.0, allow_inf_nan=False)
 
     def checked(self) -> Self:
         if self.after < 1:

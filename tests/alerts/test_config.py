@@ -163,6 +163,11 @@ critical_below = "400%"
             "alerts.liquidation_distance.warning_below: 'lots' is not a percentage",
         ),
         ("[alerts.stale]\nafter = 0.5\n", "alerts.stale: after (0.5) must be at least 1"),
+        ("[alerts.stale]\nafter = nan\n", "alerts.stale.after: Input should be a finite number"),
+        (
+            "[accounts.main.alerts.stale]\nafter = inf\n",
+            "accounts.main.alerts.stale.after: Input should be",
+        ),
         ('[alerts.auth]\nseverity = "loud"\n', "alerts.auth.severity: Input should be"),
         (
             '[alerts.margin_ratio]\nwarn_below = "300%"\n',
