@@ -10,7 +10,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
-from monitor.domain.errors import ExchangeUnavailable
+from monitor.domain.errors import ExchangeDataError, ExchangeUnavailable
 from monitor.domain.model import AccountState, Venue
 from monitor.exchanges.errors import parse_retry_after
 from monitor.exchanges.probe import ProbeReport
@@ -155,6 +155,15 @@ class VenueClient(abc.ABC):
         """Re-read the market list once if any of `symbols` is missing from it (a new listing)."""
         if any(symbol not in (self.exchange.markets_by_id or {}) for symbol in symbols):
             await self.ensure_markets(reload=True)
+
+    def listed_market(self, symbol_id: str, where: str) -> Mapping[str, Any]:
+        """ccxt's market of the venue's symbol id (settle coin, contract size); `where` names the
+        row that mentions a symbol the market list lacks."""
+        markets = (self.exchange.markets_by_id or {}).get(symbol_id)
+        if not markets:
+            raise ExchangeDataError(f"{where}.symbol: {symbol_id!r} is not a listed market")
+        market: Mapping[str, Any] = markets[0]
+        return market
 
     async def resync_clock(self) -> None:
         """Measure the offset to the venue's clock; signed requests use it from now on."""

@@ -110,14 +110,7 @@ class BinanceClient(VenueClient):
         asset = row.get("marginAsset")
         if isinstance(asset, str) and asset:
             return asset
-        return str(self._market(text(row, "symbol", where), where).get("settleId") or "")
-
-    def _market(self, symbol_id: str, where: str) -> Mapping[str, Any]:
-        markets = (self.exchange.markets_by_id or {}).get(symbol_id)
-        if not markets:
-            raise ExchangeDataError(f"{where}.symbol: {symbol_id!r} is not a listed market")
-        market: Mapping[str, Any] = markets[0]
-        return market
+        return str(self.listed_market(text(row, "symbol", where), where).get("settleId") or "")
 
     def _pool(self, account: Mapping[str, Any]) -> tuple[float, float | None]:
         """(cross wallet balance, the venue's cross equity) of this pool's asset."""
@@ -155,7 +148,7 @@ class BinanceClient(VenueClient):
             raise ExchangeDataError(f"{where}: no leverage bracket table for {symbol}")
         contract_size = 1.0
         if self._inverse:
-            contract_size = float(self._market(symbol, where).get("contractSize") or 0.0)
+            contract_size = float(self.listed_market(symbol, where).get("contractSize") or 0.0)
             if contract_size <= 0:
                 raise ExchangeDataError(f"{where}: no contract size for {symbol}")
         return Position(

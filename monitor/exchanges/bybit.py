@@ -113,11 +113,8 @@ class BybitClient(VenueClient):
     def _settles_in_pool(self, row: Mapping[str, Any], where: str) -> bool:
         if self._category == "linear":
             return True  # the request already asked for this settle coin
-        symbol = text(row, "symbol", where)
-        markets = (self.exchange.markets_by_id or {}).get(symbol)
-        if not markets:
-            raise ExchangeDataError(f"{where}.symbol: {symbol!r} is not a listed market")
-        return str(markets[0].get("settleId") or "") == self.asset
+        market = self.listed_market(text(row, "symbol", where), where)
+        return str(market.get("settleId") or "") == self.asset
 
     def _pool(self, wallet: Any) -> tuple[float, ExchangeAccountFigures]:
         where = f"{self.label}: wallet balance"
