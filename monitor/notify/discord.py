@@ -9,7 +9,13 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
 from monitor.notify.base import headline, plain_text, truncate
-from monitor.notify.http import HttpSink, HttpTransport, raise_for_status, retry_after_seconds
+from monitor.notify.http import (
+    HttpSink,
+    HttpTransport,
+    json_object,
+    raise_for_status,
+    retry_after_seconds,
+)
 
 MESSAGE_LIMIT = 2000
 
@@ -39,11 +45,7 @@ class DiscordSink(HttpSink):
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float | None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        value = body.get("retry_after") if isinstance(body, dict) else None
+        value = json_object(response).get("retry_after")
         # Discord documents seconds (a float) in the body; the header is the fallback.
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

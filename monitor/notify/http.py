@@ -36,6 +36,16 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response body as a JSON object; {} when it is not one (chat APIs explain errors there,
+    but a proxy in between may answer with HTML)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def raise_for_status(sink: str, response: httpx.Response, detail: str = "") -> None:
     """The usual HTTP reading: 2xx delivered; 408/429/5xx retry later; any other 4xx (bad or
     revoked hook, bad credentials) keeps failing, so it is permanent; redirects are not followed."""

@@ -11,7 +11,7 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, Severity
 from monitor.notify.base import is_good_news, plain_text, truncate
-from monitor.notify.http import HttpSink, HttpTransport, raise_for_status
+from monitor.notify.http import HttpSink, HttpTransport, json_object, raise_for_status
 
 API_URL = "https://api.pushover.net/1/messages.json"
 MESSAGE_LIMIT = 1024
@@ -27,11 +27,7 @@ def priority(notification: Notification) -> int:
 
 
 def _errors(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    errors = body.get("errors") if isinstance(body, dict) else None
+    errors = json_object(response).get("errors")
     return "; ".join(str(error) for error in errors) if isinstance(errors, list) else ""
 
 

@@ -11,7 +11,13 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
 from monitor.notify.base import headline, is_good_news, plain_text, truncate
-from monitor.notify.http import HttpSink, HttpTransport, raise_for_status, retry_after_seconds
+from monitor.notify.http import (
+    HttpSink,
+    HttpTransport,
+    json_object,
+    raise_for_status,
+    retry_after_seconds,
+)
 
 API_URL = "https://api.telegram.org"
 MESSAGE_LIMIT = 4096
@@ -26,14 +32,6 @@ PERMANENT_ERRORS = (
     "bot is not a member",
     "message thread not found",
 )
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 class TelegramSink(HttpSink):
@@ -65,7 +63,7 @@ class TelegramSink(HttpSink):
         self._raise(response)
 
     def _raise(self, response: httpx.Response) -> None:
-        body = _error_body(response)
+        body = json_object(response)
         description = str(body.get("description") or "")
         parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
         assert isinstance(parameters, dict)
