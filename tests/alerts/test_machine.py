@@ -376,6 +376,16 @@ class TestOperationalRules:
         )
         assert sent(results)[-1] == ("margin_chasing", "resolved", "warning")
 
+    def test_margin_chasing_window_longer_than_the_calendar_counts_every_top_up(self) -> None:
+        chasing = Rule(RuleKey.MARGIN_CHASING, ((WARNING, 2.0),), window=timedelta(days=999_999))
+
+        def snap(margin: float) -> Snapshot:
+            return snapshot(4.0, positions=(position(isolated_margin=margin, quantity=0.5),))
+
+        margins = [(0, snap(1000)), (60, snap(1100)), (120, snap(1200))]
+        results, _ = run(rules(chasing), [(t, observe(s)) for t, s in margins])
+        assert sent(results) == [("margin_chasing", "firing", "warning")]
+
 
 class TestRestart:
     def test_state_survives_a_restart_without_repeating_or_forgetting(self) -> None:

@@ -251,7 +251,6 @@ def _margin_chasing(
     snapshot = observation.snapshot
     if snapshot is None:
         return None, extra
-    horizon = now - rule.window
     before: dict[str, Any] = extra.get("positions", {})
     after: dict[str, dict[str, Any]] = {}
     for position in snapshot.state.positions:
@@ -259,7 +258,10 @@ def _margin_chasing(
             continue
         key = f"{position.symbol} {position.side.value}"
         seen = before.get(key, {})
-        top_ups = [t for t in seen.get("top_ups", []) if datetime.fromisoformat(t) > horizon]
+        # now - window would overflow for a window of thousands of years; a difference cannot.
+        top_ups = [
+            t for t in seen.get("top_ups", []) if now - datetime.fromisoformat(t) < rule.window
+        ]
         margin, quantity = position.isolated_margin, position.quantity
         # More margin on an unchanged (or smaller) position is a top-up; a bigger position
         # brings its own margin and is not chasing.
