@@ -280,8 +280,12 @@ def silence(
         raise usage_error(str(exc)) from None
     if length <= timedelta(0):
         raise usage_error("--for: a silence must last longer than 0s")
+    try:
+        until = now + length
+    except OverflowError:
+        raise usage_error(f"--for: {duration!r} ends after the year 9999") from None
     added = run_on_store(
-        url, lambda store: _add_silence(store, account, now + length, reason, settings, now)
+        url, lambda store: _add_silence(store, account, until, reason, settings, now)
     )
     row = _silence_row(added, now)
     if fmt is Format.TABLE:

@@ -196,6 +196,7 @@ class TestSilence:
             (["main", "--for", "2h", "--list"], "give exactly one of"),
             (["main", "--for", "soon"], "--for: 'soon' is not a duration"),
             (["main", "--for", "0s"], "must last longer than 0s"),
+            (["main", "--for", "9999999d"], "--for: '9999999d' ends after the year 9999"),
             (["--for", "1h"], "which ACCOUNT"),
             (["nobody", "--for", "1h"], "unknown account 'nobody'"),
         ],
