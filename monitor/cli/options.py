@@ -98,9 +98,15 @@ def choose_format(text: str | None, allowed: Sequence[Format] = EVERY_FORMAT) ->
 def parse_moment(text: str, now: datetime, option: str) -> datetime:
     """A duration back from now ("24h") or an ISO-8601 time (UTC unless it says otherwise)."""
     try:
-        return now - parse_duration(text)
+        back = parse_duration(text)
     except InvalidInput:
         pass
+    else:
+        try:
+            return now - back
+        except OverflowError:
+            # "9999999d" parses, but reaches before year 1: every stored moment is after that.
+            return datetime.min.replace(tzinfo=UTC)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

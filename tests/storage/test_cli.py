@@ -261,3 +261,13 @@ def test_plot_without_matplotlib_says_how_to_install(
     assert code == 1
     assert "portfolio-monitor[plot]" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_since_further_back_than_the_calendar_means_everything(db: str) -> None:
+    # 9999999 days reach before year 1; that is "all of it", not an OverflowError traceback.
+    code, everything, err = invoke(
+        "history", "--database", db, "--since", "9999999d", "--format", "json"
+    )
+    assert code == 0, err
+    _, two_days, _ = invoke("history", "--database", db, "--since", "2d", "--format", "json")
+    assert len(json.loads(everything)) >= len(json.loads(two_days)) > 0
