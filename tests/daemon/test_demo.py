@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -38,8 +39,11 @@ def test_short_demo_stores_snapshots_and_prints_next_steps(tmp_path: Path) -> No
         timeout=60,
         env={**os.environ, "PATH": "/usr/bin:/bin"},
     )
-    assert status.returncode == 1, status.stderr  # the daemon has stopped: stale by design
-    assert '"account": "demo-binance"' in status.stdout
+    # The daemon has stopped, so whether the data already counts as stale (3 polls of 1 s) depends
+    # on how long shutdown took; the exit status must agree with what status reports either way.
+    rows = json.loads(status.stdout)
+    assert {row["account"] for row in rows} == {"demo-binance", "demo-bybit"}
+    assert status.returncode == (1 if any(row["stale"] for row in rows) else 0), status.stderr
     counts = snapshot_counts(state)
     assert set(counts) == {"demo-binance", "demo-bybit"}
     assert min(counts.values()) >= 2
