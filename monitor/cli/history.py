@@ -279,7 +279,11 @@ def status(
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Latest snapshot of every account; exit 1 when any account's data is older than 3 polls."""
+    """Latest snapshot of every account; exit 1 when any account's data is older than 3 polls.
+
+    With a configuration, accounts found only in the database (removed from the configuration)
+    are listed as removed and do not count.
+    """
     chosen = choose_format(output_format, TABLE_OR_JSON)
     url, settings = resolve_database_url(config, database)
     now = datetime.now(UTC)
@@ -296,7 +300,11 @@ def status(
                 interval: float | None = configured[name].poll_interval.total_seconds()
             else:
                 interval = info.poll_interval if info else None
-            rows.append(_status_row(name, latest, interval, now, firing))
+            row = _status_row(name, latest, interval, now, firing)
+            # An account removed from the configuration keeps its history but is no longer
+            # polled; it must not make the health check fail for ever.
+            row["configured"] = settings is None or name in configured
+            rows.append(row)
         return rows
 
     rows = run_on_store(url, read)
@@ -306,7 +314,7 @@ def status(
         err("no accounts stored yet (has the daemon run?)")
     else:
         _status_table(rows)
-    if not rows or any(row["stale"] for row in rows):
+    if not rows or any(row["stale"] and row["configured"] for row in rows):
         raise typer.Exit(EXIT_FAILURE)
 
 
@@ -352,6 +360,12 @@ def _status_row(
     }
 
 
+def _age_cell(age: str, row: dict[str, Any]) -> str:
+    if not row["configured"]:
+        return f"{age} (removed)"
+    return f"{age} STALE" if row["stale"] else age
+
+
 def _status_table(rows: list[dict[str, Any]]) -> None:
     headers = [
         "account",
@@ -374,7 +388,7 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         cells.append(
             [
                 row["account"],
-                f"{age} STALE" if row["stale"] else age,
+                _age_cell(age, row),
                 _number(row["equity"]),
                 _percent(row["margin_ratio"]),
                 _percent(row["exchange_margin_ratio"]),

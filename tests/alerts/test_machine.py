@@ -431,11 +431,71 @@ class TestRestart:
         assert sent(results) == [("margin_ratio", "firing", "warning")]
         assert firing_severity(state["margin_ratio"]) is WARNING
 
-    def test_state_of_a_disabled_rule_is_kept(self) -> None:
+    def test_disabling_a_firing_rule_resolves_it_with_a_notice(self) -> None:
         _, state = run(rules(margin_rule()), [(0, observe(snapshot(2.5)))])
-        result = evaluate(AlertRules(()), state, observe(snapshot(2.5)), at(10))
-        assert result.states == state
+        result = evaluate(AlertRules(()), state, observe(snapshot(2.5)), at(90))
+        assert [(n.rule, n.kind, n.severity) for n in result.notifications] == [
+            ("margin_ratio", NotificationKind.RESOLVED, WARNING)
+        ]
+        notice = result.notifications[0]
+        assert "rule disabled" in notice.title
+        assert "no longer in the configuration" in notice.text
+        assert "ended after 1m without being cleared" in notice.text
+        assert [(e.kind, e.severity) for e in result.events] == [(EventKind.RESOLVED, WARNING)]
+        assert firing_severity(result.states["margin_ratio"]) is None
+        # Nothing more once it is closed; enabling it again starts a new episode.
+        again = evaluate(AlertRules(()), result.states, observe(snapshot(2.5)), at(100))
+        assert again.notifications == ()
+        assert again.events == ()
+        back = evaluate(rules(margin_rule()), again.states, observe(snapshot(2.5)), at(110))
+        assert [(n.kind, n.severity) for n in back.notifications] == [
+            (NotificationKind.FIRING, WARNING)
+        ]
+
+    def test_disabling_a_rule_keeps_its_memory_and_a_silence_withholds_the_notice(self) -> None:
+        def snap(margin: float) -> Snapshot:
+            return snapshot(positions=(position(isolated_margin=margin),))
+
+        chasing = Rule(
+            RuleKey.MARGIN_CHASING,
+            ((WARNING, 2.0),),
+            window=timedelta(hours=1),
+            min_increase=0.01,
+        )
+        _, state = run(
+            rules(chasing), [(t, observe(snap(m))) for t, m in ((0, 1000), (60, 1100), (120, 1200))]
+        )
+        memory = state["margin_chasing"]["memory"]
+        assert firing_severity(state["margin_chasing"]) is WARNING
+        quiet = observe(snap(1200), silenced_until=at(3600))
+        result = evaluate(AlertRules(()), state, quiet, at(180))
         assert result.notifications == ()
+        assert [(e.kind, e.facts["suppressed"]) for e in result.events] == [
+            (EventKind.RESOLVED, "silence")
+        ]
+        assert result.states["margin_chasing"]["memory"] == memory
+
+    def test_a_pending_breach_of_a_disabled_rule_is_dropped_quietly(self) -> None:
+        _, state = run(rules(margin_rule(debounce=60)), [(0, observe(snapshot(2.5)))])
+        result = evaluate(AlertRules(()), state, observe(snapshot(2.5)), at(10))
+        assert result.notifications == ()
+        assert result.events == ()
+        assert result.states["margin_ratio"]["pending"] == {}
+
+    def test_removing_the_firing_severity_level_eases_or_resolves_without_crashing(self) -> None:
+        _, state = run(rules(margin_rule()), [(0, observe(snapshot(1.1)))])
+        assert firing_severity(state["margin_ratio"]) is EMERGENCY
+        without_emergency = rules(margin_rule(levels=((WARNING, 3.0), (CRITICAL, 1.5))))
+        eased = evaluate(without_emergency, state, observe(snapshot(1.1)), at(10))
+        assert [e.kind for e in eased.events] == [EventKind.DEESCALATED]
+        assert firing_severity(eased.states["margin_ratio"]) is CRITICAL
+        recovered = evaluate(
+            rules(margin_rule(levels=((WARNING, 3.0),))), state, observe(snapshot(4.0)), at(10)
+        )
+        notice = recovered.notifications[0]
+        assert (notice.kind, notice.severity) == (NotificationKind.RESOLVED, EMERGENCY)
+        assert "the emergency level is no longer configured" in notice.text
+        assert notice.facts["level"] is None
 
     def test_an_unreadable_stored_state_names_the_account_and_rule(self) -> None:
         with pytest.raises(InvalidInput, match=r"alert_state\.main\.margin_ratio"):

@@ -156,17 +156,28 @@ def test_status_reports_stale_account_and_firing_alert(db: str) -> None:
     assert nearest["distance"] == pytest.approx((58_000 - 41_000) / 58_000)
 
 
-def test_status_uses_the_configured_poll_interval(db: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("interval", "stale"), [("1h", True), ("1d", False)])
+def test_status_uses_the_configured_poll_interval_and_skips_removed_accounts(
+    db: str, tmp_path: Path, interval: str, stale: bool
+) -> None:
+    # `old` was stored with a 10 s interval and is a day old; `main` is no longer configured.
     config = tmp_path / "config.toml"
     config.write_text(
         f'state_dir = "{tmp_path}"\n'
         f'[database]\nurl = "{db}"\n'
-        '[accounts.main]\nvenue = "binance-usdm"\napi_key = "k"\napi_secret = "s"\n'
-        'poll_interval = "10s"\n'
+        '[accounts.old]\nvenue = "bybit-linear"\napi_key = "k"\napi_secret = "s"\n'
+        f'poll_interval = "{interval}"\n'
     )
     code, out, _ = invoke("status", "--config", str(config), "--format", "json")
-    assert code == 1, out
-    assert {row["account"] for row in json.loads(out)} == {"main", "old"}
+    rows = {row["account"]: row for row in json.loads(out)}
+    assert rows["old"]["stale"] is stale
+    assert rows["old"]["configured"] is True
+    assert rows["main"]["configured"] is False
+    assert code == (1 if stale else 0), out
+    table = runner.invoke(
+        app, ["status", "--config", str(config), "--format", "table"], env={"COLUMNS": "200"}
+    )
+    assert "(removed)" in table.stdout
 
 
 def test_status_fresh_accounts_exit_0(tmp_path: Path, db: str) -> None:

@@ -111,8 +111,8 @@ def evaluate(
 
     `previous` is what the last call returned in `states` (read back from storage; {} for a new
     account). The returned `states` must be stored in the same transaction as the events and the
-    notifications' outbox rows. States of rules that are no longer configured are passed through
-    untouched, so disabling a rule for a while does not lose what it knew.
+    notifications' outbox rows. A rule that is no longer configured keeps its own memory, but a
+    firing alert of it is ended with a resolved notice (see `_retire`).
     """
     steps = [_advance(rule, previous, observation, now) for rule in rules.rules]
     inhibiting = max(
@@ -125,7 +125,62 @@ def evaluate(
         _announce(step, observation, now, inhibiting, events, notifications)
     states = {key: dict(value) for key, value in previous.items()}
     states.update({step.rule.key.value: step.state.to_json() for step in steps})
+    configured = {step.rule.key.value for step in steps}
+    for key in previous.keys() - configured:
+        states[key] = _retire(key, previous[key], observation, now, events, notifications)
     return Evaluation(states, tuple(events), tuple(notifications))
+
+
+def _retire(
+    key: str,
+    stored: Mapping[str, Any],
+    observation: Observation,
+    now: datetime,
+    events: list[AlertEvent],
+    notifications: list[Notification],
+) -> dict[str, Any]:
+    """End the firing episode of a rule the configuration no longer has.
+
+    Left alone, `status` would list it as firing for ever and the trader would never hear that it
+    stopped being watched. Its own memory (margin-chasing top-ups) is kept for when it comes back.
+    """
+    account = observation.account
+    state = RuleState.from_json(stored, path=f"alert_state.{account}.{key}")
+    fired, started = state.severity, state.started_at or now
+    if fired is None:
+        state.pending = {}
+        return state.to_json()
+    # A key this version does not know comes from a newer version's database.
+    name = RULE_TITLES.get(RuleKey(key), key) if key in set(RuleKey) else key.replace("_", " ")
+    title = f"{account}: {name} resolved (rule disabled)"
+    text = (
+        f"Account {account}: the {name} rule is no longer in the configuration, so its "
+        f"{fired.value} alert ended after {format_duration(now - started)} without being "
+        "cleared. This account is not watched for it any more."
+    )
+    facts: Facts = {"rule": key, "severity": fired.value, "started_at": started.isoformat()}
+    note: Notification | None = None
+    silenced = observation.silenced(now)
+    if state.notified is not None and not silenced:
+        note = Notification(
+            id=_notification_id(
+                account, key, fired, NotificationKind.RESOLVED, started, state.sequence
+            ),
+            account=account,
+            rule=key,
+            kind=NotificationKind.RESOLVED,
+            severity=fired,
+            title=title,
+            text=text,
+            created_at=now,
+            facts=dict(facts),
+        )
+        notifications.append(note)
+    facts["notification_id"] = note.id if note else None
+    facts["suppressed"] = "silence" if silenced and state.notified is not None else None
+    events.append(AlertEvent(account, key, EventKind.RESOLVED, fired, now, title, text, facts))
+    state.end_episode()
+    return state.to_json()
 
 
 def _advance(
@@ -290,10 +345,9 @@ def _notification(
 ) -> Notification:
     rule, account = step.rule, observation.account
     kind = _NOTIFICATION_KIND[reason]
-    epoch_ms = int(started_at.timestamp() * 1000)
     title, text = _words(step, observation, now, reason, severity, started_at)
     return Notification(
-        id=f"{account}:{rule.key.value}:{severity.value}:{kind.value}:{epoch_ms}:{sequence}",
+        id=_notification_id(account, rule.key.value, severity, kind, started_at, sequence),
         account=account,
         rule=rule.key.value,
         kind=kind,
@@ -303,6 +357,19 @@ def _notification(
         created_at=now,
         facts=_facts(step, observation, severity, started_at),
     )
+
+
+def _notification_id(
+    account: str,
+    rule_key: str,
+    severity: Severity,
+    kind: NotificationKind,
+    started_at: datetime,
+    sequence: int,
+) -> str:
+    """Derived from the firing episode only, so a replayed cycle yields the same id."""
+    epoch_ms = int(started_at.timestamp() * 1000)
+    return f"{account}:{rule_key}:{severity.value}:{kind.value}:{epoch_ms}:{sequence}"
 
 
 def _words(
@@ -317,7 +384,7 @@ def _words(
     rule, reading, account = step.rule, step.reading, observation.account
     name = RULE_TITLES[rule.key]
     summary = reading.summary if reading else "no data this cycle"
-    level = level_text(rule, severity)
+    level = level_text(rule, severity) if rule.configures(severity) else severity.value
     relation = "below" if rule.direction is Direction.BELOW else "above"
     crossing = f"{summary}, {relation} {level}" if level != severity.value else summary
     context = ""
@@ -330,8 +397,11 @@ def _words(
         ended = step.closed.severity if step.closed and step.closed.severity else severity
         if kind is EventKind.DEESCALATED and step.eased_from is not None:
             ended = step.eased_from
-        cleared = clear_text(rule, ended)
-        limit = f"back {back} {cleared}; " if cleared else ""
+        if rule.configures(ended):
+            cleared = clear_text(rule, ended)
+            limit = f"back {back} {cleared}; " if cleared else ""
+        else:
+            limit = f"the {ended.value} level is no longer configured; "
         if kind is EventKind.DEESCALATED:
             return (
                 f"{account}: {name} eased to {severity.value}",
@@ -369,8 +439,8 @@ def _facts(
         {
             "rule": rule.key.value,
             "severity": severity.value,
-            "level": rule.level(severity),
-            "clear_level": rule.clear_level(severity),
+            "level": rule.level(severity) if rule.configures(severity) else None,
+            "clear_level": rule.clear_level(severity) if rule.configures(severity) else None,
             "started_at": started_at.isoformat() if started_at else None,
         }
     )

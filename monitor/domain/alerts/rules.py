@@ -113,6 +113,11 @@ class Rule:
         object.__setattr__(self, "_starts", dict(self.levels))
         object.__setattr__(self, "_clears", {s: level * band for s, level in self.levels})
 
+    def configures(self, severity: Severity) -> bool:
+        """`severity` has a level in this rule (a reloaded configuration may have dropped one that
+        is still firing)."""
+        return severity in self._starts
+
     def level(self, severity: Severity) -> float:
         """The level where `severity` starts."""
         return self._starts[severity]
