@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from monitor.domain.alerts import AlertRules, Observation, evaluate
+from monitor.domain.alerts import AlertEvent, AlertRules, Observation, evaluate
 from monitor.domain.errors import (
     ExchangeAuthError,
     MonitorError,
@@ -26,7 +26,7 @@ from monitor.domain.errors import (
 )
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
-from monitor.domain.notification import Notification
+from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.ports import Clock, ExchangeClient, SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,25 @@ class _AccountRuntime:
     last_error: str | None = None
     failures: int = 0
     last_margin_ratio: float | None = None
+    alerts_broken: bool = False  # the trader was told that alert evaluation fails
+
+
+def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
+    return Notification(
+        id=f"{account}:alert-evaluation:{int(now.timestamp())}",
+        account=account,
+        rule="alert_evaluation",
+        kind=NotificationKind.SYSTEM,
+        severity=Severity.CRITICAL,
+        title=f"{account}: alerts cannot be evaluated",
+        text=(
+            f"Account {account}: snapshots are still stored, but no alert rule can be checked "
+            f"until this is fixed, so you will not be warned of liquidation risk. Error: {error}. "
+            "See the service log; `portfolio-monitor status` shows the latest figures."
+        ),
+        created_at=now,
+        facts={"error": error},
+    )
 
 
 def error_kind(exc: BaseException) -> str:
@@ -168,8 +187,21 @@ class PollService:
             changed_tier_symbols=changed_tiers,
             silenced_until=silenced_until,
         )
-        outcome = evaluate(account.rules, runtime.alert_states, observation, now)
-        new_states, events, notifications = outcome.states, outcome.events, outcome.notifications
+        events: tuple[AlertEvent, ...] = ()
+        notifications: tuple[Notification, ...] = ()
+        try:
+            outcome = evaluate(account.rules, runtime.alert_states, observation, now)
+        except Exception as exc:
+            # A bug or an unreadable stored state must not cost the snapshot, nor loop: keep the
+            # old alert state, store the data, and tell the trader once that alerts are blind.
+            log.exception("account=%s alert rules could not be evaluated", name)
+            kind, message = "alerts", f"{type(exc).__name__}: {exc}"
+            new_states = runtime.alert_states
+            if not runtime.alerts_broken:
+                notifications = (_blind_alerts(name, now, message),)
+        else:
+            new_states, events = outcome.states, outcome.events
+            notifications = outcome.notifications
         try:
             async with self._store.cycle() as cycle:
                 if snapshot is not None:
@@ -182,6 +214,7 @@ class PollService:
             kind, message = "storage", str(exc)
             notifications = ()
         else:
+            runtime.alerts_broken = kind == "alerts"
             runtime.alert_states = new_states
             if snapshot is not None:
                 runtime.last_success_at = snapshot.taken_at

@@ -140,3 +140,27 @@ async def test_alert_state_survives_a_new_service(
     sim.clear_faults()
     resolved = await restarted.poll("main")
     assert [(n.rule, n.kind.value) for n in resolved.notifications] == [("auth", "resolved")]
+
+
+async def test_unreadable_alert_state_keeps_storing_snapshots_and_says_so_once(
+    tmp_path: Path, sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
+) -> None:
+    # A state written by a newer version (after a downgrade): the rules cannot run on it.
+    service = PollService(store, WallClock(), ["console"])
+    await store.register_account(
+        "main", venue="binance-usdm", asset="USDT", poll_interval=1.0, now=datetime.now(UTC)
+    )
+    async with store.cycle() as cycle:
+        await cycle.save_alert_states("main", {"margin_ratio": {"version": 99}})
+    await _watch(service, store, hub, sim, "main")
+    reports = [await service.poll("main") for _ in range(3)]
+    assert [r.error_kind for r in reports] == ["alerts"] * 3
+    assert all(r.snapshot is not None for r in reports)
+    assert snapshot_counts(tmp_path) == {"main": 3}
+    told = [n for r in reports for n in r.notifications]
+    assert [(n.kind.value, n.severity.value) for n in told] == [("system", "critical")]
+    assert "no alert rule can be checked" in told[0].text
+    assert "alert_state.main.margin_ratio.version" in told[0].text
+    assert await store.depth() == 1
+    assert "failing: main (alerts)" in service.status_line()
+    assert await store.load_alert_states("main") == {"margin_ratio": {"version": 99}}
