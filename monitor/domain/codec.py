@@ -17,7 +17,6 @@ from monitor.domain.model import (
     ExchangeAccountFigures,
     MarginMode,
     Position,
-    PositionRisk,
     Side,
     Tier,
     Venue,
@@ -117,47 +116,6 @@ def risk_to_json(risk: AccountRisk) -> dict[str, Any]:
             for position in risk.positions
         ],
     }
-
-
-def risk_from_json(obj: Any) -> AccountRisk:
-    """Read back what `risk_to_json` wrote (e.g. from a stored snapshot)."""
-    data = _object(obj, "")
-    positions_raw = data.get("positions")
-    if not isinstance(positions_raw, list):
-        raise InvalidInput("positions", "must be a list")
-    positions = []
-    for index, item in enumerate(positions_raw):
-        path = f"positions[{index}]"
-        row = _object(item, path)
-        positions.append(
-            PositionRisk(
-                symbol=_text(_required(row, "symbol", path), f"{path}.symbol"),
-                side=_choice(Side, _required(row, "side", path), f"{path}.side"),
-                margin_mode=_choice(
-                    MarginMode, _required(row, "margin_mode", path), f"{path}.margin_mode"
-                ),
-                notional=_number(_required(row, "notional", path), f"{path}.notional"),
-                unrealized_pnl=_number(
-                    _required(row, "unrealized_pnl", path), f"{path}.unrealized_pnl"
-                ),
-                maintenance_margin=_number(
-                    _required(row, "maintenance_margin", path), f"{path}.maintenance_margin"
-                ),
-                liquidation_price=_optional(row, "liquidation_price", path),
-                distance_to_liquidation=_optional(row, "distance_to_liquidation", path),
-                equity=_optional(row, "equity", path),
-                margin_ratio=_optional(row, "margin_ratio", path),
-                exchange_margin_ratio=_optional(row, "exchange_margin_ratio", path),
-            )
-        )
-    return AccountRisk(
-        equity=_number(_required(data, "equity", ""), "equity"),
-        maintenance_margin=_number(_required(data, "maintenance_margin", ""), "maintenance_margin"),
-        margin_ratio=_optional(data, "margin_ratio", ""),
-        exchange_margin_ratio=_optional(data, "exchange_margin_ratio", ""),
-        account_liquidation_move=_optional(data, "account_liquidation_move", ""),
-        positions=tuple(positions),
-    )
 
 
 def _position(obj: Any, path: str) -> Position:

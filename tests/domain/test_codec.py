@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import fields
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 
-from monitor.domain.codec import risk_from_json, risk_to_json, state_from_json, state_to_json
+from monitor.domain.codec import risk_to_json, state_from_json, state_to_json
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
-from monitor.domain.model import AccountState
+from monitor.domain.model import AccountRisk, AccountState, PositionRisk
 from tests.domain.strategies import pools
 from tests.domain.vectors import load, vector_files
 
@@ -45,9 +46,16 @@ def test_any_state_round_trips(state: AccountState) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(pools())
-def test_risk_round_trips(state: AccountState) -> None:
+def test_risk_json_carries_every_computed_figure(state: AccountState) -> None:
     risk = assess(state)
-    assert risk_from_json(json.loads(json.dumps(risk_to_json(risk)))) == risk
+    written = json.loads(json.dumps(risk_to_json(risk), allow_nan=False))
+    for name in (f.name for f in fields(AccountRisk) if f.name != "positions"):
+        assert written[name] == getattr(risk, name), name
+    assert len(written["positions"]) == len(risk.positions)
+    for row, position in zip(written["positions"], risk.positions, strict=True):
+        for name in (f.name for f in fields(PositionRisk)):
+            value = getattr(position, name)
+            assert row[name] == getattr(value, "value", value), name
 
 
 def test_numbers_may_be_strings_or_json_numbers() -> None:
