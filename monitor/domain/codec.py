@@ -46,6 +46,12 @@ _TIER_KEYS = {"floor", "cap", "mmr", "deduction"}
 
 _Choice = TypeVar("_Choice", Side, MarginMode)
 
+# Bounds on input figures, far outside real accounts (Binance's open-ended bracket caps are about
+# 9.2e18, meme-coin prices about 1e-8) and far inside what products of floats can hold.
+# Prices, quantities, contract sizes and leverage have the lower bound.
+LARGEST_FIGURE = 1e30
+SMALLEST_POSITIVE = 1e-12
+
 
 def state_from_json(obj: Any) -> AccountState:
     """Read one account state from its JSON form; raises InvalidInput naming the bad field's path."""
@@ -252,6 +258,9 @@ def _number(value: Any, path: str) -> float:
         raise InvalidInput(path, f"{value!r} is not a number") from None
     if not math.isfinite(number):
         raise InvalidInput(path, "must be a finite number")
+    if abs(number) > LARGEST_FIGURE:
+        # No account holds such figures, and products of them overflow the engine's floats.
+        raise InvalidInput(path, f"must be at most {LARGEST_FIGURE:g} in size")
     return number
 
 
@@ -264,6 +273,10 @@ def _positive(value: Any, path: str) -> float:
     number = _number(value, path)
     if number <= 0:
         raise InvalidInput(path, "must be > 0")
+    if number < SMALLEST_POSITIVE:
+        # Prices, quantities and sizes divide and multiply into each other: dust overflows
+        # like a huge figure (inverse contracts divide by prices).
+        raise InvalidInput(path, f"must be at least {SMALLEST_POSITIVE:g}")
     return number
 
 

@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from monitor.domain.codec import risk_to_json, state_from_json, state_to_json
+from monitor.domain.codec import (
+    LARGEST_FIGURE,
+    SMALLEST_POSITIVE,
+    risk_to_json,
+    state_from_json,
+    state_to_json,
+)
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountRisk, AccountState, PositionRisk
@@ -170,6 +177,16 @@ BAD_INPUT = [
         id="nan",
     ),
     pytest.param(
+        _set(["positions", 0, "quantity"], "1e308"),
+        "positions[0].quantity: must be at most 1e+30 in size",
+        id="absurdly-large",
+    ),
+    pytest.param(
+        _set(["positions", 0, "mark_price"], "1e-300"),
+        "positions[0].mark_price: must be at least 1e-12",
+        id="vanishing-price",
+    ),
+    pytest.param(
         _set(["positions", 0, "quantity"], True),
         "positions[0].quantity: must be a number or a decimal string",
         id="boolean-number",
@@ -230,3 +247,52 @@ def test_bad_input_names_the_field(change: Any, message: str) -> None:
 def test_top_level_must_be_an_object() -> None:
     with pytest.raises(InvalidInput, match="must be a JSON object"):
         state_from_json([])
+
+
+_PRICES = st.one_of(
+    st.floats(SMALLEST_POSITIVE, LARGEST_FIGURE),
+    st.sampled_from([SMALLEST_POSITIVE, LARGEST_FIGURE]),
+)
+_AMOUNTS = st.one_of(
+    st.floats(0.0, LARGEST_FIGURE), st.sampled_from([0.0, 5e-324, 1e-300, LARGEST_FIGURE])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    venue=st.sampled_from(["binance-usdm", "binance-coinm", "bybit-linear", "bybit-inverse"]),
+    wallet=st.one_of(_AMOUNTS, _AMOUNTS.map(lambda amount: -amount)),
+    legs=st.lists(
+        st.tuples(
+            _PRICES,
+            _PRICES,
+            _PRICES,
+            st.booleans(),
+            _AMOUNTS,
+            _AMOUNTS,
+            _PRICES,
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_every_accepted_input_gives_finite_results(
+    venue: str, wallet: float, legs: list[tuple[float, ...]]
+) -> None:
+    positions: list[dict[str, Any]] = []
+    for index, (quantity, entry, mark, isolated, deduction, margin, size) in enumerate(legs):
+        positions.append(
+            {
+                "symbol": f"S{index}",
+                "side": "long" if index % 2 else "short",
+                "margin_mode": "isolated" if isolated else "cross",
+                "quantity": quantity,
+                "entry_price": entry,
+                "mark_price": mark,
+                "tiers": [{"floor": 0, "mmr": "0.5", "deduction": deduction}],
+                "contract_size": size,
+                **({"isolated_margin": margin} if isolated else {}),
+            }
+        )
+    state = state_from_json({"venue": venue, "wallet_balance": wallet, "positions": positions})
+    json.dumps(risk_to_json(assess(state)), allow_nan=False)  # raises on inf or nan

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg
 from monitor.domain.margin.solver import nearest_own_root, nearest_root
@@ -61,7 +63,8 @@ def assess(state: AccountState) -> AccountRisk:
             else:
                 root = nearest_own_root(surplus - position_pnl + position_margin, leg, inverse)
         price = distance = None
-        if root is not None:
+        if root is not None and (root > 0.0 or not inverse):
+            # Inverse legs are solved in 1/price: a root at 0 would be an infinite price.
             price = 1.0 / root if inverse else root
             mark = position.mark_price
             # A pool already at or below maintenance margin is liquidating: distance 0.
@@ -117,13 +120,20 @@ def _account_move(
         return 0.0
     # On the move axis a leg sits at x0*z, with z = 1+m for linear and 1/(1+m) for inverse.
     root = nearest_root(wallet, cross_legs, [leg.x0 for leg in cross_legs], 1.0, inverse)
-    if root is None:
+    if root is None or (inverse and root <= 0.0):
         return None
-    return (1.0 / root if inverse else root) - 1.0
+    move = (1.0 / root if inverse else root) - 1.0
+    return move if math.isfinite(move) else None
 
 
 def _ratios(equity: float, maintenance: float) -> tuple[float | None, float | None]:
-    """(equity / MM, MM / equity); both None without maintenance margin, the second also when equity ≤ 0."""
+    """(equity / MM, MM / equity); both None without maintenance margin, the second also when
+    equity is ≤ 0. A quotient too large for a float (dust against a huge figure) is None too."""
     if maintenance <= 0.0:
         return None, None
-    return equity / maintenance, (maintenance / equity if equity > 0.0 else None)
+    ratio = equity / maintenance
+    exchange = maintenance / equity if equity > 0.0 else None
+    return (
+        ratio if math.isfinite(ratio) else None,
+        exchange if exchange is not None and math.isfinite(exchange) else None,
+    )
