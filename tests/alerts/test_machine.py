@@ -301,6 +301,24 @@ class TestOperationalRules:
         assert "-2015 Invalid API-key" in results[0].notifications[0].text
         assert results[1].events == ()  # an outage says nothing about the key
 
+    def test_a_rejected_key_holds_back_the_stale_alert_it_causes(self) -> None:
+        auth = Rule(RuleKey.AUTH, ((CRITICAL, 1.0),))
+        stale = Rule(RuleKey.STALE, ((CRITICAL, 3.0),))
+        rejected = ExchangeAuthError("bybit: 10003 API key is invalid")
+        steps = [(0, observe(snapshot(4.0)))]
+        steps += [(t, observe(None, fetch_error=rejected, last_success_at=at(0))) for t in (10, 40)]
+        steps += [
+            (50, observe(None, fetch_error=ExchangeUnavailable("timeout"), last_success_at=at(0)))
+        ]
+        steps += [(60, observe(snapshot(4.0, taken_at=at(60))))]
+        results, _ = run(rules(auth, stale), steps)
+        # One message for one cause: the key. Stale fired at t=40 but was held back, so it has
+        # nothing to resolve; the key's resolution is the only other message.
+        assert sent(results) == [("auth", "firing", "critical"), ("auth", "resolved", "critical")]
+        assert [
+            (e.kind, e.facts["suppressed"]) for e in results[2].events if e.rule_key == "stale"
+        ] == [(EventKind.FIRING, "inhibited")]
+
     def test_liquidation_mismatch(self) -> None:
         mismatch = Rule(
             RuleKey.LIQUIDATION_MISMATCH,

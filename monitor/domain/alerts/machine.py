@@ -10,7 +10,8 @@ Modelled on Prometheus rules and Alertmanager. Per rule and account an alert is 
   silence ends while the alert still fires, the trader is told again;
 - a liquidation-risk rule firing at a higher severity holds back lower-severity alerts of the
   other liquidation-risk rules of the account (inhibition), so one message carries the highest
-  severity; once the higher one ends, a still-firing lower one is sent.
+  severity; once the higher one ends, a still-firing lower one is sent. A rejected API key holds
+  back the stale-data alert it causes in the same way.
 Everything is computed from the arguments: no clock, no I/O. Notification ids are derived from the
 state, so a cycle replayed after a crash produces the same ids and receivers drop duplicates.
 """
@@ -115,14 +116,10 @@ def evaluate(
     firing alert of it is ended with a resolved notice (see `_retire`).
     """
     steps = [_advance(rule, previous, observation, now) for rule in rules.rules]
-    inhibiting = max(
-        (s.state.severity.rank for s in steps if s.state.severity and s.rule.key.liquidation_risk),
-        default=-1,
-    )
     events: list[AlertEvent] = []
     notifications: list[Notification] = []
     for step in steps:
-        _announce(step, observation, now, inhibiting, events, notifications)
+        _announce(step, observation, now, _inhibited(step, steps), events, notifications)
     states = {key: dict(value) for key, value in previous.items()}
     states.update({step.rule.key.value: step.state.to_json() for step in steps})
     configured = {step.rule.key.value for step in steps}
@@ -181,6 +178,27 @@ def _retire(
     events.append(AlertEvent(account, key, EventKind.RESOLVED, fired, now, title, text, facts))
     state.end_episode()
     return state.to_json()
+
+
+def _inhibited(step: _Step, steps: list[_Step]) -> bool:
+    """Whether another firing alert of the account already tells the trader what this one would.
+
+    A liquidation-risk alert is held back by one of the group at a higher severity; stale data is
+    held back while the API key is rejected (the rejection is why the data is stale).
+    """
+    severity = step.state.severity
+    if severity is None:
+        return False
+    key = step.rule.key
+    for other in steps:
+        fired = other.state.severity
+        if fired is None or other is step:
+            continue
+        if key.liquidation_risk and other.rule.key.liquidation_risk and fired.rank > severity.rank:
+            return True
+        if key is RuleKey.STALE and other.rule.key is RuleKey.AUTH:
+            return True
+    return False
 
 
 def _advance(
@@ -250,7 +268,7 @@ def _announce(
     step: _Step,
     observation: Observation,
     now: datetime,
-    inhibiting: int,
+    inhibited: bool,
     events: list[AlertEvent],
     notifications: list[Notification],
 ) -> None:
@@ -271,7 +289,7 @@ def _announce(
         if silenced:
             suppressed = "silence"
             state.held_back = True
-        elif rule.key.liquidation_risk and inhibiting > severity.rank:
+        elif inhibited:
             suppressed = "inhibited"
         else:
             reason: EventKind | None = None
