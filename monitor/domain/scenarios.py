@@ -22,11 +22,15 @@ class Shock:
 
 
 def parse_shock(text: str, *, path: str = "--shock") -> Shock:
-    """Read "BTCUSDT=-10%" (one symbol) or "all=-5%" (every mark); the move must stay above -100 %."""
+    """Read "BTCUSDT=-10%" (one symbol) or "all=-5%" (every mark): how far a trader wants to see
+    the marks move. The move is a percentage (with the % sign) above -100 %."""
     symbol, separator, amount = text.partition("=")
     symbol = symbol.strip()
     if not separator or not symbol or not amount.strip():
         raise InvalidInput(path, f"{text!r} is not SYMBOL=MOVE (examples: BTCUSDT=-10%, all=-5%)")
+    if not amount.strip().endswith("%"):
+        # "all=5" is far more likely a forgotten % than a +500 % move: refuse to guess.
+        raise InvalidInput(path, f"{text!r}: write the move as a percentage, e.g. {symbol}=-5%")
     move = parse_percent(amount, path=path)
     if move <= -1.0:
         raise InvalidInput(path, f"{text!r}: a mark cannot fall 100 % or more")

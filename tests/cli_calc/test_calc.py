@@ -185,6 +185,12 @@ BAD_FILES = [
     ),
     pytest.param(
         vector_state("binance_usdm_cross_two_longs"),
+        ["--shock", "all=5"],
+        "--shock: 'all=5': write the move as a percentage, e.g. all=-5%",
+        id="shock-without-percent-sign",
+    ),
+    pytest.param(
+        vector_state("binance_usdm_cross_two_longs"),
         ["--add-margin", "lots"],
         "--add-margin: 'lots' is not a number",
         id="add-margin-not-number",
