@@ -109,7 +109,7 @@ def _epilogue(directory: Path, config_path: Path, view: LiveView) -> None:
         "",
         f"Demo finished: {fired} alert notification(s) fired, {resolved} resolved.",
         f"Database: {directory / 'monitor.db'}",
-        "Try (the daemon has stopped, so `status` calls the data stale and exits 1):",
+        "Try (the daemon has stopped: a few seconds from now `status` calls the data stale and exits 1):",
         *(
             f"  {command_name} {command} --config {config_path}"
             for command in ("status", "history --since 10m", "alerts")
