@@ -422,35 +422,59 @@ async def position_history(
         ]
         if every is None:
             return points
-        roll = PositionRollup
-        rolled = await conn.execute(
-            select(
-                roll.bucket_start,
-                roll.samples,
-                roll.side,
-                roll.margin_mode,
-                roll.quantity,
-                roll.entry_price,
-                roll.mark_price,
-                roll.unrealized_pnl,
-                roll.maintenance_margin,
-                roll.liquidation_price,
-                roll.exchange_liquidation_price,
-                distance_expression(roll.mark_price, roll.liquidation_price),
-                roll.min_distance,
-            ).where(
-                roll.account_id == account_id,
-                roll.symbol_id == symbol_id,
-                roll.resolution == _source_resolution(every),
-                type_coerce(roll.bucket_start, BigInteger) >= since_ms,
-                type_coerce(roll.bucket_start, BigInteger) < until_ms,
-            )
+        resolution = _source_resolution(every)
+        points += await _position_rollups(
+            conn, account_id, symbol, symbol_id, resolution, since_ms, until_ms
         )
-        points += [
-            PositionPoint(r[0], r[1], symbol, SIDE_NAMES[r[2]], MARGIN_MODE_NAMES[r[3]], *r[4:])
-            for r in map(_values, rolled)
-        ]
+        if resolution == MINUTE:
+            # As for accounts: past the minute period only hour rows are left.
+            oldest = min((p.at for p in points), default=until)
+            older_ms = to_millis(oldest) // (HOUR * 1000) * (HOUR * 1000)
+            points += await _position_rollups(
+                conn, account_id, symbol, symbol_id, HOUR, since_ms, older_ms
+            )
         return _merge_positions(points, every * 1000)
+
+
+async def _position_rollups(
+    conn: AsyncConnection,
+    account_id: int,
+    symbol: str,
+    symbol_id: int,
+    resolution: int,
+    since_ms: int,
+    until_ms: int,
+) -> list[PositionPoint]:
+    """Downsampled rows of one symbol whose bucket overlaps [since, until)."""
+    roll = PositionRollup
+    first_bucket = since_ms // (resolution * 1000) * (resolution * 1000)
+    rows = await conn.execute(
+        select(
+            roll.bucket_start,
+            roll.samples,
+            roll.side,
+            roll.margin_mode,
+            roll.quantity,
+            roll.entry_price,
+            roll.mark_price,
+            roll.unrealized_pnl,
+            roll.maintenance_margin,
+            roll.liquidation_price,
+            roll.exchange_liquidation_price,
+            distance_expression(roll.mark_price, roll.liquidation_price),
+            roll.min_distance,
+        ).where(
+            roll.account_id == account_id,
+            roll.symbol_id == symbol_id,
+            roll.resolution == resolution,
+            type_coerce(roll.bucket_start, BigInteger) >= first_bucket,
+            type_coerce(roll.bucket_start, BigInteger) < until_ms,
+        )
+    )
+    return [
+        PositionPoint(r[0], r[1], symbol, SIDE_NAMES[r[2]], MARGIN_MODE_NAMES[r[3]], *r[4:])
+        for r in map(_values, rows)
+    ]
 
 
 def _merge_positions(points: Iterable[PositionPoint], every_ms: int) -> list[PositionPoint]:

@@ -377,3 +377,22 @@ async def test_closed_store_refuses_writes(db_url: str) -> None:
     with pytest.raises(StorageError, match="closed"):
         async with closing_store.cycle() as cycle:
             await cycle.add_snapshot(snapshot())
+
+
+async def test_position_history_by_minute_reaches_past_the_minute_period(store: SqlStore) -> None:
+    # Three hours of 10-minute snapshots, pruned 40 days later: only the hour rows are left.
+    for i in range(18):
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(minutes=10 * i)))
+    await store.prune(T0 + timedelta(days=40))
+    # --since in the middle of the first hour still shows that hour, as for the account.
+    since, until = T0 + timedelta(minutes=25), T0 + timedelta(hours=3)
+    for every in (60, 300, 3600):
+        accounts = await queries.account_history(store, "main", since, until, every)
+        positions = await queries.position_history(store, "main", "BTCUSDT", since, until, every)
+        assert (
+            [p.at for p in positions]
+            == [p.at for p in accounts]
+            == [T0 + timedelta(hours=h) for h in range(3)]
+        )
+        assert [p.samples for p in positions] == [6, 6, 6]
