@@ -142,10 +142,18 @@ class OutboxSender:
                 attempted += 1
                 continue
             by_sink.setdefault(entry.sink, []).append(entry)
+        # Every sink's run finishes before the pass ends, even when another one's store write
+        # failed: a send left running would still be unmarked when the next pass reads the
+        # outbox, and would be sent a second time.
         results = await asyncio.gather(
-            *(self._deliver_to(sink, rows) for sink, rows in by_sink.items())
+            *(self._deliver_to(sink, rows) for sink, rows in by_sink.items()),
+            return_exceptions=True,
         )
-        return attempted + sum(results)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            attempted += result
+        return attempted
 
     async def _deliver_to(self, sink_name: str, entries: Sequence[OutboxEntry]) -> int:
         """Rows of one sink, oldest first. After a failure the rest wait with the failed row,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.delivery import OutboxSender, RetryPolicy
-from monitor.domain.notification import NotificationKind
+from monitor.domain.notification import Notification, NotificationKind
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.notify.factories import notification
@@ -260,3 +260,53 @@ async def test_run_stops_even_when_a_sink_swallows_the_cancellation(store: SqlSt
     task.cancel()
     await asyncio.wait({task}, timeout=5)
     assert task.cancelled()
+
+
+async def test_a_store_failure_in_one_sink_does_not_resend_another_sinks_rows(
+    store: SqlStore,
+) -> None:
+    """A failed write for one sink ends the pass; a send still in flight for another sink must
+    finish (and be recorded) before the next pass reads the outbox again, or it is sent twice."""
+
+    class FlakyStore:
+        """The real store, except that marking one sink's row delivered fails once."""
+
+        def __init__(self, inner: SqlStore) -> None:
+            self._inner = inner
+            self.failed = False
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._inner, name)
+
+        async def mark_delivered(self, entry_id: int, at: object) -> None:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("database is locked")
+            await self._inner.mark_delivered(entry_id, at)  # type: ignore[arg-type]
+
+    class Slow(ScriptedSink):
+        async def send(self, notification: Notification) -> None:
+            await asyncio.sleep(0.3)
+            await super().send(notification)
+
+    fast, slow = ScriptedSink("fast"), Slow("slow")
+    await store.enqueue([notification(id="n1")], ["fast", "slow"])
+    sender = OutboxSender(
+        FlakyStore(store),  # type: ignore[arg-type]
+        {"fast": fast, "slow": slow},
+        POLICY,
+        clock=ManualClock(),
+        poll_interval=0.05,
+    )
+    task = asyncio.create_task(sender.run())
+    try:
+        async with asyncio.timeout(5):
+            while await store.depth():  # noqa: ASYNC110 - waiting for the real store
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # a duplicate would be sent within this time
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [n.id for n in slow.received] == ["n1"]
+    assert [n.id for n in fast.received] == ["n1", "n1"]  # its mark failed: at least once
