@@ -119,8 +119,12 @@ class ExchangeHub:
         endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
         shared = self._shared(endpoint, settings.venue)
         api_key = settings.api_key.get_secret_value()
-        # The key itself never becomes a dict key that could end up in a repr or a log.
-        key = f"{endpoint.key}|{hashlib.sha256(api_key.encode()).hexdigest()}"
+        api_secret = settings.api_secret.get_secret_value()
+        # The credentials never become a dict key that could end up in a repr or a log. The
+        # secret is part of the identity: a corrected secret (reload) must not reuse the
+        # instance that signs with the old one.
+        credentials = f"{api_key}\0{api_secret}".encode()
+        key = f"{endpoint.key}|{hashlib.sha256(credentials).hexdigest()}"
         if key in self._instances:
             exchange, users = self._instances[key]
         else:
@@ -128,7 +132,7 @@ class ExchangeHub:
                 self._instance(
                     settings.venue,
                     endpoint,
-                    {"apiKey": api_key, "secret": settings.api_secret.get_secret_value()},
+                    {"apiKey": api_key, "secret": api_secret},
                 ),
                 0,
             )

@@ -129,6 +129,19 @@ async def test_wrong_secret_is_an_auth_error(client_for: ClientFactory) -> None:
         await client_for("bn-oneway", api_secret="not-the-secret").fetch_account()
 
 
+async def test_a_corrected_secret_takes_effect_for_the_same_key(
+    sim: SimulatorServer, client_for: ClientFactory
+) -> None:
+    # What a reload does after the trader fixes a mistyped secret: new client, then the old closes.
+    wrong = client_for("bn-oneway", api_secret="not-the-secret")
+    with pytest.raises(ExchangeAuthError):
+        await wrong.fetch_account()
+    fixed = client_for("bn-oneway")
+    await wrong.close()
+    assert (await fixed.fetch_account()).positions
+    assert fixed.exchange is not wrong.exchange
+
+
 @pytest.mark.parametrize("kind", ["ip_ban", "rate_limit"])
 async def test_long_ban_is_respected_by_every_account_on_the_venue(
     sim: SimulatorServer, client_for: ClientFactory, kind: str
