@@ -79,9 +79,9 @@ async def _send_all(settings: Settings, names: list[str]) -> dict[str, str | Non
         async with MqttPublisher(mqtt_settings) as mqtt:
             try:
                 async with asyncio.timeout(MQTT_CONNECT_TIMEOUT):
-                    await mqtt.wait_connected()
+                    await mqtt.wait_attempted()
             except TimeoutError:
-                pass  # send() then reports "not connected" for this sink
+                pass  # send() then reports "not connected" (and why, if the broker said) for this sink
             sinks = build_sinks(settings.notify, http, mqtt)
             return await _send(sinks, names, notification)
 

@@ -119,6 +119,9 @@ class MqttPublisher:
         self._queue: asyncio.Queue[_Message | None] = asyncio.Queue(maxsize=settings.queue_size)
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
+        # Set after every connection attempt, failed or not; `_refused` says why the last one failed.
+        self._attempted = asyncio.Event()
+        self._refused: str | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -141,6 +144,10 @@ class MqttPublisher:
     async def wait_connected(self) -> None:
         """Wait until connected and everything retained is republished."""
         await self._connected.wait()
+
+    async def wait_attempted(self) -> None:
+        """Wait until the first connection attempt succeeded or failed (`send()` then says why)."""
+        await self._attempted.wait()
 
     # --- what the daemon calls -------------------------------------------------------------
 
@@ -181,8 +188,10 @@ class MqttPublisher:
         """Publish one alert event (QoS 1, not retained); returns once the broker acknowledged it."""
         client = self._client
         if client is None or not self._connected.is_set():
+            reason = f" ({self._refused})" if self._refused else ""
             raise DeliveryError(
-                f"{self._name}: not connected to {self._settings.host}:{self._settings.port}"
+                f"{self._name}: not connected to "
+                f"{self._settings.host}:{self._settings.port}{reason}"
             )
         topic = alert_topic(self._prefix, notification.account or MONITOR_TOPIC)
         try:
@@ -307,11 +316,13 @@ class MqttPublisher:
             except* _Stopped:
                 pass  # the loop condition ends it
             except* aiomqtt.MqttError as errors:
+                self._refused = "; ".join(str(error) for error in errors.exceptions)
+                self._attempted.set()
                 log.warning(
                     "MQTT: %s:%s unavailable (%s); retrying in %.1fs",
                     self._settings.host,
                     self._settings.port,
-                    "; ".join(str(error) for error in errors.exceptions),
+                    self._refused,
                     delay,
                 )
             finally:
@@ -332,7 +343,9 @@ class MqttPublisher:
             await client.publish(
                 message.topic, message.payload, qos=message.qos, retain=message.retain
             )
+        self._refused = None
         self._connected.set()
+        self._attempted.set()
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,10 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.cli import app, notify_cmd
 from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from tests.notify.mqtt_client import collect
-from tests.support.mosquitto import Mosquitto, free_port, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto, free_port, mosquitto, mosquitto_binary  # noqa: F401
+from tests.support.tools import tool_missing
 
 
 class Receiver:
@@ -148,12 +150,28 @@ async def test_mqtt_sink(tmp_path: Path, mosquitto: Mosquitto) -> None:  # noqa:
     assert not message.retain
 
 
-def test_mqtt_broker_down_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from monitor.cli import notify_cmd
-
-    monkeypatch.setattr(notify_cmd, "MQTT_CONNECT_TIMEOUT", 0.5)
+def test_mqtt_broker_down_fails(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path, f'[notify.mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
     code, out, _ = run("test-notify", "--config", config)
     assert code == 1
-    assert f"mqtt: FAILED: mqtt: not connected to 127.0.0.1:{port} (retryable)" in out
+    assert f"mqtt: FAILED: mqtt: not connected to 127.0.0.1:{port} (" in out
+    assert "refused" in out  # the reason, not only "not connected"
+
+
+@pytest.mark.mqtt
+def test_mqtt_login_refused_says_why_without_waiting(tmp_path: Path) -> None:
+    if mosquitto_binary() is None:
+        tool_missing("mosquitto binary not installed (apt-get install mosquitto, or run .ci/run)")
+    with Mosquitto(tmp_path / "broker", allow_anonymous=False) as broker:
+        config = write_config(
+            tmp_path,
+            f'[notify.mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            'username = "monitor"\npassword = "not-the-password"\n',
+        )
+        started = time.monotonic()
+        code, out, _ = run("test-notify", "--config", config)
+    assert code == 1
+    assert "Not authorized" in out, out
+    assert "not-the-password" not in out
+    assert time.monotonic() - started < notify_cmd.MQTT_CONNECT_TIMEOUT
