@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from monitor.domain.notification import Notification, NotificationKind, Severity
 
 
 def _percent(value: float) -> str:
-    return f"{value * 100:.1f} %"
+    # Near liquidation the figures are small: 0.04 % must not read "0.0 %" (as if liquidated),
+    # nor disagree with the alert text, which shows two decimals below 1 %.
+    magnitude = abs(value * 100)
+    if magnitude >= 1 or magnitude == 0:
+        return f"{value * 100:.1f} %"
+    decimals = max(2, 1 - math.floor(math.log10(magnitude)))
+    return f"{value * 100:.{decimals}f} %"
 
 
 def _price(value: float) -> str:
-    return f"{value:,.8g}" if abs(value) < 1e6 else f"{value:,.2f}"
+    if abs(value) >= 1e6:
+        return f"{value:,.2f}"
+    text = f"{value:,.8g}"
+    if "e" in text:
+        # Sub-cent coins: 0.00001234, not 1.234e-05.
+        decimals = 7 - math.floor(math.log10(abs(value)))
+        text = f"{value:.{decimals}f}".rstrip("0")
+    return text
 
 
 def _number(facts: dict[str, str | float | None], key: str) -> float | None:

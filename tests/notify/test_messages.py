@@ -97,3 +97,23 @@ def test_state_document_without_positions_or_ratio() -> None:
 
 def test_topic_name_has_no_wildcards() -> None:
     assert topic_name("a/b+c#") == "a_b_c_"
+
+
+def test_figures_near_liquidation_keep_their_digits() -> None:
+    lines = fact_lines(
+        notification(
+            distance_to_liquidation=0.0028,
+            account_liquidation_move=-0.0004,
+            nearest_liquidation_price=0.00001234,
+            nearest_liquidation_symbol="PEPEUSDT",
+        )
+    )
+    assert "Nearest liquidation: PEPEUSDT at 0.00001234, 0.28 % away from the mark price" in lines
+    assert "The whole account is liquidated if all prices fall 0.040 % together" in lines
+
+
+def test_large_prices_and_zero_distance() -> None:
+    lines = fact_lines(
+        notification(nearest_liquidation_price=2_345_678.9, distance_to_liquidation=0)
+    )
+    assert "Nearest liquidation: BTCUSDT at 2,345,678.90, 0.0 % away from the mark price" in lines
