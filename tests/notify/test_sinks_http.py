@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from urllib.parse import parse_qs
 
 import httpx
@@ -264,6 +265,41 @@ class TestSlack:
         respx_mock.post(HOOK).mock(side_effect=[httpx.Response(500), httpx.ConnectTimeout("x")])
         assert not (await _failure(self._sink(http))).permanent
         assert not (await _failure(self._sink(http))).permanent
+
+    @pytest.mark.parametrize(
+        ("error", "permanent"),
+        [("invalid_token", True), ("channel_not_found", True), ("ratelimited", False)],
+    )
+    async def test_an_error_body_with_http_200_is_a_failure(
+        self, respx_mock: respx.MockRouter, http: HttpTransport, error: str, permanent: bool
+    ) -> None:
+        respx_mock.post(HOOK).respond(
+            200, json={"ok": False, "error": error}, headers={"Retry-After": "30"}
+        )
+        failure = await _failure(self._sink(http))
+        assert failure.permanent is permanent
+        assert error in str(failure)
+        assert failure.retry_after == (None if permanent else 30.0)
+
+    async def test_json_ok_body_is_success(
+        self, respx_mock: respx.MockRouter, http: HttpTransport
+    ) -> None:
+        respx_mock.post(HOOK).respond(200, json={"ok": True})
+        await self._sink(http).send(notification())
+
+    async def test_control_characters_of_mrkdwn_are_escaped(
+        self, respx_mock: respx.MockRouter, http: HttpTransport
+    ) -> None:
+        route = respx_mock.post(HOOK).respond(200, text="ok")
+        tricky = replace(
+            notification(nearest_liquidation_symbol="A&B<!channel>"),
+            title="<!channel> ops&dev: margin ratio 142 %",
+        )
+        await self._sink(http).send(tricky)
+        text = json.loads(route.calls.last.request.content)["text"]
+        assert "<" not in text and ">" not in text
+        assert text.startswith("*🚨 &lt;!channel&gt; ops&amp;dev: margin ratio 142 %*\n")
+        assert "Nearest liquidation: A&amp;B&lt;!channel&gt; at 51,234.5" in text
 
 
 class TestNtfy:
