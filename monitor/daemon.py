@@ -20,6 +20,7 @@ from pathlib import Path
 
 from monitor import sdnotify
 from monitor.config import Settings, load_settings
+from monitor.config.database import without_password
 from monitor.domain.errors import ConfigError, MonitorError
 from monitor.metrics import Metrics
 from monitor.scheduling import Scheduler
@@ -109,7 +110,7 @@ class Daemon:
             log.info(
                 "monitoring %d account(s); database %s",
                 len(settings.accounts),
-                _safe_url(settings.database_url()),
+                without_password(settings.database_url()),
             )
             watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
             try:
@@ -311,11 +312,3 @@ def _restart_needed(old: Settings, new: Settings) -> list[str]:
         if getattr(old, name, None) != getattr(new, name, None):
             sections.append(name)
     return sections
-
-
-def _safe_url(url: str) -> str:
-    # A PostgreSQL URL may carry a password.
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest

@@ -24,7 +24,7 @@ from pydantic_settings import (
 
 from monitor.config.accounts import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.config.database import DatabaseSettings
+from monitor.config.database import DatabaseSettings, without_password
 from monitor.config.metrics import MetricsSettings
 from monitor.config.notify import NotifySettings
 from monitor.domain.errors import ConfigError
@@ -120,9 +120,10 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.state_dir / 'monitor.db'}"
 
     def masked_dump(self) -> dict[str, Any]:
-        """The effective configuration as JSON-ready data, every secret shown as `**********`."""
+        """The effective configuration as JSON-ready data, every secret shown as `**********`
+        and the database password as `***`."""
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
-        data["database"]["url"] = self.database_url()
+        data["database"]["url"] = without_password(self.database_url())
         return data
 
 

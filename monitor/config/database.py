@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from monitor.config.types import Duration
+from monitor.domain.errors import StorageError
 
 
 class DatabaseSettings(BaseModel):
@@ -25,6 +26,31 @@ class DatabaseSettings(BaseModel):
     retention_minute: Duration = timedelta(days=30)
     retention_hour: Duration = timedelta(days=730)
 
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        # Imported here so that only a configured URL pays for SQLAlchemy at load time.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        from monitor.storage.engine import async_url
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            # Not echoed: the URL may carry a password.
+            raise ValueError(
+                "not a database URL (examples: sqlite:////var/lib/portfolio-monitor/monitor.db, "
+                "postgresql://monitor@localhost/monitor)"
+            ) from None
+        try:
+            async_url(value)
+        except StorageError as exc:
+            raise ValueError(str(exc).removeprefix("database URL: ")) from None
+        return value
+
     @model_validator(mode="after")
     def _periods_grow(self) -> DatabaseSettings:
         if self.retention_raw < timedelta(hours=1):
@@ -34,3 +60,14 @@ class DatabaseSettings(BaseModel):
         if self.retention_hour < self.retention_minute:
             raise ValueError("retention_hour: must be at least retention_minute")
         return self
+
+
+def without_password(url: str) -> str:
+    """The database URL with its password shown as `***`, for logs and `check-config`."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    user, colon, _password = userinfo.partition(":")
+    # SQLAlchemy's own rule: a user name holds no '/' or ':', a password no '@'.
+    if not sep or not at or not colon or "/" in user:
+        return url
+    return f"{scheme}{sep}{user}:***@{host}"

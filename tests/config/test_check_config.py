@@ -83,3 +83,14 @@ def test_show_bad_config_exits_78(tmp_path: Path) -> None:
     code, _, err = run("show", "--config", str(path))
     assert code == 78
     assert "accounts.main.venue" in err
+
+
+def test_database_password_is_masked(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG + '[database]\nurl = "postgresql://monitor:db-pass-123@db/pm"\n')
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 0, err
+    assert "db-pass-123" not in out + err
+    assert json.loads(out.partition("\nrequest budget: ")[0])["database"]["url"] == (
+        "postgresql://monitor:***@db/pm"
+    )

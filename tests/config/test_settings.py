@@ -214,3 +214,38 @@ def test_check_config_prints_durations_that_read_back_identically(seconds: float
     written = format_seconds(delta)
     assert "e" not in written  # never "2.592e+06s"
     assert parse_duration(written) == delta
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("monitor:pw-in-url@db/monitor", "database.url: not a database URL"),
+        ("postgresql://monitor:pw-in-url@db:5432:1/monitor", "database.url: not a database URL"),
+        ("mysql://monitor:pw-in-url@db/monitor", "database.url: unsupported database 'mysql'"),
+    ],
+)
+def test_unusable_database_url_is_a_config_error_without_the_password(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    # Before, these reached the daemon: exit 1 (a systemd restart loop) or a ValueError
+    # traceback, with the URL and its password in the message.
+    message = errors_of(write(tmp_path, f"[database]\nurl = {url!r}\n"))
+    assert expected in message
+    assert "pw-in-url" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://monitor:s3cret@db:5432/pm", "postgresql://monitor:***@db:5432/pm"),
+        (
+            "postgresql+asyncpg://u:p%40ss:w@h/d?ssl=require",
+            "postgresql+asyncpg://u:***@h/d?ssl=require",
+        ),
+        ("postgresql://monitor@db/pm", "postgresql://monitor@db/pm"),
+        ("sqlite:////var/lib/pm/monitor.db", "sqlite:////var/lib/pm/monitor.db"),
+    ],
+)
+def test_masked_dump_hides_the_database_password(tmp_path: Path, url: str, shown: str) -> None:
+    settings = load_settings(write(tmp_path, f"[database]\nurl = {url!r}\n"))
+    assert settings.masked_dump()["database"]["url"] == shown
