@@ -297,7 +297,8 @@ class TestSlack:
         )
         await self._sink(http).send(tricky)
         text = json.loads(route.calls.last.request.content)["text"]
-        assert "<" not in text and ">" not in text
+        assert "<" not in text
+        assert ">" not in text
         assert text.startswith("*🚨 &lt;!channel&gt; ops&amp;dev: margin ratio 142 %*\n")
         assert "Nearest liquidation: A&amp;B&lt;!channel&gt; at 51,234.5" in text
 
