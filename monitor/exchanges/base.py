@@ -7,6 +7,7 @@ import abc
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt
 
@@ -47,12 +48,39 @@ class _RetryAfterAware:
             raise
 
 
-class BinanceUsdm(_RetryAfterAware, ccxt.binanceusdm):  # type: ignore[misc]
-    """ccxt's Binance USDⓈ-M class with Retry-After stamping."""
+# ccxt picks Binance's per-API error codes by host (fapi.binance.com); behind `base_url` (a proxy,
+# the simulator) only the path still says which API answered.
+_BINANCE_API_OF_PATH = {
+    "fapi": "linear",
+    "dapi": "inverse",
+    "api": "spot",
+    "sapi": "spot",
+    "eapi": "option",
+    "papi": "portfolioMargin",
+}
 
 
-class BinanceCoinm(_RetryAfterAware, ccxt.binancecoinm):  # type: ignore[misc]
-    """ccxt's Binance COIN-M class with Retry-After stamping."""
+class _BinanceErrorsByPath:
+    """Keeps Binance's per-API error codes (-1008 server busy is retryable, -1005 IP not
+    whitelisted is an auth failure) when the host is not Binance's own."""
+
+    def get_exceptions_by_url(self, url: Any, exact_or_broad: str) -> Any:
+        found = super().get_exceptions_by_url(url, exact_or_broad)  # type: ignore[misc]
+        if found or not isinstance(url, str):
+            return found
+        first_segment = urlsplit(url).path.lstrip("/").split("/", 1)[0]
+        api = _BINANCE_API_OF_PATH.get(first_segment)
+        if api is None:
+            return found
+        return self.exceptions.get(api, {}).get(exact_or_broad, {})  # type: ignore[attr-defined]
+
+
+class BinanceUsdm(_RetryAfterAware, _BinanceErrorsByPath, ccxt.binanceusdm):  # type: ignore[misc]
+    """ccxt's Binance USDⓈ-M class with Retry-After stamping and path-based error codes."""
+
+
+class BinanceCoinm(_RetryAfterAware, _BinanceErrorsByPath, ccxt.binancecoinm):  # type: ignore[misc]
+    """ccxt's Binance COIN-M class with Retry-After stamping and path-based error codes."""
 
 
 class Bybit(_RetryAfterAware, ccxt.bybit):  # type: ignore[misc]

@@ -33,6 +33,7 @@ FAULT_KINDS = (
     "timestamp",
     "auth",
     "maintenance",
+    "busy",
 )
 _DEFAULT_CAP = 1e12
 

@@ -177,7 +177,7 @@ class SimulatorServer:
         """Make the venue misbehave for `account` (None: every request) from `start` seconds from now,
         for `duration` seconds and/or `count` requests (both None: until cleared). Kinds: rate_limit,
         ip_ban, server_error (with `status`), timeout (answers after `delay` real seconds),
-        malformed_json, timestamp, auth, maintenance. `path` is a glob on the request path."""
+        malformed_json, timestamp, auth, maintenance, busy. `path` is a glob on the request path."""
         raw: dict[str, Any] = {
             "kind": kind,
             "start": start,
@@ -392,6 +392,11 @@ class SimulatorServer:
                     401, -2015, f"Invalid API-key, IP, or permissions for action, request ip: {ip}"
                 ),
                 "maintenance": binance_error(503, 1, "System is under maintenance."),
+                "busy": binance_error(
+                    503,
+                    -1008,
+                    "Server is currently overloaded with other requests. Please try again in a few minutes.",
+                ),
             }
             raise replies[kind]
         now_ms = self.server_ms()
@@ -418,6 +423,8 @@ class SimulatorServer:
             )
         if kind == "auth":
             raise bybit_error(10003, "API key is invalid.", status=401, now_ms=now_ms)
+        if kind == "busy":
+            raise bybit_error(10016, "Internal server error.", now_ms=now_ms)
         raise VenueReply(
             503,
             "<html><body><h1>503 Service Unavailable</h1>The system is under maintenance.</body></html>",

@@ -33,6 +33,8 @@ def requests_to(sim: SimulatorServer, pattern: str) -> int:
         ("timeout", {"delay": 1.3}),
         ("maintenance", {}),
         ("rate_limit", {"retry_after": 1}),
+        # -1008 server busy: ccxt maps Binance codes by host, so behind base_url it needs our help.
+        ("busy", {}),
     ],
 )
 async def test_one_failure_is_retried_within_the_fetch(
@@ -81,6 +83,14 @@ async def test_a_failed_part_never_yields_an_empty_position_list(
         await client.fetch_account()
     sim.clear_faults()
     assert len((await client.fetch_account()).positions) == 2
+
+
+async def test_bybit_server_busy_is_retried(
+    sim: SimulatorServer, client_for: ClientFactory
+) -> None:
+    sim.inject_fault("busy", account="by-cross", path="/v5/position/list", count=1)
+    assert len((await client_for("by-cross").fetch_account()).positions) == 2
+    assert requests_to(sim, "/v5/position/list") == 2
 
 
 async def test_malformed_bybit_answer_retried(

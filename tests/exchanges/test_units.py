@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -260,3 +261,39 @@ async def test_testnet_uses_the_venues_test_hosts() -> None:
             "https://fapi.binance.com"
         )
         assert production.exchange is not client.exchange
+
+
+@pytest.mark.parametrize(
+    ("venue", "path", "code", "expected"),
+    [
+        (Venue.BINANCE_USDM, "/fapi/v3/account", -1008, ExchangeUnavailable),
+        (Venue.BINANCE_USDM, "/fapi/v3/account", -1005, ExchangeAuthError),
+        (Venue.BINANCE_COINM, "/dapi/v1/account", -2023, ExchangeUnavailable),
+        (Venue.BINANCE_COINM, "/dapi/v1/account", -1005, ExchangeAuthError),
+    ],
+)
+async def test_binance_error_codes_behind_a_base_url_mean_what_they_mean_in_production(
+    venue: Venue, path: str, code: int, expected: type[Exception]
+) -> None:
+    # ccxt chooses Binance's per-API codes by host name; a proxy or the simulator has another host.
+    response = {"code": code, "msg": "venue says no"}
+    async with ExchangeHub() as hub:
+        for base_url in (None, "http://127.0.0.1:9"):
+            settings = AccountSettings(
+                venue=venue, api_key=SecretStr("k"), api_secret=SecretStr("s"), base_url=base_url
+            )
+            exchange = hub.client_for(f"at {base_url}", settings).exchange
+            host = base_url or f"https://{path.split('/')[1]}.binance.com"
+            with pytest.raises(ccxt.BaseError) as raised:
+                exchange.handle_errors(
+                    400,
+                    "Bad Request",
+                    host + path,
+                    "GET",
+                    {},
+                    json.dumps(response),
+                    response,
+                    {},
+                    None,
+                )
+            assert isinstance(translate(raised.value, "w"), expected), base_url
