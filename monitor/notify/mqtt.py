@@ -116,6 +116,10 @@ class MqttPublisher:
         self._prefix = settings.topic_prefix
         self._accounts: dict[str, _Account] = {}
         self._states: dict[str, bytes] = {}
+        # Retained topics of removed accounts: cleared again on every connect, because a removal
+        # made while the broker was away (or still queued when it went) would otherwise leave
+        # ghost entities in Home Assistant.
+        self._cleared: dict[str, None] = {}
         self._queue: asyncio.Queue[_Message | None] = asyncio.Queue(maxsize=settings.queue_size)
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
@@ -167,16 +171,18 @@ class MqttPublisher:
         )
         self._accounts[account] = _Account(seconds, asset, venue)
         for message in self._discovery(account):
+            self._cleared.pop(message.topic, None)
             self._put(message)
+        self._cleared.pop(state_topic(self._prefix, account), None)
 
     def remove_account(self, account: str) -> None:
         """Forget an account: its HA entities and retained state are deleted (empty payloads)."""
         messages = self._discovery(account)
         self._accounts.pop(account, None)
         self._states.pop(account, None)
-        for message in messages:
-            self._put(_Message(message.topic, b"", 1, True))
-        self._put(_Message(state_topic(self._prefix, account), b"", 1, True))
+        for topic in [message.topic for message in messages] + [state_topic(self._prefix, account)]:
+            self._cleared[topic] = None
+            self._put(_Message(topic, b"", 1, True))
 
     def publish_state(self, snapshot: Snapshot) -> None:
         """Update the account's retained state; returns at once (queued, oldest dropped if full)."""
@@ -261,6 +267,7 @@ class MqttPublisher:
     def _retained(self) -> list[_Message]:
         """Everything a fresh broker (or a restarted Home Assistant) needs."""
         messages = [_Message(self.availability_topic, ONLINE, 1, True)]
+        messages.extend(_Message(topic, b"", 1, True) for topic in self._cleared)
         for account in self._accounts:
             messages.extend(self._discovery(account))
         messages.extend(

@@ -252,3 +252,27 @@ async def test_state_bursts_never_block_and_the_newest_state_wins(
         await asyncio.sleep(0.5)
         seen = await collect(mosquitto, [STATE], until=_has(STATE))
     assert latest(seen, STATE).json()["margin_ratio"] == 1.999  # type: ignore[union-attr]
+
+
+async def test_an_account_removed_while_disconnected_leaves_no_ghost_entities(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    import aiomqtt
+
+    publisher.register_account("main", 10)
+    publisher.register_account("kept", 10)
+    publisher.publish_state(snapshot(margin_ratio=2.5))
+    await asyncio.sleep(0.3)
+    # Another client with our client id takes the session over: we are disconnected while the
+    # broker (and every retained message) stays.
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="pm-test"):
+        await _until(lambda: not publisher.connected)
+        publisher.remove_account("main")
+    await _until(lambda: publisher.connected)
+    await asyncio.sleep(0.3)
+    seen = await collect(mosquitto, ALL, quiet=0.5)
+    retained = {m.topic for m in seen if m.retain and m.payload}
+    assert STATE not in retained
+    assert RATIO_CONFIG not in retained
+    assert "homeassistant/sensor/portfolio_monitor_kept_margin_ratio/config" in retained
