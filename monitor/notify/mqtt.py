@@ -123,6 +123,9 @@ class MqttPublisher:
         self._queue: asyncio.Queue[_Message | None] = asyncio.Queue(maxsize=settings.queue_size)
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
+        # True from the start of the connect-time republish: what arrives meanwhile is queued
+        # behind it instead of being dropped (memory was already read for the republish).
+        self._accepting = False
         # Set after every connection attempt, failed or not; `_refused` says why the last one failed.
         self._attempted = asyncio.Event()
         self._refused: str | None = None
@@ -277,7 +280,7 @@ class MqttPublisher:
         return messages
 
     def _put(self, message: _Message) -> None:
-        if self._connected.is_set():
+        if self._accepting:
             self._force_put(message)
         # Otherwise it is republished from memory on connect.
 
@@ -333,6 +336,7 @@ class MqttPublisher:
                     delay,
                 )
             finally:
+                self._accepting = False
                 self._connected.clear()
                 self._client = None
             if self._stopping.is_set():
@@ -344,6 +348,7 @@ class MqttPublisher:
         # Whatever waited in the queue is older than what memory holds: replace it.
         while not self._queue.empty():
             self._queue.get_nowait()
+        self._accepting = True
         if self._settings.discovery:
             await client.subscribe(f"{self._settings.discovery_prefix}/status", qos=1)
         for message in self._retained():

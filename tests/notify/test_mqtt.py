@@ -276,3 +276,23 @@ async def test_an_account_removed_while_disconnected_leaves_no_ghost_entities(
     assert STATE not in retained
     assert RATIO_CONFIG not in retained
     assert "homeassistant/sensor/portfolio_monitor_kept_margin_ratio/config" in retained
+
+
+async def test_an_account_registered_during_the_connect_republish_is_announced(
+    mosquitto: Mosquitto,  # noqa: F811
+) -> None:
+    class RegisteredMidway(MqttPublisher):
+        """The daemon registers its accounts between database writes; one may land while
+        the publisher is republishing what it remembered at connect time."""
+
+        def _retained(self):  # type: ignore[no-untyped-def]
+            remembered = super()._retained()
+            self.register_account("main", 10)
+            return remembered
+
+    async with RegisteredMidway(_settings(mosquitto)) as publisher:
+        async with asyncio.timeout(5):
+            await publisher.wait_connected()
+        await asyncio.sleep(0.3)
+        seen = await collect(mosquitto, [RATIO_CONFIG], until=_has(RATIO_CONFIG))
+    assert latest(seen, RATIO_CONFIG) is not None
