@@ -23,6 +23,7 @@ from monitor.config import Settings, load_settings
 from monitor.config.database import without_password
 from monitor.domain.errors import ConfigError, MonitorError
 from monitor.metrics import Metrics
+from monitor.ports import ExchangeClient
 from monitor.scheduling import Scheduler
 from monitor.service import CycleObserver, CycleReport, PollService, WatchedAccount
 from monitor.wiring import Adapters
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 # flush_timeout, 5 s by default) it stays well inside systemd's TimeoutStopSec=30s.
 STOP_GRACE_SECONDS = 8.0
 FETCH_TIMEOUT_SECONDS = 60.0
+# How long a reload lets the poll cycle in flight of a removed or changed account finish before
+# cancelling it (a cancelled cycle stores nothing).
+RELOAD_GRACE_SECONDS = 5.0
 
 
 class SystemClock:
@@ -172,14 +176,13 @@ class Daemon:
 
         self._scheduler.every(f"poll:{name}", account_settings.poll_interval.total_seconds(), poll)
 
-    async def _stop_account(self, name: str) -> None:
+    def _forget_account(self, name: str) -> ExchangeClient | None:
+        """Drop a removed account's runtime, metrics and MQTT entities; its client to close."""
         assert self._service is not None
-        self._scheduler.remove(f"poll:{name}")
         removed = self._service.unwatch(name)
         self._metrics.forget_account(name)
         self._adapters.unregister_account(name)
-        if removed is not None:
-            await self._adapters.close_client(name, removed.client)
+        return removed.client if removed is not None else None
 
     async def _prune(self) -> None:
         try:
@@ -238,23 +241,40 @@ class Daemon:
         assert self._service is not None
         for changed in _restart_needed(old, new):
             log.warning("reload: [%s] changed; it takes effect after a restart", changed)
-        for name in sorted(set(old.accounts) - set(new.accounts)):
-            await self._stop_account(name)
-            log.info("reload: account=%s removed", name)
-        for name in sorted(new.accounts):
-            current = self._service.accounts.get(name)
-            if current is not None and old.accounts.get(name) == new.accounts[name]:
-                # Same account settings: only the [alerts] defaults may have changed.
-                rules = self._adapters.rules_for(new, name)
-                await self._service.watch(
-                    WatchedAccount(name, current.client, rules, current.poll_interval)
-                )
-                continue
-            # Swap in the new client first so no poll picks up a closed one; alert state stays.
-            await self._start_account(new, name)
-            if current is not None:
-                await self._adapters.close_client(name, current.client)
-            log.info("reload: account=%s %s", name, "updated" if current else "added")
+        removed = sorted(set(old.accounts) - set(new.accounts))
+        for name in removed:
+            self._scheduler.remove(f"poll:{name}")
+        retired: list[tuple[str, ExchangeClient]] = []
+        try:
+            for name in sorted(new.accounts):
+                current = self._service.accounts.get(name)
+                if current is not None and old.accounts.get(name) == new.accounts[name]:
+                    # Same account settings: only the [alerts] defaults may have changed.
+                    rules = self._adapters.rules_for(new, name)
+                    await self._service.watch(
+                        WatchedAccount(name, current.client, rules, current.poll_interval)
+                    )
+                    continue
+                # Swap in the new client first so no new poll picks up the old one; alert
+                # state stays.
+                await self._start_account(new, name)
+                if current is not None:
+                    retired.append((name, current.client))
+                log.info("reload: account=%s %s", name, "updated" if current else "added")
+        finally:
+            # A poll in flight keeps the client it started with, and reports when it ends:
+            # closing that client under it fails the cycle (a stale alert for an account just
+            # removed), and its report would bring back a removed account's metrics and MQTT
+            # state. So let it end first.
+            jobs = [f"poll:{name}" for name in [*removed, *(name for name, _ in retired)]]
+            await self._scheduler.settle(jobs, RELOAD_GRACE_SECONDS)
+            for name in removed:
+                client = self._forget_account(name)
+                if client is not None:
+                    await self._adapters.close_client(name, client)
+                log.info("reload: account=%s removed", name)
+            for name, client in retired:
+                await self._adapters.close_client(name, client)
 
     async def _watchdog(self) -> None:
         assert self._service is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
@@ -28,7 +28,10 @@ class Scheduler:
         self._scheduler = AsyncIOScheduler(
             timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True}
         )
-        self._running: set[asyncio.Task[None]] = set()
+        # Each run in flight and the id of its job.
+        self._running: dict[asyncio.Task[None], str] = {}
+        # Runs cancelled on purpose (settle, drain); APScheduler would log them as job errors.
+        self._cancelled: set[asyncio.Task[None]] = set()
         self._intervals: dict[str, float] = {}
         self.skipped_runs = 0
         self._draining = False
@@ -44,20 +47,20 @@ class Scheduler:
         # purpose: the next one is due anyway.
         log.info("job=%s ran too late after a stall; that run was dropped", event.job_id)
 
-    def _tracked(self, job: Job) -> Job:
+    def _tracked(self, job_id: str, job: Job) -> Job:
         async def run() -> None:
             task = asyncio.current_task()
             assert task is not None
-            self._running.add(task)
+            self._running[task] = job_id
             try:
                 await job()
             except asyncio.CancelledError:
-                if not self._draining:
+                if not self._draining and task not in self._cancelled:
                     raise
-                # Cancelled on purpose by drain(); APScheduler would log it as a job error.
-                log.debug("a job run was cancelled at shutdown")
+                log.debug("job=%s run cancelled on purpose", job_id)
             finally:
-                self._running.discard(task)
+                self._running.pop(task, None)
+                self._cancelled.discard(task)
 
         return run
 
@@ -72,13 +75,13 @@ class Scheduler:
         timing (a config reload must not shift or restart healthy polls).
         """
         if self._intervals.get(job_id) == interval and self._scheduler.get_job(job_id):
-            self._scheduler.modify_job(job_id, func=self._tracked(job))
+            self._scheduler.modify_job(job_id, func=self._tracked(job_id, job))
             return
         self._intervals[job_id] = interval
         # Jitter spreads many accounts on one interval over time (rate limits), but never more
         # than a tenth of the interval so a poll is never late by a large fraction.
         self._scheduler.add_job(
-            self._tracked(job),
+            self._tracked(job_id, job),
             "interval",
             seconds=interval,
             id=job_id,
@@ -91,7 +94,7 @@ class Scheduler:
     def daily(self, job_id: str, job: Job, *, hour: int = 3) -> None:
         """Run `job` once a day at `hour`:00 UTC."""
         self._scheduler.add_job(
-            self._tracked(job),
+            self._tracked(job_id, job),
             "cron",
             hour=hour,
             id=job_id,
@@ -113,6 +116,23 @@ class Scheduler:
     def in_flight(self) -> int:
         """How many job runs are executing right now."""
         return len(self._running)
+
+    async def settle(self, job_ids: Iterable[str], grace: float) -> None:
+        """Wait up to `grace` s for the runs of `job_ids` in flight now, then cancel the rest.
+
+        A config reload calls this before it closes what those runs use (an exchange client) or
+        forgets what they would report on (a removed account).
+        """
+        wanted = set(job_ids)
+        pending = [task for task, job_id in self._running.items() if job_id in wanted]
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=grace)
+        for task in still:
+            log.warning("job=%s still running after %.0fs; cancelled", self._running[task], grace)
+            self._cancelled.add(task)
+            task.cancel()
+        await asyncio.gather(*still, return_exceptions=True)
 
     async def drain(self, grace: float) -> bool:
         """Stop scheduling, wait up to `grace` s for running jobs, cancel the rest.

@@ -77,6 +77,10 @@ def _scrape(port: int) -> str:
         return str(response.read().decode())
 
 
+def _slow_answers(sim: SimulatorServer, account: str) -> int:
+    return sum(1 for r in sim.request_log if r.fault == "timeout" and r.account == account)
+
+
 def _ids(payloads: list[dict[str, Any]]) -> set[str]:
     return {str(p["id"]) for p in payloads}
 
@@ -225,7 +229,8 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
     mosquitto: Mosquitto,  # noqa: F811
 ) -> None:
     state = tmp_path / "state"
-    config = write_config(tmp_path / "config.toml", state, endpoints)
+    metrics_port = free_port()
+    config = write_config(tmp_path / "config.toml", state, endpoints, metrics_port=metrics_port)
     # With the broker down the daemon still starts, polls and alerts over the webhook.
     mosquitto.stop()
     daemon = DaemonProcess(config, tmp_path)
@@ -248,7 +253,14 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         )
 
         # The account sits at ~667 %: a warning level of 800 % makes it fire; "spare" is added.
-        write_config(config, state, endpoints, accounts=("main", "spare"), warning_below="800%")
+        write_config(
+            config,
+            state,
+            endpoints,
+            accounts=("main", "spare"),
+            warning_below="800%",
+            metrics_port=metrics_port,
+        )
         daemon.signal(signal.SIGHUP)
         await hook.wait_for(lambda p: bool(_events([p], "firing", "warning")), within=15)
         await wait_until(
@@ -258,12 +270,26 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         assert daemon.process.poll() is None
 
         # Removing "spare" stops its polls; main's firing alert is kept, not announced again.
-        write_config(config, state, endpoints, accounts=("main",), warning_below="800%")
+        # The reload comes while a spare cycle waits for a slow exchange: that cycle ends
+        # normally (its client is not closed under it) and reports nothing afterwards.
+        slow = sim.inject_fault("timeout", account="spare", delay=2.5, count=1)
+        await wait_until(lambda: slow.hits == 1, 10, "a slow spare request", daemon.log)
+        write_config(
+            config,
+            state,
+            endpoints,
+            accounts=("main",),
+            warning_below="800%",
+            metrics_port=metrics_port,
+        )
         daemon.signal(signal.SIGHUP)
         await wait_until(
             lambda: "account=spare removed" in daemon.log(), 10, "spare removed", daemon.log
         )
-        await asyncio.sleep(1)  # a spare cycle that was already running may still finish
+        await wait_until(lambda: _slow_answers(sim, "spare") == 1, 10, "the slow answer")
+        await asyncio.sleep(0.5)  # the end of the cycle that got it
+        assert "account=spare poll failed" not in daemon.log()
+        assert 'account="spare"' not in await asyncio.to_thread(_scrape, metrics_port)
         spare = snapshot_counts(state)["spare"]
         main = snapshot_counts(state)["main"]
         await wait_until(
@@ -275,7 +301,7 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         # SIGTERM while a cycle waits for a slow exchange: that cycle finishes and is stored.
         sim.inject_fault("timeout", account="main", delay=3)
         await wait_until(
-            lambda: any(r.fault == "timeout" for r in sim.request_log),
+            lambda: _slow_answers(sim, "main") > 0,
             15,
             "a slow answer",
             daemon.log,

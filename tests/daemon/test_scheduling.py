@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -111,3 +112,36 @@ async def test_reschedule_and_remove() -> None:
     assert len(calls) == count
     assert "b" in calls
     await scheduler.drain(1)
+
+
+async def test_settle_waits_for_one_job_and_cancels_it_quietly_after_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ends: dict[str, str] = {}
+
+    def job(name: str, seconds: float) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                ends[name] = "cancelled"
+                raise
+            ends[name] = "finished"
+
+        return run
+
+    scheduler = Scheduler()
+    scheduler.every("poll:quick", 10, job("quick", 0.2))
+    scheduler.every("poll:stuck", 10, job("stuck", 60))
+    scheduler.every("poll:other", 10, job("other", 1.5))
+    scheduler.start()
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await scheduler.settle(["poll:quick", "poll:stuck"], 0.5)
+    assert 0.4 < time.monotonic() - started < 1.5
+    assert ends == {"quick": "finished", "stuck": "cancelled"}
+    # Another account's cycle is left alone.
+    assert scheduler.in_flight == 1
+    assert await scheduler.drain(3)
+    assert ends["other"] == "finished"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
