@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from monitor.domain.notification import Notification, Severity
-from monitor.notify.base import fact_lines
+from monitor.notify.base import fact_lines, is_good_news
 
 LOG_LEVEL = {
     Severity.INFO: logging.INFO,
@@ -28,14 +28,17 @@ class ConsoleSink:
         return self._name
 
     async def send(self, notification: Notification) -> None:
-        """Log the notification at a level matching its severity."""
+        """Log the notification at a level matching its severity (resolved notices at INFO)."""
         details = (
             " | ".join([notification.text, *fact_lines(notification)])
             if notification.text
             else " | ".join(fact_lines(notification))
         )
+        # A resolved notice is good news: at the alert's own level it would read (and page
+        # journald watchers) like the alert itself.
+        level = logging.INFO if is_good_news(notification) else LOG_LEVEL[notification.severity]
         self._logger.log(
-            LOG_LEVEL[notification.severity],
+            level,
             "[%s] %s %s: %s%s",
             notification.severity.value.upper(),
             notification.kind.value,

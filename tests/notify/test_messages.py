@@ -60,6 +60,18 @@ async def test_console_sink_logs_at_the_severity(
     assert "Nearest liquidation: BTCUSDT" in record.getMessage()
 
 
+async def test_console_sink_logs_a_resolved_notice_as_information(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="monitor.alerts"):
+        await ConsoleSink().send(
+            notification(severity=Severity.EMERGENCY, kind=NotificationKind.RESOLVED)
+        )
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert "[EMERGENCY] resolved main" in record.getMessage()
+
+
 def test_discovery_configs() -> None:
     configs = discovery_configs(
         account="sub-2",
