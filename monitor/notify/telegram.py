@@ -31,6 +31,16 @@ PERMANENT_ERRORS = (
     "not enough rights",
     "bot is not a member",
     "message thread not found",
+    # A channel where the bot lost its admin rights, a closed or deleted forum topic, a chat
+    # id that names nobody: each waits for a human, and retrying would hide that from the
+    # other sinks for ever.
+    "need administrator rights",
+    "chat_write_forbidden",
+    "chat_restricted",
+    "topic_closed",
+    "topic_deleted",
+    "peer_id_invalid",
+    "chat_id is empty",
 )
 
 

@@ -131,6 +131,10 @@ class TestTelegram:
             (403, "Forbidden: bot was blocked by the user"),
             (400, "Bad Request: chat not found"),
             (401, "Unauthorized"),
+            (400, "Bad Request: need administrator rights in the channel chat"),
+            (400, "Bad Request: CHAT_WRITE_FORBIDDEN"),
+            (400, "Bad Request: TOPIC_CLOSED"),
+            (400, "Bad Request: PEER_ID_INVALID"),
         ],
     )
     async def test_permanent_errors(
@@ -142,6 +146,16 @@ class TestTelegram:
         error = await _failure(self._sink(http))
         assert error.permanent
         assert "SECRET" not in str(error)
+
+    async def test_an_unknown_bad_request_is_retried(
+        self, respx_mock: respx.MockRouter, http: HttpTransport
+    ) -> None:
+        respx_mock.post(TELEGRAM).respond(
+            400, json={"ok": False, "error_code": 400, "description": "Bad Request: something new"}
+        )
+        error = await _failure(self._sink(http))
+        assert not error.permanent
+        assert "something new" in str(error)
 
     async def test_migrated_group_names_the_new_chat_id(
         self, respx_mock: respx.MockRouter, http: HttpTransport
