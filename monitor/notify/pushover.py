@@ -1,5 +1,7 @@
 """Pushover messages API. Emergency alerts use priority 2, which repeats the alarm every
-`emergency_retry` until the user acknowledges it or `emergency_expire` passes."""
+`emergency_retry` until the user acknowledges it or `emergency_expire` passes. They carry a tag
+per account and rule, so the resolved notice can stop an alarm nobody acknowledged: otherwise the
+phone keeps ringing every minute for up to `emergency_expire` after the danger passed."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import httpx
 
 from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
-from monitor.domain.notification import Notification, Severity
+from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.notify.base import is_good_news, plain_text, truncate
 from monitor.notify.http import HttpSink, HttpTransport, json_object, raise_for_status
 
@@ -26,6 +28,12 @@ def priority(notification: Notification) -> int:
     return 0 if is_good_news(notification) else PRIORITY[notification.severity]
 
 
+def alarm_tag(notification: Notification) -> str:
+    """The Pushover tag of one account's emergency alarm for one rule (letters, digits, - and _)."""
+    raw = f"portfolio-monitor-{notification.account}-{notification.rule}"
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in raw)
+
+
 def _errors(response: httpx.Response) -> str:
     errors = json_object(response).get("errors")
     return "; ".join(str(error) for error in errors) if isinstance(errors, list) else ""
@@ -39,6 +47,7 @@ class PushoverSink(HttpSink):
         assert settings.user is not None
         super().__init__(name, settings, http)
         self._url = settings.api_url or API_URL
+        self._receipts_url = self._url.rsplit("/", 1)[0] + "/receipts/cancel_by_tag"
         self._token = settings.token.get_secret_value()
         self._user = settings.user.get_secret_value()
         self._retry = settings.emergency_retry or EMERGENCY_RETRY
@@ -60,7 +69,16 @@ class PushoverSink(HttpSink):
         if level == 2:
             form["retry"] = str(int(self._retry.total_seconds()))
             form["expire"] = str(int(self._expire.total_seconds()))
-        response = await self._post(self._url, data=form)
+            form["tags"] = alarm_tag(notification)
+        if notification.kind is NotificationKind.RESOLVED:
+            # Before the notice, so a failed cancel is retried without sending the notice twice.
+            # Every resolved notice cancels: an emergency may have eased (silently) to a lower
+            # severity before it resolved.
+            cancel = f"{self._receipts_url}/{alarm_tag(notification)}.json"
+            self._check(await self._post(cancel, data={"token": self._token}))
+        self._check(await self._post(self._url, data=form))
+
+    def _check(self, response: httpx.Response) -> None:
         if 400 <= response.status_code < 500 and response.status_code != 429:
             # Pushover: a 4xx means the token, user key or message is invalid; do not retry.
             raise DeliveryError(

@@ -380,6 +380,29 @@ class TestPushover:
         assert form["expire"] == ["3600"]
         assert form["token"] == ["apptoken"]
         assert form["user"] == ["userkey"]
+        assert form["tags"] == ["portfolio-monitor-main-margin_ratio"]
+
+    async def test_resolved_notice_stops_the_emergency_alarm(
+        self, respx_mock: respx.MockRouter, http: HttpTransport
+    ) -> None:
+        cancel = respx_mock.post(
+            "https://api.pushover.net/1/receipts/cancel_by_tag/portfolio-monitor-main-margin_ratio.json"
+        ).respond(200, json={"status": 1, "canceled": 1})
+        message = respx_mock.post(PUSHOVER).respond(200, json={"status": 1})
+        await self._sink(http).send(
+            notification(severity=Severity.CRITICAL, kind=NotificationKind.RESOLVED)
+        )
+        assert parse_qs(cancel.calls.last.request.content.decode()) == {"token": ["apptoken"]}
+        assert parse_qs(message.calls.last.request.content.decode())["priority"] == ["0"]
+
+    async def test_a_failed_cancel_is_retried_before_the_notice_is_sent(
+        self, respx_mock: respx.MockRouter, http: HttpTransport
+    ) -> None:
+        respx_mock.post(url__regex=r".*/receipts/cancel_by_tag/.*").respond(503)
+        message = respx_mock.post(PUSHOVER).respond(200, json={"status": 1})
+        error = await _failure(self._sink(http), notification(kind=NotificationKind.RESOLVED))
+        assert not error.permanent
+        assert not message.called
 
     async def test_critical_is_high_priority_without_retry(
         self, respx_mock: respx.MockRouter, http: HttpTransport
