@@ -60,6 +60,8 @@ T = TypeVar("T")
 # A cached position leg is trusted this long without being used; retention never deletes a leg
 # used more recently than its shortest period (at least an hour), so a cached id stays valid.
 LEG_CACHE_SECONDS = 600.0
+# Between two hours rolled up: longer than SQLite's busy handler sleeps between its retries.
+PRUNE_PAUSE_SECONDS = 0.15
 
 _LegKey = tuple[int, str, Side, MarginMode, float, float, float | None]
 # A snapshot's positions as far as stored ids and tier tables go: venue, then per position its
@@ -395,18 +397,36 @@ class SqlStore:
     # -- retention ------------------------------------------------------------------------
 
     async def prune(self, now: datetime) -> retention.PruneReport:
-        """Downsample raw snapshots past their period and delete what is past the longest one."""
+        """Downsample raw snapshots past their period and delete what is past the longest one.
+
+        Raw snapshots are rolled up one hour per transaction (see `retention.roll_up_batch`).
+        """
         policy = self.retention_policy
-        # Deleted legs may still be cached by a long-idle position: forget them all.
-        report = await self.write(
-            "pruning old snapshots",
-            lambda conn: retention.prune(conn, policy, now),
+        cutoff = retention.raw_cutoff(policy, now)
+        snapshots = positions = 0
+        while True:
+            # Deleted legs may still be cached by a long-idle position: forget them all.
+            done = await self.write(
+                "pruning old snapshots",
+                lambda conn: retention.roll_up_batch(conn, cutoff),
+                self._ids.forget_legs,
+            )
+            if done is None:
+                break
+            snapshots, positions = snapshots + done[0], positions + done[1]
+            if self.is_sqlite:
+                # Another process waiting for the lock (the daemon, when this prune runs from
+                # the command line) polls for it about every 100 ms: let it have its turn.
+                await asyncio.sleep(PRUNE_PAUSE_SECONDS)
+        minutes, hours = await self.write(
+            "deleting expired history",
+            lambda conn: retention.expire(conn, policy, now, unused_legs=snapshots > 0),
             self._ids.forget_legs,
         )
         if self._writer_thread is not None:
             async with self._write_lock:
                 await self._writer_thread.run(lambda: sqlite_maintenance(self._writer_connection()))
-        return report
+        return retention.PruneReport(cutoff, snapshots, positions, minutes, hours)
 
 
 class Cycle:

@@ -38,7 +38,7 @@ from monitor.storage.models import (
     PositionRollup,
     PositionSnapshot,
 )
-from monitor.storage.sqltypes import from_millis, to_millis
+from monitor.storage.sqltypes import to_millis
 
 # A position row is found back from its group's maximum of snapshot_id * ORDINAL_SPAN + ordinal.
 ORDINAL_SPAN = 65536
@@ -89,7 +89,9 @@ def _bucket(taken_at: ColumnElement[object], resolution: int) -> ColumnElement[i
     return (millis // (resolution * 1000)) * (resolution * 1000)
 
 
-def _position_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ...]]:
+def _position_rollup(
+    cutoff_ms: int, resolution: int, first_id: int, last_id: int
+) -> Select[tuple[object, ...]]:
     snap = AccountSnapshot.__table__
     pos = PositionSnapshot.__table__
     leg = PositionLeg.__table__
@@ -108,7 +110,11 @@ def _position_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ..
         .select_from(
             pos.join(snap, snap.c.id == pos.c.snapshot_id).join(leg, leg.c.id == pos.c.leg_id)
         )
-        .where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms)
+        .where(
+            type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms,
+            # A range of the position table's key: without it the planner scans all of it.
+            pos.c.snapshot_id.between(first_id, last_id),
+        )
         .group_by(snap.c.account_id, bucket, leg.c.symbol_id, leg.c.side, leg.c.margin_mode)
         .subquery("groups")
     )
@@ -168,32 +174,59 @@ _POSITION_ROLLUP_COLUMNS = [
 ]
 
 
-def prune(conn: Connection, policy: RetentionPolicy, now: datetime) -> PruneReport:
-    """Roll positions of raw snapshots older than `policy.raw` up into minute and hour rows (the
-    account rows are rolled up as they are written), delete those snapshots, and delete minute and
-    hour rows past their periods. Runs inside the caller's transaction."""
-    raw_cutoff = _hour_floor(now - policy.raw)
-    cutoff_ms = to_millis(raw_cutoff)
+def raw_cutoff(policy: RetentionPolicy, now: datetime) -> datetime:
+    """Raw snapshots taken before this hour are rolled up and deleted."""
+    return _hour_floor(now - policy.raw)
+
+
+def roll_up_batch(conn: Connection, cutoff: datetime) -> tuple[int, int] | None:
+    """Roll up and delete the oldest hour of raw snapshots before `cutoff`, in the caller's
+    transaction: (snapshots, position rows) deleted, or None when none is left.
+
+    One hour per transaction keeps the write lock short, so a prune started from the command line
+    never makes the running daemon's cycle wait past its busy timeout; an interrupted prune leaves
+    whole hours rolled up and the next run carries on.
+    """
     snap = _table(AccountSnapshot)
     pos = _table(PositionSnapshot)
-    old_ids = select(snap.c.id).where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms)
-
-    rolled_up = int(conn.scalar(select(func.count()).select_from(old_ids.subquery())) or 0)
-    deleted_positions = 0
-    if rolled_up:
-        for resolution in (MINUTE, HOUR):
-            conn.execute(
-                dialect_insert(conn)(PositionRollup)
-                .from_select(_POSITION_ROLLUP_COLUMNS, _position_rollup(cutoff_ms, resolution))
-                # A snapshot stored late into an already rolled-up hour is dropped, not merged.
-                .on_conflict_do_nothing()
+    taken = type_coerce(snap.c.taken_at, BigInteger)
+    oldest = conn.scalar(select(func.min(taken)).where(taken < to_millis(cutoff)))
+    if oldest is None:
+        return None
+    batch_end = min(int(oldest) // (HOUR * 1000) * (HOUR * 1000) + HOUR * 1000, to_millis(cutoff))
+    first_id, last_id = conn.execute(
+        select(func.min(snap.c.id), func.max(snap.c.id)).where(taken < batch_end)
+    ).one()
+    for resolution in (MINUTE, HOUR):
+        conn.execute(
+            dialect_insert(conn)(PositionRollup)
+            .from_select(
+                _POSITION_ROLLUP_COLUMNS,
+                _position_rollup(batch_end, resolution, first_id, last_id),
             )
-        result = conn.execute(delete(pos).where(pos.c.snapshot_id.in_(old_ids)))
-        deleted_positions = result.rowcount
-        conn.execute(delete(snap).where(type_coerce(snap.c.taken_at, BigInteger) < cutoff_ms))
+            # A snapshot stored late into an already rolled-up hour is dropped, not merged.
+            .on_conflict_do_nothing()
+        )
+    old_ids = select(snap.c.id).where(taken < batch_end)
+    positions = conn.execute(
+        delete(pos).where(
+            pos.c.snapshot_id.between(first_id, last_id), pos.c.snapshot_id.in_(old_ids)
+        )
+    ).rowcount
+    snapshots = conn.execute(delete(snap).where(taken < batch_end)).rowcount
+    return snapshots, positions
+
+
+def expire(
+    conn: Connection, policy: RetentionPolicy, now: datetime, *, unused_legs: bool
+) -> tuple[int, int]:
+    """Delete minute and hour rows past their periods and, with `unused_legs` (after raw rows
+    were deleted), position legs no position uses any more, in the caller's transaction:
+    (minute rows, hour rows) deleted."""
+    if unused_legs:
+        pos = _table(PositionSnapshot)
         leg = _table(PositionLeg)
         conn.execute(delete(leg).where(leg.c.id.not_in(select(pos.c.leg_id).distinct())))
-
     minute_cutoff = to_millis(_hour_floor(now - policy.minute))
     hour_cutoff = to_millis(_hour_floor(now - policy.hour))
     minutes = conn.execute(
@@ -220,10 +253,4 @@ def prune(conn: Connection, policy: RetentionPolicy, now: datetime) -> PruneRepo
             type_coerce(PositionRollup.bucket_start, BigInteger) < hour_cutoff,
         )
     )
-    return PruneReport(
-        raw_cutoff=from_millis(cutoff_ms),
-        snapshots_rolled_up=rolled_up,
-        position_rows_deleted=deleted_positions,
-        minute_rows_deleted=minutes.rowcount,
-        hour_rows_deleted=hours.rowcount,
-    )
+    return minutes.rowcount, hours.rowcount

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from monitor.domain.errors import StorageError
 from monitor.domain.model import Tier
 from monitor.ports import CycleWriter, OutboxStore, SnapshotStore
-from monitor.storage import queries
+from monitor.storage import queries, retention
 from monitor.storage.migrate import prepare_database
 from monitor.storage.models import (
     AccountSnapshot,
@@ -396,3 +396,42 @@ async def test_position_history_by_minute_reaches_past_the_minute_period(store: 
             == [T0 + timedelta(hours=h) for h in range(3)]
         )
         assert [p.samples for p in positions] == [6, 6, 6]
+
+
+async def test_an_interrupted_prune_keeps_whole_hours_and_the_next_run_finishes(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three hours of 10-minute snapshots with a dip in the last one.
+    for i in range(18):
+        async with store.cycle() as cycle:
+            await cycle.add_snapshot(
+                snapshot(
+                    taken_at=T0 + timedelta(minutes=10 * i), mark=45_000.0 if i == 16 else 58_000.0
+                )
+            )
+    window = (T0, T0 + timedelta(hours=3), 3600)
+    before = await queries.position_history(store, "main", "BTCUSDT", *window)
+    rolled_up = retention.roll_up_batch
+    calls = 0
+
+    def fail_on_second_hour(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StorageError("disk I/O error")
+        return rolled_up(*args)
+
+    monkeypatch.setattr(retention, "roll_up_batch", fail_on_second_hour)
+    with pytest.raises(StorageError):
+        await store.prune(T0 + timedelta(days=8))
+    # One transaction per hour: the first hour is rolled up and gone, the rest untouched.
+    assert await count(store, AccountSnapshot) == 12
+    assert await queries.position_history(store, "main", "BTCUSDT", *window) == before
+
+    monkeypatch.setattr(retention, "roll_up_batch", rolled_up)
+    report = await store.prune(T0 + timedelta(days=8))
+    assert (report.snapshots_rolled_up, report.position_rows_deleted) == (12, 24)
+    assert await count(store, AccountSnapshot) == 0
+    after = await queries.position_history(store, "main", "BTCUSDT", *window)
+    assert after == before
+    assert after[2].min_distance == pytest.approx((45_000 - 41_000) / 45_000)
