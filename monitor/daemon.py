@@ -80,6 +80,9 @@ class Daemon:
         self._metrics = Metrics()
         self._started = time.monotonic()
         self._reloading: asyncio.Task[None] | None = None
+        # A SIGHUP not yet acted on: during start-up, or while a reload runs (the file may have
+        # changed again since that reload read it).
+        self._reload_wanted = False
 
     def stop(self) -> None:
         """Ask the daemon to shut down cleanly (what SIGTERM does)."""
@@ -116,6 +119,8 @@ class Daemon:
                 len(settings.accounts),
                 without_password(settings.database_url()),
             )
+            if self._reload_wanted:
+                self.request_reload()
             watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
             try:
                 await self._stop.wait()
@@ -198,7 +203,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
 
     def _remove_signals(self) -> None:
         if not self.options.handle_signals:
@@ -207,14 +212,21 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
 
-    def _request_reload(self) -> None:
+    def request_reload(self) -> None:
+        """Re-read the configuration file soon (what SIGHUP does)."""
+        self._reload_wanted = True
         if self._service is None:
-            log.warning("SIGHUP during start-up ignored; the configuration was just read")
+            log.info("SIGHUP during start-up: the configuration is read again once started")
             return
         if self._reloading is not None and not self._reloading.done():
-            log.warning("reload already in progress; SIGHUP ignored")
+            log.info("SIGHUP during a reload: the configuration is read again after it")
             return
-        self._reloading = asyncio.create_task(self.reload(), name="reload")
+        self._reloading = asyncio.create_task(self._reload_while_wanted(), name="reload")
+
+    async def _reload_while_wanted(self) -> None:
+        while self._reload_wanted and not self._stop.is_set():
+            self._reload_wanted = False
+            await self.reload()
 
     async def reload(self) -> None:
         """Re-read the configuration; a bad one is rejected and the running one kept."""

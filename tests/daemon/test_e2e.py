@@ -274,12 +274,27 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         # normally (its client is not closed under it) and reports nothing afterwards.
         slow = sim.inject_fault("timeout", account="spare", delay=2.5, count=1)
         await wait_until(lambda: slow.hits == 1, 10, "a slow spare request", daemon.log)
+        reloads = daemon.notify.count("RELOADING=1")
         write_config(
             config,
             state,
             endpoints,
             accounts=("main",),
             warning_below="800%",
+            metrics_port=metrics_port,
+        )
+        daemon.signal(signal.SIGHUP)
+        # Edited again while that reload still runs (it waits for the slow cycle): the second
+        # SIGHUP is not lost, the newest file wins once the first reload is done.
+        await wait_until(
+            lambda: daemon.notify.count("RELOADING=1") > reloads, 5, "RELOADING=1", daemon.log
+        )
+        write_config(
+            config,
+            state,
+            endpoints,
+            accounts=("main",),
+            warning_below="300%",
             metrics_port=metrics_port,
         )
         daemon.signal(signal.SIGHUP)
@@ -297,6 +312,9 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         )
         assert snapshot_counts(state)["spare"] == spare
         assert len(_events(hook.payloads, "firing", "warning")) == 1
+        # The newest file (warning below 300 %) resolves main's warning.
+        await hook.wait_for(lambda p: bool(_events([p], "resolved")), within=15)
+        assert daemon.notify.count("RELOADING=1") == reloads + 2
 
         # SIGTERM while a cycle waits for a slow exchange: that cycle finishes and is stored.
         sim.inject_fault("timeout", account="main", delay=3)
