@@ -21,8 +21,10 @@ from monitor.domain.errors import (
 
 # Binance puts the end of an IP ban into the 418 message: "IP banned until 1700000000000."
 _BANNED_UNTIL = re.compile(r"banned until (\d{13})")
-# Bybit sends 10016 "Internal server error" as a plain ExchangeError; it is transient.
-_TRANSIENT_CODES = ('"retCode":10016', '"retCode": 10016', "-1000", "-1001")
+# Venue codes ccxt leaves as a plain ExchangeError although they are transient: Binance -1000
+# unknown error, -1001 disconnected, -1008 server busy (ccxt maps it for USDⓈ-M only, not for
+# COIN-M); Bybit 10000 server timeout, 10016 internal error / service restarting.
+_TRANSIENT_CODE = re.compile(r'"(?:code|retCode)"\s*:\s*(?:-1000|-1001|-1008|10000|10016)\b')
 # A throttled request without Retry-After still must not hammer the venue.
 DEFAULT_BAN_SECONDS = 30.0
 
@@ -91,8 +93,7 @@ def translate(exc: BaseException, where: str) -> MonitorError:
     if isinstance(exc, ccxt.OperationFailed | aiohttp.ClientError | OSError):
         return ExchangeUnavailable(f"{where}: exchange unavailable: {detail}")
     if isinstance(exc, ccxt.ExchangeError) and (
-        isinstance(exc.__cause__, aiohttp.ClientError)
-        or any(code in str(exc) for code in _TRANSIENT_CODES)
+        isinstance(exc.__cause__, aiohttp.ClientError) or _TRANSIENT_CODE.search(str(exc))
     ):
         return ExchangeUnavailable(f"{where}: exchange unavailable: {detail}")
     if isinstance(exc, ccxt.BaseError):

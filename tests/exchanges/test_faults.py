@@ -85,12 +85,20 @@ async def test_a_failed_part_never_yields_an_empty_position_list(
     assert len((await client.fetch_account()).positions) == 2
 
 
-async def test_bybit_server_busy_is_retried(
-    sim: SimulatorServer, client_for: ClientFactory
+@pytest.mark.parametrize(
+    ("account", "venue", "asset", "path"),
+    [
+        ("by-cross", "bybit-linear", "USDT", "/v5/position/list"),
+        # ccxt knows -1008 only for USDⓈ-M; on COIN-M it is a plain ExchangeError.
+        ("bn-oneway", "binance-coinm", "BTC", "/dapi/v1/positionRisk"),
+    ],
+)
+async def test_server_busy_is_retried(
+    sim: SimulatorServer, client_for: ClientFactory, account: str, venue: str, asset: str, path: str
 ) -> None:
-    sim.inject_fault("busy", account="by-cross", path="/v5/position/list", count=1)
-    assert len((await client_for("by-cross").fetch_account()).positions) == 2
-    assert requests_to(sim, "/v5/position/list") == 2
+    sim.inject_fault("busy", account=account, path=path, count=1)
+    assert (await client_for(account, venue, asset).fetch_account()).positions
+    assert requests_to(sim, path) == 2
 
 
 async def test_malformed_bybit_answer_retried(

@@ -222,6 +222,13 @@ def test_translation_of_other_failures() -> None:
     assert isinstance(
         translate(ccxt.ExchangeError('bybit {"retCode":10016}'), "w"), ExchangeUnavailable
     )
+    timeout = 'bybit {"retCode":10000,"retMsg":"Server Timeout"}'
+    assert isinstance(translate(ccxt.ExchangeError(timeout), "w"), ExchangeUnavailable)
+    busy = 'binancecoinm {"code":-1008,"msg":"Server is currently overloaded"}'
+    assert isinstance(translate(ccxt.ExchangeError(busy), "w"), ExchangeUnavailable)
+    # A code that merely starts like a transient one is not one.
+    refused = 'bybit {"retCode":100160,"retMsg":"no"}'
+    assert isinstance(translate(ccxt.ExchangeError(refused), "w"), ExchangeDataError)
     banned = translate(ccxt.DDoSProtection(f"banned until {int((time.time() + 60) * 1000)}"), "w")
     assert isinstance(banned, ExchangeUnavailable)
     assert banned.retry_after == pytest.approx(60, abs=2)
