@@ -12,6 +12,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from monitor.domain.errors import MonitorError
 from monitor.domain.model import Snapshot
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,12 @@ class Metrics:
             _remove(self.poll_errors, account, kind)
 
     def serve(self, host: str, port: int) -> None:
-        """Expose /metrics over HTTP on host:port (a background thread)."""
-        self._server = start_http_server(port, addr=host, registry=self.registry)
+        """Expose /metrics over HTTP on host:port (a background thread); MonitorError naming
+        `metrics.listen` when that address cannot be bound."""
+        try:
+            self._server = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise MonitorError(f"metrics.listen {host}:{port}: {exc.strerror or exc}") from None
         log.info("metrics endpoint on http://%s:%d/metrics", host, port)
 
     def close(self) -> None:

@@ -7,6 +7,9 @@ import socket
 import urllib.request
 from datetime import UTC, datetime
 
+import pytest
+
+from monitor.domain.errors import MonitorError
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, MarginMode, Position, Side, Snapshot, Tier, Venue
 from monitor.metrics import Metrics
@@ -116,3 +119,14 @@ def test_http_endpoint() -> None:
         metrics.close()
     assert 'portfolio_monitor_margin_ratio{account="main"}' in body
     assert "portfolio_monitor_outbox_depth 3.0" in body
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "no-such-host.invalid"])
+def test_an_address_that_cannot_be_bound_names_metrics_listen(host: str) -> None:
+    # Before, the daemon died with an OSError traceback after opening everything else.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MonitorError, match=rf"^metrics.listen {host}:{port}: \w"):
+            Metrics().serve(host, port)
