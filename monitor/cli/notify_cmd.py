@@ -76,7 +76,7 @@ async def _send_all(settings: Settings, names: list[str]) -> dict[str, str | Non
         if mqtt_settings is None:
             sinks = build_sinks(settings.notify, http)
             return await _send(sinks, names, notification)
-        async with MqttPublisher(mqtt_settings) as mqtt:
+        async with MqttPublisher(mqtt_settings, availability=False) as mqtt:
             try:
                 async with asyncio.timeout(MQTT_CONNECT_TIMEOUT):
                     await mqtt.wait_attempted()

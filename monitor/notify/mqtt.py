@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import socket
 import ssl
@@ -105,14 +106,21 @@ class MqttPublisher:
         reconnect_min: float = 1.0,
         reconnect_max: float = 60.0,
         birth_delay: float = 2.0,
+        availability: bool = True,
     ) -> None:
+        """`availability=False` is for a short-lived second client next to the daemon (such as
+        `test-notify`): its own client id (the same id would throw the daemon off the broker),
+        no last will and no "online"/"offline", which would mark the running daemon offline."""
         self._settings = settings
+        self._availability = availability
         self._name = name
         self._reconnect_min = reconnect_min
         self._reconnect_max = reconnect_max
         self._birth_delay = birth_delay
         self._tls = tls_context(settings)
         self._identifier = settings.client_id or f"portfolio-monitor-{socket.gethostname()}"
+        if not availability:
+            self._identifier += f"-{os.getpid()}"
         self._prefix = settings.topic_prefix
         self._accounts: dict[str, _Account] = {}
         self._states: dict[str, bytes] = {}
@@ -228,7 +236,7 @@ class MqttPublisher:
     async def close(self) -> None:
         """Publish "offline" (a clean disconnect does not fire the last will), then disconnect."""
         client = self._client
-        if client is not None and self._connected.is_set():
+        if client is not None and self._connected.is_set() and self._availability:
             try:
                 await client.publish(
                     self.availability_topic, OFFLINE, qos=1, retain=True, timeout=OFFLINE_TIMEOUT
@@ -269,7 +277,7 @@ class MqttPublisher:
 
     def _retained(self) -> list[_Message]:
         """Everything a fresh broker (or a restarted Home Assistant) needs."""
-        messages = [_Message(self.availability_topic, ONLINE, 1, True)]
+        messages = self._online()
         messages.extend(_Message(topic, b"", 1, True) for topic in self._cleared)
         for account in self._accounts:
             messages.extend(self._discovery(account))
@@ -301,7 +309,9 @@ class MqttPublisher:
             identifier=self._identifier,
             username=settings.username,
             password=settings.password.get_secret_value() if settings.password else None,
-            will=aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True),
+            will=aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True)
+            if self._availability
+            else None,
             keepalive=max(5, int(settings.keepalive.total_seconds())),
             tls_context=self._tls,
             timeout=PUBLISH_TIMEOUT,
@@ -377,8 +387,11 @@ class MqttPublisher:
                 for item in self._discovery_all():
                     self._put(item)
 
+    def _online(self) -> list[_Message]:
+        return [_Message(self.availability_topic, ONLINE, 1, True)] if self._availability else []
+
     def _discovery_all(self) -> list[_Message]:
-        messages = [_Message(self.availability_topic, ONLINE, 1, True)]
+        messages = self._online()
         for account in self._accounts:
             messages.extend(self._discovery(account))
         return messages

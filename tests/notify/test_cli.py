@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from monitor.cli import app, notify_cmd
 from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
+from monitor.config.notify import MqttSettings
+from monitor.notify.mqtt import MqttPublisher
 from tests.notify.mqtt_client import collect
 from tests.support.mosquitto import Mosquitto, free_port, mosquitto, mosquitto_binary  # noqa: F401
 from tests.support.tools import tool_missing
@@ -148,6 +150,28 @@ async def test_mqtt_sink(tmp_path: Path, mosquitto: Mosquitto) -> None:  # noqa:
     (message,) = await listener
     assert message.json()["event"] == "test"
     assert not message.retain
+
+
+@pytest.mark.mqtt
+async def test_mqtt_test_leaves_the_running_daemon_alone(
+    tmp_path: Path,
+    mosquitto: Mosquitto,  # noqa: F811
+) -> None:
+    """test-notify on the daemon's host, with the daemon's config: the daemon keeps its session
+    and Home Assistant keeps seeing it online."""
+    settings = f'[notify.mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
+    config = write_config(tmp_path, settings + 'client_id = "pm-daemon"\n')
+    availability = "portfolio_monitor/availability"
+    daemon_settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="pm-daemon")
+    async with MqttPublisher(daemon_settings) as daemon:
+        async with asyncio.timeout(5):
+            await daemon.wait_connected()
+        code, out, err = await asyncio.to_thread(run, "test-notify", "--config", config)
+        assert code == 0, out + err
+        seen = await collect(mosquitto, [availability], until=bool)
+        assert [m.payload for m in seen] == [b"online"]
+        assert daemon.connected
+    assert "already connected" not in mosquitto.log()  # the daemon was never thrown off
 
 
 def test_mqtt_broker_down_fails(tmp_path: Path) -> None:
