@@ -81,6 +81,10 @@ class Metrics:
     def observe_snapshot(self, snapshot: Snapshot) -> None:
         """Set every gauge of one account from its latest snapshot."""
         account, risk = snapshot.account, snapshot.risk
+        previous_asset = self._assets.get(account)
+        if previous_asset is not None and previous_asset != snapshot.state.asset:
+            # A reload moved the account to another margin pool: one equity series, not two.
+            _remove(self.equity, account, previous_asset)
         self._assets[account] = snapshot.state.asset
         self.equity.labels(account, snapshot.state.asset).set(risk.equity)
         _set_or_nan(self.margin_ratio.labels(account), risk.margin_ratio)

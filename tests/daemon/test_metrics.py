@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import socket
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -130,3 +131,19 @@ def test_an_address_that_cannot_be_bound_names_metrics_listen(host: str) -> None
         port = taken.getsockname()[1]
         with pytest.raises(MonitorError, match=rf"^metrics.listen {host}:{port}: \w"):
             Metrics().serve(host, port)
+
+
+def test_equity_follows_a_reload_to_another_margin_pool() -> None:
+    metrics = Metrics()
+    usdt = _snapshot("BTCUSDT")
+    metrics.observe_snapshot(usdt)
+    # `asset = "USDC"` set for the account and SIGHUP: the next snapshot is of the USDC pool.
+    usdc = replace(usdt, state=replace(usdt.state, asset="USDC"))
+    metrics.observe_snapshot(usdc)
+    assert _value(metrics, "portfolio_monitor_equity", account="main", asset="USDT") is None
+    assert (
+        _value(metrics, "portfolio_monitor_equity", account="main", asset="USDC")
+        == usdc.risk.equity
+    )
+    metrics.forget_account("main")
+    assert _value(metrics, "portfolio_monitor_equity", account="main", asset="USDC") is None
