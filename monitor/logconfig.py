@@ -1,6 +1,6 @@
 """Logging set-up that suits both journald and a person at a terminal.
 
-Under systemd (`$JOURNAL_STREAM` set) each line starts with a `<N>` syslog priority, which journald
+Under systemd (stderr is the stream `$JOURNAL_STREAM` names) each line starts with a `<N>` syslog priority, which journald
 strips and records as the priority; journald adds its own timestamps. Elsewhere lines carry a UTC
 timestamp, or go through rich when stderr is a terminal.
 """
@@ -40,6 +40,25 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(prefix + line for line in text.splitlines() or [""])
 
 
+def stderr_is_journal() -> bool:
+    """Whether stderr is the journal stream systemd opened for us.
+
+    Not merely whether `$JOURNAL_STREAM` is set: a shell started by a service (a terminal
+    emulator run as a systemd user unit) inherits the variable, and a person at that terminal
+    would get `<6>` prefixes and no timestamps. systemd.exec(5) says to compare the device and
+    inode it names with stderr's.
+    """
+    device, sep, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not sep:
+        return False
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+        return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+    except (OSError, ValueError):
+        # No real file behind stderr (io.UnsupportedOperation is both), or a garbled variable.
+        return False
+
+
 def _console_formatter() -> logging.Formatter:
     formatter = logging.Formatter(
         "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ"
@@ -54,7 +73,7 @@ def configure_logging(level: int | str = logging.INFO, *, rich_tty: bool = True)
     for existing in list(root.handlers):
         root.removeHandler(existing)
     handler: logging.Handler
-    if os.environ.get("JOURNAL_STREAM"):
+    if stderr_is_journal():
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
     elif rich_tty and sys.stderr.isatty():

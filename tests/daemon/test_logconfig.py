@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -40,14 +42,17 @@ def test_priorities(level: int, priority: int) -> None:
     assert journal_priority(level) == priority
 
 
-def test_journal_format(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+def _journal_stream_is_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    stat = os.fstat(sys.stderr.fileno())
+    monkeypatch.setenv("JOURNAL_STREAM", f"{stat.st_dev}:{stat.st_ino}")
+
+
+def test_journal_format(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    _journal_stream_is_stderr(monkeypatch)
     configure_logging(logging.DEBUG)
     logging.getLogger("monitor.test").warning("account=main poll failed\nsecond line")
     logging.getLogger("monitor.test").debug("cycle done")
-    lines = capsys.readouterr().err.splitlines()
+    lines = capfd.readouterr().err.splitlines()
     assert lines == [
         "<4>monitor.test: account=main poll failed",
         "<4>second line",
@@ -64,3 +69,17 @@ def test_console_format(capsys: pytest.CaptureFixture[str]) -> None:
     assert err[:4].isdigit()
     assert "Z " in err
     assert "chatter" not in err
+
+
+def test_journal_stream_inherited_by_a_terminal_is_not_the_journal(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A shell started by a systemd unit inherits JOURNAL_STREAM, but its stderr is elsewhere:
+    # a person there wants timestamps, not "<6>" prefixes.
+    stat = os.fstat(sys.stderr.fileno())
+    monkeypatch.setenv("JOURNAL_STREAM", f"{stat.st_dev}:{stat.st_ino + 1}")
+    configure_logging(logging.INFO, rich_tty=False)
+    logging.getLogger("monitor.test").info("hello")
+    err = capfd.readouterr().err
+    assert not err.startswith("<")
+    assert "INFO    monitor.test: hello" in err
