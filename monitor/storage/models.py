@@ -61,7 +61,7 @@ class Account(Base):
     __tablename__ = "account"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
     venue: Mapped[str] = mapped_column(String(32))
     asset: Mapped[str] = mapped_column(String(16))
     poll_interval: Mapped[float | None] = mapped_column(Float)
@@ -74,7 +74,7 @@ class Symbol(Base):
     __tablename__ = "symbol"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
 
 
 class AccountSnapshot(Base):
@@ -212,7 +212,7 @@ class AlertState(Base):
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
-    rule_key: Mapped[str] = mapped_column(String(200))
+    rule_key: Mapped[str] = mapped_column(String)
     state: Mapped[Any] = mapped_column(JsonType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -225,7 +225,7 @@ class AlertEvent(Base):
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
-    rule_key: Mapped[str] = mapped_column(String(200))
+    rule_key: Mapped[str] = mapped_column(String)
     severity: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -244,8 +244,8 @@ class Outbox(Base):
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    notification_id: Mapped[str] = mapped_column(String(200))
-    sink: Mapped[str] = mapped_column(String(64))
+    notification_id: Mapped[str] = mapped_column(String)
+    sink: Mapped[str] = mapped_column(String)
     payload: Mapped[Any] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -435,3 +435,21 @@ async def test_an_interrupted_prune_keeps_whole_hours_and_the_next_run_finishes(
     after = await queries.position_history(store, "main", "BTCUSDT", *window)
     assert after == before
     assert after[2].min_distance == pytest.approx((45_000 - 41_000) / 45_000)
+
+
+async def test_long_names_are_stored_alike_on_both_engines(store: SqlStore) -> None:
+    # Nothing in the configuration limits account or webhook names; a notification id contains
+    # the account name. PostgreSQL used to refuse what SQLite stored.
+    account = "a" * 300
+    sink = "w" * 100
+    note = replace(notification(), id=f"{account}:margin_ratio:warning:firing:1:0", account=account)
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot(account))
+        await cycle.save_alert_states(account, {"margin_ratio" * 30: {"firing": "warning"}})
+        await cycle.enqueue([note], [sink])
+    latest = await queries.latest_snapshot(store, account)
+    assert latest is not None
+    assert latest.account == account
+    assert list(await store.load_alert_states(account)) == ["margin_ratio" * 30]
+    [entry] = await store.due(T0 + timedelta(hours=1), 10)
+    assert (entry.sink, entry.notification) == (sink, note)
