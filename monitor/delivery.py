@@ -127,21 +127,24 @@ class OutboxSender:
         now = self._clock.now()
         entries = await self._store.due(now, self._batch)
         by_sink: dict[str, list[OutboxEntry]] = {}
+        waiting: dict[str, list[OutboxEntry]] = {}
         attempted = 0
         for entry in entries:
             if entry.sink in self.disabled or entry.sink not in self._sinks:
                 reason = self.disabled.get(entry.sink, "the sink is not configured any more")
-                await self._store.mark_dead(entry.id, reason)
+                await self._store.mark_dead(entry.id, reason, attempted=False)
                 attempted += 1
                 continue
             blocked = self._blocked_until.get(entry.sink)
             if blocked is not None and blocked > now:
                 # Move the row out of the way, or a backlog for one dead sink would fill every
                 # batch and starve the healthy sinks queued behind it.
-                await self._postpone(entry, blocked)
+                waiting.setdefault(entry.sink, []).append(entry)
                 attempted += 1
                 continue
             by_sink.setdefault(entry.sink, []).append(entry)
+        for sink, rows in waiting.items():
+            await self._postpone(sink, rows, self._blocked_until[sink])
         # Every sink's run finishes before the pass ends, even when another one's store write
         # failed: a send left running would still be unmarked when the next pass reads the
         # outbox, and would be sent a second time.
@@ -170,8 +173,7 @@ class OutboxSender:
             await self._failed(entry, error)
             blocked = self._blocked_until.get(sink_name)
             if not error.permanent and blocked is not None:
-                for later in entries[done:]:
-                    await self._postpone(later, blocked)
+                await self._postpone(sink_name, entries[done:], blocked)
             return len(entries)
         return len(entries)
 
@@ -210,10 +212,11 @@ class OutboxSender:
             error,
         )
 
-    async def _postpone(self, entry: OutboxEntry, until: datetime) -> None:
-        reason = self._last_error.get(entry.sink, "")
-        await self._store.mark_failed(
-            entry.id, until, f"not tried: {entry.sink} is failing ({reason})"
+    async def _postpone(self, sink: str, entries: Sequence[OutboxEntry], until: datetime) -> None:
+        """Rows that wait for their failing sink; not an attempt (`alerts` counts real tries)."""
+        reason = self._last_error.get(sink, "")
+        await self._store.postpone(
+            [entry.id for entry in entries], until, f"not tried: {sink} is failing ({reason})"
         )
 
     async def _disable(self, entry: OutboxEntry, reason: str) -> None:

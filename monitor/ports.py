@@ -95,8 +95,15 @@ class OutboxStore(Protocol):
         """A retryable failure: count the attempt and try again at `next_attempt_at`."""
         ...
 
-    async def mark_dead(self, entry_id: int, error: str) -> None:
-        """Give up on the entry (its sink failed permanently); it stays stored for inspection."""
+    async def postpone(
+        self, entry_ids: Sequence[int], next_attempt_at: datetime, note: str
+    ) -> None:
+        """Not tried (their sink is failing): due again at `next_attempt_at`, no attempt counted."""
+        ...
+
+    async def mark_dead(self, entry_id: int, error: str, *, attempted: bool = True) -> None:
+        """Give up on the entry (its sink failed permanently); it stays stored for inspection.
+        `attempted=False` when it was not even tried, so no attempt is counted."""
         ...
 
     async def depth(self) -> int:

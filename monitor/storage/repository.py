@@ -320,13 +320,31 @@ class SqlStore:
             last_error=error,
         )
 
-    async def mark_dead(self, entry_id: int, error: str) -> None:
-        """Give up on the entry; it stays stored for inspection."""
+    async def postpone(
+        self, entry_ids: Sequence[int], next_attempt_at: datetime, note: str
+    ) -> None:
+        """Entries not tried because their sink is failing: due again at `next_attempt_at`,
+        without counting an attempt."""
+        if not entry_ids:
+            return
+        ids = list(entry_ids)
+        await self.write(
+            "postponing notifications",
+            lambda conn: conn.execute(
+                update(Outbox)
+                .where(Outbox.id.in_(ids))
+                .values(next_attempt_at=next_attempt_at, last_error=note)
+            ),
+        )
+
+    async def mark_dead(self, entry_id: int, error: str, *, attempted: bool = True) -> None:
+        """Give up on the entry; it stays stored for inspection. `attempted=False`: it was
+        not even tried (its sink is disabled or gone), so no attempt is counted."""
         await self._update_outbox(
             "recording an undeliverable notification",
             entry_id,
             dead=True,
-            attempts=Outbox.attempts + 1,
+            attempts=Outbox.attempts + (1 if attempted else 0),
             last_error=error,
         )
 

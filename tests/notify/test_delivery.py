@@ -130,6 +130,24 @@ async def test_a_backlog_for_a_dead_sink_does_not_starve_the_others(
     assert len({r.next_attempt_at for r in rows.values()}) == 1  # all wait for the same retry
 
 
+async def test_rows_waiting_behind_a_failing_sink_count_no_attempts(
+    store: SqlStore, database: Path
+) -> None:
+    clock = ManualClock()
+    down = ScriptedSink("down", [retryable("HTTP 502")] * 3)
+    await store.enqueue([notification(id=f"n{i}") for i in range(3)], ["down"])
+    sender = OutboxSender(store, {"down": down}, POLICY, clock=clock)
+    for wait in (0, 5, 10):  # three failed tries of n0, each after its back-off
+        clock.advance(wait)
+        await sender.deliver_due()
+    clock.advance(1)
+    await store.enqueue([notification(id="late")], ["down"])  # arrives while the sink waits
+    await sender.deliver_due()
+    attempts = {r.notification_id: r.attempts for r in outbox_rows(database)}
+    assert attempts == {"n0": 3, "n1": 0, "n2": 0, "late": 0}
+    assert down.attempts == 3
+
+
 async def test_permanent_failure_disables_the_sink_and_tells_the_others(
     store: SqlStore, database: Path
 ) -> None:
@@ -144,7 +162,9 @@ async def test_permanent_failure_disables_the_sink_and_tells_the_others(
     assert "broken" in sender.disabled
     rows = {(r.notification_id, r.sink): r for r in outbox_rows(database)}
     assert rows[("n1", "broken")].dead
+    assert rows[("n1", "broken")].attempts == 1
     assert rows[("n2", "broken")].dead
+    assert rows[("n2", "broken")].attempts == 0  # given up without a try
     assert "does not exist" in (rows[("n2", "broken")].last_error or "")
     system = [n for n in ops.received if n.kind is NotificationKind.SYSTEM]
     assert len(system) == 1
@@ -163,6 +183,7 @@ async def test_rows_for_a_sink_no_longer_configured_are_marked_dead(
     (row,) = outbox_rows(database)
     assert row.dead
     assert row.last_error == "the sink is not configured any more"
+    assert row.attempts == 0
 
 
 async def test_nothing_is_lost_across_a_restart(database: Path) -> None:
