@@ -147,6 +147,11 @@ async def _backup_before_upgrade(url: str, current: str | None, head: str) -> Pa
     if destination.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         destination = path.with_name(f"{path.name}.pre-{head}-{stamp}.bak")
+        # A second attempt within the same second (a restart loop) must not stop the start.
+        number = 1
+        while destination.exists():
+            number += 1
+            destination = path.with_name(f"{path.name}.pre-{head}-{stamp}-{number}.bak")
     await asyncio.to_thread(backup_sqlite, path, destination)
     log.info("backed up %s to %s before migrating", path, destination)
     return destination

@@ -161,6 +161,11 @@ async def test_sqlite_is_copied_before_an_upgrade(tmp_path: Path) -> None:
     assert again is not None
     assert again != copy
     assert again.name.startswith("monitor.db.pre-0002_next-")
+    # A third attempt (within the same second, as in a restart loop) finds a free name too.
+    third = await _backup_before_upgrade(url, "0001_initial", "0002_next")
+    assert third is not None
+    assert third not in (copy, again)
+    assert third.is_file()
     with closing(sqlite3.connect(copy)) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
             head_revision(),
