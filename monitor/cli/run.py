@@ -35,7 +35,8 @@ def _level(name: str) -> int:
 
 @contextmanager
 def _logged_exit(failure: str) -> Iterator[None]:
-    """Bad configuration exits 78, any other monitor error exits 1 after `failure: reason`."""
+    """Bad configuration exits 78; any other monitor error, or an OS error such as a state
+    directory that cannot be created, exits 1 after `failure: reason`."""
     try:
         yield
     except ConfigError as exc:
@@ -44,6 +45,11 @@ def _logged_exit(failure: str) -> Iterator[None]:
         log.error("configuration error:\n%s", exc)
         raise typer.Exit(EXIT_CONFIG) from None
     except MonitorError as exc:
+        log.error("%s: %s", failure, exc)
+        raise typer.Exit(EXIT_FAILURE) from None
+    except OSError as exc:
+        # The machine, not the code: e.g. a state_dir the user cannot create (running as
+        # oneself with the default /var/lib/portfolio-monitor). One line, not a traceback.
         log.error("%s: %s", failure, exc)
         raise typer.Exit(EXIT_FAILURE) from None
 

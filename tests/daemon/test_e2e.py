@@ -376,3 +376,21 @@ def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert "accounts.main.poll_intervl" in result.stderr
     assert "s3cr3t-value" not in result.stderr + result.stdout
+
+
+def test_state_dir_that_cannot_be_created_exits_1_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "{tmp_path / "file" / "state"}"\n')
+    result = subprocess.run(
+        [str(BINARY), "run", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"cannot run: [Errno 20] Not a directory: '{tmp_path / 'file' / 'state'}'" in (
+        result.stderr
+    )
