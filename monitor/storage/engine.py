@@ -146,6 +146,8 @@ def backup_sqlite(source: Path, destination: Path) -> None:
         with contextlib.closing(sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
             conn.execute("VACUUM INTO ?", (str(destination),))
     except sqlite3.Error as exc:
+        # A part-written copy (disk full) must not pass for a backup, nor block the next try.
+        destination.unlink(missing_ok=True)
         raise StorageError(f"backup of {source} to {destination}: {exc}") from exc
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
+import signal
 import sqlite3
+import subprocess
 import sys
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -217,6 +220,31 @@ def test_backup_is_a_consistent_copy(db: str, tmp_path: Path) -> None:
     code, _, err = invoke("backup", "--database", db, str(tmp_path / "copy.db"))
     assert code == 2
     assert "already exists" in err
+
+
+def _no_file_over_16_kib() -> None:
+    # As on a full disk: writes past the limit fail (EFBIG) instead of killing the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+
+
+def test_a_failed_backup_leaves_no_partial_copy(db: str, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    command = [sys.executable, "-m", "monitor", "backup", "--database", db, str(copy)]
+    failed = subprocess.run(
+        command,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_no_file_over_16_kib,
+    )
+    assert failed.returncode == 1, failed.stderr
+    assert str(copy) in failed.stderr
+    # Not a truncated file that looks like a backup and makes the retry say "already exists".
+    assert not copy.exists()
+    code, out, _ = invoke("backup", "--database", db, str(copy))
+    assert code == 0, out
 
 
 def test_backup_refuses_postgresql() -> None:
