@@ -79,6 +79,7 @@ class OutboxSender:
         self._batch = batch
         self._wake = asyncio.Event()
         self._blocked_until: dict[str, datetime] = {}
+        self._resumed = False
         self._failures: dict[str, int] = {}
         self._pass = asyncio.Lock()
         self._last_error: dict[str, str] = {}
@@ -125,6 +126,13 @@ class OutboxSender:
 
     async def _deliver_due(self) -> int:
         now = self._clock.now()
+        if not self._resumed:
+            # Sinks that were in back-off when the process stopped still are: their rows wait
+            # in the store, and a newer row sent now would overtake them (a resolved notice
+            # arriving before the firing one).
+            for sink, until in (await self._store.retry_times(now)).items():
+                self._blocked_until.setdefault(sink, until)
+            self._resumed = True
         entries = await self._store.due(now, self._batch)
         by_sink: dict[str, list[OutboxEntry]] = {}
         waiting: dict[str, list[OutboxEntry]] = {}

@@ -87,6 +87,10 @@ class OutboxStore(Protocol):
         """Undelivered, not dead entries whose next attempt is at or before `now`, oldest first."""
         ...
 
+    async def retry_times(self, now: datetime) -> Mapping[str, datetime]:
+        """For each sink with entries waiting for a retry (due after `now`), the earliest one."""
+        ...
+
     async def mark_delivered(self, entry_id: int, at: datetime) -> None:
         """The sink accepted the entry; it is never sent again."""
         ...

@@ -298,6 +298,20 @@ class SqlStore:
                 for row_id, sink, payload, attempts in rows
             ]
 
+    async def retry_times(self, now: datetime) -> dict[str, datetime]:
+        """For each sink with entries waiting for a retry (due after `now`), the earliest one."""
+        async with self.reading("reading the outbox retry times") as conn:
+            rows = await conn.execute(
+                select(Outbox.sink, func.min(Outbox.next_attempt_at))
+                .where(
+                    Outbox.delivered_at.is_(None),
+                    Outbox.dead.is_(False),
+                    Outbox.next_attempt_at > now,
+                )
+                .group_by(Outbox.sink)
+            )
+            return {str(sink): when for sink, when in rows}
+
     async def _update_outbox(self, action: str, entry_id: int, **values: Any) -> None:
         await self.write(
             action,

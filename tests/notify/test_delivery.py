@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -205,6 +206,31 @@ async def test_nothing_is_lost_across_a_restart(database: Path) -> None:
         assert ops.received[0].facts["margin_ratio"] == 1.42
     finally:
         await reopened.close()
+
+
+async def test_after_a_restart_a_newer_row_still_waits_for_an_older_one_in_back_off(
+    store: SqlStore,
+) -> None:
+    """The firing notice failed and waits for its retry; the daemon restarts and the alert
+    resolves. The resolved notice must not arrive first: the last word would be "firing"."""
+    clock = ManualClock()
+    firing = notification(id="firing", kind=NotificationKind.FIRING)
+    await store.enqueue([firing], ["ops"])
+    down = ScriptedSink("ops", [retryable()])
+    await OutboxSender(store, {"ops": down}, POLICY, clock=clock).deliver_due()
+
+    clock.advance(1)  # restarted: a new sender that knows nothing of the back-off
+    resolved = replace(
+        notification(id="resolved", kind=NotificationKind.RESOLVED), created_at=clock.now()
+    )
+    await store.enqueue([resolved], ["ops"])
+    ops = ScriptedSink("ops")
+    sender = OutboxSender(store, {"ops": ops}, POLICY, clock=clock)
+    await sender.flush(5)
+    assert ops.received == []
+    clock.advance(4)
+    assert await sender.flush(5)
+    assert [n.id for n in ops.received] == ["firing", "resolved"]
 
 
 async def test_flush_is_bounded(store: SqlStore) -> None:
