@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from monitor.config.alerts import AccountAlerts
-from monitor.config.types import Duration
+from monitor.config.types import Credential, Duration
 from monitor.domain.model import Venue
 
 # The margin pool a venue's account watches unless `asset` says otherwise.
@@ -27,8 +27,8 @@ class AccountSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     venue: Venue
-    api_key: SecretStr
-    api_secret: SecretStr
+    api_key: Credential
+    api_secret: Credential
     poll_interval: Duration = timedelta(seconds=10)
     # Replaces scheme and host of every API URL (simulator, proxy); the path is kept.
     base_url: str | None = None

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from monitor.config.types import Duration
+from monitor.config.types import Credential, Duration
 
 WebhookKind = Literal["json", "telegram", "ntfy", "slack", "discord", "pushover"]
 
@@ -107,16 +107,16 @@ class WebhookSettings(BaseModel):
 
     kind: WebhookKind
     url: SecretStr | None = None
-    secret: SecretStr | None = None
+    secret: Credential | None = None
     headers: dict[str, str] | None = None
-    bot_token: SecretStr | None = None
+    bot_token: Credential | None = None
     chat_id: str | None = None
     message_thread_id: int | None = None
     api_url: str | None = None
     server: str | None = None
     topic: str | None = None
-    token: SecretStr | None = None
-    user: SecretStr | None = None
+    token: Credential | None = None
+    user: Credential | None = None
     emergency_retry: Duration | None = None
     emergency_expire: Duration | None = None
     timeout: Duration = timedelta(seconds=10)

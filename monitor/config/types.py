@@ -1,4 +1,4 @@
-"""Field types shared by every configuration section: human durations and percentages.
+"""Field types shared by every configuration section: human durations, percentages, credentials.
 
 They reuse the domain parsers, so "10s" or "300%" mean the same in the config file as on the
 command line, and they print back in the same human form in `check-config`.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, SecretStr
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.units import parse_duration, parse_percent
@@ -62,3 +62,16 @@ Percent = Annotated[
     PlainSerializer(lambda fraction: f"{fraction * 100:g}%", return_type=str, when_used="json"),
 ]
 """A fraction written as "300%" (3.0) or a plain number."""
+
+
+def _credential(value: SecretStr) -> SecretStr:
+    # Keys and tokens never hold spaces; a pasted one often ends with one, and a signature made
+    # with it fails as "invalid signature" at run time instead of here.
+    text = value.get_secret_value().strip()
+    if not text:
+        raise ValueError("is empty (an empty credential file or environment variable?)")
+    return SecretStr(text)
+
+
+Credential = Annotated[SecretStr, AfterValidator(_credential)]
+"""An API key, secret or token: never printed, surrounding whitespace dropped, never empty."""

@@ -249,3 +249,25 @@ def test_unusable_database_url_is_a_config_error_without_the_password(
 def test_masked_dump_hides_the_database_password(tmp_path: Path, url: str, shown: str) -> None:
     settings = load_settings(write(tmp_path, f"[database]\nurl = {url!r}\n"))
     assert settings.masked_dump()["database"]["url"] == shown
+
+
+def test_empty_credentials_are_errors_and_pasted_spaces_are_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "accounts__main__api_key").write_text("\n")  # truncated credential file
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    monkeypatch.setenv("PORTFOLIO_MONITOR_ACCOUNTS__MAIN__API_SECRET", "  ")
+    message = errors_of(write(tmp_path, ACCOUNT))
+    assert "accounts.main.api_key: is empty" in message
+    assert "accounts.main.api_secret: is empty" in message
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    monkeypatch.setenv("PORTFOLIO_MONITOR_ACCOUNTS__MAIN__API_SECRET", "pasted-secret \n")
+    account = load_settings(write(tmp_path, ACCOUNT)).accounts["main"]
+    assert account.api_secret.get_secret_value() == "pasted-secret"
+
+
+def test_empty_webhook_token_is_an_error(tmp_path: Path) -> None:
+    text = '[notify.webhooks.tg]\nkind = "telegram"\nbot_token = ""\nchat_id = "42"\n'
+    assert "notify.webhooks.tg.bot_token: is empty" in errors_of(write(tmp_path, text))
