@@ -11,13 +11,25 @@ from datetime import timedelta
 from itertools import pairwise
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
 from monitor.config.types import Duration, Percent
 from monitor.domain.alerts import AlertRules, Rule, RuleKey
 from monitor.domain.errors import ConfigError, InvalidInput
 from monitor.domain.notification import Severity
 from monitor.domain.units import parse_percent
+
+
+def _percent_text(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
 
 
 def _off_or_percent(value: object) -> object:
@@ -36,15 +48,20 @@ def _off_or_percent(value: object) -> object:
         raise ValueError(exc.problem) from None
 
 
-OptionalLevel = Annotated[float | None, BeforeValidator(_off_or_percent)]
+OptionalLevel = Annotated[
+    float | None,
+    BeforeValidator(_off_or_percent),
+    # check-config shows "300%" as written, not 3.0 (which a reader takes for 3 %).
+    PlainSerializer(
+        lambda level: None if level is None else _percent_text(level),
+        return_type=str | None,
+        when_used="json",
+    ),
+]
 """A level written as "150%" or "off"."""
 
 SeverityName = Literal["info", "warning", "critical", "emergency"]
 _SEVERITIES = (Severity.WARNING, Severity.CRITICAL, Severity.EMERGENCY)
-
-
-def _percent_text(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
 
 
 class _Section(BaseModel):

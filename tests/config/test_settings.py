@@ -271,3 +271,13 @@ def test_empty_credentials_are_errors_and_pasted_spaces_are_dropped(
 def test_empty_webhook_token_is_an_error(tmp_path: Path) -> None:
     text = '[notify.webhooks.tg]\nkind = "telegram"\nbot_token = ""\nchat_id = "42"\n'
     assert "notify.webhooks.tg.bot_token: is empty" in errors_of(write(tmp_path, text))
+
+
+def test_check_config_shows_alert_levels_as_percentages(tmp_path: Path) -> None:
+    text = ACCOUNT + '[accounts.main.alerts.margin_ratio]\nwarning_below = "250%"\n'
+    text += '[alerts.liquidation_distance]\ncritical_below = "off"\n'
+    alerts = load_settings(write(tmp_path, text)).masked_dump()
+    assert alerts["alerts"]["margin_ratio"]["warning_below"] == "300%"  # not 3.0
+    assert alerts["alerts"]["liquidation_distance"]["warning_below"] == "10%"  # not 0.1
+    assert alerts["alerts"]["liquidation_distance"]["critical_below"] is None
+    assert alerts["accounts"]["main"]["alerts"]["margin_ratio"]["warning_below"] == "250%"
