@@ -447,6 +447,11 @@ def _instrument(raw: Any, path: str, feeds: Mapping[str, Feed]) -> Instrument:
     )
 
 
+def _published(value: float) -> float:
+    """`value` to 12 significant digits, as a venue would print it."""
+    return float(f"{value:.12g}")
+
+
 def _tiers(raw: Any, path: str) -> tuple[TierSpec, ...]:
     rows = _list(raw, path)
     if not rows:
@@ -459,7 +464,9 @@ def _tiers(raw: Any, path: str) -> tuple[TierSpec, ...]:
         row_path = f"{path}[{i}]"
         row = _table(row_raw, row_path)
         _reject_unknown(row, row_path, {"cap", "mmr", "max_leverage", "deduction"})
-        mmr = _percent(_require(row, "mmr", row_path), f"{row_path}.mmr")
+        # Venues publish short decimals (0.0065, cum 950); percent arithmetic leaves binary noise
+        # (0.006500000000000001, 950.0000000000002) that would show in every payload.
+        mmr = _published(_percent(_require(row, "mmr", row_path), f"{row_path}.mmr"))
         if not 0 < mmr < 1:
             raise InvalidInput(f"{row_path}.mmr", "must be between 0 and 100 %")
         if mmr < previous_mmr:
@@ -471,7 +478,7 @@ def _tiers(raw: Any, path: str) -> tuple[TierSpec, ...]:
         if cap_raw is None and i != len(rows) - 1:
             raise InvalidInput(f"{row_path}.cap", "only the last tier may leave the cap open")
         # Binance's recursion cum_n = floor_n * (mmr_n - mmr_{n-1}) + cum_{n-1} keeps MM continuous.
-        deduction = deduction + floor * (mmr - previous_mmr) if i else 0.0
+        deduction = _published(deduction + floor * (mmr - previous_mmr)) if i else 0.0
         if "deduction" in row:
             deduction = _float(row["deduction"], f"{row_path}.deduction")
         max_leverage = _positive(

@@ -51,6 +51,20 @@ def test_deductions_follow_the_recursion() -> None:
     assert [t.floor for t in tiers] == [0, 50000, 250000, 1000000]
 
 
+def test_tier_rates_and_deductions_are_the_decimals_a_venue_publishes() -> None:
+    data = _minimal()
+    data["instruments"][0]["tiers"] = [
+        {"cap": 50000, "mmr": "0.4%"},
+        {"cap": 600000, "mmr": "0.5%"},
+        {"cap": 3000000, "mmr": "0.65%"},
+        {"mmr": "1%"},
+    ]
+    tiers = load_scenario(data).instruments[0].tiers
+    # Exactly, not approximately: these numbers go into every bracket payload as they are.
+    assert [t.mmr for t in tiers] == [0.004, 0.005, 0.0065, 0.01]
+    assert [t.deduction for t in tiers] == [0, 50, 950, 11450]
+
+
 @pytest.mark.parametrize(
     ("mutate", "path"),
     [
