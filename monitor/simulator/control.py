@@ -11,6 +11,7 @@ simulate`): the same levers tests pull in-process, as JSON over HTTP.
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -53,7 +54,7 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     async def set_price(request: web.Request) -> web.Response:
         feed = request.match_info["feed"]
         price = (await body(request)).get("price")
-        if price is not None and (not isinstance(price, int | float) or price <= 0):
+        if price is not None and (not _finite(price) or price <= 0):
             raise _bad("price: must be a positive number or null")
         try:
             server.set_price(feed, None if price is None else float(price))
@@ -63,7 +64,7 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
 
     async def advance(request: web.Request) -> web.Response:
         seconds = (await body(request)).get("seconds")
-        if not isinstance(seconds, int | float) or seconds < 0:
+        if not _finite(seconds) or seconds < 0:
             raise _bad("seconds: must be a number >= 0")
         try:
             server.advance(float(seconds))
@@ -108,6 +109,11 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     app.router.add_put("/_sim/prices/{feed}", set_price)
     app.router.add_post("/_sim/advance", advance)
     app.router.add_get("/_sim/state", state)
+
+
+def _finite(value: Any) -> bool:
+    # Python's json accepts NaN and Infinity (a NaN price poisons every mark), and true is an int.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _bad(message: str) -> web.HTTPBadRequest:

@@ -62,7 +62,11 @@ async def test_faults_prices_clock_and_state(simulator: SimulatorServer) -> None
         ("POST", "faults", {"kind": "auth", "colour": "red"}, "colour"),
         ("PUT", "prices/DOGE", {"price": 1}, "feed"),
         ("PUT", "prices/BTC", {"price": -1}, "price"),
+        ("PUT", "prices/BTC", {"price": float("nan")}, "price"),
+        ("PUT", "prices/BTC", {"price": float("inf")}, "price"),
+        ("PUT", "prices/BTC", {"price": True}, "price"),
         ("POST", "advance", {"seconds": "soon"}, "seconds"),
+        ("POST", "advance", {"seconds": float("inf")}, "seconds"),
     ],
 )
 async def test_bad_requests_name_the_field(
