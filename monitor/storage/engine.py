@@ -160,6 +160,13 @@ def sqlite_maintenance(conn: Connection) -> None:
     assert raw is not None
     try:
         raw.execute("PRAGMA optimize")
-        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # A truncating checkpoint holds the write lock while it waits for readers (a `history`
+        # or `status` in another process): waiting up to busy_timeout would make the daemon's
+        # next cycle fail with "database is locked". Without a wait it only skips this time.
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     except sqlite3.Error as exc:
         raise StorageError(f"database maintenance: {exc}") from exc

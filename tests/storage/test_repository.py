@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,7 @@ from monitor.domain.errors import StorageError
 from monitor.domain.model import Tier
 from monitor.ports import CycleWriter, OutboxStore, SnapshotStore
 from monitor.storage import queries, retention
+from monitor.storage.engine import BUSY_TIMEOUT_MS
 from monitor.storage.migrate import prepare_database
 from monitor.storage.models import (
     AccountSnapshot,
@@ -453,3 +458,24 @@ async def test_long_names_are_stored_alike_on_both_engines(store: SqlStore) -> N
     assert list(await store.load_alert_states(account)) == ["margin_ratio" * 30]
     [entry] = await store.due(T0 + timedelta(hours=1), 10)
     assert (entry.sink, entry.notification) == (sink, note)
+
+
+async def test_prune_does_not_hold_the_write_lock_waiting_for_a_reader(tmp_path: Path) -> None:
+    """The WAL checkpoint after a prune skips when a reader (`history` in another process) is
+    in the middle of a read; waiting for it would block the daemon's writes for busy_timeout."""
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    store = await prepare_database(url)
+    try:
+        for i in range(12):
+            async with store.cycle() as cycle:
+                await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(minutes=10 * i)))
+        with closing(sqlite3.connect(tmp_path / "monitor.db", isolation_level=None)) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM account_snapshot").fetchone()
+            began = time.monotonic()
+            await store.prune(T0 + timedelta(days=8))
+            assert time.monotonic() - began < BUSY_TIMEOUT_MS / 1000 / 2
+            reader.execute("COMMIT")
+        assert await count(store, AccountSnapshot) == 0
+    finally:
+        await store.close()
