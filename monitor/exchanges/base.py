@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,6 +112,10 @@ async def all_of(*requests: Coroutine[Any, Any, Any]) -> list[Any]:
     return [task.result() for task in tasks]
 
 
+# The longest a close waits for a running fetch (its retries are bounded well below this).
+_CLOSE_WAIT = 60.0
+
+
 class VenueClient(abc.ABC):
     """One configured account on one venue; implements `monitor.ports.ExchangeClient`."""
 
@@ -141,6 +146,9 @@ class VenueClient(abc.ABC):
         self._key_id = key_id
         self._policy = policy
         self.tiers = TierBook(name, venue, tier_refresh)
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def label(self) -> str:
@@ -202,9 +210,20 @@ class VenueClient(abc.ABC):
     async def server_time_ms(self) -> int:
         """The venue's clock in milliseconds since the epoch."""
 
-    @abc.abstractmethod
     async def fetch_account(self) -> AccountState:
         """The pool's complete current state, or an error: never a partial state."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._fetch_account()
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    @abc.abstractmethod
+    async def _fetch_account(self) -> AccountState:
+        """`fetch_account` of the venue."""
 
     @abc.abstractmethod
     async def probe(self) -> ProbeReport:
@@ -215,5 +234,10 @@ class VenueClient(abc.ABC):
         return self.tiers.drain()
 
     async def close(self) -> None:
-        """Release this account's ccxt instance (closed once no other entry of the key uses it)."""
+        """Release this account's ccxt instance (closed once no other entry of the key uses it),
+        after the fetch still running on it, if any, has finished."""
+        # A reload or removal closes the client while a poll may still run on it; closing the
+        # session under that poll failed it with "the exchange refused the request".
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), _CLOSE_WAIT)
         await self._release()

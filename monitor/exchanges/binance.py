@@ -44,7 +44,7 @@ class BinanceClient(VenueClient):
         response = as_mapping(await getattr(self.exchange, method)(), f"{self.label}: time")
         return int(number(response, "serverTime", f"{self.label}: time"))
 
-    async def fetch_account(self) -> AccountState:
+    async def _fetch_account(self) -> AccountState:
         await self.ensure_markets()
         if self._inverse:
             account, risk = await all_of(

@@ -61,7 +61,7 @@ class BybitClient(VenueClient):
         response = as_mapping(await self.exchange.publicGetV5MarketTime(), f"{self.label}: time")
         return int(number(response, "time", f"{self.label}: time"))
 
-    async def fetch_account(self) -> AccountState:
+    async def _fetch_account(self) -> AccountState:
         await self.ensure_markets()
         wallet, info, rows = await all_of(
             self.request(

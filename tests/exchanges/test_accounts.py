@@ -3,6 +3,8 @@ liquidation prices agree with the ones the (simulated) exchange reports."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import SecretStr
 
@@ -123,6 +125,22 @@ async def test_entries_of_one_key_share_an_instance_until_the_last_closes(
     assert (await inverse.fetch_account()).positions
     await inverse.close()
     assert inverse.exchange.session is None
+
+
+async def test_closing_waits_for_the_poll_still_running_on_the_client(
+    client_for: ClientFactory, sim: SimulatorServer
+) -> None:
+    # A reload or removal closes an account's client while its poll may be half-way.
+    client = client_for("bn-oneway")
+    await client.fetch_account()
+    sim.inject_fault("timeout", account="bn-oneway", path="/fapi/v3/positionRisk", delay=0.3)
+    polling = asyncio.create_task(client.fetch_account())
+    await asyncio.sleep(0.1)
+    sim.clear_faults()
+    await client.close()
+    assert polling.done()
+    assert {p.symbol for p in (await polling).positions} == {"BTCUSDT", "ETHUSDT"}
+    assert client.exchange.session is None
 
 
 async def test_a_changed_bracket_table_is_reported(sim: SimulatorServer) -> None:
