@@ -43,6 +43,7 @@ HISTORY_COLUMNS = (
     "deliveries",
 )
 SILENCE_COLUMNS = ("id", "account", "until", "remaining", "created_at", "reason")
+MAX_ID = 2**63 - 1
 
 
 async def _known_account(store: SqlStore, account: str) -> bool:
@@ -266,7 +267,8 @@ def silence(
     if remove is not None:
         if account is not None:
             raise usage_error("--remove takes a silence id, not an ACCOUNT")
-        if not run_on_store(url, lambda store: store.remove_silence(remove)):
+        # An id past the 64-bit range cannot name a stored silence (and the driver would raise).
+        if not (0 < remove <= MAX_ID and run_on_store(url, lambda s: s.remove_silence(remove))):
             raise usage_error(f"--remove: no silence with id {remove} (see silence --list)")
         err(f"silence {remove} removed; notifications resume with the next poll")
         return
@@ -293,5 +295,7 @@ def silence(
             f"silenced {added.account} until {stamp(added.until)} UTC ({row['remaining']}), "
             f"id {added.id}; end it early with: portfolio-monitor silence --remove {added.id}"
         )
+    elif fmt is Format.CSV:
+        print_csv([row], SILENCE_COLUMNS)
     else:
         print_json(row)

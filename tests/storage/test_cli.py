@@ -310,3 +310,17 @@ def test_since_further_back_than_the_calendar_means_everything(db: str) -> None:
     assert code == 0, err
     _, two_days, _ = invoke("history", "--database", db, "--since", "2d", "--format", "json")
     assert len(json.loads(everything)) >= len(json.loads(two_days)) > 0
+
+
+def test_silence_remove_of_an_id_beyond_64_bits_is_bad_input(db: str) -> None:
+    code, _, err = invoke("silence", "--database", db, "--remove", str(2**64))
+    assert code == 2
+    assert f"no silence with id {2**64}" in err
+
+
+def test_silence_prints_the_format_asked_for(db: str) -> None:
+    code, out, _ = invoke("silence", "main", "--for", "1h", "--database", db, "--format", "csv")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header == "id,account,until,remaining,created_at,reason"
+    assert row.startswith("1,main,")
