@@ -52,6 +52,10 @@ def raise_for_status(sink: str, response: httpx.Response, detail: str = "") -> N
     status = response.status_code
     if 200 <= status < 300:
         return
+    if 300 <= status < 400 and not detail:
+        # Typically http:// answered by a redirect to https://. The target is not echoed: it
+        # may carry the hook's token.
+        detail = "the URL redirects elsewhere; configure the final URL (redirects are not followed)"
     suffix = f": {detail}" if detail else ""
     if status in (408, 425, 429) or status >= 500:
         raise DeliveryError(

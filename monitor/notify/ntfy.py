@@ -8,7 +8,7 @@ from typing import Any
 from monitor.config.notify import WebhookSettings
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.notify.base import is_good_news, plain_text
-from monitor.notify.http import HttpSink, HttpTransport, raise_for_status
+from monitor.notify.http import HttpSink, HttpTransport, json_object, raise_for_status
 
 SERVER = "https://ntfy.sh"
 # ntfy priorities: 1 min, 2 low, 3 default, 4 high, 5 max (breaks through Do Not Disturb).
@@ -52,4 +52,6 @@ class NtfySink(HttpSink):
         }
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         response = await self._post(self._url, json=message, headers=headers)
-        raise_for_status(self._name, response)
+        # ntfy explains a refusal in JSON: {"code": 40301, "error": "forbidden", ...}.
+        detail = "" if response.is_success else str(json_object(response).get("error") or "")
+        raise_for_status(self._name, response, detail[:200])

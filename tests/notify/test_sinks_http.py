@@ -86,6 +86,15 @@ class TestJsonWebhook:
         error = await _failure(JsonWebhookSink("ops", webhook("json", url=HOOK), http))
         assert error.permanent
 
+    async def test_a_redirect_is_permanent_and_says_so(
+        self, respx_mock: respx.MockRouter, http: HttpTransport
+    ) -> None:
+        respx_mock.post(HOOK).respond(301, headers={"Location": "https://elsewhere/?token=t0k"})
+        error = await _failure(JsonWebhookSink("ops", webhook("json", url=HOOK), http))
+        assert error.permanent
+        assert "HTTP 301: the URL redirects elsewhere; configure the final URL" in str(error)
+        assert "t0k" not in str(error)
+
     async def test_timeout_and_connection_errors_are_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
@@ -356,10 +365,15 @@ class TestNtfy:
 
     async def test_errors(self, respx_mock: respx.MockRouter, http: HttpTransport) -> None:
         respx_mock.post(NTFY).mock(
-            side_effect=[httpx.Response(401), httpx.Response(429, headers={"Retry-After": "3"})]
+            side_effect=[
+                httpx.Response(403, json={"code": 40301, "http": 403, "error": "forbidden"}),
+                httpx.Response(429, headers={"Retry-After": "3"}),
+            ]
         )
         sink = NtfySink("phone", webhook("ntfy", topic="t"), http)
-        assert (await _failure(sink)).permanent
+        refused = await _failure(sink)
+        assert refused.permanent
+        assert str(refused) == "phone: HTTP 403: forbidden"
         error = await _failure(sink)
         assert not error.permanent
         assert error.retry_after == 3.0
