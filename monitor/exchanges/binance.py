@@ -177,9 +177,15 @@ class BinanceClient(VenueClient):
         method = (
             "dapiPrivateV2GetLeverageBracket" if self._inverse else "fapiPrivateGetLeverageBracket"
         )
-        response = as_list(
-            await self.request("leverage brackets", method), f"{self.label}: brackets"
-        )
+        try:
+            body = await self.request("leverage brackets", method)
+        except ExchangeUnavailable:
+            # A failed hourly re-read keeps the tables we have (tried again next poll) rather
+            # than leaving the account unwatched; only a table we never had fails the fetch.
+            if self.tiers.covers(symbols):
+                return
+            raise
+        response = as_list(body, f"{self.label}: brackets")
         tables: dict[str, TierTable] = {}
         for index, raw in enumerate(response):
             where = f"{self.label}: leverageBracket[{index}]"

@@ -179,16 +179,23 @@ class BybitClient(VenueClient):
         stale = self.tiers.stale(symbols)
         if not stale:
             return
-        responses = await all_of(
-            *(
-                self.request(
-                    f"risk limits {symbol}",
-                    "publicGetV5MarketRiskLimit",
-                    {"category": self._category, "symbol": symbol},
+        try:
+            responses = await all_of(
+                *(
+                    self.request(
+                        f"risk limits {symbol}",
+                        "publicGetV5MarketRiskLimit",
+                        {"category": self._category, "symbol": symbol},
+                    )
+                    for symbol in stale
                 )
-                for symbol in stale
             )
-        )
+        except ExchangeUnavailable:
+            # A failed hourly re-read keeps the tables we have (tried again next poll) rather
+            # than leaving the account unwatched; only a table we never had fails the fetch.
+            if self.tiers.covers(symbols):
+                return
+            raise
         self.tiers.update(
             {
                 symbol: self._table(symbol, response)
@@ -229,9 +236,14 @@ class BybitClient(VenueClient):
         if not symbols:
             return
         where = f"{self.label}: fee rates"
-        response = await self.request(
-            "fee rates", "privateGetV5AccountFeeRate", {"category": self._category}
-        )
+        try:
+            response = await self.request(
+                "fee rates", "privateGetV5AccountFeeRate", {"category": self._category}
+            )
+        except ExchangeUnavailable:
+            if symbols <= self._fee_rates.keys():
+                return  # the rates we have, as for the risk-limit tables
+            raise
         rates = {}
         for index, raw in enumerate(
             as_list(result_of(response, where).get("list"), f"{where}.list")

@@ -54,6 +54,10 @@ class TierBook:
             self._tables[symbol] = table
             self._loaded_at[symbol] = now
 
+    def covers(self, symbols: Iterable[str]) -> bool:
+        """Whether every one of `symbols` has a table, however old."""
+        return all(symbol in self._tables for symbol in symbols)
+
     def table(self, symbol: str) -> TierTable | None:
         """The cached table of `symbol`, None if never fetched."""
         return self._tables.get(symbol)

@@ -9,12 +9,13 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.config.accounts import AccountSettings
+from monitor.domain.errors import ExchangeUnavailable
 from monitor.domain.margin import assess
 from monitor.domain.model import MarginMode, Venue
 from monitor.exchanges import ExchangeHub
 from monitor.simulator.scenario import TierSpec
 from monitor.simulator.server import SimulatorServer
-from tests.exchanges.conftest import ClientFactory
+from tests.exchanges.conftest import TEST_RETRY, ClientFactory
 from tests.exchanges.scenario import POOLS
 
 
@@ -170,3 +171,33 @@ async def test_a_changed_bracket_table_is_reported(sim: SimulatorServer) -> None
     assert change.current[0].cap == 25_000
     eth = next(p for p in state.positions if p.symbol == "ETHUSDT")
     assert eth.tiers == change.current
+
+
+@pytest.mark.parametrize(
+    ("account", "venue", "tier_path"),
+    [
+        ("bn-oneway", Venue.BINANCE_USDM, "/fapi/v1/leverageBracket"),
+        ("by-cross", Venue.BYBIT_LINEAR, "/v5/market/risk-limit"),
+        ("by-cross", Venue.BYBIT_LINEAR, "/v5/account/fee-rate"),
+    ],
+)
+async def test_a_failed_table_refresh_keeps_the_tables_we_have(
+    sim: SimulatorServer, account: str, venue: Venue, tier_path: str
+) -> None:
+    info = sim.accounts[account]
+    settings = AccountSettings(
+        venue=venue,
+        api_key=SecretStr(info.api_key),
+        api_secret=SecretStr(info.api_secret),
+        base_url=sim.base_url,
+    )
+    # Tables re-read on every fetch; the venue's table endpoint then fails for good.
+    async with ExchangeHub(tier_refresh=0, retry=TEST_RETRY, timeout=1.0, rate_limit=False) as hub:
+        client = hub.client_for("main", settings)
+        first = await client.fetch_account()
+        sim.inject_fault("server_error", path=tier_path, status=503)
+        again = await client.fetch_account()
+        assert again.positions == first.positions
+        with pytest.raises(ExchangeUnavailable):
+            # A client that never had the tables cannot compute anything: it fails.
+            await hub.client_for("other", settings).fetch_account()
