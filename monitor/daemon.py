@@ -37,6 +37,7 @@ FETCH_TIMEOUT_SECONDS = 60.0
 # How long a reload lets the poll cycle in flight of a removed or changed account finish before
 # cancelling it (a cancelled cycle stores nothing).
 RELOAD_GRACE_SECONDS = 5.0
+RELOAD_RETRY_SECONDS = 30.0
 
 
 class SystemClock:
@@ -65,6 +66,7 @@ class DaemonOptions:
     stop_grace: float = STOP_GRACE_SECONDS
     fetch_timeout: float = FETCH_TIMEOUT_SECONDS
     handle_signals: bool = True
+    reload_retry: float = RELOAD_RETRY_SECONDS
 
 
 class Daemon:
@@ -83,6 +85,8 @@ class Daemon:
         # A SIGHUP not yet acted on: during start-up, or while a reload runs (the file may have
         # changed again since that reload read it).
         self._reload_wanted = False
+        self._reload_retry: asyncio.TimerHandle | None = None
+        self._up = False  # accounts registered and scheduled: a reload may run
 
     def stop(self) -> None:
         """Ask the daemon to shut down cleanly (what SIGTERM does)."""
@@ -119,6 +123,7 @@ class Daemon:
                 len(settings.accounts),
                 without_password(settings.database_url()),
             )
+            self._up = True
             if self._reload_wanted:
                 self.request_reload()
             watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
@@ -126,6 +131,8 @@ class Daemon:
                 await self._stop.wait()
             finally:
                 sdnotify.notify("STOPPING=1", "STATUS=stopping")
+                if self._reload_retry is not None:
+                    self._reload_retry.cancel()
                 log.info("stopping: finishing the poll cycle in flight")
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -166,14 +173,20 @@ class Daemon:
     async def _start_account(self, settings: Settings, name: str) -> None:
         assert self._service is not None
         account_settings = settings.accounts[name]
+        # The database first: when it refuses (locked), no client has been opened in vain.
+        await self._adapters.register_account(name, account_settings)
+        client = self._adapters.client_for(name, account_settings)
         watched = WatchedAccount(
             name=name,
-            client=self._adapters.client_for(name, account_settings),
+            client=client,
             rules=self._adapters.rules_for(settings, name),
             poll_interval=account_settings.poll_interval,
         )
-        await self._adapters.register_account(name, account_settings)
-        await self._service.watch(watched)
+        try:
+            await self._service.watch(watched)
+        except BaseException:
+            await self._adapters.close_client(name, client)
+            raise
         service = self._service
 
         async def poll() -> None:
@@ -215,7 +228,7 @@ class Daemon:
     def request_reload(self) -> None:
         """Re-read the configuration file soon (what SIGHUP does)."""
         self._reload_wanted = True
-        if self._service is None:
+        if not self._up:
             log.info("SIGHUP during start-up: the configuration is read again once started")
             return
         if self._reloading is not None and not self._reloading.done():
@@ -241,9 +254,14 @@ class Daemon:
         try:
             await self._apply(self._settings, new)
         except MonitorError as exc:
-            # Partly applied (e.g. the database refused to register a new account): what is
-            # scheduled now keeps running; the next SIGHUP retries the rest.
-            log.error("reload failed part-way: %s", exc)
+            # Partly applied (e.g. the database was locked by a backup while registering a new
+            # account): what is scheduled now keeps running, and the reload is retried by
+            # itself, or a new account would stay unwatched until someone sends SIGHUP again.
+            retry = self.options.reload_retry
+            log.error("reload failed part-way: %s; retrying in %gs", exc, retry)
+            if self._reload_retry is not None:
+                self._reload_retry.cancel()
+            self._reload_retry = asyncio.get_running_loop().call_later(retry, self.request_reload)
         else:
             self._settings = new
             log.info("configuration reloaded: %d account(s)", len(new.accounts))

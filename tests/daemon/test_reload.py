@@ -1,15 +1,21 @@
-"""Reload requests (SIGHUP) that arrive when a reload cannot start at once are kept, not dropped."""
+"""Reload requests (SIGHUP) are kept, not dropped: one that arrives when a reload cannot start at
+once, and one that the database refused part-way."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from monitor.config import load_settings
 from monitor.daemon import Daemon, DaemonOptions
+from monitor.simulator.server import SimulatorServer
+from tests.daemon.e2e_support import SCENARIO, snapshot_counts
 
 
 async def test_sighup_during_start_up_reloads_once_started(
@@ -34,3 +40,54 @@ async def test_sighup_during_start_up_reloads_once_started(
     finally:
         daemon.stop()
         assert await asyncio.wait_for(running, 30) == 0
+
+
+def _config(path: Path, sim: SimulatorServer, accounts: tuple[str, ...]) -> None:
+    lines = [f"state_dir = {json.dumps(str(path.parent))}"]
+    for name in accounts:
+        info = sim.accounts[name]
+        lines += [
+            f"[accounts.{name}]",
+            'venue = "binance-usdm"',
+            f"api_key = {json.dumps(info.api_key)}",
+            f"api_secret = {json.dumps(info.api_secret)}",
+            'poll_interval = "1s"',
+            f"base_url = {json.dumps(sim.base_url)}",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def _until(predicate: Callable[[], bool], within: float, what: str) -> None:
+    for _ in range(int(within * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_reload_that_meets_a_locked_database_is_retried_by_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="monitor.daemon")
+    config = tmp_path / "config.toml"
+    async with SimulatorServer(SCENARIO, port=0) as sim:
+        _config(config, sim, ("main",))
+        daemon = Daemon(DaemonOptions(config_path=config, handle_signals=False, reload_retry=0.5))
+        running = asyncio.create_task(daemon.run())
+        try:
+            await _until(lambda: snapshot_counts(tmp_path).get("main", 0) >= 1, 20, "main")
+            # A backup or a person's sqlite3 shell holds the write lock while "spare" is added.
+            lock = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None, timeout=10)
+            lock.execute("BEGIN EXCLUSIVE")
+            try:
+                _config(config, sim, ("main", "spare"))
+                daemon.request_reload()
+                await _until(lambda: "reload failed part-way" in caplog.text, 20, "the failure")
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            # No second SIGHUP: the reload is retried and "spare" gets watched.
+            await _until(lambda: snapshot_counts(tmp_path).get("spare", 0) >= 1, 20, "spare")
+        finally:
+            daemon.stop()
+            assert await asyncio.wait_for(running, 30) == 0
