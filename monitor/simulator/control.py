@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from aiohttp import web
 
@@ -111,7 +111,7 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     app.router.add_get("/_sim/state", state)
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     # Python's json accepts NaN and Infinity (a NaN price poisons every mark), and true is an int.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
