@@ -41,7 +41,9 @@ class DiscordSink(HttpSink):
             raise DeliveryError(
                 f"{self._name}: the webhook does not exist any more (HTTP 404)", permanent=True
             )
-        raise_for_status(self._name, response)
+        # Discord explains a refusal in JSON: {"message": "Invalid Webhook Token", "code": 50027}.
+        detail = "" if response.is_success else str(json_object(response).get("message") or "")
+        raise_for_status(self._name, response, detail[:200])
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float | None:

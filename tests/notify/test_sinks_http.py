@@ -258,6 +258,14 @@ class TestDiscord:
         assert not (await _failure(self._sink(http))).permanent
         assert not (await _failure(self._sink(http))).permanent
 
+    async def test_a_rejected_token_says_so(
+        self, respx_mock: respx.MockRouter, http: HttpTransport
+    ) -> None:
+        respx_mock.post(HOOK).respond(401, json={"message": "Invalid Webhook Token", "code": 50027})
+        error = await _failure(self._sink(http))
+        assert error.permanent
+        assert str(error) == "dc: HTTP 401: Invalid Webhook Token"
+
 
 class TestSlack:
     def _sink(self, http: HttpTransport) -> SlackSink:
