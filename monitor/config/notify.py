@@ -186,6 +186,16 @@ class DeliverySettings(BaseModel):
             raise ValueError("must be more than 0s")
         return value
 
+    @field_validator("flush_timeout")
+    @classmethod
+    def _fits_the_stop_timeout(cls, value: timedelta) -> timedelta:
+        # With the 8 s the poll cycle in flight may take, shutdown must end well inside the
+        # unit's TimeoutStopSec=30s; past it systemd kills the daemon before MQTT hears
+        # "offline" and the database is closed.
+        if value > timedelta(seconds=15):
+            raise ValueError("at most 15s (shutdown must fit systemd's TimeoutStopSec=30s)")
+        return value
+
 
 class NotifySettings(BaseModel):
     """`[notify]`: every configured sink. A sink exists when its section exists."""

@@ -281,3 +281,10 @@ def test_check_config_shows_alert_levels_as_percentages(tmp_path: Path) -> None:
     assert alerts["alerts"]["liquidation_distance"]["warning_below"] == "10%"  # not 0.1
     assert alerts["alerts"]["liquidation_distance"]["critical_below"] is None
     assert alerts["accounts"]["main"]["alerts"]["margin_ratio"]["warning_below"] == "250%"
+
+
+def test_flush_timeout_must_fit_the_stop_timeout(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, '[notify.delivery]\nflush_timeout = "1m"\n'))
+    assert "notify.delivery.flush_timeout: at most 15s" in message
+    settings = load_settings(write(tmp_path, '[notify.delivery]\nflush_timeout = "15s"\n'))
+    assert settings.notify.delivery.flush_timeout == timedelta(seconds=15)
