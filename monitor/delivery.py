@@ -80,6 +80,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._blocked_until: dict[str, datetime] = {}
         self._resumed = False
+        self._recovered: set[str] = set()
         self._failures: dict[str, int] = {}
         self._pass = asyncio.Lock()
         self._last_error: dict[str, str] = {}
@@ -89,6 +90,13 @@ class OutboxSender:
     def wake(self) -> None:
         """Look for due rows now instead of at the next poll interval."""
         self._wake.set()
+
+    def sink_recovered(self, sink: str) -> None:
+        """The sink is known to work again (the MQTT broker connection is back): end its
+        back-off and deliver its waiting rows now, not when the back-off (up to `maximum`)
+        would have tried again."""
+        self._recovered.add(sink)
+        self.wake()
 
     async def run(self) -> None:
         """Deliver forever (until cancelled), every `poll_interval` seconds or when woken."""
@@ -133,6 +141,11 @@ class OutboxSender:
             for sink, until in (await self._store.retry_times(now)).items():
                 self._blocked_until.setdefault(sink, until)
             self._resumed = True
+        while self._recovered:
+            sink = self._recovered.pop()
+            self._blocked_until.pop(sink, None)
+            self._failures.pop(sink, None)
+            await self._store.retry_now(sink, now)
         entries = await self._store.due(now, self._batch)
         by_sink: dict[str, list[OutboxEntry]] = {}
         waiting: dict[str, list[OutboxEntry]] = {}

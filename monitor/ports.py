@@ -91,6 +91,10 @@ class OutboxStore(Protocol):
         """For each sink with entries waiting for a retry (due after `now`), the earliest one."""
         ...
 
+    async def retry_now(self, sink: str, now: datetime) -> None:
+        """The sink is back: its entries waiting for a retry are due at `now`."""
+        ...
+
     async def mark_delivered(self, entry_id: int, at: datetime) -> None:
         """The sink accepted the entry; it is never sent again."""
         ...

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from monitor.config import AccountSettings, Settings
 from monitor.config.alerts import account_rules
@@ -135,6 +136,9 @@ class Adapters:
                     sinks,
                     RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
                 )
+                if mqtt is not None and mqtt.name in sinks:
+                    # Alerts that waited for the broker go out as soon as it is back.
+                    mqtt.add_connect_listener(partial(sender.sink_recovered, mqtt.name))
                 adapters = cls(store, hub, sinks, sender, mqtt)
                 sending = asyncio.create_task(sender.run(), name="outbox-sender")
                 try:

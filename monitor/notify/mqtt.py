@@ -18,6 +18,7 @@ import os
 import random
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -138,6 +139,7 @@ class MqttPublisher:
         self._attempted = asyncio.Event()
         self._refused: str | None = None
         self._stopping = asyncio.Event()
+        self._connect_listeners: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -159,6 +161,11 @@ class MqttPublisher:
     async def wait_connected(self) -> None:
         """Wait until connected and everything retained is republished."""
         await self._connected.wait()
+
+    def add_connect_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after every (re)connect, once everything retained is republished
+        (the daemon uses it to deliver the alerts that waited for the broker at once)."""
+        self._connect_listeners.append(listener)
 
     async def wait_attempted(self) -> None:
         """Wait until the first connection attempt succeeded or failed (`send()` then says why)."""
@@ -368,6 +375,12 @@ class MqttPublisher:
         self._refused = None
         self._connected.set()
         self._attempted.set()
+        for listener in self._connect_listeners:
+            try:
+                listener()
+            except Exception:
+                # Never let a listener end the connection task for good.
+                log.exception("MQTT: a connect listener failed")
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         while True:

@@ -312,6 +312,22 @@ class SqlStore:
             )
             return {str(sink): when for sink, when in rows}
 
+    async def retry_now(self, sink: str, now: datetime) -> None:
+        """The sink is back: its entries waiting for a retry are due at `now`."""
+        await self.write(
+            "rescheduling notifications",
+            lambda conn: conn.execute(
+                update(Outbox)
+                .where(
+                    Outbox.sink == sink,
+                    Outbox.delivered_at.is_(None),
+                    Outbox.dead.is_(False),
+                    Outbox.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            ),
+        )
+
     async def _update_outbox(self, action: str, entry_id: int, **values: Any) -> None:
         await self.write(
             action,

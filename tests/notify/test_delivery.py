@@ -233,6 +233,24 @@ async def test_after_a_restart_a_newer_row_still_waits_for_an_older_one_in_back_
     assert [n.id for n in ops.received] == ["firing", "resolved"]
 
 
+async def test_a_recovered_sink_gets_its_waiting_rows_at_once(
+    store: SqlStore, database: Path
+) -> None:
+    clock = ManualClock()
+    mqtt = ScriptedSink("mqtt", [retryable("not connected")] * 4)
+    await store.enqueue([notification(id="n1"), notification(id="n2")], ["mqtt"])
+    sender = OutboxSender(store, {"mqtt": mqtt}, POLICY, clock=clock)
+    for wait in (0, 5, 10, 20):  # the back-off has grown to 40 s
+        clock.advance(wait)
+        await sender.deliver_due()
+    clock.advance(1)
+    assert await sender.deliver_due() == 0
+    sender.sink_recovered("mqtt")  # the broker connection is back
+    assert await sender.flush(5)
+    assert [n.id for n in mqtt.received] == ["n1", "n2"]
+    assert await store.depth() == 0
+
+
 async def test_flush_is_bounded(store: SqlStore) -> None:
     class Stuck:
         name = "stuck"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,42 @@ async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
                     await runner
         assert [message.json()["id"] for message in seen] == ["n1", "n2"]
         assert not any(message.retain for message in seen)
+        assert all(row.delivered for row in outbox_rows(database))
+    finally:
+        await store.close()
+
+
+async def test_alerts_waiting_for_the_broker_go_out_when_it_reconnects(
+    mosquitto: Mosquitto,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The back-off grew while the broker was down; its return ends the wait at once."""
+    database = tmp_path / "monitor.db"
+    store = await prepare_database(f"sqlite:///{database}")
+    settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="pm-recover")
+    policy = RetryPolicy(initial=timedelta(seconds=60), maximum=timedelta(seconds=60))
+    try:
+        async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
+            async with asyncio.timeout(5):
+                await mqtt.wait_connected()
+            mosquitto.stop()
+            async with asyncio.timeout(5):
+                while mqtt.connected:  # noqa: ASYNC110 - the publisher exposes a flag only
+                    await asyncio.sleep(0.05)
+            await store.enqueue([notification(id="n1")], ["mqtt"])
+            sender = OutboxSender(store, {"mqtt": mqtt}, policy, poll_interval=0.1)
+            mqtt.add_connect_listener(partial(sender.sink_recovered, "mqtt"))  # as the daemon
+            await sender.deliver_due()  # fails: the next try would be in 60 s
+            runner = asyncio.create_task(sender.run())
+            try:
+                mosquitto.start()
+                async with asyncio.timeout(10):
+                    while await store.depth():  # noqa: ASYNC110 - polling the database
+                        await asyncio.sleep(0.05)
+            finally:
+                runner.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await runner
         assert all(row.delivered for row in outbox_rows(database))
     finally:
         await store.close()

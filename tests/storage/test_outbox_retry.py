@@ -41,3 +41,13 @@ async def test_retry_times_name_each_sinks_earliest_waiting_row(store: SqlStore)
     assert await store.retry_times(T0 + timedelta(seconds=40)) == {
         "ops": T0 + timedelta(seconds=90)
     }
+
+
+async def test_retry_now_makes_one_sinks_waiting_rows_due(store: SqlStore) -> None:
+    await store.enqueue([notification(1)], ["mqtt", "ops"])
+    for entry in await store.due(T0, 10):
+        await store.mark_failed(entry.id, T0 + timedelta(minutes=10), "down")
+    now = T0 + timedelta(seconds=30)
+    await store.retry_now("mqtt", now)
+    assert [e.sink for e in await store.due(now, 10)] == ["mqtt"]
+    assert await store.retry_times(now) == {"ops": T0 + timedelta(minutes=10)}
