@@ -91,7 +91,9 @@ class BybitClient(VenueClient):
         params: dict[str, Any] = {"category": self._category, "limit": _PAGE_LIMIT}
         if self._category == "linear":
             params["settleCoin"] = self.asset
-        rows: list[tuple[str, Mapping[str, Any]]] = []
+        # One row per position (symbol and leg): a page Bybit serves twice must not count twice.
+        legs: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
+        sent: set[str] = set()
         for page in range(_MAX_PAGES):
             where = f"{self.label}: positions page {page}"
             result = result_of(
@@ -101,12 +103,17 @@ class BybitClient(VenueClient):
                 path = f"{where}.list[{index}]"
                 row = as_mapping(raw, path)
                 if number(row, "size", path) != 0:
-                    rows.append((path, row))
+                    leg = (text(row, "symbol", path), str(row.get("positionIdx", "0")))
+                    legs.setdefault(leg, (path, row))
             cursor = result.get("nextPageCursor")
-            if not cursor:
+            # Bybit may end with a cursor that addresses the page it came with: asking for it
+            # again returns the same rows and the same cursor, for ever.
+            if not cursor or cursor in sent:
+                rows = list(legs.values())
                 if self._category == "inverse":
                     await self.ensure_listed(text(row, "symbol", path) for path, row in rows)
                 return [(path, row) for path, row in rows if self._settles_in_pool(row, path)]
+            sent.add(str(cursor))
             params = {**params, "cursor": cursor}
         raise ExchangeDataError(f"{self.label}: positions: more than {_MAX_PAGES} pages")
 

@@ -47,6 +47,7 @@ request when `account` is None, from `start` for `duration` seconds and/or `coun
 | auth           | HTTP 401, code -2015                     | HTTP 401, retCode 10003                 |
 | maintenance    | HTTP 503, "System is under maintenance." | HTTP 503, HTML body                     |
 | busy           | HTTP 503, code -1008 (server overloaded) | retCode 10016 (internal server error)   |
+| stalled_cursor | no effect                                | the last page's `nextPageCursor` addresses that page again |
 
 Besides injected faults the venue enforces its own limits: Binance weight per IP and API family per
 clock minute (`X-MBX-USED-WEIGHT-1M`; over 2400 → 429 with `Retry-After`; sending on after several

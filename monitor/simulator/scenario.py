@@ -34,6 +34,7 @@ FAULT_KINDS = (
     "auth",
     "maintenance",
     "busy",
+    "stalled_cursor",
 )
 _DEFAULT_CAP = 1e12
 

@@ -177,7 +177,8 @@ class SimulatorServer:
         """Make the venue misbehave for `account` (None: every request) from `start` seconds from now,
         for `duration` seconds and/or `count` requests (both None: until cleared). Kinds: rate_limit,
         ip_ban, server_error (with `status`), timeout (answers after `delay` real seconds),
-        malformed_json, timestamp, auth, maintenance, busy. `path` is a glob on the request path."""
+        malformed_json, timestamp, auth, maintenance, busy, stalled_cursor. `path` is a glob on the
+        request path."""
         raw: dict[str, Any] = {
             "kind": kind,
             "start": start,
@@ -253,6 +254,9 @@ class SimulatorServer:
             payload = endpoint.handler(
                 Call(self.market, params, account, self.server_ms(), self.market.elapsed())
             )
+            if fault_kind == "stalled_cursor" and payload.get("nextPageCursor") == "":
+                # Bybit's last page may carry a cursor that addresses that page itself.
+                payload["nextPageCursor"] = params.get("cursor") or "0"
             if endpoint.exchange != BINANCE:
                 payload = {
                     "retCode": 0,
@@ -357,6 +361,8 @@ class SimulatorServer:
         if kind == "timeout":
             await asyncio.sleep(spec.delay)
             return
+        if kind == "stalled_cursor":
+            return  # the answer itself is altered once the handler has built it
         if kind == "server_error":
             raise VenueReply(
                 spec.status,

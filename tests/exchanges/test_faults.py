@@ -101,6 +101,16 @@ async def test_server_busy_is_retried(
     assert requests_to(sim, path) == 2
 
 
+async def test_a_bybit_cursor_that_addresses_its_own_page_ends_the_list(
+    sim: SimulatorServer, client_for: ClientFactory
+) -> None:
+    # Asking for that cursor returns the same rows and the same cursor, for ever.
+    sim.inject_fault("stalled_cursor", account="by-cross", path="/v5/position/list")
+    state = await client_for("by-cross").fetch_account()
+    assert sorted(p.symbol for p in state.positions) == ["BTCUSDT", "ETHUSDT"]
+    assert requests_to(sim, "/v5/position/list") == 2
+
+
 async def test_malformed_bybit_answer_retried(
     sim: SimulatorServer, client_for: ClientFactory
 ) -> None:
