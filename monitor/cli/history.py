@@ -417,6 +417,8 @@ def plot(
     start, end = time_window(since, until, now)
     if output.suffix.lower() != ".png":
         raise usage_error(f"--output: {output} must end in .png")
+    if not output.parent.is_dir():
+        raise usage_error(f"--output: directory {output.parent} does not exist")
     try:
         from monitor.cli.chart import draw
     except ImportError as exc:
@@ -437,7 +439,11 @@ def plot(
     if not series:
         err(f"no snapshots between {stamp(start)} and {stamp(end)} UTC: nothing to plot")
         raise typer.Exit(EXIT_FAILURE)
-    draw(series, _levels(settings, account), output)
+    try:
+        draw(series, _levels(settings, account), output)
+    except OSError as exc:
+        err(f"--output: cannot write {output}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_FAILURE) from None
     sys.stdout.write(f"wrote {output}\n")
 
 

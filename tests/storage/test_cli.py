@@ -289,6 +289,11 @@ def test_plot_writes_a_png(db: str, tmp_path: Path) -> None:
     code, _, err = invoke("plot", "--database", db, "--output", str(tmp_path / "x.jpg"))
     assert code == 2
     assert ".png" in err
+    missing = tmp_path / "no-such-dir" / "ratio.png"
+    code, _, err = invoke("plot", "--database", db, "--output", str(missing))
+    assert code == 2
+    assert f"directory {missing.parent} does not exist" in err
+    assert "Traceback" not in err
 
 
 def test_plot_without_matplotlib_says_how_to_install(
