@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 
 from monitor.config.types import Credential, Duration
 
@@ -135,6 +143,11 @@ class WebhookSettings(BaseModel):
         if name not in _REQUIRED[kind] | _OPTIONAL[kind]:
             raise ValueError(f"not used by kind {kind!r}")
         return value
+
+    @field_serializer("headers", when_used="json")
+    def _masked_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
+        # check-config: a header often carries a credential (Authorization: Bearer ...).
+        return None if headers is None else dict.fromkeys(headers, "**********")
 
     @field_validator("url")
     @classmethod

@@ -94,3 +94,16 @@ def test_database_password_is_masked(tmp_path: Path) -> None:
     assert json.loads(out.partition("\nrequest budget: ")[0])["database"]["url"] == (
         "postgresql://monitor:***@db/pm"
     )
+
+
+def test_webhook_header_values_are_masked(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        CONFIG + '[notify.webhooks.ops]\nkind = "json"\nurl = "https://ops.example/hook"\n'
+        'headers = { Authorization = "Bearer header-token-987" }\n'
+    )
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 0, err
+    assert "header-token-987" not in out + err
+    shown = json.loads(out.partition("\nrequest budget: ")[0])
+    assert shown["notify"]["webhooks"]["ops"]["headers"] == {"Authorization": "**********"}
