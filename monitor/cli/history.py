@@ -353,7 +353,7 @@ def _status_row(
         "positions": 0 if latest is None else len(latest.positions),
         "nearest_liquidation": nearest,
         "firing": [
-            {"rule": alert.rule_key, "severity": alert.severity, "since": alert.updated_at}
+            {"rule": alert.rule_key, "severity": alert.severity, "since": alert.since}
             for alert in firing
             if alert.account == name
         ],

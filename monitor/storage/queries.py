@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, select, type_coerce
@@ -124,12 +124,12 @@ class PositionPoint:
 
 @dataclass(frozen=True, slots=True)
 class FiringAlert:
-    """A rule firing now, as its stored state says; `updated_at` is the state's last change."""
+    """A rule firing now, as its stored state says, and since when (its episode's start)."""
 
     account: str
     rule_key: str
     severity: str
-    updated_at: datetime
+    since: datetime
 
 
 def _values(row: Any) -> tuple[Any, ...]:
@@ -505,5 +505,14 @@ async def firing_alerts(store: SqlStore, account: str | None = None) -> list[Fir
         for name, rule_key, state, updated_at in await conn.execute(query):
             severity = firing_severity(state) if isinstance(state, dict) else None
             if severity is not None:
-                firing.append(FiringAlert(name, rule_key, severity.value, updated_at))
+                since = _firing_since(state, updated_at)
+                firing.append(FiringAlert(name, rule_key, severity.value, since))
         return firing
+
+
+def _firing_since(state: dict[str, Any], updated_at: datetime) -> datetime:
+    # The row's updated_at is rewritten every poll; the episode's start is in the state.
+    try:
+        return datetime.fromisoformat(state["started_at"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return updated_at

@@ -210,11 +210,23 @@ async def test_alert_events_are_stored_and_state_drives_firing_alerts(store: Sql
             ],
         )
         await cycle.save_alert_states(
-            "main", {"margin": {"severity": "warning"}, "stale": {"severity": None}}
+            "main",
+            {
+                "margin": {"severity": "warning", "started_at": T0.isoformat()},
+                "stale": {"severity": None, "started_at": None},
+            },
+        )
+    # A later poll rewrites the state row; the alert has still been firing since T0.
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(hours=2)))
+        await cycle.save_alert_states(
+            "main", {"margin": {"severity": "warning", "started_at": T0.isoformat()}}
         )
     assert await count(store, AlertEvent) == 2
     firing = await queries.firing_alerts(store)
-    assert [(a.account, a.rule_key, a.severity) for a in firing] == [("main", "margin", "warning")]
+    assert [(a.account, a.rule_key, a.severity, a.since) for a in firing] == [
+        ("main", "margin", "warning", T0)
+    ]
     infos = await queries.accounts(store)
     assert [(a.name, a.poll_interval) for a in infos] == [("main", 10.0)]
 
