@@ -202,11 +202,11 @@ class DeliverySettings(BaseModel):
     @field_validator("flush_timeout")
     @classmethod
     def _fits_the_stop_timeout(cls, value: timedelta) -> timedelta:
-        # With the 8 s the poll cycle in flight may take, shutdown must end well inside the
-        # unit's TimeoutStopSec=30s; past it systemd kills the daemon before MQTT hears
-        # "offline" and the database is closed.
-        if value > timedelta(seconds=15):
-            raise ValueError("at most 15s (shutdown must fit systemd's TimeoutStopSec=30s)")
+        # With the 8 s the poll cycle in flight may take (and 5 s a reload in progress),
+        # shutdown must end well inside the unit's TimeoutStopSec=30s; past it systemd kills
+        # the daemon before MQTT hears "offline" and the database is closed.
+        if value > timedelta(seconds=10):
+            raise ValueError("at most 10s (shutdown must fit systemd's TimeoutStopSec=30s)")
         return value
 
 

@@ -34,7 +34,7 @@ def test_file_values_and_defaults(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, 'state_dir = "/srv/pm"\n' + ACCOUNT))
     account = settings.accounts["main"]
     assert account.venue is Venue.BINANCE_USDM
-    assert account.poll_interval == timedelta(seconds=15)
+    assert account.poll_interval == timedelta(seconds=10)
     assert account.asset == "USDT"
     assert account.base_url is None
     assert account.testnet is False
@@ -285,6 +285,6 @@ def test_check_config_shows_alert_levels_as_percentages(tmp_path: Path) -> None:
 
 def test_flush_timeout_must_fit_the_stop_timeout(tmp_path: Path) -> None:
     message = errors_of(write(tmp_path, '[notify.delivery]\nflush_timeout = "1m"\n'))
-    assert "notify.delivery.flush_timeout: at most 15s" in message
-    settings = load_settings(write(tmp_path, '[notify.delivery]\nflush_timeout = "15s"\n'))
-    assert settings.notify.delivery.flush_timeout == timedelta(seconds=15)
+    assert "notify.delivery.flush_timeout: at most 10s" in message
+    settings = load_settings(write(tmp_path, '[notify.delivery]\nflush_timeout = "10s"\n'))
+    assert settings.notify.delivery.flush_timeout == timedelta(seconds=10)
