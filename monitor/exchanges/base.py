@@ -7,7 +7,7 @@ import abc
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt
@@ -76,12 +76,46 @@ class _BinanceErrorsByPath:
         return self.exceptions.get(api, {}).get(exact_or_broad, {})  # type: ignore[attr-defined]
 
 
-class BinanceUsdm(_RetryAfterAware, _BinanceErrorsByPath, ccxt.binanceusdm):  # type: ignore[misc]
-    """ccxt's Binance USDⓈ-M class with Retry-After stamping and path-based error codes."""
+# Binance counts request weight per address: 2400 per minute on fapi and on dapi.
+BINANCE_WEIGHT_PER_MINUTE = 2400
 
 
-class BinanceCoinm(_RetryAfterAware, _BinanceErrorsByPath, ccxt.binancecoinm):  # type: ignore[misc]
-    """ccxt's Binance COIN-M class with Retry-After stamping and path-based error codes."""
+class _BinanceWeights:
+    """The shared per-address throttle counts Binance's documented request weights at Binance's
+    rate. ccxt charges 1 for the v3 account and positionRisk calls (Binance: 5 each) and refills
+    at 1200 per minute, so it let a poll load through that Binance answers with 429, then 418."""
+
+    _venue_weights: ClassVar[Mapping[tuple[str, str], float]] = {
+        ("fapiPrivateV3", "account"): 5,
+        ("fapiPrivateV3", "positionRisk"): 5,
+    }
+
+    def describe(self) -> Any:
+        return self.deep_extend(  # type: ignore[attr-defined]
+            super().describe(),  # type: ignore[misc]
+            {"rateLimit": 60_000 / BINANCE_WEIGHT_PER_MINUTE},
+        )
+
+    def calculate_rate_limiter_cost(
+        self, api: Any, method: Any, path: Any, params: Any, config: Any = None
+    ) -> Any:
+        family = api[0] if isinstance(api, list | tuple) and api else api
+        weight = self._venue_weights.get((str(family), str(path)))
+        if weight is not None:
+            return weight
+        return super().calculate_rate_limiter_cost(  # type: ignore[misc]
+            api, method, path, params, config or {}
+        )
+
+
+class BinanceUsdm(_RetryAfterAware, _BinanceErrorsByPath, _BinanceWeights, ccxt.binanceusdm):  # type: ignore[misc]
+    """ccxt's Binance USDⓈ-M class with Retry-After stamping, path-based error codes and
+    Binance's request weights."""
+
+
+class BinanceCoinm(_RetryAfterAware, _BinanceErrorsByPath, _BinanceWeights, ccxt.binancecoinm):  # type: ignore[misc]
+    """ccxt's Binance COIN-M class with Retry-After stamping, path-based error codes and
+    Binance's request weights."""
 
 
 class Bybit(_RetryAfterAware, ccxt.bybit):  # type: ignore[misc]

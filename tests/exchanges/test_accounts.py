@@ -4,6 +4,7 @@ liquidation prices agree with the ones the (simulated) exchange reports."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from pydantic import SecretStr
@@ -201,3 +202,27 @@ async def test_a_failed_table_refresh_keeps_the_tables_we_have(
         with pytest.raises(ExchangeUnavailable):
             # A client that never had the tables cannot compute anything: it fails.
             await hub.client_for("other", settings).fetch_account()
+
+
+async def test_binance_polls_are_paced_by_the_weight_binance_counts(sim: SimulatorServer) -> None:
+    # ccxt charges 1 for the v3 account and positionRisk calls and refills 1200 per minute;
+    # Binance counts 5 each against 2400 per minute and address, then answers 429 and bans.
+    info = sim.accounts["bn-empty"]
+    settings = AccountSettings(
+        venue=Venue.BINANCE_USDM,
+        api_key=SecretStr(info.api_key),
+        api_secret=SecretStr(info.api_secret),
+        base_url=sim.base_url,
+    )
+    async with ExchangeHub(retry=TEST_RETRY, timeout=1.0) as hub:
+        client = hub.client_for("main", settings)
+        await client.fetch_account()
+        sent = len(sim.request_log)
+        started = time.monotonic()
+        for _ in range(4):
+            await client.fetch_account()
+        elapsed = time.monotonic() - started
+    weight = sum(record.weight for record in list(sim.request_log)[sent:])
+    assert weight == 4 * (5 + 5)
+    # 2400 per minute is 25 ms per unit of weight; only the first request may pass at once.
+    assert elapsed >= (weight - 5) * 0.025 - 0.05
