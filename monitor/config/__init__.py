@@ -159,7 +159,7 @@ def load_settings(path: Path | None = None) -> Settings:
     try:
         return _FromFile()
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, file)) from None
+        raise ConfigError(_describe(exc, file, credentials)) from None
     except SettingsError as exc:
         raise ConfigError(f"{file}: {exc}") from None
 
@@ -177,18 +177,28 @@ def _unknown_env_keys() -> list[str]:
     return unknown
 
 
-def _describe(exc: ValidationError, file: Path) -> str:
-    """One line per problem, each naming the dotted key path; input values are never echoed."""
+def _describe(exc: ValidationError, file: Path, credentials: str | None) -> str:
+    """One line per problem, each naming the dotted key path and, when the value came from the
+    environment or a credential file, which one; input values are never echoed."""
     lines = [f"{file}: invalid configuration"]
+    environment = {name.upper() for name in os.environ}
     for error in exc.errors(include_input=False, include_url=False):
         path = ".".join(str(part) for part in error["loc"])
+        credential = "__".join(str(p) for p in error["loc"])
+        env = ENV_PREFIX + credential.upper()
         if error["type"] == "extra_forbidden":
             problem = "unknown key"
         elif error["type"] == "missing":
-            env = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
-            problem = f"required key missing (set it in the file, in {env} or as credential {'__'.join(str(p) for p in error['loc'])})"
+            problem = (
+                f"required key missing (set it in the file, in {env} or as credential {credential})"
+            )
         else:
             problem = error["msg"].removeprefix("Value error, ")
+        # A wrong value that is not in the file would otherwise send the reader to the file.
+        if env in environment:
+            problem += f" (from {env})"
+        elif credentials and path and (Path(credentials) / credential).is_file():
+            problem += f" (from credential {credential})"
         # Whole-document checks name their key paths in the message itself.
         lines.append(f"  {path}: {problem}" if path else f"  {problem}")
     return "\n".join(lines)

@@ -69,7 +69,7 @@ def _credential(value: SecretStr) -> SecretStr:
     # with it fails as "invalid signature" at run time instead of here.
     text = value.get_secret_value().strip()
     if not text:
-        raise ValueError("is empty (an empty credential file or environment variable?)")
+        raise ValueError("is empty")
     return SecretStr(text)
 
 

@@ -34,7 +34,7 @@ def test_file_values_and_defaults(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, 'state_dir = "/srv/pm"\n' + ACCOUNT))
     account = settings.accounts["main"]
     assert account.venue is Venue.BINANCE_USDM
-    assert account.poll_interval == timedelta(seconds=10)
+    assert account.poll_interval == timedelta(seconds=15)
     assert account.asset == "USDT"
     assert account.base_url is None
     assert account.testnet is False
@@ -288,3 +288,23 @@ def test_flush_timeout_must_fit_the_stop_timeout(tmp_path: Path) -> None:
     assert "notify.delivery.flush_timeout: at most 10s" in message
     settings = load_settings(write(tmp_path, '[notify.delivery]\nflush_timeout = "10s"\n'))
     assert settings.notify.delivery.flush_timeout == timedelta(seconds=10)
+
+
+def test_errors_say_which_variable_or_credential_holds_the_bad_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is fine; without the hint the reader is sent to the file.
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "accounts__main__api_secret").write_text("")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    monkeypatch.setenv("PORTFOLIO_MONITOR_ACCOUNTS__MAIN__POLL_INTERVAL", "fast")
+    message = errors_of(write(tmp_path, ACCOUNT))
+    assert (
+        "accounts.main.poll_interval: 'fast' is not a duration (examples: 30s, 5m, 1h30m, 2d) "
+        "(from PORTFOLIO_MONITOR_ACCOUNTS__MAIN__POLL_INTERVAL)"
+    ) in message
+    assert "accounts.main.api_secret: is empty (from credential accounts__main__api_secret)" in (
+        message
+    )
+    assert "file-secret-value" not in message
