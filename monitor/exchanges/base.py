@@ -181,6 +181,7 @@ class VenueClient(abc.ABC):
         self._policy = policy
         self.tiers = TierBook(name, venue, tier_refresh)
         self._in_flight = 0
+        self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -269,7 +270,10 @@ class VenueClient(abc.ABC):
 
     async def close(self) -> None:
         """Release this account's ccxt instance (closed once no other entry of the key uses it),
-        after the fetch still running on it, if any, has finished."""
+        after the fetch still running on it, if any, has finished. Closing twice is harmless."""
+        if self._closed:
+            return  # a second release would close the instance under another entry of the key
+        self._closed = True
         # A reload or removal closes the client while a poll may still run on it; closing the
         # session under that poll failed it with "the exchange refused the request".
         with contextlib.suppress(TimeoutError):

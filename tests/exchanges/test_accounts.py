@@ -122,6 +122,7 @@ async def test_entries_of_one_key_share_an_instance_until_the_last_closes(
     assert usdt.exchange is usdc.exchange is inverse.exchange
     await usdt.fetch_account()
     await usdt.close()
+    await usdt.close()  # a second close must not release the instance the others still use
     assert len((await usdc.fetch_account()).positions) == 1
     await usdc.close()
     assert (await inverse.fetch_account()).positions
