@@ -28,6 +28,9 @@ from monitor.domain.notification import Severity
 from monitor.domain.units import parse_percent
 
 
+_FRACTION_HINT = " (a number without % is a fraction: 0.8 means 80%)"
+
+
 def _percent_text(fraction: float) -> str:
     return f"{fraction * 100:g}%"
 
@@ -95,6 +98,11 @@ class _Levels(_Timed):
     critical_below: OptionalLevel = None
     emergency_below: OptionalLevel = None
     clear_band: Percent = 0.2
+    # Levels outside these bounds can never fire usefully (or never resolve): they are nearly
+    # always a number written without its % sign ("80" is 8000 %), so they are refused.
+    lowest_level: ClassVar[float] = 0.0  # exclusive
+    highest_level: ClassVar[float | None] = None  # inclusive
+    why_lowest: ClassVar[str] = ""
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -110,14 +118,25 @@ class _Levels(_Timed):
         return levels
 
     def checked(self) -> Self:
-        if self.clear_band < 0:
-            raise ValueError(f"clear_band ({_percent_text(self.clear_band)}) cannot be negative")
+        if not 0 <= self.clear_band <= 1:
+            raise ValueError(
+                f"clear_band ({_percent_text(self.clear_band)}) must be from 0% to 100%"
+                f"{_FRACTION_HINT}"
+            )
         levels = self.below_levels()
         if not levels and self.enabled:
             raise ValueError('every level is "off": set enabled = false instead')
         for _, level, key in levels:
-            if level <= 0:
-                raise ValueError(f"{key} ({_percent_text(level)}) must be above 0%")
+            if level <= self.lowest_level:
+                raise ValueError(
+                    f"{key} ({_percent_text(level)}) must be above "
+                    f"{_percent_text(self.lowest_level)}{self.why_lowest}"
+                )
+            if self.highest_level is not None and level > self.highest_level:
+                raise ValueError(
+                    f"{key} ({_percent_text(level)}) must be at most "
+                    f"{_percent_text(self.highest_level)}{_FRACTION_HINT}"
+                )
         for (_, upper, upper_key), (_, lower, lower_key) in pairwise(levels):
             if lower >= upper:
                 raise ValueError(
@@ -150,6 +169,10 @@ class MarginRatioAlert(_Levels):
     warning_exchange_above: OptionalLevel = None
     critical_exchange_above: OptionalLevel = None
     emergency_exchange_above: OptionalLevel = None
+    lowest_level: ClassVar[float] = 1.0
+    why_lowest: ClassVar[str] = (
+        ": the exchange liquidates at 100%, so a lower level would fire only after liquidation"
+    )
 
     def below_levels(self) -> list[tuple[Severity, float, str]]:
         levels = []
@@ -157,9 +180,11 @@ class MarginRatioAlert(_Levels):
             name = severity.value
             exchange = getattr(self, f"{name}_exchange_above")
             if exchange is not None:
-                if exchange <= 0:
+                if not 0 < exchange < 1:
                     raise ValueError(
-                        f"{name}_exchange_above ({_percent_text(exchange)}) must be above 0%"
+                        f"{name}_exchange_above ({_percent_text(exchange)}) must be above 0% "
+                        "and below 100%: the exchange liquidates at 100%, so a higher level "
+                        f"would fire only after liquidation{_FRACTION_HINT}"
                     )
                 levels.append((severity, 1 / exchange, f"{name}_exchange_above"))
             elif getattr(self, f"{name}_below") is not None:
@@ -183,6 +208,7 @@ class LiquidationDistanceAlert(_Levels):
 
     warning_below: OptionalLevel = 0.10
     critical_below: OptionalLevel = 0.05
+    highest_level: ClassVar[float | None] = 1.0
 
 
 class AccountMoveAlert(_Levels):
@@ -191,6 +217,7 @@ class AccountMoveAlert(_Levels):
 
     warning_below: OptionalLevel = 0.15
     critical_below: OptionalLevel = 0.08
+    highest_level: ClassVar[float | None] = 1.0
 
 
 class _Single(_Timed):

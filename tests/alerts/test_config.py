@@ -156,7 +156,25 @@ critical_below = "400%"
         ),
         (
             '[alerts.margin_ratio]\nclear_band = "-5%"\n',
-            "alerts.margin_ratio: clear_band (-5%) cannot be negative",
+            "alerts.margin_ratio: clear_band (-5%) must be from 0% to 100%",
+        ),
+        # Numbers written without their % sign: each would never fire or never resolve.
+        (
+            "[alerts.margin_ratio]\nclear_band = 20\n",
+            "alerts.margin_ratio: clear_band (2000%) must be from 0% to 100% (a number without %",
+        ),
+        (
+            "[alerts.margin_ratio]\ncritical_exchange_above = 80\n",
+            "alerts.margin_ratio: critical_exchange_above (8000%) must be above 0% and below 100%",
+        ),
+        (
+            '[alerts.margin_ratio]\nemergency_below = "90%"\n',
+            "alerts.margin_ratio: emergency_below (90%) must be above 100%: the exchange "
+            "liquidates at 100%",
+        ),
+        (
+            "[accounts.main.alerts.liquidation_distance]\nwarning_below = 10\n",
+            "accounts.main.alerts.liquidation_distance: warning_below (1000%) must be at most 100%",
         ),
         (
             '[alerts.liquidation_distance]\nwarning_below = "lots"\n',
