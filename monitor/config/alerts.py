@@ -27,7 +27,6 @@ from monitor.domain.errors import ConfigError, InvalidInput
 from monitor.domain.notification import Severity
 from monitor.domain.units import parse_percent
 
-
 _FRACTION_HINT = " (a number without % is a fraction: 0.8 means 80%)"
 
 
