@@ -96,9 +96,9 @@ class LiveView:
             "account move",
             "alerts",
         ):
-            accounts.add_column(
-                header, justify="left" if header in ("account", "venue", "alerts") else "right"
-            )
+            text = header in ("account", "venue", "alerts")
+            # Cells wrap rather than lose characters to "…" (see output.print_table).
+            accounts.add_column(header, justify="left" if text else "right", overflow="fold")
         positions = Table(title="Positions", expand=True)
         for header in (
             "account",
@@ -110,10 +110,8 @@ class LiveView:
             "exchange liq.",
             "distance",
         ):
-            positions.add_column(
-                header,
-                justify="left" if header in ("account", "symbol", "side", "mode") else "right",
-            )
+            text = header in ("account", "symbol", "side", "mode")
+            positions.add_column(header, justify="left" if text else "right", overflow="fold")
         for name, view in sorted(self.accounts.items()):
             alerts = Text()
             for rule, severity in view.firing.items():

@@ -59,7 +59,11 @@ def print_table(
     """Print already-formatted cells as a rich table."""
     table = Table(title=title)
     for header in headers:
-        table.add_column(header, justify="left" if header == headers[0] else "right")
+        # Cells wrap onto a second line in a narrow terminal rather than lose characters to "…":
+        # a cut-off price reads as another price, "BTCUS…" as BTCUSDT or BTCUSDC.
+        table.add_column(
+            header, justify="left" if header == headers[0] else "right", overflow="fold"
+        )
     for row in rows:
         table.add_row(*row)
     Console(soft_wrap=True).print(table)

@@ -102,6 +102,15 @@ def test_table_shows_positions_and_the_pool() -> None:
     assert "exchange ratio" in result.stdout
 
 
+def test_a_narrow_terminal_wraps_cells_instead_of_cutting_them() -> None:
+    result = CliRunner().invoke(
+        app, ["calc", "--format", "table", str(EXAMPLE)], env={"COLUMNS": "60"}
+    )
+    assert result.exit_code == 0
+    assert "…" not in result.stdout  # "BTCUS…" could be BTCUSDT or BTCUSDC; "26,31…" any price
+    assert "BTCUSD" in result.stdout
+
+
 def test_array_input_gives_an_array_of_results(tmp_path: Path) -> None:
     states = [vector_state("binance_usdm_hedge_cross"), vector_state("bybit_linear_isolated")]
     result = invoke(["--format", "json", write(tmp_path, states)])
