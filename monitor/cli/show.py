@@ -74,7 +74,12 @@ async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcom
         elif isinstance(state, BaseException):
             raise state
         else:
-            results.append((name, (state, assess(state))))
+            try:
+                results.append((name, (state, assess(state))))
+            except MonitorError as exc:
+                # Exchange data the engine cannot use (e.g. a malformed tier table) is that
+                # account's failure, reported like a fetch error, not a traceback.
+                results.append((name, exc))
     return results
 
 
