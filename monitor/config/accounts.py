@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from monitor.config.alerts import AccountAlerts
 from monitor.config.types import Credential, Duration
@@ -19,6 +19,11 @@ DEFAULT_ASSET = {
     Venue.BYBIT_LINEAR: "USDT",
     Venue.BYBIT_INVERSE: "BTC",
 }
+
+# Linear (USDⓈ-M) contracts settle in these; coin-margined ones in the coin itself.
+STABLECOIN_POOLS = frozenset({"USDT", "USDC"})
+_COIN_VENUE = {Venue.BINANCE_USDM: "binance-coinm", Venue.BYBIT_LINEAR: "bybit-inverse"}
+_LINEAR_VENUE = {Venue.BINANCE_COINM: "binance-usdm", Venue.BYBIT_INVERSE: "bybit-linear"}
 
 
 class AccountSettings(BaseModel):
@@ -50,10 +55,24 @@ class AccountSettings(BaseModel):
 
     @field_validator("asset")
     @classmethod
-    def _upper_asset(cls, value: str) -> str:
+    def _asset_of_the_venue(cls, value: str, info: ValidationInfo) -> str:
         if not value.isalnum():
             raise ValueError(f"{value!r} is not an asset code (examples: USDT, USDC, BTC)")
-        return value.upper()
+        asset, venue = value.upper(), info.data.get("venue")
+        # A pool the venue cannot have would read as an empty account: "no positions, all safe".
+        if venue in _COIN_VENUE and asset not in STABLECOIN_POOLS:
+            raise ValueError(
+                f"{asset!r} is not a margin pool of {venue.value} "
+                f"({' or '.join(sorted(STABLECOIN_POOLS))}); coin-margined contracts are "
+                f"venue = {_COIN_VENUE[venue]!r}"
+            )
+        if venue in _LINEAR_VENUE and asset in STABLECOIN_POOLS:
+            raise ValueError(
+                f"{asset!r} is not a margin pool of {venue.value}, whose contracts are margined "
+                f"in coins (BTC, ETH, ...); {asset}-margined contracts are "
+                f"venue = {_LINEAR_VENUE[venue]!r}"
+            )
+        return asset
 
     @field_validator("poll_interval")
     @classmethod

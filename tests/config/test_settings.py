@@ -56,6 +56,27 @@ def test_explicit_asset_is_upper_cased(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, text)).accounts["main"].asset == "USDC"
 
 
+@pytest.mark.parametrize(
+    ("venue", "asset", "hint"),
+    [
+        ("binance-usdm", "BTC", "venue = 'binance-coinm'"),
+        ("bybit-linear", "ETH", "venue = 'bybit-inverse'"),
+        ("binance-coinm", "usdt", "venue = 'binance-usdm'"),
+        ("bybit-inverse", "USDC", "venue = 'bybit-linear'"),
+    ],
+)
+def test_an_asset_the_venue_cannot_margin_in_is_refused(
+    tmp_path: Path, venue: str, asset: str, hint: str
+) -> None:
+    # It would otherwise show an empty, reassuring account.
+    text = ACCOUNT.replace('"binance-usdm"', f'"{venue}"') + f'asset = "{asset}"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    message = str(caught.value)
+    assert f"accounts.main.asset: {asset.upper()!r} is not a margin pool of {venue}" in message
+    assert hint in message
+
+
 def test_empty_file_is_a_valid_config_without_accounts(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, ""))
     assert settings.accounts == {}
