@@ -60,7 +60,9 @@ T = TypeVar("T")
 # A cached position leg is trusted this long without being used; retention never deletes a leg
 # used more recently than its shortest period (at least an hour), so a cached id stays valid.
 LEG_CACHE_SECONDS = 600.0
-# Between two hours rolled up: longer than SQLite's busy handler sleeps between its retries.
+# After this long rolling up hours back to back, a pause longer than SQLite's busy handler
+# sleeps between its retries (another writer gets the lock within about a second).
+PRUNE_PAUSE_AFTER_SECONDS = 0.5
 PRUNE_PAUSE_SECONDS = 0.15
 
 _LegKey = tuple[int, str, Side, MarginMode, float, float, float | None]
@@ -452,6 +454,7 @@ class SqlStore:
         policy = self.retention_policy
         cutoff = retention.raw_cutoff(policy, now)
         snapshots = positions = 0
+        busy_since = time.monotonic()
         while True:
             # Deleted legs may still be cached by a long-idle position: forget them all.
             done = await self.write(
@@ -462,10 +465,11 @@ class SqlStore:
             if done is None:
                 break
             snapshots, positions = snapshots + done[0], positions + done[1]
-            if self.is_sqlite:
+            if self.is_sqlite and time.monotonic() - busy_since > PRUNE_PAUSE_AFTER_SECONDS:
                 # Another process waiting for the lock (the daemon, when this prune runs from
                 # the command line) polls for it about every 100 ms: let it have its turn.
                 await asyncio.sleep(PRUNE_PAUSE_SECONDS)
+                busy_since = time.monotonic()
         minutes, hours = await self.write(
             "deleting expired history",
             lambda conn: retention.expire(conn, policy, now, unused_legs=snapshots > 0),
