@@ -470,10 +470,17 @@ class SqlStore:
                 # the command line) polls for it about every 100 ms: let it have its turn.
                 await asyncio.sleep(PRUNE_PAUSE_SECONDS)
                 busy_since = time.monotonic()
+        if snapshots:
+            async with self.reading("finding unused position legs") as conn:
+                legs, newest = await conn.run_sync(retention.unused_legs)
+            if legs:
+                await self.write(
+                    "deleting unused position legs",
+                    lambda conn: retention.delete_legs(conn, legs, newest),
+                    self._ids.forget_legs,
+                )
         minutes, hours = await self.write(
-            "deleting expired history",
-            lambda conn: retention.expire(conn, policy, now, unused_legs=snapshots > 0),
-            self._ids.forget_legs,
+            "deleting expired history", lambda conn: retention.expire(conn, policy, now)
         )
         if self._writer_thread is not None:
             async with self._write_lock:

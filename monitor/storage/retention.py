@@ -222,16 +222,38 @@ def roll_up_batch(conn: Connection, cutoff: datetime) -> tuple[int, int] | None:
     return snapshots, positions
 
 
-def expire(
-    conn: Connection, policy: RetentionPolicy, now: datetime, *, unused_legs: bool
-) -> tuple[int, int]:
-    """Delete minute and hour rows past their periods and, with `unused_legs` (after raw rows
-    were deleted), position legs no position uses any more, in the caller's transaction:
-    (minute rows, hour rows) deleted."""
-    if unused_legs:
-        pos = _table(PositionSnapshot)
-        leg = _table(PositionLeg)
-        conn.execute(delete(leg).where(leg.c.id.not_in(select(pos.c.leg_id).distinct())))
+def unused_legs(conn: Connection) -> tuple[list[int], int]:
+    """Position legs no stored position uses, and the newest snapshot id that read saw.
+
+    Run in a read transaction: it scans the whole position table, which must not happen while
+    holding the write lock the daemon's cycles wait for.
+    """
+    pos = _table(PositionSnapshot)
+    leg = _table(PositionLeg)
+    newest = select(func.coalesce(func.max(pos.c.snapshot_id), 0)).scalar_subquery()
+    rows = conn.execute(
+        select(leg.c.id, newest).where(leg.c.id.not_in(select(pos.c.leg_id).distinct()))
+    ).all()
+    return [row[0] for row in rows], (int(rows[0][1]) if rows else 0)
+
+
+def delete_legs(conn: Connection, leg_ids: list[int], newest_snapshot_id: int) -> None:
+    """Delete legs `unused_legs` found, except any a snapshot stored since then uses again (a
+    position back at earlier terms), in the caller's transaction."""
+    pos = _table(PositionSnapshot)
+    leg = _table(PositionLeg)
+    used_since = select(pos.c.leg_id).where(pos.c.snapshot_id > newest_snapshot_id)
+    for start in range(0, len(leg_ids), 500):
+        conn.execute(
+            delete(leg).where(
+                leg.c.id.in_(leg_ids[start : start + 500]), leg.c.id.not_in(used_since)
+            )
+        )
+
+
+def expire(conn: Connection, policy: RetentionPolicy, now: datetime) -> tuple[int, int]:
+    """Delete minute and hour rows past their periods, in the caller's transaction: (minute
+    rows, hour rows) deleted."""
     minute_cutoff = to_millis(_hour_floor(now - policy.minute))
     hour_cutoff = to_millis(_hour_floor(now - policy.hour))
     minutes = conn.execute(

@@ -491,3 +491,29 @@ async def test_prune_does_not_hold_the_write_lock_waiting_for_a_reader(tmp_path:
         assert await count(store, AccountSnapshot) == 0
     finally:
         await store.close()
+
+
+async def test_unused_legs_are_found_outside_the_write_lock_and_kept_if_used_again(
+    store: SqlStore,
+) -> None:
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot(taken_at=T0, quantity=0.5))
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(hours=2), quantity=0.7))
+    await store.write(
+        "roll up", lambda conn: retention.roll_up_batch(conn, T0 + timedelta(hours=1))
+    )
+    async with store.reading("legs") as conn:
+        legs, newest = await conn.run_sync(retention.unused_legs)
+    assert len(legs) == 2
+    # Meanwhile the daemon stores a snapshot back at the first terms, reusing those legs.
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot(taken_at=T0 + timedelta(hours=3), quantity=0.5))
+    await store.write("delete legs", lambda conn: retention.delete_legs(conn, legs, newest))
+    assert await count(store, PositionLeg) == 4
+    latest = await queries.latest_snapshot(store, "main")
+    assert latest is not None
+    assert [p.quantity for p in latest.positions] == [0.5, 0.5]
+    # Once nothing uses them, they go.
+    await store.prune(T0 + timedelta(days=7, hours=4))
+    assert await count(store, PositionLeg) == 0
