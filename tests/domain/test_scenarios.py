@@ -21,7 +21,7 @@ def two_longs() -> AccountState:
     [
         ("BTCUSDT=-10%", Shock("BTCUSDT", -0.10)),
         ("all=-5%", Shock("all", -0.05)),
-        (" ETHUSDT = 0.2 ", Shock("ETHUSDT", 0.2)),
+        (" ETHUSDT = 20% ", Shock("ETHUSDT", 0.2)),
         ("BTCUSDT=+25%", Shock("BTCUSDT", 0.25)),
     ],
 )
@@ -31,7 +31,9 @@ def test_parse_shock(text: str, shock: Shock) -> None:
     assert parsed.move == pytest.approx(shock.move)
 
 
-@pytest.mark.parametrize("text", ["BTCUSDT", "=-5%", "BTCUSDT=", "BTCUSDT=down", "all=-100%"])
+@pytest.mark.parametrize(
+    "text", ["BTCUSDT", "=-5%", "BTCUSDT=", "BTCUSDT=down", "all=-100%", "ETHUSDT=0.2"]
+)
 def test_bad_shock_names_the_argument(text: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         parse_shock(text)
