@@ -88,6 +88,10 @@ def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     return context
 
 
+# Queued to wake the drain task without a message of its own (see `_republish`).
+_WAKE = _Message("", b"", 0, False)
+
+
 class _Stopped(Exception):
     """Raised inside the connection's task group to leave it on a clean shutdown."""
 
@@ -135,6 +139,8 @@ class MqttPublisher:
         # True from the start of the connect-time republish: what arrives meanwhile is queued
         # behind it instead of being dropped (memory was already read for the republish).
         self._accepting = False
+        # Home Assistant asked for discovery again (birth message); the drain task answers.
+        self._republish = False
         # Set after every connection attempt, failed or not; `_refused` says why the last one failed.
         self._attempted = asyncio.Event()
         self._refused: str | None = None
@@ -365,6 +371,7 @@ class MqttPublisher:
         # Whatever waited in the queue is older than what memory holds: replace it.
         while not self._queue.empty():
             self._queue.get_nowait()
+        self._republish = False  # everything is republished just below
         self._accepting = True
         if self._settings.discovery:
             await client.subscribe(f"{self._settings.discovery_prefix}/status", qos=1)
@@ -383,13 +390,20 @@ class MqttPublisher:
                 log.exception("MQTT: a connect listener failed")
 
     async def _drain(self, client: aiomqtt.Client) -> None:
+        # Every publish of the connection's background work happens here, so that stopping
+        # (by the None sentinel) never has to cancel a task inside aiomqtt's publish.
         while True:
             message = await self._queue.get()
             if message is None:
                 return
-            await client.publish(
-                message.topic, message.payload, qos=message.qos, retain=message.retain
-            )
+            if self._republish:
+                self._republish = False
+                for item in self._discovery_all():
+                    await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+            if message is not _WAKE:
+                await client.publish(
+                    message.topic, message.payload, qos=message.qos, retain=message.retain
+                )
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -397,8 +411,11 @@ class MqttPublisher:
                 # Home Assistant restarted: it asks for discovery again. The random delay spreads
                 # the load when many publishers answer at once (HA's advice).
                 await asyncio.sleep(random.uniform(0, self._birth_delay))
-                for item in self._discovery_all():
-                    self._put(item)
+                # Not queued message by message: the queue drops its oldest entries when full,
+                # and six configs per account overflow it (1,000 entries) from about 170
+                # accounts on. The drain task publishes them all from memory when it wakes.
+                self._republish = True
+                self._force_put(_WAKE)
 
     def _online(self) -> list[_Message]:
         return [_Message(self.availability_topic, ONLINE, 1, True)] if self._availability else []

@@ -296,3 +296,29 @@ async def test_an_account_registered_during_the_connect_republish_is_announced(
         await asyncio.sleep(0.3)
         seen = await collect(mosquitto, [RATIO_CONFIG], until=_has(RATIO_CONFIG))
     assert latest(seen, RATIO_CONFIG) is not None
+
+
+async def test_birth_message_republishes_every_account_even_past_the_queue_size(
+    mosquitto: Mosquitto,  # noqa: F811
+) -> None:
+    import aiomqtt
+
+    settings = _settings(mosquitto, queue_size=4)  # fewer than one account's six configs
+    async with MqttPublisher(settings, birth_delay=0) as publisher:
+        async with asyncio.timeout(5):
+            await publisher.wait_connected()
+        for account in ("main", "alt", "hedge"):
+            publisher.register_account(account, 10)
+        await asyncio.sleep(0.3)
+
+        def live(seen: list[Seen]) -> list[str]:
+            return [m.topic for m in seen if not m.retain]
+
+        listener = asyncio.create_task(
+            collect(mosquitto, ["homeassistant/sensor/#"], until=lambda s: len(live(s)) >= 18)
+        )
+        await asyncio.sleep(0.3)
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as home_assistant:
+            await home_assistant.publish("homeassistant/status", b"online", qos=1)
+        seen = await listener
+    assert len(set(live(seen))) == 18
