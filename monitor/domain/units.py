@@ -70,3 +70,31 @@ def format_duration(delta: timedelta) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def format_percent(fraction: float) -> str:
+    """A ratio or distance as a trader reads it: "300 %", "150 %", "142.3 %", "0.28 %".
+
+    Near liquidation the figures matter to the decimal: a margin ratio of 100.4 % must not read
+    "100 %" (liquidated), nor a distance of 0.04 % read "0.0 %".
+    """
+    magnitude = abs(fraction * 100)
+    if magnitude >= 200 or (magnitude >= 1 and abs(magnitude - round(magnitude)) < 1e-9):
+        decimals = 0  # whole levels as written: "150 %", not "150.0 %"
+    elif magnitude >= 1 or magnitude == 0:
+        decimals = 1
+    else:
+        decimals = max(2, 1 - math.floor(math.log10(magnitude)))
+    return f"{fraction * 100:.{decimals}f} %"
+
+
+def format_price(value: float) -> str:
+    """A price with thousands separators and up to 8 significant digits: "52,100.5",
+    "5,000,000.00", and sub-cent coins in plain decimals ("0.00001234", never "1.234e-05")."""
+    if abs(value) >= 1e6:
+        return f"{value:,.2f}"
+    text = f"{value:,.8g}"
+    if "e" in text:
+        decimals = 7 - math.floor(math.log10(abs(value)))
+        text = f"{value:.{decimals}f}".rstrip("0")
+    return text

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from monitor.domain.notification import Notification, NotificationKind, Severity
-
-
-def _percent(value: float) -> str:
-    # Near liquidation the figures are small: 0.04 % must not read "0.0 %" (as if liquidated),
-    # nor disagree with the alert text, which shows two decimals below 1 %.
-    magnitude = abs(value * 100)
-    if magnitude >= 1 or magnitude == 0:
-        return f"{value * 100:.1f} %"
-    decimals = max(2, 1 - math.floor(math.log10(magnitude)))
-    return f"{value * 100:.{decimals}f} %"
-
-
-def _price(value: float) -> str:
-    if abs(value) >= 1e6:
-        return f"{value:,.2f}"
-    text = f"{value:,.8g}"
-    if "e" in text:
-        # Sub-cent coins: 0.00001234, not 1.234e-05.
-        decimals = 7 - math.floor(math.log10(abs(value)))
-        text = f"{value:.{decimals}f}".rstrip("0")
-    return text
+from monitor.domain.units import format_percent, format_price
 
 
 def _number(facts: dict[str, str | float | None], key: str) -> float | None:
@@ -41,32 +20,32 @@ def fact_lines(notification: Notification) -> list[str]:
     ratio = _number(facts, "margin_ratio")
     exchange_ratio = _number(facts, "exchange_margin_ratio")
     if ratio is not None:
-        line = (
-            f"Margin ratio (equity / maintenance margin): {_percent(ratio)}, liquidation at 100 %"
-        )
+        line = f"Margin ratio (equity / maintenance margin): {format_percent(ratio)}, liquidation at 100 %"
         if exchange_ratio is not None:
-            line += f"; the exchange shows {_percent(exchange_ratio)} (100 % = liquidation)"
+            line += f"; the exchange shows {format_percent(exchange_ratio)} (100 % = liquidation)"
         lines.append(line)
     elif exchange_ratio is not None:
-        lines.append(f"Exchange margin ratio: {_percent(exchange_ratio)} (100 % = liquidation)")
+        lines.append(
+            f"Exchange margin ratio: {format_percent(exchange_ratio)} (100 % = liquidation)"
+        )
     price = _number(facts, "nearest_liquidation_price")
     if price is not None:
         symbol = facts.get("nearest_liquidation_symbol") or "the nearest position"
-        line = f"Nearest liquidation: {symbol} at {_price(price)}"
+        line = f"Nearest liquidation: {symbol} at {format_price(price)}"
         distance = _number(facts, "distance_to_liquidation")
         if distance is not None:
-            line += f", {_percent(distance)} away from the mark price"
+            line += f", {format_percent(distance)} away from the mark price"
         lines.append(line)
     move = _number(facts, "account_liquidation_move")
     if move is not None:
         direction = "fall" if move < 0 else "rise"
         lines.append(
-            f"The whole account is liquidated if all prices {direction} {_percent(abs(move))} together"
+            f"The whole account is liquidated if all prices {direction} {format_percent(abs(move))} together"
         )
     equity = _number(facts, "equity")
     if equity is not None:
         asset = facts.get("asset")
-        lines.append(f"Equity: {_price(equity)}{f' {asset}' if asset else ''}")
+        lines.append(f"Equity: {format_price(equity)}{f' {asset}' if asset else ''}")
     return lines
 
 

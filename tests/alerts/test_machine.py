@@ -342,7 +342,7 @@ class TestOperationalRules:
         assert [i for i, r in enumerate(results) if r.notifications] == [2, 4]
         text = results[2].notifications[0].text
         assert (
-            "our liquidation price for BTCUSDT long is 52,000, the exchange's 54,000 (3.7 % apart), above warning 2.0 %"
+            "our liquidation price for BTCUSDT long is 52,000, the exchange's 54,000 (3.7 % apart), above warning 2 %"
             in text
         )
         assert sent(results)[-1] == ("liquidation_mismatch", "resolved", "warning")
@@ -538,7 +538,7 @@ class TestLiquidationRules:
         assert sent([result]) == [("liquidation_distance", "firing", "critical")]
         text = result.notifications[0].text
         assert (
-            "ETHUSDT long is 4.0 % from its liquidation price 2,880 (mark 3,000), fell below critical 5.0 %"
+            "ETHUSDT long is 4 % from its liquidation price 2,880 (mark 3,000), fell below critical 5 %"
             in text
         )
         assert result.notifications[0].facts["symbol"] == "ETHUSDT"
@@ -555,7 +555,7 @@ class TestLiquidationRules:
         ]
         # 17 % passed the critical clear level (9.6 %) but not the warning's (18 %).
         assert kinds(results, "account_move")[2] == (20, "deescalated", "warning")
-        assert "a move of all prices by -12.0 % together would liquidate the account" in (
+        assert "a move of all prices by -12 % together would liquidate the account" in (
             results[0].notifications[0].text
         )
 

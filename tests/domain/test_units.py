@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from monitor.domain.errors import InvalidInput
-from monitor.domain.units import parse_duration, parse_percent
+from monitor.domain.units import format_percent, format_price, parse_duration, parse_percent
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,35 @@ def test_non_finite_percent_is_invalid(text: str | float) -> None:
 )
 def test_percent_reads_fractions(text: str | float, fraction: float) -> None:
     assert parse_percent(text) == pytest.approx(fraction)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "text"),
+    [
+        (3.0, "300 %"),
+        (1.5, "150 %"),
+        (1.423, "142.3 %"),
+        (1.004, "100.4 %"),  # not "100 %": that reads as liquidated
+        (0.704, "70.4 %"),
+        (0.0004, "0.040 %"),  # two significant digits, never "0.0 %"
+        (0.000012, "0.0012 %"),
+        (-0.12, "-12 %"),
+        (0.0, "0.0 %"),
+    ],
+)
+def test_percentages_keep_the_decimals_that_matter(fraction: float, text: str) -> None:
+    assert format_percent(fraction) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (52_100.5, "52,100.5"),
+        (5_000_000.0, "5,000,000.00"),
+        (2_832.6912, "2,832.6912"),
+        (0.00001234, "0.00001234"),  # never 1.234e-05
+        (0.5, "0.5"),
+    ],
+)
+def test_prices_read_as_plain_decimals(value: float, text: str) -> None:
+    assert format_price(value) == text

@@ -15,7 +15,7 @@ from tests.notify.factories import notification, snapshot
 
 def test_fact_lines_use_both_ratio_conventions_and_plain_words() -> None:
     assert fact_lines(notification()) == [
-        "Margin ratio (equity / maintenance margin): 142.0 %, liquidation at 100 %; "
+        "Margin ratio (equity / maintenance margin): 142 %, liquidation at 100 %; "
         "the exchange shows 70.4 % (100 % = liquidation)",
         "Nearest liquidation: BTCUSDT at 51,234.5, 11.8 % away from the mark price",
         "The whole account is liquidated if all prices fall 7.7 % together",
@@ -25,7 +25,7 @@ def test_fact_lines_use_both_ratio_conventions_and_plain_words() -> None:
 
 def test_short_account_move_reads_as_a_rise() -> None:
     lines = fact_lines(notification(account_liquidation_move=0.05))
-    assert "The whole account is liquidated if all prices rise 5.0 % together" in lines
+    assert "The whole account is liquidated if all prices rise 5 % together" in lines
 
 
 def test_missing_facts_are_left_out() -> None:

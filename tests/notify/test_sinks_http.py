@@ -121,7 +121,7 @@ class TestTelegram:
         assert body["chat_id"] == "-100"
         text = body["text"]
         assert "margin ratio 142 %" in text
-        assert "Margin ratio (equity / maintenance margin): 142.0 %" in text
+        assert "Margin ratio (equity / maintenance margin): 142 %" in text
         assert "the exchange shows 70.4 %" in text
         assert "Nearest liquidation: BTCUSDT at 51,234.5, 11.8 % away" in text
         assert "all prices fall 7.7 % together" in text

@@ -13,7 +13,7 @@ from monitor.domain.alerts.rules import Rule, RuleKey
 from monitor.domain.errors import ExchangeAuthError
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
-from monitor.domain.units import format_duration
+from monitor.domain.units import format_duration, format_percent, format_price
 
 Facts = dict[str, str | float | None]
 
@@ -28,18 +28,6 @@ class Reading:
     facts: Facts = field(default_factory=dict)
 
 
-def percent(fraction: float) -> str:
-    """A fraction as a percentage with sensible precision: 1.42 -> "142 %", 0.704 -> "70.4 %"."""
-    magnitude = abs(fraction * 100)
-    digits = 0 if magnitude >= 100 else 1 if magnitude >= 1 else 2
-    return f"{fraction * 100:.{digits}f} %"
-
-
-def price(value: float) -> str:
-    """A price with thousands separators and six significant digits: 52,100.5."""
-    return f"{value:,.6g}"
-
-
 def level_text(rule: Rule, severity: Severity) -> str:
     """The level of `severity` in words, e.g. "critical 150 % (exchange: 66.7 %)"."""
     return f"{severity.value} {_format_level(rule, rule.level(severity))}".strip()
@@ -52,15 +40,15 @@ def clear_text(rule: Rule, severity: Severity) -> str:
 
 def _format_level(rule: Rule, level: float) -> str:
     if rule.key is RuleKey.MARGIN_RATIO:
-        exchange = f" (exchange: {percent(1 / level)})" if level > 0 else ""
-        return f"{percent(level)}{exchange}"
+        exchange = f" (exchange: {format_percent(1 / level)})" if level > 0 else ""
+        return f"{format_percent(level)}{exchange}"
     if rule.key is RuleKey.STALE:
         return f"{level:g} poll intervals"
     if rule.key is RuleKey.MARGIN_CHASING:
         return f"{level:g} top-ups"
     if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE):
         return ""
-    return percent(level)
+    return format_percent(level)
 
 
 def nearest_liquidation(snapshot: Snapshot) -> PositionRisk | None:
@@ -76,6 +64,7 @@ def snapshot_facts(snapshot: Snapshot) -> Facts:
     return {
         "taken_at": snapshot.taken_at.isoformat(),
         "equity": risk.equity,
+        "asset": snapshot.state.asset,
         "maintenance_margin": risk.maintenance_margin,
         "margin_ratio": risk.margin_ratio,
         "exchange_margin_ratio": risk.exchange_margin_ratio,
@@ -93,19 +82,19 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
     parts = []
     if with_ratio and risk.margin_ratio is not None and risk.exchange_margin_ratio is not None:
         parts.append(
-            f"Margin ratio {percent(risk.margin_ratio)} (exchange: {percent(risk.exchange_margin_ratio)})."
+            f"Margin ratio {format_percent(risk.margin_ratio)} (exchange: {format_percent(risk.exchange_margin_ratio)})."
         )
     nearest = nearest_liquidation(snapshot)
     if nearest is not None and nearest.liquidation_price is not None:
         parts.append(
             f"Nearest liquidation: {nearest.symbol} {nearest.side.value} at "
-            f"{price(nearest.liquidation_price)} ({percent(nearest.distance_to_liquidation or 0.0)} away)."
+            f"{format_price(nearest.liquidation_price)} ({format_percent(nearest.distance_to_liquidation or 0.0)} away)."
         )
     move = risk.account_liquidation_move
     if move is not None:
         direction = "fall" if move < 0 else "rise"
         parts.append(
-            f"All prices moving together: the account is liquidated if they {direction} {percent(abs(move))}."
+            f"All prices moving together: the account is liquidated if they {direction} {format_percent(abs(move))}."
         )
     return " ".join(parts)
 
@@ -132,8 +121,8 @@ def _margin_ratio(
     ratio, exchange = snapshot.risk.margin_ratio, snapshot.risk.exchange_margin_ratio
     if ratio is None:
         return Reading(math.inf, "no maintenance margin in the cross pool"), extra
-    shown = f" (exchange: {percent(exchange)})" if exchange is not None else ""
-    return Reading(ratio, f"margin ratio {percent(ratio)}{shown}", {"value": ratio}), extra
+    shown = f" (exchange: {format_percent(exchange)})" if exchange is not None else ""
+    return Reading(ratio, f"margin ratio {format_percent(ratio)}{shown}", {"value": ratio}), extra
 
 
 def _liquidation_distance(
@@ -153,10 +142,10 @@ def _liquidation_distance(
         ),
         None,
     )
-    at_mark = f" (mark {price(mark)})" if mark is not None else ""
+    at_mark = f" (mark {format_price(mark)})" if mark is not None else ""
     summary = (
-        f"{nearest.symbol} {nearest.side.value} is {percent(nearest.distance_to_liquidation)} from its "
-        f"liquidation price {price(nearest.liquidation_price or 0.0)}{at_mark}"
+        f"{nearest.symbol} {nearest.side.value} is {format_percent(nearest.distance_to_liquidation)} from its "
+        f"liquidation price {format_price(nearest.liquidation_price or 0.0)}{at_mark}"
     )
     facts: Facts = {"value": nearest.distance_to_liquidation, "symbol": nearest.symbol}
     return Reading(nearest.distance_to_liquidation, summary, facts), extra
@@ -171,7 +160,7 @@ def _account_move(
     move = snapshot.risk.account_liquidation_move
     if move is None:
         return Reading(math.inf, "no uniform price move liquidates the account"), extra
-    summary = f"a move of all prices by {percent(move)} together would liquidate the account"
+    summary = f"a move of all prices by {format_percent(move)} together would liquidate the account"
     return Reading(abs(move), summary, {"value": abs(move)}), extra
 
 
@@ -224,8 +213,8 @@ def _liquidation_mismatch(
         if worst is None or gap > worst[0]:
             worst = (
                 gap,
-                f"our liquidation price for {held.symbol} {held.side.value} is {price(ours)}, the "
-                f"exchange's {price(theirs)} ({percent(gap)} apart)",
+                f"our liquidation price for {held.symbol} {held.side.value} is {format_price(ours)}, the "
+                f"exchange's {format_price(theirs)} ({format_percent(gap)} apart)",
             )
     if worst is None:
         return Reading(0.0, "no liquidation price to compare with the exchange's"), extra
@@ -279,7 +268,7 @@ def _margin_chasing(
     count = len(worst["top_ups"])
     summary = (
         f"margin was added {count} times within {format_duration(rule.window)} to isolated {key} "
-        f"(isolated margin now {price(worst['margin'])}); adding margin to a losing position only "
+        f"(isolated margin now {format_price(worst['margin'])}); adding margin to a losing position only "
         f"moves its liquidation, consider reducing it"
     )
     return Reading(float(count), summary, {"value": float(count), "position": key}), memory
