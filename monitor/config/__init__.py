@@ -74,11 +74,21 @@ class Settings(BaseSettings):
     @field_validator("accounts", mode="before")
     @classmethod
     def _account_names(cls, accounts: Any) -> Any:
+        seen: dict[str, str] = {}
         for name in accounts if isinstance(accounts, dict) else ():
             # Env variables and credential file names are case-insensitive, so names must be too.
-            if not name or not all(c.islower() or c.isdigit() or c in "_-" for c in name):
+            if not name or not all(
+                c.isascii() and (c.islower() or c.isdigit() or c in "_-") for c in name
+            ):
                 raise ValueError(
                     f"account name {name!r}: use lower-case letters, digits, '_' and '-'"
+                )
+            # Home Assistant ids allow no '-': "a-b" and "a_b" would overwrite each other's sensors.
+            same = seen.setdefault(name.replace("-", "_"), name)
+            if same != name:
+                raise ValueError(
+                    f"account names {same!r} and {name!r} differ only in '-' and '_', which "
+                    "Home Assistant ids cannot tell apart: rename one"
                 )
         return accounts
 

@@ -187,6 +187,19 @@ def test_account_names_must_be_lower_case(tmp_path: Path) -> None:
     assert "accounts: account name 'Main': use lower-case letters" in message
 
 
+def test_account_names_differing_only_in_dash_and_underscore_are_refused(tmp_path: Path) -> None:
+    # They would share Home Assistant ids and overwrite each other's sensors.
+    text = ACCOUNT.replace("accounts.main", "accounts.spot-main")
+    text += ACCOUNT.replace("accounts.main", "accounts.spot_main")
+    message = errors_of(write(tmp_path, text))
+    assert "account names 'spot-main' and 'spot_main' differ only in '-' and '_'" in message
+
+
+def test_non_ascii_account_names_are_refused(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, ACCOUNT.replace("accounts.main", 'accounts."maïn"')))
+    assert "account name 'maïn': use lower-case letters" in message
+
+
 def test_unknown_env_key_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTFOLIO_MONITOR_STATE_DIRR", "/x")
     assert "PORTFOLIO_MONITOR_STATE_DIRR: unknown key" in errors_of(write(tmp_path, ACCOUNT))
