@@ -24,6 +24,15 @@ pytestmark = pytest.mark.mqtt
 ALERT = "portfolio_monitor/main/alert"
 
 
+async def _connect_then_lose_the_broker(mqtt: MqttPublisher, mosquitto: Mosquitto) -> None:  # noqa: F811
+    async with asyncio.timeout(5):
+        await mqtt.wait_connected()
+    mosquitto.stop()
+    async with asyncio.timeout(5):
+        while mqtt.connected:  # noqa: ASYNC110 - the publisher exposes a flag only
+            await asyncio.sleep(0.05)
+
+
 async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
     mosquitto: Mosquitto,  # noqa: F811
     tmp_path: Path,
@@ -34,12 +43,7 @@ async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
     policy = RetryPolicy(initial=timedelta(seconds=0.2), maximum=timedelta(seconds=0.5))
     try:
         async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
-            async with asyncio.timeout(5):
-                await mqtt.wait_connected()
-            mosquitto.stop()
-            async with asyncio.timeout(5):
-                while mqtt.connected:  # noqa: ASYNC110 - the publisher exposes a flag only
-                    await asyncio.sleep(0.05)
+            await _connect_then_lose_the_broker(mqtt, mosquitto)
 
             await store.enqueue([notification(id="n1"), notification(id="n2")], ["mqtt"])
             sender = OutboxSender(store, {"mqtt": mqtt}, policy, poll_interval=0.1)
@@ -88,12 +92,7 @@ async def test_alerts_waiting_for_the_broker_go_out_when_it_reconnects(
     policy = RetryPolicy(initial=timedelta(seconds=60), maximum=timedelta(seconds=60))
     try:
         async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
-            async with asyncio.timeout(5):
-                await mqtt.wait_connected()
-            mosquitto.stop()
-            async with asyncio.timeout(5):
-                while mqtt.connected:  # noqa: ASYNC110 - the publisher exposes a flag only
-                    await asyncio.sleep(0.05)
+            await _connect_then_lose_the_broker(mqtt, mosquitto)
             await store.enqueue([notification(id="n1")], ["mqtt"])
             sender = OutboxSender(store, {"mqtt": mqtt}, policy, poll_interval=0.1)
             mqtt.add_connect_listener(partial(sender.sink_recovered, "mqtt"))  # as the daemon
