@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Notifications about the monitor itself belong to no account.
 SYSTEM_ACCOUNT = ""
+# Tries before a message that a working sink keeps refusing is given up on its own.
+REJECTED_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,8 @@ class OutboxSender:
                 self._blocked_until.pop(sink_name, None)
                 self.delivered += 1
                 continue
-            await self._failed(entry, error)
+            if await self._failed(entry, error):
+                continue  # this message alone was given up; the sink goes on with the next
             blocked = self._blocked_until.get(sink_name)
             if not error.permanent and blocked is not None:
                 await self._postpone(sink_name, entries[done:], blocked)
@@ -212,10 +215,14 @@ class OutboxSender:
             return DeliveryError(f"{entry.sink}: {error!r}")
         return None
 
-    async def _failed(self, entry: OutboxEntry, error: DeliveryError) -> None:
+    async def _failed(self, entry: OutboxEntry, error: DeliveryError) -> bool:
+        """Record a failed try; True when only this message was given up (the sink is fine)."""
         if error.permanent:
             await self._disable(entry, str(error))
-            return
+            return False
+        if error.rejected and entry.attempts + 1 >= REJECTED_ATTEMPTS:
+            await self._give_up(entry, str(error))
+            return True
         # The back-off follows the sink's run of failures, not the row's attempt count: rows
         # that only waited behind a failed one did not make the sink any less healthy.
         failures = self._failures.get(entry.sink, 0) + 1
@@ -232,6 +239,7 @@ class OutboxSender:
             wait,
             error,
         )
+        return False
 
     async def _postpone(self, sink: str, entries: Sequence[OutboxEntry], until: datetime) -> None:
         """Rows that wait for their failing sink; not an attempt (`alerts` counts real tries)."""
@@ -244,24 +252,49 @@ class OutboxSender:
         self.disabled[entry.sink] = reason
         await self._store.mark_dead(entry.id, reason)
         log.error("outbox: sink %s disabled until restart: %s", entry.sink, reason)
-        others = [name for name in self._sinks if name not in self.disabled]
+        await self._tell_others(
+            entry.sink,
+            "sink_disabled",
+            f"Alerts to {entry.sink} stopped: the sink failed permanently",
+            f"portfolio-monitor could not deliver to {entry.sink} and will not try again "
+            f"until it is restarted. Reason: {reason}. Fix the sink's configuration, then "
+            "restart the service; alerts keep going to the other sinks.",
+        )
+
+    async def _give_up(self, entry: OutboxEntry, reason: str) -> None:
+        await self._store.mark_dead(entry.id, reason)
+        title = entry.notification.title
+        log.error(
+            "outbox: %s refused %r %d times, given up on it alone: %s",
+            entry.sink,
+            title,
+            REJECTED_ATTEMPTS,
+            reason,
+        )
+        await self._tell_others(
+            entry.sink,
+            "message_rejected",
+            f"An alert did not reach {entry.sink}",
+            f'{entry.sink} refused the message "{title}" {REJECTED_ATTEMPTS} times '
+            f"({reason}), so it was given up; later alerts still go to {entry.sink}.",
+        )
+
+    async def _tell_others(self, sink: str, rule: str, title: str, text: str) -> None:
+        """A critical notice about `sink` to every other working sink (none: the log has it)."""
+        others = [name for name in self._sinks if name not in self.disabled and name != sink]
         if not others:
             return
         now = self._clock.now()
         notice = Notification(
-            id=f"system:sink-disabled:{entry.sink}:{int(now.timestamp())}",
+            id=f"system:{rule}:{sink}:{now.timestamp():.6f}",
             account=SYSTEM_ACCOUNT,
-            rule="sink_disabled",
+            rule=rule,
             kind=NotificationKind.SYSTEM,
             severity=Severity.CRITICAL,
-            title=f"Alerts to {entry.sink} stopped: the sink failed permanently",
-            text=(
-                f"portfolio-monitor could not deliver to {entry.sink} and will not try again "
-                f"until it is restarted. Reason: {reason}. Fix the sink's configuration, then "
-                "restart the service; alerts keep going to the other sinks."
-            ),
+            title=title,
+            text=text,
             created_at=now,
-            facts={"sink": entry.sink},
+            facts={"sink": sink},
         )
         await self._store.enqueue([notice], others)
         self.wake()

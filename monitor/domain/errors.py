@@ -58,12 +58,23 @@ class StorageError(MonitorError):
 
 
 class DeliveryError(MonitorError):
-    """A notification sink failed; `permanent` means it will keep failing (revoked token, 404 hook)."""
+    """A notification sink failed; `permanent` means it will keep failing (revoked token, 404 hook).
+
+    `rejected` means the sink works but refused this one message for a reason not known to be
+    final (Telegram's "Bad Request" of a new kind): it is retried a few times, then given up on
+    its own so that it does not hold every later alert to that sink behind it.
+    """
 
     def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        rejected: bool = False,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retryable = not permanent
         self.retry_after = retry_after
+        self.rejected = rejected and not permanent

@@ -100,6 +100,9 @@ class TelegramSink(HttpSink):
             )
         if response.status_code == 400:
             # Other "Bad Request" answers (a transient parse failure, an unusual chat state) are
-            # not known to be final: keep the sink and retry with back-off.
-            raise DeliveryError(f"{self._name}: HTTP 400: {description or 'Bad Request'}")
+            # not known to be final: keep the sink, retry this message a few times, then give up
+            # on it alone (the outbox sender decides).
+            raise DeliveryError(
+                f"{self._name}: HTTP 400: {description or 'Bad Request'}", rejected=True
+            )
         raise_for_status(self._name, response, description)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.delivery import OutboxSender, RetryPolicy
+from monitor.delivery import REJECTED_ATTEMPTS, OutboxSender, RetryPolicy
+from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
@@ -172,6 +173,36 @@ async def test_permanent_failure_disables_the_sink_and_tells_the_others(
     assert "broken" in system[0].title
     assert "does not exist" in system[0].text
     assert [n.id for n in ops.received if n.kind is not NotificationKind.SYSTEM] == ["n1", "n2"]
+    assert await store.depth() == 0
+
+
+async def test_a_message_a_working_sink_keeps_refusing_is_given_up_alone(
+    store: SqlStore, database: Path
+) -> None:
+    clock = ManualClock()
+    refused = DeliveryError("telegram: HTTP 400: Bad Request: something new", rejected=True)
+    telegram = ScriptedSink("telegram", [refused] * REJECTED_ATTEMPTS)
+    ops = ScriptedSink("ops")
+    await store.enqueue([notification(id="n1"), notification(id="n2")], ["telegram", "ops"])
+    sender = OutboxSender(store, {"telegram": telegram, "ops": ops}, POLICY, clock=clock)
+
+    for _ in range(REJECTED_ATTEMPTS):
+        await sender.deliver_due()
+        clock.advance(60)  # past any back-off
+    await sender.flush(5)
+
+    # n1 was tried the allowed number of times, then given up on its own; n2, queued behind it,
+    # reached the same sink, which stays enabled.
+    assert telegram.attempts == REJECTED_ATTEMPTS + 1
+    assert [n.id for n in telegram.received] == ["n2"]
+    assert "telegram" not in sender.disabled
+    rows = {(r.notification_id, r.sink): r for r in outbox_rows(database)}
+    assert rows[("n1", "telegram")].dead
+    assert rows[("n1", "telegram")].attempts == REJECTED_ATTEMPTS
+    assert rows[("n2", "telegram")].delivered
+    system = [n for n in ops.received if n.kind is NotificationKind.SYSTEM]
+    assert [n.title for n in system] == ["An alert did not reach telegram"]
+    assert "something new" in system[0].text
     assert await store.depth() == 0
 
 

@@ -164,6 +164,7 @@ class TestTelegram:
         )
         error = await _failure(self._sink(http))
         assert not error.permanent
+        assert error.rejected  # this message, not the sink: given up after a few tries
         assert "something new" in str(error)
 
     async def test_migrated_group_names_the_new_chat_id(
