@@ -493,6 +493,14 @@ class TestRestart:
         ]
         assert result.states["margin_chasing"]["memory"] == memory
 
+    def test_a_firing_rule_this_version_does_not_know_is_resolved_in_plain_words(self) -> None:
+        _, state = run(rules(margin_rule()), [(0, observe(snapshot(2.5)))])
+        from_newer_version = {"funding_drain": state["margin_ratio"]}
+        result = evaluate(AlertRules(()), from_newer_version, observe(snapshot(2.5)), at(10))
+        assert [n.title for n in result.notifications] == [
+            "main: funding drain resolved (rule disabled)"
+        ]
+
     def test_a_pending_breach_of_a_disabled_rule_is_dropped_quietly(self) -> None:
         _, state = run(rules(margin_rule(debounce=60)), [(0, observe(snapshot(2.5)))])
         result = evaluate(AlertRules(()), state, observe(snapshot(2.5)), at(10))

@@ -147,8 +147,10 @@ def _retire(
     if fired is None:
         state.pending = {}
         return state.to_json()
-    # A key this version does not know comes from a newer version's database.
-    name = RULE_TITLES.get(RuleKey(key), key) if key in set(RuleKey) else key.replace("_", " ")
+    try:
+        name = RULE_TITLES[RuleKey(key)]
+    except ValueError:  # a rule of a newer version, found in its database after a downgrade
+        name = key.replace("_", " ")
     title = f"{account}: {name} resolved (rule disabled)"
     text = (
         f"Account {account}: the {name} rule is no longer in the configuration, so its "
