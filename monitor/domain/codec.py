@@ -134,9 +134,8 @@ def _position(obj: Any, path: str) -> Position:
             raise InvalidInput(f"{path}.isolated_margin", "required for an isolated position")
         if isolated_margin < 0:
             raise InvalidInput(f"{path}.isolated_margin", "must be >= 0")
-    leverage = _optional(data, "leverage", path)
-    if leverage is not None and leverage <= 0:
-        raise InvalidInput(f"{path}.leverage", "must be > 0")
+    raw_leverage = data.get("leverage")
+    leverage = None if raw_leverage is None else _positive(raw_leverage, f"{path}.leverage")
     taker_fee = _optional(data, "taker_fee", path)
     if taker_fee is not None and not 0 <= taker_fee < 1:
         raise InvalidInput(f"{path}.taker_fee", "must be a rate in [0, 1), e.g. 0.00055")

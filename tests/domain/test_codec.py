@@ -157,6 +157,16 @@ BAD_INPUT = [
     ),
     pytest.param(_set(["leverage"], 5), "leverage: unknown field", id="unknown-top-key"),
     pytest.param(
+        _set(["positions", 0, "leverage"], "1e-300"),
+        "positions[0].leverage: must be at least 1e-12",
+        id="vanishing-leverage",
+    ),
+    pytest.param(
+        _set(["positions", 0, "leverage"], 0),
+        "positions[0].leverage: must be > 0",
+        id="no-leverage",
+    ),
+    pytest.param(
         _set(["positions", 1, "margin_mode"], "isolated"),
         "positions[1].isolated_margin: required for an isolated position",
         id="isolated-without-margin",
