@@ -44,6 +44,24 @@ class Side(StrEnum):
         return 1 if self is Side.LONG else -1
 
 
+class PoolModel(StrEnum):
+    """How the venue pools margin for this account (detected from the venue, never assumed).
+
+    - single-asset: one settlement coin's wallet backs the positions settled in it.
+    - multi-assets: Binance USDⓈ-M Multi-Assets mode, every margin asset pooled in USD.
+    - unified: Bybit Unified Trading Account in cross mode, every collateral coin pooled in USD.
+    - isolated: Bybit UTA in isolated-margin mode; every position has its own margin.
+    - portfolio: Binance Portfolio Margin / Bybit portfolio margin; liquidation at the venue's
+      account ratio, parts of the maintenance margin are the venue's figures.
+    """
+
+    SINGLE_ASSET = "single-asset"
+    MULTI_ASSETS = "multi-assets"
+    UNIFIED = "unified"
+    ISOLATED = "isolated"
+    PORTFOLIO = "portfolio"
+
+
 class MarginMode(StrEnum):
     """Cross positions share the pool's wallet; isolated ones risk only their own margin."""
 
@@ -90,6 +108,54 @@ class Position:
     hedge: bool = False
     exchange_liquidation_price: float | None = None
     exchange_maintenance_margin: float | None = None
+    # Pooled accounts only: the coin PnL and margin are paid in (USDT for BTCUSDT, USDC for
+    # BTCUSDC; None = the state's `asset`) and the coin whose price the mark is (BTC), so that
+    # collateral in that coin moves with the mark.
+    settle_asset: str | None = None
+    underlying: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollateralTier:
+    """Collateral value ratio for the part of a coin balance above `floor` (in coin units).
+
+    Bybit tiers collateral by quantity and values each tranche at its own ratio (BTC 0-10 at
+    0.98, 10-20 at 0.95, ...), so the value of a fixed quantity stays linear in its price.
+    """
+
+    floor: float
+    ratio: float
+
+
+@dataclass(frozen=True, slots=True)
+class Collateral:
+    """One coin of a pooled margin account, valued in the pool's currency (USD).
+
+    `quantity` is the wallet balance (negative = borrowed). The coin's equity (quantity plus the
+    PnL of the cross positions settled in it) counts at `price` x the tiered value ratio while
+    positive, and at `price` x `liability_rate` while negative; the maintenance margin of the
+    positions settled in it converts at `price` x `liability_rate` too. Binance Multi-Assets:
+    ratio = bidRate / index, liability_rate = askRate / index. Bybit: the collateral value ratio,
+    liability_rate 1. `stable` coins keep their price when marks move (USDT, USDC); the others
+    move with the marks of positions on them and in the account-wide move.
+    """
+
+    asset: str
+    quantity: float
+    price: float
+    ratios: tuple[CollateralTier, ...] = (CollateralTier(0.0, 1.0),)
+    liability_rate: float = 1.0
+    stable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VenueTerm:
+    """A part of the pool the engine cannot model (margin loans, spot-order haircut loss,
+    options), taken as the venue reports it, in the pool's currency, and labelled as such."""
+
+    name: str
+    equity: float = 0.0
+    maintenance_margin: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +171,29 @@ class ExchangeAccountFigures:
 
 @dataclass(frozen=True, slots=True)
 class AccountState:
-    """One margin pool: a wallet balance in one settlement asset and the positions drawing on it."""
+    """One margin pool: a wallet balance in one settlement asset and the positions drawing on it.
+
+    A pooled account (Binance Multi-Assets or Portfolio Margin, Bybit UTA cross) lists its coins
+    in `collateral` instead: equity and maintenance margin are then in USD (`asset` "USD"), and
+    `wallet_balance` is the venue's USD wallet total, shown but not used by the engine.
+    `liquidation_ratio` is the equity / maintenance margin at which the venue liquidates (1.0;
+    Binance Portfolio Margin 1.05). `venue_terms` are parts taken from the venue's figures.
+    """
 
     venue: Venue
     wallet_balance: float
     positions: tuple[Position, ...]
     asset: str = "USDT"
     reported: ExchangeAccountFigures = field(default_factory=ExchangeAccountFigures)
+    model: PoolModel = PoolModel.SINGLE_ASSET
+    collateral: tuple[Collateral, ...] = ()
+    liquidation_ratio: float = 1.0
+    venue_terms: tuple[VenueTerm, ...] = ()
+
+    @property
+    def pooled(self) -> bool:
+        """True when several coins back the cross positions (values in USD)."""
+        return bool(self.collateral)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +240,9 @@ class AccountRisk:
     exchange_margin_ratio: float | None
     account_liquidation_move: float | None
     positions: tuple[PositionRisk, ...]
+    # Pooled accounts: the USD value each coin contributes to equity (after value ratios, PnL
+    # included), in the order of `AccountState.collateral`; empty for single-asset pools.
+    collateral_values: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
