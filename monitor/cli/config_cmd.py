@@ -71,6 +71,7 @@ def _describe(report: ProbeReport) -> str:
             "  reachable: yes, API key accepted",
             f"  key can trade: {known(report.can_trade)}; can withdraw: {known(report.can_withdraw)}",
             f"  permissions: {', '.join(report.permissions) or 'not exposed'}",
+            f"  margin model: {report.account_model or 'unknown'}",
             f"  position mode: {report.position_mode or 'unknown (no open positions)'}",
             f"  margin modes: {', '.join(report.margin_modes) or 'unknown (no open positions)'}",
         ]

@@ -22,6 +22,8 @@ class ProbeReport:
     can_withdraw: bool | None = None
     permissions: tuple[str, ...] = ()
     position_mode: str | None = None
+    # How the venue pools this account's margin (a PoolModel value), as detected.
+    account_model: str | None = None
     margin_modes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
 

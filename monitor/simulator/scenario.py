@@ -150,11 +150,21 @@ class AccountSpec:
     hedge: bool
     # Bybit UTA margin mode is account-wide; Binance sets it per position.
     margin_mode: MarginMode
+    # How the venue pools the account's margin (ACCOUNT_MODES per exchange, first = default).
+    account_mode: str
     wallet: Mapping[str, float]
     positions: tuple[PositionSpec, ...]
     tier_overrides: Mapping[str, tuple[TierSpec, ...]]
     permissions: Permissions
     user_id: int
+
+
+# Binance: one coin per pool, Multi-Assets mode, or a Portfolio Margin account (papi only).
+# Bybit: a Unified Trading Account, or a classic (pre-UTA) account the monitor must refuse.
+ACCOUNT_MODES: Mapping[str, tuple[str, ...]] = {
+    BINANCE: ("single-asset", "multi-assets", "portfolio"),
+    BYBIT: ("unified", "classic"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,6 +518,7 @@ def _account(
             "api_secret",
             "position_mode",
             "margin_mode",
+            "account_mode",
             "wallet",
             "positions",
             "tiers",
@@ -521,6 +532,12 @@ def _account(
     if mode not in ("one-way", "hedge"):
         raise InvalidInput(f"{path}.position_mode", "must be one-way or hedge")
     account_margin = _margin_mode(table.get("margin_mode", "cross"), f"{path}.margin_mode")
+    modes = ACCOUNT_MODES[exchange]
+    account_mode = str(table.get("account_mode", modes[0]))
+    if account_mode not in modes:
+        raise InvalidInput(
+            f"{path}.account_mode", f"must be one of {', '.join(modes)} on {exchange}"
+        )
     wallet = {
         str(asset): _non_negative(amount, f"{path}.wallet.{asset}")
         for asset, amount in _table(table.get("wallet", {}), f"{path}.wallet").items()
@@ -568,6 +585,7 @@ def _account(
         api_secret=api_secret,
         hedge=mode == "hedge",
         margin_mode=account_margin,
+        account_mode=account_mode,
         wallet=wallet,
         positions=tuple(positions),
         tier_overrides=overrides,
