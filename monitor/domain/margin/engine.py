@@ -6,6 +6,8 @@ import math
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg
+from monitor.domain.margin.pool import assess_pool
+from monitor.domain.margin.ratios import ratios
 from monitor.domain.margin.solver import nearest_own_root, nearest_root
 from monitor.domain.model import AccountRisk, AccountState, MarginMode, PositionRisk
 
@@ -18,7 +20,14 @@ def assess(state: AccountState) -> AccountRisk:
     MM, and the liquidation price (cross: every other mark held where it is; hedge legs of one
     symbol move together; the tier is the one holding the notional AT that price). A pool already
     at or below its maintenance margin reports distance 0 and account move 0, so alerts fire.
+    A pooled account (several collateral coins, in USD) is assessed by `pool.assess_pool`.
     """
+    if state.collateral:
+        return assess_pool(state)
+    if state.venue_terms or state.liquidation_ratio != 1.0:
+        raise InvalidInput(
+            "collateral", "venue terms and a liquidation ratio need a pooled account's collateral"
+        )
     venue = state.venue
     inverse = venue.inverse
     bybit = venue.exchange == "bybit"
@@ -55,7 +64,7 @@ def assess(state: AccountState) -> AccountRisk:
             own_equity = (position.isolated_margin or 0.0) + position_pnl
             pool_surplus = own_equity - position_margin
             root = nearest_own_root(position.isolated_margin or 0.0, leg, inverse)
-            ratio, exchange_ratio = _ratios(own_equity, position_margin)
+            ratio, exchange_ratio = ratios(own_equity, position_margin)
         else:
             pool_surplus = surplus
             if i in shared:
@@ -87,7 +96,7 @@ def assess(state: AccountState) -> AccountRisk:
             )
         )
 
-    ratio, exchange_ratio = _ratios(equity, maintenance)
+    ratio, exchange_ratio = ratios(equity, maintenance)
     return AccountRisk(
         equity=equity,
         maintenance_margin=maintenance,
@@ -124,16 +133,3 @@ def _account_move(
         return None
     move = (1.0 / root if inverse else root) - 1.0
     return move if math.isfinite(move) else None
-
-
-def _ratios(equity: float, maintenance: float) -> tuple[float | None, float | None]:
-    """(equity / MM, MM / equity); both None without maintenance margin, the second also when
-    equity is ≤ 0. A quotient too large for a float (dust against a huge figure) is None too."""
-    if maintenance <= 0.0:
-        return None, None
-    ratio = equity / maintenance
-    exchange = maintenance / equity if equity > 0.0 else None
-    return (
-        ratio if math.isfinite(ratio) else None,
-        exchange if exchange is not None and math.isfinite(exchange) else None,
-    )

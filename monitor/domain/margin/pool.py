@@ -1,0 +1,487 @@
+"""The margin engine for pooled accounts: several coins back the cross positions, valued in USD.
+
+Binance Multi-Assets and Portfolio Margin and Bybit's Unified Trading Account pool every collateral
+coin. A coin's equity (wallet plus the PnL of the positions settled in it) counts at its price times
+a value ratio while positive (tiered by quantity on Bybit), at its price times a liability rate while
+negative; the maintenance margin of a position converts at its settlement coin's liability price.
+
+Along any price axis z every term stays piecewise linear: a position's margin changes slope at its
+tier floors, a settlement coin's value at zero and at its ratio tiers, and collateral in the
+position's own underlying is linear in its price. So, as in `solver`, the pool's surplus
+(equity - liquidation ratio x maintenance margin) is walked segment by segment from the current
+prices and solved exactly inside the first segment where it changes sign.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+
+from monitor.domain.errors import InvalidInput
+from monitor.domain.margin.legs import Leg, tier_index
+from monitor.domain.margin.ratios import ratios
+from monitor.domain.margin.solver import nearest_own_root
+from monitor.domain.model import (
+    AccountRisk,
+    AccountState,
+    Collateral,
+    MarginMode,
+    PositionRisk,
+    Tier,
+)
+
+
+class _Coin:
+    """A collateral coin prepared once per assessment: its value curve g(E) in coin units.
+
+    g(E) = E x liability_rate for E < 0; for E >= 0 the sum of its tranches, tranche k running
+    from floors[k] at ratios[k]. `bases[k]` is g(floors[k]).
+    """
+
+    __slots__ = ("bases", "floors", "liability_rate", "price", "ratios", "stable")
+
+    def __init__(self, coin: Collateral, path: str) -> None:
+        if not (coin.price > 0.0 and math.isfinite(coin.price)):
+            raise InvalidInput(f"{path}.price", "must be > 0")
+        if not coin.liability_rate > 0.0:
+            raise InvalidInput(f"{path}.liability_rate", "must be > 0")
+        if not coin.ratios or coin.ratios[0].floor != 0.0:
+            raise InvalidInput(f"{path}.ratios", "the first tier must start at quantity 0")
+        floors: list[float] = []
+        ratios: list[float] = []
+        bases: list[float] = []
+        base = 0.0
+        for number, tier in enumerate(coin.ratios):
+            if not 0.0 <= tier.ratio <= 1.0:
+                raise InvalidInput(f"{path}.ratios[{number}].ratio", "must be between 0 and 1")
+            if floors:
+                if not tier.floor > floors[-1]:
+                    raise InvalidInput(
+                        f"{path}.ratios[{number}].floor", "floors must be in increasing order"
+                    )
+                base += (tier.floor - floors[-1]) * ratios[-1]
+            floors.append(tier.floor)
+            ratios.append(tier.ratio)
+            bases.append(base)
+        self.price = coin.price
+        self.liability_rate = coin.liability_rate
+        self.stable = coin.stable
+        self.floors = floors
+        self.ratios = ratios
+        self.bases = bases
+
+    def regime(self, equity: float) -> int:
+        """-1 below zero, else the tranche holding `equity`."""
+        if equity < 0.0:
+            return -1
+        floors = self.floors
+        index = 0
+        last = len(floors) - 1
+        while index < last and floors[index + 1] <= equity:
+            index += 1
+        return index
+
+    def value(self, equity: float) -> float:
+        """The coin's contribution in coin units after ratios (multiply by price for USD)."""
+        index = self.regime(equity)
+        if index < 0:
+            return equity * self.liability_rate
+        return self.bases[index] + self.ratios[index] * (equity - self.floors[index])
+
+    def rate(self, index: int) -> float:
+        """Slope of g in regime `index`."""
+        return self.liability_rate if index < 0 else self.ratios[index]
+
+
+class _Moving:
+    """What moves along one axis: legs (at x = scale*z, MM weighted in USD), settlement coins
+    whose equity is A + B*z, and collateral whose USD value is proportional to z."""
+
+    __slots__ = ("coins", "constant", "legs", "proportional", "scales", "weights")
+
+    def __init__(self) -> None:
+        self.constant = 0.0
+        self.proportional = 0.0
+        self.legs: list[Leg] = []
+        self.scales: list[float] = []
+        self.weights: list[float] = []
+        # (coin, A, B) with the coin's equity A + B*z in coin units
+        self.coins: list[tuple[_Coin, float, float]] = []
+
+
+def assess_pool(state: AccountState) -> AccountRisk:
+    """Everything a trader needs to know about a pooled (multi-coin) account, in USD.
+
+    Equity is the value of every collateral coin after its value ratio, PnL included in the coin
+    it settles in; maintenance margin is every cross position's margin at its settlement coin's
+    price, plus what the venue reports for parts we cannot model (`venue_terms`). Liquidation is
+    where equity meets `liquidation_ratio` x maintenance margin (1.0; 1.05 under Binance Portfolio
+    Margin). A position's liquidation price moves its own mark and every collateral coin of the
+    same underlying (BTC collateral behind a BTC long is exposed twice); the account move moves
+    every non-stable price, marks and collateral, together. Isolated positions keep their own margin.
+    """
+    if state.venue.inverse:
+        raise InvalidInput(
+            "collateral",
+            "inverse contracts are margined in their own coin, not in a pooled account",
+        )
+    factor = state.liquidation_ratio
+    if not (factor > 0.0 and math.isfinite(factor)):
+        raise InvalidInput("liquidation_ratio", "must be > 0")
+    bybit = state.venue.exchange == "bybit"
+    coins: dict[str, int] = {}
+    prepared: list[_Coin] = []
+    for number, coin in enumerate(state.collateral):
+        path = f"collateral[{number}]"
+        if coin.asset in coins:
+            raise InvalidInput(f"{path}.asset", f"{coin.asset} is listed twice")
+        coins[coin.asset] = number
+        prepared.append(_Coin(coin, path))
+    quantities = [coin.quantity for coin in state.collateral]
+
+    legs: list[Leg] = []
+    settle: list[int] = []
+    for number, position in enumerate(state.positions):
+        try:
+            leg = Leg(position, False, bybit)
+        except InvalidInput as error:
+            path = f"positions[{number}]" + (f".{error.path}" if error.path else "")
+            raise InvalidInput(path, error.problem) from None
+        legs.append(leg)
+        asset = position.settle_asset or state.asset
+        index = coins.get(asset, -1)
+        if position.margin_mode is MarginMode.CROSS:
+            if index < 0:
+                held = ", ".join(coins)
+                raise InvalidInput(
+                    f"positions[{number}].settle_asset",
+                    f"{asset!r} is not in collateral (has: {held})",
+                )
+            if not prepared[index].stable:
+                raise InvalidInput(
+                    f"positions[{number}].settle_asset",
+                    f"{asset} moves in price: only stablecoin-settled positions are pooled",
+                )
+        settle.append(index)
+
+    cross = [i for i, leg in enumerate(legs) if leg.position.margin_mode is MarginMode.CROSS]
+    coin_equity = list(quantities)
+    for i in cross:
+        coin_equity[settle[i]] += legs[i].unrealized_pnl
+    # USD per unit of a position's maintenance margin (coin units), liquidation ratio included.
+    weights = [
+        prepared[settle[i]].price * prepared[settle[i]].liability_rate if settle[i] >= 0 else 0.0
+        for i in range(len(legs))
+    ]
+    values = [coin.price * coin.value(coin_equity[n]) for n, coin in enumerate(prepared)]
+    venue_equity = sum((term.equity for term in state.venue_terms), 0.0)
+    venue_margin = sum((term.maintenance_margin for term in state.venue_terms), 0.0)
+    equity = sum(values, 0.0) + venue_equity
+    maintenance = sum((legs[i].maintenance_margin * weights[i] for i in cross), 0.0) + venue_margin
+    surplus = equity - factor * maintenance
+
+    # Hedge legs of one symbol share a price; everything else is solved alone.
+    groups: dict[str, list[int]] = {}
+    for i in cross:
+        if legs[i].position.hedge:
+            groups.setdefault(legs[i].position.symbol, []).append(i)
+    shared: dict[int, float | None] = {}
+    for members in groups.values():
+        root = _cross_root(
+            members, legs, settle, weights, prepared, coins, coin_equity, surplus, factor
+        )
+        for i in members:
+            shared[i] = root
+
+    risks = []
+    for i, leg in enumerate(legs):
+        position = leg.position
+        own_equity = ratio = exchange_ratio = None
+        if position.margin_mode is MarginMode.ISOLATED:
+            own_equity = (position.isolated_margin or 0.0) + leg.unrealized_pnl
+            pool_surplus = own_equity - leg.maintenance_margin
+            root = nearest_own_root(position.isolated_margin or 0.0, leg, False)
+            ratio, exchange_ratio = ratios(own_equity, leg.maintenance_margin)
+        else:
+            pool_surplus = surplus
+            if i in shared:
+                root = shared[i]
+            else:
+                root = _cross_root(
+                    [i], legs, settle, weights, prepared, coins, coin_equity, surplus, factor
+                )
+        distance = None
+        if root is not None:
+            mark = position.mark_price
+            distance = abs(mark - root) / mark if pool_surplus > 0.0 else 0.0
+        risks.append(
+            PositionRisk(
+                position.symbol,
+                position.side,
+                position.margin_mode,
+                leg.notional,
+                leg.unrealized_pnl,
+                leg.maintenance_margin,
+                root,
+                distance,
+                own_equity,
+                ratio,
+                exchange_ratio,
+            )
+        )
+
+    ratio, exchange_ratio = ratios(equity, maintenance)
+    return AccountRisk(
+        equity=equity,
+        maintenance_margin=maintenance,
+        margin_ratio=ratio,
+        exchange_margin_ratio=exchange_ratio,
+        account_liquidation_move=_account_move(
+            cross,
+            legs,
+            settle,
+            weights,
+            prepared,
+            quantities,
+            surplus,
+            venue_equity,
+            venue_margin,
+            factor,
+        ),
+        positions=tuple(risks),
+        collateral_values=tuple(values),
+    )
+
+
+def _cross_root(
+    members: list[int],
+    legs: list[Leg],
+    settle: list[int],
+    weights: list[float],
+    coins: list[_Coin],
+    coin_index: dict[str, int],
+    coin_equity: list[float],
+    surplus: float,
+    factor: float,
+) -> float | None:
+    """The mark of `members` (one position, or the hedge legs of one symbol) at which the pool's
+    surplus is zero, nearest to the current mark, with collateral in the same underlying moving
+    along; every other price held."""
+    first = legs[members[0]].position
+    z0 = first.mark_price
+    moving = _Moving()
+    constant = surplus
+    settled = settle[members[0]]
+    slope_in_coin = 0.0
+    equity_now = coin_equity[settled]
+    intercept_in_coin = equity_now
+    for i in members:
+        leg = legs[i]
+        moving.legs.append(leg)
+        moving.scales.append(1.0)
+        moving.weights.append(weights[i] * factor)
+        constant += weights[i] * factor * leg.maintenance_margin
+        slope_in_coin += leg.beta
+        intercept_in_coin -= leg.beta * leg.x0
+    coin = coins[settled]
+    constant -= coin.price * coin.value(equity_now)
+    # The settlement coin's equity is a straight line in the moving mark.
+    moving.coins.append((coin, intercept_in_coin, slope_in_coin))
+    underlying = first.underlying
+    if underlying is not None:
+        index = coin_index.get(underlying, -1)
+        if index >= 0 and not coins[index].stable and index != settled:
+            held = coins[index]
+            now = held.price * held.value(coin_equity[index])
+            constant -= now
+            moving.proportional = now / z0
+    moving.constant = constant
+    return _nearest(moving, z0)
+
+
+def _account_move(
+    cross: list[int],
+    legs: list[Leg],
+    settle: list[int],
+    weights: list[float],
+    coins: list[_Coin],
+    quantities: list[float],
+    surplus: float,
+    venue_equity: float,
+    venue_margin: float,
+    factor: float,
+) -> float | None:
+    """Uniform relative move m of every non-stable price (marks and collateral, price*(1+m)) that
+    brings the pool to its liquidation point, nearest to zero; None if none exists."""
+    if not cross:
+        return None
+    if surplus <= 0.0:
+        return 0.0
+    moving = _Moving()
+    moving.constant = venue_equity - factor * venue_margin
+    intercepts = list(quantities)
+    slopes = [0.0] * len(coins)
+    for i in cross:
+        leg = legs[i]
+        moving.legs.append(leg)
+        moving.scales.append(leg.x0)
+        moving.weights.append(weights[i] * factor)
+        intercepts[settle[i]] += leg.alpha
+        slopes[settle[i]] += leg.beta * leg.x0
+    for n, coin in enumerate(coins):
+        if coin.stable:
+            moving.coins.append((coin, intercepts[n], slopes[n]))
+        else:
+            # No position settles in a moving coin, so its equity is its quantity.
+            moving.proportional += coin.price * coin.value(quantities[n])
+    root = _nearest(moving, 1.0)
+    if root is None:
+        return None
+    move = root - 1.0
+    return move if math.isfinite(move) else None
+
+
+def _nearest(moving: _Moving, z0: float) -> float | None:
+    """The z > 0 nearest z0 (relative) where the moving pool's surplus is zero, or None."""
+    below = _walk(moving, z0, -1, 0.0)
+    limit = math.inf if below is None else 2.0 * z0 - below
+    above = _walk(moving, z0, 1, limit)
+    return below if above is None else above
+
+
+def _walk(moving: _Moving, z0: float, direction: int, limit: float) -> float | None:
+    """First zero of the surplus going from z0 in `direction` (+1 up, -1 down), not past `limit`.
+
+    The surplus is intercept + slope*z on each segment; every moving part knows where its next
+    breakpoint is. A heap yields the nearest; crossing it changes only that part's line.
+    """
+    legs: Sequence[Leg] = moving.legs
+    intercept = moving.constant
+    slope = moving.proportional
+    room_down = room_up = 0.0  # how far the slope can still fall / rise in any later segment
+    continuous = True
+    leg_tiers: list[int] = []
+    heap: list[tuple[float, int]] = []
+    for number, leg in enumerate(legs):
+        weight = moving.weights[number]
+        tiers = leg.tiers
+        if tiers is None:
+            leg_tiers.append(0)
+            intercept -= weight * leg.fixed_margin
+            continue
+        width = leg.gamma * moving.scales[number]
+        at_mark = moving.scales[number] * z0 == leg.x0
+        index = leg.mark_tier if at_mark else tier_index(tiers, width * z0)
+        leg_tiers.append(index)
+        tier = tiers[index]
+        intercept += weight * (tier.deduction - leg.fee)
+        slope -= weight * tier.mmr * width
+        room_down += weight * (leg.mmr_max - tier.mmr) * width
+        room_up += weight * (tier.mmr - leg.mmr_min) * width
+        continuous = continuous and leg.continuous
+        nxt = _leg_break(tiers, index, width, direction)
+        if nxt is not None:
+            heap.append((nxt * direction, number))
+    offset = len(legs)
+    coin_regimes: list[int] = []
+    for number, (coin, a, b) in enumerate(moving.coins):
+        equity = a + b * z0
+        index = coin.regime(equity)
+        coin_regimes.append(index)
+        rate = coin.rate(index)
+        intercept += coin.price * _coin_intercept(coin, index, a)
+        slope += coin.price * rate * b
+        rates = [coin.liability_rate, *coin.ratios]
+        room_down += coin.price * (rate * b - min(r * b for r in rates))
+        room_up += coin.price * (max(r * b for r in rates) - rate * b)
+        nxt = _coin_break(coin, index, a, b, direction)
+        if nxt is not None:
+            heap.append((nxt * direction, offset + number))
+    heapq.heapify(heap)
+    value = intercept + slope * z0
+    if value == 0.0:
+        return z0
+    sign = 1.0 if value > 0.0 else -1.0
+    wanted_falling = sign * direction > 0
+    while True:
+        if continuous and (slope - room_down >= 0.0 if wanted_falling else slope + room_up <= 0.0):
+            return None
+        breakpoint_z = heap[0][0] * direction if heap else math.inf * direction
+        if not heap or (breakpoint_z >= limit if direction > 0 else breakpoint_z <= limit):
+            if sign * direction * slope >= 0.0:
+                return None
+            root = -intercept / slope
+            if direction > 0:
+                return root if root <= limit else None
+            return root if root >= limit and root > 0.0 else None
+        number = heapq.heappop(heap)[1]
+        if sign * (intercept + slope * breakpoint_z) <= 0.0:
+            root = -intercept / slope
+            return min(root, breakpoint_z) if direction > 0 else max(root, breakpoint_z)
+        if number < offset:
+            leg = legs[number]
+            tiers = leg.tiers
+            assert tiers is not None
+            weight = moving.weights[number]
+            width = leg.gamma * moving.scales[number]
+            old = tiers[leg_tiers[number]]
+            index = leg_tiers[number] + direction
+            leg_tiers[number] = index
+            new = tiers[index]
+            change = weight * (new.mmr - old.mmr) * width
+            intercept += weight * (new.deduction - old.deduction)
+            slope -= change
+            room_down -= change
+            room_up += change
+            nxt = _leg_break(tiers, index, width, direction)
+        else:
+            coin, a, b = moving.coins[number - offset]
+            old_index = coin_regimes[number - offset]
+            index = old_index + (1 if b * direction > 0 else -1)
+            coin_regimes[number - offset] = index
+            intercept += coin.price * (
+                _coin_intercept(coin, index, a) - _coin_intercept(coin, old_index, a)
+            )
+            change = coin.price * (coin.rate(index) - coin.rate(old_index)) * b
+            slope += change
+            room_down += change
+            room_up -= change
+            nxt = _coin_break(coin, index, a, b, direction)
+        if sign * (intercept + slope * breakpoint_z) <= 0.0:
+            return breakpoint_z  # margin jumped past equity at this floor
+        if nxt is not None:
+            heapq.heappush(heap, (nxt * direction, number))
+
+
+def _leg_break(tiers: tuple[Tier, ...], index: int, width: float, direction: int) -> float | None:
+    """Where, walking in `direction`, the leg leaves tier `index` (None: it never does)."""
+    if direction > 0:
+        return tiers[index + 1].floor / width if index + 1 < len(tiers) else None
+    return tiers[index].floor / width if index > 0 else None
+
+
+def _coin_intercept(coin: _Coin, index: int, a: float) -> float:
+    """Intercept (coin units) of g(a + b*z) in regime `index`: g = base + rate*(E - floor)."""
+    if index < 0:
+        return coin.liability_rate * a
+    return coin.bases[index] + coin.ratios[index] * (a - coin.floors[index])
+
+
+def _coin_break(coin: _Coin, index: int, a: float, b: float, direction: int) -> float | None:
+    """Where, walking in `direction`, the coin's equity a + b*z leaves regime `index`."""
+    if b == 0.0:
+        return None
+    if b * direction > 0:  # equity rises
+        if index < 0:
+            edge = 0.0
+        elif index + 1 < len(coin.floors):
+            edge = coin.floors[index + 1]
+        else:
+            return None
+    else:  # equity falls
+        if index < 0:
+            return None
+        edge = coin.floors[index]
+    z = (edge - a) / b
+    return z if z > 0.0 else None
