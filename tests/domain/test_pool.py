@@ -91,7 +91,8 @@ def test_btc_collateral_behind_a_btc_long_is_exposed_twice() -> None:
     # ... but the collateral falls with the mark, so liquidation is much nearer.
     assert alone.positions[0].liquidation_price == pytest.approx(40_000 / 0.995)
     price = both.positions[0].liquidation_price
-    assert price is not None and price > 45_000
+    assert price is not None
+    assert price > 45_000
     # at that price: BTC worth 20,000 * P/60,000; USDT equity 1*(P - 60,000); MM 0.005 P
     assert 20_000 * price / 60_000 + (price - 60_000) == pytest.approx(0.005 * price)
     # The account move moves the collateral too: it equals the position's own move here.
