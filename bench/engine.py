@@ -23,7 +23,18 @@ import time
 from collections.abc import Callable
 
 from monitor.domain.margin import assess
-from monitor.domain.model import AccountRisk, AccountState, MarginMode, Position, Side, Tier, Venue
+from monitor.domain.model import (
+    AccountRisk,
+    AccountState,
+    Collateral,
+    CollateralTier,
+    MarginMode,
+    PoolModel,
+    Position,
+    Side,
+    Tier,
+    Venue,
+)
 
 # Binance BTCUSDT-like brackets: floors and rates; deductions follow from the cum recursion.
 _FLOORS = [0.0, 5e4, 6e5, 3e6, 1.2e7, 7e7, 1e8, 2.3e8, 4.8e8, 6e8, 8e8, 1.2e9]
@@ -80,6 +91,131 @@ def accounts(count: int, positions: int, tier_count: int, seed: int) -> list[Acc
         wallet = gross * rng.uniform(0.08, 0.4)
         states.append(AccountState(Venue.BINANCE_USDM, wallet, tuple(rows)))
     return states
+
+
+# Pooled accounts: two stablecoins and three coins that are also traded (S0..S2), so positions
+# on them are exposed twice; Bybit-like tiered value ratios and a Binance-like liability rate.
+_COIN_TIERS = (CollateralTier(0.0, 0.95), CollateralTier(50_000.0, 0.9), CollateralTier(2e5, 0.8))
+
+
+def pooled_accounts(
+    count: int, positions: int, tier_count: int, seed: int, coins: int = 5
+) -> list[AccountState]:
+    """Healthy pooled (unified) accounts: `coins` collateral coins, positions settled in USDT or
+    USDC, some of them on the coins held as collateral."""
+    rng = random.Random(seed)
+    market = [
+        (f"S{number}", rng.uniform(0.5, 60_000.0), table(tier_count, 10 ** rng.uniform(-1.5, 0.0)))
+        for number in range(5 * positions)
+    ]
+    states = []
+    for _ in range(count):
+        rows = []
+        gross = 0.0
+        for base, mark, tiers in rng.sample(market, positions):
+            notional = 10 ** rng.uniform(3.5, 7.3)
+            gross += notional
+            settle = "USDT" if rng.random() < 0.7 else "USDC"
+            rows.append(
+                Position(
+                    symbol=base + settle,
+                    side=Side.LONG if rng.random() < 0.6 else Side.SHORT,
+                    margin_mode=MarginMode.CROSS,
+                    quantity=notional / mark,
+                    entry_price=mark * rng.uniform(0.95, 1.05),
+                    mark_price=mark,
+                    tiers=tiers,
+                    settle_asset=settle,
+                    underlying=base,
+                )
+            )
+        backing = gross * rng.uniform(0.08, 0.4)
+        collateral = [
+            Collateral("USDT", backing * 0.3, 1.0, liability_rate=1.0005, stable=True),
+            Collateral("USDC", backing * 0.2, 0.9999, stable=True),
+        ]
+        for base, mark, _ in market[: coins - 2]:
+            units = backing * 0.5 / (coins - 2) / mark
+            collateral.append(
+                Collateral(
+                    base,
+                    units,
+                    mark,
+                    tuple(CollateralTier(t.floor / mark, t.ratio) for t in _COIN_TIERS),
+                )
+            )
+        states.append(
+            AccountState(
+                Venue.BYBIT_LINEAR,
+                0.0,
+                tuple(rows),
+                asset="USD",
+                model=PoolModel.UNIFIED,
+                collateral=tuple(collateral),
+            )
+        )
+    return states
+
+
+def _coin_value(coin: Collateral, equity: float) -> float:
+    if equity < 0:
+        return equity * coin.liability_rate
+    total = 0.0
+    for index, tier in enumerate(coin.ratios):
+        upper = coin.ratios[index + 1].floor if index + 1 < len(coin.ratios) else math.inf
+        if equity > tier.floor:
+            total += (min(equity, upper) - tier.floor) * tier.ratio
+    return total
+
+
+def pooled_bisection(state: AccountState) -> tuple[list[float | None], float | None]:
+    """Liquidation prices and account move of a pooled state by whole-pool bisection: every probe
+    revalues every coin and position with the moving prices replaced."""
+    positions = state.positions
+    coins = state.collateral
+
+    def pool_surplus(marks: list[float], prices: list[float]) -> float:
+        equity = {coin.asset: coin.quantity for coin in coins}
+        margin = 0.0
+        rates = {
+            coin.asset: coin.liability_rate * price
+            for coin, price in zip(coins, prices, strict=True)
+        }
+        for position, mark in zip(positions, marks, strict=True):
+            equity[position.settle_asset or ""] += _pnl(position, mark)
+            margin += _maintenance(position, mark) * rates[position.settle_asset or ""]
+        value = sum(
+            _coin_value(coin, equity[coin.asset]) * price
+            for coin, price in zip(coins, prices, strict=True)
+        )
+        return value - margin
+
+    marks = [p.mark_price for p in positions]
+    own = [coin.price for coin in coins]
+    result: list[float | None] = []
+    for index, position in enumerate(positions):
+
+        def probe(price: float, index: int = index, position: Position = position) -> float:
+            trial = list(marks)
+            trial[index] = price
+            factor = price / position.mark_price
+            moved = [
+                p * factor if coin.asset == position.underlying and not coin.stable else p
+                for coin, p in zip(coins, own, strict=True)
+            ]
+            return pool_surplus(trial, moved)
+
+        mark = position.mark_price
+        result.append(_nearest_root(probe, mark, 1e-9 * mark, 1e6 * mark))
+
+    def shifted(factor: float) -> float:
+        return pool_surplus(
+            [mark * factor for mark in marks],
+            [p if coin.stable else p * factor for coin, p in zip(coins, own, strict=True)],
+        )
+
+    factor = _nearest_root(shifted, 1.0, 1e-9, 1e6)
+    return result, None if factor is None else factor - 1.0
 
 
 def _maintenance(position: Position, price: float) -> float:
@@ -201,6 +337,7 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=20)
     parser.add_argument("--tiers", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--coins", type=int, default=5, help="collateral coins per pooled account")
     parser.add_argument(
         "--straightforward-accounts",
         type=int,
@@ -251,6 +388,43 @@ def main() -> None:
             f"  max relative difference vs {label} bisection: "
             f"liquidation price {worst_price:.1e}, account move {worst_move:.1e}"
         )
+    pooled(args)
+
+
+def pooled(args: argparse.Namespace) -> None:
+    """The same recompute on pooled (unified) accounts, against whole-pool bisection."""
+    states = pooled_accounts(args.accounts, args.positions, args.tiers, args.seed, args.coins)
+    engine_seconds = math.inf
+    risks: list[AccountRisk] = []
+    for _ in range(3):
+        started = time.process_time()
+        risks = [assess(state) for state in states]
+        engine_seconds = min(engine_seconds, time.process_time() - started)
+    subset = states[: max(1, min(args.straightforward_accounts, len(states)))]
+    started = time.process_time()
+    plain = [pooled_bisection(state) for state in subset]
+    plain_seconds = (time.process_time() - started) * len(states) / len(subset)
+    moves = sorted(
+        r.account_liquidation_move for r in risks if r.account_liquidation_move is not None
+    )
+    print(
+        f"{args.accounts} pooled accounts x {args.positions} cross positions x {args.coins} "
+        f"collateral coins x {args.tiers}-tier tables: full recompute"
+    )
+    if moves:
+        print(
+            f"  accounts with an account move: {len(moves)}, median move {moves[len(moves) // 2]:+.2%}"
+        )
+    print(f"  engine (exact, piecewise linear, best of 3):   {engine_seconds:8.3f} s")
+    print(
+        f"  bisection, whole pool per probe ({len(subset)} accounts timed, scaled): "
+        f"{plain_seconds:8.3f} s   speed-up {plain_seconds / engine_seconds:6.1f}x"
+    )
+    worst_price, worst_move = _agreement(risks, plain)
+    print(
+        f"  max relative difference vs bisection: "
+        f"liquidation price {worst_price:.1e}, account move {worst_move:.1e}"
+    )
 
 
 if __name__ == "__main__":

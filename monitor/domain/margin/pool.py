@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg, tier_index
@@ -39,7 +38,16 @@ class _Coin:
     from floors[k] at ratios[k]. `bases[k]` is g(floors[k]).
     """
 
-    __slots__ = ("bases", "floors", "liability_rate", "price", "ratios", "stable")
+    __slots__ = (
+        "bases",
+        "floors",
+        "highest",
+        "liability_rate",
+        "lowest",
+        "price",
+        "ratios",
+        "stable",
+    )
 
     def __init__(self, coin: Collateral, path: str) -> None:
         if not (coin.price > 0.0 and math.isfinite(coin.price)):
@@ -70,6 +78,9 @@ class _Coin:
         self.floors = floors
         self.ratios = ratios
         self.bases = bases
+        # The steepest and flattest the value curve gets (bounds for the solvers).
+        self.lowest = min(coin.liability_rate, *ratios)
+        self.highest = max(coin.liability_rate, *ratios)
 
     def regime(self, equity: float) -> int:
         """-1 below zero, else the tranche holding `equity`."""
@@ -344,114 +355,162 @@ def _account_move(
 
 def _nearest(moving: _Moving, z0: float) -> float | None:
     """The z > 0 nearest z0 (relative) where the moving pool's surplus is zero, or None."""
-    below = _walk(moving, z0, -1, 0.0)
+    start = _Start(moving, z0)
+    if start.value == 0.0:
+        return z0
+    below = start.walk(-1, 0.0)
     limit = math.inf if below is None else 2.0 * z0 - below
-    above = _walk(moving, z0, 1, limit)
+    above = start.walk(1, limit)
     return below if above is None else above
 
 
-def _walk(moving: _Moving, z0: float, direction: int, limit: float) -> float | None:
-    """First zero of the surplus going from z0 in `direction` (+1 up, -1 down), not past `limit`.
+class _Start:
+    """The surplus line at z0 (intercept + slope*z), each part's segment there, and how far the
+    slope can still fall or rise in any later segment; `walk` goes out from here."""
 
-    The surplus is intercept + slope*z on each segment; every moving part knows where its next
-    breakpoint is. A heap yields the nearest; crossing it changes only that part's line.
-    """
-    legs: Sequence[Leg] = moving.legs
-    intercept = moving.constant
-    slope = moving.proportional
-    room_down = room_up = 0.0  # how far the slope can still fall / rise in any later segment
-    continuous = True
-    leg_tiers: list[int] = []
-    heap: list[tuple[float, int]] = []
-    for number, leg in enumerate(legs):
-        weight = moving.weights[number]
-        tiers = leg.tiers
-        if tiers is None:
-            leg_tiers.append(0)
-            intercept -= weight * leg.fixed_margin
-            continue
-        width = leg.gamma * moving.scales[number]
-        at_mark = moving.scales[number] * z0 == leg.x0
-        index = leg.mark_tier if at_mark else tier_index(tiers, width * z0)
-        leg_tiers.append(index)
-        tier = tiers[index]
-        intercept += weight * (tier.deduction - leg.fee)
-        slope -= weight * tier.mmr * width
-        room_down += weight * (leg.mmr_max - tier.mmr) * width
-        room_up += weight * (tier.mmr - leg.mmr_min) * width
-        continuous = continuous and leg.continuous
-        nxt = _leg_break(tiers, index, width, direction)
-        if nxt is not None:
-            heap.append((nxt * direction, number))
-    offset = len(legs)
-    coin_regimes: list[int] = []
-    for number, (coin, a, b) in enumerate(moving.coins):
-        equity = a + b * z0
-        index = coin.regime(equity)
-        coin_regimes.append(index)
-        rate = coin.rate(index)
-        intercept += coin.price * _coin_intercept(coin, index, a)
-        slope += coin.price * rate * b
-        rates = [coin.liability_rate, *coin.ratios]
-        room_down += coin.price * (rate * b - min(r * b for r in rates))
-        room_up += coin.price * (max(r * b for r in rates) - rate * b)
-        nxt = _coin_break(coin, index, a, b, direction)
-        if nxt is not None:
-            heap.append((nxt * direction, offset + number))
-    heapq.heapify(heap)
-    value = intercept + slope * z0
-    if value == 0.0:
-        return z0
-    sign = 1.0 if value > 0.0 else -1.0
-    wanted_falling = sign * direction > 0
-    while True:
+    __slots__ = (
+        "coin_regimes",
+        "continuous",
+        "intercept",
+        "leg_tiers",
+        "moving",
+        "room_down",
+        "room_up",
+        "slope",
+        "value",
+        "widths",
+        "z0",
+    )
+
+    def __init__(self, moving: _Moving, z0: float) -> None:
+        self.moving = moving
+        self.z0 = z0
+        intercept = moving.constant
+        slope = moving.proportional
+        room_down = room_up = 0.0
+        continuous = True
+        leg_tiers: list[int] = []
+        widths: list[float] = []
+        for number, leg in enumerate(moving.legs):
+            weight = moving.weights[number]
+            tiers = leg.tiers
+            scale = moving.scales[number]
+            width = leg.gamma * scale
+            widths.append(width)
+            if tiers is None:
+                leg_tiers.append(0)
+                intercept -= weight * leg.fixed_margin
+                continue
+            index = leg.mark_tier if scale * z0 == leg.x0 else tier_index(tiers, width * z0)
+            leg_tiers.append(index)
+            tier = tiers[index]
+            intercept += weight * (tier.deduction - leg.fee)
+            slope -= weight * tier.mmr * width
+            room_down += weight * (leg.mmr_max - tier.mmr) * width
+            room_up += weight * (tier.mmr - leg.mmr_min) * width
+            continuous = continuous and leg.continuous
+        coin_regimes: list[int] = []
+        for coin, a, b in moving.coins:
+            index = coin.regime(a + b * z0)
+            coin_regimes.append(index)
+            rate = coin.rate(index)
+            intercept += coin.price * _coin_intercept(coin, index, a)
+            slope += coin.price * rate * b
+            low, high = (coin.lowest, coin.highest) if b > 0.0 else (coin.highest, coin.lowest)
+            room_down += coin.price * (rate - low) * b
+            room_up += coin.price * (high - rate) * b
+        self.intercept = intercept
+        self.slope = slope
+        self.room_down = room_down
+        self.room_up = room_up
+        self.continuous = continuous
+        self.leg_tiers = leg_tiers
+        self.coin_regimes = coin_regimes
+        self.widths = widths
+        self.value = intercept + slope * z0
+
+    def walk(self, direction: int, limit: float) -> float | None:
+        """First zero of the surplus going from z0 in `direction` (+1 up, -1 down), not past
+        `limit`. Every moving part knows where its next breakpoint is; a heap yields the nearest,
+        and crossing it changes only that part's line."""
+        intercept, slope = self.intercept, self.slope
+        room_down, room_up = self.room_down, self.room_up
+        continuous = self.continuous
+        sign = 1.0 if self.value > 0.0 else -1.0
+        # The surplus moves by direction*slope per unit of z; it can reach zero only if that
+        # has the opposite sign of the surplus somewhere ahead.
+        wanted_falling = sign * direction > 0
         if continuous and (slope - room_down >= 0.0 if wanted_falling else slope + room_up <= 0.0):
             return None
-        breakpoint_z = heap[0][0] * direction if heap else math.inf * direction
-        if not heap or (breakpoint_z >= limit if direction > 0 else breakpoint_z <= limit):
-            if sign * direction * slope >= 0.0:
+        moving = self.moving
+        legs = moving.legs
+        widths = self.widths
+        leg_tiers = list(self.leg_tiers)
+        coin_regimes = list(self.coin_regimes)
+        heap: list[tuple[float, int]] = []
+        for number, leg in enumerate(legs):
+            if leg.tiers is not None:
+                edge = _leg_break(leg.tiers, leg_tiers[number], widths[number], direction)
+                if edge is not None:
+                    heap.append((edge * direction, number))
+        offset = len(legs)
+        for number, (coin, a, b) in enumerate(moving.coins):
+            edge = _coin_break(coin, coin_regimes[number], a, b, direction)
+            if edge is not None:
+                heap.append((edge * direction, offset + number))
+        heapq.heapify(heap)
+        while True:
+            if continuous and (
+                slope - room_down >= 0.0 if wanted_falling else slope + room_up <= 0.0
+            ):
                 return None
-            root = -intercept / slope
-            if direction > 0:
-                return root if root <= limit else None
-            return root if root >= limit and root > 0.0 else None
-        number = heapq.heappop(heap)[1]
-        if sign * (intercept + slope * breakpoint_z) <= 0.0:
-            root = -intercept / slope
-            return min(root, breakpoint_z) if direction > 0 else max(root, breakpoint_z)
-        if number < offset:
-            leg = legs[number]
-            tiers = leg.tiers
-            assert tiers is not None
-            weight = moving.weights[number]
-            width = leg.gamma * moving.scales[number]
-            old = tiers[leg_tiers[number]]
-            index = leg_tiers[number] + direction
-            leg_tiers[number] = index
-            new = tiers[index]
-            change = weight * (new.mmr - old.mmr) * width
-            intercept += weight * (new.deduction - old.deduction)
-            slope -= change
-            room_down -= change
-            room_up += change
-            nxt = _leg_break(tiers, index, width, direction)
-        else:
-            coin, a, b = moving.coins[number - offset]
-            old_index = coin_regimes[number - offset]
-            index = old_index + (1 if b * direction > 0 else -1)
-            coin_regimes[number - offset] = index
-            intercept += coin.price * (
-                _coin_intercept(coin, index, a) - _coin_intercept(coin, old_index, a)
-            )
-            change = coin.price * (coin.rate(index) - coin.rate(old_index)) * b
-            slope += change
-            room_down += change
-            room_up -= change
-            nxt = _coin_break(coin, index, a, b, direction)
-        if sign * (intercept + slope * breakpoint_z) <= 0.0:
-            return breakpoint_z  # margin jumped past equity at this floor
-        if nxt is not None:
-            heapq.heappush(heap, (nxt * direction, number))
+            breakpoint_z = heap[0][0] * direction if heap else math.inf * direction
+            if not heap or (breakpoint_z >= limit if direction > 0 else breakpoint_z <= limit):
+                # Last segment to look at: a root exists if the surplus heads towards zero.
+                if sign * direction * slope >= 0.0:
+                    return None
+                root = -intercept / slope
+                if direction > 0:
+                    return root if root <= limit else None
+                return root if root >= limit and root > 0.0 else None
+            number = heapq.heappop(heap)[1]
+            if sign * (intercept + slope * breakpoint_z) <= 0.0:
+                root = -intercept / slope
+                # Rounding may put the root a hair outside its segment.
+                return min(root, breakpoint_z) if direction > 0 else max(root, breakpoint_z)
+            if number < offset:
+                leg = legs[number]
+                tiers = leg.tiers
+                assert tiers is not None
+                weight = moving.weights[number]
+                width = widths[number]
+                old = tiers[leg_tiers[number]]
+                index = leg_tiers[number] + direction
+                leg_tiers[number] = index
+                new = tiers[index]
+                change = weight * (new.mmr - old.mmr) * width
+                intercept += weight * (new.deduction - old.deduction)
+                slope -= change
+                room_down -= change
+                room_up += change
+                edge = _leg_break(tiers, index, width, direction)
+            else:
+                coin, a, b = moving.coins[number - offset]
+                old_index = coin_regimes[number - offset]
+                index = old_index + (1 if b * direction > 0 else -1)
+                coin_regimes[number - offset] = index
+                intercept += coin.price * (
+                    _coin_intercept(coin, index, a) - _coin_intercept(coin, old_index, a)
+                )
+                change = coin.price * (coin.rate(index) - coin.rate(old_index)) * b
+                slope += change
+                room_down += change
+                room_up -= change
+                edge = _coin_break(coin, index, a, b, direction)
+            if sign * (intercept + slope * breakpoint_z) <= 0.0:
+                return breakpoint_z  # margin jumped past equity at this floor
+            if edge is not None:
+                heapq.heappush(heap, (edge * direction, number))
 
 
 def _leg_break(tiers: tuple[Tier, ...], index: int, width: float, direction: int) -> float | None:
