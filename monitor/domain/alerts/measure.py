@@ -84,6 +84,17 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
         parts.append(
             f"Margin ratio {format_percent(risk.margin_ratio)} (exchange: {format_percent(risk.exchange_margin_ratio)})."
         )
+    state = snapshot.state
+    if state.liquidation_ratio != 1.0:
+        parts.append(
+            f"The venue liquidates at a margin ratio of {format_percent(state.liquidation_ratio)}."
+        )
+    if state.venue_terms:
+        taken = ", ".join(
+            f"{term.name} {format_price(term.maintenance_margin or term.equity)} {state.asset}"
+            for term in state.venue_terms
+        )
+        parts.append(f"Includes venue figures we cannot model: {taken}.")
     nearest = nearest_liquidation(snapshot)
     if nearest is not None and nearest.liquidation_price is not None:
         parts.append(
@@ -122,6 +133,16 @@ def _margin_ratio(
     if ratio is None:
         return Reading(math.inf, "no maintenance margin in the cross pool"), extra
     shown = f" (exchange: {format_percent(exchange)})" if exchange is not None else ""
+    factor = snapshot.state.liquidation_ratio
+    if factor != 1.0:
+        # Levels are written for liquidation at 100 %; a venue that liquidates at 105 % (Binance
+        # Portfolio Margin's uniMMR) is judged by the ratio's headroom over its own trigger.
+        headroom = ratio / factor
+        summary = (
+            f"margin ratio {format_percent(ratio)}{shown}, liquidation at {format_percent(factor)}: "
+            f"{format_percent(headroom)} of what liquidation needs"
+        )
+        return Reading(headroom, summary, {"value": headroom, "margin_ratio": ratio}), extra
     return Reading(ratio, f"margin ratio {format_percent(ratio)}{shown}", {"value": ratio}), extra
 
 
