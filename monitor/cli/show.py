@@ -89,6 +89,7 @@ def _document(name: str, result: Outcome) -> dict[str, Any]:
     state, risk = result
     return {
         "account": name,
+        "model": state.model.value,
         "state": state_to_json(state),
         "risk": risk_to_json(risk),
         "liquidation_prices": [
@@ -121,6 +122,25 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
 
+def _pool_rows(state: AccountState) -> list[list[str]]:
+    """What a pooled account adds: its liquidation ratio and the venue figures it includes."""
+    rows = []
+    if state.liquidation_ratio != 1.0:
+        rows.append(["liquidation at margin ratio", _pct(state.liquidation_ratio), "-"])
+    for term in state.venue_terms:
+        if term.equity:
+            rows.append([f"{term.name}: equity", "(venue figure)", _num(term.equity, 4)])
+        if term.maintenance_margin:
+            rows.append(
+                [
+                    f"{term.name}: maintenance margin",
+                    "(venue figure)",
+                    _num(term.maintenance_margin, 4),
+                ]
+            )
+    return rows
+
+
 def _print_tables(name: str, result: Outcome) -> None:
     if isinstance(result, MonitorError):
         err(f"{name}: {result}")
@@ -143,10 +163,25 @@ def _print_tables(name: str, result: Outcome) -> None:
                 _pct(reported.margin_ratio),
             ],
             ["account liquidation move", _pct(risk.account_liquidation_move), "-"],
+            *_pool_rows(state),
         ],
         ["", "ours", "exchange"],
-        title=f"{name} ({state.venue.value}, {state.asset})",
+        title=f"{name} ({state.venue.value}, {state.model.value} margin, {state.asset})",
     )
+    if state.collateral:
+        print_table(
+            [
+                [
+                    coin.asset,
+                    _num(coin.quantity, 8),
+                    _num(coin.price, 4),
+                    _pct(coin.ratios[0].ratio) + (" (tiered)" if len(coin.ratios) > 1 else ""),
+                    _num(value, 2),
+                ]
+                for coin, value in zip(state.collateral, risk.collateral_values, strict=True)
+            ],
+            ["collateral", "quantity", "USD price", "value ratio", "USD value (PnL incl.)"],
+        )
     if not state.positions:
         sys.stdout.write("no open positions\n")
         return

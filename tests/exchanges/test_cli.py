@@ -88,7 +88,7 @@ async def test_show_table_and_one_account(sim: SimulatorServer, tmp_path: Path) 
         "show", "--config", str(config), "--account", "main", "--format", "table"
     )
     assert code == 0, err
-    assert "main (binance-usdm, USDT)" in out
+    assert "main (binance-usdm, single-asset margin, USDT)" in out
     assert "BTCUSDT" in out
     assert "liq. exchange" in out
     assert "other" not in out
