@@ -301,6 +301,8 @@ def status(
             else:
                 interval = info.poll_interval if info else None
             row = _status_row(name, latest, interval, now, firing)
+            row["asset"] = info.asset if info else None
+            row["model"] = info.model if info else None
             # An account removed from the configuration keeps its history but is no longer
             # polled; it must not make the health check fail for ever.
             row["configured"] = settings is None or name in configured
@@ -366,6 +368,20 @@ def _age_cell(age: str, row: dict[str, Any]) -> str:
     return f"{age} STALE" if row["stale"] else age
 
 
+def _equity_cell(row: dict[str, Any]) -> str:
+    """Equity with its currency, and the margin model when it is not a plain single-coin pool
+    (a pooled account is valued in USD; Portfolio Margin includes venue figures)."""
+    text = _number(row["equity"])
+    if row["equity"] is not None and row["asset"]:
+        text += f" {row['asset']}"
+    model = row["model"]
+    if model == "portfolio":
+        text += " (portfolio margin, partly venue figures)"
+    elif model not in (None, "single-asset"):
+        text += f" ({model})"
+    return text
+
+
 def _status_table(rows: list[dict[str, Any]]) -> None:
     headers = [
         "account",
@@ -389,7 +405,7 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
             [
                 row["account"],
                 _age_cell(age, row),
-                _number(row["equity"]),
+                _equity_cell(row),
                 _percent(row["margin_ratio"]),
                 _percent(row["exchange_margin_ratio"]),
                 _percent(row["account_liquidation_move"]),

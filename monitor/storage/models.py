@@ -63,9 +63,13 @@ class Account(Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     name: Mapped[str] = mapped_column(String, unique=True)
     venue: Mapped[str] = mapped_column(String(32))
+    # The pool's currency as the newest snapshot has it (USD for pooled accounts) and how the
+    # venue pools its margin (a PoolModel value; None before the first snapshot of a version
+    # that knew it).
     asset: Mapped[str] = mapped_column(String(16))
     poll_interval: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    model: Mapped[str | None] = mapped_column(String(16))
 
 
 class Symbol(Base):

@@ -44,6 +44,8 @@ class AccountInfo:
     venue: str
     asset: str
     poll_interval: float | None
+    # How the venue pools the account's margin (a PoolModel value; None if never stored).
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +142,9 @@ async def accounts(store: SqlStore) -> list[AccountInfo]:
     """Every stored account, by name."""
     async with store.reading("listing accounts") as conn:
         rows = await conn.execute(
-            select(Account.name, Account.venue, Account.asset, Account.poll_interval).order_by(
-                Account.name
-            )
+            select(
+                Account.name, Account.venue, Account.asset, Account.poll_interval, Account.model
+            ).order_by(Account.name)
         )
         return [AccountInfo(*row) for row in rows]
 

@@ -105,6 +105,8 @@ class _Ids:
     legs: dict[_LegKey, tuple[int, float]] = field(default_factory=dict)
     tiers: dict[tuple[str, str], tuple[Tier, ...]] = field(default_factory=dict)
     positions: dict[int, _KnownPositions] = field(default_factory=dict)
+    # (pool currency, margin model) as stored on each account row
+    pools: dict[str, tuple[str, str]] = field(default_factory=dict)
     tiers_version: int = 0
 
     def forget_legs(self) -> None:
@@ -511,6 +513,7 @@ class Cycle:
         known.legs.update(self._new.legs)
         known.tiers.update(self._new.tiers)
         known.positions.update(self._new.positions)
+        known.pools.update(self._new.pools)
         if self._new.tiers:
             known.tiers_version += 1
 
@@ -697,6 +700,17 @@ class Cycle:
         state, risk = snapshot.state, snapshot.risk
         venue = state.venue.value
         account_id = self._account(conn, snapshot.account, venue, state.asset, snapshot.taken_at)
+        pool = (state.asset, state.model.value)
+        if (
+            self._new.pools.get(snapshot.account) or self._store._ids.pools.get(snapshot.account)
+        ) != pool:
+            # A pooled account's figures are in USD, whatever coin its configuration names.
+            conn.execute(
+                update(Account)
+                .where(Account.id == account_id)
+                .values(asset=state.asset, model=state.model.value)
+            )
+            self._new.pools[snapshot.account] = pool
         distances = [
             p.distance_to_liquidation
             for p in risk.positions
