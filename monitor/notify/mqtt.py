@@ -19,7 +19,7 @@ import random
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -210,6 +210,13 @@ class MqttPublisher:
 
     def publish_state(self, snapshot: Snapshot) -> None:
         """Update the account's retained state; returns at once (queued, oldest dropped if full)."""
+        details = self._accounts.get(snapshot.account)
+        if details is not None and details.asset != snapshot.state.asset:
+            # A pooled account is valued in USD, not in the coin its configuration names: the
+            # equity sensor's unit follows what the venue reports.
+            self._accounts[snapshot.account] = replace(details, asset=snapshot.state.asset)
+            for message in self._discovery(snapshot.account):
+                self._put(message)
         body = _json(state_document(snapshot))
         self._states[snapshot.account] = body
         self._put(_Message(state_topic(self._prefix, snapshot.account), body, 1, True))

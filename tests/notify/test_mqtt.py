@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,18 @@ async def test_birth_message_republishes_every_account_even_past_the_queue_size(
             await home_assistant.publish("homeassistant/status", b"online", qos=1)
         seen = await listener
     assert len(set(live(seen))) == 18
+
+
+async def test_a_pooled_account_equity_sensor_is_in_usd(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    # Configured with USDT, but the venue pools every coin in USD: the sensor's unit follows.
+    publisher.register_account("main", 10, asset="USDT", venue="bybit-linear")
+    pooled = snapshot(margin_ratio=2.5)
+    publisher.publish_state(replace(pooled, state=replace(pooled.state, asset="USD")))
+    await asyncio.sleep(0.3)
+    seen = await collect(mosquitto, ALL, quiet=0.5)
+    config = latest(seen, "homeassistant/sensor/portfolio_monitor_main_equity/config")
+    assert config is not None
+    assert config.json()["unit_of_measurement"] == "USD"
