@@ -72,6 +72,7 @@ class _AccountRuntime:
     failures: int = 0
     last_margin_ratio: float | None = None
     alerts_broken: bool = False  # the trader was told that alert evaluation fails
+    model: str | None = None  # how the venue pools this account's margin, as last fetched
 
 
 def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
@@ -253,6 +254,18 @@ class PollService:
         if report.snapshot is not None:
             risk = report.snapshot.risk
             runtime.last_margin_ratio = risk.margin_ratio
+            state = report.snapshot.state
+            if state.model.value != runtime.model:
+                # Switching Multi-Assets mode or moving to a unified account changes what every
+                # figure means (and its currency): worth a line in the log.
+                log.info(
+                    "account=%s margin model: %s (figures in %s)%s",
+                    name,
+                    state.model.value,
+                    state.asset,
+                    "" if runtime.model is None else f", was {runtime.model}",
+                )
+                runtime.model = state.model.value
             log.debug(
                 "account=%s cycle %.3fs equity=%.2f margin_ratio=%s positions=%d notifications=%d",
                 name,

@@ -164,3 +164,15 @@ async def test_unreadable_alert_state_keeps_storing_snapshots_and_says_so_once(
     assert await store.depth() == 1
     assert "failing: main (alerts)" in service.status_line()
     assert await store.load_alert_states("main") == {"margin_ratio": {"version": 99}}
+
+
+async def test_the_margin_model_is_logged_when_first_seen(
+    sim: SimulatorServer, store: SqlStore, hub: ExchangeHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = PollService(store, WallClock(), ["console"])
+    await _watch(service, store, hub, sim, "main")
+    with caplog.at_level("INFO", logger="monitor.service"):
+        await service.poll("main")
+        await service.poll("main")
+    lines = [r.getMessage() for r in caplog.records if "margin model" in r.getMessage()]
+    assert lines == ["account=main margin model: single-asset (figures in USDT)"]
