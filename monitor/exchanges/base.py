@@ -88,6 +88,14 @@ class _BinanceWeights:
     _venue_weights: ClassVar[Mapping[tuple[str, str], float]] = {
         ("fapiPrivateV3", "account"): 5,
         ("fapiPrivateV3", "positionRisk"): 5,
+        # The margin model and the Multi-Assets asset index (all coins), and Portfolio Margin's
+        # papi reads, at the weights Binance documents.
+        ("fapiPrivate", "multiAssetsMargin"): 30,
+        ("fapiPublic", "assetIndex"): 10,
+        ("papi", "account"): 20,
+        ("papi", "balance"): 20,
+        ("papi", "um/positionRisk"): 5,
+        ("papi", "um/leverageBracket"): 1,
     }
 
     def describe(self) -> Any:

@@ -55,6 +55,27 @@ POLL_COST: dict[Venue, float] = {
 }
 
 
+# Binance USDⓈ-M's poll cost depends on the account's margin model (PoolModel values): Multi-Assets
+# adds the asset index (all coins, 10) to every poll while a coin that moves is held (hourly
+# otherwise); Portfolio Margin reads papi instead of fapi: account 20 + balance 20 +
+# um/positionRisk 5, plus the asset index 10 when a coin that moves is held. papi counts against
+# its own per-IP limit (6000 per minute), fapi's asset index against fapi's. Hourly reads
+# (multiAssetsMargin 30, brackets 1, PM collateral rates 50 on sapi) are left out.
+POLL_COST_BY_MODEL: dict[tuple[Venue, str], float] = {
+    (Venue.BINANCE_USDM, "single-asset"): 10,
+    (Venue.BINANCE_USDM, "multi-assets"): 20,
+    (Venue.BINANCE_USDM, "portfolio"): 55,
+}
+
+
+def poll_cost(venue: Venue, model: str | None = None) -> float:
+    """One poll's cost for an account of `venue` in margin model `model` (worst case when None
+    or when the cost does not depend on the model)."""
+    if model is None:
+        return POLL_COST[venue]
+    return POLL_COST_BY_MODEL.get((venue, model), POLL_COST[venue])
+
+
 def limit_group(venue: Venue) -> str:
     """Which per-IP limit a venue's requests count against."""
     return {

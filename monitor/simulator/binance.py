@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.domain.model import MarginMode, Side, Venue
+from monitor.simulator import binance_pool
 from monitor.simulator.market import (
     PoolView,
     PositionView,
@@ -41,7 +42,7 @@ def endpoints() -> dict[str, Endpoint]:
         return Endpoint(BINANCE, family, False, handler, weight)
 
     def signed(family: str, handler: Any, weight: int) -> Endpoint:
-        return Endpoint(BINANCE, family, True, handler, lambda _p: weight)
+        return Endpoint(BINANCE, family, True, _gated(family, handler), lambda _p: weight)
 
     return {
         "/fapi/v1/ping": public("fapi", lambda _c: {}),
@@ -65,7 +66,8 @@ def endpoints() -> dict[str, Endpoint]:
         "/fapi/v3/balance": signed("fapi", lambda c: _balance(c, Venue.BINANCE_USDM), 5),
         "/fapi/v2/balance": signed("fapi", lambda c: _balance(c, Venue.BINANCE_USDM), 5),
         "/fapi/v1/positionSide/dual": signed("fapi", _dual_side, 30),
-        "/fapi/v1/multiAssetsMargin": signed("fapi", lambda _c: {"multiAssetsMargin": False}, 30),
+        "/fapi/v1/multiAssetsMargin": signed("fapi", _multi_assets_margin, 30),
+        "/fapi/v1/assetIndex": public("fapi", _asset_index, lambda p: 1 if "symbol" in p else 10),
         "/fapi/v1/symbolConfig": signed("fapi", _symbol_config, 5),
         "/dapi/v1/ping": public("dapi", lambda _c: {}),
         "/dapi/v1/time": public("dapi", _time),
@@ -80,10 +82,74 @@ def endpoints() -> dict[str, Endpoint]:
         "/dapi/v1/account": signed("dapi", lambda c: _account(c, Venue.BINANCE_COINM, 1), 5),
         "/dapi/v1/balance": signed("dapi", lambda c: _balance(c, Venue.BINANCE_COINM), 1),
         "/dapi/v1/positionSide/dual": signed("dapi", _dual_side, 30),
+        "/papi/v1/account": signed("papi", _papi_account, 20),
+        "/papi/v1/balance": signed("papi", _papi_balance, 20),
+        "/papi/v1/um/positionRisk": signed("papi", _papi_position_risk, 5),
+        "/papi/v1/um/leverageBracket": signed(
+            "papi", lambda c: _brackets(c, Venue.BINANCE_USDM), 1
+        ),
+        "/papi/v1/um/positionSide/dual": signed("papi", _dual_side, 30),
+        "/sapi/v1/portfolio/collateralRate": signed("sapi", _collateral_rates, 50),
         "/sapi/v1/account/apiRestrictions": signed("sapi", _api_restrictions, 1),
         "/sapi/v1/capital/config/getall": signed("sapi", lambda _c: [], 10),
         "/sapi/v1/margin/allPairs": public("sapi", lambda _c: []),
     }
+
+
+def _gated(family: str, handler: Any) -> Any:
+    """Binance answers a Portfolio Margin key on fapi/dapi, and any other key on papi, with the
+    same -2015 as a bad key (reported for Binance.Net, issue 1485: "UsdFuturesApi does not work
+    after activation the Portfolio Margin Mode")."""
+
+    def gate(call: Call) -> Any:
+        account = _require_account(call)
+        portfolio = account.spec.account_mode == binance_pool.PORTFOLIO
+        if (family == "papi") != portfolio and family in ("fapi", "dapi", "papi"):
+            raise binance_error(
+                401, -2015, "Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1"
+            )
+        return handler(call)
+
+    return gate
+
+
+def _multi_assets_margin(call: Call) -> dict[str, Any]:
+    account = _require_account(call)
+    return {"multiAssetsMargin": account.spec.account_mode == binance_pool.MULTI_ASSETS}
+
+
+def _index_row(call: Call, asset: str, index: float) -> dict[str, Any]:
+    rate = binance_pool.buffer(asset)
+    return {
+        "symbol": f"{asset}USD",
+        "time": call.market.now_ms(),
+        "index": fmt(index),
+        "bidBuffer": fmt(rate),
+        "askBuffer": fmt(rate),
+        "bidRate": fmt(index * (1 - rate)),
+        "askRate": fmt(index * (1 + rate)),
+        "autoExchangeBidBuffer": fmt(rate / 2),
+        "autoExchangeAskBuffer": fmt(rate / 2),
+        "autoExchangeBidRate": fmt(index * (1 - rate / 2)),
+        "autoExchangeAskRate": fmt(index * (1 + rate / 2)),
+    }
+
+
+def _asset_index(call: Call) -> Any:
+    """Multi-Assets asset index: one USD line per priced coin (feeds and two stablecoins)."""
+    assets = sorted(set(call.market.scenario.feeds) | set(binance_pool.INDEXED_STABLECOINS))
+    rows = []
+    for asset in assets:
+        index = call.market.index_price(asset)
+        if index is not None:
+            rows.append(_index_row(call, asset, index))
+    symbol = call.params.get("symbol")
+    if symbol is None:
+        return rows
+    for row in rows:
+        if row["symbol"] == symbol:
+            return row
+    raise binance_error(400, -1121, "Invalid symbol.")
 
 
 def _time(call: Call) -> dict[str, Any]:
@@ -427,6 +493,8 @@ def _wallet_assets(account: SimAccount, venue: Venue, pools: list[PoolView]) -> 
 def _asset_rows(call: Call, venue: Venue) -> list[dict[str, Any]]:
     account = _require_account(call)
     pools = _pools(call, venue)
+    if venue is Venue.BINANCE_USDM and binance_pool.pooled(account.spec):
+        return _pooled_asset_rows(call, account, pools)
     by_asset = {pool.asset: pool for pool in pools}
     rows = []
     for asset in _wallet_assets(account, venue, pools):
@@ -460,6 +528,72 @@ def _asset_rows(call: Call, venue: Venue) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _pooled_asset_rows(
+    call: Call, account: SimAccount, pools: list[PoolView]
+) -> list[dict[str, Any]]:
+    """Per-coin rows of a Multi-Assets wallet: each coin with the positions settled in it."""
+    views = [view for pool in pools for view in pool.positions]
+    assets = sorted(set(account.wallet) | {v.position.instrument.settle for v in views})
+    rows = []
+    for asset in assets:
+        own = [v for v in views if v.position.instrument.settle == asset]
+        cross = [v for v in own if v.position.margin_mode is MarginMode.CROSS]
+        cross_wallet = account.wallet.get(asset, 0.0)
+        wallet = cross_wallet + sum(v.position.isolated_margin or 0.0 for v in own)
+        pnl = sum(unrealized_pnl(v.position, v.mark_price) for v in own)
+        initial = sum(v.initial_margin for v in own)
+        rows.append(
+            {
+                "asset": asset,
+                "walletBalance": fmt(wallet),
+                "unrealizedProfit": fmt(pnl),
+                "marginBalance": fmt(wallet + pnl),
+                "maintMargin": fmt(sum(v.risk.maintenance_margin for v in own)),
+                "initialMargin": fmt(initial),
+                "positionInitialMargin": fmt(initial),
+                "openOrderInitialMargin": "0.00000000",
+                "crossWalletBalance": fmt(cross_wallet),
+                "crossUnPnl": fmt(sum(unrealized_pnl(v.position, v.mark_price) for v in cross)),
+                "availableBalance": fmt(max(0.0, cross_wallet)),
+                "maxWithdrawAmount": fmt(max(0.0, cross_wallet)),
+                "updateTime": call.market.now_ms(),
+            }
+        )
+    return rows
+
+
+def _pooled_totals(pools: list[PoolView]) -> dict[str, str]:
+    """The v3 account's totals in USD for a Multi-Assets pool (cross positions only)."""
+    pool = next((p for p in pools if p.state.pooled), None)
+    if pool is None:
+        return {}
+    wallet = sum(
+        coin.price
+        * (coin.ratios[0].ratio if coin.quantity >= 0 else coin.liability_rate)
+        * coin.quantity
+        for coin in pool.state.collateral
+    )
+    equity = pool.risk.equity
+    initial = 0.0
+    for view in pool.positions:
+        coin = next(c for c in pool.state.collateral if c.asset == view.position.instrument.settle)
+        initial += view.initial_margin * coin.price * coin.liability_rate
+    available = max(0.0, equity - initial)
+    return {
+        "totalInitialMargin": fmt(initial),
+        "totalMaintMargin": fmt(pool.risk.maintenance_margin),
+        "totalWalletBalance": fmt(wallet),
+        "totalUnrealizedProfit": fmt(equity - wallet),
+        "totalMarginBalance": fmt(equity),
+        "totalPositionInitialMargin": fmt(initial),
+        "totalOpenOrderInitialMargin": "0.00000000",
+        "totalCrossWalletBalance": fmt(wallet),
+        "totalCrossUnPnl": fmt(equity - wallet),
+        "availableBalance": fmt(available),
+        "maxWithdrawAmount": fmt(min(available, wallet)),
+    }
 
 
 def _account(call: Call, venue: Venue, version: int) -> dict[str, Any]:
@@ -509,7 +643,9 @@ def _account(call: Call, venue: Venue, version: int) -> dict[str, Any]:
             "updateTime": call.market.now_ms(),
         }
         return body
-    # Single-asset mode: the account totals are the USDT asset's figures.
+    # Single-asset mode: the account totals are the USDT asset's figures; in Multi-Assets mode
+    # they are the whole pool's, in USD.
+    multi_assets = binance_pool.pooled(account.spec)
     usdt: Mapping[str, Any] = next((a for a in assets if a["asset"] == "USDT"), {})
     zero = "0.00000000"
     totals = {
@@ -525,6 +661,8 @@ def _account(call: Call, venue: Venue, version: int) -> dict[str, Any]:
         "availableBalance": usdt.get("availableBalance", zero),
         "maxWithdrawAmount": usdt.get("maxWithdrawAmount", zero),
     }
+    if multi_assets:
+        totals |= _pooled_totals(_pools(call, venue))
     if version != 3:
         totals |= {
             "feeTier": 0,
@@ -534,7 +672,7 @@ def _account(call: Call, venue: Venue, version: int) -> dict[str, Any]:
             "feeBurn": False,
             "tradeGroupId": -1,
             "updateTime": 0,
-            "multiAssetsMargin": False,
+            "multiAssetsMargin": multi_assets,
         }
     return totals | body
 
@@ -605,3 +743,109 @@ def _api_restrictions(call: Call) -> dict[str, Any]:
         "enableSpotAndMarginTrading": permissions.trade,
         "enablePortfolioMarginTrading": False,
     }
+
+
+def _portfolio_pool(call: Call) -> PoolView | None:
+    return next((p for p in _pools(call, Venue.BINANCE_USDM) if p.state.pooled), None)
+
+
+def _papi_account(call: Call) -> dict[str, Any]:
+    """`GET /papi/v1/account`: the Portfolio Margin account's USD figures."""
+    pool = _portfolio_pool(call)
+    account = _require_account(call)
+    if pool is None:
+        equity = actual = sum(
+            amount * (call.market.index_price(coin) or 0.0) * binance_pool.collateral_rate(coin)
+            for coin, amount in account.wallet.items()
+        )
+        maintenance = initial = 0.0
+    else:
+        equity = pool.risk.equity
+        actual = sum(c.quantity * c.price for c in pool.state.collateral) + sum(
+            unrealized_pnl(v.position, v.mark_price) for v in pool.positions
+        )
+        maintenance = pool.risk.maintenance_margin
+        initial = sum(v.initial_margin for v in pool.positions)
+    return {
+        "uniMMR": fmt(equity / maintenance) if maintenance > 0 else "0",
+        "accountEquity": fmt(equity),
+        "actualEquity": fmt(actual),
+        "accountInitialMargin": fmt(initial),
+        "accountMaintMargin": fmt(maintenance),
+        "accountStatus": "NORMAL",
+        "virtualMaxWithdrawAmount": fmt(max(0.0, equity - initial)),
+        "totalAvailableBalance": fmt(max(0.0, equity - initial)),
+        "totalMarginOpenLoss": "0",
+        "updateTime": call.market.now_ms(),
+    }
+
+
+def _papi_balance(call: Call) -> list[dict[str, Any]]:
+    """`GET /papi/v1/balance`: stablecoins sit in the USDⓈ-M wallet, other coins in margin."""
+    account = _require_account(call)
+    pool = _portfolio_pool(call)
+    views = pool.positions if pool else ()
+    rows = []
+    for asset in sorted(account.wallet):
+        amount = account.wallet[asset]
+        futures = asset in binance_pool.STABLECOINS
+        pnl = sum(
+            unrealized_pnl(v.position, v.mark_price)
+            for v in views
+            if v.position.instrument.settle == asset
+        )
+        rows.append(
+            {
+                "asset": asset,
+                "totalWalletBalance": fmt(amount),
+                "crossMarginAsset": fmt(0.0 if futures else amount),
+                "crossMarginBorrowed": "0.0",
+                "crossMarginFree": fmt(0.0 if futures else amount),
+                "crossMarginInterest": "0.0",
+                "crossMarginLocked": "0.0",
+                "umWalletBalance": fmt(amount if futures else 0.0),
+                "umUnrealizedPNL": fmt(pnl),
+                "cmWalletBalance": "0.0",
+                "cmUnrealizedPNL": "0.0",
+                "updateTime": call.market.now_ms(),
+                "negativeBalance": "0.0",
+            }
+        )
+    return rows
+
+
+def _papi_position_risk(call: Call) -> list[dict[str, Any]]:
+    """`GET /papi/v1/um/positionRisk`: Binance's documented PM row (no margins, no asset)."""
+    rows = []
+    for pool in _pools(call, Venue.BINANCE_USDM):
+        for view in pool.positions:
+            position = view.position
+            instrument = position.instrument
+            liq = view.risk.liquidation_price
+            rows.append(
+                {
+                    "entryPrice": fmt(position.entry_price),
+                    "leverage": str(int(position.leverage)),
+                    "markPrice": fmt(view.mark_price),
+                    "maxNotionalValue": plain(_tier_cap(call, instrument, position.leverage)),
+                    "positionAmt": quantity(
+                        position.side.sign * position.quantity, instrument.qty_step
+                    ),
+                    "notional": fmt(position.side.sign * notional(position, view.mark_price)),
+                    "symbol": instrument.symbol,
+                    "unRealizedProfit": fmt(unrealized_pnl(position, view.mark_price)),
+                    "liquidationPrice": fmt(liq) if liq is not None else "0",
+                    "positionSide": _position_side(view),
+                    "updateTime": position.opened_ms,
+                }
+            )
+    return rows
+
+
+def _collateral_rates(call: Call) -> list[dict[str, Any]]:
+    """`GET /sapi/v1/portfolio/collateralRate`: every coin the venue prices."""
+    assets = sorted(set(call.market.scenario.feeds) | binance_pool.STABLECOINS)
+    return [
+        {"asset": asset, "collateralRate": f"{binance_pool.collateral_rate(asset):.4f}"}
+        for asset in assets
+    ]

@@ -25,6 +25,7 @@ from monitor.domain.model import (
     Tier,
     Venue,
 )
+from monitor.simulator import binance_pool
 from monitor.simulator.clock import SimClock
 from monitor.simulator.prices import PricePaths
 from monitor.simulator.scenario import (
@@ -179,6 +180,12 @@ class Market:
         """Instruments listed on `venue`."""
         return tuple(i for i in self.scenario.instruments if i.venue is venue)
 
+    def index_price(self, asset: str, elapsed: float | None = None) -> float | None:
+        """USD index of a coin: its feed's price, 1 for a USD stablecoin, None if neither."""
+        if asset in self.scenario.feeds:
+            return self.prices.price(asset, self.elapsed() if elapsed is None else elapsed)
+        return 1.0 if asset in binance_pool.STABLECOINS else None
+
     def tiers(self, account: SimAccount | None, instrument: Instrument) -> tuple[TierSpec, ...]:
         """The bracket table `account` is subject to on `instrument` (per-user on Binance)."""
         if account is not None and instrument.symbol in account.spec.tier_overrides:
@@ -230,6 +237,12 @@ class Market:
         """Whether any pool might be at or past liquidation: a cheap, deliberately pessimistic screen."""
         for (_venue, asset), positions in _groups(account).items():
             equity = account.wallet.get(asset, 0.0)
+            if asset == _POOLED:
+                # Every coin at its index after the venue's haircut (a pessimistic screen).
+                equity = sum(
+                    amount * (self.index_price(coin, elapsed) or 0.0) * (1 - 2 * _HAIRCUT)
+                    for coin, amount in account.wallet.items()
+                )
             maintenance = 0.0
             for position in positions:
                 mark = self.mark(position.instrument, elapsed)
@@ -267,11 +280,15 @@ class Market:
                         doomed.append(view)
             cross = [v for v in pool.positions if v.position.margin_mode is MarginMode.CROSS]
             risk = pool.risk
-            if cross and risk.maintenance_margin > 0 and risk.equity <= risk.maintenance_margin:
+            limit = pool.state.liquidation_ratio * risk.maintenance_margin
+            if cross and risk.maintenance_margin > 0 and risk.equity <= limit:
                 doomed.extend(cross)
-                # The cross pool is closed at the marks; what is left above maintenance margin stays,
-                # the maintenance margin itself goes to the insurance fund.
-                account.wallet[pool.asset] = max(0.0, risk.equity - risk.maintenance_margin)
+                if pool.state.pooled:
+                    _settle_pooled(account, cross, risk.maintenance_margin)
+                else:
+                    # The cross pool is closed at the marks; what is left above maintenance margin
+                    # stays, the maintenance margin itself goes to the insurance fund.
+                    account.wallet[pool.asset] = max(0.0, risk.equity - risk.maintenance_margin)
             at = self.started_at + timedelta(seconds=elapsed)
             if doomed:
                 account.version += 1
@@ -294,15 +311,26 @@ class Market:
         pools = []
         for (venue, asset), positions in _groups(account).items():
             marks = [self.mark(p.instrument, elapsed) for p in positions]
-            state = AccountState(
-                venue=venue,
-                wallet_balance=account.wallet.get(asset, 0.0),
-                positions=tuple(
-                    self._domain_position(account, p, mark)
-                    for p, mark in zip(positions, marks, strict=True)
-                ),
-                asset=asset,
+            domain = tuple(
+                self._domain_position(account, p, mark)
+                for p, mark in zip(positions, marks, strict=True)
             )
+            if asset == _POOLED:
+                prices = {
+                    coin: price
+                    for coin in set(account.wallet) | {p.instrument.settle for p in positions}
+                    if (price := self.index_price(coin, elapsed)) is not None
+                }
+                state = binance_pool.pooled_state(
+                    account.spec, account.wallet, [p.instrument for p in positions], domain, prices
+                )
+            else:
+                state = AccountState(
+                    venue=venue,
+                    wallet_balance=account.wallet.get(asset, 0.0),
+                    positions=domain,
+                    asset=asset,
+                )
             risk = assess(state)
             views = tuple(
                 PositionView(p, mark, r, _initial_margin(p, mark))
@@ -341,14 +369,35 @@ class Market:
         )
 
 
+# The pool key of a Binance Multi-Assets or Portfolio Margin account's USDⓈ-M positions, and the
+# largest collateral buffer the screen allows for.
+_POOLED = "USD"
+_HAIRCUT = binance_pool.COIN_BUFFER
+
+
 def _groups(account: SimAccount) -> dict[tuple[Venue, str], list[SimPosition]]:
     """The account's positions by margin pool (venue, settlement asset), in scenario order."""
     groups: dict[tuple[Venue, str], list[SimPosition]] = {}
+    pooled = binance_pool.pooled(account.spec)
     for position in account.positions:
-        groups.setdefault((position.instrument.venue, position.instrument.settle), []).append(
-            position
-        )
+        venue = position.instrument.venue
+        asset = _POOLED if pooled and venue is Venue.BINANCE_USDM else position.instrument.settle
+        groups.setdefault((venue, asset), []).append(position)
     return groups
+
+
+def _settle_pooled(account: SimAccount, cross: list[PositionView], maintenance: float) -> None:
+    """A liquidated pooled account: each closed position's PnL is paid in its settle coin and the
+    maintenance margin (USD) goes to the insurance fund out of the largest stablecoin wallet."""
+    for view in cross:
+        settle = view.position.instrument.settle
+        account.wallet[settle] = account.wallet.get(settle, 0.0) + unrealized_pnl(
+            view.position, view.mark_price
+        )
+    stables = [coin for coin in account.wallet if coin in binance_pool.STABLECOINS]
+    if stables:
+        largest = max(stables, key=lambda coin: account.wallet[coin])
+        account.wallet[largest] -= maintenance
 
 
 def _hedged(spec: AccountSpec, instrument: Instrument) -> bool:

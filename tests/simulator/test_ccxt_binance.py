@@ -3,6 +3,7 @@ with the scenario's values."""
 
 from __future__ import annotations
 
+import ccxt.async_support as ccxt
 import pytest
 
 from monitor.domain.model import Side, Venue
@@ -167,3 +168,67 @@ async def test_default_load_markets_with_keys_reaches_sapi(simulator: SimulatorS
         assert all(record.status == 200 for record in simulator.request_log)
     finally:
         await exchange.close()
+
+
+async def test_multi_assets_mode_usd_totals_and_asset_index(simulator: SimulatorServer) -> None:
+    exchange = ccxt_client(simulator, "binance-multi-assets", "binanceusdm")
+    try:
+        assert (await exchange.fapiPrivateGetMultiAssetsMargin())["multiAssetsMargin"] is True
+        index = {row["symbol"]: row for row in await exchange.fapiPublicGetAssetIndex()}
+        assert float(index["BTCUSD"]["index"]) == 60000.0
+        assert float(index["BTCUSD"]["bidRate"]) == pytest.approx(60000 * 0.95)
+        assert float(index["USDTUSD"]["askRate"]) == pytest.approx(1.0001)
+        account = await exchange.fapiPrivateV3GetAccount()
+        # USD totals: 2000 USDT and 3000 USDC at 99.99 %, 0.5 BTC at 95 %, plus the PnL of the
+        # BTCUSDT long (+2000 USDT) and the ETHUSDC short (+500 USDC) at 99.99 %.
+        wallet = (2000 + 3000) * 0.9999 + 0.5 * 60000 * 0.95
+        assert float(account["totalCrossWalletBalance"]) == pytest.approx(wallet)
+        assert float(account["totalMarginBalance"]) == pytest.approx(wallet + 2500 * 0.9999)
+        assert {a["asset"] for a in account["assets"]} == {"BTC", "USDC", "USDT"}
+        pool = next(
+            p
+            for p in simulator.market.pools(simulator.market.accounts["binance-multi-assets"])
+            if p.state.pooled
+        )
+        assert float(account["totalMaintMargin"]) == pytest.approx(pool.risk.maintenance_margin)
+        positions = {p["symbol"]: p for p in await exchange.fetch_positions()}
+        assert positions["ETH/USDC:USDC"]["side"] == "short"
+        liquidation = _engine_liquidation_prices(
+            simulator, "binance-multi-assets", Venue.BINANCE_USDM
+        )
+        assert positions["BTC/USDT:USDT"]["liquidationPrice"] == pytest.approx(
+            liquidation[("BTCUSDT", "long")], rel=1e-9
+        )
+    finally:
+        await exchange.close()
+
+
+async def test_portfolio_margin_account_answers_on_papi_only(simulator: SimulatorServer) -> None:
+    exchange = ccxt_client(simulator, "binance-portfolio", "binanceusdm")
+    try:
+        with pytest.raises(ccxt.AuthenticationError, match="-2015"):
+            await exchange.fapiPrivateV3GetAccount()
+        account = await exchange.papiGetAccount()
+        equity = float(account["accountEquity"])
+        maintenance = float(account["accountMaintMargin"])
+        assert float(account["uniMMR"]) == pytest.approx(equity / maintenance)
+        # 5000 USDT at 100 % and 1 BTC at 95 %, a 1.5 BTC short from 61000 and 20 ETH from 2950.
+        assert equity == pytest.approx(5000 + 57000 + 1500 + 1000)
+        balances = {row["asset"]: row for row in await exchange.papiGetBalance()}
+        assert float(balances["USDT"]["umWalletBalance"]) == 5000
+        assert float(balances["BTC"]["crossMarginAsset"]) == 1
+        rows = await exchange.papiGetUmPositionRisk()
+        assert {row["symbol"] for row in rows} == {"BTCUSDT", "ETHUSDT"}
+        rates = {
+            row["asset"]: row["collateralRate"]
+            for row in await exchange.sapiGetPortfolioCollateralRate()
+        }
+        assert rates["BTC"] == "0.9500"
+    finally:
+        await exchange.close()
+    other = ccxt_client(simulator, "binance-oneway", "binanceusdm")
+    try:
+        with pytest.raises(ccxt.AuthenticationError, match="-2015"):
+            await other.papiGetAccount()
+    finally:
+        await other.close()
