@@ -44,7 +44,8 @@ def parse_shock(text: str, *, path: str = "--shock") -> Shock:
     symbol = symbol.strip()
     if not separator or not symbol or not amount.strip():
         raise InvalidInput(
-            path, f"{text!r} is not NAME=MOVE (examples: BTCUSDT=-10%, BTC=-10%, all=-5%)"
+            path,
+            f"{text!r} is not SYMBOL=MOVE (examples: BTCUSDT=-10%, BTC=-10% for a coin, all=-5%)",
         )
     if not amount.strip().endswith("%"):
         # "all=5" is far more likely a forgotten % than a +500 % move: refuse to guess.
