@@ -419,3 +419,29 @@ def test_bad_pooled_input_exits_2_naming_the_path(
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.startswith(message), result.stderr
+
+
+def _readme_calc_section() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    return text.split("<!-- section: calc -->", 1)[1].split("<!-- end section: calc -->", 1)[0]
+
+
+def test_the_readme_state_examples_compute(tmp_path: Path) -> None:
+    blocks = _readme_calc_section().split("```json\n")[1:]
+    assert len(blocks) == 2
+    for block in blocks:
+        data = json.loads(block.split("```", 1)[0])
+        result = invoke(["--format", "json", write(tmp_path, data)])
+        assert result.exit_code == 0, result.stderr
+
+
+def test_the_readme_figures_of_the_pooled_example() -> None:
+    section = " ".join(_readme_calc_section().split())
+    state = state_from_json(json.loads(POOLED_EXAMPLE.read_text()))
+    price = assess(state).positions[0].liquidation_price
+    assert price is not None
+    by_coin = assess(apply_shocks(state, [Shock("BTC", -0.1)])).equity
+    by_symbol = assess(apply_shocks(state, [Shock("BTCUSDT", -0.1)])).equity
+    assert f"liquidation price ({price:,.0f})" in section
+    assert f"leaves equity {by_coin:,.0f} USD" in section
+    assert f"(collateral held) leaves {by_symbol:,.0f}" in section
