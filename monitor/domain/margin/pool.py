@@ -197,11 +197,10 @@ def assess_pool(state: AccountState) -> AccountRisk:
     for i in cross:
         if legs[i].position.hedge:
             groups.setdefault(legs[i].position.symbol, []).append(i)
+    at_marks = _Pool(legs, settle, weights, prepared, coins, coin_equity, values, surplus, factor)
     shared: dict[int, float | None] = {}
     for members in groups.values():
-        root = _cross_root(
-            members, legs, settle, weights, prepared, coins, coin_equity, surplus, factor
-        )
+        root = at_marks.cross_root(members)
         for i in members:
             shared[i] = root
 
@@ -216,12 +215,7 @@ def assess_pool(state: AccountState) -> AccountRisk:
             ratio, exchange_ratio = ratios(own_equity, leg.maintenance_margin)
         else:
             pool_surplus = surplus
-            if i in shared:
-                root = shared[i]
-            else:
-                root = _cross_root(
-                    [i], legs, settle, weights, prepared, coins, coin_equity, surplus, factor
-                )
+            root = shared[i] if i in shared else at_marks.cross_root([i])
         distance = None
         if root is not None:
             mark = position.mark_price
@@ -265,50 +259,76 @@ def assess_pool(state: AccountState) -> AccountRisk:
     )
 
 
-def _cross_root(
-    members: list[int],
-    legs: list[Leg],
-    settle: list[int],
-    weights: list[float],
-    coins: list[_Coin],
-    coin_index: dict[str, int],
-    coin_equity: list[float],
-    surplus: float,
-    factor: float,
-) -> float | None:
-    """The mark of `members` (one position, or the hedge legs of one symbol) at which the pool's
-    surplus is zero, nearest to the current mark, with collateral in the same underlying moving
-    along; every other price held."""
-    first = legs[members[0]].position
-    z0 = first.mark_price
-    moving = _Moving()
-    constant = surplus
-    settled = settle[members[0]]
-    slope_in_coin = 0.0
-    equity_now = coin_equity[settled]
-    intercept_in_coin = equity_now
-    for i in members:
-        leg = legs[i]
-        moving.legs.append(leg)
-        moving.scales.append(1.0)
-        moving.weights.append(weights[i] * factor)
-        constant += weights[i] * factor * leg.maintenance_margin
-        slope_in_coin += leg.beta
-        intercept_in_coin -= leg.beta * leg.x0
-    coin = coins[settled]
-    constant -= coin.price * coin.value(equity_now)
-    # The settlement coin's equity is a straight line in the moving mark.
-    moving.coins.append((coin, intercept_in_coin, slope_in_coin))
-    underlying = first.underlying
-    if underlying is not None:
-        index = coin_index.get(underlying, -1)
-        if index >= 0 and not coins[index].stable and index != settled:
-            held = coins[index]
-            now = held.price * held.value(coin_equity[index])
-            constant -= now
-            moving.proportional = now / z0
-    moving.constant = constant
-    return _nearest(moving, z0)
+class _Pool:
+    """The pool at current prices, as the per-position solver needs it."""
+
+    __slots__ = (
+        "coin_equity",
+        "coin_index",
+        "coins",
+        "factor",
+        "legs",
+        "settle",
+        "surplus",
+        "values",
+        "weights",
+    )
+
+    def __init__(
+        self,
+        legs: list[Leg],
+        settle: list[int],
+        weights: list[float],
+        coins: list[_Coin],
+        coin_index: dict[str, int],
+        coin_equity: list[float],
+        values: list[float],
+        surplus: float,
+        factor: float,
+    ) -> None:
+        self.legs = legs
+        self.settle = settle
+        self.weights = weights
+        self.coins = coins
+        self.coin_index = coin_index
+        self.coin_equity = coin_equity
+        self.values = values
+        self.surplus = surplus
+        self.factor = factor
+
+    def cross_root(self, members: list[int]) -> float | None:
+        """The mark of `members` (one position, or the hedge legs of one symbol) at which the
+        pool's surplus is zero, nearest to the current mark, with collateral in the same
+        underlying moving along; every other price held."""
+        legs, factor = self.legs, self.factor
+        first = legs[members[0]].position
+        z0 = first.mark_price
+        moving = _Moving()
+        settled = self.settle[members[0]]
+        # Everything that does not move: the surplus less the moving parts' share of it.
+        constant = self.surplus - self.values[settled]
+        slope_in_coin = 0.0
+        intercept_in_coin = self.coin_equity[settled]
+        for i in members:
+            leg = legs[i]
+            weight = self.weights[i] * factor
+            moving.legs.append(leg)
+            moving.scales.append(1.0)
+            moving.weights.append(weight)
+            constant += weight * leg.maintenance_margin
+            slope_in_coin += leg.beta
+            intercept_in_coin -= leg.beta * leg.x0
+        # The settlement coin's equity is a straight line in the moving mark.
+        moving.coins.append((self.coins[settled], intercept_in_coin, slope_in_coin))
+        underlying = first.underlying
+        if underlying is not None:
+            index = self.coin_index.get(underlying, -1)
+            if index >= 0 and index != settled and not self.coins[index].stable:
+                now = self.values[index]
+                constant -= now
+                moving.proportional = now / z0
+        moving.constant = constant
+        return _nearest(moving, z0)
 
 
 def _account_move(
