@@ -15,12 +15,21 @@ from monitor.cli.output import Format, default_format, print_json, print_table
 from monitor.domain.codec import risk_to_json, state_from_json
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
-from monitor.domain.model import AccountRisk, AccountState, MarginMode
-from monitor.domain.scenarios import Shock, add_margin, apply_shocks, parse_amount, parse_shock
+from monitor.domain.model import AccountRisk, AccountState, Collateral, MarginMode
+from monitor.domain.scenarios import (
+    MarginChange,
+    Shock,
+    add_margin,
+    apply_shocks,
+    parse_margin,
+    parse_shock,
+)
 
 # Narrow enough for an 80-column terminal: prices in full, margin and PnL compact (1.23M).
 POSITION_HEADERS = ("symbol", "side", "mark", "liq. price", "distance", "MM", "PnL")
 POOL_HEADERS = ("equity", "maint. margin", "margin ratio", "exchange ratio", "account move")
+COLLATERAL_HEADERS = ("collateral", "quantity", "USD price", "value ratio", "USD value")
+VENUE_TERM_HEADERS = ("venue figure", "equity", "maint. margin")
 
 
 @app.command()
@@ -41,16 +50,18 @@ def calc(
         list[str] | None,
         typer.Option(
             "--shock",
-            metavar="SYMBOL=MOVE",
-            help="Move a mark before computing: BTCUSDT=-10%, or all=-5% for every mark. Repeatable.",
+            metavar="NAME=MOVE",
+            help="Move prices before computing: BTCUSDT=-10% (that mark), BTC=-10% (every mark on "
+            "BTC and BTC collateral), all=-5% (every mark and non-stable coin). Repeatable.",
         ),
     ] = None,
     margin: Annotated[
         str | None,
         typer.Option(
             "--add-margin",
-            metavar="AMOUNT",
-            help="Add margin to the cross wallet before computing (negative removes it).",
+            metavar="[COIN=]AMOUNT",
+            help="Add margin before computing (negative removes it): AMOUNT to a single-asset "
+            "wallet, COIN=AMOUNT (coin units) to one coin of a pooled account.",
         ),
     ] = None,
 ) -> None:
@@ -60,7 +71,7 @@ def calc(
         raise usage_error("--format: calc prints table or json")
     try:
         shocks = [parse_shock(text) for text in shock or []]
-        amount = parse_amount(margin) if margin is not None else None
+        change = parse_margin(margin) if margin is not None else None
     except InvalidInput as error:
         raise usage_error(str(error)) from None
     document = _read(source)
@@ -70,7 +81,7 @@ def calc(
     for index, item in enumerate(items):
         prefix = f"[{index}]" if many else ""
         try:
-            state = _scenario(state_from_json(item), shocks, amount)
+            state = _scenario(state_from_json(item), shocks, change)
             results.append((state, assess(state)))
         except InvalidInput as error:
             if error.path.startswith("--"):
@@ -80,7 +91,7 @@ def calc(
             path = f"{prefix}.{error.path}" if prefix and error.path else prefix or error.path
             raise usage_error(f"{path}: {error.problem}" if path else error.problem) from None
     if chosen is Format.JSON:
-        payload = [risk_to_json(risk) for _, risk in results]
+        payload = [risk_to_json(risk, state) for state, risk in results]
         print_json(payload if many else payload[0])
         return
     for index, (state, risk) in enumerate(results):
@@ -102,11 +113,13 @@ def _read(source: str) -> Any:
         ) from None
 
 
-def _scenario(state: AccountState, shocks: list[Shock], amount: float | None) -> AccountState:
+def _scenario(
+    state: AccountState, shocks: list[Shock], change: MarginChange | None
+) -> AccountState:
     if shocks:
         state = apply_shocks(state, shocks)
-    if amount is not None:
-        state = add_margin(state, amount)
+    if change is not None:
+        state = add_margin(state, change.amount, asset=change.asset)
     return state
 
 
@@ -123,8 +136,37 @@ def _print_tables(state: AccountState, risk: AccountRisk, label: str) -> None:
         )
         for position, result in zip(state.positions, risk.positions, strict=True)
     ]
-    title = f"{label}{state.venue.value}, wallet {_amount(state.wallet_balance)} {state.asset}"
+    if state.pooled:
+        # Positions pay PnL and margin in their settlement coin; the pool adds them up in USD.
+        title = (
+            f"{label}{state.venue.value}, {state.model.value} margin "
+            "(MM and PnL in each position's settlement coin)"
+        )
+    else:
+        title = f"{label}{state.venue.value}, wallet {_amount(state.wallet_balance)} {state.asset}"
     print_table(rows, POSITION_HEADERS, title=title)
+    if state.pooled:
+        coins = [
+            (
+                coin.asset,
+                f"{coin.quantity:,.8g}",
+                _price(coin.price),
+                _ratio(coin),
+                _amount(value),
+            )
+            for coin, value in zip(state.collateral, risk.collateral_values, strict=True)
+        ]
+        print_table(
+            coins,
+            COLLATERAL_HEADERS,
+            title=f"{label}collateral (values after ratios, PnL of positions settled in the coin)",
+        )
+    if state.venue_terms:
+        terms = [
+            (term.name, _amount(term.equity), _amount(term.maintenance_margin))
+            for term in state.venue_terms
+        ]
+        print_table(terms, VENUE_TERM_HEADERS, title=f"{label}taken from the venue, not computed")
     pool = (
         _amount(risk.equity),
         _amount(risk.maintenance_margin),
@@ -132,9 +174,21 @@ def _print_tables(state: AccountState, risk: AccountRisk, label: str) -> None:
         _percent(risk.exchange_margin_ratio),
         _percent(risk.account_liquidation_move, signed=True),
     )
+    currency = " in USD" if state.pooled else ""
+    trigger = _percent(state.liquidation_ratio).replace(".00%", " %")
     print_table(
-        [pool], POOL_HEADERS, title=f"{label}cross pool (liquidation at margin ratio 100 %)"
+        [pool],
+        POOL_HEADERS,
+        title=f"{label}cross pool{currency} (liquidation at margin ratio {trigger})",
     )
+
+
+def _ratio(coin: Collateral) -> str:
+    """The value ratio; a tiered coin shows the ratio of its first tranche and says it is tiered."""
+    first = _percent(coin.ratios[0].ratio)
+    tiered = f" ({len(coin.ratios)} tiers)" if len(coin.ratios) > 1 else ""
+    liability = f", debt x{coin.liability_rate:g}" if coin.liability_rate != 1.0 else ""
+    return first + tiered + liability
 
 
 def _price(value: float | None) -> str:

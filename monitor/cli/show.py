@@ -91,7 +91,7 @@ def _document(name: str, result: Outcome) -> dict[str, Any]:
         "account": name,
         "model": state.model.value,
         "state": state_to_json(state),
-        "risk": risk_to_json(risk),
+        "risk": risk_to_json(risk, state),
         "liquidation_prices": [
             {
                 "symbol": position.symbol,

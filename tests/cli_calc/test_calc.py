@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,204 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "nope.json: cannot read" in result.stderr
+
+
+# ---- pooled accounts ----
+
+POOLED_EXAMPLE = EXAMPLE.parent / "bybit_unified_usdc_btc.json"
+POOLED_VECTORS = [
+    "binance_multi_assets_faq",
+    "bybit_unified_tiered_btc",
+    "bybit_unified_usdc_behind_usdt_long",
+]
+
+
+@pytest.mark.parametrize("name", POOLED_VECTORS)
+def test_calc_reproduces_the_pooled_vectors(tmp_path: Path, name: str) -> None:
+    vector = load(VECTOR_DIR / f"{name}.json")
+    result = invoke(["--format", "json", write(tmp_path, vector["state"])])
+    assert result.exit_code == 0, result.stderr
+    risk = json.loads(result.stdout)
+    wanted = vector["expected"]
+    for field, value in wanted["derived"].items():
+        assert risk[field] == pytest.approx(value, rel=1e-9), field
+    for position, price in zip(risk["positions"], wanted["liquidation_price"], strict=True):
+        assert position["liquidation_price"] == pytest.approx(float(price), abs=vector["tolerance"])
+    assert [coin["asset"] for coin in risk["collateral_values"]] == [
+        coin["asset"] for coin in wanted["collateral_values"]
+    ]
+    for coin, value in zip(risk["collateral_values"], wanted["collateral_values"], strict=True):
+        assert coin["value"] == pytest.approx(value["value"], rel=1e-12), coin["asset"]
+    assert risk["model"] == vector["state"]["model"]
+    assert risk["liquidation_ratio"] == 1.0
+
+
+def test_binance_multi_assets_faq_figures_as_binance_prints_them(tmp_path: Path) -> None:
+    vector = load(VECTOR_DIR / "binance_multi_assets_faq.json")
+    published = vector["expected"]["published"]
+    result = invoke(["--format", "json", write(tmp_path, vector["state"])])
+    risk = json.loads(result.stdout)
+    assert round(risk["equity"], 2) == published["equity"]
+    assert round(risk["maintenance_margin"], 3) == published["maintenance_margin"]
+    # 0.4797750...: the FAQ cuts it to 0.47977 (and rounds it to 47.98 % in the same line).
+    assert (
+        math.floor(risk["exchange_margin_ratio"] * 1e5) / 1e5 == published["exchange_margin_ratio"]
+    )
+    assert f"{risk['exchange_margin_ratio']:.2%}" == "47.98%"
+
+
+def test_pooled_example_through_the_console_script() -> None:
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "calc", str(POOLED_EXAMPLE), "--shock", "BTC=-10%"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    state = apply_shocks(
+        state_from_json(json.loads(POOLED_EXAMPLE.read_text())), [Shock("BTC", -0.1)]
+    )
+    assert json.loads(done.stdout) == json.loads(json.dumps(risk_to_json(assess(state), state)))
+
+
+def test_a_coin_shock_moves_the_collateral_a_symbol_shock_does_not() -> None:
+    by_coin = json.loads(
+        invoke(["--format", "json", "--shock", "BTC=-10%", str(POOLED_EXAMPLE)]).stdout
+    )
+    by_symbol = json.loads(
+        invoke(["--format", "json", "--shock", "BTCUSDT=-10%", str(POOLED_EXAMPLE)]).stdout
+    )
+    values = {c["asset"]: c["value"] for c in by_coin["collateral_values"]}
+    held = {c["asset"]: c["value"] for c in by_symbol["collateral_values"]}
+    assert values["BTC"] == pytest.approx(held["BTC"] * 0.9)
+    assert values["USDT"] == pytest.approx(held["USDT"])  # the same BTCUSDT loss either way
+    assert by_coin["equity"] < by_symbol["equity"]
+
+
+def test_pooled_table_shows_the_model_the_coins_and_the_pool_in_usd() -> None:
+    result = invoke(["--format", "table", str(POOLED_EXAMPLE)])
+    assert result.exit_code == 0, result.stderr
+    state = state_from_json(json.loads(POOLED_EXAMPLE.read_text()))
+    risk = assess(state)
+    out = result.stdout
+    assert "bybit-linear, unified margin" in out
+    assert "collateral" in out
+    for coin, value in zip(state.collateral, risk.collateral_values, strict=True):
+        assert coin.asset in out
+        assert f"{value:,.2f}" in out
+    assert "98.00% (6 tiers)" in out
+    assert "cross pool in USD (liquidation at margin ratio 100 %)" in out
+    assert f"{risk.equity:,.2f}" in out
+
+
+def test_pooled_table_labels_venue_figures_and_the_liquidation_ratio(tmp_path: Path) -> None:
+    data = json.loads(POOLED_EXAMPLE.read_text())
+    data.update(
+        model="portfolio",
+        liquidation_ratio="1.05",
+        venue_terms=[{"name": "margin loans", "maintenance_margin": "321.5"}],
+    )
+    result = invoke(["--format", "table", write(tmp_path, data)])
+    assert result.exit_code == 0, result.stderr
+    assert "portfolio margin" in result.stdout
+    assert "taken from the venue, not computed" in result.stdout
+    assert "margin loans" in result.stdout
+    assert "321.50" in result.stdout
+    assert "liquidation at margin ratio 105 %" in result.stdout
+
+
+def test_add_margin_to_a_named_coin_of_a_pool() -> None:
+    result = invoke(["--format", "json", "--add-margin", "USDC=5000", str(POOLED_EXAMPLE)])
+    assert result.exit_code == 0, result.stderr
+    state = add_margin(
+        state_from_json(json.loads(POOLED_EXAMPLE.read_text())), 5000.0, asset="USDC"
+    )
+    assert json.loads(result.stdout) == json.loads(json.dumps(risk_to_json(assess(state), state)))
+
+
+def _pooled() -> dict[str, Any]:
+    data = json.loads(POOLED_EXAMPLE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _pooled_with(path: list[Any], value: Any) -> dict[str, Any]:
+    data = _pooled()
+    target: Any = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return data
+
+
+POOLED_BAD = [
+    pytest.param(
+        _pooled(),
+        ["--add-margin", "5000"],
+        "--add-margin: a pooled account holds several coins: name one, e.g. USDC=5000 "
+        "(has: USDC, BTC, USDT)",
+        id="add-margin-without-coin",
+    ),
+    pytest.param(
+        _pooled(),
+        ["--shock", "SOL=-10%"],
+        "--shock: no position in 'SOL' and no such underlying or collateral coin "
+        "(positions: BTCUSDT, ETHUSDC; coins: BTC, ETH, USDC, USDT)",
+        id="shock-unknown-coin",
+    ),
+    pytest.param(
+        _pooled_with(["positions", 0, "settle_asset"], "FDUSD"),
+        [],
+        'positions[0].settle_asset: "FDUSD" is not in collateral (has: USDC, BTC, USDT)',
+        id="settle-coin-not-held",
+    ),
+    pytest.param(
+        _pooled_with(["positions", 0, "settle_asset"], "BTC"),
+        [],
+        "positions[0].settle_asset: BTC moves in price",
+        id="settle-coin-not-stable",
+    ),
+    pytest.param(
+        [_pooled(), _pooled_with(["collateral", 1, "ratios", 1, "ratio"], "1.5")],
+        [],
+        "[1].collateral[1].ratios[1].ratio: must be a collateral value ratio in [0, 1]",
+        id="array-path-into-collateral",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "options", "message"), POOLED_BAD)
+def test_bad_pooled_input_exits_2_naming_the_path(
+    tmp_path: Path, data: Any, options: list[str], message: str
+) -> None:
+    result = invoke([*options, write(tmp_path, data)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(message), result.stderr
+
+
+def _readme_calc_section() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    return text.split("<!-- section: calc -->", 1)[1].split("<!-- end section: calc -->", 1)[0]
+
+
+def test_the_readme_state_examples_compute(tmp_path: Path) -> None:
+    blocks = _readme_calc_section().split("```json\n")[1:]
+    assert len(blocks) == 2
+    for block in blocks:
+        data = json.loads(block.split("```", 1)[0])
+        result = invoke(["--format", "json", write(tmp_path, data)])
+        assert result.exit_code == 0, result.stderr
+
+
+def test_the_readme_figures_of_the_pooled_example() -> None:
+    section = " ".join(_readme_calc_section().split())
+    state = state_from_json(json.loads(POOLED_EXAMPLE.read_text()))
+    price = assess(state).positions[0].liquidation_price
+    assert price is not None
+    by_coin = assess(apply_shocks(state, [Shock("BTC", -0.1)])).equity
+    by_symbol = assess(apply_shocks(state, [Shock("BTCUSDT", -0.1)])).equity
+    assert f"liquidation price ({price:,.0f})" in section
+    assert f"leaves equity {by_coin:,.0f} USD" in section
+    assert f"(collateral held) leaves {by_symbol:,.0f}" in section
