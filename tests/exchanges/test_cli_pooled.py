@@ -1,0 +1,59 @@
+"""`show` and `check-config --connect` on pooled accounts, as a user runs them: the real command in a
+subprocess against the simulator's built-in test scenario."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.simulator.server import SimulatorServer
+from tests.exchanges.test_cli import cli, write_config
+from tests.support.simulator import running_simulator
+
+
+@pytest.fixture(name="venue")
+async def _venue() -> AsyncIterator[SimulatorServer]:
+    async with running_simulator("test") as server:
+        yield server
+
+
+async def test_show_reads_a_multi_assets_account_as_one_usd_pool(
+    venue: SimulatorServer, tmp_path: Path
+) -> None:
+    config = write_config(
+        venue,
+        tmp_path / "config.toml",
+        [
+            ("multi", "binance-multi-assets", "binance-usdm", "USDT"),
+            ("pm", "binance-portfolio", "binance-usdm", "USDT"),
+        ],
+    )
+    code, out, err = await cli("show", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    documents = {document["account"]: document for document in json.loads(out)}
+    multi, pm = documents["multi"], documents["pm"]
+    assert (multi["model"], multi["state"]["asset"]) == ("multi-assets", "USD")
+    assert {c["asset"] for c in multi["state"]["collateral"]} >= {"USDT", "USDC", "BTC"}
+    # Our pool figures are the venue's account-level ones, within 0.1 %.
+    for document in (multi, pm):
+        reported = document["state"]["reported"]
+        risk = document["risk"]
+        assert risk["equity"] == pytest.approx(reported["equity"], rel=1e-3)
+        assert risk["maintenance_margin"] == pytest.approx(reported["maintenance_margin"], rel=1e-3)
+    assert pm["model"] == "portfolio"
+    assert pm["state"]["liquidation_ratio"] == 1.05
+
+    code, out, err = await cli("show", "--config", str(config), "--format", "table")
+    assert code == 0, err
+    assert "multi (binance-usdm, multi-assets margin, USD)" in out
+    assert "pm (binance-usdm, portfolio margin, USD)" in out
+    assert "liquidation at margin ratio" in out
+    assert "USD value (PnL incl.)" in out
+
+    code, out, err = await cli("check-config", "--config", str(config), "--connect")
+    assert code == 0, out + err
+    assert "margin model: multi-assets" in out
+    assert "margin model: portfolio" in out
