@@ -2,8 +2,9 @@
 
 Margin figures come from the project's own engine (`monitor.domain.margin.assess`) applied to the
 simulator's state, so what the simulator reports is exactly what a correct client should compute.
-Every settlement asset of an account is its own margin pool (Binance single-asset mode; on Bybit each
-settle coin is treated as a separate pool, without cross-collateral between coins).
+Every settlement asset of an account is its own margin pool (Binance single-asset mode, Bybit
+isolated-margin mode and inverse contracts), except the linear contracts of a Bybit Unified Trading
+Account in cross margin: they share one pool of every collateral coin in USD (`bybit_pool`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from monitor.domain.model import (
     AccountRisk,
     AccountState,
     MarginMode,
+    PoolModel,
     Position,
     PositionRisk,
     Side,
     Tier,
     Venue,
 )
+from monitor.simulator import bybit_pool
 from monitor.simulator.clock import SimClock
 from monitor.simulator.prices import PricePaths
 from monitor.simulator.scenario import (
@@ -41,6 +44,8 @@ _MAX_STEPS_PER_ADVANCE = 3600
 # multiple of a generous maintenance-margin estimate, or a mark within this share of an isolated
 # position's liquidation price); healthy accounts are screened with plain arithmetic.
 _SCREEN_RATIO = 1.5
+# The pool key of a Bybit UTA cross account's linear contracts (values in USD).
+POOLED = "USD"
 _SCREEN_DISTANCE = 0.05
 
 
@@ -229,7 +234,10 @@ class Market:
     def _may_liquidate(self, account: SimAccount, elapsed: float) -> bool:
         """Whether any pool might be at or past liquidation: a cheap, deliberately pessimistic screen."""
         for (_venue, asset), positions in _groups(account).items():
-            equity = account.wallet.get(asset, 0.0)
+            if asset == POOLED:
+                equity = self._pool_floor(account, elapsed)
+            else:
+                equity = account.wallet.get(asset, 0.0)
             maintenance = 0.0
             for position in positions:
                 mark = self.mark(position.instrument, elapsed)
@@ -269,9 +277,19 @@ class Market:
             risk = pool.risk
             if cross and risk.maintenance_margin > 0 and risk.equity <= risk.maintenance_margin:
                 doomed.extend(cross)
-                # The cross pool is closed at the marks; what is left above maintenance margin stays,
-                # the maintenance margin itself goes to the insurance fund.
-                account.wallet[pool.asset] = max(0.0, risk.equity - risk.maintenance_margin)
+                if pool.asset == POOLED:
+                    # Each position is closed at its mark in its settle coin; its maintenance
+                    # margin goes to the insurance fund.
+                    for view in cross:
+                        settle = view.position.instrument.settle
+                        account.wallet[settle] = account.wallet.get(settle, 0.0) + (
+                            unrealized_pnl(view.position, view.mark_price)
+                            - view.risk.maintenance_margin
+                        )
+                else:
+                    # The cross pool is closed at the marks; what is left above maintenance
+                    # margin stays, the maintenance margin itself goes to the insurance fund.
+                    account.wallet[pool.asset] = max(0.0, risk.equity - risk.maintenance_margin)
             at = self.started_at + timedelta(seconds=elapsed)
             if doomed:
                 account.version += 1
@@ -290,19 +308,75 @@ class Market:
                     )
                 )
 
+    def usd_price(self, coin: str, elapsed: float | None = None) -> float | None:
+        """The USD index price of `coin` (stablecoins at 1; None for a coin without a feed)."""
+        if coin in bybit_pool.STABLE:
+            return 1.0
+        if coin in self.prices.feeds:
+            return self.prices.price(coin, self.elapsed() if elapsed is None else elapsed)
+        return None
+
+    def unified_wallet(self, account: SimAccount) -> dict[str, float]:
+        """The coins of a Bybit account's unified wallet (UTA 1.0 keeps the coins settling its
+        inverse contracts in the separate contract wallet)."""
+        inverse = {p.instrument.settle for p in account.positions if p.instrument.venue.inverse}
+        return {
+            coin: amount
+            for coin, amount in account.wallet.items()
+            if not bybit_pool.contract_wallet(account.spec, inverse, coin)
+        }
+
+    def pooled_state(
+        self, account: SimAccount, positions: list[SimPosition], elapsed: float
+    ) -> AccountState:
+        """The Bybit UTA cross pool: every priced coin of the unified wallet and the settle coins
+        of `positions`, in USD."""
+        wallet = self.unified_wallet(account)
+        prices: dict[str, float] = {}
+        for coin in set(wallet) | {p.instrument.settle for p in positions}:
+            price = self.usd_price(coin, elapsed)
+            if price is not None:
+                prices[coin] = price
+        collateral = bybit_pool.collateral(wallet, prices)
+        return AccountState(
+            venue=Venue.BYBIT_LINEAR,
+            wallet_balance=sum(c.quantity * c.price for c in collateral),
+            positions=tuple(
+                self._domain_position(account, p, self.mark(p.instrument, elapsed), pooled=True)
+                for p in positions
+            ),
+            asset=POOLED,
+            model=PoolModel.UNIFIED,
+            collateral=collateral,
+        )
+
+    def _pool_floor(self, account: SimAccount, elapsed: float) -> float:
+        """A floor under the pooled equity before PnL: positive coins at their lowest ratio."""
+        total = 0.0
+        for coin, amount in self.unified_wallet(account).items():
+            price = self.usd_price(coin, elapsed)
+            if price is None:
+                continue
+            lowest = min(t.ratio for t in bybit_pool.tiers(coin))
+            total += amount * price * (lowest if amount > 0 else 1.0)
+        return total
+
     def _pools(self, account: SimAccount, elapsed: float) -> list[PoolView]:
         pools = []
         for (venue, asset), positions in _groups(account).items():
             marks = [self.mark(p.instrument, elapsed) for p in positions]
-            state = AccountState(
-                venue=venue,
-                wallet_balance=account.wallet.get(asset, 0.0),
-                positions=tuple(
-                    self._domain_position(account, p, mark)
-                    for p, mark in zip(positions, marks, strict=True)
-                ),
-                asset=asset,
-            )
+            if asset == POOLED:
+                state = self.pooled_state(account, positions, elapsed)
+            else:
+                state = AccountState(
+                    venue=venue,
+                    wallet_balance=account.wallet.get(asset, 0.0),
+                    positions=tuple(
+                        self._domain_position(account, p, mark)
+                        for p, mark in zip(positions, marks, strict=True)
+                    ),
+                    asset=asset,
+                )
             risk = assess(state)
             views = tuple(
                 PositionView(p, mark, r, _initial_margin(p, mark))
@@ -315,7 +389,9 @@ class Market:
             pools.append(PoolView(venue, asset, state.wallet_balance, state, risk, views))
         return pools
 
-    def _domain_position(self, account: SimAccount, position: SimPosition, mark: float) -> Position:
+    def _domain_position(
+        self, account: SimAccount, position: SimPosition, mark: float, *, pooled: bool = False
+    ) -> Position:
         instrument = position.instrument
         key = (account.name, instrument.venue.value + ":" + instrument.symbol)
         tiers = self._domain_tiers.get(key)
@@ -338,16 +414,20 @@ class Market:
             isolated_margin=position.isolated_margin,
             taker_fee=instrument.taker_fee if instrument.exchange == BYBIT else 0.0,
             hedge=position.hedge,
+            settle_asset=instrument.settle if pooled else None,
+            underlying=instrument.base if pooled else None,
         )
 
 
 def _groups(account: SimAccount) -> dict[tuple[Venue, str], list[SimPosition]]:
-    """The account's positions by margin pool (venue, settlement asset), in scenario order."""
+    """The account's positions by margin pool (venue, settlement asset; `POOLED` for the linear
+    contracts of a Bybit UTA in cross margin), in scenario order."""
+    unified = bybit_pool.pooled(account.spec)
     groups: dict[tuple[Venue, str], list[SimPosition]] = {}
     for position in account.positions:
-        groups.setdefault((position.instrument.venue, position.instrument.settle), []).append(
-            position
-        )
+        venue = position.instrument.venue
+        asset = POOLED if unified and not venue.inverse else position.instrument.settle
+        groups.setdefault((venue, asset), []).append(position)
     return groups
 
 
