@@ -214,7 +214,13 @@ def unified_parts(
         # Bybit omits coins with a zero balance; positions settled in one still draw on it.
         if asset not in index_prices:
             raise ExchangeDataError(f"{where}.coin: no row and no USD index price for {asset}")
-        ratios = book.tiers.get(asset, _NOTHING)
+        ratios = book.tiers.get(asset)
+        if ratios is None:
+            # Its PnL counts at this ratio once positive: guessing one would be silently wrong.
+            raise ExchangeDataError(
+                f"{where}.coin: no tiered collateral value ratio for settle coin {asset} "
+                "(spot-margin-trade/collateral)"
+            )
         collateral.append(Collateral(asset, 0.0, index_prices[asset], ratios, 1.0, asset in STABLE))
     summary = wallet.summary
     total_mm = optional_number(summary, "totalMaintenanceMargin", where)
