@@ -1,9 +1,13 @@
 """Bybit v5 Unified Trading Account: linear (USDT- and USDC-settled) and inverse perpetuals.
 
-One configured account watches one settlement coin. ccxt's `marginMode` is always None on Bybit,
-so the margin mode comes from `/v5/account/info` (UTA margin mode is account-wide) or the row's
-`tradeMode`; maintenance-margin deductions come from the public risk-limit table, and the taker
-fee (Bybit puts the fee to close inside IM and MM) from the account's fee rates.
+Every poll first reads `/v5/account/info` (`bybit_account`): a classic account is refused, a
+portfolio-margin account too. In cross margin (REGULAR_MARGIN) a bybit-linear entry watches the
+account's whole pool: every collateral coin in USD (`bybit_pool`, `bybit_collateral`) behind the
+USDT and USDC contracts together, whatever the entry's `asset`. In isolated-margin mode, and for
+inverse contracts under UTA 1.0, an entry watches one settle coin as before. ccxt's `marginMode` is
+always None on Bybit, so the margin mode comes from the account or the row's `tradeMode`;
+maintenance-margin deductions come from the public risk-limit table, and the taker fee (Bybit puts
+the fee to close inside IM and MM) from the account's fee rates.
 """
 
 from __future__ import annotations
@@ -17,11 +21,20 @@ from monitor.domain.model import (
     AccountState,
     ExchangeAccountFigures,
     MarginMode,
+    PoolModel,
     Position,
     Side,
     Venue,
 )
 from monitor.exchanges.base import VenueClient, all_of
+from monitor.exchanges.bybit_account import BybitAccount, bybit_account
+from monitor.exchanges.bybit_collateral import (
+    CollateralBook,
+    collateral_switches,
+    collateral_tiers,
+    spot_usd_index,
+)
+from monitor.exchanges.bybit_pool import ReadPosition, unified_parts, unified_wallet
 from monitor.exchanges.fields import (
     as_list,
     as_mapping,
@@ -36,6 +49,8 @@ from monitor.exchanges.tiers import TierTable, tiers_from_rows
 _PAGE_LIMIT = 200
 # A runaway cursor must not turn one poll into an unbounded crawl.
 _MAX_PAGES = 20
+# Bybit settles linear contracts in these coins; a unified pool reads the positions of each.
+LINEAR_SETTLE_COINS = ("USDT", "USDC")
 _TRADING_GROUPS = ("ContractTrade", "Spot", "Options", "Derivatives", "Exchange", "CopyTrading")
 
 
@@ -50,6 +65,7 @@ class BybitClient(VenueClient):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._collateral = CollateralBook(self.tiers.refresh_interval)
         self._fee_rates: dict[str, float] = {}
         self._fees_loaded_at = -float("inf")
 
@@ -63,14 +79,41 @@ class BybitClient(VenueClient):
 
     async def _fetch_account(self) -> AccountState:
         await self.ensure_markets()
-        wallet, info, rows = await all_of(
-            self.request(
-                "wallet balance", "privateGetV5AccountWalletBalance", {"accountType": "UNIFIED"}
-            ),
-            self.request("account info", "privateGetV5AccountInfo"),
-            self._position_rows(),
+        # The account kind decides which wallet and which positions make the pool; a classic
+        # account answers the unified wallet with a bare 404, so it is asked first.
+        where = f"{self.label}: account info"
+        account = bybit_account(
+            await self.request("account info", "privateGetV5AccountInfo"), where
         )
-        account_isolated = self._account_margin_mode(info) == "ISOLATED_MARGIN"
+        if account.model is PoolModel.PORTFOLIO:
+            raise ExchangeDataError(
+                f"{where}.result.marginMode: PORTFOLIO_MARGIN: Bybit margins a portfolio-margin "
+                "account by portfolio risk and publishes no liquidation price per position; this "
+                "monitor does not compute it (switch the account to cross or isolated margin)"
+            )
+        if self.venue is Venue.BYBIT_INVERSE and account.inverse_pooled:
+            raise ExchangeDataError(
+                f"{where}: UTA 2.0 in {account.label.split(' ', 2)[2]} shares margin between "
+                "inverse contracts and every other coin (Bybit API docs, Different Account "
+                "Modes); the engine pools linear contracts only: watch this account with venue = "
+                "bybit-linear, whose pool carries the inverse positions' PnL and margin as venue "
+                "figures"
+            )
+        if account.model is PoolModel.UNIFIED and self.venue is Venue.BYBIT_LINEAR:
+            return await self._unified(account)
+        return await self._single_coin(account)
+
+    async def _single_coin(self, account: BybitAccount) -> AccountState:
+        """One settle coin's pool: isolated-margin mode, or inverse contracts under UTA 1.0 (their
+        own "inverse derivatives account", wallet-balance accountType=CONTRACT)."""
+        account_type = "CONTRACT" if self.venue.inverse and account.version == 1 else "UNIFIED"
+        wallet, rows = await all_of(
+            self.request(
+                "wallet balance", "privateGetV5AccountWalletBalance", {"accountType": account_type}
+            ),
+            self._position_rows(self.asset),
+        )
+        account_isolated = account.model is PoolModel.ISOLATED
         symbols = {text(row, "symbol", where) for where, row in rows}
         await all_of(self._refresh_tiers(symbols), self._refresh_fees(symbols))
         wallet_balance, reported = self._pool(wallet)
@@ -81,21 +124,100 @@ class BybitClient(VenueClient):
             positions=positions,
             asset=self.asset,
             reported=reported,
+            model=PoolModel.ISOLATED if account_isolated else PoolModel.SINGLE_ASSET,
         )
 
-    def _account_margin_mode(self, info: Any) -> str:
-        return str(result_of(info, f"{self.label}: account info").get("marginMode") or "")
+    async def _unified(self, account: BybitAccount) -> AccountState:
+        """The whole cross-margin pool of a UTA: every collateral coin in USD behind the USDT and
+        USDC contracts together (the entry's `asset` selects nothing here)."""
+        wallet_raw, *pages = await all_of(
+            self.request(
+                "wallet balance", "privateGetV5AccountWalletBalance", {"accountType": "UNIFIED"}
+            ),
+            *(self._position_rows(coin) for coin in LINEAR_SETTLE_COINS),
+        )
+        rows = [entry for page in pages for entry in page]
+        symbols = {text(row, "symbol", where) for where, row in rows}
+        await all_of(
+            self._refresh_tiers(symbols), self._refresh_fees(symbols), self._refresh_collateral()
+        )
+        positions = tuple(self._position(row, where, False, pooled=True) for where, row in rows)
+        read = [
+            ReadPosition(
+                settle_asset=position.settle_asset or "",
+                unrealized_pnl=optional_number(row, "unrealisedPnl", where) or 0.0,
+                maintenance_margin=optional_number(row, "positionMM", where) or 0.0,
+            )
+            for position, (where, row) in zip(positions, rows, strict=True)
+        ]
+        wallet = unified_wallet(wallet_raw, f"{self.label}: wallet balance")
+        settle = {entry.settle_asset for entry in read}
+        unpriced = sorted(wallet.unpriced(settle, self._collateral))
+        prices = await all_of(*(self._usd_index(coin) for coin in unpriced))
+        parts = unified_parts(
+            wallet, read, self._collateral, dict(zip(unpriced, prices, strict=True))
+        )
+        return AccountState(
+            venue=self.venue,
+            wallet_balance=parts.wallet_balance,
+            positions=positions,
+            asset="USD",
+            reported=parts.reported,
+            model=PoolModel.UNIFIED,
+            collateral=parts.collateral,
+            venue_terms=parts.venue_terms,
+        )
 
-    async def _position_rows(self) -> list[tuple[str, Mapping[str, Any]]]:
-        """(field path, row) of every non-flat position of this pool, following the cursor."""
+    async def _refresh_collateral(self) -> None:
+        """Re-read the tiered collateral value ratios and collateral switches once an hour."""
+        book = self._collateral
+        if not book.stale():
+            return
+        try:
+            tiers, switches = await all_of(
+                self.request("collateral ratios", "publicGetV5SpotMarginTradeCollateral"),
+                self.request("collateral info", "privateGetV5AccountCollateralInfo"),
+            )
+        except ExchangeUnavailable:
+            if book.loaded:
+                return  # the tables we have, as for the risk-limit tables
+            raise
+        book.update(
+            collateral_tiers(tiers, f"{self.label}: spot-margin-trade/collateral"),
+            collateral_switches(switches, f"{self.label}: collateral-info"),
+        )
+
+    async def _usd_index(self, coin: str) -> float:
+        """Bybit's USD index price of `coin` from its spot ticker (`usdIndexPrice`, "used to
+        calculate USD value of the assets in Unified account"), for a coin the wallet row cannot
+        price. USDT has no USDT pair: its USD price is USDC's index over the USDCUSDT price."""
+        symbol = "USDCUSDT" if coin == "USDT" else f"{coin}USDT"
+        where = f"{self.label}: spot ticker {symbol}"
+        index, last = spot_usd_index(
+            await self.request(
+                f"USD index {coin}",
+                "publicGetV5MarketTickers",
+                {"category": "spot", "symbol": symbol},
+            ),
+            where,
+        )
+        if coin != "USDT":
+            return index
+        if not last:
+            raise ExchangeDataError(f"{where}.lastPrice: missing")
+        return index / last
+
+    async def _position_rows(self, settle: str) -> list[tuple[str, Mapping[str, Any]]]:
+        """(field path, row) of every non-flat position settled in `settle`, following the
+        cursor."""
         params: dict[str, Any] = {"category": self._category, "limit": _PAGE_LIMIT}
         if self._category == "linear":
-            params["settleCoin"] = self.asset
+            params["settleCoin"] = settle
         # One row per position (symbol and leg): a page Bybit serves twice must not count twice.
         legs: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
         sent: set[str] = set()
         for page in range(_MAX_PAGES):
-            where = f"{self.label}: positions page {page}"
+            where = f"{self.label}: positions {settle} page {page}"
             result = result_of(
                 await self.request("positions", "privateGetV5PositionList", params), where
             )
@@ -112,16 +234,16 @@ class BybitClient(VenueClient):
                 rows = list(legs.values())
                 if self._category == "inverse":
                     await self.ensure_listed(text(row, "symbol", path) for path, row in rows)
-                return [(path, row) for path, row in rows if self._settles_in_pool(row, path)]
+                return [(path, row) for path, row in rows if self._settles_in(row, path, settle)]
             sent.add(str(cursor))
             params = {**params, "cursor": cursor}
         raise ExchangeDataError(f"{self.label}: positions: more than {_MAX_PAGES} pages")
 
-    def _settles_in_pool(self, row: Mapping[str, Any], where: str) -> bool:
+    def _settles_in(self, row: Mapping[str, Any], where: str, settle: str) -> bool:
         if self._category == "linear":
             return True  # the request already asked for this settle coin
         market = self.listed_market(text(row, "symbol", where), where)
-        return str(market.get("settleId") or "") == self.asset
+        return str(market.get("settleId") or "") == settle
 
     def _pool(self, wallet: Any) -> tuple[float, ExchangeAccountFigures]:
         where = f"{self.label}: wallet balance"
@@ -151,7 +273,9 @@ class BybitClient(VenueClient):
         # Bybit lists only coins with a balance: no row means nothing of this coin in the wallet.
         return 0.0, ExchangeAccountFigures(margin_ratio=ratio)
 
-    def _position(self, row: Mapping[str, Any], where: str, account_isolated: bool) -> Position:
+    def _position(
+        self, row: Mapping[str, Any], where: str, account_isolated: bool, *, pooled: bool = False
+    ) -> Position:
         symbol = text(row, "symbol", where)
         index = str(row.get("positionIdx", "0"))
         hedge = index in ("1", "2")
@@ -180,7 +304,16 @@ class BybitClient(VenueClient):
             hedge=hedge,
             exchange_liquidation_price=positive_or_none(optional_number(row, "liqPrice", where)),
             exchange_maintenance_margin=optional_number(row, "positionMM", where),
+            settle_asset=self._market_coin(symbol, where, "settleId") if pooled else None,
+            underlying=self._market_coin(symbol, where, "baseId") if pooled else None,
         )
+
+    def _market_coin(self, symbol: str, where: str, key: str) -> str:
+        """The settle or base coin of a listed market (USDT / BTC for BTCUSDT)."""
+        coin = self.listed_market(symbol, where).get(key)
+        if not isinstance(coin, str) or not coin:
+            raise ExchangeDataError(f"{where}.symbol: market {symbol} has no {key}")
+        return coin
 
     async def _refresh_tiers(self, symbols: set[str]) -> None:
         stale = self.tiers.stale(symbols)
@@ -268,7 +401,10 @@ class BybitClient(VenueClient):
     async def probe(self) -> ProbeReport:
         try:
             state = await self.fetch_account()
-            info = await self.request("account info", "privateGetV5AccountInfo")
+            account = bybit_account(
+                await self.request("account info", "privateGetV5AccountInfo"),
+                f"{self.label}: account info",
+            )
         except MonitorError as exc:
             return ProbeReport(
                 self.name,
@@ -299,20 +435,19 @@ class BybitClient(VenueClient):
             can_withdraw = "Withdraw" in (groups.get("Wallet") or [])
         except MonitorError as exc:
             warnings.append(f"key permissions unknown: {exc}")
-        mode = self._account_margin_mode(info)
-        margin_modes = {
-            "ISOLATED_MARGIN": "isolated",
-            "REGULAR_MARGIN": "cross",
-            "PORTFOLIO_MARGIN": "portfolio",
-        }
-        if mode == "PORTFOLIO_MARGIN":
+        if state.pooled:
             warnings.append(
-                "portfolio margin: Bybit publishes no per-position liquidation price; ours assume cross margin"
+                f"{account.label}: this entry watches the account's whole cross pool (every "
+                f"collateral coin, USDT and USDC contracts); asset = {self.asset} selects nothing "
+                "here, and every entry on this key shows the same pool"
             )
+        for term in state.venue_terms:
+            warnings.append(f"{term.name}: taken from Bybit's own figures")
         position_mode = None
         if state.positions:
             position_mode = "hedge" if any(p.hedge for p in state.positions) else "one-way"
         warnings.extend(permission_warnings(can_trade, can_withdraw))
+        margin = {PoolModel.ISOLATED: "isolated", PoolModel.UNIFIED: "cross"}
         return ProbeReport(
             self.name,
             self.venue,
@@ -321,6 +456,7 @@ class BybitClient(VenueClient):
             can_withdraw=can_withdraw,
             permissions=permissions,
             position_mode=position_mode,
-            margin_modes=(margin_modes.get(mode, mode.lower() or "unknown"),),
+            account_model=state.model.value,
+            margin_modes=(margin.get(account.model, account.model.value),),
             warnings=tuple(warnings),
         )

@@ -46,11 +46,12 @@ VENUE_LIMITS: dict[str, VenueLimit] = {
 
 # What one poll costs, in the unit of the venue's limit (see the adapters' fetch_account):
 # Binance USDⓈ-M v3 account 5 + v3 positionRisk 5; COIN-M account 5 + positionRisk 1;
-# Bybit wallet-balance + account/info + one position/list page.
+# Bybit account/info + wallet-balance + one position/list page (a unified cross pool: one per settle
+# coin, USDT and USDC).
 POLL_COST: dict[Venue, float] = {
     Venue.BINANCE_USDM: 10,
     Venue.BINANCE_COINM: 6,
-    Venue.BYBIT_LINEAR: 3,
+    Venue.BYBIT_LINEAR: 4,
     Venue.BYBIT_INVERSE: 3,
 }
 

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.domain.margin import assess
 from monitor.domain.model import MarginMode, Side, Venue
-from monitor.simulator.market import PositionView, SimAccount, notional, unrealized_pnl
+from monitor.simulator import bybit_pool
+from monitor.simulator.market import (
+    POOLED,
+    PositionView,
+    SimAccount,
+    notional,
+    unrealized_pnl,
+)
 from monitor.simulator.protocol import (
     Call,
     Endpoint,
+    VenueReply,
     bybit_error,
     decimals_of,
     fmt,
@@ -38,6 +47,8 @@ def endpoints() -> dict[str, Endpoint]:
         "/v5/account/fee-rate": Endpoint(BYBIT, "bybit", True, _fee_rate),
         "/v5/user/query-api": Endpoint(BYBIT, "bybit", True, _query_api),
         "/v5/asset/coin/query-info": Endpoint(BYBIT, "bybit", True, _coin_info),
+        "/v5/spot-margin-trade/collateral": Endpoint(BYBIT, "bybit", False, _collateral_tiers),
+        "/v5/account/collateral-info": Endpoint(BYBIT, "bybit", True, _collateral_info),
     }
 
 
@@ -132,7 +143,89 @@ def _instruments_info(call: Call) -> dict[str, Any]:
     return {"category": call.params.get("category", ""), "list": page, "nextPageCursor": cursor}
 
 
+def _spot_tickers(call: Call) -> dict[str, Any]:
+    """Spot tickers of the coins the simulator prices, against USDT, with Bybit's `usdIndexPrice`
+    (the USD index a UTA values the base coin at; USDCUSDT trades at par here)."""
+    rows = []
+    coins = sorted(set(call.market.prices.feeds) | (bybit_pool.STABLE - {"USDT", "USD"}))
+    for coin in coins:
+        price = call.market.usd_price(coin, call.elapsed)
+        if price is None:
+            continue
+        symbol = f"{coin}USDT"
+        if call.params.get("symbol") not in (None, symbol):
+            continue
+        rows.append(
+            {
+                "symbol": symbol,
+                "lastPrice": fmt(price, 8),
+                "bid1Price": fmt(price, 8),
+                "ask1Price": fmt(price, 8),
+                "usdIndexPrice": fmt(price, 8) if coin in bybit_pool.COLLATERAL_TIERS else "",
+                "volume24h": "0",
+                "turnover24h": "0",
+            }
+        )
+    if call.params.get("symbol") is not None and not rows:
+        raise bybit_error(10001, "Not supported symbols", now_ms=call.server_ms)
+    return {"category": "spot", "list": rows}
+
+
+def _collateral_tiers(call: Call) -> dict[str, Any]:
+    wanted = call.params.get("currency")
+    rows = []
+    for coin, table in sorted(bybit_pool.COLLATERAL_TIERS.items()):
+        if wanted not in (None, coin):
+            continue
+        tiers = []
+        for number, (floor, ratio) in enumerate(table):
+            cap = table[number + 1][0] if number + 1 < len(table) else None
+            tiers.append(
+                {
+                    "minQty": plain(floor),
+                    "maxQty": "" if cap is None else plain(cap),
+                    "collateralRatio": plain(ratio),
+                }
+            )
+        rows.append({"currency": coin, "collateralRatioList": tiers})
+    return {"list": rows}
+
+
+def _collateral_info(call: Call) -> dict[str, Any]:
+    _account(call)
+    wanted = call.params.get("currency")
+    coins = sorted(set(bybit_pool.COLLATERAL_TIERS) | set(call.market.prices.feeds))
+    rows = []
+    for coin in coins:
+        if wanted not in (None, coin):
+            continue
+        collateral = coin in bybit_pool.COLLATERAL_TIERS
+        rows.append(
+            {
+                "currency": coin,
+                "hourlyBorrowRate": "0.0000015",
+                "maxBorrowingAmount": "1000000",
+                "freeBorrowingLimit": "0",
+                "freeBorrowAmount": "0",
+                "borrowAmount": "0",
+                "otherBorrowAmount": "0",
+                "availableToBorrow": "1000000",
+                "borrowable": True,
+                "borrowUsageRate": "0",
+                "marginCollateral": collateral,
+                "collateralSwitch": collateral,
+                "collateralRatio": plain(bybit_pool.COLLATERAL_TIERS[coin][0][1])
+                if collateral
+                else "0",
+                "freeBorrowingAmount": "",
+            }
+        )
+    return {"list": rows}
+
+
 def _tickers(call: Call) -> dict[str, Any]:
+    if call.params.get("category") == "spot":
+        return _spot_tickers(call)
     venue = _venue(call)
     rows = []
     for instrument in _selected(call, venue):
@@ -369,10 +462,142 @@ def _usd_price(call: Call, coin: str) -> float:
 def _wallet_balance(call: Call) -> dict[str, Any]:
     account = _account(call)
     account_type = call.params.get("accountType")
+    mode = account.spec.account_mode
+    if mode == "classic" and account_type == "UNIFIED":
+        # A classic account asked for the unified wallet: Bybit answers a bare 404 (pybit
+        # issues #140 and #173: "This happens when you specify an accountType you don't have").
+        raise VenueReply(404, "", content_type="text/plain")
+    if account_type == "CONTRACT" and mode in ("classic", "unified-1.0"):
+        return _contract_wallet(call, account)
     if account_type != "UNIFIED":
         raise bybit_error(10001, "accountType only support UNIFIED.", now_ms=call.server_ms)
+    if bybit_pool.pooled(account.spec):
+        return _pooled_wallet(call, account)
+    return _coin_wallet(call, account, set(account.wallet), "UNIFIED")
+
+
+def _contract_wallet(call: Call, account: SimAccount) -> dict[str, Any]:
+    """UTA 1.0's inverse derivatives account: the coins that settle its inverse contracts."""
+    inverse = {p.instrument.settle for p in account.positions if p.instrument.venue.inverse}
+    coins = {c for c in account.wallet if c not in call.market.unified_wallet(account)} | inverse
+    return _coin_wallet(call, account, coins, "CONTRACT", venues={Venue.BYBIT_INVERSE})
+
+
+def _pooled_wallet(call: Call, account: SimAccount) -> dict[str, Any]:
+    """A UTA in cross margin: every coin valued in USD, the account figures from the pooled engine."""
     pools = call.pools(account)
-    coins = sorted(set(account.wallet) | {pool.asset for pool in pools})
+    pool = next((p for p in pools if p.asset == POOLED), None)
+    views = pool.positions if pool is not None else ()
+    if pool is not None:
+        state, risk = pool.state, pool.risk
+    else:
+        state = call.market.pooled_state(account, [], call.elapsed)
+        risk = assess(state)
+    wanted = call.params.get("coin")
+    rows = []
+    totals = {"equity": 0.0, "wallet": 0.0, "pnl": 0.0, "im": 0.0}
+    for collateral in state.collateral:
+        held = [v for v in views if v.position.instrument.settle == collateral.asset]
+        balance = collateral.quantity
+        pnl = sum(unrealized_pnl(v.position, v.mark_price) for v in held)
+        initial = sum(v.initial_margin for v in held)
+        price = collateral.price
+        totals["equity"] += (balance + pnl) * price
+        totals["wallet"] += _valued(collateral.ratios, balance) * price
+        totals["pnl"] += pnl * price
+        totals["im"] += initial * price
+        if wanted and collateral.asset not in wanted.split(","):
+            continue
+        rows.append(
+            _coin_row(
+                collateral.asset,
+                balance,
+                pnl,
+                (balance + pnl) * price,
+                initial,
+                sum(v.risk.maintenance_margin for v in held),
+                collateral=collateral.asset in bybit_pool.COLLATERAL_TIERS,
+            )
+        )
+    equity = risk.equity
+    rate = risk.maintenance_margin / equity if equity > 0 else 0.0
+    im_rate = totals["im"] / equity if equity > 0 else 0.0
+    summary = {
+        "accountType": "UNIFIED",
+        "accountLTV": "0",
+        "accountIMRate": fmt(im_rate, 4),
+        "accountIMRateByMp": fmt(im_rate, 4),
+        "accountMMRate": fmt(rate, 4),
+        "accountMMRateByMp": fmt(rate, 4),
+        "totalEquity": fmt(totals["equity"]),
+        "totalWalletBalance": fmt(totals["wallet"]),
+        "totalMarginBalance": fmt(equity),
+        "totalAvailableBalance": fmt(max(0.0, equity - totals["im"])),
+        "totalPerpUPL": fmt(totals["pnl"]),
+        "totalInitialMargin": fmt(totals["im"]),
+        "totalInitialMarginByMp": fmt(totals["im"]),
+        "totalMaintenanceMargin": fmt(risk.maintenance_margin),
+        "totalMaintenanceMarginByMp": fmt(risk.maintenance_margin),
+        "coin": rows,
+    }
+    return {"list": [summary]}
+
+
+def _valued(ratios: tuple[Any, ...], quantity: float) -> float:
+    """A balance after its tiered collateral value ratio (liabilities in full)."""
+    if quantity <= 0:
+        return quantity
+    value = 0.0
+    for number, tier in enumerate(ratios):
+        top = ratios[number + 1].floor if number + 1 < len(ratios) else float("inf")
+        value += max(0.0, min(quantity, top) - tier.floor) * tier.ratio
+    return value
+
+
+def _coin_row(
+    coin: str,
+    balance: float,
+    pnl: float,
+    usd_value: float,
+    initial: float,
+    maintenance: float,
+    *,
+    collateral: bool,
+) -> dict[str, Any]:
+    return {
+        "coin": coin,
+        "equity": fmt(balance + pnl),
+        "usdValue": fmt(usd_value),
+        "walletBalance": fmt(balance),
+        "free": "",
+        "locked": "0",
+        "spotHedgingQty": "0",
+        "borrowAmount": "0",
+        "availableToWithdraw": "",
+        "accruedInterest": "0",
+        "totalOrderIM": "0",
+        "totalPositionIM": fmt(initial),
+        "totalPositionMM": fmt(maintenance),
+        "unrealisedPnl": fmt(pnl),
+        "cumRealisedPnl": "0",
+        "bonus": "0",
+        "marginCollateral": collateral,
+        "collateralSwitch": collateral,
+        "availableToBorrow": "",
+        "spotBorrow": "0",
+    }
+
+
+def _coin_wallet(
+    call: Call,
+    account: SimAccount,
+    held: set[str],
+    account_type: str,
+    venues: set[Venue] | None = None,
+) -> dict[str, Any]:
+    """One pool per settle coin (isolated-margin mode, UTA 1.0's contract wallet)."""
+    pools = [p for p in call.pools(account) if venues is None or p.venue in venues]
+    coins = sorted(held | {pool.asset for pool in pools})
     wanted = call.params.get("coin")
     if wanted:
         coins = [c for c in coins if c in wanted.split(",")]
@@ -427,7 +652,7 @@ def _wallet_balance(call: Call) -> dict[str, Any]:
     im_rate = total["im"] / margin_balance if margin_balance > 0 else 0.0
     mm_rate = total["mm"] / margin_balance if margin_balance > 0 else 0.0
     summary = {
-        "accountType": "UNIFIED",
+        "accountType": account_type,
         "accountLTV": "0",
         "accountIMRate": fmt(im_rate, 4),
         "accountIMRateByMp": fmt(im_rate, 4),
@@ -464,10 +689,12 @@ def _fee_rate(call: Call) -> dict[str, Any]:
 def _account_info(call: Call) -> dict[str, Any]:
     account = _account(call)
     isolated = account.spec.margin_mode is MarginMode.ISOLATED
+    # Bybit's unifiedMarginStatus: 1 classic, 4 UTA 1.0 (pro), 6 UTA 2.0 (pro).
+    status = {"classic": 1, "unified-1.0": 4}.get(account.spec.account_mode, 6)
     return {
         "marginMode": "ISOLATED_MARGIN" if isolated else "REGULAR_MARGIN",
         "updatedTime": str(call.market.now_ms()),
-        "unifiedMarginStatus": 6,
+        "unifiedMarginStatus": status,
         "dcpStatus": "OFF",
         "timeWindow": 10,
         "smpGroup": 0,

@@ -2,8 +2,9 @@
 
 Margin figures come from the project's own engine (`monitor.domain.margin.assess`) applied to the
 simulator's state, so what the simulator reports is exactly what a correct client should compute.
-Every settlement asset of an account is its own margin pool (Binance single-asset mode; on Bybit each
-settle coin is treated as a separate pool, without cross-collateral between coins).
+Every settlement asset of an account is its own margin pool (Binance single-asset mode, Bybit
+isolated-margin mode and inverse contracts), except the linear contracts of a Bybit Unified Trading
+Account in cross margin: they share one pool of every collateral coin in USD (`bybit_pool`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from monitor.domain.model import (
     AccountRisk,
     AccountState,
     MarginMode,
+    PoolModel,
     Position,
     PositionRisk,
     Side,
     Tier,
     Venue,
 )
-from monitor.simulator import binance_pool
+from monitor.simulator import binance_pool, bybit_pool
 from monitor.simulator.clock import SimClock
 from monitor.simulator.prices import PricePaths
 from monitor.simulator.scenario import (
@@ -42,6 +44,9 @@ _MAX_STEPS_PER_ADVANCE = 3600
 # multiple of a generous maintenance-margin estimate, or a mark within this share of an isolated
 # position's liquidation price); healthy accounts are screened with plain arithmetic.
 _SCREEN_RATIO = 1.5
+# The pool key of the positions a venue pools in USD: a Bybit UTA cross account's linear
+# contracts, a Binance Multi-Assets or Portfolio Margin account's USDⓈ-M ones.
+POOLED = "USD"
 _SCREEN_DISTANCE = 0.05
 
 
@@ -236,8 +241,11 @@ class Market:
     def _may_liquidate(self, account: SimAccount, elapsed: float) -> bool:
         """Whether any pool might be at or past liquidation: a cheap, deliberately pessimistic screen."""
         for (_venue, asset), positions in _groups(account).items():
-            equity = account.wallet.get(asset, 0.0)
-            if asset == _POOLED:
+            if asset != POOLED:
+                equity = account.wallet.get(asset, 0.0)
+            elif account.spec.exchange == BYBIT:
+                equity = self._pool_floor(account, elapsed)
+            else:
                 # Every coin at its index after the venue's haircut (a pessimistic screen).
                 equity = sum(
                     amount * (self.index_price(coin, elapsed) or 0.0) * (1 - 2 * _HAIRCUT)
@@ -283,11 +291,20 @@ class Market:
             limit = pool.state.liquidation_ratio * risk.maintenance_margin
             if cross and risk.maintenance_margin > 0 and risk.equity <= limit:
                 doomed.extend(cross)
-                if pool.state.pooled:
+                if pool.asset == POOLED and account.spec.exchange == BYBIT:
+                    # Each position is closed at its mark in its settle coin; its maintenance
+                    # margin goes to the insurance fund.
+                    for view in cross:
+                        settle = view.position.instrument.settle
+                        account.wallet[settle] = account.wallet.get(settle, 0.0) + (
+                            unrealized_pnl(view.position, view.mark_price)
+                            - view.risk.maintenance_margin
+                        )
+                elif pool.asset == POOLED:
                     _settle_pooled(account, cross, risk.maintenance_margin)
                 else:
-                    # The cross pool is closed at the marks; what is left above maintenance margin
-                    # stays, the maintenance margin itself goes to the insurance fund.
+                    # The cross pool is closed at the marks; what is left above maintenance
+                    # margin stays, the maintenance margin itself goes to the insurance fund.
                     account.wallet[pool.asset] = max(0.0, risk.equity - risk.maintenance_margin)
             at = self.started_at + timedelta(seconds=elapsed)
             if doomed:
@@ -307,15 +324,70 @@ class Market:
                     )
                 )
 
+    def usd_price(self, coin: str, elapsed: float | None = None) -> float | None:
+        """The USD index price of `coin` (stablecoins at 1; None for a coin without a feed)."""
+        if coin in bybit_pool.STABLE:
+            return 1.0
+        if coin in self.prices.feeds:
+            return self.prices.price(coin, self.elapsed() if elapsed is None else elapsed)
+        return None
+
+    def unified_wallet(self, account: SimAccount) -> dict[str, float]:
+        """The coins of a Bybit account's unified wallet (UTA 1.0 keeps the coins settling its
+        inverse contracts in the separate contract wallet)."""
+        inverse = {p.instrument.settle for p in account.positions if p.instrument.venue.inverse}
+        return {
+            coin: amount
+            for coin, amount in account.wallet.items()
+            if not bybit_pool.contract_wallet(account.spec, inverse, coin)
+        }
+
+    def pooled_state(
+        self, account: SimAccount, positions: list[SimPosition], elapsed: float
+    ) -> AccountState:
+        """The Bybit UTA cross pool: every priced coin of the unified wallet and the settle coins
+        of `positions`, in USD."""
+        wallet = self.unified_wallet(account)
+        prices: dict[str, float] = {}
+        for coin in set(wallet) | {p.instrument.settle for p in positions}:
+            price = self.usd_price(coin, elapsed)
+            if price is not None:
+                prices[coin] = price
+        collateral = bybit_pool.collateral(wallet, prices)
+        return AccountState(
+            venue=Venue.BYBIT_LINEAR,
+            wallet_balance=sum(c.quantity * c.price for c in collateral),
+            positions=tuple(
+                self._domain_position(account, p, self.mark(p.instrument, elapsed), pooled=True)
+                for p in positions
+            ),
+            asset=POOLED,
+            model=PoolModel.UNIFIED,
+            collateral=collateral,
+        )
+
+    def _pool_floor(self, account: SimAccount, elapsed: float) -> float:
+        """A floor under the pooled equity before PnL: positive coins at their lowest ratio."""
+        total = 0.0
+        for coin, amount in self.unified_wallet(account).items():
+            price = self.usd_price(coin, elapsed)
+            if price is None:
+                continue
+            lowest = min(t.ratio for t in bybit_pool.tiers(coin))
+            total += amount * price * (lowest if amount > 0 else 1.0)
+        return total
+
     def _pools(self, account: SimAccount, elapsed: float) -> list[PoolView]:
         pools = []
         for (venue, asset), positions in _groups(account).items():
             marks = [self.mark(p.instrument, elapsed) for p in positions]
-            domain = tuple(
-                self._domain_position(account, p, mark)
-                for p, mark in zip(positions, marks, strict=True)
-            )
-            if asset == _POOLED:
+            if asset == POOLED and account.spec.exchange == BYBIT:
+                state = self.pooled_state(account, positions, elapsed)
+            elif asset == POOLED:
+                domain = tuple(
+                    self._domain_position(account, p, mark)
+                    for p, mark in zip(positions, marks, strict=True)
+                )
                 prices = {
                     coin: price
                     for coin in set(account.wallet) | {p.instrument.settle for p in positions}
@@ -328,7 +400,10 @@ class Market:
                 state = AccountState(
                     venue=venue,
                     wallet_balance=account.wallet.get(asset, 0.0),
-                    positions=domain,
+                    positions=tuple(
+                        self._domain_position(account, p, mark)
+                        for p, mark in zip(positions, marks, strict=True)
+                    ),
                     asset=asset,
                 )
             risk = assess(state)
@@ -343,7 +418,9 @@ class Market:
             pools.append(PoolView(venue, asset, state.wallet_balance, state, risk, views))
         return pools
 
-    def _domain_position(self, account: SimAccount, position: SimPosition, mark: float) -> Position:
+    def _domain_position(
+        self, account: SimAccount, position: SimPosition, mark: float, *, pooled: bool = False
+    ) -> Position:
         instrument = position.instrument
         key = (account.name, instrument.venue.value + ":" + instrument.symbol)
         tiers = self._domain_tiers.get(key)
@@ -366,22 +443,28 @@ class Market:
             isolated_margin=position.isolated_margin,
             taker_fee=instrument.taker_fee if instrument.exchange == BYBIT else 0.0,
             hedge=position.hedge,
+            settle_asset=instrument.settle if pooled else None,
+            underlying=instrument.base if pooled else None,
         )
 
 
-# The pool key of a Binance Multi-Assets or Portfolio Margin account's USDⓈ-M positions, and the
-# largest collateral buffer the screen allows for.
-_POOLED = "USD"
+# The largest collateral buffer the screen allows for in a Binance Multi-Assets or Portfolio
+# Margin account.
 _HAIRCUT = binance_pool.COIN_BUFFER
 
 
 def _groups(account: SimAccount) -> dict[tuple[Venue, str], list[SimPosition]]:
-    """The account's positions by margin pool (venue, settlement asset), in scenario order."""
+    """The account's positions by margin pool (venue, settlement asset; `POOLED` for the linear
+    contracts of a Bybit UTA in cross margin), in scenario order."""
+    unified = bybit_pool.pooled(account.spec)
     groups: dict[tuple[Venue, str], list[SimPosition]] = {}
     pooled = binance_pool.pooled(account.spec)
     for position in account.positions:
         venue = position.instrument.venue
-        asset = _POOLED if pooled and venue is Venue.BINANCE_USDM else position.instrument.settle
+        if venue is Venue.BINANCE_USDM:
+            asset = POOLED if pooled else position.instrument.settle
+        else:
+            asset = POOLED if unified and not venue.inverse else position.instrument.settle
         groups.setdefault((venue, asset), []).append(position)
     return groups
 

@@ -160,10 +160,11 @@ class AccountSpec:
 
 
 # Binance: one coin per pool, Multi-Assets mode, or a Portfolio Margin account (papi only).
-# Bybit: a Unified Trading Account, or a classic (pre-UTA) account the monitor must refuse.
+# Bybit: a Unified Trading Account (2.0), a classic (pre-UTA) account the monitor must refuse, or a
+# UTA 1.0 whose inverse contracts keep their own contract wallet.
 ACCOUNT_MODES: Mapping[str, tuple[str, ...]] = {
     BINANCE: ("single-asset", "multi-assets", "portfolio"),
-    BYBIT: ("unified", "classic"),
+    BYBIT: ("unified", "classic", "unified-1.0"),
 }
 
 

@@ -36,7 +36,7 @@ def test_prints_effective_config_with_secrets_masked(tmp_path: Path) -> None:
     shown = json.loads(document)
     assert shown["accounts"]["main"]["api_secret"] == "**********"
     assert shown["accounts"]["main"]["poll_interval"] == "2s"
-    assert "bybit: 1 account(s) use 7.5 requests per 5s of 600 per IP" in budget
+    assert "bybit: 1 account(s) use 10.0 requests per 5s of 600 per IP" in budget
 
 
 def test_bad_key_exits_78_naming_the_key_without_the_secret(tmp_path: Path) -> None:

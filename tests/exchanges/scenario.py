@@ -105,6 +105,8 @@ SCENARIO: dict[str, Any] = {
         "bn-empty": {"exchange": "binance", "wallet": {"USDT": 1_000}},
         "by-cross": {
             "exchange": "bybit",
+            # UTA 1.0: the inverse contract keeps its own (contract) wallet.
+            "account_mode": "unified-1.0",
             "wallet": {"USDT": 40_000, "USDC": 15_000, "BTC": 1},
             "positions": [
                 {
@@ -196,13 +198,20 @@ POOLS: list[tuple[str, str, str, list[tuple[str, str, str, bool]]]] = [
         ],
     ),
     ("bn-empty", "binance-usdm", "USDT", []),
-    (
-        "by-cross",
-        "bybit-linear",
-        "USDT",
-        [("BTCUSDT", "long", "cross", False), ("ETHUSDT", "short", "cross", False)],
+    # A unified cross account: whatever the entry's asset, it watches the whole pool.
+    *(
+        (
+            "by-cross",
+            "bybit-linear",
+            asset,
+            [
+                ("BTCUSDT", "long", "cross", False),
+                ("ETHUSDT", "short", "cross", False),
+                ("BTCPERP", "long", "cross", False),
+            ],
+        )
+        for asset in ("USDT", "USDC")
     ),
-    ("by-cross", "bybit-linear", "USDC", [("BTCPERP", "long", "cross", False)]),
     ("by-cross", "bybit-inverse", "BTC", [("BTCUSD", "short", "cross", False)]),
     (
         "by-hedge",

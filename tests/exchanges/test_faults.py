@@ -82,7 +82,8 @@ async def test_a_failed_part_never_yields_an_empty_position_list(
     with pytest.raises(ExchangeUnavailable):
         await client.fetch_account()
     sim.clear_faults()
-    assert len((await client.fetch_account()).positions) == 2
+    # The unified pool: the USDT and the USDC contracts.
+    assert len((await client.fetch_account()).positions) == 3
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,8 @@ async def test_server_busy_is_retried(
 ) -> None:
     sim.inject_fault("busy", account=account, path=path, count=1)
     assert (await client_for(account, venue, asset).fetch_account()).positions
-    assert requests_to(sim, path) == 2
+    # A unified Bybit pool reads the USDT and the USDC positions: one of them is retried.
+    assert requests_to(sim, path) == (3 if account == "by-cross" else 2)
 
 
 async def test_a_bybit_cursor_that_addresses_its_own_page_ends_the_list(
@@ -107,8 +109,9 @@ async def test_a_bybit_cursor_that_addresses_its_own_page_ends_the_list(
     # Asking for that cursor returns the same rows and the same cursor, for ever.
     sim.inject_fault("stalled_cursor", account="by-cross", path="/v5/position/list")
     state = await client_for("by-cross").fetch_account()
-    assert sorted(p.symbol for p in state.positions) == ["BTCUSDT", "ETHUSDT"]
-    assert requests_to(sim, "/v5/position/list") == 2
+    assert sorted(p.symbol for p in state.positions) == ["BTCPERP", "BTCUSDT", "ETHUSDT"]
+    # USDT and USDC positions: each list asked once more for its stalled cursor.
+    assert requests_to(sim, "/v5/position/list") == 4
 
 
 async def test_malformed_bybit_answer_retried(
@@ -118,7 +121,8 @@ async def test_malformed_bybit_answer_retried(
         "malformed_json", account="by-cross", path="/v5/account/wallet-balance", count=2
     )
     state = await client_for("by-cross").fetch_account()
-    assert state.wallet_balance == 40_000
+    # The unified wallet in USD: 40,000 USDT + 15,000 USDC (UTA 1.0 keeps BTC for the inverse).
+    assert state.wallet_balance == 55_000
 
 
 @pytest.mark.parametrize(

@@ -248,8 +248,9 @@ def test_request_budget_sums_per_venue_limit() -> None:
     }
     assert lines["binance-fapi"].used == pytest.approx(10 * 6 + 10 * 12)
     assert lines["binance-fapi"].accounts == 2
-    assert lines["bybit"].used == pytest.approx(3 * 1 + 3 * 5)
-    assert lines["bybit"].share == pytest.approx(18 / 600)
+    # A bybit-linear poll reads the USDT and the USDC positions of a unified pool.
+    assert lines["bybit"].used == pytest.approx(4 * 1 + 3 * 5)
+    assert lines["bybit"].share == pytest.approx(19 / 600)
     assert "of 2400 per IP" in lines["binance-fapi"].describe()
 
 

@@ -40,7 +40,11 @@ async def test_linear_usdt_and_usdc_and_inverse_positions(simulator: SimulatorSe
         assert [p["symbol"] for p in inverse] == ["BTC/USD:BTC"]
         for position in usdt + usdc + inverse:
             liquidation, maintenance = engine[(position["info"]["symbol"], position["side"])]
-            assert position["liquidationPrice"] == pytest.approx(liquidation, rel=1e-9)
+            if liquidation is None:
+                # The unified pool backs these with every coin: no price liquidates them alone.
+                assert position["liquidationPrice"] is None
+            else:
+                assert position["liquidationPrice"] == pytest.approx(liquidation, rel=1e-9)
             # Bybit sends 8 decimals, also for coin amounts of inverse positions.
             assert position["maintenanceMargin"] == pytest.approx(maintenance, rel=1e-6, abs=5e-9)
             assert position["hedged"] is False
@@ -67,7 +71,11 @@ async def test_unified_balance_risk_limits_tickers_and_margin_mode(
         balance = await exchange.fetch_balance()
         assert balance["USDT"]["total"] == 10000
         assert balance["USDC"]["total"] == 5000
-        assert balance["BTC"]["total"] == 0.2
+        # UTA 1.0 keeps the coin of its inverse contracts in the separate contract wallet.
+        assert "BTC" not in balance
+        contract = await exchange.privateGetV5AccountWalletBalance({"accountType": "CONTRACT"})
+        [row] = contract["result"]["list"][0]["coin"]
+        assert (row["coin"], float(row["walletBalance"])) == ("BTC", 0.2)
         summary = balance["info"]["result"]["list"][0]
         assert summary["accountType"] == "UNIFIED"
         assert float(summary["totalMaintenanceMargin"]) > 0

@@ -131,7 +131,7 @@ async def test_binance_liquidation_prices_are_the_engines_on_the_reported_figure
 async def test_bybit_liquidation_prices_are_the_engines_on_the_reported_figures(
     simulator: SimulatorServer,
 ) -> None:
-    exchange = ccxt_client(simulator, "bybit-cross", "bybit")
+    exchange = ccxt_client(simulator, "bybit-usdt-only", "bybit")
     try:
         simulator.advance(630)
         rows = (
