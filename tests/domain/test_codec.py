@@ -7,6 +7,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
+import hypothesis
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -304,6 +305,17 @@ _AMOUNTS = st.one_of(
         min_size=1,
         max_size=3,
     ),
+)
+# A coin-margined long of 1e30-sized contracts whose liquidation point in 1/price is so small that
+# the price itself overflowed to infinity (found by this test).
+@hypothesis.example(
+    venue="binance-coinm",
+    wallet=0.0,
+    legs=[
+        (1.0, 1.0, 1.0, False, 0.0, 0.0, 1.0),
+        (1e-12, 0.5, 1.0, False, 1e-300, 0.0, 9.999999999999997e29),
+        (1e-12, 0.5, 1116071428571429.0, False, 0.0, 0.0, 1e30),
+    ],
 )
 def test_every_accepted_input_gives_finite_results(
     venue: str, wallet: float, legs: list[tuple[float, ...]]

@@ -73,8 +73,12 @@ def assess(state: AccountState) -> AccountRisk:
                 root = nearest_own_root(surplus - position_pnl + position_margin, leg, inverse)
         price = distance = None
         if root is not None and (root > 0.0 or not inverse):
-            # Inverse legs are solved in 1/price: a root at 0 would be an infinite price.
+            # Inverse legs are solved in 1/price: a root at 0, or one so small that its price is
+            # beyond a float (dust against a huge position), is no price at all.
             price = 1.0 / root if inverse else root
+            if not math.isfinite(price):
+                price = None
+        if price is not None:
             mark = position.mark_price
             # A pool already at or below maintenance margin is liquidating: distance 0.
             distance = abs(mark - price) / mark if pool_surplus > 0.0 else 0.0
