@@ -20,7 +20,7 @@ async def _venue() -> AsyncIterator[SimulatorServer]:
         yield server
 
 
-async def test_show_reads_a_multi_assets_account_as_one_usd_pool(
+async def test_show_reads_pooled_accounts_as_one_usd_pool_and_refuses_a_classic_one(
     venue: SimulatorServer, tmp_path: Path
 ) -> None:
     config = write_config(
@@ -29,16 +29,22 @@ async def test_show_reads_a_multi_assets_account_as_one_usd_pool(
         [
             ("multi", "binance-multi-assets", "binance-usdm", "USDT"),
             ("pm", "binance-portfolio", "binance-usdm", "USDT"),
+            ("uta", "bybit-uta", "bybit-linear", "USDT"),
+            ("classic", "bybit-classic", "bybit-linear", "USDT"),
         ],
     )
     code, out, err = await cli("show", "--config", str(config), "--format", "json")
-    assert code == 0, err
+    # A classic Bybit account is refused with a message, never computed as something it is not.
+    assert code == 1, err
     documents = {document["account"]: document for document in json.loads(out)}
-    multi, pm = documents["multi"], documents["pm"]
+    assert "classic (non-unified) account" in documents["classic"]["error"]
+    assert "state" not in documents["classic"]
+    multi, pm, uta = documents["multi"], documents["pm"], documents["uta"]
+    assert (uta["model"], uta["state"]["asset"]) == ("unified", "USD")
     assert (multi["model"], multi["state"]["asset"]) == ("multi-assets", "USD")
     assert {c["asset"] for c in multi["state"]["collateral"]} >= {"USDT", "USDC", "BTC"}
     # Our pool figures are the venue's account-level ones, within 0.1 %.
-    for document in (multi, pm):
+    for document in (multi, pm, uta):
         reported = document["state"]["reported"]
         risk = document["risk"]
         assert risk["equity"] == pytest.approx(reported["equity"], rel=1e-3)
@@ -47,13 +53,16 @@ async def test_show_reads_a_multi_assets_account_as_one_usd_pool(
     assert pm["state"]["liquidation_ratio"] == 1.05
 
     code, out, err = await cli("show", "--config", str(config), "--format", "table")
-    assert code == 0, err
+    assert code == 1, err
+    assert "classic (non-unified) account" in err
+    assert "uta (bybit-linear, unified margin, USD)" in out
     assert "multi (binance-usdm, multi-assets margin, USD)" in out
     assert "pm (binance-usdm, portfolio margin, USD)" in out
     assert "liquidation at margin ratio" in out
     assert "USD value (PnL incl.)" in out
 
     code, out, err = await cli("check-config", "--config", str(config), "--connect")
-    assert code == 0, out + err
+    assert code == 1, out + err  # the classic account fails
     assert "margin model: multi-assets" in out
+    assert "margin model: unified" in out
     assert "margin model: portfolio" in out
