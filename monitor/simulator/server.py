@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from monitor.domain.model import Venue
-from monitor.simulator import binance, bybit
+from monitor.simulator import binance, binance_pool, bybit, bybit_pool
 from monitor.simulator.clock import ManualClock, SimClock, WallClock
 from monitor.simulator.control import add_control_routes
 from monitor.simulator.faults import ActiveFault, FaultBook
@@ -207,10 +207,18 @@ class SimulatorServer:
 
     def _account_info(self, account: SimAccount) -> AccountInfo:
         pools: set[tuple[Venue, str]] = set()
-        for position in account.positions:
-            pools.add((position.instrument.venue, position.instrument.settle))
-        for asset in account.wallet:
-            pools.add((_wallet_venue(account.exchange, asset), asset))
+        if binance_pool.pooled(account.spec) or bybit_pool.pooled(account.spec):
+            # One entry watches the whole pool; only inverse contracts stay pools of their own.
+            linear = Venue.BINANCE_USDM if account.exchange == BINANCE else Venue.BYBIT_LINEAR
+            pools.add((linear, "USDT"))
+            for position in account.positions:
+                if position.instrument.venue.inverse:
+                    pools.add((position.instrument.venue, position.instrument.settle))
+        else:
+            for position in account.positions:
+                pools.add((position.instrument.venue, position.instrument.settle))
+            for asset in account.wallet:
+                pools.add((_wallet_venue(account.exchange, asset), asset))
         return AccountInfo(
             name=account.name,
             exchange=account.exchange,

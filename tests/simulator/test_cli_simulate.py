@@ -51,7 +51,10 @@ def test_simulate_prints_keys_and_a_config_snippet_and_stops_on_sigterm() -> Non
         )
         accounts = snippet["accounts"]
         assert accounts["binance-oneway-binance-coinm-btc"]["venue"] == "binance-coinm"
-        assert accounts["bybit-cross-bybit-linear-usdc"]["asset"] == "USDC"
+        # A unified account's USDT and USDC contracts are one pool: one entry watches both.
+        assert accounts["bybit-cross-bybit-linear-usdt"]["asset"] == "USDT"
+        assert "bybit-cross-bybit-linear-usdc" not in accounts
+        assert accounts["bybit-cross-bybit-inverse-btc"]["venue"] == "bybit-inverse"
         assert accounts["binance-empty"]["base_url"] == base_url
         assert {entry["base_url"] for entry in accounts.values()} == {base_url}
     finally:
