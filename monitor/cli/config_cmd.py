@@ -13,7 +13,7 @@ import typer
 from monitor.cli.app import EXIT_FAILURE, app
 from monitor.cli.options import ConfigOption, load_or_exit
 from monitor.config import Settings
-from monitor.exchanges.probe import request_budget
+from monitor.exchanges.probe import BudgetLine, request_budget
 
 if TYPE_CHECKING:
     from monitor.exchanges import ProbeReport
@@ -33,20 +33,27 @@ def check_config(
     """Validate the configuration and print it with secrets masked (exit 78 on errors)."""
     settings = load_or_exit(config)
     sys.stdout.write(json.dumps(settings.masked_dump(), indent=2) + "\n")
-    budget = request_budget((a.venue, a.poll_interval) for a in settings.accounts.values())
-    for line in budget:
-        sys.stdout.write(f"request budget: {line.describe()}\n")
-        if line.share > 0.5:
-            sys.stdout.write(
-                "  warning: over half of the venue's per-IP limit; lengthen poll_interval\n"
-            )
+    polls = [(a.venue, a.poll_interval) for a in settings.accounts.values()]
+    _print_budget(request_budget(polls), "request budget")
     if not connect:
         return
     reports = asyncio.run(_probe_all(settings))
     for report in reports:
         sys.stdout.write(_describe(report))
+    # A Multi-Assets or Portfolio Margin account costs more per poll than a single-asset one.
+    models = [report.account_model for report in reports]
+    _print_budget(request_budget(polls, models), "request budget with the detected margin models")
     if any(report.error for report in reports):
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _print_budget(budget: list[BudgetLine], label: str) -> None:
+    for line in budget:
+        sys.stdout.write(f"{label}: {line.describe()}\n")
+        if line.share > 0.5:
+            sys.stdout.write(
+                "  warning: over half of the venue's per-IP limit; lengthen poll_interval\n"
+            )
 
 
 async def _probe_all(settings: Settings) -> list[ProbeReport]:

@@ -110,14 +110,19 @@ class BudgetLine:
         )
 
 
-def request_budget(polls: Iterable[tuple[Venue, timedelta]]) -> list[BudgetLine]:
-    """The load of polling each (venue, interval) account, summed per venue limit and IP."""
+def request_budget(
+    polls: Iterable[tuple[Venue, timedelta]], models: Iterable[str | None] | None = None
+) -> list[BudgetLine]:
+    """The load of polling each (venue, interval) account, summed per venue limit and IP;
+    `models` (in the same order) prices each poll for the account's detected margin model."""
     used: dict[str, float] = {}
     counts: dict[str, int] = {}
+    known = iter(models) if models is not None else None
     for venue, interval in polls:
         group = limit_group(venue)
         window = VENUE_LIMITS[group].window
-        used[group] = used.get(group, 0.0) + POLL_COST[venue] * (window / interval)
+        cost = poll_cost(venue, next(known, None) if known is not None else None)
+        used[group] = used.get(group, 0.0) + cost * (window / interval)
         counts[group] = counts.get(group, 0) + 1
     return [BudgetLine(group, counts[group], used[group], VENUE_LIMITS[group]) for group in used]
 
