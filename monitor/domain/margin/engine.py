@@ -9,7 +9,7 @@ from monitor.domain.margin.legs import Leg
 from monitor.domain.margin.pool import assess_pool
 from monitor.domain.margin.ratios import ratios
 from monitor.domain.margin.solver import nearest_own_root, nearest_root
-from monitor.domain.model import AccountRisk, AccountState, MarginMode, PositionRisk
+from monitor.domain.model import AccountRisk, AccountState, MarginMode
 
 
 def assess(state: AccountState) -> AccountRisk:
@@ -57,48 +57,16 @@ def assess(state: AccountState) -> AccountRisk:
     risks = []
     for i, leg in enumerate(legs):
         position = leg.position
-        position_pnl = pnl[i]
-        position_margin = margin[i]
-        own_equity = ratio = exchange_ratio = None
         if position.margin_mode is MarginMode.ISOLATED:
-            own_equity = (position.isolated_margin or 0.0) + position_pnl
-            pool_surplus = own_equity - position_margin
+            own_equity = (position.isolated_margin or 0.0) + pnl[i]
             root = nearest_own_root(position.isolated_margin or 0.0, leg, inverse)
-            ratio, exchange_ratio = ratios(own_equity, position_margin)
+            risks.append(leg.risk(root, own_equity - margin[i], inverse, own_equity))
+            continue
+        if i in shared:
+            root = shared[i]
         else:
-            pool_surplus = surplus
-            if i in shared:
-                root = shared[i]
-            else:
-                root = nearest_own_root(surplus - position_pnl + position_margin, leg, inverse)
-        price = distance = None
-        if root is not None and (root > 0.0 or not inverse):
-            # Inverse legs are solved in 1/price: a root at 0, or one so small that its price is
-            # beyond a float (dust against a huge position), is no price at all.
-            price = 1.0 / root if inverse else root
-            if not math.isfinite(price):
-                price = None
-        if price is not None:
-            mark = position.mark_price
-            # A pool already at or below maintenance margin is liquidating: distance 0.
-            distance = abs(mark - price) / mark if pool_surplus > 0.0 else 0.0
-        # Positional for speed (a keyword call costs twice as much); the field order is pinned
-        # by tests/domain/test_engine.py.
-        risks.append(
-            PositionRisk(
-                position.symbol,
-                position.side,
-                position.margin_mode,
-                leg.notional,
-                position_pnl,
-                position_margin,
-                price,
-                distance,
-                own_equity,
-                ratio,
-                exchange_ratio,
-            )
-        )
+            root = nearest_own_root(surplus - pnl[i] + margin[i], leg, inverse)
+        risks.append(leg.risk(root, surplus, inverse, None))
 
     ratio, exchange_ratio = ratios(equity, maintenance)
     return AccountRisk(

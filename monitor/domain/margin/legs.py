@@ -13,11 +13,13 @@ which makes the margin condition piecewise linear and solvable exactly, segment 
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from itertools import pairwise
 
 from monitor.domain.errors import InvalidInput
-from monitor.domain.model import MarginMode, Position, Side, Tier
+from monitor.domain.margin.ratios import ratios
+from monitor.domain.model import MarginMode, Position, PositionRisk, Side, Tier
 
 # (table, floors, lowest rate, highest rate, continuous, convex)
 _Shape = tuple[tuple[Tier, ...], tuple[float, ...], float, float, bool, bool]
@@ -107,6 +109,43 @@ class Leg:
             self.mark_tier = max(bisect_right(floors, notional) - 1, 0)
             tier = tiers[self.mark_tier]
             self.maintenance_margin = tier.mmr * notional - tier.deduction + fee
+
+    def risk(
+        self, root: float | None, pool_surplus: float, inverse: bool, own_equity: float | None
+    ) -> PositionRisk:
+        """What the engine says about this position, given the root of its pool's surplus on its
+        axis (`x`, so 1/price for inverse legs), that pool's surplus at the marks, and for an
+        isolated position its own equity."""
+        price = distance = None
+        if root is not None and (root > 0.0 or not inverse):
+            # Inverse legs are solved in 1/price: a root at 0, or one so small that its price is
+            # beyond a float (dust against a huge position), is no price at all.
+            price = 1.0 / root if inverse else root
+            if not math.isfinite(price):
+                price = None
+        if price is not None:
+            mark = self.position.mark_price
+            # A pool already at or below maintenance margin is liquidating: distance 0.
+            distance = abs(mark - price) / mark if pool_surplus > 0.0 else 0.0
+        ratio = exchange_ratio = None
+        if own_equity is not None:
+            ratio, exchange_ratio = ratios(own_equity, self.maintenance_margin)
+        position = self.position
+        # Positional for speed (a keyword call costs twice as much); the field order is pinned
+        # by tests/domain/test_engine.py.
+        return PositionRisk(
+            position.symbol,
+            position.side,
+            position.margin_mode,
+            self.notional,
+            self.unrealized_pnl,
+            self.maintenance_margin,
+            price,
+            distance,
+            own_equity,
+            ratio,
+            exchange_ratio,
+        )
 
 
 def tier_index(tiers: tuple[Tier, ...], notional: float) -> int:

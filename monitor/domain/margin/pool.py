@@ -20,13 +20,12 @@ import math
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg, tier_index
 from monitor.domain.margin.ratios import ratios
-from monitor.domain.margin.solver import nearest_own_root
+from monitor.domain.margin.solver import last_segment_root, nearest_own_root, segment_root
 from monitor.domain.model import (
     AccountRisk,
     AccountState,
     Collateral,
     MarginMode,
-    PositionRisk,
     Tier,
 )
 
@@ -207,34 +206,13 @@ def assess_pool(state: AccountState) -> AccountRisk:
     risks = []
     for i, leg in enumerate(legs):
         position = leg.position
-        own_equity = ratio = exchange_ratio = None
         if position.margin_mode is MarginMode.ISOLATED:
             own_equity = (position.isolated_margin or 0.0) + leg.unrealized_pnl
-            pool_surplus = own_equity - leg.maintenance_margin
             root = nearest_own_root(position.isolated_margin or 0.0, leg, False)
-            ratio, exchange_ratio = ratios(own_equity, leg.maintenance_margin)
+            risks.append(leg.risk(root, own_equity - leg.maintenance_margin, False, own_equity))
         else:
-            pool_surplus = surplus
             root = shared[i] if i in shared else at_marks.cross_root([i])
-        distance = None
-        if root is not None:
-            mark = position.mark_price
-            distance = abs(mark - root) / mark if pool_surplus > 0.0 else 0.0
-        risks.append(
-            PositionRisk(
-                position.symbol,
-                position.side,
-                position.margin_mode,
-                leg.notional,
-                leg.unrealized_pnl,
-                leg.maintenance_margin,
-                root,
-                distance,
-                own_equity,
-                ratio,
-                exchange_ratio,
-            )
-        )
+            risks.append(leg.risk(root, surplus, False, None))
 
     ratio, exchange_ratio = ratios(equity, maintenance)
     return AccountRisk(
@@ -486,18 +464,10 @@ class _Start:
                 return None
             breakpoint_z = heap[0][0] * direction if heap else math.inf * direction
             if not heap or (breakpoint_z >= limit if direction > 0 else breakpoint_z <= limit):
-                # Last segment to look at: a root exists if the surplus heads towards zero.
-                if sign * direction * slope >= 0.0:
-                    return None
-                root = -intercept / slope
-                if direction > 0:
-                    return root if root <= limit else None
-                return root if root >= limit and root > 0.0 else None
+                return last_segment_root(intercept, slope, sign, direction, limit)
             number = heapq.heappop(heap)[1]
             if sign * (intercept + slope * breakpoint_z) <= 0.0:
-                root = -intercept / slope
-                # Rounding may put the root a hair outside its segment.
-                return min(root, breakpoint_z) if direction > 0 else max(root, breakpoint_z)
+                return segment_root(intercept, slope, breakpoint_z, direction)
             if number < offset:
                 leg = legs[number]
                 tiers = leg.tiers

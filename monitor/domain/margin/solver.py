@@ -120,18 +120,10 @@ def _walk(
             return None
         breakpoint_z = heap[0][0] * direction if heap else math.inf * direction
         if not heap or (breakpoint_z >= limit if direction > 0 else breakpoint_z <= limit):
-            # Last segment to look at: a root exists if the surplus heads towards zero.
-            if sign * direction * slope >= 0.0:
-                return None
-            root = -intercept / slope
-            if direction > 0:
-                return root if root <= limit else None
-            return root if root >= limit and root > 0.0 else None
+            return last_segment_root(intercept, slope, sign, direction, limit)
         position = heapq.heappop(heap)[1]
         if sign * (intercept + slope * breakpoint_z) <= 0.0:
-            root = -intercept / slope
-            # Rounding may put the root a hair outside its segment; it cannot be beyond the breakpoint.
-            return min(root, breakpoint_z) if direction > 0 else max(root, breakpoint_z)
+            return segment_root(intercept, slope, breakpoint_z, direction)
         leg = legs[position]
         tiers = leg.tiers
         assert tiers is not None
@@ -153,6 +145,26 @@ def _walk(
                 heapq.heappush(heap, (tiers[index + 1].floor / width, position))
         elif index > 0:
             heapq.heappush(heap, (-tiers[index].floor / width, position))
+
+
+def last_segment_root(
+    intercept: float, slope: float, sign: float, direction: int, limit: float
+) -> float | None:
+    """The root of the last segment a walk looks at (no breakpoint before `limit`): there is one
+    only if the surplus heads towards zero, and only up to `limit` (and above 0)."""
+    if sign * direction * slope >= 0.0:
+        return None
+    root = -intercept / slope
+    if direction > 0:
+        return root if root <= limit else None
+    return root if root >= limit and root > 0.0 else None
+
+
+def segment_root(intercept: float, slope: float, breakpoint_z: float, direction: int) -> float:
+    """The root inside a segment whose far end, `breakpoint_z`, the surplus has crossed zero by.
+    Rounding may put it a hair outside its segment; it cannot be beyond the breakpoint."""
+    root = -intercept / slope
+    return min(root, breakpoint_z) if direction > 0 else max(root, breakpoint_z)
 
 
 def _single_roots(constant: float, leg: Leg, z0: float) -> tuple[float | None, float | None]:
