@@ -6,6 +6,7 @@ Handlers return the `result` object; the server wraps it in Bybit's envelope
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from monitor.domain.margin import assess
@@ -519,28 +520,7 @@ def _pooled_wallet(call: Call, account: SimAccount) -> dict[str, Any]:
                 collateral=collateral.asset in bybit_pool.COLLATERAL_TIERS,
             )
         )
-    equity = risk.equity
-    rate = risk.maintenance_margin / equity if equity > 0 else 0.0
-    im_rate = totals["im"] / equity if equity > 0 else 0.0
-    summary = {
-        "accountType": "UNIFIED",
-        "accountLTV": "0",
-        "accountIMRate": fmt(im_rate, 4),
-        "accountIMRateByMp": fmt(im_rate, 4),
-        "accountMMRate": fmt(rate, 4),
-        "accountMMRateByMp": fmt(rate, 4),
-        "totalEquity": fmt(totals["equity"]),
-        "totalWalletBalance": fmt(totals["wallet"]),
-        "totalMarginBalance": fmt(equity),
-        "totalAvailableBalance": fmt(max(0.0, equity - totals["im"])),
-        "totalPerpUPL": fmt(totals["pnl"]),
-        "totalInitialMargin": fmt(totals["im"]),
-        "totalInitialMarginByMp": fmt(totals["im"]),
-        "totalMaintenanceMargin": fmt(risk.maintenance_margin),
-        "totalMaintenanceMarginByMp": fmt(risk.maintenance_margin),
-        "coin": rows,
-    }
-    return {"list": [summary]}
+    return _wallet("UNIFIED", risk.equity, {**totals, "mm": risk.maintenance_margin}, rows)
 
 
 def _valued(ratios: tuple[Any, ...], quantity: float) -> float:
@@ -648,7 +628,14 @@ def _coin_wallet(
                 "spotBorrow": "0",
             }
         )
-    margin_balance = total["wallet"] + total["pnl"]
+    return _wallet(account_type, total["wallet"] + total["pnl"], total, rows)
+
+
+def _wallet(
+    account_type: str, margin_balance: float, total: Mapping[str, float], rows: list[Any]
+) -> dict[str, Any]:
+    """The wallet-balance result: the account-level figures (USD) over the coin rows; `total`
+    holds equity, wallet, pnl, im and mm."""
     im_rate = total["im"] / margin_balance if margin_balance > 0 else 0.0
     mm_rate = total["mm"] / margin_balance if margin_balance > 0 else 0.0
     summary = {
