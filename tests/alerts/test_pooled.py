@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from monitor.domain.alerts import evaluate
-from monitor.domain.model import PoolModel, Snapshot, VenueTerm
+from monitor.domain.alerts import Rule, RuleKey, evaluate
+from monitor.domain.model import Collateral, PoolModel, Snapshot, VenueTerm
 from monitor.domain.notification import Severity
-from tests.alerts.builders import at, margin_rule, observe, rules, snapshot
+from tests.alerts.builders import at, margin_rule, observe, position, rules, snapshot
 
 
 def portfolio(ratio: float) -> Snapshot:
@@ -40,3 +40,23 @@ def test_a_single_asset_pool_keeps_reading_the_plain_ratio() -> None:
     [notification] = result.notifications
     assert notification.severity is Severity.CRITICAL
     assert "liquidation at" not in notification.text
+
+
+def test_a_price_that_moves_collateral_is_not_compared_with_the_venues() -> None:
+    # BTC collateral behind a BTC long: our price moves the collateral, the venue may not; the two
+    # are not like with like, so no mismatch alert (a USDT-only pool is still compared).
+    mismatch = Rule(RuleKey.LIQUIDATION_MISMATCH, ((Severity.WARNING, 0.02),), clear_band=0.5)
+    held = replace(position(exchange_liq=54_000.0), underlying="BTC", settle_asset="USDT")
+    snap = snapshot(4.0, liq=52_000.0, positions=(held,))
+    pooled = replace(
+        snap.state,
+        asset="USD",
+        model=PoolModel.UNIFIED,
+        collateral=(Collateral("USDT", 0.0, 1.0, stable=True), Collateral("BTC", 1.0, 58_000.0)),
+    )
+    backed = evaluate(rules(mismatch), {}, observe(replace(snap, state=pooled)), at(0))
+    assert backed.notifications == ()
+    stable_only = replace(pooled, collateral=pooled.collateral[:1])
+    compared = evaluate(rules(mismatch), {}, observe(replace(snap, state=stable_only)), at(0))
+    [notification] = compared.notifications
+    assert notification.rule == "liquidation_mismatch"

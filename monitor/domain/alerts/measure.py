@@ -221,6 +221,9 @@ def _liquidation_mismatch(
     if snapshot is None:
         return None, extra
     worst: tuple[float, str] | None = None
+    # Our price moves collateral of the same underlying with the mark; the venues do not say
+    # whether theirs does, so such a pair is not like with like and is not compared.
+    moving = {c.asset for c in snapshot.state.collateral if not c.stable}
     # The engine returns positions in input order, so the pairs line up.
     for held, computed in zip(snapshot.state.positions, snapshot.risk.positions, strict=False):
         ours, theirs = computed.liquidation_price, held.exchange_liquidation_price
@@ -228,6 +231,7 @@ def _liquidation_mismatch(
             ours is None
             or not theirs
             or (held.symbol, held.side) != (computed.symbol, computed.side)
+            or (held.underlying in moving and held.margin_mode is MarginMode.CROSS)
         ):
             continue
         gap = abs(ours - theirs) / theirs
