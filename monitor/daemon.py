@@ -245,6 +245,8 @@ class Daemon:
         """Re-read the configuration; a bad one is rejected and the running one kept."""
         assert self._settings is not None
         assert self._service is not None
+        # A reload is also how an operator says "I fixed the sink": held alerts go out now.
+        self._adapters.sender.retry_all()
         try:
             new = load_settings(self.options.config_path)
         except ConfigError as exc:
@@ -316,6 +318,9 @@ class Daemon:
             status = self._service.status_line()
             if depth:
                 status += f"; {depth} notification(s) waiting for delivery"
+            sinks = self._observe_sinks()
+            if sinks:
+                status = f"{sinks}; {status}"
             if self._polls_alive():
                 if not alive:
                     log.warning("poll cycles finish again; watchdog pings resumed")
@@ -328,6 +333,13 @@ class Daemon:
                 alive = False
                 sdnotify.notify(f"STATUS=stalled: no poll cycle finished recently; {status}")
             await asyncio.sleep(tick)
+
+    def _observe_sinks(self) -> str:
+        """Each sink's up/down gauge; the STATUS= clause naming failing sinks ("" if none)."""
+        sender = self._adapters.sender
+        for name, health in sender.health().items():
+            self._metrics.sink_up.labels(name).set(1 if health.ok else 0)
+        return sender.status_text()
 
     async def _measure_outbox(self) -> int | None:
         try:

@@ -73,6 +73,12 @@ class Metrics:
         self.outbox_depth = Gauge(
             "portfolio_monitor_outbox_depth", "Notifications waiting for delivery", registry=r
         )
+        self.sink_up = Gauge(
+            "portfolio_monitor_sink_up",
+            "1 while the sink takes alerts, 0 while it is failing or disabled (alerts held)",
+            ["sink"],
+            registry=r,
+        )
         self._positions: dict[str, set[tuple[str, str]]] = {}
         self._assets: dict[str, str] = {}
         self._error_kinds: dict[str, set[str]] = {}

@@ -76,6 +76,26 @@ class OutboxEntry:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class SinkHealth:
+    """How a sink is doing: `state` is "ok", "failing" (retryable errors: down, 5xx, rate
+    limited) or "disabled" (a permanent error: its alerts are held and it is probed on the
+    back-off); `since` is when it started failing, `next_attempt_at` the next probe.
+    `retry_requested_at` is set by `portfolio-monitor alerts --retry SINK` until the daemon acts."""
+
+    sink: str
+    state: str = "ok"
+    since: datetime | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    retry_requested_at: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the sink's last delivery worked (or it never failed)."""
+        return self.state == "ok"
+
+
 class OutboxStore(Protocol):
     """The durable queue of notifications between the poll cycle and the sinks."""
 
@@ -116,6 +136,30 @@ class OutboxStore(Protocol):
 
     async def depth(self) -> int:
         """How many entries are still waiting (undelivered and not dead)."""
+        ...
+
+    async def held_before(self, sink: str, cutoff: datetime) -> Sequence[OutboxEntry]:
+        """The sink's waiting entries created before `cutoff`, oldest first."""
+        ...
+
+    async def bury(self, entry_ids: Sequence[int], reason: str) -> None:
+        """Mark entries dead with `reason` without counting an attempt (a last resort)."""
+        ...
+
+    async def sink_states(self) -> Mapping[str, SinkHealth]:
+        """Every stored sink state by sink name."""
+        ...
+
+    async def save_sink_state(self, health: SinkHealth, now: datetime) -> None:
+        """Store how a sink is doing (a pending retry request is kept)."""
+        ...
+
+    async def clear_retry_request(self, sink: str, requested_at: datetime) -> None:
+        """The daemon acted on the retry request made at `requested_at` (a newer one stays)."""
+        ...
+
+    async def forget_sinks(self, keep: Sequence[str]) -> None:
+        """Drop the stored state of every sink not in `keep` (removed from the configuration)."""
         ...
 
 

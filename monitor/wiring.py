@@ -135,6 +135,7 @@ class Adapters:
                     store,
                     sinks,
                     RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
+                    max_age=delivery.max_age,
                 )
                 if mqtt is not None and mqtt.name in sinks:
                     # Alerts that waited for the broker go out as soon as it is back.

@@ -1,5 +1,6 @@
-"""`portfolio-monitor alerts` (the alert history and its deliveries) and `portfolio-monitor silence`
-(mute an account's notifications for a while; the alert state is still tracked)."""
+"""`portfolio-monitor alerts` (the alert history and its deliveries; `--retry SINK` sends a sink's
+held alerts now) and `portfolio-monitor silence` (mute an account's notifications for a while; the
+alert state is still tracked)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from monitor.cli.options import (
 )
 from monitor.cli.output import Format, err, print_csv, print_json, print_table
 from monitor.config import Settings
+from monitor.config.notify import DeliverySettings
 from monitor.domain.errors import InvalidInput
 from monitor.domain.units import format_duration, parse_duration
-from monitor.storage.models import Account, AlertEvent, Outbox
+from monitor.storage.models import Account, AlertEvent, Outbox, SinkState
 from monitor.storage.repository import SilenceInfo, SqlStore
 
 HISTORY_COLUMNS = (
@@ -135,6 +137,28 @@ def _deliveries_text(deliveries: Sequence[dict[str, Any]]) -> str:
     return ", ".join(parts)
 
 
+async def _retry(
+    store: SqlStore, sink: str, settings: Settings | None, now: datetime
+) -> tuple[int, int]:
+    """Ask the daemon to try `sink` now; (dead alerts revived, alerts now waiting for it)."""
+    if settings is not None:
+        configured = settings.notify.sink_names()
+        if sink not in configured:
+            raise InvalidInput(
+                "--retry", f"no sink {sink!r} is configured ({', '.join(configured) or 'none'})"
+            )
+    else:
+        async with store.reading("reading the sinks") as conn:
+            known = await conn.scalar(select(Outbox.id).where(Outbox.sink == sink).limit(1))
+            known = known or await conn.scalar(select(SinkState.sink).where(SinkState.sink == sink))
+        if known is None:
+            raise InvalidInput("--retry", f"no alert was ever queued for a sink named {sink!r}")
+    max_age = (settings.notify.delivery if settings else DeliverySettings()).max_age
+    revived = await store.request_retry(sink, now, now - max_age)
+    waiting = (await store.held_counts()).get(sink, 0)
+    return revived, waiting
+
+
 @app.command()
 def alerts(
     config: ConfigOption = None,
@@ -142,12 +166,34 @@ def alerts(
     since: SinceOption = "7d",
     account: AccountOption = None,
     output: FormatOption = None,
+    retry: Annotated[
+        str | None,
+        typer.Option(
+            "--retry",
+            metavar="SINK",
+            help="Send SINK's held alerts now (after fixing it): the running daemon ends its "
+            "back-off within a second; dead ones younger than [notify.delivery] max_age are "
+            "sent again too.",
+        ),
+    ] = None,
 ) -> None:
     """Alert history: what fired, escalated, repeated and resolved, and whether each sink got it."""
     now = datetime.now(UTC)
     fmt = choose_format(output)
     start = parse_moment(since, now, "--since")
-    url, _ = resolve_database_url(config, database)
+    url, settings = resolve_database_url(config, database)
+    if retry is not None:
+        revived, waiting = run_on_store(url, lambda store: _retry(store, retry, settings, now))
+        if fmt is Format.JSON:
+            print_json({"sink": retry, "revived": revived, "waiting": waiting})
+            return
+        again = f", {revived} dead one(s) revived" if revived else ""
+        err(
+            f"{retry}: retry requested; {waiting} alert(s) waiting{again}. The running daemon "
+            "sends them in order within a second (a stopped one when it starts); see "
+            "portfolio-monitor status"
+        )
+        return
     rows = run_on_store(url, lambda store: _history(store, start, account))
     if fmt is Format.JSON:
         print_json(rows)

@@ -35,6 +35,7 @@ from monitor.cli.options import (
 )
 from monitor.cli.output import Format, err, print_csv, print_json, print_table, to_jsonable
 from monitor.config import Settings
+from monitor.delivery import LOCAL_SINKS
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
 from monitor.storage import queries
@@ -279,7 +280,8 @@ def status(
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Latest snapshot of every account; exit 1 when any account's data is older than 3 polls.
+    """Latest snapshot of every account, and alert sinks that do not take alerts; exit 1 when
+    any account's data is older than 3 polls, a sink is disabled, or every remote sink fails.
 
     With a configuration, accounts found only in the database (removed from the configuration)
     are listed as removed and do not count.
@@ -310,14 +312,79 @@ def status(
         return rows
 
     rows = run_on_store(url, read)
+    sinks = run_on_store(url, lambda store: _troubled_sinks(store, settings))
     if chosen is Format.JSON:
         print_json(rows)
     elif not rows:
         err("no accounts stored yet (has the daemon run?)")
     else:
         _status_table(rows)
-    if not rows or any(row["stale"] and row["configured"] for row in rows):
+    sinks_need_a_person = _report_sinks(sinks, settings, chosen)
+    if not rows or any(row["stale"] and row["configured"] for row in rows) or sinks_need_a_person:
         raise typer.Exit(EXIT_FAILURE)
+
+
+async def _troubled_sinks(store: SqlStore, settings: Settings | None) -> list[dict[str, Any]]:
+    """Configured sinks (every stored one without a configuration) that are failing or disabled,
+    as the daemon last recorded them, with how many alerts wait for each."""
+    try:
+        states = await store.sink_states()
+        held = await store.held_counts()
+    except StorageError:
+        return []  # a database from before sink states were stored: nothing known
+    names = settings.notify.sink_names() if settings is not None else sorted(states)
+    return [
+        {
+            "sink": name,
+            "state": states[name].state,
+            "since": states[name].since,
+            "next_attempt_at": states[name].next_attempt_at,
+            "last_error": states[name].last_error,
+            "held": held.get(name, 0),
+        }
+        for name in names
+        if name in states and not states[name].ok
+    ]
+
+
+def _report_sinks(
+    troubled: list[dict[str, Any]], settings: Settings | None, chosen: Format
+) -> bool:
+    """Show the sinks that do not take alerts; True when a person must act: one is disabled
+    (a permanent error) or every remote sink fails (alerts reach no one)."""
+    if not troubled:
+        return False
+    names = settings.notify.sink_names() if settings is not None else [t["sink"] for t in troubled]
+    remote = {name for name in names if name not in LOCAL_SINKS}
+    blind = bool(remote) and remote <= {t["sink"] for t in troubled}
+    if chosen is Format.TABLE:
+        print_table(
+            [
+                [
+                    t["sink"],
+                    t["state"],
+                    stamp(t["since"]) if t["since"] else "-",
+                    str(t["held"]),
+                    stamp(t["next_attempt_at"]) if t["next_attempt_at"] else "-",
+                    t["last_error"] or "",
+                ]
+                for t in troubled
+            ],
+            ["sink", "state", "since (UTC)", "held", "next try (UTC)", "last error"],
+            title="Alert sinks not taking alerts",
+        )
+    else:
+        for t in troubled:
+            err(f"sink {t['sink']} {t['state']}, {t['held']} alert(s) held: {t['last_error']}")
+    if blind:
+        err("ALERTS REACH NO ONE: every remote sink is failing (alerts are held, not lost)")
+    disabled = [t["sink"] for t in troubled if t["state"] == "disabled"]
+    if disabled:
+        err(
+            "after fixing a sink: "
+            + "; ".join(f"portfolio-monitor alerts --retry {name}" for name in disabled)
+        )
+    return blind or bool(disabled)
 
 
 def _status_row(

@@ -191,8 +191,11 @@ class DeliverySettings(BaseModel):
     retry_initial: Duration = timedelta(seconds=5)
     retry_max: Duration = timedelta(minutes=15)
     flush_timeout: Duration = timedelta(seconds=5)
+    # Alerts held for a failing or disabled sink are delivered when it works again if younger
+    # than this; older ones are summarised in one message to it.
+    max_age: Duration = timedelta(hours=24)
 
-    @field_validator("retry_initial", "retry_max")
+    @field_validator("retry_initial", "retry_max", "max_age")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value.total_seconds() <= 0:

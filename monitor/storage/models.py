@@ -259,6 +259,23 @@ class Outbox(Base):
     dead: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class SinkState(Base):
+    """How one sink is doing, as the outbox sender last saw it: `ok`, `failing` (retryable
+    errors) or `disabled` (a permanent error; its alerts are held and it is probed on the
+    back-off). `portfolio-monitor status` reads it; `alerts --retry SINK` sets
+    `retry_requested_at`, which the daemon clears once it acted on it."""
+
+    __tablename__ = "sink_state"
+
+    sink: Mapped[str] = mapped_column(String, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="ok")
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retry_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Silence(Base):
     """Notifications for an account are suppressed until `until` (alert state is still tracked)."""
 

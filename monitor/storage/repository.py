@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from monitor.domain.errors import InvalidInput, StorageError
 from monitor.domain.model import MarginMode, Position, Side, Snapshot, Tier
 from monitor.domain.notification import Notification
-from monitor.ports import AlertEventRecord, OutboxEntry
+from monitor.ports import AlertEventRecord, OutboxEntry, SinkHealth
 from monitor.storage import retention
 from monitor.storage.engine import (
     create_engine,
@@ -47,6 +47,7 @@ from monitor.storage.models import (
     PositionLeg,
     PositionSnapshot,
     Silence,
+    SinkState,
     Symbol,
     TierTable,
 )
@@ -391,6 +392,128 @@ class SqlStore:
                 .where(Outbox.delivered_at.is_(None), Outbox.dead.is_(False))
             )
             return int(count or 0)
+
+    async def held_before(self, sink: str, cutoff: datetime) -> Sequence[OutboxEntry]:
+        """The sink's waiting entries created before `cutoff`, oldest first."""
+        async with self.reading("reading held notifications") as conn:
+            rows = await conn.execute(
+                select(Outbox.id, Outbox.sink, Outbox.payload, Outbox.attempts)
+                .where(
+                    Outbox.sink == sink,
+                    Outbox.delivered_at.is_(None),
+                    Outbox.dead.is_(False),
+                    Outbox.created_at < cutoff,
+                )
+                .order_by(Outbox.created_at, Outbox.id)
+            )
+            return [
+                OutboxEntry(row_id, name, notification_from_payload(payload), attempts)
+                for row_id, name, payload, attempts in rows
+            ]
+
+    async def bury(self, entry_ids: Sequence[int], reason: str) -> None:
+        """Mark entries dead with `reason` without counting an attempt (a last resort)."""
+        ids = list(entry_ids)
+        if not ids:
+            return
+        await self.write(
+            "recording undeliverable notifications",
+            lambda conn: conn.execute(
+                update(Outbox).where(Outbox.id.in_(ids)).values(dead=True, last_error=reason)
+            ),
+        )
+
+    async def held_counts(self) -> dict[str, int]:
+        """Waiting (undelivered, not dead) entries per sink."""
+        async with self.reading("reading the outbox per sink") as conn:
+            rows = await conn.execute(
+                select(Outbox.sink, func.count())
+                .where(Outbox.delivered_at.is_(None), Outbox.dead.is_(False))
+                .group_by(Outbox.sink)
+            )
+            return {str(sink): int(count) for sink, count in rows}
+
+    async def sink_states(self) -> dict[str, SinkHealth]:
+        """Every stored sink state by sink name."""
+        async with self.reading("reading the sink states") as conn:
+            rows = await conn.execute(select(SinkState))
+            return {
+                row.sink: SinkHealth(
+                    row.sink,
+                    row.state,
+                    row.since,
+                    row.last_error,
+                    row.next_attempt_at,
+                    row.retry_requested_at,
+                )
+                for row in rows
+            }
+
+    async def save_sink_state(self, health: SinkHealth, now: datetime) -> None:
+        """Store how a sink is doing (a pending retry request is kept)."""
+        values = {
+            "state": health.state,
+            "since": health.since,
+            "last_error": health.last_error,
+            "next_attempt_at": health.next_attempt_at,
+            "updated_at": now,
+        }
+        await self.write(
+            f"recording the state of sink {health.sink!r}",
+            lambda conn: conn.execute(
+                dialect_insert(conn)(SinkState)
+                .values(sink=health.sink, **values)
+                .on_conflict_do_update(index_elements=[SinkState.sink], set_=values)
+            ),
+        )
+
+    async def clear_retry_request(self, sink: str, requested_at: datetime) -> None:
+        """The daemon acted on the retry request made at `requested_at` (a newer one stays)."""
+        await self.write(
+            f"clearing the retry request of sink {sink!r}",
+            lambda conn: conn.execute(
+                update(SinkState)
+                .where(SinkState.sink == sink, SinkState.retry_requested_at == requested_at)
+                .values(retry_requested_at=None)
+            ),
+        )
+
+    async def forget_sinks(self, keep: Sequence[str]) -> None:
+        """Drop the stored state of every sink not in `keep` (removed from the configuration)."""
+        names = list(keep)
+        await self.write(
+            "forgetting removed sinks",
+            lambda conn: conn.execute(delete(SinkState).where(SinkState.sink.not_in(names))),
+        )
+
+    async def request_retry(self, sink: str, now: datetime, revive_since: datetime) -> int:
+        """`alerts --retry SINK`: ask the daemon to try the sink at once (it ends the sink's
+        back-off and sends its held entries at its next look, within about a second; a stopped
+        daemon does it when it starts). Dead entries created at or after `revive_since` are
+        revived and sent too, in order; older dead ones stay dead. Returns how many were revived.
+        """
+
+        def work(conn: Connection) -> int:
+            revived = conn.execute(
+                update(Outbox)
+                .where(
+                    Outbox.sink == sink,
+                    Outbox.delivered_at.is_(None),
+                    Outbox.dead.is_(True),
+                    Outbox.created_at >= revive_since,
+                )
+                .values(dead=False, next_attempt_at=now, last_error="revived by alerts --retry")
+            ).rowcount
+            conn.execute(
+                dialect_insert(conn)(SinkState)
+                .values(sink=sink, state="ok", updated_at=now, retry_requested_at=now)
+                .on_conflict_do_update(
+                    index_elements=[SinkState.sink], set_={"retry_requested_at": now}
+                )
+            )
+            return int(revived or 0)
+
+        return await self.write(f"requesting a retry of sink {sink!r}", work)
 
     # -- silences -------------------------------------------------------------------------
 

@@ -26,9 +26,11 @@ def notification(
     account: str = "main",
     kind: NotificationKind = NotificationKind.FIRING,
     severity: Severity = Severity.CRITICAL,
+    created_at: datetime | None = None,
     **facts: str | float | None,
 ) -> Notification:
-    """A critical margin alert on account "main" with realistic facts (override any of them)."""
+    """A critical margin alert on account "main" with realistic facts (override any of them);
+    created at 2025-11-21 09:00 UTC (the ManualClock's start) unless `created_at` is given."""
     base_facts: dict[str, str | float | None] = {
         "margin_ratio": 1.42,
         "exchange_margin_ratio": 1 / 1.42,
@@ -48,7 +50,7 @@ def notification(
         severity=severity,
         title="main: margin ratio 142 % fell below the critical level 150 %",
         text="Account main (binance-usdm) is getting close to liquidation.",
-        created_at=datetime(2025, 11, 21, 9, 0, tzinfo=UTC),
+        created_at=created_at or datetime(2025, 11, 21, 9, 0, tzinfo=UTC),
         facts=base_facts,
     )
 

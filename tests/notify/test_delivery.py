@@ -1,12 +1,14 @@
 """The outbox sender against a real SQLite outbox: at-least-once, back-off, retry_after,
-permanent failures disabling a sink, bounded flush."""
+permanent failures holding a sink's alerts and probing it on the back-off, the age limit and
+its summary, retry requests, blindness, bounded flush."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -150,30 +152,224 @@ async def test_rows_waiting_behind_a_failing_sink_count_no_attempts(
     assert down.attempts == 3
 
 
-async def test_permanent_failure_disables_the_sink_and_tells_the_others(
+async def test_permanent_failure_holds_the_alerts_probes_on_the_back_off_and_tells_the_others(
     store: SqlStore, database: Path
 ) -> None:
     clock = ManualClock()
-    broken = ScriptedSink("broken", [permanent()])
+    broken = ScriptedSink("broken", [permanent(), permanent()])
     ops = ScriptedSink("ops")
     await store.enqueue([notification(id="n1"), notification(id="n2")], ["broken", "ops"])
     sender = OutboxSender(store, {"broken": broken, "ops": ops}, POLICY, clock=clock)
 
     assert await sender.flush(5)
-    assert broken.attempts == 1  # n2 is not even tried: the sink is disabled
+    assert broken.attempts == 1  # n2 is not even tried: it waits behind n1 for the probe
     assert "broken" in sender.disabled
+    assert sender.health()["broken"].state == "disabled"
     rows = {(r.notification_id, r.sink): r for r in outbox_rows(database)}
-    assert rows[("n1", "broken")].dead
+    assert not rows[("n1", "broken")].dead  # held, not dead-lettered
     assert rows[("n1", "broken")].attempts == 1
-    assert rows[("n2", "broken")].dead
-    assert rows[("n2", "broken")].attempts == 0  # given up without a try
-    assert "does not exist" in (rows[("n2", "broken")].last_error or "")
+    assert not rows[("n2", "broken")].dead
+    assert rows[("n2", "broken")].attempts == 0
+    assert await store.depth() == 2
     system = [n for n in ops.received if n.kind is NotificationKind.SYSTEM]
-    assert len(system) == 1
-    assert "broken" in system[0].title
+    assert [n.title for n in system] == ["Alerts to broken are held: the sink refused them"]
     assert "does not exist" in system[0].text
-    assert [n.id for n in ops.received if n.kind is not NotificationKind.SYSTEM] == ["n1", "n2"]
+    assert "alerts --retry broken" in system[0].text
+
+    # Probed with its oldest held row on the back-off: 5 s, then 10 s; not in between.
+    clock.advance(4.9)
+    await sender.flush(5)
+    assert broken.attempts == 1
+    clock.advance(0.1)
+    await sender.flush(5)  # the second permanent refusal: the others are not told twice
+    assert broken.attempts == 2
+    assert len([n for n in ops.received if n.kind is NotificationKind.SYSTEM]) == 1
+    clock.advance(9.9)
+    await sender.flush(5)
+    assert broken.attempts == 2
+    clock.advance(0.1)
+    assert await sender.flush(5)  # the hook is back: everything it missed, in order, once
+    assert [n.id for n in broken.received] == ["n1", "n2"]
+    assert "broken" not in sender.disabled
+    assert sender.health()["broken"].ok
+    assert (await store.sink_states())["broken"].ok
+    assert [n.title for n in ops.received if n.kind is NotificationKind.SYSTEM][-1] == (
+        "Alerts to broken resumed"
+    )
     assert await store.depth() == 0
+
+
+async def test_the_failing_sink_is_stored_for_status(store: SqlStore) -> None:
+    clock = ManualClock()
+    hook = ScriptedSink("hook", [permanent("hook: HTTP 410")])
+    await store.enqueue([notification(id="n1")], ["hook"])
+    await OutboxSender(store, {"hook": hook}, POLICY, clock=clock).deliver_due()
+    stored = (await store.sink_states())["hook"]
+    assert (stored.state, stored.since, stored.last_error) == (
+        "disabled",
+        clock.now(),
+        "hook: HTTP 410",
+    )
+    assert stored.next_attempt_at == clock.now() + timedelta(seconds=5)
+    assert (await store.held_counts()) == {"hook": 1}
+
+
+async def test_a_restart_probes_a_disabled_sink_at_once(store: SqlStore) -> None:
+    clock = ManualClock()
+    hook = ScriptedSink("hook", [permanent()] * 4)
+    await store.enqueue([notification(id="n1")], ["hook"])
+    sender = OutboxSender(store, {"hook": hook}, POLICY, clock=clock)
+    for wait in (0, 5, 10, 20):  # the probe interval has grown to 40 s
+        clock.advance(wait)
+        await sender.deliver_due()
+    clock.advance(1)
+    await store.enqueue([notification(id="n2")], ["hook"])
+
+    fixed = ScriptedSink("hook")
+    ops = ScriptedSink("ops")
+    restarted = OutboxSender(store, {"hook": fixed, "ops": ops}, POLICY, clock=clock)
+    assert await restarted.flush(5)
+    assert [n.id for n in fixed.received] == ["n1", "n2"]
+    # The "held" notice went out before the restart, so the others hear that it resumed.
+    assert [n.title for n in ops.received] == ["Alerts to hook resumed"]
+
+
+async def test_rows_dead_from_an_older_version_stay_dead_after_a_restart(
+    store: SqlStore, database: Path
+) -> None:
+    await store.enqueue([notification(id="n1")], ["hook"])
+    (entry,) = await store.due(ManualClock().now(), 10)
+    await store.mark_dead(entry.id, "hook: HTTP 410", attempted=False)  # what 0.x did
+    hook = ScriptedSink("hook")
+    assert await OutboxSender(store, {"hook": hook}, POLICY, clock=ManualClock()).flush(5)
+    assert hook.received == []
+    assert outbox_rows(database)[0].dead
+
+
+async def test_a_retry_request_sends_held_rows_now_and_revives_recent_dead_ones(
+    store: SqlStore, database: Path
+) -> None:
+    clock = ManualClock()
+    day = timedelta(hours=24)
+    old = replace(notification(id="old"), created_at=clock.now() - 2 * day)
+    dead = replace(notification(id="dead"), created_at=clock.now() - timedelta(hours=1))
+    await store.enqueue([old, dead], ["hook"])
+    for entry in await store.due(clock.now(), 10):
+        await store.mark_dead(entry.id, "hook: HTTP 410", attempted=False)  # an older version
+    await store.enqueue([notification(id="held")], ["hook"])
+    hook = ScriptedSink("hook", [permanent()] * 3)
+    sender = OutboxSender(store, {"hook": hook}, POLICY, clock=clock)
+    for wait in (0, 5, 10):  # refused; the next probe is 20 s away
+        clock.advance(wait)
+        await sender.deliver_due()
+    clock.advance(1)
+    assert await sender.deliver_due() == 0
+
+    # `alerts --retry hook`, from another process, through the database.
+    revived = await store.request_retry("hook", clock.now(), clock.now() - day)
+    assert revived == 1  # "dead" (1 h old); "old" (2 days) stays dead
+    assert await sender.flush(5)
+    assert [n.id for n in hook.received] == ["dead", "held"]
+    assert (await store.sink_states())["hook"].retry_requested_at is None  # acted on once
+    rows = {r.notification_id: r for r in outbox_rows(database)}
+    assert rows["old"].dead
+    assert rows["dead"].delivered
+    assert rows["held"].delivered
+
+
+async def test_held_alerts_past_the_age_limit_are_summarised_then_dead_with_the_reason(
+    store: SqlStore, database: Path
+) -> None:
+    clock = ManualClock()
+    hook = ScriptedSink("hook", [permanent()] * 30)
+    sender = OutboxSender(store, {"hook": hook}, POLICY, clock=clock, max_age=timedelta(minutes=10))
+    for index in range(25):  # 25 alerts while the hook answers 410, one a minute
+        await store.enqueue(
+            [replace(notification(id=f"n{index:02}"), created_at=clock.now())], ["hook"]
+        )
+        await sender.deliver_due()
+        clock.advance(60)
+    hook.script.clear()  # it works again
+    sender.retry_all()  # (a reload) rather than waiting up to a minute for the next probe
+    assert await sender.flush(5)
+
+    summary, *rest = hook.received
+    assert summary.kind is NotificationKind.SYSTEM
+    assert summary.title == "15 alerts older than 10m were not delivered"
+    assert summary.text.count("\n- ") == 15
+    # The ten younger than 10 minutes arrive one by one, in order, after the summary.
+    assert [n.id for n in rest] == [f"n{index:02}" for index in range(15, 25)]
+    rows = {r.notification_id: r for r in outbox_rows(database)}
+    expired = [rows[f"n{index:02}"] for index in range(15)]
+    assert all(row.dead for row in expired)
+    assert all(
+        f"older than 10m when hook took alerts again; summarised in {summary.id}"
+        in (row.last_error or "")
+        for row in expired
+    )
+    assert all(rows[f"n{index:02}"].delivered for index in range(15, 25))
+
+
+async def test_the_summary_fails_like_any_probe_and_nothing_is_dropped(
+    store: SqlStore, database: Path
+) -> None:
+    clock = ManualClock()
+    await store.enqueue([notification(id="n1")], ["hook"])
+    clock.advance(3 * 3600)
+    hook = ScriptedSink("hook", [retryable()])
+    sender = OutboxSender(store, {"hook": hook}, POLICY, clock=clock, max_age=timedelta(hours=1))
+    await sender.deliver_due()
+    assert hook.received == []
+    assert not outbox_rows(database)[0].dead  # the summary did not go out: still held
+    clock.advance(5)
+    assert await sender.flush(5)
+    assert [n.rule for n in hook.received] == ["undelivered"]
+    assert outbox_rows(database)[0].dead
+
+
+async def test_every_remote_sink_failing_is_logged_critical_every_few_minutes(
+    store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    hook = ScriptedSink("hook", [permanent()] * 100)
+    console = ScriptedSink("console")  # local: it does not count as a way out
+    sender = OutboxSender(store, {"hook": hook, "console": console}, POLICY, clock=clock)
+    await store.enqueue([notification(id="n1")], ["hook", "console"])
+
+    def criticals() -> int:
+        return len([r for r in caplog.records if r.levelno == logging.CRITICAL])
+
+    with caplog.at_level(logging.WARNING, logger="monitor.delivery"):
+        for _ in range(12):  # 12 probes over about 4 minutes: one line, not one per attempt
+            await sender.deliver_due()
+            clock.advance(20)
+        assert hook.attempts > 5
+        assert criticals() == 1
+        assert [h.sink for h in sender.blind()] == ["hook"]
+        assert sender.status_text().startswith("ALERTS REACH NO ONE")
+        clock.advance(60)  # five minutes after the first line
+        await sender.deliver_due()
+        assert criticals() == 2
+        hook.script.clear()
+        clock.advance(60)
+        await sender.flush(5)
+        assert sender.blind() == []
+        assert sender.status_text() == ""
+        assert criticals() == 2
+
+
+async def test_one_failing_sink_among_working_ones_is_not_blindness(store: SqlStore) -> None:
+    clock = ManualClock()
+    sender = OutboxSender(
+        store,
+        {"hook": ScriptedSink("hook", [permanent()]), "ops": ScriptedSink("ops")},
+        POLICY,
+        clock=clock,
+    )
+    await store.enqueue([notification(id="n1")], ["hook", "ops"])
+    await sender.flush(5)
+    assert sender.blind() == []
+    assert sender.status_text().startswith("alert sink failing: hook disabled")
 
 
 async def test_a_message_a_working_sink_keeps_refusing_is_given_up_alone(
@@ -320,7 +516,7 @@ async def test_run_delivers_when_woken(store: SqlStore) -> None:
     task = asyncio.create_task(sender.run())
     try:
         await asyncio.sleep(0.1)
-        await store.enqueue([notification(id="n1")], ["ops"])
+        await store.enqueue([notification(id="n1", created_at=datetime.now(UTC))], ["ops"])
         sender.wake()
         async with asyncio.timeout(5):
             while not ops.received:  # noqa: ASYNC110 - polling a test double

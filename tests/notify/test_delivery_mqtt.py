@@ -4,7 +4,7 @@ outbox, the real sender and MQTT publisher."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -18,6 +18,9 @@ from tests.notify.factories import notification
 from tests.notify.mqtt_client import collect
 from tests.notify.outbox import outbox_rows
 from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+
+# These senders run on the wall clock: alerts created now, not past the held-alert age limit.
+NOW = datetime.now(UTC)
 
 pytestmark = pytest.mark.mqtt
 
@@ -45,7 +48,10 @@ async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
         async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
             await _connect_then_lose_the_broker(mqtt, mosquitto)
 
-            await store.enqueue([notification(id="n1"), notification(id="n2")], ["mqtt"])
+            await store.enqueue(
+                [notification(id="n1", created_at=NOW), notification(id="n2", created_at=NOW)],
+                ["mqtt"],
+            )
             sender = OutboxSender(store, {"mqtt": mqtt}, policy, poll_interval=0.1)
             await sender.deliver_due()
             rows = outbox_rows(database)
@@ -93,7 +99,7 @@ async def test_alerts_waiting_for_the_broker_go_out_when_it_reconnects(
     try:
         async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
             await _connect_then_lose_the_broker(mqtt, mosquitto)
-            await store.enqueue([notification(id="n1")], ["mqtt"])
+            await store.enqueue([notification(id="n1", created_at=NOW)], ["mqtt"])
             sender = OutboxSender(store, {"mqtt": mqtt}, policy, poll_interval=0.1)
             mqtt.add_connect_listener(partial(sender.sink_recovered, "mqtt"))  # as the daemon
             await sender.deliver_due()  # fails: the next try would be in 60 s
