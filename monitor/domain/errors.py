@@ -57,6 +57,14 @@ class StorageError(MonitorError):
     """The database refused or failed an operation."""
 
 
+class DatabaseInUse(StorageError):
+    """Another daemon holds the SQLite database's writer lock; `holder` says "pid N on HOST"."""
+
+    def __init__(self, message: str, *, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 class DeliveryError(MonitorError):
     """A notification sink failed; `permanent` means it will keep failing (revoked token, 404 hook).
 

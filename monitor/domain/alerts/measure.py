@@ -21,11 +21,14 @@ Facts = dict[str, str | float | None]
 @dataclass(frozen=True, slots=True)
 class Reading:
     """A rule's measure in one cycle: `value` is compared with the rule's levels (inf = no danger
-    at all, e.g. no position has a liquidation price); `summary` says it in words."""
+    at all, e.g. no position has a liquidation price); `summary` says it in words. `cause_at` is
+    when the observation behind the value was made, when that is not this cycle (stale data: the
+    time of the last fresh data); it anchors the notification ids of an episode it starts."""
 
     value: float
     summary: str
     facts: Facts = field(default_factory=dict)
+    cause_at: datetime | None = None
 
 
 def level_text(rule: Rule, severity: Severity) -> str:
@@ -200,7 +203,7 @@ def _stale(
     if observation.fetch_error is not None:
         summary += f"; last error: {observation.fetch_error}"
     facts: Facts = {"value": intervals, "last_data_at": last.isoformat()}
-    return Reading(intervals, summary, facts), {**extra, "first_seen": first_seen}
+    return Reading(intervals, summary, facts, cause_at=last), {**extra, "first_seen": first_seen}
 
 
 def _auth(
