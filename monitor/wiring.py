@@ -78,6 +78,10 @@ class Adapters:
         """A new exchange client for one configured account."""
         return self.hub.client_for(name, account)
 
+    def venue_key(self, account: AccountSettings) -> str:
+        """The venue and address an account talks to (the scope of a venue-wide pause)."""
+        return self.hub.venue_key(account)
+
     async def close_client(self, name: str, client: ExchangeClient) -> None:
         """Close one account's client (account removed or changed by a reload)."""
         try:

@@ -89,6 +89,7 @@ RULE_TITLES = {
     RuleKey.LIQUIDATION_MISMATCH: "liquidation price mismatch",
     RuleKey.TIER_CHANGE: "margin tier change",
     RuleKey.MARGIN_CHASING: "margin chasing",
+    RuleKey.VENUE_PAUSED: "venue paused",
 }
 
 
