@@ -23,6 +23,7 @@ from monitor.domain.errors import (
     MonitorError,
     RetryableError,
     StorageError,
+    VenuePaused,
 )
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
@@ -100,6 +101,8 @@ def error_kind(exc: BaseException) -> str:
     """A short label for why a fetch failed (metrics label, logs, status line)."""
     if isinstance(exc, ExchangeAuthError):
         return "auth"
+    if isinstance(exc, VenuePaused):
+        return "paused"  # the venue banned the address: every account there waits
     if isinstance(exc, RetryableError | TimeoutError):
         return "unavailable"
     if isinstance(exc, MonitorError):
