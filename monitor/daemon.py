@@ -181,6 +181,7 @@ class Daemon:
             client=client,
             rules=self._adapters.rules_for(settings, name),
             poll_interval=account_settings.poll_interval,
+            venue_key=self._adapters.venue_key(account_settings),
         )
         try:
             await self._service.watch(watched)
@@ -284,7 +285,9 @@ class Daemon:
                     # Same account settings: only the [alerts] defaults may have changed.
                     rules = self._adapters.rules_for(new, name)
                     await self._service.watch(
-                        WatchedAccount(name, current.client, rules, current.poll_interval)
+                        WatchedAccount(
+                            name, current.client, rules, current.poll_interval, current.venue_key
+                        )
                     )
                     continue
                 # Swap in the new client first so no new poll picks up the old one; alert

@@ -23,6 +23,7 @@ from monitor.domain.errors import (
     MonitorError,
     RetryableError,
     StorageError,
+    VenuePaused,
 )
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
@@ -40,6 +41,9 @@ class WatchedAccount:
     client: ExchangeClient
     rules: AlertRules
     poll_interval: timedelta
+    # The venue and address its requests go to (one ban window there pauses every account on
+    # it); None: not known, its pauses are its own.
+    venue_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,8 @@ def error_kind(exc: BaseException) -> str:
     """A short label for why a fetch failed (metrics label, logs, status line)."""
     if isinstance(exc, ExchangeAuthError):
         return "auth"
+    if isinstance(exc, VenuePaused):
+        return "paused"  # the venue banned the address: every account there waits
     if isinstance(exc, RetryableError | TimeoutError):
         return "unavailable"
     if isinstance(exc, MonitorError):
@@ -187,6 +193,8 @@ class PollService:
             last_success_at=runtime.last_success_at,
             changed_tier_symbols=changed_tiers,
             silenced_until=silenced_until,
+            venue=account.venue_key,
+            venue_accounts=self._venue_peers(account.venue_key),
         )
         events: tuple[AlertEvent, ...] = ()
         notifications: tuple[Notification, ...] = ()
@@ -235,6 +243,14 @@ class PollService:
         )
         self._record(runtime, report)
         return report
+
+    def _venue_peers(self, venue_key: str | None) -> tuple[str, ...]:
+        """Every watched account on `venue_key`, sorted: the first carries its pause alert."""
+        if venue_key is None:
+            return ()
+        return tuple(
+            sorted(n for n, r in self._accounts.items() if r.account.venue_key == venue_key)
+        )
 
     def _record(self, runtime: _AccountRuntime, report: CycleReport) -> None:
         name = report.account

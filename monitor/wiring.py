@@ -25,6 +25,8 @@ from monitor.notify.mqtt import MqttPublisher
 from monitor.notify.sinks import build_sinks
 from monitor.ports import ExchangeClient, Notifier
 from monitor.service import CycleObserver, CycleReport
+from monitor.storage.engine import sqlite_path
+from monitor.storage.lock import writer_lock
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from monitor.storage.retention import RetentionPolicy
@@ -76,6 +78,10 @@ class Adapters:
         """A new exchange client for one configured account."""
         return self.hub.client_for(name, account)
 
+    def venue_key(self, account: AccountSettings) -> str:
+        """The venue and address an account talks to (the scope of a venue-wide pause)."""
+        return self.hub.venue_key(account)
+
     async def close_client(self, name: str, client: ExchangeClient) -> None:
         """Close one account's client (account removed or changed by a reload)."""
         try:
@@ -112,15 +118,24 @@ class Adapters:
     async def open(cls, settings: Settings) -> AsyncIterator[Adapters]:
         """Open everything; on exit flush the outbox, publish MQTT offline and close it all."""
         database = settings.database
-        store = await prepare_database(
-            settings.database_url(),
-            database.auto_migrate,
-            retention_policy=RetentionPolicy(
-                raw=database.retention_raw,
-                minute=database.retention_minute,
-                hour=database.retention_hour,
-            ),
-        )
+        file = sqlite_path(settings.database_url())
+        # Taken before the schema is touched: a second daemon must not even migrate the file.
+        with writer_lock(file) if file is not None else contextlib.nullcontext():
+            store = await prepare_database(
+                settings.database_url(),
+                database.auto_migrate,
+                retention_policy=RetentionPolicy(
+                    raw=database.retention_raw,
+                    minute=database.retention_minute,
+                    hour=database.retention_hour,
+                ),
+            )
+            async with cls._opened(settings, store) as adapters:
+                yield adapters
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def _opened(cls, settings: Settings, store: SqlStore) -> AsyncIterator[Adapters]:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 hub = ExchangeHub()

@@ -309,6 +309,14 @@ class MarginChasingAlert(_Single):
         return self
 
 
+class VenuePausedAlert(_Single):
+    """`[alerts.venue_paused]`: the venue banned this address (HTTP 418/429, Bybit 403) for longer
+    than a fetch sits out; one alert per venue and address, with the retry-after. While it
+    holds, the pause does not count towards the `stale` rule of the accounts it pauses."""
+
+    for_: Duration = Field(default=timedelta(0), alias="for")
+
+
 class _Partial:
     partial: ClassVar[bool] = True
 
@@ -345,6 +353,10 @@ class MarginChasingOverride(_Partial, MarginChasingAlert):
     """`[accounts.NAME.alerts.margin_chasing]`."""
 
 
+class VenuePausedOverride(_Partial, VenuePausedAlert):
+    """`[accounts.NAME.alerts.venue_paused]`."""
+
+
 class AlertsSettings(BaseModel):
     """`[alerts]`: the rules every account gets unless it overrides them."""
 
@@ -358,6 +370,7 @@ class AlertsSettings(BaseModel):
     liquidation_mismatch: LiquidationMismatchAlert = LiquidationMismatchAlert()
     tier_change: TierChangeAlert = TierChangeAlert()
     margin_chasing: MarginChasingAlert = MarginChasingAlert()
+    venue_paused: VenuePausedAlert = VenuePausedAlert()
 
     def merged(self, overrides: AccountAlerts | None, *, path: str = "alerts") -> AlertsSettings:
         """These defaults with an account's overrides applied key by key.
@@ -398,7 +411,10 @@ class AlertsSettings(BaseModel):
             if section.enabled:
                 rules.append(section.rule(key))
         if self.stale.enabled:
-            rules.append(self.stale.single(RuleKey.STALE, self.stale.after))
+            # A venue-wide pause is reported once by `venue_paused`; without that rule the
+            # pause counts as staleness, so nobody misses it.
+            excuse = self.venue_paused.enabled
+            rules.append(self.stale.single(RuleKey.STALE, self.stale.after, excuse_pauses=excuse))
         if self.auth.enabled:
             rules.append(self.auth.single(RuleKey.AUTH, 1.0))
         mismatch = self.liquidation_mismatch
@@ -420,6 +436,8 @@ class AlertsSettings(BaseModel):
                     min_increase=chasing.min_increase,
                 )
             )
+        if self.venue_paused.enabled:
+            rules.append(self.venue_paused.single(RuleKey.VENUE_PAUSED, 1.0))
         return AlertRules(tuple(rules))
 
 
@@ -436,6 +454,7 @@ class AccountAlerts(BaseModel):
     liquidation_mismatch: LiquidationMismatchOverride | None = None
     tier_change: TierChangeOverride | None = None
     margin_chasing: MarginChasingOverride | None = None
+    venue_paused: VenuePausedOverride | None = None
 
 
 def account_rules(

@@ -45,6 +45,21 @@ class ExchangeUnavailable(RetryableError):
     """The exchange did not answer usably (timeout, 5xx, 418/429, maintenance, bad payload)."""
 
 
+class VenuePaused(ExchangeUnavailable):
+    """The venue banned our address (HTTP 418/429, Bybit 403) and we send it nothing until the
+    window ends: every account on that venue and address is paused together.
+
+    `venue` names the venue and address (`binanceusdm@production`), `retry_after` the seconds
+    until requests are allowed again and `elapsed` the seconds since the pause began, both as of
+    when the error was raised.
+    """
+
+    def __init__(self, message: str, *, venue: str, retry_after: float, elapsed: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.venue = venue
+        self.elapsed = elapsed
+
+
 class ExchangeAuthError(PermanentError):
     """The exchange rejected the API key (invalid, expired, IP not allowed, no permission)."""
 
@@ -55,6 +70,14 @@ class ExchangeDataError(PermanentError):
 
 class StorageError(MonitorError):
     """The database refused or failed an operation."""
+
+
+class DatabaseInUse(StorageError):
+    """Another daemon holds the SQLite database's writer lock; `holder` says "pid N on HOST"."""
+
+    def __init__(self, message: str, *, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class DeliveryError(MonitorError):

@@ -113,6 +113,11 @@ class ExchangeHub:
         self._markets: dict[str, _Markets] = {}
         self._instances: dict[str, tuple[Any, int]] = {}
 
+    def venue_key(self, settings: AccountSettings) -> str:
+        """The venue and address an account's requests go to (`binanceusdm@production`): the
+        scope of a ban window, shared by every account with the same key."""
+        return _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet).key
+
     def client_for(self, name: str, settings: AccountSettings) -> VenueClient:
         """A client for the account `name`; no network traffic until its first fetch. Entries
         with the same key on one venue (Bybit USDT and USDC pools) share one ccxt instance."""

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from monitor.domain.errors import ExchangeUnavailable, MonitorError
+from monitor.domain.errors import ExchangeUnavailable, MonitorError, VenuePaused
 from monitor.exchanges.errors import (
     DEFAULT_BAN_SECONDS,
     is_account_limit,
@@ -48,15 +48,30 @@ class BanBoard:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._until: dict[str, float] = {}
+        self._since: dict[str, float] = {}
 
     def ban(self, key: str, seconds: float) -> None:
         """Keep away from `key` for `seconds` (a longer existing ban is kept)."""
-        until = self._clock() + seconds
-        self._until[key] = max(until, self._until.get(key, 0.0))
+        now = self._clock()
+        if self.remaining(key) <= 0:
+            self._since[key] = now  # a new pause; an extension keeps its start
+        self._until[key] = max(now + seconds, self._until.get(key, 0.0))
 
     def remaining(self, key: str) -> float:
         """Seconds until requests to `key` are allowed again (0 = allowed now)."""
         return max(0.0, self._until.get(key, 0.0) - self._clock())
+
+    def elapsed(self, key: str) -> float:
+        """Seconds since the current ban of `key` began (0 when there is none)."""
+        if self.remaining(key) <= 0:
+            return 0.0
+        return max(0.0, self._clock() - self._since.get(key, self._clock()))
+
+    def paused(self, key: str, message: str) -> VenuePaused:
+        """The error for a request to `key` refused by its current ban."""
+        return VenuePaused(
+            message, venue=key, retry_after=self.remaining(key), elapsed=self.elapsed(key)
+        )
 
 
 async def call(
@@ -76,12 +91,14 @@ async def call(
     resynced = False
     attempt = 0
     while True:
-        banned_for = max(bans.remaining(ban_key), bans.remaining(account_key or ban_key))
+        address_ban = bans.remaining(ban_key)
+        banned_for = max(address_ban, bans.remaining(account_key or ban_key))
         if banned_for > policy.max_wait:
-            raise ExchangeUnavailable(
-                f"{where}: the exchange banned this address; next request allowed in {banned_for:.0f}s",
-                retry_after=banned_for,
-            )
+            message = f"{where}: the exchange banned this address; next request allowed in {banned_for:.0f}s"
+            if address_ban >= banned_for:
+                # The whole address waits: one venue-wide pause, not this account's trouble.
+                raise bans.paused(ban_key, message)
+            raise ExchangeUnavailable(message, retry_after=banned_for)
         if banned_for > 0:
             await asyncio.sleep(banned_for)
         attempt += 1
@@ -94,12 +111,15 @@ async def call(
             await _resync(resync_clock, where)
             attempt -= 1  # a resync is not a failed attempt of the budget
             continue
+        scope: str | None = None
         if is_throttled(failure):
             wait = retry_after_of(failure)
             scope = account_key if account_key and is_account_limit(failure) else ban_key
             bans.ban(scope, wait if wait is not None else DEFAULT_BAN_SECONDS)
         error = translate(failure, where)
         if not error.retryable or attempt >= policy.attempts:
+            if scope == ban_key and bans.remaining(ban_key) > policy.max_wait:
+                raise bans.paused(ban_key, str(error)) from failure
             raise error from failure
         if not is_throttled(failure):
             await asyncio.sleep(policy.delay(attempt))

@@ -439,6 +439,37 @@ class TestRestart:
         assert [n.id for n in first.notifications] == [n.id for n in replay.notifications]
         assert first.states == replay.states
 
+    def test_the_same_transition_evaluated_later_or_elsewhere_has_the_same_id(self) -> None:
+        # Another daemon (or this one after a failed write) evaluates the transition from the
+        # same stored state a moment later, with its own fetch: the id names the breach that
+        # caused it, not the moment of the evaluation.
+        alert_rules = rules(margin_rule(debounce=30))
+        _, state = run(alert_rules, [(0, observe(snapshot(2.5, taken_at=at(0))))])
+        here = evaluate(alert_rules, state, observe(snapshot(2.4, taken_at=at(31))), at(31))
+        there = evaluate(alert_rules, state, observe(snapshot(2.45, taken_at=at(31.4))), at(31.4))
+        assert [n.id for n in here.notifications] == [n.id for n in there.notifications]
+        epoch = int(at(0).timestamp() * 1000)
+        assert here.notifications[0].id == f"main:margin_ratio:warning:firing:{epoch}:0"
+
+    def test_a_stale_episode_is_named_after_the_last_fresh_data(self) -> None:
+        stale = Rule(RuleKey.STALE, ((CRITICAL, 3.0),))
+        down = ExchangeUnavailable("HTTP 503")
+        results, state = run(
+            rules(stale),
+            [(0, observe(snapshot(4.0, taken_at=at(0))))]
+            + [(t, observe(None, fetch_error=down, last_success_at=at(0))) for t in (10, 20, 30)],
+        )
+        fired = [n for r in results for n in r.notifications]
+        epoch = int(at(0).timestamp() * 1000)
+        assert [n.id for n in fired] == [f"main:stale:critical:firing:{epoch}:0"]
+        # A retry of the firing cycle a little later (its first write failed) sends the same id.
+        _, before = run(rules(stale), [(0, observe(snapshot(4.0, taken_at=at(0))))])
+        retried = evaluate(
+            rules(stale), before, observe(None, fetch_error=down, last_success_at=at(0)), at(33)
+        )
+        assert [n.id for n in retried.notifications] == [fired[0].id]
+        assert state["stale"]["cause_at"] == at(0).isoformat()
+
     def test_missing_data_neither_resolves_nor_fires(self) -> None:
         alert_rules = rules(margin_rule())
         steps = [(0, observe(snapshot(2.5)))]

@@ -89,6 +89,7 @@ RULE_TITLES = {
     RuleKey.LIQUIDATION_MISMATCH: "liquidation price mismatch",
     RuleKey.TIER_CHANGE: "margin tier change",
     RuleKey.MARGIN_CHASING: "margin chasing",
+    RuleKey.VENUE_PAUSED: "venue paused",
 }
 
 
@@ -144,6 +145,7 @@ def _retire(
     account = observation.account
     state = RuleState.from_json(stored, path=f"alert_state.{account}.{key}")
     fired, started = state.severity, state.started_at or now
+    anchor = state.anchor() or now
     if fired is None:
         state.pending = {}
         return state.to_json()
@@ -163,7 +165,7 @@ def _retire(
     if state.notified is not None and not silenced:
         note = Notification(
             id=_notification_id(
-                account, key, fired, NotificationKind.RESOLVED, started, state.sequence
+                account, key, fired, NotificationKind.RESOLVED, anchor, state.sequence
             ),
             account=account,
             rule=key,
@@ -253,6 +255,11 @@ def _advance(
         target = max(ready, key=lambda s: s.rank)
         if current is None:
             state.started_at = now
+            # The observation that caused the episode, not the moment this evaluation ran:
+            # known from the stored state (the breach start) or from the data (stale's last
+            # fresh data), so the same transition evaluated again has the same ids.
+            cause = reading.cause_at or state.pending[target]
+            state.cause_at = min(cause, now)
             step.transitions.append((EventKind.FIRING, target))
         else:
             step.transitions.append((EventKind.ESCALATED, target))
@@ -307,7 +314,14 @@ def _announce(
             if reason is not None:
                 started = state.started_at or now
                 sent = _notification(
-                    step, observation, now, reason, severity, started, state.sequence
+                    step,
+                    observation,
+                    now,
+                    reason,
+                    severity,
+                    started,
+                    state.sequence,
+                    anchor=state.anchor() or now,
                 )
                 state.notified, state.last_notified_at = severity, now
                 state.sequence += 1
@@ -328,6 +342,7 @@ def _announce(
                 closed.severity,
                 started,
                 closed.sequence,
+                anchor=closed.anchor() or now,
             )
 
     announced = False
@@ -362,12 +377,15 @@ def _notification(
     severity: Severity,
     started_at: datetime,
     sequence: int,
+    *,
+    anchor: datetime | None = None,
 ) -> Notification:
     rule, account = step.rule, observation.account
     kind = _NOTIFICATION_KIND[reason]
     title, text = _words(step, observation, now, reason, severity, started_at)
+    episode = anchor or started_at
     return Notification(
-        id=_notification_id(account, rule.key.value, severity, kind, started_at, sequence),
+        id=_notification_id(account, rule.key.value, severity, kind, episode, sequence),
         account=account,
         rule=rule.key.value,
         kind=kind,
@@ -384,11 +402,17 @@ def _notification_id(
     rule_key: str,
     severity: Severity,
     kind: NotificationKind,
-    started_at: datetime,
+    anchor: datetime,
     sequence: int,
 ) -> str:
-    """Derived from the firing episode only, so a replayed cycle yields the same id."""
-    epoch_ms = int(started_at.timestamp() * 1000)
+    """`ACCOUNT:RULE:SEVERITY:KIND:EPISODE_MS:SEQUENCE`, derived from the firing episode only.
+
+    `anchor` is the time of the observation that caused the episode (`RuleState.cause_at`), not
+    the time of the evaluation: a cycle replayed after a crash or a failed write, or the same
+    transition evaluated by another daemon from the same stored state, yields the same id, so
+    receivers can drop duplicates. `sequence` numbers the episode's notifications.
+    """
+    epoch_ms = int(anchor.timestamp() * 1000)
     return f"{account}:{rule_key}:{severity.value}:{kind.value}:{epoch_ms}:{sequence}"
 
 

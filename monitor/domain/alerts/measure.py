@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor.domain.alerts.observation import Observation
 from monitor.domain.alerts.rules import Rule, RuleKey
-from monitor.domain.errors import ExchangeAuthError
+from monitor.domain.errors import ExchangeAuthError, VenuePaused
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
 from monitor.domain.units import format_duration, format_percent, format_price
@@ -21,11 +21,14 @@ Facts = dict[str, str | float | None]
 @dataclass(frozen=True, slots=True)
 class Reading:
     """A rule's measure in one cycle: `value` is compared with the rule's levels (inf = no danger
-    at all, e.g. no position has a liquidation price); `summary` says it in words."""
+    at all, e.g. no position has a liquidation price); `summary` says it in words. `cause_at` is
+    when the observation behind the value was made, when that is not this cycle (stale data: the
+    time of the last fresh data); it anchors the notification ids of an episode it starts."""
 
     value: float
     summary: str
     facts: Facts = field(default_factory=dict)
+    cause_at: datetime | None = None
 
 
 def level_text(rule: Rule, severity: Severity) -> str:
@@ -46,7 +49,7 @@ def _format_level(rule: Rule, level: float) -> str:
         return f"{level:g} poll intervals"
     if rule.key is RuleKey.MARGIN_CHASING:
         return f"{level:g} top-ups"
-    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE):
+    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE, RuleKey.VENUE_PAUSED):
         return ""
     return format_percent(level)
 
@@ -191,16 +194,89 @@ def _stale(
     # Before the first successful poll, the data has been missing since we first looked.
     first_seen = extra.get("first_seen") or now.isoformat()
     last = observation.last_data_at() or datetime.fromisoformat(first_seen)
-    age = max(now - last, timedelta(0))
+    memory: dict[str, Any] = {**extra, "first_seen": first_seen}
+    paused = timedelta(0)
+    if rule.excuse_pauses:
+        window = _pause_window(observation, now, extra.get("pause"), last)
+        memory.pop("pause", None)
+        if window is not None:
+            memory["pause"] = [window[0].isoformat(), window[1].isoformat()]
+            # Only the part of the silence the pause explains, up to now.
+            paused = max(min(window[1], now) - max(window[0], last), timedelta(0))
+    silent = max(now - last, timedelta(0))
+    age = max(silent - paused, timedelta(0))
     intervals = age / observation.poll_interval
     summary = (
-        f"no fresh data for {format_duration(age)} ({intervals:.1f} poll intervals of "
-        f"{format_duration(observation.poll_interval)})"
+        f"no fresh data for {format_duration(silent)} ({intervals:.1f} poll intervals of "
+        f"{format_duration(observation.poll_interval)}"
+    )
+    summary += (
+        f" not explained by the venue's pause of {format_duration(paused)})" if paused else ")"
     )
     if observation.fetch_error is not None:
         summary += f"; last error: {observation.fetch_error}"
-    facts: Facts = {"value": intervals, "last_data_at": last.isoformat()}
-    return Reading(intervals, summary, facts), {**extra, "first_seen": first_seen}
+    facts: Facts = {
+        "value": intervals,
+        "last_data_at": last.isoformat(),
+        "paused_seconds": paused.total_seconds(),
+    }
+    return Reading(intervals, summary, facts, cause_at=last), memory
+
+
+def _pause_window(
+    observation: Observation, now: datetime, stored: Any, last: datetime
+) -> tuple[datetime, datetime] | None:
+    """The venue-wide pause that covers this account's silence: the one this cycle's fetch met
+    (joined to the stored one when they touch), else the stored one while it still matters."""
+    window: tuple[datetime, datetime] | None = None
+    if isinstance(stored, list) and len(stored) == 2:
+        window = (datetime.fromisoformat(stored[0]), datetime.fromisoformat(stored[1]))
+    error = observation.fetch_error
+    if isinstance(error, VenuePaused) and observation.venue in (None, error.venue):
+        since = now - timedelta(seconds=error.elapsed)
+        until = now + timedelta(seconds=error.retry_after or 0.0)
+        if window is not None and since <= window[1]:
+            since = min(since, window[0])
+        window = (since, until)
+    if window is None or window[1] <= last:
+        return None  # fresh data came after it: that pause explains nothing any more
+    return window
+
+
+def _venue_paused(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    peers = observation.venue_accounts
+    if peers and peers[0] != observation.account:
+        # Another account on this venue and address carries the one alert for all of them.
+        return None, extra
+    venue = observation.venue
+    error = observation.fetch_error
+    if isinstance(error, VenuePaused) and venue in (None, error.venue):
+        wait = timedelta(seconds=error.retry_after or 0.0)
+        since = now - timedelta(seconds=error.elapsed)
+        until = now + wait
+        waiting = ", ".join(peers or (observation.account,))
+        summary = (
+            f"the exchange refuses requests from this address to {error.venue} "
+            f"(HTTP 418/429 ban); retry after {format_duration(wait)}, at "
+            f"{until:%H:%M:%S} UTC, paused for {format_duration(now - since)} so far. "
+            f"Every account there waits: {waiting}; their stale-data alerts are held back for "
+            "the pause"
+        )
+        facts: Facts = {
+            "value": 1.0,
+            "venue": error.venue,
+            "retry_after": wait.total_seconds(),
+            "paused_since": since.isoformat(),
+            "paused_until": until.isoformat(),
+            "accounts": waiting,
+        }
+        return Reading(1.0, summary, facts, cause_at=since), extra
+    if observation.snapshot is None and error is None:
+        return None, extra
+    where = f" to {venue}" if venue else ""
+    return Reading(0.0, f"requests{where} are allowed again", {"value": 0.0}), extra
 
 
 def _auth(
@@ -308,4 +384,5 @@ _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.LIQUIDATION_MISMATCH: _liquidation_mismatch,
     RuleKey.TIER_CHANGE: _tier_change,
     RuleKey.MARGIN_CHASING: _margin_chasing,
+    RuleKey.VENUE_PAUSED: _venue_paused,
 }

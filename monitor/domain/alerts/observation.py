@@ -19,7 +19,10 @@ class Observation:
     `last_success_at` is the time of the last successful poll before this one (None if there was
     none since the daemon started). `changed_tier_symbols` lists symbols whose bracket / risk-limit
     table the exchange changed since the previous fetch. `silenced_until` is the end of the
-    account's latest active silence (None: not silenced).
+    account's latest active silence (None: not silenced). `venue` names the venue and address
+    the account's requests go to (`binanceusdm@production`; None: unknown) and `venue_accounts`
+    every watched account sharing it, sorted: a pause of that venue is one alert, carried by the
+    first of them.
     """
 
     account: str
@@ -29,6 +32,8 @@ class Observation:
     last_success_at: datetime | None = None
     changed_tier_symbols: tuple[str, ...] = ()
     silenced_until: datetime | None = None
+    venue: str | None = None
+    venue_accounts: tuple[str, ...] = ()
 
     def silenced(self, now: datetime) -> bool:
         """A silence is in force for this account at `now`."""

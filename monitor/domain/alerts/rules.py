@@ -32,6 +32,7 @@ class RuleKey(StrEnum):
     LIQUIDATION_MISMATCH = "liquidation_mismatch"
     TIER_CHANGE = "tier_change"
     MARGIN_CHASING = "margin_chasing"
+    VENUE_PAUSED = "venue_paused"
 
     @property
     def direction(self) -> Direction:
@@ -72,7 +73,9 @@ class Rule:
     (Prometheus `for`), `repeat` how often a still-firing alert is sent again (None: never).
     `window` and `min_increase` are used by margin chasing only: top-ups older than `window` do
     not count, and an increase of the isolated margin smaller than `min_increase` (relative) is
-    not a top-up (funding payments move it a little).
+    not a top-up (funding payments move it a little). `excuse_pauses` is used by stale data only:
+    time the venue had every account of the address paused (a ban the `venue_paused` alert
+    reports) does not count towards staleness.
     """
 
     key: RuleKey
@@ -82,6 +85,7 @@ class Rule:
     repeat: timedelta | None = None
     window: timedelta = timedelta(0)
     min_increase: float = 0.0
+    excuse_pauses: bool = False
     # Derived from the fields above once: the state machine asks for them every cycle.
     direction: Direction = field(init=False, repr=False, compare=False)
     severities: tuple[Severity, ...] = field(init=False, repr=False, compare=False)

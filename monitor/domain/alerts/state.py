@@ -26,10 +26,16 @@ class RuleState:
     yet), `last_notified_at` when, and `sequence` counts the episode's notifications (it makes
     their ids unique). `held_back` is set while a silence withholds a firing alert, so its end
     notifies. `memory` is the rule's own data (margin-chasing top-ups, first-seen time).
+    `cause_at` is the time of the observation that caused the episode (the start of the breach
+    that fired it, or for stale data the time of the last fresh data): it anchors the episode's
+    notification ids, so a re-evaluation of the same transition from the same stored state gives
+    the same ids wherever and whenever it runs. None in states written before it existed: the
+    ids then keep using `started_at`, as they did.
     """
 
     severity: Severity | None = None
     started_at: datetime | None = None
+    cause_at: datetime | None = None
     pending: dict[Severity, datetime] = field(default_factory=dict)
     notified: Severity | None = None
     last_notified_at: datetime | None = None
@@ -40,6 +46,7 @@ class RuleState:
     def end_episode(self) -> None:
         """Forget the finished firing episode (the rule's own memory stays)."""
         self.severity = self.started_at = self.notified = self.last_notified_at = None
+        self.cause_at = None
         self.pending = {}
         self.sequence = 0
         self.held_back = False
@@ -50,6 +57,7 @@ class RuleState:
             "version": STATE_VERSION,
             "severity": self.severity.value if self.severity else None,
             "started_at": _iso(self.started_at),
+            "cause_at": _iso(self.cause_at),
             "pending": {
                 severity.value: since.isoformat() for severity, since in self.pending.items()
             },
@@ -71,6 +79,7 @@ class RuleState:
             return cls(
                 severity=_severity(data.get("severity")),
                 started_at=_time(data.get("started_at")),
+                cause_at=_time(data.get("cause_at")),
                 pending={
                     Severity(k): datetime.fromisoformat(v) for k, v in data["pending"].items()
                 },
@@ -82,6 +91,10 @@ class RuleState:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput(path, f"unreadable alert state: {exc!r}") from None
+
+    def anchor(self) -> datetime | None:
+        """What the episode's notification ids are derived from (see `cause_at`)."""
+        return self.cause_at or self.started_at
 
 
 def _iso(moment: datetime | None) -> str | None:
