@@ -189,7 +189,7 @@ def _stale(
     rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
 ) -> tuple[Reading | None, dict[str, Any]]:
     # Before the first successful poll, the data has been missing since we first looked.
-    first_seen = extra.get("first_seen") or now.isoformat()
+    first_seen = extra.get("first_seen") or (observation.watching_since or now).isoformat()
     last = observation.last_data_at() or datetime.fromisoformat(first_seen)
     age = max(now - last, timedelta(0))
     intervals = age / observation.poll_interval

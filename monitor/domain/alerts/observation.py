@@ -19,7 +19,9 @@ class Observation:
     `last_success_at` is the time of the last successful poll before this one (None if there was
     none since the daemon started). `changed_tier_symbols` lists symbols whose bracket / risk-limit
     table the exchange changed since the previous fetch. `silenced_until` is the end of the
-    account's latest active silence (None: not silenced).
+    account's latest active silence (None: not silenced). `watching_since` is when the daemon
+    started watching the account: before any successful poll the data has been missing since
+    then, even when the rules are first evaluated later (a first fetch that hangs).
     """
 
     account: str
@@ -29,6 +31,7 @@ class Observation:
     last_success_at: datetime | None = None
     changed_tier_symbols: tuple[str, ...] = ()
     silenced_until: datetime | None = None
+    watching_since: datetime | None = None
 
     def silenced(self, now: datetime) -> bool:
         """A silence is in force for this account at `now`."""
