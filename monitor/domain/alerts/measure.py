@@ -73,6 +73,7 @@ def snapshot_facts(snapshot: Snapshot) -> Facts:
         "nearest_liquidation_side": nearest.side.value if nearest else None,
         "nearest_liquidation_price": nearest.liquidation_price if nearest else None,
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
+        "assumptions": "; ".join(snapshot.state.assumptions) or None,
     }
 
 
@@ -95,6 +96,8 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
             for term in state.venue_terms
         )
         parts.append(f"Includes venue figures we cannot model: {taken}.")
+    if state.assumptions:
+        parts.append(f"Assumed for want of the venue's data: {'; '.join(state.assumptions)}.")
     nearest = nearest_liquidation(snapshot)
     if nearest is not None and nearest.liquidation_price is not None:
         parts.append(
