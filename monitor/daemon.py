@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # How long shutdown waits for an in-flight cycle; with the outbox flush ([notify.delivery]
 # flush_timeout, 5 s by default) it stays well inside systemd's TimeoutStopSec=30s.
 STOP_GRACE_SECONDS = 8.0
+# The cap of one fetch's overall deadline (its poll interval, at least 10 s: service.fetch_deadline).
 FETCH_TIMEOUT_SECONDS = 60.0
 # How long a reload lets the poll cycle in flight of a removed or changed account finish before
 # cancelling it (a cancelled cycle stores nothing).
@@ -53,6 +54,8 @@ class _MetricsObserver:
         self._metrics = metrics
 
     def cycle_finished(self, report: CycleReport) -> None:
+        if report.by_clock:  # a stale check by the clock is not a poll
+            return
         self._metrics.observe_poll(report.account, report.seconds, report.error_kind)
         if report.snapshot is not None:
             self._metrics.observe_snapshot(report.snapshot)
@@ -139,6 +142,7 @@ class Daemon:
                     await watchdog
                 if self._reloading is not None:
                     await asyncio.gather(self._reloading, return_exceptions=True)
+                await service.close()
                 finished = await self._scheduler.drain(self.options.stop_grace)
                 if not finished:
                     log.warning(
@@ -194,6 +198,8 @@ class Daemon:
             await service.poll(name)
 
         self._scheduler.every(f"poll:{name}", account_settings.poll_interval.total_seconds(), poll)
+        # Stale by the clock: the alert does not wait for a fetch that hangs.
+        service.start_deadlines(name)
 
     def _forget_account(self, name: str) -> ExchangeClient | None:
         """Drop a removed account's runtime, metrics and MQTT entities; its client to close."""

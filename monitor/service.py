@@ -5,6 +5,12 @@ its snapshot, alert state, alert events and outbox rows in one transaction, so a
 cancellation at any point leaves either all of it or none. The in-memory alert state is replaced
 only after that transaction commits: a failed write is re-evaluated next cycle from the old state,
 so an alert is neither repeated nor forgotten.
+
+Staleness is judged by the clock, not when a fetch ends: a deadline task per account
+(`start_deadlines`) wakes when the data reaches the stale rule's age and evaluates the rules with
+no snapshot (only the rules that need none can change), through the same transaction and outbox
+as a cycle, while a fetch may still hang. Evaluations of one account are serialised, so the clock
+and a late-ending fetch never both announce the same transition.
 """
 
 from __future__ import annotations
@@ -13,11 +19,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from monitor.domain.alerts import AlertEvent, AlertRules, Observation, evaluate
+from monitor.domain.alerts import AlertEvent, AlertRules, Observation, RuleKey, evaluate
 from monitor.domain.errors import (
     ExchangeAuthError,
     MonitorError,
@@ -28,9 +34,23 @@ from monitor.domain.errors import (
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.domain.units import format_duration
 from monitor.ports import Clock, ExchangeClient, SnapshotStore
 
 log = logging.getLogger(__name__)
+
+# The overall deadline of one fetch (every request and retry of it) is its account's poll
+# interval, but never under MIN_FETCH_SECONDS (a venue answering in a few seconds is slow, not
+# hung, and one fetch is several requests) nor over the service's cap (60 s in the daemon). A
+# longer fetch only delays the next attempt: the stale alert does not wait for it.
+MIN_FETCH_SECONDS = 10.0
+# The clock check evaluates a hair after the deadline so the age is past the level, not on it.
+_PAST_DEADLINE = timedelta(milliseconds=5)
+
+
+def fetch_deadline(poll_interval: timedelta, cap: float) -> float:
+    """Seconds one fetch of an account polled every `poll_interval` may take in all."""
+    return min(cap, max(MIN_FETCH_SECONDS, poll_interval.total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +77,8 @@ class CycleReport:
     error_kind: str | None
     error: str | None
     notifications: tuple[Notification, ...]
+    # An evaluation by the clock while no fresh data came (not a poll: metrics do not count it).
+    by_clock: bool = False
 
 
 class CycleObserver(Protocol):
@@ -77,6 +99,14 @@ class _AccountRuntime:
     last_margin_ratio: float | None = None
     alerts_broken: bool = False  # the trader was told that alert evaluation fails
     model: str | None = None  # how the venue pools this account's margin, as last fetched
+    watching_since: datetime | None = None
+    # When the rules were last evaluated (by a cycle or the clock), and the lock that serialises
+    # evaluations so each transition is announced once.
+    evaluated_at: datetime | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    fetch_started: datetime | None = None  # a fetch in flight since then
+    last_fetch_error: MonitorError | None = None
+    deadlines: asyncio.Task[None] | None = None
 
 
 def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
@@ -95,6 +125,11 @@ def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
         created_at=now,
         facts={"error": error},
     )
+
+
+def time_since(started: float) -> timedelta:
+    """The monotonic time elapsed since `started`."""
+    return timedelta(seconds=time.monotonic() - started)
 
 
 def error_kind(exc: BaseException) -> str:
@@ -145,12 +180,34 @@ class PollService:
             return
         states = await self._store.load_alert_states(account.name)
         last = await self._store.last_snapshot_at(account.name)
-        self._accounts[account.name] = _AccountRuntime(account, states, last)
+        self._accounts[account.name] = _AccountRuntime(
+            account, states, last, watching_since=self._clock.now()
+        )
 
     def unwatch(self, name: str) -> WatchedAccount | None:
         """Stop watching an account; returns it so the caller can close its client."""
         runtime = self._accounts.pop(name, None)
-        return runtime.account if runtime else None
+        if runtime is None:
+            return None
+        if runtime.deadlines is not None:
+            runtime.deadlines.cancel()
+        return runtime.account
+
+    def start_deadlines(self, name: str) -> None:
+        """Judge this account's staleness by the clock from now on (idempotent); the task ends
+        with `unwatch` or `close`."""
+        runtime = self._accounts[name]
+        if runtime.deadlines is None or runtime.deadlines.done():
+            runtime.deadlines = asyncio.create_task(
+                self._keep_deadlines(name), name=f"deadlines:{name}"
+            )
+
+    async def close(self) -> None:
+        """Stop every deadline task (shutdown)."""
+        tasks = [r.deadlines for r in self._accounts.values() if r.deadlines is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def poll(self, name: str) -> CycleReport:
         """One full cycle for one account; never raises for exchange or storage trouble."""
@@ -163,8 +220,9 @@ class PollService:
         fetch_error: MonitorError | None = None
         kind: str | None = None
         message: str | None = None
+        runtime.fetch_started = now
         try:
-            async with asyncio.timeout(self._fetch_timeout):
+            async with asyncio.timeout(fetch_deadline(account.poll_interval, self._fetch_timeout)):
                 state = await account.client.fetch_account()
             snapshot = Snapshot(account.name, now, state, assess(state))
             # A first sight of a table is not news; only a change of the exchange's rules is.
@@ -173,13 +231,67 @@ class PollService:
             )
         except (MonitorError, TimeoutError) as exc:
             kind, message = error_kind(exc), str(exc) or type(exc).__name__
+            if isinstance(exc, TimeoutError) and not str(exc):
+                message = f"no complete answer within {format_duration(time_since(started))}"
             fetch_error = exc if isinstance(exc, MonitorError) else RetryableError(message)
         except Exception as exc:
             # A bug in one adapter or in the engine must not stop the other accounts.
             log.exception("account=%s cycle failed unexpectedly", name)
             kind, message = "internal", f"{type(exc).__name__}: {exc}"
             fetch_error = MonitorError(message)
+        finally:
+            if runtime.fetch_started == now:
+                runtime.fetch_started = None
+        runtime.last_fetch_error = fetch_error
 
+        async with runtime.lock:
+            # Fresh data is judged as of when it was asked for (a slow first fetch is not stale
+            # data); a failed fetch at the time of judging, so one that hung for a minute cannot
+            # make the data look a minute younger than the clock check already found it. Never
+            # before an earlier evaluation: debounce and repeat timers only move forward.
+            evaluated_at = now if snapshot is not None else self._clock.now()
+            if runtime.evaluated_at is not None:
+                evaluated_at = max(evaluated_at, runtime.evaluated_at)
+            kind, message, notifications, stored = await self._conclude(
+                runtime,
+                evaluated_at,
+                snapshot=snapshot,
+                fetch_error=fetch_error,
+                changed_tiers=changed_tiers,
+                kind=kind,
+                message=message,
+            )
+            if stored and snapshot is not None:
+                runtime.last_success_at = snapshot.taken_at
+
+        report = CycleReport(
+            account=name,
+            started_at=now,
+            seconds=time.monotonic() - started,
+            snapshot=snapshot if kind != "storage" else None,
+            error_kind=kind,
+            error=message,
+            notifications=notifications,
+        )
+        self._record(runtime, report)
+        return report
+
+    async def _conclude(
+        self,
+        runtime: _AccountRuntime,
+        now: datetime,
+        *,
+        snapshot: Snapshot | None,
+        fetch_error: MonitorError | None,
+        changed_tiers: tuple[str, ...] = (),
+        kind: str | None,
+        message: str | None,
+    ) -> tuple[str | None, str | None, tuple[Notification, ...], bool]:
+        """Evaluate the rules and store the outcome in one transaction; the caller holds the
+        account's lock. Returns the error kind and message, the notifications queued and whether
+        the transaction committed."""
+        account = runtime.account
+        name = account.name
         try:
             silenced_until = await self._store.silenced_until(account.name, now)
         except StorageError as exc:
@@ -195,6 +307,7 @@ class PollService:
             silenced_until=silenced_until,
             venue=account.venue_key,
             venue_accounts=self._venue_peers(account.venue_key),
+            watching_since=runtime.watching_since,
         )
         events: tuple[AlertEvent, ...] = ()
         notifications: tuple[Notification, ...] = ()
@@ -220,28 +333,70 @@ class PollService:
                 await cycle.enqueue(notifications, self.sinks)
         except StorageError as exc:
             log.error("account=%s could not store this cycle: %s", name, exc)
-            kind, message = "storage", str(exc)
-            notifications = ()
-        else:
-            runtime.alerts_broken = kind == "alerts"
-            runtime.alert_states = new_states
-            if snapshot is not None:
-                runtime.last_success_at = snapshot.taken_at
-            for event in events:
-                log.info(
-                    "account=%s alert %s %s: %s", name, event.kind, event.severity, event.title
-                )
+            return "storage", str(exc), (), False
+        runtime.alerts_broken = kind == "alerts"
+        runtime.alert_states = new_states
+        runtime.evaluated_at = now
+        for event in events:
+            log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, event.title)
+        return kind, message, tuple(notifications), True
 
+    def next_deadline(self, name: str) -> datetime | None:
+        """When this account's data next reaches a level (or the end of a debounce) of its stale
+        rule without a cycle having judged it since; None when nothing is due."""
+        runtime = self._accounts[name]
+        rule = next((r for r in runtime.account.rules.rules if r.key is RuleKey.STALE), None)
+        if rule is None:
+            return None
+        last = runtime.last_success_at
+        if last is None:
+            stored = runtime.alert_states.get(RuleKey.STALE.value, {}).get("memory", {})
+            first_seen = stored.get("first_seen") if isinstance(stored, dict) else None
+            last = datetime.fromisoformat(first_seen) if first_seen else runtime.watching_since
+        if last is None:
+            return None
+        interval = runtime.account.poll_interval
+        due = [last + interval * level + _PAST_DEADLINE for _, level in rule.levels]
+        due += [moment + rule.debounce for moment in due if rule.debounce]
+        judged = runtime.evaluated_at
+        return min((d for d in due if judged is None or d > judged), default=None)
+
+    async def check_deadline(self, name: str) -> CycleReport | None:
+        """Evaluate the rules by the clock if a stale deadline has passed with no evaluation since
+        (a fetch hanging, or polls falling behind); None when nothing was due."""
+        runtime = self._accounts[name]
+        async with runtime.lock:
+            due = self.next_deadline(name)
+            now = self._clock.now()
+            if due is None or now < due:
+                return None
+            fetch_error = runtime.last_fetch_error
+            if runtime.fetch_started is not None:
+                waited = format_duration(now - runtime.fetch_started)
+                fetch_error = RetryableError(f"the exchange has not answered for {waited}")
+            kind, message, notifications, _ = await self._conclude(
+                runtime,
+                now,
+                snapshot=None,
+                fetch_error=fetch_error,
+                kind="stale",
+                message=str(fetch_error) if fetch_error else "no fresh data",
+            )
         report = CycleReport(
             account=name,
             started_at=now,
-            seconds=time.monotonic() - started,
-            snapshot=snapshot if kind != "storage" else None,
+            seconds=0.0,
+            snapshot=None,
             error_kind=kind,
             error=message,
-            notifications=tuple(notifications),
+            notifications=notifications,
+            by_clock=True,
         )
-        self._record(runtime, report)
+        for observer in self._observers:
+            try:
+                observer.cycle_finished(report)
+            except Exception:
+                log.exception("observer %r failed", observer)
         return report
 
     def _venue_peers(self, venue_key: str | None) -> tuple[str, ...]:
@@ -251,6 +406,27 @@ class PollService:
         return tuple(
             sorted(n for n, r in self._accounts.items() if r.account.venue_key == venue_key)
         )
+
+    async def _keep_deadlines(self, name: str) -> None:
+        while name in self._accounts:
+            interval = self._accounts[name].account.poll_interval.total_seconds()
+            due = self.next_deadline(name)
+            # Re-read at least once an interval: a reload may shorten the rule.
+            wait = interval
+            if due is not None:
+                wait = min(wait, (due - self._clock.now()).total_seconds())
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                report = await self.check_deadline(name)
+            except Exception:
+                log.exception("account=%s stale check by the clock failed", name)
+                await asyncio.sleep(min(1.0, interval))
+                continue
+            if report is not None and report.error_kind == "storage":
+                # Nothing was judged (the database refused): try again soon, but do not spin.
+                await asyncio.sleep(min(1.0, interval))
 
     def _record(self, runtime: _AccountRuntime, report: CycleReport) -> None:
         name = report.account

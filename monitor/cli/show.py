@@ -90,6 +90,7 @@ def _document(name: str, result: Outcome) -> dict[str, Any]:
     return {
         "account": name,
         "model": state.model.value,
+        "assumptions": list(state.assumptions),
         "state": state_to_json(state),
         "risk": risk_to_json(risk, state),
         "liquidation_prices": [
@@ -182,6 +183,8 @@ def _print_tables(name: str, result: Outcome) -> None:
             ],
             ["collateral", "quantity", "USD price", "value ratio", "USD value (PnL incl.)"],
         )
+    for assumption in state.assumptions:
+        sys.stdout.write(f"assumed: {assumption}\n")
     if not state.positions:
         sys.stdout.write("no open positions\n")
         return

@@ -41,6 +41,7 @@ _STATE_KEYS = {
     "collateral",
     "liquidation_ratio",
     "venue_terms",
+    "assumptions",
 }
 _COLLATERAL_KEYS = {"asset", "quantity", "price", "ratio", "ratios", "liability_rate", "stable"}
 _COLLATERAL_TIER_KEYS = {"floor", "ratio"}
@@ -156,7 +157,16 @@ def state_from_json(obj: Any) -> AccountState:
         collateral=collateral,
         liquidation_ratio=_liquidation_ratio(data.get("liquidation_ratio"), venue, model, pooled),
         venue_terms=_venue_terms(data.get("venue_terms"), pooled),
+        assumptions=_assumptions(data.get("assumptions")),
     )
+
+
+def _assumptions(obj: Any) -> tuple[str, ...]:
+    if obj is None:
+        return ()
+    if not isinstance(obj, list) or not all(isinstance(item, str) for item in obj):
+        raise InvalidInput("assumptions", "must be a list of strings")
+    return tuple(obj)
 
 
 def state_to_json(state: AccountState) -> dict[str, Any]:
@@ -202,6 +212,8 @@ def state_to_json(state: AccountState) -> dict[str, Any]:
             }
             for term in state.venue_terms
         ]
+    if state.assumptions:
+        document["assumptions"] = list(state.assumptions)
     return document
 
 

@@ -178,6 +178,8 @@ class AccountState:
     `wallet_balance` is the venue's USD wallet total, shown but not used by the engine.
     `liquidation_ratio` is the equity / maintenance margin at which the venue liquidates (1.0;
     Binance Portfolio Margin 1.05). `venue_terms` are parts taken from the venue's figures.
+    `assumptions` name the optional data the venue did not serve this time and the conservative
+    value used instead (e.g. Bybit's default taker fee), one sentence each: shown with the figures.
     """
 
     venue: Venue
@@ -189,6 +191,7 @@ class AccountState:
     collateral: tuple[Collateral, ...] = ()
     liquidation_ratio: float = 1.0
     venue_terms: tuple[VenueTerm, ...] = ()
+    assumptions: tuple[str, ...] = ()
 
     @property
     def pooled(self) -> bool:

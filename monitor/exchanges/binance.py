@@ -348,7 +348,6 @@ class BinanceClient(VenueClient):
         )
         venue = portfolio_account(account, f"{where} account")
         _, positions = await self._pooled_positions(risk, {})
-        settle = {p.settle_asset or "" for p in positions}
         held = [
             str(row.get("asset"))
             for row in as_list(balances, f"{where} balance")
@@ -356,15 +355,23 @@ class BinanceClient(VenueClient):
             and (_float(row.get("crossMarginAsset")) or _float(row.get("umWalletBalance")))
         ]
         rates = await self._index(held)
-        collateral, unpriced = portfolio_collateral(
+        coins = portfolio_collateral(
             balances,
             rates,
             await self._portfolio_rates(),
-            settle,
+            positions,
             self._stables,
             self._rate_assumptions,
             f"{where} balance",
         )
+        collateral, unpriced = coins.collateral, coins.unpriced
+        assumptions: tuple[str, ...] = ()
+        if coins.assumed:
+            assumptions = (
+                f"collateral rate of {', '.join(coins.assumed)} at its cautious bound (100 %, or "
+                "0 % for a coin with net short positions on it): Binance's collateral rates "
+                "unreadable",
+            )
         state = AccountState(
             venue=self.venue,
             wallet_balance=sum(coin.quantity * coin.price for coin in collateral),
@@ -374,6 +381,7 @@ class BinanceClient(VenueClient):
             model=PoolModel.PORTFOLIO,
             collateral=collateral,
             liquidation_ratio=PORTFOLIO_LIQUIDATION_RATIO,
+            assumptions=assumptions,
         )
         try:
             ours = assess(state)
@@ -390,7 +398,7 @@ class BinanceClient(VenueClient):
 
     async def _portfolio_rates(self) -> dict[str, float] | None:
         """Binance's collateral rates (`GET /sapi/v1/portfolio/collateralRate`, weight 50), read
-        with the bracket tables; None (each coin then assumed at 100 %, logged) if never had."""
+        with the bracket tables; None (each coin then at its cautious bound, logged) if never had."""
         if self._stale(self._collateral_rates_read):
             # Tried once per interval whatever the outcome: a refused call is not repeated
             # every poll at weight 50.
@@ -399,7 +407,7 @@ class BinanceClient(VenueClient):
                 body = await self.request("collateral rates", "sapiGetPortfolioCollateralRate")
                 self._collateral_rates = collateral_rates(body, f"{self.label}: collateralRate")
             except (ExchangeUnavailable, ExchangeAuthError, ExchangeDataError):
-                pass  # the rates we had, or the stated 100 % assumption
+                pass  # the rates we had, or the stated cautious bound
         return self._collateral_rates
 
     def _open_rows(

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.domain.errors import ExchangeDataError
-from monitor.domain.model import Collateral, CollateralTier, ExchangeAccountFigures
+from monitor.domain.model import (
+    Collateral,
+    CollateralTier,
+    ExchangeAccountFigures,
+    Position,
+    Side,
+)
 from monitor.exchanges.binance_pool import STABLECOINS, AssetRate, StableAssumptions
 from monitor.exchanges.fields import as_list, as_mapping, number, optional_number, text
 
@@ -80,39 +86,66 @@ def collateral_rates(payload: Any, where: str) -> dict[str, float]:
 
 
 class RateAssumptions:
-    """Logs once per coin that a collateral rate was assumed at 100 % for want of Binance's."""
+    """The collateral rate used for a coin while Binance's rates were never read, logged once per
+    coin and bound.
+
+    The pool is pinned to the venue's own equity by the venue term (what we do not model), so the
+    rate only decides how much of a coin's price move reaches equity. The cautious bound is then
+    100 % when a fall of the coin hurts (collateral with no net short position on it: the whole
+    fall counts) and 0 % when a rise hurts (net short positions on it: their losses get no credit
+    from the collateral's gain). 0 % for every coin would understate the loss of a falling coin.
+    """
 
     def __init__(self, label: str) -> None:
         self._label = label
-        self._said: set[str] = set()
+        self._said: set[tuple[str, float]] = set()
 
-    def assume(self, asset: str) -> float:
-        """1.0, logged the first time for `asset`."""
-        if asset not in self._said:
-            self._said.add(asset)
+    def assume(self, asset: str, net_short: bool) -> float:
+        """The cautious rate for `asset`, logged the first time for it."""
+        rate = 0.0 if net_short else 1.0
+        if (asset, rate) not in self._said:
+            self._said.add((asset, rate))
             log.warning(
-                "%s: no Portfolio Margin collateral rate for %s; its value counts at 100 %% "
-                "(an assumption: the venue's equity, shown beside ours, applies the real rate)",
+                "%s: no Portfolio Margin collateral rate for %s; its value counts at %s "
+                "(the cautious bound while the rates are unread: %s)",
                 self._label,
                 asset,
+                "0 %" if net_short else "100 %",
+                "a rise hurts the net short positions on it"
+                if net_short
+                else "a fall of its price counts in full",
             )
-        return 1.0
+        return rate
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioCoins:
+    """The pool's coins, the ones left to the venue term (no index prices them) and the ones whose
+    collateral rate is assumed (Binance's rates unread)."""
+
+    collateral: tuple[Collateral, ...]
+    unpriced: tuple[str, ...]
+    assumed: tuple[str, ...]
 
 
 def portfolio_collateral(
     balances: Any,
     prices: Mapping[str, AssetRate],
     rates: Mapping[str, float] | None,
-    settle_assets: Iterable[str],
+    positions: Iterable[Position],
     stables: StableAssumptions,
     rate_assumptions: RateAssumptions,
     where: str,
-) -> tuple[tuple[Collateral, ...], tuple[str, ...]]:
+) -> PortfolioCoins:
     """The pool's coins from `GET /papi/v1/balance`: margin asset less margin loan plus the
-    USDⓈ-M wallet, at the coin's USD index and collateral rate; liabilities at 100 %.
-
-    Returns the coins and the ones left to the venue term because no index prices them."""
-    needed = set(settle_assets)
+    USDⓈ-M wallet, at the coin's USD index and collateral rate; liabilities at 100 %."""
+    positions = list(positions)
+    needed = {p.settle_asset or "" for p in positions}
+    net: dict[str, float] = {}
+    for position in positions:
+        sign = 1.0 if position.side is Side.LONG else -1.0
+        underlying = position.underlying or ""
+        net[underlying] = net.get(underlying, 0.0) + sign * position.quantity
     quantities: dict[str, float] = {}
     for index, raw in enumerate(as_list(balances, where)):
         path = f"{where}[{index}]"
@@ -125,6 +158,7 @@ def portfolio_collateral(
         )
     coins = []
     unpriced = []
+    assumed = []
     for asset in sorted(set(quantities) | needed):
         quantity = quantities.get(asset, 0.0)
         if quantity == 0.0 and asset not in needed:
@@ -138,7 +172,8 @@ def portfolio_collateral(
             price = stables.assume(asset)
         rate = rates.get(asset) if rates is not None else None
         if rate is None:
-            rate = rate_assumptions.assume(asset)
+            rate = rate_assumptions.assume(asset, net.get(asset, 0.0) < 0)
+            assumed.append(asset)
         coins.append(
             Collateral(
                 asset=asset,
@@ -149,7 +184,7 @@ def portfolio_collateral(
                 stable=stable,
             )
         )
-    return tuple(coins), tuple(unpriced)
+    return PortfolioCoins(tuple(coins), tuple(unpriced), tuple(assumed))
 
 
 def venue_term_name(unpriced: Iterable[str]) -> str:

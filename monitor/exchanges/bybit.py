@@ -12,8 +12,9 @@ the fee to close inside IM and MM) from the account's fee rates.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitor.domain.errors import ExchangeDataError, ExchangeUnavailable, MonitorError
@@ -51,6 +52,17 @@ _PAGE_LIMIT = 200
 _MAX_PAGES = 20
 # Bybit settles linear contracts in these coins; a unified pool reads the positions of each.
 LINEAR_SETTLE_COINS = ("USDT", "USDC")
+# Bybit's published taker fee for perpetual and futures contracts (linear and inverse) at the
+# non-VIP level, the highest of its standard schedule ("Trading Fee Structure"): used for a symbol
+# whose own rate was never read. A higher fee makes the fee to close, and so the maintenance
+# margin, larger: the cautious side.
+DEFAULT_TAKER_FEE = 0.00055
+# How soon fee rates that could not be read are asked for again (not every poll: a venue that
+# does not serve them would cost every poll a failed request and its retries).
+FEE_RETRY_SECONDS = 300.0
+
+log = logging.getLogger(__name__)
+
 _TRADING_GROUPS = ("ContractTrade", "Spot", "Options", "Derivatives", "Exchange", "CopyTrading")
 
 
@@ -68,6 +80,9 @@ class BybitClient(VenueClient):
         self._collateral = CollateralBook(self.tiers.refresh_interval)
         self._fee_rates: dict[str, float] = {}
         self._fees_loaded_at = -float("inf")
+        # Symbols whose rate is Bybit's default for want of the account's own, and why.
+        self._fees_assumed: dict[str, str] = {}
+        self._fees_retry_at = -float("inf")
 
     @property
     def _category(self) -> str:
@@ -125,6 +140,7 @@ class BybitClient(VenueClient):
             asset=self.asset,
             reported=reported,
             model=PoolModel.ISOLATED if account_isolated else PoolModel.SINGLE_ASSET,
+            assumptions=self._assumptions(positions),
         )
 
     async def _unified(self, account: BybitAccount) -> AccountState:
@@ -157,6 +173,13 @@ class BybitClient(VenueClient):
         parts = unified_parts(
             wallet, read, self._collateral, dict(zip(unpriced, prices, strict=True))
         )
+        assumptions = self._assumptions(positions)
+        if parts.assumed:
+            assumptions += (
+                f"collateral value ratio 100 % for stablecoins and 0 % for other coins "
+                f"({', '.join(parts.assumed)}; the cautious bound): collateral tables "
+                f"unreadable ({self._collateral.failure})",
+            )
         return AccountState(
             venue=self.venue,
             wallet_balance=parts.wallet_balance,
@@ -166,6 +189,7 @@ class BybitClient(VenueClient):
             model=PoolModel.UNIFIED,
             collateral=parts.collateral,
             venue_terms=parts.venue_terms,
+            assumptions=assumptions,
         )
 
     async def _refresh_collateral(self) -> None:
@@ -178,10 +202,20 @@ class BybitClient(VenueClient):
                 self.request("collateral ratios", "publicGetV5SpotMarginTradeCollateral"),
                 self.request("collateral info", "privateGetV5AccountCollateralInfo"),
             )
-        except ExchangeUnavailable:
+        except MonitorError as exc:
             if book.loaded:
                 return  # the tables we have, as for the risk-limit tables
-            raise
+            # Never read: each coin counts at its cautious bound (see bybit_pool) until they
+            # are, asked for again after a while (`_retry_seconds`), not on every poll.
+            if book.failure is None:
+                log.warning(
+                    "%s: collateral tables unreadable (%s); until they are read, stablecoins "
+                    "count at 100 %% of their value and other coins at 0 %% (the cautious bound)",
+                    self.label,
+                    exc,
+                )
+            book.failed(str(exc), retry_in=self._retry_seconds)
+            return
         book.update(
             collateral_tiers(tiers, f"{self.label}: spot-margin-trade/collateral"),
             collateral_switches(switches, f"{self.label}: collateral-info"),
@@ -300,7 +334,7 @@ class BybitClient(VenueClient):
             contract_size=1.0,
             leverage=optional_number(row, "leverage", where),
             isolated_margin=number(row, "positionIM", where) if isolated else None,
-            taker_fee=self._fee_rates[symbol],
+            taker_fee=self._taker_fee(symbol),
             hedge=hedge,
             exchange_liquidation_price=positive_or_none(optional_number(row, "liqPrice", where)),
             exchange_maintenance_margin=optional_number(row, "positionMM", where),
@@ -370,33 +404,80 @@ class BybitClient(VenueClient):
         )
 
     async def _refresh_fees(self, symbols: set[str]) -> None:
-        fresh = time.monotonic() - self._fees_loaded_at < self.tiers.refresh_interval
+        now = time.monotonic()
+        fresh = now - self._fees_loaded_at < self.tiers.refresh_interval
         if fresh and symbols <= self._fee_rates.keys():
             return
-        if not symbols:
+        if not symbols or (now < self._fees_retry_at and symbols <= self._known_fees()):
             return
         where = f"{self.label}: fee rates"
         try:
             response = await self.request(
                 "fee rates", "privateGetV5AccountFeeRate", {"category": self._category}
             )
-        except ExchangeUnavailable:
-            if symbols <= self._fee_rates.keys():
-                return  # the rates we have, as for the risk-limit tables
-            raise
-        rates = {}
-        for index, raw in enumerate(
-            as_list(result_of(response, where).get("list"), f"{where}.list")
-        ):
-            row = as_mapping(raw, f"{where}.list[{index}]")
-            rates[text(row, "symbol", f"{where}.list[{index}]")] = number(
-                row, "takerFeeRate", f"{where}.list[{index}]"
-            )
+            rates = {}
+            for index, raw in enumerate(
+                as_list(result_of(response, where).get("list"), f"{where}.list")
+            ):
+                row = as_mapping(raw, f"{where}.list[{index}]")
+                rates[text(row, "symbol", f"{where}.list[{index}]")] = number(
+                    row, "takerFeeRate", f"{where}.list[{index}]"
+                )
+        except MonitorError as exc:
+            # The fee to close is a small term of the maintenance margin with a published
+            # default: not reading it must not leave the account unwatched. The rates we have
+            # are kept (as for the risk-limit tables); only symbols never read get the default.
+            self._fees_retry_at = now + self._retry_seconds
+            self._assume_fees(symbols - self._fee_rates.keys(), f"fee rates unreadable ({exc})")
+            return
         missing = symbols - rates.keys()
-        if missing:
-            raise ExchangeDataError(f"{where}: no taker fee rate for {sorted(missing)}")
         self._fee_rates = rates
-        self._fees_loaded_at = time.monotonic()
+        self._fees_loaded_at = now
+        if missing:
+            self._fees_retry_at = now + self._retry_seconds
+        self._fees_assumed = {s: why for s, why in self._fees_assumed.items() if s in missing}
+        self._assume_fees(missing, "no rate for it in the account's fee rates")
+
+    @property
+    def _retry_seconds(self) -> float:
+        """How soon optional data that could not be read is asked for again."""
+        return min(FEE_RETRY_SECONDS, self.tiers.refresh_interval)
+
+    def _known_fees(self) -> set[str]:
+        return self._fee_rates.keys() | self._fees_assumed.keys()
+
+    def _assume_fees(self, symbols: Iterable[str], why: str) -> None:
+        """Use Bybit's default taker fee for `symbols`; one warning per symbol and reason."""
+        new = sorted(s for s in symbols if self._fees_assumed.get(s) != why)
+        for symbol in symbols:
+            self._fees_assumed[symbol] = why
+        if new:
+            log.warning(
+                "%s: taker fee of %s assumed at Bybit's non-VIP default %.3f %% "
+                "(the cautious side: a higher fee to close, a larger maintenance margin): %s",
+                self.label,
+                ", ".join(new),
+                DEFAULT_TAKER_FEE * 100,
+                why,
+            )
+
+    def _taker_fee(self, symbol: str) -> float:
+        rate = self._fee_rates.get(symbol)
+        if rate is None:
+            self._fees_assumed.setdefault(symbol, "fee rates not read yet")
+            return DEFAULT_TAKER_FEE
+        return rate
+
+    def _assumptions(self, positions: Iterable[Position]) -> tuple[str, ...]:
+        """What this state assumes for want of the venue's data, in words."""
+        assumed = sorted({p.symbol for p in positions if p.symbol in self._fees_assumed})
+        if not assumed:
+            return ()
+        reasons = sorted({self._fees_assumed[symbol] for symbol in assumed})
+        return (
+            f"taker fee {DEFAULT_TAKER_FEE * 100:.3f} % (Bybit's non-VIP default) for "
+            f"{', '.join(assumed)}: {'; '.join(reasons)}",
+        )
 
     async def probe(self) -> ProbeReport:
         try:

@@ -36,6 +36,9 @@ class CollateralBook:
         self.tiers: dict[str, CollateralTiers] = {}
         self.switches: dict[str, bool] = {}
         self._loaded_at = -float("inf")
+        # Why the tables could not be read, while they never were (None: read, or not tried).
+        self.failure: str | None = None
+        self._retry_at = -float("inf")
 
     @property
     def loaded(self) -> bool:
@@ -43,14 +46,23 @@ class CollateralBook:
         return self._loaded_at > -float("inf")
 
     def stale(self) -> bool:
-        """Whether the tables are missing or older than the refresh interval."""
-        return self._clock() - self._loaded_at >= self.refresh_interval
+        """Whether the tables are missing or older than the refresh interval (and a failed read
+        is not waiting for its retry)."""
+        now = self._clock()
+        return now - self._loaded_at >= self.refresh_interval and now >= self._retry_at
+
+    def failed(self, reason: str, retry_in: float) -> None:
+        """A read failed: ask again in `retry_in` s; `reason` is kept while never read."""
+        self._retry_at = self._clock() + retry_in
+        if not self.loaded:
+            self.failure = reason
 
     def update(self, tiers: Mapping[str, CollateralTiers], switches: Mapping[str, bool]) -> None:
         """Store freshly read tables."""
         self.tiers = dict(tiers)
         self.switches = dict(switches)
         self._loaded_at = self._clock()
+        self.failure = None
 
 
 def result_list(response: Any, where: str) -> list[Any]:

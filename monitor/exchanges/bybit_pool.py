@@ -147,6 +147,8 @@ class UnifiedParts:
     venue_terms: tuple[VenueTerm, ...]
     reported: ExchangeAccountFigures
     wallet_balance: float
+    # Coins valued at their cautious bound because the collateral tables were never read.
+    assumed: tuple[str, ...] = ()
 
 
 def unified_parts(
@@ -163,6 +165,7 @@ def unified_parts(
     read = list(read)
     settle_assets = {position.settle_asset for position in read}
     collateral: list[Collateral] = []
+    assumed: list[str] = []
     unread_pnl = 0.0
     unread_mm = 0.0
     position_mm_usd = 0.0
@@ -174,12 +177,18 @@ def unified_parts(
                 continue  # worth nothing as margin at any price
             raise ExchangeDataError(f"{path}.usdValue: no USD price for {coin.asset}")
         counts = _counts(coin, book)
-        if counts is None:
+        ratios: tuple[CollateralTier, ...] | None
+        if book.failure is not None and counts is not False and coin.asset not in book.tiers:
+            # The tables were never read: the cautious bound of the coin's value ratio, 100 %
+            # for a stablecoin (what Bybit gives USDT and USDC) and 0 % for any other coin.
+            ratios = _cautious(coin.asset)
+            assumed.append(coin.asset)
+        elif counts is None:
             raise ExchangeDataError(
                 f"{path}: {coin.asset} is in neither the wallet's nor collateral-info's "
                 "collateral list (marginCollateral / collateralSwitch)"
             )
-        if counts:
+        elif counts:
             ratios = book.tiers.get(coin.asset)
             if ratios is None:
                 raise ExchangeDataError(
@@ -215,7 +224,10 @@ def unified_parts(
         if asset not in index_prices:
             raise ExchangeDataError(f"{where}.coin: no row and no USD index price for {asset}")
         ratios = book.tiers.get(asset)
-        if ratios is None:
+        if ratios is None and book.failure is not None:
+            ratios = _cautious(asset)
+            assumed.append(asset)
+        elif ratios is None:
             # Its PnL counts at this ratio once positive: guessing one would be silently wrong.
             raise ExchangeDataError(
                 f"{where}.coin: no tiered collateral value ratio for settle coin {asset} "
@@ -244,4 +256,9 @@ def unified_parts(
         venue_terms=tuple(terms),
         reported=reported,
         wallet_balance=wallet_total if wallet_total is not None else 0.0,
+        assumed=tuple(assumed),
     )
+
+
+def _cautious(asset: str) -> tuple[CollateralTier, ...]:
+    return (CollateralTier(0.0, 1.0 if asset in STABLE else 0.0),)

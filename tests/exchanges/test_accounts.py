@@ -184,7 +184,6 @@ async def test_a_changed_bracket_table_is_reported(sim: SimulatorServer) -> None
     [
         ("bn-oneway", Venue.BINANCE_USDM, "/fapi/v1/leverageBracket"),
         ("by-cross", Venue.BYBIT_LINEAR, "/v5/market/risk-limit"),
-        ("by-cross", Venue.BYBIT_LINEAR, "/v5/account/fee-rate"),
     ],
 )
 async def test_a_failed_table_refresh_keeps_the_tables_we_have(

@@ -76,6 +76,7 @@ def snapshot_facts(snapshot: Snapshot) -> Facts:
         "nearest_liquidation_side": nearest.side.value if nearest else None,
         "nearest_liquidation_price": nearest.liquidation_price if nearest else None,
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
+        "assumptions": "; ".join(snapshot.state.assumptions) or None,
     }
 
 
@@ -98,6 +99,8 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
             for term in state.venue_terms
         )
         parts.append(f"Includes venue figures we cannot model: {taken}.")
+    if state.assumptions:
+        parts.append(f"Assumed for want of the venue's data: {'; '.join(state.assumptions)}.")
     nearest = nearest_liquidation(snapshot)
     if nearest is not None and nearest.liquidation_price is not None:
         parts.append(
@@ -192,7 +195,7 @@ def _stale(
     rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
 ) -> tuple[Reading | None, dict[str, Any]]:
     # Before the first successful poll, the data has been missing since we first looked.
-    first_seen = extra.get("first_seen") or now.isoformat()
+    first_seen = extra.get("first_seen") or (observation.watching_since or now).isoformat()
     last = observation.last_data_at() or datetime.fromisoformat(first_seen)
     memory: dict[str, Any] = {**extra, "first_seen": first_seen}
     paused = timedelta(0)

@@ -22,7 +22,9 @@ class Observation:
     account's latest active silence (None: not silenced). `venue` names the venue and address
     the account's requests go to (`binanceusdm@production`; None: unknown) and `venue_accounts`
     every watched account sharing it, sorted: a pause of that venue is one alert, carried by the
-    first of them.
+    first of them. `watching_since` is when the daemon started watching the account: before
+    any successful poll the data has been missing since then, even when the rules are first
+    evaluated later (a first fetch that hangs).
     """
 
     account: str
@@ -34,6 +36,7 @@ class Observation:
     silenced_until: datetime | None = None
     venue: str | None = None
     venue_accounts: tuple[str, ...] = ()
+    watching_since: datetime | None = None
 
     def silenced(self, now: datetime) -> bool:
         """A silence is in force for this account at `now`."""
