@@ -246,10 +246,13 @@ class PollService:
 
         async with runtime.lock:
             # Fresh data is judged as of when it was asked for (a slow first fetch is not stale
-            # data); a failed fetch at the time of judging, so one that hung for a minute cannot
-            # make the data look a minute younger than the clock check already found it. Never
-            # before an earlier evaluation: debounce and repeat timers only move forward.
-            evaluated_at = now if snapshot is not None else self._clock.now()
+            # data), and so is a venue-wide pause (the request was answered with a ban, so the
+            # pause explains the silence from the moment it was asked); any other failed fetch
+            # at the time of judging, so one that hung for a minute cannot make the data look a
+            # minute younger than the clock check already found it. Never before an earlier
+            # evaluation: debounce and repeat timers only move forward.
+            answered = snapshot is not None or isinstance(fetch_error, VenuePaused)
+            evaluated_at = now if answered else self._clock.now()
             if runtime.evaluated_at is not None:
                 evaluated_at = max(evaluated_at, runtime.evaluated_at)
             kind, message, notifications, stored = await self._conclude(
