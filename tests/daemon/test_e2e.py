@@ -8,7 +8,6 @@ import asyncio
 import signal
 import subprocess
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 
 from monitor.simulator.server import SimulatorServer
 from tests.daemon.e2e_support import (
-    SCENARIO,
     Endpoints,
     MqttRecorder,
     btc_price_for_ratio,
@@ -36,18 +34,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]
 WARNING_PRICE = btc_price_for_ratio(2.4)
 CRITICAL_PRICE = btc_price_for_ratio(1.35)
 STOP_TIMEOUT = 30.0  # the unit's TimeoutStopSec
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimulatorServer]:
-    async with SimulatorServer(SCENARIO, port=0) as server:
-        yield server
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[WebhookReceiver]:
-    async with WebhookReceiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from monitor.service import CycleReport, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
-from tests.daemon.e2e_support import SCENARIO, half_written_snapshots, snapshot_counts
+from tests.daemon.e2e_support import half_written_snapshots, snapshot_counts
 
 INTERVAL = timedelta(seconds=1)
 
@@ -37,12 +37,6 @@ class Recorder:
 
     def cycle_finished(self, report: CycleReport) -> None:
         self.reports.append(report)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimulatorServer]:
-    async with SimulatorServer(SCENARIO, port=0) as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,22 +8,15 @@ import asyncio
 import json
 import socket
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import SCENARIO, snapshot_counts, wait_until
+from tests.daemon.e2e_support import snapshot_counts, wait_until
 from tests.support.daemon import BINARY, DaemonProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimulatorServer]:
-    async with SimulatorServer(SCENARIO, port=0) as server:
-        yield server
 
 
 def _config(path: Path, state: Path, sim: SimulatorServer) -> Path:

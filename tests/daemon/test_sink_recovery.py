@@ -11,14 +11,13 @@ import json
 import sqlite3
 import subprocess
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import SCENARIO, btc_price_for_ratio, database, wait_until
+from tests.daemon.e2e_support import btc_price_for_ratio, database, wait_until
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
 from tests.support.webhook_receiver import WebhookReceiver
@@ -27,18 +26,6 @@ pytestmark = [pytest.mark.e2e]
 
 WARNING_PRICE = btc_price_for_ratio(2.4)
 CRITICAL_PRICE = btc_price_for_ratio(1.35)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimulatorServer]:
-    async with SimulatorServer(SCENARIO, port=0) as server:
-        yield server
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[WebhookReceiver]:
-    async with WebhookReceiver() as receiver:
-        yield receiver
 
 
 def _config(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,23 +14,11 @@ from typing import Any
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import SCENARIO, wait_until
+from tests.daemon.e2e_support import wait_until
 from tests.support.daemon import DaemonProcess
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e]
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimulatorServer]:
-    async with SimulatorServer(SCENARIO, port=0) as server:
-        yield server
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[WebhookReceiver]:
-    async with WebhookReceiver() as receiver:
-        yield receiver
 
 
 def _config(path: Path, state: Path, sim: SimulatorServer, hook: WebhookReceiver) -> Path:
