@@ -328,7 +328,12 @@ def status(
             f"STORAGE FAILING: {storage}. The daemon still sends alerts (from memory) and keeps "
             "snapshots in memory until writes work again; the figures above may be old."
         )
-    if storage is not None or not rows or any(row["stale"] and row["configured"] for row in rows) or sinks_need_a_person:
+    if (
+        storage is not None
+        or not rows
+        or any(row["stale"] and row["configured"] for row in rows)
+        or sinks_need_a_person
+    ):
         raise typer.Exit(EXIT_FAILURE)
 
 

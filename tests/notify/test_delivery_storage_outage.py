@@ -80,7 +80,8 @@ async def test_a_row_sent_whose_mark_failed_is_not_sent_again_and_is_marked_late
     breakable.broken = True
 
     await sender.deliver_due()  # sent; "delivered" cannot be written
-    assert outage.failing and outage.cause == DISK_FULL
+    assert outage.failing
+    assert outage.cause == DISK_FULL
     for _ in range(3):
         clock.advance(10)
         await sender.deliver_due()
@@ -126,7 +127,8 @@ async def test_alerts_go_out_from_memory_and_reach_the_outbox_when_writes_work(
     # Each sink got each notification once: the memory copy, or the outbox row, never both.
     for sink in (hook, down):
         ids = [n.id for n in sink.received]
-        assert len(ids) == len(set(ids)) and "margin" in ids
+        assert len(ids) == len(set(ids))
+        assert "margin" in ids
         assert any(i.startswith("system:storage_failing:resolved:") for i in ids)
 
 
