@@ -188,10 +188,11 @@ class Daemon:
         try:
             await self._adapters.register_account(name, account_settings)
         except StorageError as exc:
-            if isinstance(exc, DatabaseInUse):
-                raise
-            # A full disk or a lock must not keep the account unwatched (nor loop restarts):
-            # its first stored snapshot records it; alerts go out from memory meanwhile.
+            if isinstance(exc, DatabaseInUse) or self._up:
+                raise  # a reload retries by itself (RELOAD_RETRY_SECONDS)
+            # At start, a full disk or a lock must not end the daemon (systemd would restart it
+            # in a loop): the account is watched, its first stored snapshot records it, and
+            # alerts go out from memory meanwhile.
             self._adapters.outage.failed(exc, f"registering account {name}")
         client = self._adapters.client_for(name, account_settings)
         watched = WatchedAccount(
