@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import btc_price_for_ratio, database, snapshot_counts, wait_until
+from tests.daemon.e2e_support import (
+    MARGIN_RATIO_ONLY,
+    account_lines,
+    btc_price_for_ratio,
+    database,
+    json_webhook_lines,
+    snapshot_counts,
+    wait_until,
+)
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -33,25 +41,9 @@ def _config(tmp_path: Path, state: Path, sim: SimulatorServer, hook: WebhookRece
     info = sim.accounts["main"]
     lines = [
         f"state_dir = {json.dumps(str(state))}",
-        "[notify.webhooks.hook]",
-        'kind = "json"',
-        f"url = {json.dumps(hook.url)}",
-        "[notify.delivery]",
-        'retry_initial = "1s"',
-        'retry_max = "1s"',
-        "[alerts.margin_ratio]",
-        'warning_below = "300%"',
-        'for = "1s"',
-        "[alerts.liquidation_distance]",
-        "enabled = false",
-        "[alerts.account_move]",
-        "enabled = false",
-        "[accounts.main]",
-        'venue = "binance-usdm"',
-        f"api_key = {json.dumps(info.api_key)}",
-        f"api_secret = {json.dumps(info.api_secret)}",
-        'poll_interval = "1s"',
-        f"base_url = {json.dumps(sim.base_url)}",
+        *json_webhook_lines(hook.url, retry_max="1s"),
+        *MARGIN_RATIO_ONLY,
+        *account_lines("main", info.api_key, info.api_secret, sim.base_url),
     ]
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")
