@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from monitor.domain.errors import InvalidInput
-from monitor.domain.volatility import SymbolVolatility, VolatilityRisk
 from monitor.domain.model import (
     AccountRisk,
     AccountState,
@@ -31,6 +30,7 @@ from monitor.domain.model import (
     Venue,
     VenueTerm,
 )
+from monitor.domain.volatility import SymbolVolatility, VolatilityRisk
 
 _STATE_KEYS = {
     "venue",

@@ -4,18 +4,19 @@ cross pool, from liquidation.
 A sigma here is the realised volatility of one horizon, NOT annualised: the sample standard
 deviation of close-to-close log returns of the venue's klines, over the last `HOURLY_RETURNS`
 closed hourly candles (1 h klines) and the last `DAILY_RETURNS` closed daily candles (1 d klines).
-A "1 σ hourly" move is therefore the size of a typical one-hour move of the last day, a "1 σ daily"
-move that of a typical day of the last month.
+A "1 sigma hourly" move is therefore the size of a typical one-hour move of the last day, a
+"1 sigma daily" move that of a typical day of the last month.
 
 Distances are measured the way the sigma is: as the absolute log return from the mark to the
-liquidation price (|ln(liq / mark)|), so a 10 % fall counts ln(0.9) = -10.54 %. "3 σ hourly"
-means the liquidation point lies three typical one-hour moves away; the articles' rule "a move
-that is statistically probable within your timeframe should trigger a margin call, not
-liquidation" reads: keep the distance above about 3 σ of your trading horizon.
+liquidation price (|ln(liq / mark)|), so a 10 % fall counts ln(0.9) = -10.54 %. "3 sigma
+hourly" means the liquidation point lies three typical one-hour moves away; the articles' rule
+"a move that is statistically probable within your timeframe should trigger a margin call, not
+liquidation" reads: keep the distance above about 3 sigma of your trading horizon.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from monitor.domain.model import AccountRisk, AccountState, MarginMode
 # 24 hourly returns = one day of hours (25 closes); 30 daily returns = one month of days.
 HOURLY_RETURNS = 24
 DAILY_RETURNS = 30
+# The Greek small letter sigma, as alert texts and tables print it.
+SIGMA = "\u03c3"
 
 
 class Horizon(StrEnum):
@@ -43,8 +46,8 @@ class Horizon(StrEnum):
 
     @property
     def symbol(self) -> str:
-        """How the horizon reads after a sigma figure: "1.9 σ daily", "3.0 σ hourly"."""
-        return f"σ {self.value}"
+        """How the horizon reads after a sigma figure: "1.9 \u03c3 daily"."""
+        return f"{SIGMA} {self.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +119,7 @@ def realised_sigma(closes: Sequence[float]) -> float:
     for index, close in enumerate(closes):
         if not (math.isfinite(close) and close > 0.0):
             raise InvalidInput(f"closes[{index}]", f"must be a positive price, got {close!r}")
-    returns = [math.log(later / earlier) for earlier, later in zip(closes, closes[1:])]
+    returns = [math.log(later / earlier) for earlier, later in itertools.pairwise(closes)]
     return statistics.stdev(returns)
 
 

@@ -72,7 +72,9 @@ def test_figures_match_a_straightforward_computation_on_the_same_klines() -> Non
     )
     risk = assess(replace(state, volatility=entries))
     assert risk.volatility is not None
-    expected = {s: (_straightforward_sigma(hourly[s]), _straightforward_sigma(daily[s])) for s in hourly}
+    expected = {
+        s: (_straightforward_sigma(hourly[s]), _straightforward_sigma(daily[s])) for s in hourly
+    }
     notionals = [p.quantity * p.mark_price for p in state.positions]
     for horizon, column in ((Horizon.HOURLY, 0), (Horizon.DAILY, 1)):
         pool = sum(
@@ -98,7 +100,9 @@ def _two_longs(volatility: dict[str, Any]) -> AccountState:
 
 
 def test_an_unknown_sigma_makes_the_pool_figure_unknown_not_smaller() -> None:
-    state = _two_longs({"BTCUSDT": {"hourly": "0.01", "daily": None}, "ETHUSDT": {"hourly": "0.015"}})
+    state = _two_longs(
+        {"BTCUSDT": {"hourly": "0.01", "daily": None}, "ETHUSDT": {"hourly": "0.015"}}
+    )
     volatility = assess(state).volatility
     assert volatility is not None
     assert volatility.hourly_sigma is not None
