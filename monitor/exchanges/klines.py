@@ -54,19 +54,23 @@ def closed_closes(ohlcv: Sequence[Sequence[Any]], returns: int, where: str) -> l
 
     Raises ExchangeDataError when the venue sent fewer closed candles than that (a new listing).
     """
-    rows = sorted(ohlcv, key=lambda row: float(row[0]))[:-1]
-    wanted = returns + 1
-    if len(rows) < wanted:
-        raise ExchangeDataError(
-            f"{where}: {len(rows)} closed candles, {wanted} needed for {returns} returns"
-        )
-    closes = []
-    for index, row in enumerate(rows[-wanted:]):
+    candles = []
+    for index, row in enumerate(ohlcv):
         try:
-            closes.append(float(row[4]))
+            candles.append((float(row[0]), float(row[4])))
         except (TypeError, ValueError, IndexError):
-            raise ExchangeDataError(f"{where}[{index}]: no numeric close in {row!r}") from None
-    return closes
+            # A truncated or garbled body parses into rows of None.
+            raise ExchangeDataError(
+                f"{where}[{index}]: no open time and close in {row!r}"
+            ) from None
+    candles.sort()
+    closed = [close for _, close in candles[:-1]]
+    wanted = returns + 1
+    if len(closed) < wanted:
+        raise ExchangeDataError(
+            f"{where}: {len(closed)} closed candles, {wanted} needed for {returns} returns"
+        )
+    return closed[-wanted:]
 
 
 @dataclass(slots=True)
