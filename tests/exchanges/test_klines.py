@@ -92,7 +92,8 @@ async def test_sigmas_match_a_straightforward_computation_on_the_served_klines(
         assert entry.hourly == pytest.approx(hourly, abs=1e-9)
         assert entry.daily == pytest.approx(daily, abs=1e-9)
         # Realistic sizes: a typical hour well below a typical day.
-        assert entry.hourly is not None and entry.daily is not None
+        assert entry.hourly is not None
+        assert entry.daily is not None
         assert 0.001 < entry.hourly < entry.daily < 0.1
     risk = assess(state)
     assert risk.volatility is not None
