@@ -197,7 +197,7 @@ BINANCE_DOCUMENTED = [
     ]
 ]
 # Bybit v5 "Get Kline" response example, as documented (BTCUSD inverse, hourly, newest first).
-BYBIT_DOCUMENTED = {
+BYBIT_DOCUMENTED: dict[str, Any] = {
     "retCode": 0,
     "retMsg": "OK",
     "result": {
