@@ -62,7 +62,7 @@ async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcom
     # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
     from monitor.exchanges import ExchangeHub
 
-    async with ExchangeHub() as hub:
+    async with ExchangeHub(volatility=True) as hub:
         clients = [hub.client_for(name, settings.accounts[name]) for name in names]
         fetched = await asyncio.gather(
             *(client.fetch_account() for client in clients), return_exceptions=True

@@ -97,7 +97,8 @@ class ExchangeHub:
     `retry` is the per-fetch retry budget, `timeout` the per-request timeout in seconds,
     `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read.
     `volatility` reads each position's symbol's public klines (hourly, shared per venue and
-    address) so that the results carry distances in sigmas.
+    address) for the accounts whose `volatility` setting is on (the composition roots turn it
+    on), so that their results carry distances in sigmas.
     """
 
     def __init__(
@@ -165,7 +166,11 @@ class ExchangeHub:
             key_id=key,
             policy=self.retry,
             tier_refresh=self._tier_refresh,
-            klines=self._kline_book(endpoint, shared).volatility if self._volatility else None,
+            klines=(
+                self._kline_book(endpoint, shared).volatility
+                if self._volatility and settings.volatility
+                else None
+            ),
         )
 
     def _kline_book(self, endpoint: _Endpoint, shared: _Markets) -> KlineBook:

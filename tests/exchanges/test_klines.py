@@ -38,13 +38,16 @@ async def vol_hub() -> AsyncIterator[ExchangeHub]:
         yield opened
 
 
-def _client(sim: SimulatorServer, hub: ExchangeHub, account: str, venue: Venue) -> VenueClient:
+def _client(
+    sim: SimulatorServer, hub: ExchangeHub, account: str, venue: Venue, *, volatility: bool = True
+) -> VenueClient:
     info = sim.accounts[account]
     settings = AccountSettings(
         venue=venue,
         api_key=SecretStr(info.api_key),
         api_secret=SecretStr(info.api_secret),
         base_url=sim.base_url,
+        volatility=volatility,
     )
     return hub.client_for(account, settings)
 
@@ -121,6 +124,17 @@ async def test_one_read_per_symbol_and_venue_shared_by_every_account(
     assert asked == sorted((s, i) for s in symbols for i in ("1h", "1d"))
     assert {r.weight for r in reads} == {1}
     assert all(r.account is None for r in reads)
+
+
+async def test_an_account_with_volatility_off_reads_no_klines(
+    sim: SimulatorServer, vol_hub: ExchangeHub
+) -> None:
+    client = _client(sim, vol_hub, "bn-oneway", Venue.BINANCE_USDM, volatility=False)
+    state = await client.fetch_account()
+    assert state.positions
+    assert state.volatility == ()
+    assert assess(state).volatility is None
+    assert not any(r.path == KLINE_PATHS["binance"] for r in sim.request_log)
 
 
 async def test_klines_are_read_again_after_an_hour(sim: SimulatorServer) -> None:
