@@ -20,6 +20,7 @@ from monitor.cli.options import (
     usage_error,
 )
 from monitor.cli.output import Format, err, print_json, print_table
+from monitor.cli.sigmas import print_sigma_table
 from monitor.config import Settings
 from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
@@ -217,3 +218,4 @@ def _print_tables(name: str, result: Outcome) -> None:
             "distance",
         ],
     )
+    print_sigma_table(state, risk)
