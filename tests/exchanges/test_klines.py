@@ -6,9 +6,11 @@ they are."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +27,7 @@ from monitor.exchanges.klines import KlineBook, closed_closes
 from monitor.exchanges.resilience import BanBoard
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import TEST_RETRY
+from tests.exchanges.test_cli import cli, write_config
 from tests.support.simulator import ccxt_client
 
 KLINE_PATHS = {"binance": "/fapi/v1/klines", "bybit": "/v5/market/kline"}
@@ -243,3 +246,28 @@ def test_documented_binance_kline_alone_is_too_few_for_a_sigma(sim: SimulatorSer
     assert rows[0][4] == pytest.approx(0.015771)
     with pytest.raises(ExchangeDataError, match="0 closed candles, 25 needed"):
         closed_closes(rows, HOURLY_RETURNS, "example")
+
+
+async def test_show_prints_the_sigma_figures(sim: SimulatorServer, tmp_path: Path) -> None:
+    config = write_config(
+        sim,
+        tmp_path / "config.toml",
+        [
+            ("main", "bn-oneway", "binance-usdm", "USDT"),
+            ("bybit", "by-cross", "bybit-linear", "USDT"),
+        ],
+    )
+    code, out, err = await cli("show", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    for account in json.loads(out):
+        volatility = account["risk"]["volatility"]
+        assert volatility["hourly_sigma"] > 0
+        assert set(account["state"]["volatility"]) == {
+            p["symbol"] for p in account["state"]["positions"]
+        }
+    code, out, err = await cli(
+        "show", "--config", str(config), "--account", "main", "--format", "table"
+    )
+    assert code == 0, err
+    assert "in sigmas of recent moves" in out
+    assert "BTCUSDT long" in out
