@@ -17,7 +17,7 @@ from monitor.domain.model import Venue
 from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.bybit import BybitClient
-from monitor.exchanges.klines import KlineBook
+from monitor.exchanges.klines import KLINE_DEADLINE_SECONDS, KlineBook
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
 from monitor.exchanges.urls import rewrite_api_urls
 
@@ -177,7 +177,11 @@ class ExchangeHub:
         book = self._klines.get(endpoint.key)
         if book is None:
             book = KlineBook(
-                shared.get, name=endpoint.ccxt_id, ban_key=endpoint.key, bans=self.bans
+                shared.get,
+                name=endpoint.ccxt_id,
+                ban_key=endpoint.key,
+                bans=self.bans,
+                deadline=min(KLINE_DEADLINE_SECONDS, self._timeout),
             )
             self._klines[endpoint.key] = book
         return book

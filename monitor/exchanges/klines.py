@@ -15,7 +15,8 @@ time range), so it is dropped: the sigma describes closed hours and days only.
 
 Volatility is optional data: a venue that refuses the endpoint, bans the address or sends too few
 candles leaves the symbol's sigma unknown, with one warning and a stated assumption on the
-account, and never fails the account's fetch.
+account, and never fails the account's fetch; a venue that hangs holds it up at most
+`KLINE_DEADLINE_SECONDS` (both intervals are asked at once).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from monitor.domain.errors import ExchangeDataError, InvalidInput, MonitorError
 from monitor.domain.model import Venue
 from monitor.domain.volatility import Horizon, SymbolVolatility, realised_sigma
+from monitor.exchanges.base import all_of
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ KLINE_RETRY_SECONDS = 300.0
 KLINE_KEEP_SECONDS = 3 * KLINE_REFRESH_SECONDS
 # One attempt and no waiting out a ban: optional data must not eat the account's fetch deadline.
 KLINE_POLICY = RetryPolicy(attempts=1, max_wait=0.0)
+# The longest a symbol's kline read may hold up an account's fetch (the fetch itself is abandoned
+# after its poll interval, at least 10 s): a venue that hangs on klines must not blind accounts.
+KLINE_DEADLINE_SECONDS = 5.0
 
 _TIMEFRAMES = {Horizon.HOURLY: "1h", Horizon.DAILY: "1d"}
 
@@ -98,6 +103,7 @@ class KlineBook:
         ban_key: str,
         bans: BanBoard,
         refresh: float = KLINE_REFRESH_SECONDS,
+        deadline: float = KLINE_DEADLINE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._markets = markets
@@ -107,6 +113,7 @@ class KlineBook:
         self._refresh = refresh
         self._retry = min(KLINE_RETRY_SECONDS, refresh)
         self._keep = max(KLINE_KEEP_SECONDS, refresh)
+        self._deadline = deadline
         self._clock = clock
         self._readings: dict[tuple[Venue, str], _Reading] = {}
         self._locks: dict[tuple[Venue, str], asyncio.Lock] = {}
@@ -137,9 +144,12 @@ class KlineBook:
             if reading is not None and now < reading.retry_at:
                 return reading
             try:
-                value = await self._read(venue, symbol)
+                value = await asyncio.wait_for(self._read(venue, symbol), self._deadline)
             except MonitorError as exc:
                 reading = self._failed(key, reading, now, str(exc))
+            except TimeoutError:
+                problem = f"{self._name}: no kline answer for {symbol} within {self._deadline:g} s"
+                reading = self._failed(key, reading, now, problem)
             else:
                 if reading is not None and reading.problem is not None:
                     log.info("%s: klines of %s readable again", self._name, symbol)
@@ -172,30 +182,38 @@ class KlineBook:
     async def _read(self, venue: Venue, symbol: str) -> SymbolVolatility:
         exchange = await self._markets()
         market = _market(exchange, venue, symbol)
-        sigmas: dict[Horizon, float] = {}
-        for horizon, timeframe in _TIMEFRAMES.items():
-            where = f"{self._name}: {symbol} {timeframe} klines"
+        # The first failure cancels the other request (no orphan left running).
+        hourly, daily = await all_of(
+            self._sigma(exchange, market, symbol, Horizon.HOURLY),
+            self._sigma(exchange, market, symbol, Horizon.DAILY),
+        )
+        return SymbolVolatility(symbol, hourly, daily)
 
-            async def fetch(timeframe: str = timeframe, horizon: Horizon = horizon) -> Any:
-                return await exchange.fetch_ohlcv(
-                    market["symbol"], timeframe, limit=horizon.returns + 2
-                )
+    async def _sigma(
+        self, exchange: Any, market: Mapping[str, Any], symbol: str, horizon: Horizon
+    ) -> float:
+        timeframe = _TIMEFRAMES[horizon]
+        where = f"{self._name}: {symbol} {timeframe} klines"
 
-            rows = await call(
-                fetch,
-                where=where,
-                ban_key=self._ban_key,
-                bans=self._bans,
-                policy=KLINE_POLICY,
-                resync_clock=_no_resync,
+        async def fetch() -> Any:
+            return await exchange.fetch_ohlcv(
+                market["symbol"], timeframe, limit=horizon.returns + 2
             )
-            if not isinstance(rows, list):
-                raise ExchangeDataError(f"{where}: not a list of candles")
-            try:
-                sigmas[horizon] = realised_sigma(closed_closes(rows, horizon.returns, where))
-            except InvalidInput as error:
-                raise ExchangeDataError(f"{where}: {error.problem}") from None
-        return SymbolVolatility(symbol, sigmas[Horizon.HOURLY], sigmas[Horizon.DAILY])
+
+        rows = await call(
+            fetch,
+            where=where,
+            ban_key=self._ban_key,
+            bans=self._bans,
+            policy=KLINE_POLICY,
+            resync_clock=_no_resync,
+        )
+        if not isinstance(rows, list):
+            raise ExchangeDataError(f"{where}: not a list of candles")
+        try:
+            return realised_sigma(closed_closes(rows, horizon.returns, where))
+        except InvalidInput as error:
+            raise ExchangeDataError(f"{where}: {error.problem}") from None
 
 
 def _market(exchange: Any, venue: Venue, symbol: str) -> Mapping[str, Any]:

@@ -192,8 +192,9 @@ async def test_a_venue_refusing_klines_leaves_sigmas_unknown_with_one_warning(
     ]
     # One warning per symbol, not one per poll; and no second request within the retry pause.
     assert len(warnings) == len({p.symbol for p in state.positions})
+    # One attempt per symbol and interval (both asked at once), none again on the second poll.
     reads = [r for r in sim.request_log if r.path == "/fapi/v1/klines"]
-    assert len(reads) == len({p.symbol for p in state.positions})
+    assert len(reads) == 2 * len({p.symbol for p in state.positions})
 
 
 # Binance USDⓈ-M "Kline/Candlestick Data" response example, as documented (one candle).
@@ -271,3 +272,17 @@ async def test_show_prints_the_sigma_figures(sim: SimulatorServer, tmp_path: Pat
     assert code == 0, err
     assert "in sigmas of recent moves" in out
     assert "BTCUSDT long" in out
+
+
+async def test_a_venue_hanging_on_klines_does_not_hold_up_the_account(
+    sim: SimulatorServer, vol_hub: ExchangeHub
+) -> None:
+    sim.inject_fault("timeout", path="/fapi/v1/klines", delay=30)
+    client = _client(sim, vol_hub, "bn-oneway", Venue.BINANCE_USDM)
+    started = asyncio.get_running_loop().time()
+    state = await client.fetch_account()
+    # Within the hub's kline deadline (its 1 s request timeout here), not the 30 s hang.
+    assert asyncio.get_running_loop().time() - started < 5
+    assert state.positions
+    assert any(text.startswith("volatility of") for text in state.assumptions)
+    assert all(entry.hourly is None for entry in state.volatility)
