@@ -62,39 +62,47 @@ def _straightforward_sigma(closes: list[float]) -> float:
 
 
 async def _served_closes(
-    sim: SimulatorServer, exchange: str, symbol: str, daily: bool
+    sim: SimulatorServer, venue: Venue, symbol: str, daily: bool
 ) -> list[float]:
     """The closes the simulator serves for this candle, read without ccxt, oldest first."""
     returns = DAILY_RETURNS if daily else HOURLY_RETURNS
     async with httpx.AsyncClient(base_url=sim.base_url) as http:
-        if exchange == "binance":
+        if venue.exchange == "binance":
+            path = "/dapi/v1/klines" if venue.inverse else KLINE_PATHS["binance"]
             params = {"symbol": symbol, "interval": "1d" if daily else "1h", "limit": "40"}
-            rows = (await http.get(KLINE_PATHS[exchange], params=params)).json()
+            rows = (await http.get(path, params=params)).json()
         else:
             params = {
-                "category": "linear",
+                "category": "inverse" if venue.inverse else "linear",
                 "symbol": symbol,
                 "interval": "D" if daily else "60",
                 "limit": "40",
             }
-            rows = (await http.get(KLINE_PATHS[exchange], params=params)).json()["result"]["list"]
+            answer = await http.get(KLINE_PATHS["bybit"], params=params)
+            rows = answer.json()["result"]["list"]
             rows.reverse()
     # The newest candle is still open: the last `returns` + 1 closed ones.
     return [float(row[4]) for row in rows[:-1][-(returns + 1) :]]
 
 
 @pytest.mark.parametrize(
-    ("account", "venue", "exchange"),
-    [("bn-oneway", Venue.BINANCE_USDM, "binance"), ("by-cross", Venue.BYBIT_LINEAR, "bybit")],
+    ("account", "venue"),
+    [
+        ("bn-oneway", Venue.BINANCE_USDM),
+        ("bn-oneway", Venue.BINANCE_COINM),
+        ("by-cross", Venue.BYBIT_LINEAR),
+        ("by-cross", Venue.BYBIT_INVERSE),
+    ],
 )
 async def test_sigmas_match_a_straightforward_computation_on_the_served_klines(
-    sim: SimulatorServer, vol_hub: ExchangeHub, account: str, venue: Venue, exchange: str
+    sim: SimulatorServer, vol_hub: ExchangeHub, account: str, venue: Venue
 ) -> None:
     state = await _client(sim, vol_hub, account, venue).fetch_account()
+    assert state.positions
     assert {entry.symbol for entry in state.volatility} == {p.symbol for p in state.positions}
     for entry in state.volatility:
-        hourly = _straightforward_sigma(await _served_closes(sim, exchange, entry.symbol, False))
-        daily = _straightforward_sigma(await _served_closes(sim, exchange, entry.symbol, True))
+        hourly = _straightforward_sigma(await _served_closes(sim, venue, entry.symbol, False))
+        daily = _straightforward_sigma(await _served_closes(sim, venue, entry.symbol, True))
         assert entry.hourly == pytest.approx(hourly, abs=1e-9)
         assert entry.daily == pytest.approx(daily, abs=1e-9)
         # Realistic sizes: a typical hour well below a typical day.
