@@ -160,3 +160,16 @@ def test_an_account_may_choose_its_own_horizon(tmp_path: Path) -> None:
     merged = account_rules(settings.alerts, settings.accounts["main"].alerts, "main")
     rule = next(r for r in merged.rules if r.key is RuleKey.MOVE_IN_SIGMA)
     assert rule.horizon is Horizon.DAILY
+
+
+def test_a_higher_liquidation_alert_holds_it_back() -> None:
+    # Margin ratio 241 % is critical at 250 %: one message at the highest severity.
+    margin = Rule(RuleKey.MARGIN_RATIO, ((Severity.WARNING, 3.0), (Severity.CRITICAL, 2.5)))
+    results, states = run(
+        rules(margin, _rule(Horizon.DAILY)),
+        [(0, observe(_snapshot(0))), (10, observe(_snapshot(10)))],
+    )
+    assert sent(results) == [("margin_ratio", "firing", "critical")]
+    # It fires (tracked) without a message of its own.
+    assert states["move_in_sigma"]["severity"] == "warning"
+    assert states["move_in_sigma"]["notified"] is None
