@@ -146,7 +146,7 @@ class Adapters:
     async def _opened(cls, settings: Settings, store: SqlStore) -> AsyncIterator[Adapters]:
         try:
             async with contextlib.AsyncExitStack() as stack:
-                hub = ExchangeHub()
+                hub = ExchangeHub(volatility=True)
                 stack.push_async_callback(hub.aclose)
                 http = await stack.enter_async_context(HttpTransport())
                 mqtt: MqttPublisher | None = None

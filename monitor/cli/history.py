@@ -38,6 +38,7 @@ from monitor.config import Settings
 from monitor.delivery import LOCAL_SINKS
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
+from monitor.domain.volatility import SIGMA
 from monitor.storage import queries
 from monitor.storage.engine import backup_sqlite, sqlite_path, sqlite_write_trouble
 from monitor.storage.migrate import migrate as migrate_schema
@@ -432,6 +433,10 @@ def _status_row(
         "margin_ratio": None if latest is None else latest.margin_ratio,
         "exchange_margin_ratio": None if latest is None else latest.exchange_margin_ratio,
         "account_liquidation_move": None if latest is None else latest.account_liquidation_move,
+        "account_move_sigmas": {
+            "hourly": None if latest is None else latest.move_sigmas_hourly,
+            "daily": None if latest is None else latest.move_sigmas_daily,
+        },
         "positions": 0 if latest is None else len(latest.positions),
         "nearest_liquidation": nearest,
         "firing": [
@@ -440,6 +445,18 @@ def _status_row(
             if alert.account == name
         ],
     }
+
+
+def _sigma_cell(row: dict[str, Any]) -> str:
+    """The account move in sigmas (" = 2.2 sigma 1 d, 6.2 sigma 1 h") where the volatility was
+    known."""
+    sigmas = row["account_move_sigmas"]
+    known = [
+        f"{sigmas[horizon]:.1f} {SIGMA} {label}"
+        for horizon, label in (("daily", "1 d"), ("hourly", "1 h"))
+        if sigmas[horizon] is not None
+    ]
+    return f" = {', '.join(known)}" if known else ""
 
 
 def _age_cell(age: str, row: dict[str, Any]) -> str:
@@ -488,7 +505,7 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
                 _equity_cell(row),
                 _percent(row["margin_ratio"]),
                 _percent(row["exchange_margin_ratio"]),
-                _percent(row["account_liquidation_move"]),
+                _percent(row["account_liquidation_move"]) + _sigma_cell(row),
                 "-"
                 if nearest is None
                 else f"{nearest['symbol']} {_price(nearest['liquidation_price'])} ({_percent(nearest['distance'])})",

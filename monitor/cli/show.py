@@ -20,6 +20,7 @@ from monitor.cli.options import (
     usage_error,
 )
 from monitor.cli.output import Format, err, print_json, print_table
+from monitor.cli.sigmas import print_sigma_table
 from monitor.config import Settings
 from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
@@ -62,7 +63,7 @@ async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcom
     # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
     from monitor.exchanges import ExchangeHub
 
-    async with ExchangeHub() as hub:
+    async with ExchangeHub(volatility=True) as hub:
         clients = [hub.client_for(name, settings.accounts[name]) for name in names]
         fetched = await asyncio.gather(
             *(client.fetch_account() for client in clients), return_exceptions=True
@@ -217,3 +218,4 @@ def _print_tables(name: str, result: Outcome) -> None:
             "distance",
         ],
     )
+    print_sigma_table(state, risk)

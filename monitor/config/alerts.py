@@ -26,6 +26,7 @@ from monitor.domain.alerts import AlertRules, Rule, RuleKey
 from monitor.domain.errors import ConfigError, InvalidInput
 from monitor.domain.notification import Severity
 from monitor.domain.units import parse_percent
+from monitor.domain.volatility import Horizon
 
 _FRACTION_HINT = " (a number without % is a fraction: 0.8 means 80%)"
 
@@ -317,6 +318,26 @@ class VenuePausedAlert(_Single):
     for_: Duration = Field(default=timedelta(0), alias="for")
 
 
+class MoveInSigmaAlert(_Single):
+    """`[alerts.move_in_sigma]`: the account move or a position's distance to liquidation is
+    smaller than `below` typical moves (sigmas) of `horizon` (realised volatility of the venue's
+    klines). Off unless enabled."""
+
+    enabled: bool = False
+    below: float = Field(default=3.0, allow_inf_nan=False)
+    horizon: Horizon = Horizon.HOURLY
+    clear_band: Percent = 0.2
+
+    def checked(self) -> Self:
+        if self.below <= 0:
+            raise ValueError(f"below ({self.below:g}) must be above 0 sigma")
+        if not 0 <= self.clear_band <= 1:
+            raise ValueError(
+                f"clear_band ({_percent_text(self.clear_band)}) must be from 0% to 100%"
+            )
+        return self
+
+
 class _Partial:
     partial: ClassVar[bool] = True
 
@@ -357,6 +378,10 @@ class VenuePausedOverride(_Partial, VenuePausedAlert):
     """`[accounts.NAME.alerts.venue_paused]`."""
 
 
+class MoveInSigmaOverride(_Partial, MoveInSigmaAlert):
+    """`[accounts.NAME.alerts.move_in_sigma]`."""
+
+
 class AlertsSettings(BaseModel):
     """`[alerts]`: the rules every account gets unless it overrides them."""
 
@@ -371,6 +396,7 @@ class AlertsSettings(BaseModel):
     tier_change: TierChangeAlert = TierChangeAlert()
     margin_chasing: MarginChasingAlert = MarginChasingAlert()
     venue_paused: VenuePausedAlert = VenuePausedAlert()
+    move_in_sigma: MoveInSigmaAlert = MoveInSigmaAlert()
 
     def merged(self, overrides: AccountAlerts | None, *, path: str = "alerts") -> AlertsSettings:
         """These defaults with an account's overrides applied key by key.
@@ -438,6 +464,16 @@ class AlertsSettings(BaseModel):
             )
         if self.venue_paused.enabled:
             rules.append(self.venue_paused.single(RuleKey.VENUE_PAUSED, 1.0))
+        sigma = self.move_in_sigma
+        if sigma.enabled:
+            rules.append(
+                sigma.single(
+                    RuleKey.MOVE_IN_SIGMA,
+                    sigma.below,
+                    clear_band=sigma.clear_band,
+                    horizon=sigma.horizon,
+                )
+            )
         return AlertRules(tuple(rules))
 
 
@@ -455,6 +491,7 @@ class AccountAlerts(BaseModel):
     tier_change: TierChangeOverride | None = None
     margin_chasing: MarginChasingOverride | None = None
     venue_paused: VenuePausedOverride | None = None
+    move_in_sigma: MoveInSigmaOverride | None = None
 
 
 def account_rules(

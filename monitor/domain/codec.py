@@ -30,6 +30,7 @@ from monitor.domain.model import (
     Venue,
     VenueTerm,
 )
+from monitor.domain.volatility import SymbolVolatility, VolatilityRisk
 
 _STATE_KEYS = {
     "venue",
@@ -42,6 +43,7 @@ _STATE_KEYS = {
     "liquidation_ratio",
     "venue_terms",
     "assumptions",
+    "volatility",
 }
 _COLLATERAL_KEYS = {"asset", "quantity", "price", "ratio", "ratios", "liability_rate", "stable"}
 _COLLATERAL_TIER_KEYS = {"floor", "ratio"}
@@ -158,6 +160,7 @@ def state_from_json(obj: Any) -> AccountState:
         liquidation_ratio=_liquidation_ratio(data.get("liquidation_ratio"), venue, model, pooled),
         venue_terms=_venue_terms(data.get("venue_terms"), pooled),
         assumptions=_assumptions(data.get("assumptions")),
+        volatility=volatility_from_json(data.get("volatility"), "volatility"),
     )
 
 
@@ -214,6 +217,8 @@ def state_to_json(state: AccountState) -> dict[str, Any]:
         ]
     if state.assumptions:
         document["assumptions"] = list(state.assumptions)
+    if state.volatility:
+        document["volatility"] = volatility_to_json(state.volatility)
     return document
 
 
@@ -247,6 +252,8 @@ def risk_to_json(risk: AccountRisk, state: AccountState | None = None) -> dict[s
             for position in risk.positions
         ],
     }
+    if risk.volatility is not None:
+        _add_sigmas(document, risk.volatility)
     if state is not None and state.pooled:
         document["model"] = state.model.value
         document["liquidation_ratio"] = state.liquidation_ratio
@@ -602,3 +609,41 @@ def _choice(kind: type[_Choice], value: Any, path: str) -> _Choice:
     except ValueError:
         known = ", ".join(member.value for member in kind)
         raise InvalidInput(path, f"{value!r} is not one of: {known}") from None
+
+
+_SIGMA_KEYS = {"hourly", "daily"}
+
+
+def volatility_from_json(obj: Any, path: str) -> tuple[SymbolVolatility, ...]:
+    """`{"BTCUSDT": {"hourly": 0.008, "daily": 0.035}}`: each symbol's typical 1 h and 1 d move
+    (standard deviation of log returns, not annualised); null or a missing key = unknown."""
+    if obj is None:
+        return ()
+    data = _object(obj, path)
+    entries = []
+    for symbol, value in data.items():
+        where = _join(path, symbol)
+        sigmas = _object(value, where)
+        _check_keys(sigmas, _SIGMA_KEYS, set(), where)
+        hourly, daily = (_optional(sigmas, key, where) for key in ("hourly", "daily"))
+        for key, sigma in (("hourly", hourly), ("daily", daily)):
+            if sigma is not None and sigma < 0.0:
+                raise InvalidInput(_join(where, key), f"must be >= 0, got {sigma!r}")
+        entries.append(SymbolVolatility(symbol, hourly, daily))
+    return tuple(entries)
+
+
+def volatility_to_json(entries: tuple[SymbolVolatility, ...]) -> dict[str, Any]:
+    """The JSON form `volatility_from_json` reads back."""
+    return {entry.symbol: {"hourly": entry.hourly, "daily": entry.daily} for entry in entries}
+
+
+def _add_sigmas(document: dict[str, Any], volatility: VolatilityRisk) -> None:
+    """The pool's sigmas, the account move and each position's distance in sigmas."""
+    document["volatility"] = {
+        "hourly_sigma": volatility.hourly_sigma,
+        "daily_sigma": volatility.daily_sigma,
+        "account_move_sigmas": {"hourly": volatility.move_hourly, "daily": volatility.move_daily},
+    }
+    for position, sigmas in zip(document["positions"], volatility.positions, strict=True):
+        position["distance_sigmas"] = {"hourly": sigmas.hourly, "daily": sigmas.daily}

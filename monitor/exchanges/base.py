@@ -7,6 +7,7 @@ import abc
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ import ccxt.async_support as ccxt
 
 from monitor.domain.errors import ExchangeDataError, ExchangeUnavailable
 from monitor.domain.model import AccountState, Venue
+from monitor.domain.volatility import SymbolVolatility
 from monitor.exchanges.errors import parse_retry_after
 from monitor.exchanges.probe import ProbeReport
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
@@ -154,6 +156,13 @@ async def all_of(*requests: Coroutine[Any, Any, Any]) -> list[Any]:
     return [task.result() for task in tasks]
 
 
+# The sigmas of the symbols asked for and the assumption sentences for those left unknown (the
+# hub's `KlineBook.volatility`, shared by the accounts of one venue and address).
+VolatilityReader = Callable[
+    [Venue, Iterable[str]],
+    Awaitable[tuple[tuple[SymbolVolatility, ...], tuple[str, ...]]],
+]
+
 # The longest a close waits for a running fetch (its retries are bounded well below this).
 _CLOSE_WAIT = 60.0
 
@@ -175,6 +184,7 @@ class VenueClient(abc.ABC):
         key_id: str,
         policy: RetryPolicy,
         tier_refresh: float,
+        klines: VolatilityReader | None = None,
     ) -> None:
         self.name = name
         self.venue = venue
@@ -192,6 +202,7 @@ class VenueClient(abc.ABC):
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._klines = klines
 
     @property
     def label(self) -> str:
@@ -258,7 +269,16 @@ class VenueClient(abc.ABC):
         self._in_flight += 1
         self._idle.clear()
         try:
-            return await self._fetch_account()
+            state = await self._fetch_account()
+            if self._klines is not None and state.positions:
+                # Optional: an unreadable kline leaves sigmas unknown with an assumption.
+                volatility, assumed = await self._klines(
+                    self.venue, (p.symbol for p in state.positions)
+                )
+                state = replace(
+                    state, volatility=volatility, assumptions=state.assumptions + assumed
+                )
+            return state
         finally:
             self._in_flight -= 1
             if not self._in_flight:

@@ -17,6 +17,7 @@ from monitor.domain.model import Venue
 from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.bybit import BybitClient
+from monitor.exchanges.klines import KLINE_DEADLINE_SECONDS, KlineBook
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
 from monitor.exchanges.urls import rewrite_api_urls
 
@@ -95,6 +96,9 @@ class ExchangeHub:
 
     `retry` is the per-fetch retry budget, `timeout` the per-request timeout in seconds,
     `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read.
+    `volatility` reads each position's symbol's public klines (hourly, shared per venue and
+    address) for the accounts whose `volatility` setting is on (the composition roots turn it
+    on), so that their results carry distances in sigmas.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class ExchangeHub:
         timeout: float = 10.0,
         tier_refresh: float = 3600.0,
         rate_limit: bool = True,
+        volatility: bool = False,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self.bans = BanBoard()
@@ -112,6 +117,8 @@ class ExchangeHub:
         self._rate_limit = rate_limit
         self._markets: dict[str, _Markets] = {}
         self._instances: dict[str, tuple[Any, int]] = {}
+        self._volatility = volatility
+        self._klines: dict[str, KlineBook] = {}
 
     def venue_key(self, settings: AccountSettings) -> str:
         """The venue and address an account's requests go to (`binanceusdm@production`): the
@@ -159,7 +166,25 @@ class ExchangeHub:
             key_id=key,
             policy=self.retry,
             tier_refresh=self._tier_refresh,
+            klines=(
+                self._kline_book(endpoint, shared).volatility
+                if self._volatility and settings.volatility
+                else None
+            ),
         )
+
+    def _kline_book(self, endpoint: _Endpoint, shared: _Markets) -> KlineBook:
+        book = self._klines.get(endpoint.key)
+        if book is None:
+            book = KlineBook(
+                shared.get,
+                name=endpoint.ccxt_id,
+                ban_key=endpoint.key,
+                bans=self.bans,
+                deadline=min(KLINE_DEADLINE_SECONDS, self._timeout),
+            )
+            self._klines[endpoint.key] = book
+        return book
 
     async def _release(self, key: str) -> None:
         """A client is done: close its ccxt instance once no other client uses it."""

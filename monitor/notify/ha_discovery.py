@@ -14,6 +14,7 @@ from typing import Any
 
 from monitor.domain.alerts.measure import nearest_liquidation
 from monitor.domain.model import Snapshot
+from monitor.domain.volatility import SIGMA, Horizon
 
 ORIGIN_NAME = "portfolio-monitor"
 # A Jinja template that keeps a missing figure "None" (HA shows unknown) instead of failing.
@@ -32,6 +33,22 @@ class SensorSpec:
     percent: bool
     precision: int
     icon: str
+    unit: str | None = None
+
+
+# The account move and the nearest liquidation in typical moves of the symbols (sigmas).
+SIGMA_SENSORS = tuple(
+    SensorSpec(
+        f"{what}_sigmas_{horizon.value}",
+        f"{title} in {horizon.value} sigmas",
+        False,
+        1,
+        "mdi:sigma",
+        SIGMA,
+    )
+    for what, title in (("account_move", "Account move"), ("nearest", "Nearest liquidation"))
+    for horizon in Horizon
+)
 
 
 SENSORS = (
@@ -45,6 +62,7 @@ SENSORS = (
     SensorSpec(
         "distance_to_liquidation", "Distance to liquidation", True, 2, "mdi:arrow-expand-vertical"
     ),
+    *SIGMA_SENSORS,
 )
 
 
@@ -120,6 +138,8 @@ def discovery_configs(
         }
         if sensor.percent:
             config["unit_of_measurement"] = "%"
+        elif sensor.unit is not None:
+            config["unit_of_measurement"] = sensor.unit
         elif sensor.key == "equity":
             # No device_class "monetary": HA rejects it together with state_class measurement.
             config["unit_of_measurement"] = asset
@@ -152,4 +172,21 @@ def state_document(snapshot: Snapshot) -> dict[str, Any]:
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
         "positions": len(risk.positions),
         "updated_at": snapshot.taken_at.isoformat(),
+        **sigma_state(snapshot),
     }
+
+
+def sigma_state(snapshot: Snapshot) -> dict[str, Any]:
+    """The account move and the nearest position's distance in sigmas of a 1 h and a 1 d move
+    (None where unknown, or without volatility)."""
+    volatility = snapshot.risk.volatility
+    document: dict[str, Any] = {}
+    for horizon in Horizon:
+        move = None if volatility is None else volatility.move(horizon)
+        nearest = None
+        if volatility is not None:
+            known = [d for p in volatility.positions if (d := p.of(horizon)) is not None]
+            nearest = min(known, default=None)
+        document[f"account_move_sigmas_{horizon.value}"] = move
+        document[f"nearest_sigmas_{horizon.value}"] = nearest
+    return document

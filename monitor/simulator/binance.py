@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.domain.model import MarginMode, Side, Venue
-from monitor.simulator import binance_pool
+from monitor.simulator import binance_pool, klines
 from monitor.simulator.market import (
     PoolView,
     PositionView,
@@ -54,6 +54,9 @@ def endpoints() -> dict[str, Endpoint]:
             lambda c: _ticker_24hr(c, Venue.BINANCE_USDM),
             lambda p: 1 if "symbol" in p else 40,
         ),
+        "/fapi/v1/klines": public(
+            "fapi", lambda c: klines.binance(c, Venue.BINANCE_USDM), klines.binance_weight
+        ),
         "/fapi/v1/leverageBracket": signed("fapi", lambda c: _brackets(c, Venue.BINANCE_USDM), 1),
         "/fapi/v3/positionRisk": signed(
             "fapi", lambda c: _position_risk(c, Venue.BINANCE_USDM, 3), 5
@@ -74,6 +77,9 @@ def endpoints() -> dict[str, Endpoint]:
         "/dapi/v1/exchangeInfo": public("dapi", lambda c: _exchange_info(c, Venue.BINANCE_COINM)),
         "/dapi/v1/premiumIndex": public(
             "dapi", lambda c: _premium_index(c, Venue.BINANCE_COINM), lambda _p: 10
+        ),
+        "/dapi/v1/klines": public(
+            "dapi", lambda c: klines.binance(c, Venue.BINANCE_COINM), klines.binance_weight
         ),
         "/dapi/v2/leverageBracket": signed("dapi", lambda c: _brackets(c, Venue.BINANCE_COINM), 1),
         "/dapi/v1/positionRisk": signed(

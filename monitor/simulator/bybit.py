@@ -11,7 +11,7 @@ from typing import Any
 
 from monitor.domain.margin import assess
 from monitor.domain.model import MarginMode, Side, Venue
-from monitor.simulator import bybit_pool
+from monitor.simulator import bybit_pool, klines
 from monitor.simulator.market import (
     POOLED,
     PositionView,
@@ -42,6 +42,7 @@ def endpoints() -> dict[str, Endpoint]:
         "/v5/market/instruments-info": Endpoint(BYBIT, "bybit", False, _instruments_info),
         "/v5/market/tickers": Endpoint(BYBIT, "bybit", False, _tickers),
         "/v5/market/risk-limit": Endpoint(BYBIT, "bybit", False, _risk_limit),
+        "/v5/market/kline": Endpoint(BYBIT, "bybit", False, klines.bybit),
         "/v5/position/list": Endpoint(BYBIT, "bybit", True, _position_list),
         "/v5/account/wallet-balance": Endpoint(BYBIT, "bybit", True, _wallet_balance),
         "/v5/account/info": Endpoint(BYBIT, "bybit", True, _account_info),

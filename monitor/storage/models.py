@@ -102,6 +102,9 @@ class AccountSnapshot(Base):
     reported_equity: Mapped[float | None] = mapped_column(Float)
     reported_maintenance_margin: Mapped[float | None] = mapped_column(Float)
     reported_margin_ratio: Mapped[float | None] = mapped_column(Float)
+    # The account move in sigmas of the pool's 1 h / 1 d move (null: volatility unknown or unread).
+    move_sigmas_hourly: Mapped[float | None] = mapped_column(Float)
+    move_sigmas_daily: Mapped[float | None] = mapped_column(Float)
 
 
 class PositionLeg(Base):

@@ -84,6 +84,8 @@ class StoredSnapshot:
     reported_maintenance_margin: float | None
     reported_margin_ratio: float | None
     positions: tuple[PositionRow, ...]
+    move_sigmas_hourly: float | None = None
+    move_sigmas_daily: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,8 @@ async def latest_snapshot(store: SqlStore, account: str) -> StoredSnapshot | Non
                     snap.reported_equity,
                     snap.reported_maintenance_margin,
                     snap.reported_margin_ratio,
+                    snap.move_sigmas_hourly,
+                    snap.move_sigmas_daily,
                 )
                 .where(snap.account_id == account_id)
                 .order_by(snap.taken_at.desc(), snap.id.desc())

@@ -908,6 +908,8 @@ class Cycle:
                 reported.equity,
                 reported.maintenance_margin,
                 reported.margin_ratio,
+                None if risk.volatility is None else risk.volatility.move_hourly,
+                None if risk.volatility is None else risk.volatility.move_daily,
             ),
         )
         leg_ids = self._leg_ids(conn, account_id, venue, snapshot)
@@ -1124,6 +1126,8 @@ SNAPSHOT_ROW = (
     "reported_equity",
     "reported_maintenance_margin",
     "reported_margin_ratio",
+    "move_sigmas_hourly",
+    "move_sigmas_daily",
 )
 POSITION_ROW = (
     "snapshot_id",

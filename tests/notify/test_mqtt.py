@@ -15,6 +15,7 @@ import pytest
 
 from monitor.config.notify import MqttSettings
 from monitor.domain.errors import DeliveryError
+from monitor.notify.ha_discovery import SENSORS
 from monitor.notify.mqtt import MqttPublisher
 from tests.notify.factories import notification, snapshot
 from tests.notify.mqtt_client import Seen, collect, latest
@@ -92,7 +93,7 @@ async def test_state_discovery_and_availability_are_retained(
     assert payload["device"]["identifiers"] == ["portfolio_monitor_main"]
     assert payload["origin"]["name"] == "portfolio-monitor"
     configs = {m.topic for m in seen if m.topic.startswith("homeassistant/")}
-    assert len(configs) == 6
+    assert len(configs) == len(SENSORS)
 
 
 async def test_state_updates_replace_the_retained_value(

@@ -10,6 +10,7 @@ from typing import Any
 
 from monitor.domain.alerts.observation import Observation
 from monitor.domain.alerts.rules import Rule, RuleKey
+from monitor.domain.alerts.sigma import nearest_in_sigmas, sigma_clause, sigma_facts
 from monitor.domain.errors import ExchangeAuthError, VenuePaused
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
@@ -49,6 +50,8 @@ def _format_level(rule: Rule, level: float) -> str:
         return f"{level:g} poll intervals"
     if rule.key is RuleKey.MARGIN_CHASING:
         return f"{level:g} top-ups"
+    if rule.key is RuleKey.MOVE_IN_SIGMA:
+        return f"{level:g} {rule.horizon.symbol}"
     if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE, RuleKey.VENUE_PAUSED):
         return ""
     return format_percent(level)
@@ -77,6 +80,7 @@ def snapshot_facts(snapshot: Snapshot) -> Facts:
         "nearest_liquidation_price": nearest.liquidation_price if nearest else None,
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
         "assumptions": "; ".join(snapshot.state.assumptions) or None,
+        **sigma_facts(snapshot),
     }
 
 
@@ -111,7 +115,8 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
     if move is not None:
         direction = "fall" if move < 0 else "rise"
         parts.append(
-            f"All prices moving together: the account is liquidated if they {direction} {format_percent(abs(move))}."
+            f"All prices moving together: the account is liquidated if they {direction} {format_percent(abs(move))}"
+            f"{sigma_clause(snapshot)}."
         )
     return " ".join(parts)
 
@@ -378,6 +383,17 @@ def _margin_chasing(
     return Reading(float(count), summary, {"value": float(count), "position": key}), memory
 
 
+def _move_in_sigma(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    found = None if snapshot is None else nearest_in_sigmas(snapshot, rule.horizon)
+    if found is None:
+        return None, extra
+    value, summary, facts = found
+    return Reading(value, summary, facts), extra
+
+
 _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.MARGIN_RATIO: _margin_ratio,
     RuleKey.LIQUIDATION_DISTANCE: _liquidation_distance,
@@ -388,4 +404,5 @@ _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.TIER_CHANGE: _tier_change,
     RuleKey.MARGIN_CHASING: _margin_chasing,
     RuleKey.VENUE_PAUSED: _venue_paused,
+    RuleKey.MOVE_IN_SIGMA: _move_in_sigma,
 }

@@ -12,6 +12,7 @@ from itertools import pairwise
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.notification import Severity
+from monitor.domain.volatility import Horizon
 
 
 class Direction(StrEnum):
@@ -33,6 +34,7 @@ class RuleKey(StrEnum):
     TIER_CHANGE = "tier_change"
     MARGIN_CHASING = "margin_chasing"
     VENUE_PAUSED = "venue_paused"
+    MOVE_IN_SIGMA = "move_in_sigma"
 
     @property
     def direction(self) -> Direction:
@@ -57,7 +59,12 @@ class RuleKey(StrEnum):
 
 
 _LIQUIDATION_RISK = frozenset(
-    {RuleKey.MARGIN_RATIO, RuleKey.LIQUIDATION_DISTANCE, RuleKey.ACCOUNT_MOVE}
+    {
+        RuleKey.MARGIN_RATIO,
+        RuleKey.LIQUIDATION_DISTANCE,
+        RuleKey.ACCOUNT_MOVE,
+        RuleKey.MOVE_IN_SIGMA,
+    }
 )
 
 
@@ -75,7 +82,8 @@ class Rule:
     not count, and an increase of the isolated margin smaller than `min_increase` (relative) is
     not a top-up (funding payments move it a little). `excuse_pauses` is used by stale data only:
     time the venue had every account of the address paused (a ban the `venue_paused` alert
-    reports) does not count towards staleness.
+    reports) does not count towards staleness. `horizon` is used by move in sigma only: the
+    typical move (1 h or 1 d) its levels count in.
     """
 
     key: RuleKey
@@ -86,6 +94,7 @@ class Rule:
     window: timedelta = timedelta(0)
     min_increase: float = 0.0
     excuse_pauses: bool = False
+    horizon: Horizon = Horizon.HOURLY
     # Derived from the fields above once: the state machine asks for them every cycle.
     direction: Direction = field(init=False, repr=False, compare=False)
     severities: tuple[Severity, ...] = field(init=False, repr=False, compare=False)

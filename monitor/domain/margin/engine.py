@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg
@@ -10,6 +11,7 @@ from monitor.domain.margin.pool import assess_pool
 from monitor.domain.margin.ratios import ratios
 from monitor.domain.margin.solver import nearest_own_root, nearest_root
 from monitor.domain.model import AccountRisk, AccountState, MarginMode
+from monitor.domain.volatility import assess_volatility
 
 
 def assess(state: AccountState) -> AccountRisk:
@@ -21,7 +23,15 @@ def assess(state: AccountState) -> AccountRisk:
     symbol move together; the tier is the one holding the notional AT that price). A pool already
     at or below its maintenance margin reports distance 0 and account move 0, so alerts fire.
     A pooled account (several collateral coins, in USD) is assessed by `pool.assess_pool`.
+    With the symbols' volatility in the state, the distances are also given in sigmas.
     """
+    risk = _assess_margin(state)
+    if state.volatility:
+        risk = replace(risk, volatility=assess_volatility(state, risk))
+    return risk
+
+
+def _assess_margin(state: AccountState) -> AccountRisk:
     if state.collateral:
         return assess_pool(state)
     if state.venue_terms or state.liquidation_ratio != 1.0:
