@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.domain.stops import PositionStop, ProtectiveOrder
 
 
 class Venue(StrEnum):
@@ -192,6 +196,9 @@ class AccountState:
     liquidation_ratio: float = 1.0
     venue_terms: tuple[VenueTerm, ...] = ()
     assumptions: tuple[str, ...] = ()
+    # Open stop and take-profit orders of the account (monitor.domain.stops); None = not read,
+    # so every position's stop status is "unknown".
+    protective_orders: tuple[ProtectiveOrder, ...] | None = None
 
     @property
     def pooled(self) -> bool:
@@ -246,6 +253,8 @@ class AccountRisk:
     # Pooled accounts: the USD value each coin contributes to equity (after value ratios, PnL
     # included), in the order of `AccountState.collateral`; empty for single-asset pools.
     collateral_values: tuple[float, ...] = ()
+    # Per position (in order): its protective stop judged against its liquidation price.
+    stops: tuple[PositionStop, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
