@@ -258,7 +258,7 @@ class VenueClient(abc.ABC):
         self._in_flight += 1
         self._idle.clear()
         try:
-            return await self._fetch_account()
+            return await self._with_protective_orders(await self._fetch_account())
         finally:
             self._in_flight -= 1
             if not self._in_flight:
@@ -267,6 +267,11 @@ class VenueClient(abc.ABC):
     @abc.abstractmethod
     async def _fetch_account(self) -> AccountState:
         """`fetch_account` of the venue."""
+
+    async def _with_protective_orders(self, state: AccountState) -> AccountState:
+        """The state with its open protective orders (monitor.exchanges.stops); a venue that
+        reads them elsewhere, or not at all (every stop then `unknown`), keeps this default."""
+        return state
 
     @abc.abstractmethod
     async def probe(self) -> ProbeReport:
