@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.domain.model import MarginMode, Side, Venue
-from monitor.simulator import binance_pool
+from monitor.simulator import binance_pool, orders
 from monitor.simulator.market import (
     PoolView,
     PositionView,
@@ -69,6 +69,10 @@ def endpoints() -> dict[str, Endpoint]:
         "/fapi/v1/multiAssetsMargin": signed("fapi", _multi_assets_margin, 30),
         "/fapi/v1/assetIndex": public("fapi", _asset_index, lambda p: 1 if "symbol" in p else 10),
         "/fapi/v1/symbolConfig": signed("fapi", _symbol_config, 5),
+        "/fapi/v1/openAlgoOrders": _orders("fapi", orders.binance_algo_orders, Venue.BINANCE_USDM),
+        "/fapi/v1/openOrders": _orders("fapi", orders.binance_open_orders, Venue.BINANCE_USDM),
+        "/dapi/v1/openAlgoOrders": _orders("dapi", orders.binance_algo_orders, Venue.BINANCE_COINM),
+        "/dapi/v1/openOrders": _orders("dapi", orders.binance_open_orders, Venue.BINANCE_COINM),
         "/dapi/v1/ping": public("dapi", lambda _c: {}),
         "/dapi/v1/time": public("dapi", _time),
         "/dapi/v1/exchangeInfo": public("dapi", lambda c: _exchange_info(c, Venue.BINANCE_COINM)),
@@ -94,6 +98,17 @@ def endpoints() -> dict[str, Endpoint]:
         "/sapi/v1/capital/config/getall": signed("sapi", lambda _c: [], 10),
         "/sapi/v1/margin/allPairs": public("sapi", lambda _c: []),
     }
+
+
+def _orders(family: str, rows: Any, venue: Venue) -> Endpoint:
+    """An open-orders endpoint: weight 1 for one symbol, 40 without (Binance's published weights)."""
+
+    def handler(call: Call) -> Any:
+        return rows(call, _require_account(call), venue)
+
+    return Endpoint(
+        BINANCE, family, True, _gated(family, handler), lambda p: 1 if "symbol" in p else 40
+    )
 
 
 def _gated(family: str, handler: Any) -> Any:
