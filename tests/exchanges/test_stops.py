@@ -405,7 +405,8 @@ def test_binances_documented_trailing_stop_counts_once_activated() -> None:
     assert order.position_side is Side.SHORT
     assert order.trigger_price == pytest.approx(9_027.0)
     assert order.quantity == pytest.approx(0.40)
-    assert notes.sentences() and "cautious" in notes.sentences()[0]
+    (sentence,) = notes.sentences()
+    assert "cautious" in sentence
     # Above the activation price it has not started trailing: not protection, and said so.
     notes = OrderNotes()
     assert (
