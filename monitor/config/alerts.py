@@ -23,6 +23,7 @@ from pydantic import (
 
 from monitor.config.types import Duration, Percent
 from monitor.domain.alerts import AlertRules, Rule, RuleKey
+from monitor.domain.alerts.measure import STOP_BEYOND_LIQUIDATION, STOP_UNPROTECTED
 from monitor.domain.errors import ConfigError, InvalidInput
 from monitor.domain.notification import Severity
 from monitor.domain.units import parse_percent
@@ -317,6 +318,39 @@ class VenuePausedAlert(_Single):
     for_: Duration = Field(default=timedelta(0), alias="for")
 
 
+class StopLossAlert(_Timed):
+    """`[alerts.stop_loss]` (off by default): a position without an effective stop-loss for
+    longer than `grace` (warning), a stop beyond the liquidation price (critical: it can never
+    fire), and optionally a loss at the stop above `max_loss` of equity (warning)."""
+
+    enabled: bool = False
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    grace: Duration = timedelta(minutes=5)
+    max_loss: OptionalLevel = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        return self if self.partial else self.checked()
+
+    def checked(self) -> Self:
+        if self.max_loss is not None and not 0 < self.max_loss < 1:
+            raise ValueError(
+                f"max_loss ({_percent_text(self.max_loss)}) must be above 0% and below 100%"
+            )
+        return self
+
+    def rule(self) -> Rule:
+        """Warning at a position without protection, critical at a stop that cannot fire."""
+        return Rule(
+            RuleKey.STOP_LOSS,
+            ((Severity.WARNING, STOP_UNPROTECTED), (Severity.CRITICAL, STOP_BEYOND_LIQUIDATION)),
+            debounce=self.for_,
+            repeat=self.repeat_interval,
+            grace=self.grace,
+            max_loss=self.max_loss,
+        )
+
+
 class _Partial:
     partial: ClassVar[bool] = True
 
@@ -357,6 +391,10 @@ class VenuePausedOverride(_Partial, VenuePausedAlert):
     """`[accounts.NAME.alerts.venue_paused]`."""
 
 
+class StopLossOverride(_Partial, StopLossAlert):
+    """`[accounts.NAME.alerts.stop_loss]`."""
+
+
 class AlertsSettings(BaseModel):
     """`[alerts]`: the rules every account gets unless it overrides them."""
 
@@ -371,6 +409,7 @@ class AlertsSettings(BaseModel):
     tier_change: TierChangeAlert = TierChangeAlert()
     margin_chasing: MarginChasingAlert = MarginChasingAlert()
     venue_paused: VenuePausedAlert = VenuePausedAlert()
+    stop_loss: StopLossAlert = StopLossAlert()
 
     def merged(self, overrides: AccountAlerts | None, *, path: str = "alerts") -> AlertsSettings:
         """These defaults with an account's overrides applied key by key.
@@ -438,6 +477,8 @@ class AlertsSettings(BaseModel):
             )
         if self.venue_paused.enabled:
             rules.append(self.venue_paused.single(RuleKey.VENUE_PAUSED, 1.0))
+        if self.stop_loss.enabled:
+            rules.append(self.stop_loss.rule())
         return AlertRules(tuple(rules))
 
 
@@ -455,6 +496,7 @@ class AccountAlerts(BaseModel):
     tier_change: TierChangeOverride | None = None
     margin_chasing: MarginChasingOverride | None = None
     venue_paused: VenuePausedOverride | None = None
+    stop_loss: StopLossOverride | None = None
 
 
 def account_rules(

@@ -121,7 +121,11 @@ def binance_orders(
         row_where = f"{where}[{index}]"
         if not isinstance(raw, Mapping):
             raise ExchangeDataError(f"{row_where}: expected a JSON object")
-        kind = _BINANCE_KINDS.get(str(raw.get("orderType") or raw.get("type") or ""))
+        # Algo rows name the type `orderType`, Portfolio Margin's conditional ones
+        # `strategyType`, classic rows `type`.
+        kind = _BINANCE_KINDS.get(
+            str(raw.get("orderType") or raw.get("strategyType") or raw.get("type") or "")
+        )
         if kind is None:
             continue  # limit and market orders close nothing on a move against the position
         symbol = text(raw, "symbol", row_where)
@@ -344,44 +348,40 @@ class StopReader:
         )
 
     async def binance(self, state: AccountState) -> AccountState:
-        """Both Binance order services, one request each per held symbol (weight 1 each)."""
+        """Both Binance order services, one request each per held symbol (weight 1 each).
+
+        USDⓈ-M / COIN-M: `openAlgoOrders` and `openOrders` on fapi / dapi. Portfolio Margin:
+        `um/algo/openAlgoOrders` and the older `um/conditional/openOrders` on papi.
+        """
         client = self.client
         if state.model is PoolModel.PORTFOLIO:
-            return self._degraded(
-                state,
-                ExchangeDataError("a Portfolio Margin account's conditional orders are not read"),
+            services = (
+                ("algo", "papiGetUmAlgoOpenAlgoOrders"),
+                ("conditional", "papiGetUmConditionalOpenOrders"),
             )
-        prefix = "dapiPrivate" if state.venue.inverse else "fapiPrivate"
+        else:
+            prefix = "dapiPrivate" if state.venue.inverse else "fapiPrivate"
+            services = (
+                ("algo", f"{prefix}GetOpenAlgoOrders"),
+                ("openOrders", f"{prefix}GetOpenOrders"),
+            )
         symbols = sorted({position.symbol for position in state.positions})
         marks = {position.symbol: position.mark_price for position in state.positions}
+        asks = [(source, method, symbol) for source, method in services for symbol in symbols]
         notes = OrderNotes()
         try:
             pages = await all_of(
                 *(
-                    client.request(
-                        f"open algo orders {symbol}",
-                        f"{prefix}GetOpenAlgoOrders",
-                        {"symbol": symbol},
-                    )
-                    for symbol in symbols
-                ),
-                *(
-                    client.request(
-                        f"open orders {symbol}", f"{prefix}GetOpenOrders", {"symbol": symbol}
-                    )
-                    for symbol in symbols
-                ),
+                    client.request(f"{source} open orders {symbol}", method, {"symbol": symbol})
+                    for source, method, symbol in asks
+                )
             )
             orders: list[ProtectiveOrder] = []
-            for number_, (symbol, page) in enumerate(zip(symbols * 2, pages, strict=True)):
-                algo = number_ < len(symbols)
-                service = "openAlgoOrders" if algo else "openOrders"
-                where = f"{client.label}: {service} {symbol}"
+            for (source, _, symbol), page in zip(asks, pages, strict=True):
+                where = f"{client.label}: {source} open orders {symbol}"
                 # The algo service answers a list (some versions wrap it in {"orders": [...]}).
                 rows = page.get("orders") if isinstance(page, Mapping) else page
-                orders += binance_orders(
-                    as_list(rows, where), "algo" if algo else "openOrders", marks, notes, where
-                )
+                orders += binance_orders(as_list(rows, where), source, marks, notes, where)
         except _OPTIONAL_FAILURES as error:
             return self._degraded(state, error)
         return self._read(state, orders, notes)

@@ -93,6 +93,12 @@ def endpoints() -> dict[str, Endpoint]:
             "papi", lambda c: _brackets(c, Venue.BINANCE_USDM), 1
         ),
         "/papi/v1/um/positionSide/dual": signed("papi", _dual_side, 30),
+        "/papi/v1/um/algo/openAlgoOrders": _orders(
+            "papi", orders.binance_algo_orders, Venue.BINANCE_USDM
+        ),
+        "/papi/v1/um/conditional/openOrders": _orders(
+            "papi", orders.portfolio_conditional_orders, Venue.BINANCE_USDM
+        ),
         "/sapi/v1/portfolio/collateralRate": signed("sapi", _collateral_rates, 50),
         "/sapi/v1/account/apiRestrictions": signed("sapi", _api_restrictions, 1),
         "/sapi/v1/capital/config/getall": signed("sapi", lambda _c: [], 10),

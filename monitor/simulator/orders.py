@@ -155,6 +155,41 @@ def binance_open_orders(call: Call, account: SimAccount, venue: Venue) -> list[d
     return rows
 
 
+def portfolio_conditional_orders(
+    call: Call, account: SimAccount, venue: Venue
+) -> list[dict[str, Any]]:
+    """`GET /papi/v1/um/conditional/openOrders`: a Portfolio Margin account's older conditional
+    orders (service "classic" in the scenario), in the strategy fields papi names them with."""
+    rows: list[dict[str, Any]] = []
+    for row in binance_open_orders(call, account, venue):
+        number = row["orderId"] - 2_000_000
+        rows.append(
+            {
+                "newClientStrategyId": f"sim-strategy-{number}",
+                "strategyId": 3_000_000 + number,
+                "strategyStatus": "NEW",
+                "strategyType": row["type"],
+                "origQty": row["origQty"],
+                "price": row["price"],
+                "reduceOnly": row["reduceOnly"],
+                "side": row["side"],
+                "positionSide": row["positionSide"],
+                "stopPrice": row["stopPrice"],
+                "symbol": row["symbol"],
+                "bookTime": row["time"],
+                "updateTime": row["updateTime"],
+                "timeInForce": row["timeInForce"],
+                **{str(key): row[key] for key in ("activatePrice", "priceRate") if key in row},
+                "workingType": row["workingType"],
+                "priceProtect": row["priceProtect"],
+                "selfTradePreventionMode": "NONE",
+                "goodTillDate": 0,
+                "priceMatch": "NONE",
+            }
+        )
+    return rows
+
+
 def _bybit_leg(order: OrderSpec) -> int:
     if order.position_side is None:
         return 0

@@ -40,7 +40,8 @@ def rules_of(tmp_path: Path, text: str, name: str = "main", *others: str) -> dic
 
 def test_defaults_cover_every_rule() -> None:
     rules = {rule.key: rule for rule in AlertsSettings().to_rules().rules}
-    assert set(rules) == set(RuleKey)
+    # Stop-loss coverage is off until the trader asks for it (issue 11).
+    assert set(rules) == set(RuleKey) - {RuleKey.STOP_LOSS}
     margin = rules[RuleKey.MARGIN_RATIO]
     assert margin.levels == (
         (Severity.WARNING, 3.0),

@@ -90,6 +90,7 @@ RULE_TITLES = {
     RuleKey.TIER_CHANGE: "margin tier change",
     RuleKey.MARGIN_CHASING: "margin chasing",
     RuleKey.VENUE_PAUSED: "venue paused",
+    RuleKey.STOP_LOSS: "stop-loss",
 }
 
 

@@ -13,6 +13,7 @@ from monitor.domain.alerts.rules import Rule, RuleKey
 from monitor.domain.errors import ExchangeAuthError, VenuePaused
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
+from monitor.domain.stops import StopStatus, position_stops
 from monitor.domain.units import format_duration, format_percent, format_price
 
 Facts = dict[str, str | float | None]
@@ -49,7 +50,7 @@ def _format_level(rule: Rule, level: float) -> str:
         return f"{level:g} poll intervals"
     if rule.key is RuleKey.MARGIN_CHASING:
         return f"{level:g} top-ups"
-    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE, RuleKey.VENUE_PAUSED):
+    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE, RuleKey.VENUE_PAUSED, RuleKey.STOP_LOSS):
         return ""
     return format_percent(level)
 
@@ -378,6 +379,70 @@ def _margin_chasing(
     return Reading(float(count), summary, {"value": float(count), "position": key}), memory
 
 
+# The stop-loss rule's measure: how bad the worst position's protection is.
+STOP_UNPROTECTED = 1.0  # no effective stop beyond the grace period, or too large a loss at it
+STOP_BEYOND_LIQUIDATION = 2.0  # the stop can never fire: liquidation comes first
+
+
+def _stop_loss(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    if snapshot is None:
+        return None, extra
+    since: dict[str, str] = extra.get("unprotected", {})
+    still: dict[str, str] = {}
+    beyond: list[str] = []
+    bare: list[str] = []
+    costly: list[str] = []
+    known = False
+    stops = position_stops(snapshot.risk)
+    for held, computed, stop in zip(
+        snapshot.state.positions, snapshot.risk.positions, stops, strict=True
+    ):
+        if stop.status is StopStatus.UNKNOWN:
+            continue
+        known = True
+        name = f"{held.symbol} {held.side.value}"
+        if stop.status is StopStatus.BEYOND_LIQUIDATION:
+            beyond.append(
+                f"{name}: stop {format_price(stop.stop_price or 0.0)} lies beyond its "
+                f"liquidation price {format_price(computed.liquidation_price or 0.0)} "
+                "(the venue liquidates first: the stop can never fire)"
+            )
+        elif not stop.status.effective:
+            first = since.get(name, now.isoformat())
+            still[name] = first
+            unprotected = now - datetime.fromisoformat(first)
+            if unprotected >= rule.grace:
+                bare.append(f"{name}: no stop-loss for {format_duration(unprotected)}")
+        loss = stop.loss_at_stop_of_equity
+        if rule.max_loss is not None and loss is not None and -loss > rule.max_loss:
+            costly.append(
+                f"{name}: the stop at {format_price(stop.stop_price or 0.0)} loses "
+                f"{format_price(-(stop.loss_at_stop or 0.0))} {snapshot.state.asset} = "
+                f"{format_percent(-loss)} of equity (at most {format_percent(rule.max_loss)})"
+            )
+    memory = {**extra, "unprotected": still}
+    if not known:
+        return None, memory  # the open orders were not read: nothing to judge
+    if beyond:
+        value, problems = STOP_BEYOND_LIQUIDATION, beyond + bare + costly
+    elif bare or costly:
+        value, problems = STOP_UNPROTECTED, bare + costly
+    else:
+        return Reading(
+            0.0, "every position has a stop-loss that fires before liquidation", {"value": 0.0}
+        ), memory
+    facts: Facts = {
+        "value": value,
+        "beyond_liquidation": len(beyond),
+        "without_stop": len(bare),
+        "over_max_loss": len(costly),
+    }
+    return Reading(value, "; ".join(problems), facts), memory
+
+
 _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.MARGIN_RATIO: _margin_ratio,
     RuleKey.LIQUIDATION_DISTANCE: _liquidation_distance,
@@ -388,4 +453,5 @@ _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.TIER_CHANGE: _tier_change,
     RuleKey.MARGIN_CHASING: _margin_chasing,
     RuleKey.VENUE_PAUSED: _venue_paused,
+    RuleKey.STOP_LOSS: _stop_loss,
 }

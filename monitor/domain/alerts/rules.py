@@ -33,6 +33,7 @@ class RuleKey(StrEnum):
     TIER_CHANGE = "tier_change"
     MARGIN_CHASING = "margin_chasing"
     VENUE_PAUSED = "venue_paused"
+    STOP_LOSS = "stop_loss"
 
     @property
     def direction(self) -> Direction:
@@ -75,7 +76,8 @@ class Rule:
     not count, and an increase of the isolated margin smaller than `min_increase` (relative) is
     not a top-up (funding payments move it a little). `excuse_pauses` is used by stale data only:
     time the venue had every account of the address paused (a ban the `venue_paused` alert
-    reports) does not count towards staleness.
+    reports) does not count towards staleness. `grace` and `max_loss` are used by stop loss
+    only (see `monitor.domain.alerts.measure`).
     """
 
     key: RuleKey
@@ -86,6 +88,10 @@ class Rule:
     window: timedelta = timedelta(0)
     min_increase: float = 0.0
     excuse_pauses: bool = False
+    # Stop loss only: how long a position may go without an effective stop, and the largest
+    # loss at the stop as a share of equity (None: not checked).
+    grace: timedelta = timedelta(0)
+    max_loss: float | None = None
     # Derived from the fields above once: the state machine asks for them every cycle.
     direction: Direction = field(init=False, repr=False, compare=False)
     severities: tuple[Severity, ...] = field(init=False, repr=False, compare=False)
