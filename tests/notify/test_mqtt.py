@@ -92,7 +92,7 @@ async def test_state_discovery_and_availability_are_retained(
     assert payload["device"]["identifiers"] == ["portfolio_monitor_main"]
     assert payload["origin"]["name"] == "portfolio-monitor"
     configs = {m.topic for m in seen if m.topic.startswith("homeassistant/")}
-    assert len(configs) == 6
+    assert len(configs) == 7  # six risk figures and the positions without an effective stop
 
 
 async def test_state_updates_replace_the_retained_value(
