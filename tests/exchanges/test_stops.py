@@ -3,8 +3,10 @@ the venues' documented response examples replayed as they are."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from monitor.exchanges import ExchangeHub, VenueClient
 from monitor.exchanges.stops import OrderNotes, binance_orders, bybit_orders
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import TEST_RETRY
+from tests.exchanges.test_cli import cli, write_config
 from tests.support.simulator import running_simulator
 
 TIERS = [{"cap": 5_000_000, "mmr": "0.4%", "max_leverage": 100}]
@@ -418,3 +421,21 @@ def test_binances_documented_trailing_stop_counts_once_activated() -> None:
 
 def test_bybits_documented_open_order_is_no_protection() -> None:
     assert bybit_orders([BYBIT_EXAMPLE], {"ETHUSDT": 1_550.0}, {}, OrderNotes(), "w") == []
+
+
+async def test_show_prints_each_positions_stop_in_table_and_json(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    config = write_config(sim, tmp_path / "config.toml", [("main", "bn", "binance-usdm", "USDT")])
+    code, out, err = await cli("show", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    positions = {p["symbol"]: p for p in json.loads(out)[0]["risk"]["positions"]}
+    assert positions["BTCUSDT"]["stop_status"] == "ok"
+    assert positions["BTCUSDT"]["stop_price"] == 50_000
+    assert positions["ETHUSDT"]["stop_status"] == "partial"
+    assert positions["ETHUSDT"]["stop_quantity_covered"] == pytest.approx(0.75)
+    code, out, err = await cli("show", "--config", str(config), "--format", "table")
+    assert code == 0, err
+    assert "Protective stops" in out
+    assert "partial" in out
+    assert "assumed: trailing stop on ETHUSDT counted at a cautious trigger" in out
