@@ -439,3 +439,24 @@ async def test_show_prints_each_positions_stop_in_table_and_json(
     assert "Protective stops" in out
     assert "partial" in out
     assert "assumed: trailing stop on ETHUSDT counted at a cautious trigger" in out
+
+
+async def test_the_demo_shows_a_stop_ending_beyond_its_dynamic_liquidation_price(
+    hub: ExchangeHub,
+) -> None:
+    # The built-in demo: BTC, ETH and SOL slide 2.6 % from second 5 to 20. The SOL short gains,
+    # but the BTC and ETH longs lose more, and SOL's stop at 160 ends beyond its liquidation price.
+    async with running_simulator("demo") as demo:
+        client = _client(demo, "demo-binance", hub)
+        before = await client.fetch_account()
+        demo.advance(25)
+        trough = await client.fetch_account()
+        demo.advance(35)
+        after = await client.fetch_account()
+    sol = [p.symbol for p in before.positions].index("SOLUSDT")
+    assert [assess(s).stops[sol].status.value for s in (before, trough, after)] == [
+        "ok",
+        "beyond_liquidation",
+        "ok",
+    ]
+    assert trough.positions[sol].mark_price < before.positions[sol].mark_price
