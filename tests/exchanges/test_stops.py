@@ -39,9 +39,17 @@ SCENARIO: dict[str, Any] = {
     "seed": 5,
     "feeds": {"BTC": {"price": 60_000}, "ETH": {"price": 3_000}},
     "instruments": [
-        {"venue": venue, "symbol": symbol, "tiers": TIERS, "tick_size": "0.01"}
-        for venue in ("binance-usdm", "bybit-linear")
-        for symbol in ("BTCUSDT", "ETHUSDT")
+        *(
+            {"venue": venue, "symbol": symbol, "tiers": TIERS, "tick_size": "0.01"}
+            for venue in ("binance-usdm", "bybit-linear")
+            for symbol in ("BTCUSDT", "ETHUSDT")
+        ),
+        {
+            "venue": "binance-coinm",
+            "symbol": "BTCUSD_PERP",
+            "tiers": [{"cap": 50, "mmr": "0.4%", "max_leverage": 125}],
+            "qty_step": "1",
+        },
     ],
     "accounts": {
         # BTC's dynamic liquidation price is about 40 300 while ETH holds; ETH at 2 500 takes
@@ -123,6 +131,39 @@ SCENARIO: dict[str, Any] = {
                     "position_side": "long",
                     "reduce_only": False,
                 },
+            ],
+        },
+        # Portfolio Margin: papi's algo service and its older conditional-order book.
+        "bn-portfolio": {
+            "exchange": "binance",
+            "account_mode": "portfolio",
+            "wallet": {"USDT": 20_000},
+            "positions": [_long("BTCUSDT", 1, 60_000), _short("ETHUSDT", 10, 3_000)],
+            "orders": [
+                {"symbol": "BTCUSDT", "side": "sell", "type": "stop", "trigger_price": 50_000},
+                {
+                    "symbol": "ETHUSDT",
+                    "side": "buy",
+                    "type": "stop",
+                    "trigger_price": 3_300,
+                    "quantity": 4,
+                    "service": "classic",
+                },
+            ],
+        },
+        # COIN-M: 600 contracts of 100 USD short, a close-position stop in the classic book.
+        "bn-coin": {
+            "exchange": "binance",
+            "wallet": {"BTC": 1},
+            "positions": [_short("BTCUSD_PERP", 600, 60_000)],
+            "orders": [
+                {
+                    "symbol": "BTCUSD_PERP",
+                    "side": "buy",
+                    "type": "stop",
+                    "trigger_price": 66_000,
+                    "service": "classic",
+                }
             ],
         },
         "by": {
@@ -207,10 +248,12 @@ async def sim() -> AsyncIterator[SimulatorServer]:
         yield server
 
 
-def _client(sim: SimulatorServer, account: str, hub: ExchangeHub) -> VenueClient:
+def _client(
+    sim: SimulatorServer, account: str, hub: ExchangeHub, venue: Venue | None = None
+) -> VenueClient:
     info = sim.accounts[account]
     settings = AccountSettings(
-        venue=Venue.BINANCE_USDM if info.exchange == "binance" else Venue.BYBIT_LINEAR,
+        venue=venue or (Venue.BINANCE_USDM if info.exchange == "binance" else Venue.BYBIT_LINEAR),
         api_key=SecretStr(info.api_key),
         api_secret=SecretStr(info.api_secret),
         base_url=sim.base_url,
@@ -460,3 +503,22 @@ async def test_the_demo_shows_a_stop_ending_beyond_its_dynamic_liquidation_price
         "ok",
     ]
     assert trough.positions[sol].mark_price < before.positions[sol].mark_price
+
+
+async def test_portfolio_margin_and_coin_margined_stops_are_read(
+    sim: SimulatorServer, hub: ExchangeHub
+) -> None:
+    portfolio = await _fetch(sim, "bn-portfolio", hub)
+    assert _statuses(portfolio) == {
+        ("BTCUSDT", Side.LONG): "ok",
+        ("ETHUSDT", Side.SHORT): "partial",
+    }
+    assert {order.source for order in portfolio.protective_orders or ()} == {
+        "algo",
+        "conditional",
+    }
+    coin = await _client(sim, "bn-coin", hub, Venue.BINANCE_COINM).fetch_account()
+    stop = assess(coin).stops[0]
+    assert stop.status.value == "ok"
+    # 600 x 100 USD short from 60 000 stopped at 66 000: 60 000 x (1/60 000 - 1/66 000) BTC lost.
+    assert stop.loss_at_stop == pytest.approx(-60_000 * (1 / 60_000 - 1 / 66_000), rel=1e-9)
