@@ -135,3 +135,16 @@ def test_unknown_stops_are_not_judged() -> None:
     snap = Snapshot(account="main", taken_at=at(0), state=state, risk=assess(state))
     results, _ = run(rules(_rule(grace="0s")), [(0, observe(snap)), (600, observe(snap))])
     assert sent(results) == []
+
+
+def test_liquidation_alerts_name_the_positions_without_an_effective_stop() -> None:
+    from monitor.domain.alerts import Rule as AlertRule
+    from monitor.domain.notification import Severity
+
+    margin = AlertRule(RuleKey.MARGIN_RATIO, ((Severity.WARNING, 3.0),))
+    results, _ = run(rules(margin), [(0, observe(_snap(1)))])
+    (notification,) = results[0].notifications
+    assert (
+        "Stops: no stop-loss on BTCUSDT long; ETHUSDT long's stop 1,150 lies beyond its "
+        "liquidation price 1,153.2565."
+    ) in notification.text

@@ -78,7 +78,31 @@ def snapshot_facts(snapshot: Snapshot) -> Facts:
         "nearest_liquidation_price": nearest.liquidation_price if nearest else None,
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
         "assumptions": "; ".join(snapshot.state.assumptions) or None,
+        "stops": stops_sentence(snapshot) or None,
     }
+
+
+def stops_sentence(snapshot: Snapshot) -> str:
+    """The positions without an effective stop-loss, in one sentence ("" when every position
+    has one, or the open orders were not read)."""
+    missing: list[str] = []
+    beyond: list[str] = []
+    for held, computed, stop in zip(
+        snapshot.state.positions,
+        snapshot.risk.positions,
+        position_stops(snapshot.risk),
+        strict=True,
+    ):
+        name = f"{held.symbol} {held.side.value}"
+        if stop.status is StopStatus.NONE:
+            missing.append(name)
+        elif stop.status is StopStatus.BEYOND_LIQUIDATION:
+            beyond.append(
+                f"{name}'s stop {format_price(stop.stop_price or 0.0)} lies beyond its "
+                f"liquidation price {format_price(computed.liquidation_price or 0.0)}"
+            )
+    parts = ([f"no stop-loss on {', '.join(missing)}"] if missing else []) + beyond
+    return f"Stops: {'; '.join(parts)}." if parts else ""
 
 
 def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
@@ -114,6 +138,9 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
         parts.append(
             f"All prices moving together: the account is liquidated if they {direction} {format_percent(abs(move))}."
         )
+    stops = stops_sentence(snapshot)
+    if stops:
+        parts.append(stops)
     return " ".join(parts)
 
 
