@@ -400,7 +400,13 @@ class StopReader:
             orders = bybit_position_orders(rows)
             if state.positions:
                 trailing = bybit_trailing_distances(rows)
-                coins = settle_coins if category == "linear" else (None,)
+                held = {position.settle_asset or state.asset for position in state.positions}
+                # Only the settle coins positions are held in: an order without one protects nothing.
+                coins = (
+                    tuple(coin for coin in settle_coins if coin in held)
+                    if category == "linear"
+                    else (None,)
+                )
                 for coin in coins:
                     for page in await self._bybit_pages(category, coin):
                         orders += bybit_orders(page[1], marks, trailing, notes, page[0])
