@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,17 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.config.accounts import AccountSettings
+from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, Side, Venue
 from monitor.domain.stops import OrderKind, OrderSide
 from monitor.exchanges import ExchangeHub, VenueClient
 from monitor.exchanges.stops import OrderNotes, binance_orders, bybit_orders
+from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
+from monitor.storage import queries
+from monitor.storage.migrate import prepare_database
+from tests.daemon.test_service import WallClock
 from tests.exchanges.conftest import TEST_RETRY
 from tests.exchanges.test_cli import cli, write_config
 from tests.support.simulator import running_simulator
@@ -522,3 +528,36 @@ async def test_portfolio_margin_and_coin_margined_stops_are_read(
     assert stop.status.value == "ok"
     # 600 x 100 USD short from 60 000 stopped at 66 000: 60 000 x (1/60 000 - 1/66 000) BTC lost.
     assert stop.loss_at_stop == pytest.approx(-60_000 * (1 / 60_000 - 1 / 66_000), rel=1e-9)
+
+
+async def test_the_poll_cycle_stores_stops_and_fires_stop_loss_when_the_other_position_loses(
+    sim: SimulatorServer, hub: ExchangeHub, tmp_path: Path
+) -> None:
+    store = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
+    try:
+        await store.register_account(
+            "main", venue="binance-usdm", asset="USDT", poll_interval=1.0, now=datetime.now(UTC)
+        )
+        # The margin rules are left as they are: the stop-loss rule alone is judged here.
+        alerts = AlertsSettings.model_validate({"stop_loss": {"enabled": True}})
+        rules = account_rules(alerts, None, "main")
+        service = PollService(store, WallClock(), ["console"])
+        await service.watch(
+            WatchedAccount("main", _client(sim, "bn", hub), rules, timedelta(seconds=1))
+        )
+        calm = await service.poll("main")
+        sim.set_price("ETH", 2_500)
+        moved = await service.poll("main")
+        stored = await queries.latest_snapshot(store, "main")
+    finally:
+        await store.close()
+    assert calm.error_kind is None, calm.error
+    assert [n for n in calm.notifications if n.rule == "stop_loss"] == []
+    [alert] = [n for n in moved.notifications if n.rule == "stop_loss"]
+    assert alert.severity.value == "critical"
+    assert "BTCUSDT long: stop 50,000 lies beyond its liquidation price" in alert.text
+    assert stored is not None
+    assert {p.symbol: p.stop_status for p in stored.positions} == {
+        "BTCUSDT": "beyond_liquidation",
+        "ETHUSDT": "partial",
+    }
