@@ -304,8 +304,9 @@ async def test_a_stop_ends_beyond_liquidation_when_the_other_position_loses(
     assert statuses[("BTCUSDT", Side.LONG)] == "beyond_liquidation"
     risk = assess(moved)
     index = [p.symbol for p in moved.positions].index("BTCUSDT")
-    assert risk.positions[index].liquidation_price is not None
-    assert risk.positions[index].liquidation_price >= 50_000
+    liquidation = risk.positions[index].liquidation_price
+    assert liquidation is not None
+    assert liquidation >= 50_000
 
 
 async def test_partial_coverage_counts_trailing_stops_and_ignores_decoys(
