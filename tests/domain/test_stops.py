@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from monitor.domain.codec import risk_to_json, state_from_json
+from monitor.domain.codec import risk_to_json, state_from_json, state_to_json
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
 from tests.domain.vectors import VECTOR_DIR, load
@@ -121,3 +122,11 @@ def test_a_bad_order_names_its_field() -> None:
             _state([{"symbol": "BTCUSD", "side": "buy", "kind": "stop", "trigger_price": -1}])
         )
     assert error.value.path == "protective_orders[0].trigger_price"
+
+
+@pytest.mark.parametrize("path", STOP_VECTORS, ids=lambda path: path.stem)
+def test_states_with_orders_round_trip(path: Path) -> None:
+    for case in load(path)["cases"]:
+        state = state_from_json(case["state"])
+        assert state.protective_orders
+        assert state_from_json(json.loads(json.dumps(state_to_json(state)))) == state
