@@ -131,11 +131,15 @@ def judge_stops(state: AccountState, risk: AccountRisk) -> tuple[PositionStop, .
     if orders is None:
         return tuple(UNKNOWN for _ in state.positions)
     prices = {coin.asset: coin.price for coin in state.collateral}
+    # Grouped by symbol once: an account may hold many orders on many symbols.
+    by_symbol: dict[str, list[ProtectiveOrder]] = {}
+    for order in orders:
+        by_symbol.setdefault(order.symbol, []).append(order)
     return tuple(
         _judge(
             position,
             computed.liquidation_price,
-            [order for order in orders if protects(order, position)],
+            [order for order in by_symbol.get(position.symbol, ()) if protects(order, position)],
             state.venue.inverse,
             # A pooled account counts in USD: PnL in a settlement coin converts at its price.
             prices.get(position.settle_asset or state.asset, 1.0) if prices else 1.0,
