@@ -1,7 +1,7 @@
 """each position's protective stop
 
-Revision ID: 0005_position_stops
-Revises: 0004_sink_state
+Revision ID: 0006_position_stops
+Revises: 0005_volatility
 Create Date: 2026-12-05 07:30:00
 
 The stop that triggers first and its status (none, partial, beyond_liquidation, ok, unknown) are
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_position_stops"
-down_revision: str | None = "0004_sink_state"
+revision: str = "0006_position_stops"
+down_revision: str | None = "0005_volatility"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
