@@ -439,6 +439,7 @@ def _status_row(
         },
         "positions": 0 if latest is None else len(latest.positions),
         "nearest_liquidation": nearest,
+        "stops": _stops(latest),
         "firing": [
             {"rule": alert.rule_key, "severity": alert.severity, "since": alert.since}
             for alert in firing
@@ -457,6 +458,36 @@ def _sigma_cell(row: dict[str, Any]) -> str:
         if sigmas[horizon] is not None
     ]
     return f" = {', '.join(known)}" if known else ""
+
+
+def _stops(latest: queries.StoredSnapshot | None) -> dict[str, Any] | None:
+    """Positions by stop status, and which have no effective stop (none, or beyond the
+    liquidation price); None when no snapshot says (never read, or stored before stops were)."""
+    if latest is None or not any(p.stop_status for p in latest.positions):
+        return None
+    counts: dict[str, int] = {}
+    unprotected = []
+    for position in latest.positions:
+        status = position.stop_status or "unknown"
+        counts[status] = counts.get(status, 0) + 1
+        if status in ("none", "beyond_liquidation"):
+            unprotected.append(f"{position.symbol} {position.side}")
+    return {"counts": counts, "without_effective_stop": unprotected}
+
+
+def _stops_cell(row: dict[str, Any]) -> str:
+    stops = row["stops"]
+    if stops is None:
+        return "-"
+    counts = stops["counts"]
+    beyond = counts.get("beyond_liquidation", 0)
+    missing = counts.get("none", 0)
+    if not beyond and not missing:
+        return "unknown" if set(counts) == {"unknown"} else "all stopped"
+    parts = [f"{missing} without stop"] if missing else []
+    if beyond:
+        parts.append(f"{beyond} beyond liq.")
+    return ", ".join(parts)
 
 
 def _age_cell(age: str, row: dict[str, Any]) -> str:
@@ -488,6 +519,7 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         "exchange ratio",
         "move",
         "nearest liquidation",
+        "stops",
         "firing",
     ]
     cells = []
@@ -509,6 +541,7 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
                 "-"
                 if nearest is None
                 else f"{nearest['symbol']} {_price(nearest['liquidation_price'])} ({_percent(nearest['distance'])})",
+                _stops_cell(row),
                 ", ".join(f"{a['rule']} ({a['severity']})" for a in row["firing"]) or "-",
             ]
         )

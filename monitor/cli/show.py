@@ -26,6 +26,7 @@ from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountRisk, AccountState
+from monitor.domain.stops import position_stops
 
 
 @app.command()
@@ -93,7 +94,7 @@ def _document(name: str, result: Outcome) -> dict[str, Any]:
         "model": state.model.value,
         "assumptions": list(state.assumptions),
         "state": state_to_json(state),
-        "risk": risk_to_json(risk, state),
+        "risk": risk_to_json(risk, state, stops=True),
         "liquidation_prices": [
             {
                 "symbol": position.symbol,
@@ -219,3 +220,31 @@ def _print_tables(name: str, result: Outcome) -> None:
         ],
     )
     print_sigma_table(state, risk)
+    print_table(
+        [
+            [
+                position.symbol,
+                position.side.value + (" (hedge)" if position.hedge else ""),
+                _num(stop.stop_price),
+                _num(computed.liquidation_price),
+                _pct(stop.quantity_covered),
+                _num(stop.loss_at_stop),
+                _pct(stop.loss_at_stop_of_equity),
+                stop.status.value.replace("_", " "),
+            ]
+            for position, computed, stop in zip(
+                state.positions, risk.positions, position_stops(risk), strict=True
+            )
+        ],
+        [
+            "symbol",
+            "side",
+            "stop",
+            "liq. ours",
+            "covered",
+            "PnL at stop",
+            "of equity",
+            "stop status",
+        ],
+        title="Protective stops",
+    )

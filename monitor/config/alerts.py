@@ -23,6 +23,7 @@ from pydantic import (
 
 from monitor.config.types import Duration, Percent
 from monitor.domain.alerts import AlertRules, Rule, RuleKey
+from monitor.domain.alerts.measure import STOP_BEYOND_LIQUIDATION, STOP_UNPROTECTED
 from monitor.domain.errors import ConfigError, InvalidInput
 from monitor.domain.notification import Severity
 from monitor.domain.units import parse_percent
@@ -338,6 +339,39 @@ class MoveInSigmaAlert(_Single):
         return self
 
 
+class StopLossAlert(_Timed):
+    """`[alerts.stop_loss]` (off by default): a position without an effective stop-loss for
+    longer than `grace` (warning), a stop beyond the liquidation price (critical: it can never
+    fire), and optionally a loss at the stop above `max_loss` of equity (warning)."""
+
+    enabled: bool = False
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    grace: Duration = timedelta(minutes=5)
+    max_loss: OptionalLevel = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        return self if self.partial else self.checked()
+
+    def checked(self) -> Self:
+        if self.max_loss is not None and not 0 < self.max_loss < 1:
+            raise ValueError(
+                f"max_loss ({_percent_text(self.max_loss)}) must be above 0% and below 100%"
+            )
+        return self
+
+    def rule(self) -> Rule:
+        """Warning at a position without protection, critical at a stop that cannot fire."""
+        return Rule(
+            RuleKey.STOP_LOSS,
+            ((Severity.WARNING, STOP_UNPROTECTED), (Severity.CRITICAL, STOP_BEYOND_LIQUIDATION)),
+            debounce=self.for_,
+            repeat=self.repeat_interval,
+            grace=self.grace,
+            max_loss=self.max_loss,
+        )
+
+
 class _Partial:
     partial: ClassVar[bool] = True
 
@@ -382,6 +416,10 @@ class MoveInSigmaOverride(_Partial, MoveInSigmaAlert):
     """`[accounts.NAME.alerts.move_in_sigma]`."""
 
 
+class StopLossOverride(_Partial, StopLossAlert):
+    """`[accounts.NAME.alerts.stop_loss]`."""
+
+
 class AlertsSettings(BaseModel):
     """`[alerts]`: the rules every account gets unless it overrides them."""
 
@@ -397,6 +435,7 @@ class AlertsSettings(BaseModel):
     margin_chasing: MarginChasingAlert = MarginChasingAlert()
     venue_paused: VenuePausedAlert = VenuePausedAlert()
     move_in_sigma: MoveInSigmaAlert = MoveInSigmaAlert()
+    stop_loss: StopLossAlert = StopLossAlert()
 
     def merged(self, overrides: AccountAlerts | None, *, path: str = "alerts") -> AlertsSettings:
         """These defaults with an account's overrides applied key by key.
@@ -474,6 +513,8 @@ class AlertsSettings(BaseModel):
                     horizon=sigma.horizon,
                 )
             )
+        if self.stop_loss.enabled:
+            rules.append(self.stop_loss.rule())
         return AlertRules(tuple(rules))
 
 
@@ -492,6 +533,7 @@ class AccountAlerts(BaseModel):
     margin_chasing: MarginChasingOverride | None = None
     venue_paused: VenuePausedOverride | None = None
     move_in_sigma: MoveInSigmaOverride | None = None
+    stop_loss: StopLossOverride | None = None
 
 
 def account_rules(

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from monitor.domain.stops import PositionStop, ProtectiveOrder
     from monitor.domain.volatility import SymbolVolatility, VolatilityRisk
 
 
@@ -198,6 +199,9 @@ class AccountState:
     venue_terms: tuple[VenueTerm, ...] = ()
     assumptions: tuple[str, ...] = ()
     volatility: tuple[SymbolVolatility, ...] = ()
+    # Open stop and take-profit orders of the account (monitor.domain.stops); None = not read,
+    # so every position's stop status is "unknown".
+    protective_orders: tuple[ProtectiveOrder, ...] | None = None
 
     @property
     def pooled(self) -> bool:
@@ -254,6 +258,8 @@ class AccountRisk:
     collateral_values: tuple[float, ...] = ()
     # Distances and the account move in sigmas of recent moves; None when no volatility was read.
     volatility: VolatilityRisk | None = None
+    # Per position (in order): its protective stop judged against its liquidation price.
+    stops: tuple[PositionStop, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

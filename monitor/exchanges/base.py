@@ -278,7 +278,7 @@ class VenueClient(abc.ABC):
                 state = replace(
                     state, volatility=volatility, assumptions=state.assumptions + assumed
                 )
-            return state
+            return await self._with_protective_orders(state)
         finally:
             self._in_flight -= 1
             if not self._in_flight:
@@ -287,6 +287,11 @@ class VenueClient(abc.ABC):
     @abc.abstractmethod
     async def _fetch_account(self) -> AccountState:
         """`fetch_account` of the venue."""
+
+    async def _with_protective_orders(self, state: AccountState) -> AccountState:
+        """The state with its open protective orders (monitor.exchanges.stops); a venue that
+        reads them elsewhere, or not at all (every stop then `unknown`), keeps this default."""
+        return state
 
     @abc.abstractmethod
     async def probe(self) -> ProbeReport:

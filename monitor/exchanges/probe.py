@@ -47,12 +47,13 @@ VENUE_LIMITS: dict[str, VenueLimit] = {
 # What one poll costs, in the unit of the venue's limit (see the adapters' fetch_account):
 # Binance USDⓈ-M v3 account 5 + v3 positionRisk 5; COIN-M account 5 + positionRisk 1;
 # Bybit account/info + wallet-balance + one position/list page (a unified cross pool: one per settle
-# coin, USDT and USDC).
+# coin, USDT and USDC). Protective orders add, for one held symbol, Binance openAlgoOrders 1 +
+# openOrders 1 (2 more per further symbol) and Bybit one order/realtime page per settle coin.
 POLL_COST: dict[Venue, float] = {
-    Venue.BINANCE_USDM: 10,
-    Venue.BINANCE_COINM: 6,
-    Venue.BYBIT_LINEAR: 4,
-    Venue.BYBIT_INVERSE: 3,
+    Venue.BINANCE_USDM: 12,
+    Venue.BINANCE_COINM: 8,
+    Venue.BYBIT_LINEAR: 6,
+    Venue.BYBIT_INVERSE: 4,
 }
 
 
@@ -63,9 +64,9 @@ POLL_COST: dict[Venue, float] = {
 # its own per-IP limit (6000 per minute), fapi's asset index against fapi's. Hourly reads
 # (multiAssetsMargin 30, brackets 1, PM collateral rates 50 on sapi) are left out.
 POLL_COST_BY_MODEL: dict[tuple[Venue, str], float] = {
-    (Venue.BINANCE_USDM, "single-asset"): 10,
-    (Venue.BINANCE_USDM, "multi-assets"): 20,
-    (Venue.BINANCE_USDM, "portfolio"): 55,
+    (Venue.BINANCE_USDM, "single-asset"): 12,
+    (Venue.BINANCE_USDM, "multi-assets"): 22,
+    (Venue.BINANCE_USDM, "portfolio"): 57,
 }
 
 

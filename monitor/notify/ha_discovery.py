@@ -14,6 +14,7 @@ from typing import Any
 
 from monitor.domain.alerts.measure import nearest_liquidation
 from monitor.domain.model import Snapshot
+from monitor.domain.stops import StopStatus, position_stops
 from monitor.domain.volatility import SIGMA, Horizon
 
 ORIGIN_NAME = "portfolio-monitor"
@@ -63,6 +64,9 @@ SENSORS = (
         "distance_to_liquidation", "Distance to liquidation", True, 2, "mdi:arrow-expand-vertical"
     ),
     *SIGMA_SENSORS,
+    SensorSpec(
+        "positions_without_stop", "Positions without effective stop", False, 0, "mdi:shield-off"
+    ),
 )
 
 
@@ -143,6 +147,12 @@ def discovery_configs(
         elif sensor.key == "equity":
             # No device_class "monetary": HA rejects it together with state_class measurement.
             config["unit_of_measurement"] = asset
+        elif sensor.key == "positions_without_stop":
+            config["json_attributes_topic"] = state_topic(topic_prefix, account)
+            config["json_attributes_template"] = (
+                '{{ {"positions": value_json.unprotected_positions, '
+                '"beyond_liquidation": value_json.stops_beyond_liquidation} | tojson }}'
+            )
         else:
             config["json_attributes_topic"] = state_topic(topic_prefix, account)
             config["json_attributes_template"] = (
@@ -171,6 +181,7 @@ def state_document(snapshot: Snapshot) -> dict[str, Any]:
         "nearest_liquidation_price": nearest.liquidation_price if nearest else None,
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
         "positions": len(risk.positions),
+        **_stop_fields(snapshot),
         "updated_at": snapshot.taken_at.isoformat(),
         **sigma_state(snapshot),
     }
@@ -190,3 +201,21 @@ def sigma_state(snapshot: Snapshot) -> dict[str, Any]:
         document[f"account_move_sigmas_{horizon.value}"] = move
         document[f"nearest_sigmas_{horizon.value}"] = nearest
     return document
+
+
+def _stop_fields(snapshot: Snapshot) -> dict[str, Any]:
+    """Positions without an effective stop (none, or beyond the liquidation price): a count
+    (None while the orders are unknown), the count beyond liquidation, and their names."""
+    unprotected, beyond, known = [], 0, False
+    for position, stop in zip(snapshot.state.positions, position_stops(snapshot.risk), strict=True):
+        if stop.status is StopStatus.UNKNOWN:
+            continue
+        known = True
+        if not stop.status.effective:
+            unprotected.append(f"{position.symbol} {position.side.value}")
+        beyond += stop.status is StopStatus.BEYOND_LIQUIDATION
+    return {
+        "positions_without_stop": len(unprotected) if known else None,
+        "stops_beyond_liquidation": beyond if known else None,
+        "unprotected_positions": ", ".join(unprotected),
+    }

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.domain.model import MarginMode, Side, Venue
-from monitor.simulator import binance_pool, klines
+from monitor.simulator import binance_pool, klines, orders
 from monitor.simulator.market import (
     PoolView,
     PositionView,
@@ -72,6 +72,10 @@ def endpoints() -> dict[str, Endpoint]:
         "/fapi/v1/multiAssetsMargin": signed("fapi", _multi_assets_margin, 30),
         "/fapi/v1/assetIndex": public("fapi", _asset_index, lambda p: 1 if "symbol" in p else 10),
         "/fapi/v1/symbolConfig": signed("fapi", _symbol_config, 5),
+        "/fapi/v1/openAlgoOrders": _orders("fapi", orders.binance_algo_orders, Venue.BINANCE_USDM),
+        "/fapi/v1/openOrders": _orders("fapi", orders.binance_open_orders, Venue.BINANCE_USDM),
+        "/dapi/v1/openAlgoOrders": _orders("dapi", orders.binance_algo_orders, Venue.BINANCE_COINM),
+        "/dapi/v1/openOrders": _orders("dapi", orders.binance_open_orders, Venue.BINANCE_COINM),
         "/dapi/v1/ping": public("dapi", lambda _c: {}),
         "/dapi/v1/time": public("dapi", _time),
         "/dapi/v1/exchangeInfo": public("dapi", lambda c: _exchange_info(c, Venue.BINANCE_COINM)),
@@ -95,11 +99,28 @@ def endpoints() -> dict[str, Endpoint]:
             "papi", lambda c: _brackets(c, Venue.BINANCE_USDM), 1
         ),
         "/papi/v1/um/positionSide/dual": signed("papi", _dual_side, 30),
+        "/papi/v1/um/algo/openAlgoOrders": _orders(
+            "papi", orders.binance_algo_orders, Venue.BINANCE_USDM
+        ),
+        "/papi/v1/um/conditional/openOrders": _orders(
+            "papi", orders.portfolio_conditional_orders, Venue.BINANCE_USDM
+        ),
         "/sapi/v1/portfolio/collateralRate": signed("sapi", _collateral_rates, 50),
         "/sapi/v1/account/apiRestrictions": signed("sapi", _api_restrictions, 1),
         "/sapi/v1/capital/config/getall": signed("sapi", lambda _c: [], 10),
         "/sapi/v1/margin/allPairs": public("sapi", lambda _c: []),
     }
+
+
+def _orders(family: str, rows: Any, venue: Venue) -> Endpoint:
+    """An open-orders endpoint: weight 1 for one symbol, 40 without (Binance's published weights)."""
+
+    def handler(call: Call) -> Any:
+        return rows(call, _require_account(call), venue)
+
+    return Endpoint(
+        BINANCE, family, True, _gated(family, handler), lambda p: 1 if "symbol" in p else 40
+    )
 
 
 def _gated(family: str, handler: Any) -> Any:

@@ -144,6 +144,10 @@ class PositionSnapshot(Base):
     maintenance_margin: Mapped[float] = mapped_column(Float)
     liquidation_price: Mapped[float | None] = mapped_column(Float)
     exchange_liquidation_price: Mapped[float | None] = mapped_column(Float)
+    # The protective stop that triggers first and its status (monitor.domain.stops.StopStatus);
+    # null in snapshots stored before stops were read.
+    stop_price: Mapped[float | None] = mapped_column(Float)
+    stop_status: Mapped[str | None] = mapped_column(String(24))
 
 
 class AccountRollup(Base):

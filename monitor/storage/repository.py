@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from monitor.domain.errors import InvalidInput, StorageError
 from monitor.domain.model import MarginMode, Position, Side, Snapshot, Tier
 from monitor.domain.notification import Notification
+from monitor.domain.stops import position_stops
 from monitor.ports import AlertEventRecord, HeldDelivery, OutboxEntry, SinkHealth
 from monitor.storage import retention
 from monitor.storage.engine import (
@@ -927,9 +928,17 @@ class Cycle:
                         computed.maintenance_margin,
                         computed.liquidation_price,
                         position.exchange_liquidation_price,
+                        stop.stop_price,
+                        stop.status.value,
                     )
-                    for ordinal, (leg_id, position, computed) in enumerate(
-                        zip(leg_ids, state.positions, risk.positions, strict=True)
+                    for ordinal, (leg_id, position, computed, stop) in enumerate(
+                        zip(
+                            leg_ids,
+                            state.positions,
+                            risk.positions,
+                            position_stops(risk),
+                            strict=True,
+                        )
                     )
                 ],
             )
@@ -1138,6 +1147,8 @@ POSITION_ROW = (
     "maintenance_margin",
     "liquidation_price",
     "exchange_liquidation_price",
+    "stop_price",
+    "stop_status",
 )
 ROLLUP_ROW = (
     "account_id",

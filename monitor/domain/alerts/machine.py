@@ -91,6 +91,7 @@ RULE_TITLES = {
     RuleKey.MARGIN_CHASING: "margin chasing",
     RuleKey.VENUE_PAUSED: "venue paused",
     RuleKey.MOVE_IN_SIGMA: "liquidation within a likely move",
+    RuleKey.STOP_LOSS: "stop-loss",
 }
 
 

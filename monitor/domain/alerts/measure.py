@@ -14,6 +14,7 @@ from monitor.domain.alerts.sigma import nearest_in_sigmas, sigma_clause, sigma_f
 from monitor.domain.errors import ExchangeAuthError, VenuePaused
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
+from monitor.domain.stops import StopStatus, position_stops
 from monitor.domain.units import format_duration, format_percent, format_price
 
 Facts = dict[str, str | float | None]
@@ -52,7 +53,7 @@ def _format_level(rule: Rule, level: float) -> str:
         return f"{level:g} top-ups"
     if rule.key is RuleKey.MOVE_IN_SIGMA:
         return f"{level:g} {rule.horizon.symbol}"
-    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE, RuleKey.VENUE_PAUSED):
+    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE, RuleKey.VENUE_PAUSED, RuleKey.STOP_LOSS):
         return ""
     return format_percent(level)
 
@@ -81,7 +82,31 @@ def snapshot_facts(snapshot: Snapshot) -> Facts:
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
         "assumptions": "; ".join(snapshot.state.assumptions) or None,
         **sigma_facts(snapshot),
+        "stops": stops_sentence(snapshot) or None,
     }
+
+
+def stops_sentence(snapshot: Snapshot) -> str:
+    """The positions without an effective stop-loss, in one sentence ("" when every position
+    has one, or the open orders were not read)."""
+    missing: list[str] = []
+    beyond: list[str] = []
+    for held, computed, stop in zip(
+        snapshot.state.positions,
+        snapshot.risk.positions,
+        position_stops(snapshot.risk),
+        strict=True,
+    ):
+        name = f"{held.symbol} {held.side.value}"
+        if stop.status is StopStatus.NONE:
+            missing.append(name)
+        elif stop.status is StopStatus.BEYOND_LIQUIDATION:
+            beyond.append(
+                f"{name}'s stop {format_price(stop.stop_price or 0.0)} lies beyond its "
+                f"liquidation price {format_price(computed.liquidation_price or 0.0)}"
+            )
+    parts = ([f"no stop-loss on {', '.join(missing)}"] if missing else []) + beyond
+    return f"Stops: {'; '.join(parts)}." if parts else ""
 
 
 def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
@@ -118,6 +143,9 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
             f"All prices moving together: the account is liquidated if they {direction} {format_percent(abs(move))}"
             f"{sigma_clause(snapshot)}."
         )
+    stops = stops_sentence(snapshot)
+    if stops:
+        parts.append(stops)
     return " ".join(parts)
 
 
@@ -394,6 +422,70 @@ def _move_in_sigma(
     return Reading(value, summary, facts), extra
 
 
+# The stop-loss rule's measure: how bad the worst position's protection is.
+STOP_UNPROTECTED = 1.0  # no effective stop beyond the grace period, or too large a loss at it
+STOP_BEYOND_LIQUIDATION = 2.0  # the stop can never fire: liquidation comes first
+
+
+def _stop_loss(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    if snapshot is None:
+        return None, extra
+    since: dict[str, str] = extra.get("unprotected", {})
+    still: dict[str, str] = {}
+    beyond: list[str] = []
+    bare: list[str] = []
+    costly: list[str] = []
+    known = False
+    stops = position_stops(snapshot.risk)
+    for held, computed, stop in zip(
+        snapshot.state.positions, snapshot.risk.positions, stops, strict=True
+    ):
+        if stop.status is StopStatus.UNKNOWN:
+            continue
+        known = True
+        name = f"{held.symbol} {held.side.value}"
+        if stop.status is StopStatus.BEYOND_LIQUIDATION:
+            beyond.append(
+                f"{name}: stop {format_price(stop.stop_price or 0.0)} lies beyond its "
+                f"liquidation price {format_price(computed.liquidation_price or 0.0)} "
+                "(the venue liquidates first: the stop can never fire)"
+            )
+        elif not stop.status.effective:
+            first = since.get(name, now.isoformat())
+            still[name] = first
+            unprotected = now - datetime.fromisoformat(first)
+            if unprotected >= rule.grace:
+                bare.append(f"{name}: no stop-loss for {format_duration(unprotected)}")
+        loss = stop.loss_at_stop_of_equity
+        if rule.max_loss is not None and loss is not None and -loss > rule.max_loss:
+            costly.append(
+                f"{name}: the stop at {format_price(stop.stop_price or 0.0)} loses "
+                f"{format_price(-(stop.loss_at_stop or 0.0))} {snapshot.state.asset} = "
+                f"{format_percent(-loss)} of equity (at most {format_percent(rule.max_loss)})"
+            )
+    memory = {**extra, "unprotected": still}
+    if not known:
+        return None, memory  # the open orders were not read: nothing to judge
+    if beyond:
+        value, problems = STOP_BEYOND_LIQUIDATION, beyond + bare + costly
+    elif bare or costly:
+        value, problems = STOP_UNPROTECTED, bare + costly
+    else:
+        return Reading(
+            0.0, "every position has a stop-loss that fires before liquidation", {"value": 0.0}
+        ), memory
+    facts: Facts = {
+        "value": value,
+        "beyond_liquidation": len(beyond),
+        "without_stop": len(bare),
+        "over_max_loss": len(costly),
+    }
+    return Reading(value, "; ".join(problems), facts), memory
+
+
 _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.MARGIN_RATIO: _margin_ratio,
     RuleKey.LIQUIDATION_DISTANCE: _liquidation_distance,
@@ -405,4 +497,5 @@ _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.MARGIN_CHASING: _margin_chasing,
     RuleKey.VENUE_PAUSED: _venue_paused,
     RuleKey.MOVE_IN_SIGMA: _move_in_sigma,
+    RuleKey.STOP_LOSS: _stop_loss,
 }

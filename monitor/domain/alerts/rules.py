@@ -35,6 +35,7 @@ class RuleKey(StrEnum):
     MARGIN_CHASING = "margin_chasing"
     VENUE_PAUSED = "venue_paused"
     MOVE_IN_SIGMA = "move_in_sigma"
+    STOP_LOSS = "stop_loss"
 
     @property
     def direction(self) -> Direction:
@@ -83,7 +84,8 @@ class Rule:
     not a top-up (funding payments move it a little). `excuse_pauses` is used by stale data only:
     time the venue had every account of the address paused (a ban the `venue_paused` alert
     reports) does not count towards staleness. `horizon` is used by move in sigma only: the
-    typical move (1 h or 1 d) its levels count in.
+    typical move (1 h or 1 d) its levels count in. `grace` and `max_loss` are used by stop loss
+    only (see `monitor.domain.alerts.measure`).
     """
 
     key: RuleKey
@@ -95,6 +97,10 @@ class Rule:
     min_increase: float = 0.0
     excuse_pauses: bool = False
     horizon: Horizon = Horizon.HOURLY
+    # Stop loss only: how long a position may go without an effective stop, and the largest
+    # loss at the stop as a share of equity (None: not checked).
+    grace: timedelta = timedelta(0)
+    max_loss: float | None = None
     # Derived from the fields above once: the state machine asks for them every cycle.
     direction: Direction = field(init=False, repr=False, compare=False)
     severities: tuple[Severity, ...] = field(init=False, repr=False, compare=False)

@@ -11,6 +11,7 @@ from monitor.domain.margin.pool import assess_pool
 from monitor.domain.margin.ratios import ratios
 from monitor.domain.margin.solver import nearest_own_root, nearest_root
 from monitor.domain.model import AccountRisk, AccountState, MarginMode
+from monitor.domain.stops import judge_stops
 from monitor.domain.volatility import assess_volatility
 
 
@@ -33,7 +34,7 @@ def assess(state: AccountState) -> AccountRisk:
 
 def _assess_margin(state: AccountState) -> AccountRisk:
     if state.collateral:
-        return assess_pool(state)
+        return _with_stops(state, assess_pool(state))
     if state.venue_terms or state.liquidation_ratio != 1.0:
         raise InvalidInput(
             "collateral", "venue terms and a liquidation ratio need a pooled account's collateral"
@@ -79,7 +80,7 @@ def _assess_margin(state: AccountState) -> AccountRisk:
         risks.append(leg.risk(root, surplus, inverse, None))
 
     ratio, exchange_ratio = ratios(equity, maintenance)
-    return AccountRisk(
+    risk = AccountRisk(
         equity=equity,
         maintenance_margin=maintenance,
         margin_ratio=ratio,
@@ -89,6 +90,12 @@ def _assess_margin(state: AccountState) -> AccountRisk:
         ),
         positions=tuple(risks),
     )
+    return _with_stops(state, risk)
+
+
+def _with_stops(state: AccountState, risk: AccountRisk) -> AccountRisk:
+    """The risk with each position's protective stop judged against its liquidation price."""
+    return replace(risk, stops=judge_stops(state, risk))
 
 
 def _hedge_groups(legs: list[Leg], cross: list[int]) -> list[list[int]]:
