@@ -1,6 +1,6 @@
 """The factory the daemon and the CLI use: one ccxt instance per API key, market lists shared per
 venue and address (and Binance's request throttle, whose weight limit is per IP), ban windows
-shared by every account that hits the same host."""
+shared by every account that hits the same host, one HTTP session per event loop for all."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from monitor.domain.model import Venue
 from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.bybit import BybitClient
+from monitor.exchanges.pacing import Pacer, PacerChain, SharedSessions
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
 from monitor.exchanges.urls import rewrite_api_urls
 
@@ -35,6 +36,10 @@ class _Endpoint:
 
 
 _MIN_FORCED_RELOAD = 60.0
+
+# Bybit's limit on every request from one IP (its *Rate Limit* page): 600 per 5 seconds.
+BYBIT_REQUESTS_PER_IP = 600
+BYBIT_IP_WINDOW_SECONDS = 5.0
 
 
 class _Markets:
@@ -94,7 +99,8 @@ class ExchangeHub:
     """Builds the `ExchangeClient` of each configured account and owns what they share.
 
     `retry` is the per-fetch retry budget, `timeout` the per-request timeout in seconds,
-    `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read.
+    `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read;
+    `share_session` False gives every instance ccxt's own HTTP session (benchmarks compare).
     """
 
     def __init__(
@@ -104,6 +110,7 @@ class ExchangeHub:
         timeout: float = 10.0,
         tier_refresh: float = 3600.0,
         rate_limit: bool = True,
+        share_session: bool = True,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self.bans = BanBoard()
@@ -112,6 +119,8 @@ class ExchangeHub:
         self._rate_limit = rate_limit
         self._markets: dict[str, _Markets] = {}
         self._instances: dict[str, tuple[Any, int]] = {}
+        self._sessions = SharedSessions() if share_session else None
+        self._address_pacers: dict[str, Pacer] = {}
 
     def venue_key(self, settings: AccountSettings) -> str:
         """The venue and address an account's requests go to (`binanceusdm@production`): the
@@ -145,6 +154,9 @@ class ExchangeHub:
                 # Binance counts request weight per IP across every key; Bybit limits private
                 # endpoints per account (UID), so there each key keeps ccxt's own bucket.
                 exchange.throttler = shared.exchange.throttler
+            else:
+                # Bybit also caps all requests from one IP (600 per 5 s).
+                exchange.throttler = PacerChain(exchange.throttler, self._address_pacer(endpoint))
         self._instances[key] = (exchange, users + 1)
         client_cls = BybitClient if settings.venue.exchange == "bybit" else BinanceClient
         return client_cls(
@@ -172,6 +184,13 @@ class ExchangeHub:
         del self._instances[key]
         await exchange.close()
 
+    def _address_pacer(self, endpoint: _Endpoint) -> Pacer:
+        pacer = self._address_pacers.get(endpoint.key)
+        if pacer is None:
+            pacer = Pacer(BYBIT_REQUESTS_PER_IP / BYBIT_IP_WINDOW_SECONDS)
+            self._address_pacers[endpoint.key] = pacer
+        return pacer
+
     def _shared(self, endpoint: _Endpoint, venue: Venue) -> _Markets:
         shared = self._markets.get(endpoint.key)
         if shared is None:
@@ -191,9 +210,12 @@ class ExchangeHub:
                 "enableUnifiedMargin": False,
                 "unifiedMarginStatus": 6,
             }
+        # One session and TLS context per event loop, not ccxt's own per instance.
+        session = self._sessions.config() if self._sessions is not None else {}
         exchange = CCXT_CLASSES[venue](
             {
                 **credentials,
+                **session,
                 "timeout": int(self._timeout * 1000),
                 "enableRateLimit": self._rate_limit,
                 "options": options,
@@ -216,6 +238,8 @@ class ExchangeHub:
         self._instances.clear()
         self._markets.clear()
         await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
+        if self._sessions is not None:
+            await self._sessions.aclose()
 
     async def __aenter__(self) -> ExchangeHub:
         return self
