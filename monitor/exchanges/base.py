@@ -126,15 +126,23 @@ class _BinanceWeights:
 
 
 class BinanceUsdm(
-    _Paced, _RetryAfterAware, _BinanceErrorsByPath, _BinanceWeights, ccxt.binanceusdm
-):  # type: ignore[misc]
+    _Paced,
+    _RetryAfterAware,
+    _BinanceErrorsByPath,
+    _BinanceWeights,
+    ccxt.binanceusdm,  # type: ignore[misc]
+):
     """ccxt's Binance USDⓈ-M class with Retry-After stamping, path-based error codes and
     Binance's request weights."""
 
 
 class BinanceCoinm(
-    _Paced, _RetryAfterAware, _BinanceErrorsByPath, _BinanceWeights, ccxt.binancecoinm
-):  # type: ignore[misc]
+    _Paced,
+    _RetryAfterAware,
+    _BinanceErrorsByPath,
+    _BinanceWeights,
+    ccxt.binancecoinm,  # type: ignore[misc]
+):
     """ccxt's Binance COIN-M class with Retry-After stamping, path-based error codes and
     Binance's request weights."""
 

@@ -109,7 +109,9 @@ def test_webhook_header_values_are_masked(tmp_path: Path) -> None:
     assert shown["notify"]["webhooks"]["ops"]["headers"] == {"Authorization": "**********"}
 
 
-def _binance_accounts(count: int, interval: str, base_url: str | None = None, first: int = 0) -> str:
+def _binance_accounts(
+    count: int, interval: str, base_url: str | None = None, first: int = 0
+) -> str:
     where = f'base_url = "{base_url}"\n' if base_url else ""
     return "".join(
         f'[accounts.a{i}]\nvenue = "binance-usdm"\napi_key = "k{i}"\napi_secret = "s"\n'
@@ -139,9 +141,7 @@ def test_the_limit_is_per_address_and_100_percent_is_allowed(tmp_path: Path) -> 
     code, out, err = run("check-config", "--config", str(path))
     assert code == 0, err
     assert "binance-fapi: 8 account(s) use 2400.0 weight per 60s of 2400 per IP (100.0%)" in out
-    assert (
-        "binance-fapi at http://10.0.0.7:8900: 8 account(s) use 2400.0 weight per 60s" in out
-    )
+    assert "binance-fapi at http://10.0.0.7:8900: 8 account(s) use 2400.0 weight per 60s" in out
     assert "error" not in err
     path.write_text(
         _binance_accounts(8, "2s") + _binance_accounts(9, "2s", "http://10.0.0.7:8900", first=8)

@@ -15,7 +15,6 @@ from pydantic import SecretStr
 
 from monitor.config.accounts import AccountSettings
 from monitor.domain.model import Venue
-
 from monitor.exchanges.base import BinanceUsdm, Bybit
 from monitor.exchanges.hub import ExchangeHub
 from monitor.exchanges.pacing import Pacer, PacerChain
