@@ -91,6 +91,9 @@ class PacerChain:
         await self.address(1.0)
 
 
+CONNECTIONS = 100
+
+
 class SharedSessions:
     """One aiohttp session (one connection pool, one TLS context) per event loop for every ccxt
     instance, instead of ccxt's own session and certificate store per instance (about 1 MiB and
@@ -117,11 +120,13 @@ class SharedSessions:
             return {}
         session = self._sessions.get(loop)
         if session is None or session.closed:
-            # No connection cap: each instance used to have its own pool of 100, and the pacers,
-            # not the pool, bound the requests in flight.
+            # At most 100 connections (aiohttp's default) for all accounts: the venues allow
+            # about 8 (Binance, 2,400 weight a minute) to 120 (Bybit) requests per second per
+            # address, which 100 connections carry at any realistic latency; an idle pool keeps
+            # its sockets open, so the cap is also the file descriptors the pool can hold.
             connector = aiohttp.TCPConnector(
                 ssl=self.ssl_context,
-                limit=0,
+                limit=CONNECTIONS,
                 family=socket.AF_UNSPEC,
                 happy_eyeballs_delay=0,
             )
