@@ -173,6 +173,7 @@ class Counter:
         self.accounts, self.rounds, self.state_dir = accounts, rounds, state_dir
         self.profile = profile
         self.kinds: dict[str, int] = {}
+        self.by_clock = 0
         self.cycles = self.errors = 0
         self.daemon: Daemon | None = None
         # CPU time, not wall time: the idle event loop must not count as anyone's cost.
@@ -181,6 +182,10 @@ class Counter:
         self.end: tuple[float, float, int, int, int, int] | None = None
 
     def cycle_finished(self, report: CycleReport) -> None:
+        if report.by_clock:
+            # A stale-data check by the clock (polls fell behind), not a poll: not counted.
+            self.by_clock += 1
+            return
         self.cycles += 1
         self.errors += report.error_kind is not None
         if report.error_kind is not None:
@@ -309,7 +314,8 @@ def report(args: argparse.Namespace, counter: Counter) -> None:
     print(
         f"soak: {args.accounts} accounts x {args.positions} positions, {args.rounds} rounds, "
         f"poll every {args.interval:g}s; {counter.cycles} account-cycles ({counter.errors} failed{': ' if counter.kinds else ''}"
-        f"{', '.join(f'{k} {n}' for k, n in sorted(counter.kinds.items()))}); "
+        f"{', '.join(f'{k} {n}' for k, n in sorted(counter.kinds.items()))}; "
+        f"{counter.by_clock} stale checks by the clock); "
         f"after warm-up {cycles} in {wall:.1f}s wall, {cpu:.1f}s CPU"
     )
     print(
