@@ -174,6 +174,7 @@ class Counter:
         self.profile = profile
         self.kinds: dict[str, int] = {}
         self.by_clock = 0
+        self.examples: dict[str, str] = {}
         self.cycles = self.errors = 0
         self.daemon: Daemon | None = None
         # CPU time, not wall time: the idle event loop must not count as anyone's cost.
@@ -191,6 +192,7 @@ class Counter:
         if report.error_kind is not None:
             kind = str(report.error_kind)
             self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            self.examples.setdefault(kind, report.error or "")
         if self.warm is None and self.cycles >= self.accounts:
             self.warm = (
                 rss_kib(),
@@ -318,6 +320,8 @@ def report(args: argparse.Namespace, counter: Counter) -> None:
         f"{counter.by_clock} stale checks by the clock); "
         f"after warm-up {cycles} in {wall:.1f}s wall, {cpu:.1f}s CPU"
     )
+    for kind, example in sorted(counter.examples.items()):
+        print(f"  e.g. {kind}: {example}")
     print(
         f"setup: pacing {args.pacing}, pacer {args.pacer}, session {args.session}; "
         f"wall per round {round_time:.1f}s (interval {args.interval:g}s; issue 10: 20 s for 1,000 "

@@ -10,7 +10,7 @@ asks, the moment it may go, and sleeps once until then."""
 from __future__ import annotations
 
 import asyncio
-import math
+import collections
 import socket
 import ssl
 import time
@@ -21,11 +21,18 @@ import aiohttp
 import certifi
 
 
+# Clock arithmetic leaves a bucket that is due at 0 a hair below it; a timer may also fire a
+# hair early. Neither should cost another wake-up.
+_EPSILON = 1e-6
+
+
 class Pacer:
     """A leaky bucket of `burst` units refilled at `per_second` units per second, shared by every
     request that counts against one limit. A request of cost c may start once the bucket holds
-    at least 0 units, and takes c; its start time is fixed when it asks (first come, first
-    served), so each waiting request sleeps exactly once."""
+    at least 0 units, and takes c; requests start in the order they asked. While any wait, one
+    task sleeps until the first one's slot (one wake-up per request, not one per millisecond);
+    a request cancelled while it waits (its poll hit its deadline) takes nothing from the
+    bucket, so a backlog cannot eat the budget of the requests behind it."""
 
     def __init__(
         self,
@@ -37,12 +44,14 @@ class Pacer:
     ) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be positive")
-        self._unit = 1.0 / per_second
+        self._rate = per_second
         self._burst = burst
         self._default_cost = default_cost
         self._clock = clock
-        # The moment the bucket, after every request granted so far, is back at 0 units.
-        self._free = -math.inf
+        self._tokens = burst
+        self._at = clock()
+        self._waiting: collections.deque[tuple[asyncio.Future[None], float]] = collections.deque()
+        self._releaser: asyncio.Task[None] | None = None
         # ccxt's `open()` stores the instance's event loop here; the pacer needs none.
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -58,22 +67,46 @@ class Pacer:
     @property
     def per_second(self) -> float:
         """Units the bucket refills per second: the sustained rate of the limit."""
-        return 1.0 / self._unit
+        return self._rate
 
-    def reserve(self, cost: float | None = None) -> float:
-        """Take the next slot for a request of `cost` units: seconds until it may start."""
-        spend = self._default_cost if cost is None else float(cost)
+    def _refill(self) -> float:
         now = self._clock()
-        start = max(now, self._free)
-        held = min(self._burst, (start - self._free) / self._unit)
-        self._free = start + (spend - held) * self._unit
-        return start - now
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        return self._tokens
+
+    def try_take(self, cost: float | None = None) -> bool:
+        """Take `cost` units now if no request waits and the bucket is not negative."""
+        spend = self._default_cost if cost is None else float(cost)
+        if self._waiting or self._refill() < -_EPSILON:
+            return False
+        self._tokens -= spend
+        return True
 
     async def __call__(self, cost: float | None = None) -> None:
         """Wait for the request's slot (ccxt calls `await exchange.throttler(cost)`)."""
-        delay = self.reserve(cost)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        spend = self._default_cost if cost is None else float(cost)
+        if self.try_take(spend):
+            return
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((slot, spend))
+        if self._releaser is None or self._releaser.done():
+            self._releaser = asyncio.create_task(self._release())
+        await slot
+
+    async def _release(self) -> None:
+        while self._waiting:
+            slot, spend = self._waiting[0]
+            if slot.done():  # cancelled while waiting: it takes nothing
+                self._waiting.popleft()
+                continue
+            tokens = self._refill()
+            if tokens < -_EPSILON:
+                await asyncio.sleep(-tokens / self._rate)
+                continue
+            self._tokens -= spend
+            self._waiting.popleft()
+            slot.set_result(None)
 
 
 class PacerChain:

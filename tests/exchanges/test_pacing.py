@@ -92,33 +92,50 @@ def test_binance_instances_pace_at_binances_weights_with_one_sleep_each() -> Non
 def test_a_minute_of_requests_stays_within_the_weight_limit() -> None:
     now = [0.0]
     pacer = Pacer(2400 / 60, clock=lambda: now[0])
-    granted: list[tuple[float, float]] = []
-    # Far more demand than the limit: a poll (5 + 5) every 10 ms, arriving in order.
-    for step in range(12_000):
-        now[0] = step * 0.01
-        for cost in (5.0, 5.0):
-            granted.append((now[0] + pacer.reserve(cost), cost))
-    for window_start in (0.0, 17.3, 60.0):
-        used = sum(c for start, c in granted if window_start <= start < window_start + 60)
+    granted: list[float] = []
+    # Far more demand than the limit: every millisecond, as many weight-5 requests as it lets go.
+    for step in range(180_000):
+        now[0] = step / 1000
+        while pacer.try_take(5):
+            granted.append(now[0])
+    for window_start in (0.0, 17.3, 60.0, 120.0):
+        used = 5 * sum(1 for start in granted if window_start <= start < window_start + 60)
         # Beyond the rate, the bucket lends only its one-unit burst and the last request of the
         # window, which starts inside it (as ccxt's does).
         assert 2390 <= used <= 2400 + 1 + 5
-    # First come, first served: slots never go backwards.
-    starts = [start for start, _ in granted]
-    assert starts == sorted(starts)
 
 
 def test_an_idle_pacer_lets_a_request_through_at_once() -> None:
     now = [100.0]
     pacer = Pacer(10.0, clock=lambda: now[0])
     # A full bucket (one unit) and the rule "go while the bucket is not negative": as ccxt's.
-    assert pacer.reserve(1) == 0
-    assert pacer.reserve(1) == 0
-    assert pacer.reserve(1) == pytest.approx(0.1)
+    assert pacer.try_take(1)
+    assert pacer.try_take(1)
+    assert not pacer.try_take(1)
+    now[0] += 0.1
+    assert pacer.try_take(1)
     now[0] += 60
-    assert pacer.reserve(3) == 0
-    # 3 units with a burst of 1: the next slot is 0.2 s later.
-    assert pacer.reserve(1) == pytest.approx(0.2)
+    assert pacer.try_take(3)
+    # 3 units with a burst of 1: the bucket is back at 0 two tenths of a second later.
+    now[0] += 0.19
+    assert not pacer.try_take(1)
+    now[0] += 0.01
+    assert pacer.try_take(1)
+
+
+async def test_a_request_cancelled_while_waiting_takes_nothing_from_the_budget() -> None:
+    pacer = Pacer(40.0)  # Binance: 2,400 weight a minute
+    await pacer(1)  # the burst: the bucket is now at 0
+    queued = [asyncio.ensure_future(pacer(5)) for _ in range(8)]
+    await asyncio.sleep(0.01)
+    # Polls that hit their deadline give up their place: 35 units that would have taken 0.9 s.
+    for request in queued[1:]:
+        request.cancel()
+    started = time.monotonic()
+    await queued[0]
+    await pacer(5)
+    # The first waiter's 5 units (0.125 s) then the new request at once, not after the cancelled.
+    assert time.monotonic() - started == pytest.approx(0.125, abs=0.08)
 
 
 async def test_accounts_share_one_session_and_pacing_per_address(
