@@ -20,7 +20,6 @@ from typing import Any
 import aiohttp
 import certifi
 
-
 # Clock arithmetic leaves a bucket that is due at 0 a hair below it; a timer may also fire a
 # hair early. Neither should cost another wake-up.
 _EPSILON = 1e-6
