@@ -244,6 +244,8 @@ def main() -> None:
         "--no-profile", action="store_true", help="plain CPU time, without cProfile's overhead"
     )
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds: at least 2 (the first round is the warm-up)")
     configure(args)
     configure_logging(logging.ERROR, rich_tty=False)
 
