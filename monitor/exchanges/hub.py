@@ -18,6 +18,7 @@ from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.bybit import BybitClient
 from monitor.exchanges.pacing import Pacer, PacerChain, SharedSessions
+from monitor.exchanges.probe import VENUE_LIMITS
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
 from monitor.exchanges.urls import rewrite_api_urls
 
@@ -36,10 +37,6 @@ class _Endpoint:
 
 
 _MIN_FORCED_RELOAD = 60.0
-
-# Bybit's limit on every request from one IP (its *Rate Limit* page): 600 per 5 seconds.
-BYBIT_REQUESTS_PER_IP = 600
-BYBIT_IP_WINDOW_SECONDS = 5.0
 
 
 class _Markets:
@@ -187,7 +184,9 @@ class ExchangeHub:
     def _address_pacer(self, endpoint: _Endpoint) -> Pacer:
         pacer = self._address_pacers.get(endpoint.key)
         if pacer is None:
-            pacer = Pacer(BYBIT_REQUESTS_PER_IP / BYBIT_IP_WINDOW_SECONDS)
+            # Bybit's limit on every request from one IP: 600 per 5 seconds.
+            limit = VENUE_LIMITS["bybit"]
+            pacer = Pacer(limit.limit / limit.window.total_seconds())
             self._address_pacers[endpoint.key] = pacer
         return pacer
 

@@ -180,3 +180,15 @@ async def test_without_sharing_each_instance_opens_its_own_session(
         for client in clients:
             await client.fetch_account()
         assert clients[0].exchange.session is not clients[1].exchange.session
+
+
+async def test_bybit_accounts_behind_one_address_share_its_per_ip_pace(
+    sim: SimulatorServer, hub: ExchangeHub, client_for: ClientFactory
+) -> None:
+    linear, other = client_for("by-empty"), client_for("by-empty", api_key="another-key")
+    assert linear.exchange is not other.exchange
+    # Each key keeps its own bucket (Bybit's private limits are per account)...
+    assert linear.exchange.throttler.own is not other.exchange.throttler.own
+    # ...and all of them share the address's 600 requests per 5 s.
+    assert linear.exchange.throttler.address is other.exchange.throttler.address
+    assert linear.exchange.throttler.address.per_second == pytest.approx(120)
