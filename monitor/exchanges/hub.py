@@ -1,6 +1,6 @@
 """The factory the daemon and the CLI use: one ccxt instance per API key, market lists shared per
 venue and address (and Binance's request throttle, whose weight limit is per IP), ban windows
-shared by every account that hits the same host."""
+shared by every account that hits the same host, one HTTP session per event loop for all."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.bybit import BybitClient
 from monitor.exchanges.klines import KLINE_DEADLINE_SECONDS, KlineBook
+from monitor.exchanges.pacing import Pacer, PacerChain, SharedSessions
+from monitor.exchanges.probe import VENUE_LIMITS
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
 from monitor.exchanges.urls import rewrite_api_urls
 
@@ -95,10 +97,11 @@ class ExchangeHub:
     """Builds the `ExchangeClient` of each configured account and owns what they share.
 
     `retry` is the per-fetch retry budget, `timeout` the per-request timeout in seconds,
-    `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read.
+    `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read;
     `volatility` reads each position's symbol's public klines (hourly, shared per venue and
     address) for the accounts whose `volatility` setting is on (the composition roots turn it
     on), so that their results carry distances in sigmas.
+    `share_session` False gives every instance ccxt's own HTTP session (benchmarks compare).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class ExchangeHub:
         tier_refresh: float = 3600.0,
         rate_limit: bool = True,
         volatility: bool = False,
+        share_session: bool = True,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self.bans = BanBoard()
@@ -119,6 +123,8 @@ class ExchangeHub:
         self._instances: dict[str, tuple[Any, int]] = {}
         self._volatility = volatility
         self._klines: dict[str, KlineBook] = {}
+        self._sessions = SharedSessions() if share_session else None
+        self._address_pacers: dict[str, Pacer] = {}
 
     def venue_key(self, settings: AccountSettings) -> str:
         """The venue and address an account's requests go to (`binanceusdm@production`): the
@@ -152,6 +158,9 @@ class ExchangeHub:
                 # Binance counts request weight per IP across every key; Bybit limits private
                 # endpoints per account (UID), so there each key keeps ccxt's own bucket.
                 exchange.throttler = shared.exchange.throttler
+            else:
+                # Bybit also caps all requests from one IP (600 per 5 s).
+                exchange.throttler = PacerChain(exchange.throttler, self._address_pacer(endpoint))
         self._instances[key] = (exchange, users + 1)
         client_cls = BybitClient if settings.venue.exchange == "bybit" else BinanceClient
         return client_cls(
@@ -197,6 +206,15 @@ class ExchangeHub:
         del self._instances[key]
         await exchange.close()
 
+    def _address_pacer(self, endpoint: _Endpoint) -> Pacer:
+        pacer = self._address_pacers.get(endpoint.key)
+        if pacer is None:
+            # Bybit's limit on every request from one IP: 600 per 5 seconds.
+            limit = VENUE_LIMITS["bybit"]
+            pacer = Pacer(limit.limit / limit.window.total_seconds())
+            self._address_pacers[endpoint.key] = pacer
+        return pacer
+
     def _shared(self, endpoint: _Endpoint, venue: Venue) -> _Markets:
         shared = self._markets.get(endpoint.key)
         if shared is None:
@@ -216,9 +234,12 @@ class ExchangeHub:
                 "enableUnifiedMargin": False,
                 "unifiedMarginStatus": 6,
             }
+        # One session and TLS context per event loop, not ccxt's own per instance.
+        session = self._sessions.config() if self._sessions is not None else {}
         exchange = CCXT_CLASSES[venue](
             {
                 **credentials,
+                **session,
                 "timeout": int(self._timeout * 1000),
                 "enableRateLimit": self._rate_limit,
                 "options": options,
@@ -241,6 +262,8 @@ class ExchangeHub:
         self._instances.clear()
         self._markets.clear()
         await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
+        if self._sessions is not None:
+            await self._sessions.aclose()
 
     async def __aenter__(self) -> ExchangeHub:
         return self

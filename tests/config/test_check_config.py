@@ -107,3 +107,63 @@ def test_webhook_header_values_are_masked(tmp_path: Path) -> None:
     assert "header-token-987" not in out + err
     shown = json.loads(out.partition("\nrequest budget: ")[0])
     assert shown["notify"]["webhooks"]["ops"]["headers"] == {"Authorization": "**********"}
+
+
+def _binance_accounts(
+    count: int, interval: str, base_url: str | None = None, first: int = 0
+) -> str:
+    where = f'base_url = "{base_url}"\n' if base_url else ""
+    return "".join(
+        f'[accounts.a{i}]\nvenue = "binance-usdm"\napi_key = "k{i}"\napi_secret = "s"\n'
+        f'poll_interval = "{interval}"\n{where}'
+        for i in range(first, first + count)
+    )
+
+
+def test_polls_over_the_per_ip_limit_exit_1_saying_what_to_change(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    # 100 accounts every 2 s: 10 weight x 30 polls a minute x 100 = 30,000 of Binance's 2,400.
+    path.write_text(_binance_accounts(100, "2s"))
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 1
+    assert "binance-fapi: 100 account(s) use 30000.0 weight per 60s of 2400 per IP (1250.0%)" in out
+    assert "error: binance-fapi is over the venue's per-IP limit (1250% of it)" in err
+    assert "lengthen poll_interval at least 12.50-fold" in err
+    assert "at most 8 of these 100 accounts on one address" in err
+
+
+def test_the_limit_is_per_address_and_100_percent_is_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    # 8 accounts every 2 s use exactly 2,400 weight a minute on each address.
+    path.write_text(
+        _binance_accounts(8, "2s") + _binance_accounts(8, "2s", "http://10.0.0.7:8900", first=8)
+    )
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 0, err
+    assert "binance-fapi: 8 account(s) use 2400.0 weight per 60s of 2400 per IP (100.0%)" in out
+    assert "binance-fapi at http://10.0.0.7:8900: 8 account(s) use 2400.0 weight per 60s" in out
+    assert "error" not in err
+    path.write_text(
+        _binance_accounts(8, "2s") + _binance_accounts(9, "2s", "http://10.0.0.7:8900", first=8)
+    )
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 1
+    assert "error: binance-fapi at http://10.0.0.7:8900 is over" in err
+    assert "error: binance-fapi is over" not in err
+
+
+def test_bybit_over_its_per_ip_limit_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    # A bybit-linear poll is 4 requests: 200 accounts every 1 s make 4,000 of 600 per 5 s.
+    path.write_text(
+        "".join(
+            f'[accounts.b{i}]\nvenue = "bybit-linear"\napi_key = "k{i}"\napi_secret = "s"\n'
+            'poll_interval = "1s"\n'
+            for i in range(200)
+        )
+    )
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 1
+    assert "bybit: 200 account(s) use 4000.0 requests per 5s of 600 per IP (666.7%)" in out
+    assert "error: bybit is over the venue's per-IP limit (667% of it)" in err
+    assert "at most 30 of these 200 accounts" in err
