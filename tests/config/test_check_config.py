@@ -36,7 +36,7 @@ def test_prints_effective_config_with_secrets_masked(tmp_path: Path) -> None:
     shown = json.loads(document)
     assert shown["accounts"]["main"]["api_secret"] == "**********"
     assert shown["accounts"]["main"]["poll_interval"] == "2s"
-    assert "bybit: 1 account(s) use 10.0 requests per 5s of 600 per IP" in budget
+    assert "bybit: 1 account(s) use 15.0 requests per 5s of 600 per IP" in budget
 
 
 def test_bad_key_exits_78_naming_the_key_without_the_secret(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_heavy_polling_is_flagged(tmp_path: Path) -> None:
     path.write_text(accounts)
     code, out, _ = run("check-config", "--config", str(path))
     assert code == 0
-    assert "binance-fapi: 3 account(s) use 1800.0 weight per 60s of 2400 per IP (75.0%)" in out
+    assert "binance-fapi: 3 account(s) use 2160.0 weight per 60s of 2400 per IP (90.0%)" in out
     assert "warning: over half of the venue's per-IP limit" in out
 
 
@@ -122,29 +122,30 @@ def _binance_accounts(
 
 def test_polls_over_the_per_ip_limit_exit_1_saying_what_to_change(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    # 100 accounts every 2 s: 10 weight x 30 polls a minute x 100 = 30,000 of Binance's 2,400.
+    # 100 accounts every 2 s: 12 weight (10 + 2 for the protective orders of one symbol) x 30 polls
+    # a minute x 100 = 36,000 of Binance's 2,400.
     path.write_text(_binance_accounts(100, "2s"))
     code, out, err = run("check-config", "--config", str(path))
     assert code == 1
-    assert "binance-fapi: 100 account(s) use 30000.0 weight per 60s of 2400 per IP (1250.0%)" in out
-    assert "error: binance-fapi is over the venue's per-IP limit (1250% of it)" in err
-    assert "lengthen poll_interval at least 12.50-fold" in err
-    assert "at most 8 of these 100 accounts on one address" in err
+    assert "binance-fapi: 100 account(s) use 36000.0 weight per 60s of 2400 per IP (1500.0%)" in out
+    assert "error: binance-fapi is over the venue's per-IP limit (1500% of it)" in err
+    assert "lengthen poll_interval at least 15.00-fold" in err
+    assert "at most 6 of these 100 accounts on one address" in err
 
 
 def test_the_limit_is_per_address_and_100_percent_is_allowed(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    # 8 accounts every 2 s use exactly 2,400 weight a minute on each address.
+    # 10 accounts every 3 s use exactly 2,400 weight a minute (12 a poll) on each address.
     path.write_text(
-        _binance_accounts(8, "2s") + _binance_accounts(8, "2s", "http://10.0.0.7:8900", first=8)
+        _binance_accounts(10, "3s") + _binance_accounts(10, "3s", "http://10.0.0.7:8900", first=10)
     )
     code, out, err = run("check-config", "--config", str(path))
     assert code == 0, err
-    assert "binance-fapi: 8 account(s) use 2400.0 weight per 60s of 2400 per IP (100.0%)" in out
-    assert "binance-fapi at http://10.0.0.7:8900: 8 account(s) use 2400.0 weight per 60s" in out
+    assert "binance-fapi: 10 account(s) use 2400.0 weight per 60s of 2400 per IP (100.0%)" in out
+    assert "binance-fapi at http://10.0.0.7:8900: 10 account(s) use 2400.0 weight per 60s" in out
     assert "error" not in err
     path.write_text(
-        _binance_accounts(8, "2s") + _binance_accounts(9, "2s", "http://10.0.0.7:8900", first=8)
+        _binance_accounts(10, "3s") + _binance_accounts(11, "3s", "http://10.0.0.7:8900", first=10)
     )
     code, out, err = run("check-config", "--config", str(path))
     assert code == 1
@@ -154,7 +155,8 @@ def test_the_limit_is_per_address_and_100_percent_is_allowed(tmp_path: Path) -> 
 
 def test_bybit_over_its_per_ip_limit_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    # A bybit-linear poll is 4 requests: 200 accounts every 1 s make 4,000 of 600 per 5 s.
+    # A bybit-linear poll is 6 requests (4 + 2 for protective orders): 200 accounts every 1 s make
+    # 6,000 of 600 per 5 s.
     path.write_text(
         "".join(
             f'[accounts.b{i}]\nvenue = "bybit-linear"\napi_key = "k{i}"\napi_secret = "s"\n'
@@ -164,6 +166,6 @@ def test_bybit_over_its_per_ip_limit_exits_1(tmp_path: Path) -> None:
     )
     code, out, err = run("check-config", "--config", str(path))
     assert code == 1
-    assert "bybit: 200 account(s) use 4000.0 requests per 5s of 600 per IP (666.7%)" in out
-    assert "error: bybit is over the venue's per-IP limit (667% of it)" in err
-    assert "at most 30 of these 200 accounts" in err
+    assert "bybit: 200 account(s) use 6000.0 requests per 5s of 600 per IP (1000.0%)" in out
+    assert "error: bybit is over the venue's per-IP limit (1000% of it)" in err
+    assert "at most 20 of these 200 accounts" in err
