@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -32,7 +32,8 @@ from monitor.domain.errors import (
     VenuePaused,
 )
 from monitor.domain.margin import assess
-from monitor.domain.model import Snapshot
+from monitor.domain.marks import with_marks
+from monitor.domain.model import AccountState, Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
 from monitor.ports import Clock, ExchangeClient, SnapshotStore
@@ -79,6 +80,10 @@ class CycleReport:
     notifications: tuple[Notification, ...]
     # An evaluation by the clock while no fresh data came (not a poll: metrics do not count it).
     by_clock: bool = False
+    # A recompute of the last fetched state at live marks (not a poll either).
+    live: bool = False
+    # How the account's marks arrive ("live", "polling: <why>"); None without mark streams.
+    stream: str | None = None
 
 
 class CycleObserver(Protocol):
@@ -107,6 +112,9 @@ class _AccountRuntime:
     fetch_started: datetime | None = None  # a fetch in flight since then
     last_fetch_error: MonitorError | None = None
     deadlines: asyncio.Task[None] | None = None
+    # The last state fetched in full, and when it was asked for: live marks re-run it.
+    last_state: AccountState | None = None
+    state_at: datetime | None = None
 
 
 def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
@@ -156,6 +164,7 @@ class PollService:
         observers: Sequence[CycleObserver] = (),
         *,
         fetch_timeout: float = 60.0,
+        stream_health: Callable[[str], str | None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -163,8 +172,17 @@ class PollService:
         self._observers = tuple(observers)
         self._fetch_timeout = fetch_timeout
         self._accounts: dict[str, _AccountRuntime] = {}
+        self._stream_health = stream_health
         # Monotonic time the last cycle of any account finished (the systemd watchdog reads it).
         self.last_cycle_finished: float | None = None
+
+    def observe(self, observer: CycleObserver) -> None:
+        """Tell `observer` about every cycle from now on too."""
+        self._observers = (*self._observers, observer)
+
+    def set_stream_health(self, health: Callable[[str], str | None]) -> None:
+        """Where each report learns how its account's marks arrive."""
+        self._stream_health = health
 
     @property
     def accounts(self) -> dict[str, WatchedAccount]:
@@ -266,6 +284,7 @@ class PollService:
             )
             if stored and snapshot is not None:
                 runtime.last_success_at = snapshot.taken_at
+                runtime.last_state, runtime.state_at = snapshot.state, snapshot.taken_at
 
         report = CycleReport(
             account=name,
@@ -289,10 +308,13 @@ class PollService:
         changed_tiers: tuple[str, ...] = (),
         kind: str | None,
         message: str | None,
+        live: bool = False,
     ) -> tuple[str | None, str | None, tuple[Notification, ...], bool]:
         """Evaluate the rules and store the outcome in one transaction; the caller holds the
         account's lock. Returns the error kind and message, the notifications queued and whether
-        the transaction committed."""
+        the transaction committed. A `live` recompute stores its snapshot only with an alert
+        transition (the REST reconciliation stores the rest), and nothing at all when nothing
+        changed."""
         account = runtime.account
         name = account.name
         try:
@@ -327,9 +349,12 @@ class PollService:
         else:
             new_states, events = outcome.states, outcome.events
             notifications = outcome.notifications
+        if live and not events and not notifications and new_states == runtime.alert_states:
+            runtime.evaluated_at = now
+            return kind, message, (), True
         try:
             async with self._store.cycle() as cycle:
-                if snapshot is not None:
+                if snapshot is not None and (events or not live):
                     await cycle.add_snapshot(snapshot)
                 await cycle.save_alert_states(account.name, new_states)
                 await cycle.add_alert_events(account.name, events)
@@ -343,6 +368,52 @@ class PollService:
         for event in events:
             log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, event.title)
         return kind, message, tuple(notifications), True
+
+    async def recompute(
+        self, name: str, marks: Mapping[str, float], *, max_state_age: timedelta
+    ) -> CycleReport | None:
+        """Re-run the account's last fetched state at live `marks` (venue symbol -> price) and
+        evaluate its rules on the result; None when there is nothing fit to re-run: no state
+        fetched yet, the last fetch failed (the poll judges that), or the positions are older
+        than `max_state_age` (a live mark on forgotten positions would look fresh)."""
+        runtime = self._accounts.get(name)
+        if runtime is None or runtime.last_state is None or runtime.state_at is None:
+            return None
+        now = self._clock.now()
+        if runtime.last_fetch_error is not None or now - runtime.state_at > max_state_age:
+            return None
+        started = time.monotonic()
+        try:
+            state = with_marks(runtime.last_state, marks)
+            snapshot = Snapshot(name, now, state, assess(state))
+        except Exception:
+            log.exception("account=%s recompute at live marks failed", name)
+            return None
+        async with runtime.lock:
+            evaluated_at = now if runtime.evaluated_at is None else max(now, runtime.evaluated_at)
+            kind, message, notifications, stored = await self._conclude(
+                runtime,
+                evaluated_at,
+                snapshot=snapshot,
+                fetch_error=None,
+                kind=None,
+                message=None,
+                live=True,
+            )
+            if stored:
+                runtime.last_success_at = max(now, runtime.last_success_at or now)
+        report = CycleReport(
+            account=name,
+            started_at=now,
+            seconds=time.monotonic() - started,
+            snapshot=snapshot if kind != "storage" else None,
+            error_kind=kind,
+            error=message,
+            notifications=notifications,
+            live=True,
+        )
+        self._record(runtime, report)
+        return report
 
     def next_deadline(self, name: str) -> datetime | None:
         """When this account's data next reaches a level (or the end of a debounce) of its stale
@@ -433,6 +504,8 @@ class PollService:
 
     def _record(self, runtime: _AccountRuntime, report: CycleReport) -> None:
         name = report.account
+        if self._stream_health is not None:
+            report = replace(report, stream=self._stream_health(name))
         if report.error_kind is None:
             if runtime.failures:
                 log.info(
