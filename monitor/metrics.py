@@ -79,6 +79,12 @@ class Metrics:
             ["sink"],
             registry=r,
         )
+        self.stream_live = Gauge(
+            "portfolio_monitor_stream_live",
+            "1 while the account's marks stream live (REST only reconciles), 0 while it is polled",
+            ["account"],
+            registry=r,
+        )
         self._positions: dict[str, set[tuple[str, str]]] = {}
         self._assets: dict[str, str] = {}
         self._error_kinds: dict[str, set[str]] = {}
@@ -121,6 +127,7 @@ class Metrics:
         for gauge in (self.margin_ratio, self.exchange_margin_ratio, self.account_move):
             _remove(gauge, account)
         _remove(self.last_success, account)
+        _remove(self.stream_live, account)
         _remove(self.poll_seconds, account)
         asset = self._assets.pop(account, None)
         if asset is not None:

@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from monitor.config.types import Duration
 
+# The daemon's record of how each account's marks arrive, in the state directory (read by
+# `portfolio-monitor status`).
+STREAM_STATUS_FILE = "streams.json"
+
 
 class StreamsSettings(BaseModel):
     """`enabled`: follow the marks of every held symbol over one shared websocket per venue and

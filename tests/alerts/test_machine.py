@@ -4,6 +4,7 @@ silences, resolved notices, the operational rules, and restarts."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -58,6 +59,24 @@ class TestDebounce:
         assert sent(results) == [("margin_ratio", "firing", "warning")]
         first = next(i for i, r in enumerate(results) if r.notifications)
         assert first == 3  # t=30: breached since t=0 for exactly the debounce
+
+    def test_the_emergency_level_waits_only_its_own_shorter_debounce(self) -> None:
+        # Marks every second: a crash below 120 % is sent after 1 s, not after the warning's 10 s.
+        rule = replace(
+            margin_rule(debounce=10),
+            severity_debounce=((Severity.EMERGENCY, timedelta(seconds=1)),),
+        )
+        results = ratios(rules(rule), [(0, 4.0), (1, 1.1), (2, 1.1), (3, 1.1)])
+        assert sent(results) == [("margin_ratio", "firing", "emergency")]
+        first = next(i for i, r in enumerate(results) if r.notifications)
+        assert first == 2  # t=2: breached since t=1 for the emergency debounce
+
+    def test_a_one_tick_wick_to_the_emergency_level_is_not_sent(self) -> None:
+        rule = replace(
+            margin_rule(debounce=10),
+            severity_debounce=((Severity.EMERGENCY, timedelta(seconds=1)),),
+        )
+        assert sent(ratios(rules(rule), [(0, 4.0), (1, 1.1), (2, 4.0), (3, 4.0)])) == []
 
     def test_without_debounce_it_fires_at_the_deepest_breached_level(self) -> None:
         results = ratios(rules(margin_rule()), [(0, 1.1)])
