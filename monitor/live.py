@@ -33,7 +33,7 @@ class _Stream:
     stream: MarkStream
     task: asyncio.Task[None] | None = None
     up: bool = False
-    reason: str = "connecting"
+    reason: str = "mark stream connecting"
     since: float = field(default_factory=time.monotonic)
     # venue symbol -> (price, venue time, monotonic time received)
     marks: dict[str, tuple[float, datetime, float]] = field(default_factory=dict)
@@ -134,7 +134,7 @@ class LiveMarks:
             return None
         entry = self._streams[follower.key]
         if not entry.up:
-            return f"polling: mark stream {entry.reason}"
+            return f"polling: {entry.reason}"
         if follower.rest_at is None:
             return "polling: waiting for the first full fetch"
         stale = self._stale_symbols(entry, follower.symbols)
@@ -245,15 +245,16 @@ class LiveMarks:
         health = self.account_health(name)
         if health is None or health == follower.health:
             return
-        first = follower.health is None
-        follower.health = health
+        previous, follower.health = follower.health, health
+        # Starting up (connecting, first fetch) is not a fallback; leaving "live" is, once.
+        starting = previous is None and ("connecting" in health or "waiting" in health)
         if health == LIVE:
             log.info(
                 "account=%s marks stream live: REST reconciles every %s",
                 name,
                 format_duration(self.reconcile),
             )
-        elif not first or "waiting" not in health:
+        elif previous == LIVE or (previous is None and not starting):
             log.warning(
                 "account=%s %s; polling every %s until it recovers",
                 name,

@@ -128,7 +128,7 @@ async def test_a_dropped_stream_falls_back_to_polling_and_recovers(
         )
         assert daemon.log().count("polling every 2s until it recovers") == 1
         rows = await _status(config)
-        assert rows[0]["stream"].startswith("polling: mark stream")
+        assert rows[0]["stream"].startswith("polling: binance-usdm mark stream")
         assert 'portfolio_monitor_stream_live{account="main"} 0.0' in _scrape(metrics_port)
         # Polling at the account's interval again; the stale rule stays quiet.
         await wait_until(
