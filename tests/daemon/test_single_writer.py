@@ -25,6 +25,9 @@ def _config(path: Path, state: Path, sim: SimulatorServer) -> Path:
         "\n".join(
             [
                 f"state_dir = {json.dumps(str(state))}",
+                # One snapshot per poll: the test counts them (live marks store fewer).
+                "[streams]",
+                "enabled = false",
                 "[accounts.main]",
                 'venue = "binance-usdm"',
                 f"api_key = {json.dumps(info.api_key)}",
