@@ -17,7 +17,6 @@ import asyncio
 import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -106,8 +105,8 @@ async def measure(moves: int, poll: str, poll_seconds: float, live: bool) -> lis
         async with SimulatorServer(SCENARIO, port=0) as sim:
             config = _config(Path(tmp), sim, hook, poll, live)
             log = (Path(tmp) / "daemon.log").open("wb")
-            daemon = subprocess.Popen(
-                [str(BINARY), "run", "--config", str(config)], stdout=log, stderr=log
+            daemon = await asyncio.create_subprocess_exec(
+                str(BINARY), "run", "--config", str(config), stdout=log, stderr=log
             )
             try:
                 # The first fetch, and (live) the stream, before the first move.
@@ -123,7 +122,7 @@ async def measure(moves: int, poll: str, poll_seconds: float, live: bool) -> lis
                     await hook.wait("resolved", back, 3 * poll_seconds + 10)
             finally:
                 daemon.terminate()
-                daemon.wait(30)
+                await asyncio.wait_for(daemon.wait(), 30)
                 log.close()
     await hook.stop()
     return latencies

@@ -6,6 +6,7 @@ account; a mark that stopped coming is never used as the current price."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,7 +92,7 @@ async def _follow(
 
 
 def _topics(sim: SimulatorServer) -> list[set[str]]:
-    return [set(c.topics) for c in sim.streams._connections]  # noqa: SLF001 - the venue's view
+    return [set(c.topics) for c in sim.streams._connections]
 
 
 async def test_one_stream_follows_exactly_the_symbols_held(
@@ -144,7 +145,7 @@ async def test_marks_recompute_at_most_once_a_second_and_stale_marks_are_not_use
         reports = recorder.live("main")
         assert 1 <= len(reports) <= 3
         gaps = [
-            (b.started_at - a.started_at).total_seconds() for a, b in zip(reports, reports[1:])
+            (b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(reports)
         ]
         assert all(gap >= 0.95 for gap in gaps), gaps
         last = reports[-1]

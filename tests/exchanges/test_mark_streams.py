@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from pydantic import SecretStr
@@ -16,6 +16,7 @@ from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.ports import MarkUpdate
 from monitor.simulator import SimulatorServer
+from tests.daemon.e2e_support import wait_until
 from tests.support.simulator import simulator
 
 __all__ = ["simulator"]
@@ -55,10 +56,8 @@ def _settings(sim: SimulatorServer, venue: Venue) -> AccountSettings:
     )
 
 
-async def _until(predicate: object, within: float) -> None:
-    async with asyncio.timeout(within):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
+async def _until(predicate: Callable[[], object], within: float) -> None:
+    await wait_until(lambda: bool(predicate()), within, "the stream")
 
 
 @pytest.mark.parametrize(
