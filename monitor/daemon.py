@@ -59,7 +59,8 @@ class _MetricsObserver:
     def cycle_finished(self, report: CycleReport) -> None:
         if report.by_clock:  # a stale check by the clock is not a poll
             return
-        self._metrics.observe_poll(report.account, report.seconds, report.error_kind)
+        if not report.live:  # nor is a recompute at live marks (its figures are gauges)
+            self._metrics.observe_poll(report.account, report.seconds, report.error_kind)
         if report.snapshot is not None:
             self._metrics.observe_snapshot(report.snapshot)
 

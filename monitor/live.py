@@ -73,6 +73,7 @@ class LiveMarks:
         self._on_health = on_health
         self._streams: dict[str, _Stream] = {}
         self._followers: dict[str, _Follower] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     # --- accounts ----------------------------------------------------------------------------
 
@@ -110,7 +111,9 @@ class LiveMarks:
         entry = self._streams.pop(follower.key, None)
         if entry is not None and entry.task is not None:
             entry.task.cancel()
-            asyncio.get_running_loop().create_task(entry.stream.close())
+            closing = asyncio.get_running_loop().create_task(entry.stream.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         """Stop every stream and recompute (shutdown)."""
@@ -121,6 +124,7 @@ class LiveMarks:
         await asyncio.gather(*tasks, return_exceptions=True)
         for entry in self._streams.values():
             await entry.stream.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         self._streams.clear()
         self._followers.clear()
 
