@@ -115,6 +115,10 @@ class _AccountRuntime:
     # The last state fetched in full, and when it was asked for: live marks re-run it.
     last_state: AccountState | None = None
     state_at: datetime | None = None
+    # The worst live figures since the last stored snapshot: stored once its minute is over
+    # (or with the next stored snapshot), so a dip between two reconciliations stays on record.
+    worst: Snapshot | None = None
+    last_stored: Snapshot | None = None
 
 
 def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
@@ -133,6 +137,32 @@ def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
         created_at=now,
         facts={"error": error},
     )
+
+
+def _nearest(snapshot: Snapshot) -> float:
+    distances = [p.distance_to_liquidation for p in snapshot.risk.positions]
+    return min((d for d in distances if d is not None), default=float("inf"))
+
+
+def _worse(a: Snapshot, b: Snapshot) -> bool:
+    """`a` is closer to liquidation than `b`: a lower margin ratio, else a smaller distance."""
+    if a.risk.margin_ratio is not None and b.risk.margin_ratio is not None:
+        return a.risk.margin_ratio < b.risk.margin_ratio
+    return _nearest(a) < _nearest(b)
+
+
+def _pending_worst(
+    runtime: _AccountRuntime, stored: Snapshot | None, now: datetime
+) -> Snapshot | None:
+    """The worst live snapshot to store now: with `stored` when it is worse than that, or on its
+    own once its minute is over; None when nothing worse than what is on record waits."""
+    worst = runtime.worst
+    if worst is None or worst is stored:
+        return None
+    if stored is not None:
+        return worst if _worse(worst, stored) else None
+    minute = now.replace(second=0, microsecond=0)
+    return worst if worst.taken_at < minute else None
 
 
 def time_since(started: float) -> timedelta:
@@ -281,6 +311,7 @@ class PollService:
                 changed_tiers=changed_tiers,
                 kind=kind,
                 message=message,
+                worst=_pending_worst(runtime, snapshot, now) if snapshot is not None else None,
             )
             if stored and snapshot is not None:
                 runtime.last_success_at = snapshot.taken_at
@@ -309,6 +340,7 @@ class PollService:
         kind: str | None,
         message: str | None,
         live: bool = False,
+        worst: Snapshot | None = None,
     ) -> tuple[str | None, str | None, tuple[Notification, ...], bool]:
         """Evaluate the rules and store the outcome in one transaction; the caller holds the
         account's lock. Returns the error kind and message, the notifications queued and whether
@@ -333,6 +365,7 @@ class PollService:
             venue=account.venue_key,
             venue_accounts=self._venue_peers(account.venue_key),
             watching_since=runtime.watching_since,
+            live_marks=live,
         )
         events: tuple[AlertEvent, ...] = ()
         notifications: tuple[Notification, ...] = ()
@@ -349,11 +382,14 @@ class PollService:
         else:
             new_states, events = outcome.states, outcome.events
             notifications = outcome.notifications
-        if live and not events and not notifications and new_states == runtime.alert_states:
+        quiet = not events and not notifications and worst is None
+        if live and quiet and new_states == runtime.alert_states:
             runtime.evaluated_at = now
             return kind, message, (), True
         try:
             async with self._store.cycle() as cycle:
+                if worst is not None:
+                    await cycle.add_snapshot(worst)
                 if snapshot is not None and (events or not live):
                     await cycle.add_snapshot(snapshot)
                 await cycle.save_alert_states(account.name, new_states)
@@ -364,6 +400,13 @@ class PollService:
             return "storage", str(exc), (), False
         runtime.alerts_broken = kind == "alerts"
         runtime.alert_states = new_states
+        written = snapshot if snapshot is not None and (events or not live) else None
+        if worst is not None:
+            runtime.worst = None  # on record now
+        if written is not None:
+            runtime.last_stored = written
+            if runtime.worst is not None and not _worse(runtime.worst, written):
+                runtime.worst = None  # what was stored is at least as bad
         runtime.evaluated_at = now
         for event in events:
             log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, event.title)
@@ -390,6 +433,10 @@ class PollService:
             log.exception("account=%s recompute at live marks failed", name)
             return None
         async with runtime.lock:
+            # Only figures worse than what is on record are worth keeping for later.
+            benchmark = runtime.worst or runtime.last_stored
+            if benchmark is None or _worse(snapshot, benchmark):
+                runtime.worst = snapshot
             evaluated_at = now if runtime.evaluated_at is None else max(now, runtime.evaluated_at)
             kind, message, notifications, stored = await self._conclude(
                 runtime,
@@ -399,6 +446,7 @@ class PollService:
                 kind=None,
                 message=None,
                 live=True,
+                worst=_pending_worst(runtime, None, now),
             )
             if stored:
                 runtime.last_success_at = max(now, runtime.last_success_at or now)

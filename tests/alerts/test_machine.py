@@ -366,6 +366,26 @@ class TestOperationalRules:
         )
         assert sent(results)[-1] == ("liquidation_mismatch", "resolved", "warning")
 
+    def test_liquidation_mismatch_waits_for_a_fetch_while_marks_are_live(self) -> None:
+        # At live marks our price moved on while the venue's is the last fetch's: a gap then is
+        # no evidence, and it neither starts nor ends the alert.
+        mismatch = Rule(RuleKey.LIQUIDATION_MISMATCH, ((WARNING, 0.02),), clear_band=0.5)
+
+        def snap(theirs: float) -> Snapshot:
+            return snapshot(4.0, liq=52000.0, positions=(position(exchange_liq=theirs),))
+
+        steps = [
+            (0, observe(snap(54000), live_marks=True)),
+            (10, observe(snap(54000))),
+            (20, observe(snap(52000), live_marks=True)),
+        ]
+        results, _ = run(rules(mismatch), steps)
+        assert [sent([r]) for r in results] == [
+            [],
+            [("liquidation_mismatch", "firing", "warning")],
+            [],
+        ]
+
     def test_tier_change_notifies_once_per_change(self) -> None:
         tier = Rule(RuleKey.TIER_CHANGE, ((WARNING, 1.0),))
         steps = [

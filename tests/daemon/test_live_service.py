@@ -6,7 +6,9 @@ account; a mark that stopped coming is never used as the current price."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,7 +81,9 @@ async def _follow(
     await store.register_account(
         name, venue="binance-usdm", asset="USDT", poll_interval=1.0, now=datetime.now(UTC)
     )
-    rules = account_rules(AlertsSettings(), None, name)
+    # Margin ratio only: the scenario's positions sit near the distance and move levels.
+    quiet = {"liquidation_distance": {"enabled": False}, "account_move": {"enabled": False}}
+    rules = account_rules(AlertsSettings.model_validate(quiet), None, name)
     await service.watch(WatchedAccount(name, hub.client_for(name, settings), rules, INTERVAL))
     live.attach(
         name,
@@ -170,6 +174,55 @@ async def test_marks_recompute_at_most_once_a_second_and_stale_marks_are_not_use
         polled = await service.poll("main")  # the fallback poll sees the move
         assert polled.snapshot is not None
         assert polled.snapshot.risk.margin_ratio == pytest.approx(1.1, abs=0.01)
+    finally:
+        await live.close()
+        await service.close()
+
+
+def _stored_ratios(path: Path) -> list[float]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT margin_ratio FROM account_snapshot ORDER BY taken_at"
+        ).fetchall()
+    return [float(row[0]) for row in rows]
+
+
+async def test_a_dip_between_reconciliations_is_stored_without_writing_every_tick(
+    tmp_path: Path, sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
+) -> None:
+    recorder = Recorder()
+    service = PollService(store, WallClock(), ["log"], [recorder])
+    live = LiveMarks(
+        service, WallClock(), reconcile=timedelta(seconds=60), stale_after=timedelta(seconds=3)
+    )
+    service.observe(live)
+    try:
+        await _follow(service, live, store, hub, sim, "main")
+        await wait_until(lambda: live.account_health("main") == LIVE, 10, "live marks")
+        assert len(_stored_ratios(tmp_path / "monitor.db")) == 1  # the first fetch
+        # A three-second dip to 400 %: no level breached, so no alert transition stores it.
+        dip = btc_price_for_ratio(4.0)
+        sim.set_price("BTC", dip)
+        await asyncio.sleep(3)
+        sim.set_price("BTC", 60_000.0)
+        await wait_until(
+            lambda: (
+                bool(recorder.live("main"))
+                and recorder.live("main")[-1].snapshot is not None
+                and recorder.live("main")[-1].snapshot.risk.margin_ratio > 6
+            ),  # type: ignore[union-attr]
+            5,
+            "the recovery",
+        )
+        ticks = len(recorder.live("main"))
+        assert ticks >= 4
+        assert len(_stored_ratios(tmp_path / "monitor.db")) == 1  # not every tick
+        # The next reconciliation stores the worst figures seen since the last snapshot too.
+        await service.poll("main")
+        ratios = _stored_ratios(tmp_path / "monitor.db")
+        assert len(ratios) == 3
+        assert ratios[1] == pytest.approx(4.0, abs=0.01)
+        assert ratios[2] == pytest.approx(ratios[0])
     finally:
         await live.close()
         await service.close()
