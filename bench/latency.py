@@ -1,7 +1,7 @@
 """Move-to-webhook latency: how long after a price move the emergency alert reaches a JSON webhook,
 with REST polling only and with live marks, in the same run.
 
-    .venv/bin/python bench/latency.py [--moves 20] [--poll 10s]
+    .venv/bin/python bench/latency.py [--moves 20] [--poll 10s] [--live-only]
 
 The simulator runs in this process (its control is the same as the `/_sim/` API); the daemon is
 `portfolio-monitor run` as a subprocess with the shipped alert rules, one Binance USDⓈ-M account
@@ -139,12 +139,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--moves", type=int, default=20)
     parser.add_argument("--poll", default="10s", help="poll_interval of the account")
+    parser.add_argument("--live-only", action="store_true", help="skip the polling baseline")
     args = parser.parse_args()
     poll_seconds = float(args.poll.removesuffix("s"))
-    polling = await measure(args.moves, args.poll, poll_seconds, live=False)
-    print(_summary(f"polling {args.poll}", polling), flush=True)
+    if not args.live_only:
+        polling = await measure(args.moves, args.poll, poll_seconds, live=False)
+        print(_summary(f"polling {args.poll}", polling), flush=True)
     live = await measure(args.moves, args.poll, poll_seconds, live=True)
     print(_summary("live marks", live), flush=True)
+    if args.live_only:
+        return
     print(
         f"live marks: median {statistics.median(polling) / statistics.median(live):.1f}x "
         f"faster, max {max(polling) / max(live):.1f}x faster than polling every {args.poll}"
