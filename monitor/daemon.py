@@ -95,6 +95,7 @@ class Daemon:
         self._reload_retry: asyncio.TimerHandle | None = None
         self._up = False  # accounts registered and scheduled: a reload may run
         self._live: LiveMarks | None = None  # the mark streams, unless [streams] enabled = false
+        self._board: StreamBoard | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down cleanly (what SIGTERM does)."""
@@ -149,6 +150,8 @@ class Daemon:
                     await asyncio.gather(self._reloading, return_exceptions=True)
                 if self._live is not None:
                     await self._live.close()
+                    if self._board is not None:
+                        self._board.stopped()
                 await service.close()
                 finished = await self._scheduler.drain(self.options.stop_grace)
                 if not finished:
@@ -178,6 +181,7 @@ class Daemon:
             )
             if settings.streams.enabled:
                 board = StreamBoard(settings.state_dir / STREAM_STATUS_FILE, self._metrics)
+                self._board = board
                 self._live = LiveMarks(
                     service,
                     SystemClock(),
@@ -411,6 +415,15 @@ class StreamBoard:
         """Record `account`'s health ("live" or "polling: <why>") as of now."""
         self._metrics.stream_live.labels(account).set(1 if health == LIVE else 0)
         self._health[account] = {"stream": health, "since": datetime.now(UTC).isoformat()}
+        self._write()
+
+    def stopped(self) -> None:
+        """The daemon stops: no account's marks stream any more."""
+        since = datetime.now(UTC).isoformat()
+        self._health = {name: {"stream": "stopped", "since": since} for name in self._health}
+        self._write()
+
+    def _write(self) -> None:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self._path.with_suffix(".tmp")

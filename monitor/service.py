@@ -314,7 +314,10 @@ class PollService:
                 worst=_pending_worst(runtime, snapshot, now) if snapshot is not None else None,
             )
             if stored and snapshot is not None:
-                runtime.last_success_at = snapshot.taken_at
+                # A live recompute during the fetch may have judged later data already.
+                runtime.last_success_at = max(
+                    snapshot.taken_at, runtime.last_success_at or snapshot.taken_at
+                )
                 runtime.last_state, runtime.state_at = snapshot.state, snapshot.taken_at
 
         report = CycleReport(

@@ -147,10 +147,10 @@ class VenueMarkStream:
         if self._exchange.markets is not source.markets:
             # References, not copies: the REST clients' hourly re-read reaches the stream too.
             self._exchange.set_markets_from_exchange(source)
-        gone = self._subscribed - wanted
-        if gone:
-            # Unsubscribing one by one is venue-specific in ccxt; a fresh connection subscribes
-            # exactly the wanted set.
+        if self._subscribed:
+            # ccxt opens another connection for a changed symbol list (Binance: another stream
+            # index) and unsubscribing is venue-specific: a fresh connection subscribes exactly
+            # the wanted set, and holdings change rarely.
             await self._drop()
         unknown = [s for s in wanted if s not in self._exchange.markets_by_id]
         if unknown:

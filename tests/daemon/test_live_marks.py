@@ -101,6 +101,7 @@ async def test_emergency_alert_follows_a_price_move_within_seconds(
         assert rows[0]["margin_ratio"] == pytest.approx(1.1, abs=0.01)
         assert rows[0]["stream"] == "live"
         assert await asyncio.to_thread(daemon.terminate, 30.0) == 0
+        assert (await _status(config))[0]["stream"] == "stopped"
     finally:
         daemon.__exit__(None, None, None)
 
