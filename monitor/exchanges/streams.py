@@ -113,7 +113,12 @@ class VenueMarkStream:
         if wanted != self._subscribed:
             await self._resubscribe(wanted)
         self._changed.clear()
-        watch = asyncio.ensure_future(self._watch(self._unified(wanted)))
+        listed = self._unified(wanted)
+        if not listed:
+            self._changed.clear()
+            await self._changed.wait()  # nothing to stream until the holdings change
+            return False
+        watch = asyncio.ensure_future(self._watch(listed))
         changed = asyncio.ensure_future(self._changed.wait())
         try:
             done, _ = await asyncio.wait(
@@ -152,9 +157,15 @@ class VenueMarkStream:
             # index) and unsubscribing is venue-specific: a fresh connection subscribes exactly
             # the wanted set, and holdings change rarely.
             await self._drop()
-        unknown = [s for s in wanted if s not in self._exchange.markets_by_id]
+        unknown = sorted(s for s in wanted if s not in self._exchange.markets_by_id)
         if unknown:
-            raise MonitorError(f"{self._where}: the venue lists no market {sorted(unknown)[0]}")
+            # One odd symbol must not take the marks of every other account away: it gets no
+            # mark (its accounts are polled) and the rest stream.
+            log.warning(
+                "%s: the venue lists no market %s; its accounts are polled",
+                self._where,
+                ", ".join(unknown),
+            )
         self._subscribed = wanted
 
     async def _drop(self) -> None:
@@ -166,7 +177,9 @@ class VenueMarkStream:
     def _unified(self, ids: frozenset[str]) -> list[str]:
         symbols = []
         for market_id in sorted(ids):
-            markets = self._exchange.markets_by_id[market_id]
+            markets = self._exchange.markets_by_id.get(market_id)
+            if not markets:
+                continue
             market = next((m for m in markets if m.get("contract")), markets[0])
             symbols.append(market["symbol"])
         return symbols

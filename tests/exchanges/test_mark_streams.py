@@ -117,3 +117,22 @@ async def test_a_silent_stream_is_down_after_its_heartbeat_and_recovers(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await stream.close()
+
+
+async def test_a_symbol_the_venue_does_not_list_leaves_the_others_streaming(
+    simulator: SimulatorServer, hub: ExchangeHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = hub.mark_stream(_settings(simulator, Venue.BINANCE_USDM), heartbeat=5)
+    seen = Seen()
+    task = asyncio.create_task(stream.run(seen))
+    try:
+        stream.follow(frozenset({"BTCUSDT", "NOPEUSDT"}))
+        await _until(lambda: seen.prices("BTCUSDT"), 5)
+        assert seen.states == [(True, "streaming")]
+        assert "the venue lists no market NOPEUSDT" in caplog.text
+        assert not seen.prices("NOPEUSDT")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await stream.close()
