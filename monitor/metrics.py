@@ -99,6 +99,12 @@ class Metrics:
             registry=r,
         )
         self._sigma_series: dict[str, set[tuple[str, ...]]] = {}
+        self.stream_live = Gauge(
+            "portfolio_monitor_stream_live",
+            "1 while the account's marks stream live (REST only reconciles), 0 while it is polled",
+            ["account"],
+            registry=r,
+        )
         self._positions: dict[str, set[tuple[str, str]]] = {}
         self._assets: dict[str, str] = {}
         self._error_kinds: dict[str, set[str]] = {}
@@ -167,6 +173,7 @@ class Metrics:
             gauge = self.account_move_sigmas if len(series) == 1 else self.distance_sigmas
             _remove(gauge, account, *series)
         _remove(self.last_success, account)
+        _remove(self.stream_live, account)
         _remove(self.poll_seconds, account)
         asset = self._assets.pop(account, None)
         if asset is not None:

@@ -41,7 +41,7 @@ class _MqttStateObserver:
 
     def cycle_finished(self, report: CycleReport) -> None:
         if report.snapshot is not None:
-            self._publisher.publish_state(report.snapshot)
+            self._publisher.publish_state(report.snapshot, report.stream)
 
 
 class _UtcClock:

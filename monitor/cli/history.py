@@ -35,6 +35,7 @@ from monitor.cli.options import (
 )
 from monitor.cli.output import Format, err, print_csv, print_json, print_table, to_jsonable
 from monitor.config import Settings
+from monitor.config.streams import STREAM_STATUS_FILE
 from monitor.delivery import LOCAL_SINKS
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
@@ -285,6 +286,10 @@ def status(
     database takes writes; exit 1 when any account's data is older than 3 polls, a sink is
     disabled, every remote sink fails, or the SQLite database cannot be written.
 
+    With mark streams on, `stream` says how each account's marks arrived as the daemon last
+    recorded it ("live", or "polling: <why>"), and a snapshot is stored every reconciliation
+    interval, so data counts as stale after 3 of those.
+
     With a configuration, accounts found only in the database (removed from the configuration)
     are listed as removed and do not count.
     """
@@ -292,6 +297,7 @@ def status(
     url, settings = resolve_database_url(config, database)
     now = datetime.now(UTC)
     configured = {} if settings is None else dict(settings.accounts)
+    streams = _stream_health(settings)
 
     async def read(store: SqlStore) -> list[dict[str, Any]]:
         infos = {info.name: info for info in await queries.accounts(store)}
@@ -304,7 +310,12 @@ def status(
                 interval: float | None = configured[name].poll_interval.total_seconds()
             else:
                 interval = info.poll_interval if info else None
+            if settings is not None and settings.streams.enabled and interval is not None:
+                # Live marks store a snapshot only at the reconciliation cadence.
+                reconcile = settings.streams.reconcile_interval.total_seconds()
+                interval = max(interval, reconcile)
             row = _status_row(name, latest, interval, now, firing)
+            row["stream"] = streams.get(name, {}).get("stream")
             row["asset"] = info.asset if info else None
             row["model"] = info.model if info else None
             # An account removed from the configuration keeps its history but is no longer
@@ -522,6 +533,9 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         "stops",
         "firing",
     ]
+    streams = any(row.get("stream") for row in rows)
+    if streams:
+        headers.append("stream")
     cells = []
     for row in rows:
         age = (
@@ -545,7 +559,21 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
                 ", ".join(f"{a['rule']} ({a['severity']})" for a in row["firing"]) or "-",
             ]
         )
+        if streams:
+            cells[-1].append(row.get("stream") or "-")
     print_table(cells, headers)
+
+
+def _stream_health(settings: Settings | None) -> dict[str, dict[str, str]]:
+    """How each account's marks arrive, as the daemon last wrote it to the state directory."""
+    if settings is None or not settings.streams.enabled:
+        return {}
+    path = settings.state_dir / STREAM_STATUS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @app.command()

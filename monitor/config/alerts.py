@@ -98,6 +98,10 @@ class _Levels(_Timed):
     warning_below: OptionalLevel = None
     critical_below: OptionalLevel = None
     emergency_below: OptionalLevel = None
+    # With live marks every second, the emergency level (near liquidation) must not wait out
+    # the debounce meant for warnings; two consecutive marks a second apart are enough.
+    for_: Duration = Field(default=timedelta(seconds=10), alias="for")
+    emergency_for: Duration = timedelta(seconds=1)
     clear_band: Percent = 0.2
     # Levels outside these bounds can never fire usefully (or never resolve): they are nearly
     # always a number written without its % sign ("80" is 8000 %), so they are refused.
@@ -154,6 +158,7 @@ class _Levels(_Timed):
             clear_band=self.clear_band,
             debounce=self.for_,
             repeat=self.repeat_interval,
+            severity_debounce=((Severity.EMERGENCY, self.emergency_for),),
         )
 
 

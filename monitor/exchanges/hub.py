@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import ccxt.pro
+
 from monitor.config.accounts import AccountSettings
 from monitor.domain.errors import ExchangeUnavailable, MonitorError
 from monitor.domain.model import Venue
@@ -21,7 +23,16 @@ from monitor.exchanges.klines import KLINE_DEADLINE_SECONDS, KlineBook
 from monitor.exchanges.pacing import Pacer, PacerChain, SharedSessions
 from monitor.exchanges.probe import VENUE_LIMITS
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
-from monitor.exchanges.urls import rewrite_api_urls
+from monitor.exchanges.streams import VenueMarkStream
+from monitor.exchanges.urls import rewrite_api_urls, rewrite_ws_urls
+
+# ccxt.pro's classes per venue: the public mark streams.
+_PRO_CLASSES: dict[Venue, Any] = {
+    Venue.BINANCE_USDM: ccxt.pro.binanceusdm,
+    Venue.BINANCE_COINM: ccxt.pro.binancecoinm,
+    Venue.BYBIT_LINEAR: ccxt.pro.bybit,
+    Venue.BYBIT_INVERSE: ccxt.pro.bybit,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +205,44 @@ class ExchangeHub:
             )
             self._klines[endpoint.key] = book
         return book
+
+    def mark_stream_key(self, settings: AccountSettings) -> str:
+        """The mark stream an account's symbols are followed on (`binance-usdm@production`):
+        one per venue and address, shared by every account there."""
+        endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
+        return f"{settings.venue.value}@{endpoint.key.split('@', 1)[1]}"
+
+    def mark_stream(self, settings: AccountSettings, *, heartbeat: float) -> VenueMarkStream:
+        """A new public mark stream for the account's venue and address (no traffic until it
+        runs); the caller keeps one per `mark_stream_key` and closes it."""
+        endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
+        shared = self._shared(endpoint, settings.venue)
+        options: dict[str, Any] = {"fetchCurrencies": False}
+        if settings.venue.exchange == "bybit":
+            options["defaultSubType"] = "inverse" if settings.venue.inverse else "linear"
+        exchange = _PRO_CLASSES[settings.venue](
+            {"timeout": int(self._timeout * 1000), "options": options}
+        )
+        if endpoint.testnet:
+            exchange.set_sandbox_mode(True)
+        if endpoint.base_url:
+            api = exchange.urls["api"]
+            exchange.urls = {
+                **exchange.urls,
+                "api": {
+                    **rewrite_api_urls(
+                        {k: v for k, v in api.items() if k != "ws"}, endpoint.base_url
+                    ),
+                    "ws": rewrite_ws_urls(api["ws"], endpoint.base_url),
+                },
+            }
+        return VenueMarkStream(
+            self.mark_stream_key(settings),
+            settings.venue,
+            exchange,
+            shared.get,
+            heartbeat=heartbeat,
+        )
 
     async def _release(self, key: str) -> None:
         """A client is done: close its ccxt instance once no other client uses it."""

@@ -291,7 +291,7 @@ def _exchange_info(call: Call, venue: Venue) -> dict[str, Any]:
     }
 
 
-def _premium_row(call: Call, instrument: Instrument) -> dict[str, Any]:
+def premium_row(call: Call, instrument: Instrument) -> dict[str, Any]:
     mark = call.mark(instrument)
     decimals = 8
     row = {
@@ -310,7 +310,7 @@ def _premium_row(call: Call, instrument: Instrument) -> dict[str, Any]:
 
 
 def _premium_index(call: Call, venue: Venue) -> Any:
-    rows = [_premium_row(call, i) for i in _selected(call, venue)]
+    rows = [premium_row(call, i) for i in _selected(call, venue)]
     if venue is Venue.BINANCE_USDM and "symbol" in call.params:
         return rows[0]
     return rows

@@ -229,6 +229,12 @@ def _collateral_info(call: Call) -> dict[str, Any]:
 def _tickers(call: Call) -> dict[str, Any]:
     if call.params.get("category") == "spot":
         return _spot_tickers(call)
+    return {"category": call.params.get("category", ""), "list": ticker_rows(call)}
+
+
+def ticker_rows(call: Call) -> list[dict[str, Any]]:
+    """The linear or inverse ticker rows `/v5/market/tickers` lists (the websocket `tickers`
+    topic carries the same fields)."""
     venue = _venue(call)
     rows = []
     for instrument in _selected(call, venue):
@@ -261,7 +267,7 @@ def _tickers(call: Call) -> dict[str, Any]:
                 "basis": "",
             }
         )
-    return {"category": call.params.get("category", ""), "list": rows}
+    return rows
 
 
 def _risk_limit(call: Call) -> dict[str, Any]:

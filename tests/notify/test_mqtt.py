@@ -110,6 +110,21 @@ async def test_state_updates_replace_the_retained_value(
     assert state.json()["margin_ratio"] == 1.25
 
 
+async def test_state_says_how_the_marks_arrive(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    publisher.register_account("main", 10)
+    publisher.publish_state(snapshot(margin_ratio=2.5), "live")
+    publisher.publish_state(snapshot(margin_ratio=2.4), "polling: binance-usdm mark stream down")
+    await asyncio.sleep(0.3)
+    seen = await collect(mosquitto, [STATE], until=_has(STATE))
+    state = latest(seen, STATE)
+    assert state is not None
+    assert state.json()["stream"] == "polling: binance-usdm mark stream down"
+    assert state.json()["margin_ratio"] == 2.4
+
+
 async def test_alert_events_are_not_retained(
     mosquitto: Mosquitto,  # noqa: F811
     publisher: MqttPublisher,

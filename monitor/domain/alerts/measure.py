@@ -330,7 +330,9 @@ def _liquidation_mismatch(
     rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
 ) -> tuple[Reading | None, dict[str, Any]]:
     snapshot = observation.snapshot
-    if snapshot is None:
+    if snapshot is None or observation.live_marks:
+        # At live marks our price has moved on and the venue's is as of the last fetch: not
+        # like with like, so the rule waits for the next fetch (state unchanged).
         return None, extra
     worst: tuple[float, str] | None = None
     # Our price moves collateral of the same underlying with the mark; the venues do not say

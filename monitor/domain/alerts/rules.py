@@ -78,7 +78,8 @@ class Rule:
     measure is at or above `level * (1 + clear_band)`; for an ABOVE rule it is breached at or
     above its level and clears below `level * (1 - clear_band)`. Between the two the severity
     keeps its state (hysteresis). `debounce` is how long a breach must last before it fires
-    (Prometheus `for`), `repeat` how often a still-firing alert is sent again (None: never).
+    (Prometheus `for`), `severity_debounce` a shorter (or longer) one for some severities (the
+    emergency level must not wait as long as a warning), `repeat` how often a still-firing alert is sent again (None: never).
     `window` and `min_increase` are used by margin chasing only: top-ups older than `window` do
     not count, and an increase of the isolated margin smaller than `min_increase` (relative) is
     not a top-up (funding payments move it a little). `excuse_pauses` is used by stale data only:
@@ -101,6 +102,7 @@ class Rule:
     # loss at the stop as a share of equity (None: not checked).
     grace: timedelta = timedelta(0)
     max_loss: float | None = None
+    severity_debounce: tuple[tuple[Severity, timedelta], ...] = ()
     # Derived from the fields above once: the state machine asks for them every cycle.
     direction: Direction = field(init=False, repr=False, compare=False)
     severities: tuple[Severity, ...] = field(init=False, repr=False, compare=False)
@@ -131,6 +133,13 @@ class Rule:
         object.__setattr__(self, "severities", tuple(severity for severity, _ in self.levels))
         object.__setattr__(self, "_starts", dict(self.levels))
         object.__setattr__(self, "_clears", {s: level * band for s, level in self.levels})
+
+    def debounce_of(self, severity: Severity) -> timedelta:
+        """How long a breach of `severity` must last before it fires."""
+        for which, debounce in self.severity_debounce:
+            if which is severity:
+                return debounce
+        return self.debounce
 
     def configures(self, severity: Severity) -> bool:
         """`severity` has a level in this rule (a reloaded configuration may have dropped one that
