@@ -107,3 +107,15 @@ def test_webhook_header_values_are_masked(tmp_path: Path) -> None:
     assert "header-token-987" not in out + err
     shown = json.loads(out.partition("\nrequest budget: ")[0])
     assert shown["notify"]["webhooks"]["ops"]["headers"] == {"Authorization": "**********"}
+
+
+def test_ratio_level_without_percent_sign_exits_78_in_check_config_and_run(tmp_path: Path) -> None:
+    # "300" would be 30,000 %: a warning that fires forever instead of at 300 %.
+    path = tmp_path / "config.toml"
+    path.write_text('[alerts.margin_ratio]\nwarning_below = "300"\n' + CONFIG)
+    expected = 'alerts.margin_ratio.warning_below: "300" needs a % sign ("300%")'
+    for command in ("check-config", "run"):
+        code, out, err = run(command, "--config", str(path))
+        assert code == 78, command
+        assert expected in err, command
+        assert out == ""
