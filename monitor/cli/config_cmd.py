@@ -33,6 +33,8 @@ def check_config(
     """Validate the configuration and print it with secrets masked (exit 78 on errors)."""
     settings = load_or_exit(config)
     sys.stdout.write(json.dumps(settings.masked_dump(), indent=2) + "\n")
+    if (no_sink := settings.notify.only_the_log_warning()) is not None:
+        sys.stderr.write(f"WARNING: {no_sink}\n")
     polls = [(a.venue, a.poll_interval) for a in settings.accounts.values()]
     _print_budget(request_budget(polls), "request budget")
     if not connect:
