@@ -373,7 +373,8 @@ class PollService:
         runtime.alert_states = new_states
         runtime.evaluated_at = now
         for event in events:
-            log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, event.title)
+            title = event.title.removeprefix(f"{name}: ")  # the account is already named
+            log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, title)
         return kind, message, tuple(notifications), True
 
     def _hold(
