@@ -70,7 +70,10 @@ async def test_console_lines_from_the_alert_machine_are_short_and_name_the_accou
     series = [(0, 4.0), (10, 2.34), (20, 1.303), (30, 4.0)]
     results, _ = run(
         rules(margin_rule()),
-        [(t, observe(builders.snapshot(r, taken_at=at(t), move=-0.0084, liq=57500))) for t, r in series],
+        [
+            (t, observe(builders.snapshot(r, taken_at=at(t), move=-0.0084, liq=57500)))
+            for t, r in series
+        ],
     )
     notes = [note for result in results for note in result.notifications]
     assert [note.kind.value for note in notes] == ["firing", "firing", "resolved"]
@@ -88,7 +91,9 @@ async def test_console_lines_from_the_alert_machine_are_short_and_name_the_accou
     )
     assert lines[1].startswith("[CRITICAL] firing main: margin ratio CRITICAL (escalated) | ")
     assert "margin ratio 130.3 % (exchange: 76.7 %), fell below critical 150 %" in lines[1]
-    assert lines[2].startswith("[CRITICAL] resolved main: margin ratio resolved | margin ratio 400 %")
+    assert lines[2].startswith(
+        "[CRITICAL] resolved main: margin ratio resolved | margin ratio 400 %"
+    )
 
 
 def test_long_console_lines_drop_whole_figures_never_digits() -> None:
