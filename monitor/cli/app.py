@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperOption
 
@@ -25,7 +24,7 @@ EXIT_CONFIG = 78
 _typed = TyperOption.display_type_rich
 
 
-def _flag_without_type(self: TyperOption, ctx: click.Context) -> str | None:
+def _flag_without_type(self: TyperOption, ctx: Any) -> str | None:
     # Typer 0.29 labels an on/off flag `<bool>` in --help, which reads as if it took a value
     # (`--connect true`); a flag has no value to describe.
     return None if self.is_flag and self.metavar is None else _typed(self, ctx)
