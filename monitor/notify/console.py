@@ -52,7 +52,7 @@ def log_line(notification: Notification) -> str:
     """
     account = notification.account
     title = notification.title
-    if not title.startswith(f"{account}:"):
+    if account and not title.startswith(f"{account}:"):
         title = f"{account}: {title}"
     head = f"[{notification.severity.value.upper()}] {notification.kind.value} {title}"
     # The first sentence says what crossed which level; the rest repeats the figures in words.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
+from monitor.cli.notify_cmd import sample_notification
 from monitor.domain.notification import NotificationKind, Severity
 from monitor.notify.base import fact_lines, plain_text, truncate
 from monitor.notify.console import ConsoleSink, log_line
@@ -93,6 +95,14 @@ async def test_console_lines_from_the_alert_machine_are_short_and_name_the_accou
     assert "margin ratio 130.3 % (exchange: 76.7 %), fell below critical 150 %" in lines[1]
     assert lines[2].startswith(
         "[CRITICAL] resolved main: margin ratio resolved | margin ratio 400 %"
+    )
+
+
+def test_a_test_notification_logs_without_an_account() -> None:
+    note = sample_notification(datetime(2026, 12, 5, tzinfo=UTC))
+    assert log_line(note) == (
+        "[INFO] test Test notification from portfolio-monitor | If you can read this, alerts "
+        "from portfolio-monitor reach this sink"
     )
 
 
