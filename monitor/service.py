@@ -447,7 +447,8 @@ class PollService:
                 runtime.worst = None  # what was stored is at least as bad
         runtime.evaluated_at = now
         for event in events:
-            log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, event.title)
+            title = event.title.removeprefix(f"{name}: ")  # the account is already named
+            log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, title)
         return kind, message, tuple(notifications), True
 
     def _hold(

@@ -34,6 +34,8 @@ def check_config(
     the polls of a venue and address exceed its per-IP request limit)."""
     settings = load_or_exit(config)
     sys.stdout.write(json.dumps(settings.masked_dump(), indent=2) + "\n")
+    if (no_sink := settings.notify.only_the_log_warning()) is not None:
+        sys.stderr.write(f"WARNING: {no_sink}\n")
     polls = [(a.venue, a.poll_interval) for a in settings.accounts.values()]
     addresses = [budget_address(a.base_url, a.testnet) for a in settings.accounts.values()]
     over = _print_budget(request_budget(polls, addresses=addresses), "request budget")

@@ -16,13 +16,11 @@ import typer
 
 from monitor.cli.app import EXIT_FAILURE, app
 from monitor.cli.options import (
-    TABLE_OR_JSON,
     AccountOption,
     ConfigOption,
     DatabaseOption,
     FormatOption,
     SinceOption,
-    TableOrJsonOption,
     UntilOption,
     choose_format,
     database_file,
@@ -278,7 +276,7 @@ def _position_table(rows: list[dict[str, Any]]) -> None:
 
 @app.command()
 def status(
-    output_format: TableOrJsonOption = None,
+    output_format: FormatOption = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -293,7 +291,7 @@ def status(
     With a configuration, accounts found only in the database (removed from the configuration)
     are listed as removed and do not count.
     """
-    chosen = choose_format(output_format, TABLE_OR_JSON)
+    chosen = choose_format(output_format)
     url, settings = resolve_database_url(config, database)
     now = datetime.now(UTC)
     configured = {} if settings is None else dict(settings.accounts)
@@ -328,6 +326,8 @@ def status(
     sinks = run_on_store(url, lambda store: _troubled_sinks(store, settings))
     if chosen is Format.JSON:
         print_json(rows)
+    elif chosen is Format.CSV:
+        print_csv([_status_csv_row(row) for row in rows], STATUS_CSV_COLUMNS)
     elif not rows:
         err("no accounts stored yet (has the daemon run?)")
     else:
@@ -457,6 +457,44 @@ def _status_row(
             if alert.account == name
         ],
     }
+
+
+STATUS_CSV_COLUMNS = (
+    "account",
+    "configured",
+    "stale",
+    "taken_at",
+    "age_seconds",
+    "poll_interval",
+    "asset",
+    "model",
+    "equity",
+    "margin_ratio",
+    "exchange_margin_ratio",
+    "account_liquidation_move",
+    "account_move_sigmas_hourly",
+    "account_move_sigmas_daily",
+    "positions",
+    "nearest_symbol",
+    "nearest_side",
+    "nearest_liquidation_price",
+    "nearest_exchange_liquidation_price",
+    "nearest_distance",
+    "firing",
+)
+"""The JSON row flattened: nested objects become prefixed columns, firing alerts one cell."""
+
+
+def _status_csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    flat = {key: value for key, value in row.items() if not isinstance(value, dict | list)}
+    for horizon, sigmas in row["account_move_sigmas"].items():
+        flat[f"account_move_sigmas_{horizon}"] = sigmas
+    nearest = row["nearest_liquidation"] or {}
+    for key in ("symbol", "side", "liquidation_price", "exchange_liquidation_price", "distance"):
+        flat[f"nearest_{key}"] = nearest.get(key)
+    # "margin_ratio:warning account_move:critical": one cell a spreadsheet filter can match.
+    flat["firing"] = " ".join(f"{a['rule']}:{a['severity']}" for a in row["firing"])
+    return flat
 
 
 def _sigma_cell(row: dict[str, Any]) -> str:

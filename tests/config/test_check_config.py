@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
@@ -169,3 +170,60 @@ def test_bybit_over_its_per_ip_limit_exits_1(tmp_path: Path) -> None:
     assert "bybit: 200 account(s) use 6000.0 requests per 5s of 600 per IP (1000.0%)" in out
     assert "error: bybit is over the venue's per-IP limit (1000% of it)" in err
     assert "at most 20 of these 200 accounts" in err
+
+
+def test_ratio_level_without_percent_sign_exits_78_in_check_config_and_run(tmp_path: Path) -> None:
+    # "300" would be 30,000 %: a warning that fires forever instead of at 300 %.
+    path = tmp_path / "config.toml"
+    path.write_text('[alerts.margin_ratio]\nwarning_below = "300"\n' + CONFIG)
+    expected = 'alerts.margin_ratio.warning_below: "300" needs a % sign ("300%")'
+    for command in ("check-config", "run"):
+        code, out, err = run(command, "--config", str(path))
+        assert code == 78, command
+        assert expected in err, command
+        assert out == ""
+
+
+WEBHOOK = '[notify.webhooks.phone]\nkind = "ntfy"\ntopic = "my-alerts"\n'
+NO_SINK = "WARNING: no alert sink besides the log is configured: alerts will only be logged"
+
+
+@pytest.mark.parametrize(
+    ("notify", "warned"),
+    [
+        ("", True),
+        ("[notify.console]\n", True),
+        ("[notify.mqtt]\nalerts = false\n", True),
+        ("[notify.mqtt]\n", False),
+        (WEBHOOK, False),
+    ],
+)
+def test_check_config_warns_when_alerts_would_only_be_logged(
+    tmp_path: Path, notify: str, warned: bool
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG + notify)
+    code, out, err = run("check-config", "--config", str(path))
+    assert code == 0, err
+    if warned:
+        assert len(err.splitlines()) == 1
+        assert err.startswith(NO_SINK)
+    else:
+        assert err == ""
+    assert "no alert sink" not in out
+
+
+def test_run_warns_once_when_alerts_would_only_be_logged(tmp_path: Path) -> None:
+    # A state_dir that cannot be created stops the daemon right after the start-up checks.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    path = tmp_path / "config.toml"
+    path.write_text(f'state_dir = "{blocker / "state"}"\n' + CONFIG)
+    code, _, err = run("run", "--config", str(path))
+    assert code == 1
+    assert err.count("no alert sink besides the log is configured") == 1
+    assert "WARNING" in err.splitlines()[0]
+    path.write_text(f'state_dir = "{blocker / "state"}"\n' + CONFIG + WEBHOOK)
+    code, _, err = run("run", "--config", str(path))
+    assert code == 1
+    assert "no alert sink" not in err
