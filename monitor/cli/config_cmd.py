@@ -13,6 +13,7 @@ import typer
 from monitor.cli.app import EXIT_FAILURE, app
 from monitor.cli.options import ConfigOption, load_or_exit
 from monitor.config import Settings
+from monitor.domain.units import format_duration
 from monitor.exchanges.probe import BudgetLine, budget_address, request_budget
 
 if TYPE_CHECKING:
@@ -38,7 +39,10 @@ def check_config(
         sys.stderr.write(f"WARNING: {no_sink}\n")
     polls = [(a.venue, a.poll_interval) for a in settings.accounts.values()]
     addresses = [budget_address(a.base_url, a.testnet) for a in settings.accounts.values()]
+    # Judged without streams: when the websockets fail, every account falls back to its poll.
     over = _print_budget(request_budget(polls, addresses=addresses), "request budget")
+    if settings.streams.enabled:
+        _print_streaming_budget(settings, addresses)
     if not connect:
         if over:
             raise typer.Exit(EXIT_FAILURE)
@@ -69,6 +73,18 @@ def _print_budget(budget: list[BudgetLine], label: str) -> bool:
                 "  warning: over half of the venue's per-IP limit; lengthen poll_interval\n"
             )
     return over
+
+
+def _print_streaming_budget(settings: Settings, addresses: list[str]) -> None:
+    """The REST load while every account's marks stream: each is only reconciled (never more
+    often than its own poll). Information only: the exit status goes by the fallback load."""
+    reconcile = settings.streams.reconcile_interval
+    polls = [(a.venue, max(a.poll_interval, reconcile)) for a in settings.accounts.values()]
+    for line in request_budget(polls, addresses=addresses):
+        sys.stdout.write(
+            f"request budget while marks stream (REST every {format_duration(reconcile)}): "
+            f"{line.describe()}\n"
+        )
 
 
 async def _probe_all(settings: Settings) -> list[ProbeReport]:

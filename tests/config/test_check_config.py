@@ -132,6 +132,11 @@ def test_polls_over_the_per_ip_limit_exit_1_saying_what_to_change(tmp_path: Path
     assert "error: binance-fapi is over the venue's per-IP limit (1500% of it)" in err
     assert "lengthen poll_interval at least 15.00-fold" in err
     assert "at most 6 of these 100 accounts on one address" in err
+    # While marks stream, REST only reconciles once a minute; the exit still goes by the fallback.
+    assert (
+        "request budget while marks stream (REST every 1m): binance-fapi: 100 account(s) use "
+        "1200.0 weight per 60s of 2400 per IP (50.0%)"
+    ) in out
 
 
 def test_the_limit_is_per_address_and_100_percent_is_allowed(tmp_path: Path) -> None:
