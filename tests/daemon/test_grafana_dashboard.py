@@ -44,6 +44,7 @@ def _scrape() -> str:
     metrics.observe_poll("main", 0.3, "unavailable")
     metrics.sink_up.labels("phone").set(1)
     metrics.outbox_depth.set(0)
+    metrics.stream_live.labels("main").set(1)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
