@@ -39,6 +39,7 @@ from monitor.storage.models import (
     MINUTE,
     SIDE_CODES,
     Account,
+    AccountLease,
     AccountRollup,
     AccountSnapshot,
     AlertEvent,
@@ -133,6 +134,9 @@ class SqlStore:
         # One writer at a time: SQLite has one anyway, and it keeps cache updates ordered.
         self._write_lock = asyncio.Lock()
         self._ids = _Ids()
+        # PostgreSQL shared by several daemons: this daemon's name. A poll cycle is stored only
+        # while it holds the account's lease, and outbox rows are claimed in its name.
+        self.lease_holder: str | None = None
 
     @classmethod
     def open(cls, url: str, *, retention_policy: RetentionPolicy | None = None) -> SqlStore:
@@ -621,12 +625,31 @@ class Cycle:
         self._steps: list[Callable[[Connection], None]] = []
         self._new = _Ids()
         self._snapshot_time: datetime | None = None
+        self._leased: str | None = None
 
     def flush(self, conn: Connection) -> None:
         """Run the collected writes (inside the store's transaction)."""
         self._new = _Ids()
+        holder = self._store.lease_holder
+        if holder is not None and self._leased is not None and self._steps:
+            self._hold_lease(conn, self._leased, holder)
         for step in self._steps:
             step(conn)
+
+    def _hold_lease(self, conn: Connection, account: str, holder: str) -> None:
+        """Store nothing for an account another daemon polls now (this one lost its lease
+        while paused); the lease row stays locked until commit, so it cannot move meanwhile."""
+        account_id = self._existing_account(conn, account)
+        current = conn.scalar(
+            select(AccountLease.holder)
+            .where(AccountLease.account_id == account_id)
+            .with_for_update(read=True)
+        )
+        if current != holder:
+            raise StorageError(
+                f"account {account!r} is leased to {current or 'no daemon'} now, not to "
+                f"{holder}; this daemon stops polling it"
+            )
 
     def publish(self) -> None:
         """After commit: remember the ids this cycle created or confirmed."""
@@ -650,12 +673,14 @@ class Cycle:
                 f"but {len(snapshot.risk.positions)} computed results"
             )
         self._snapshot_time = snapshot.taken_at
+        self._leased = snapshot.account
         self._steps.append(lambda conn: self._write_snapshot(conn, snapshot))
 
     async def save_alert_states(
         self, account: str, states: Mapping[str, Mapping[str, Any]]
     ) -> None:
         """Upsert the alert state machine's JSON state per rule key."""
+        self._leased = account
         if not states:
             return
         # Copied now: the caller may keep mutating its state objects after this call.
