@@ -17,7 +17,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -44,6 +55,7 @@ from monitor.storage.models import (
     AccountSnapshot,
     AlertEvent,
     AlertState,
+    MonitorDaemon,
     Outbox,
     PositionLeg,
     PositionSnapshot,
@@ -284,28 +296,66 @@ class SqlStore:
         if rows:
             await self.write("queueing notifications", lambda conn: _enqueue(conn, rows))
 
+    def _claimable(self) -> ColumnElement[bool]:
+        """Outbox rows this daemon may deliver: with several daemons on PostgreSQL, those not
+        claimed by another live daemon; otherwise every row."""
+        holder = self.lease_holder
+        if holder is None or self.is_sqlite:
+            return true()
+        live = select(MonitorDaemon.name).where(MonitorDaemon.expires_at > func.now())
+        return or_(
+            Outbox.claimed_by.is_(None),
+            Outbox.claimed_by == holder,
+            Outbox.claimed_by.not_in(live),
+        )
+
     async def due(self, now: datetime, limit: int) -> Sequence[OutboxEntry]:
-        """Undelivered, not dead entries whose next attempt is at or before `now`, oldest first."""
-        async with self.reading("reading the outbox") as conn:
-            rows = await conn.execute(
-                select(Outbox.id, Outbox.sink, Outbox.payload, Outbox.attempts)
+        """Undelivered, not dead entries whose next attempt is at or before `now`, oldest first.
+
+        With several daemons on PostgreSQL the rows are claimed for this daemon: locked `FOR
+        UPDATE SKIP LOCKED` (a row another daemon is claiming at this moment is skipped, not
+        waited for) and marked `claimed_by`; another daemon leaves them alone until this one's
+        heartbeat expires, so each is delivered by one daemon."""
+        columns = (Outbox.id, Outbox.sink, Outbox.payload, Outbox.attempts, Outbox.created_at)
+
+        def pending(*selected: Any) -> Any:
+            return (
+                select(*selected)
                 .where(
                     Outbox.delivered_at.is_(None),
                     Outbox.dead.is_(False),
                     Outbox.next_attempt_at <= now,
+                    self._claimable(),
                 )
                 .order_by(Outbox.created_at, Outbox.id)
                 .limit(limit)
             )
-            return [
-                OutboxEntry(
-                    id=row_id,
-                    sink=sink,
-                    notification=notification_from_payload(payload),
-                    attempts=attempts,
-                )
-                for row_id, sink, payload, attempts in rows
-            ]
+
+        if self.lease_holder is not None and not self.is_sqlite:
+            oldest = pending(Outbox.id).with_for_update(skip_locked=True).scalar_subquery()
+            claim = (
+                update(Outbox)
+                .where(Outbox.id.in_(oldest))
+                .values(claimed_by=self.lease_holder)
+                .returning(*columns)
+            )
+            with storage_errors("claiming outbox rows"):
+                async with self.engine.begin() as conn:
+                    claimed = list(await conn.execute(claim))
+            # RETURNING keeps no order: oldest first again, as delivery order depends on it.
+            rows = sorted(claimed, key=lambda row: (row[4], row[0]))
+        else:
+            async with self.reading("reading the outbox") as conn:
+                rows = list(await conn.execute(pending(*columns)))
+        return [
+            OutboxEntry(
+                id=row_id,
+                sink=sink,
+                notification=notification_from_payload(payload),
+                attempts=attempts,
+            )
+            for row_id, sink, payload, attempts, _created in rows
+        ]
 
     async def retry_times(self, now: datetime) -> dict[str, datetime]:
         """For each sink with entries waiting for a retry (due after `now`), the earliest one."""
@@ -316,6 +366,7 @@ class SqlStore:
                     Outbox.delivered_at.is_(None),
                     Outbox.dead.is_(False),
                     Outbox.next_attempt_at > now,
+                    self._claimable(),
                 )
                 .group_by(Outbox.sink)
             )
@@ -332,6 +383,7 @@ class SqlStore:
                     Outbox.delivered_at.is_(None),
                     Outbox.dead.is_(False),
                     Outbox.next_attempt_at > now,
+                    self._claimable(),
                 )
                 .values(next_attempt_at=now)
             ),
@@ -407,6 +459,7 @@ class SqlStore:
                     Outbox.delivered_at.is_(None),
                     Outbox.dead.is_(False),
                     Outbox.created_at < cutoff,
+                    self._claimable(),
                 )
                 .order_by(Outbox.created_at, Outbox.id)
             )

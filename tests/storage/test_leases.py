@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.domain.errors import DatabaseInUse, StorageError
+from monitor.storage.engine import create_engine
 from monitor.storage.leases import LeaseBoard, LeaseTerms, fair_share, leases
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
+from tests.storage.factories import notification
 from tests.storage.factories import snapshot as make_snapshot
 from tests.support.postgres import PostgresCluster
 
@@ -122,7 +124,7 @@ async def test_a_cycle_of_an_account_leased_to_another_daemon_is_not_stored(
     assert "acct00" in (await owner.round(ACCOUNTS)).held
     # A daemon that was paused past its lease believes it still polls acct00.
     pg_store.lease_holder = "paused"
-    with pytest.raises(StorageError, match="acct00.*owner"):
+    with pytest.raises(StorageError, match=r"acct00.*owner"):
         async with pg_store.cycle() as cycle:
             await cycle.add_snapshot(make_snapshot("acct00"))
     assert await pg_store.last_snapshot_at("acct00") is None
@@ -130,3 +132,35 @@ async def test_a_cycle_of_an_account_leased_to_another_daemon_is_not_stored(
     async with pg_store.cycle() as cycle:
         await cycle.add_snapshot(make_snapshot("acct00"))
     assert await pg_store.last_snapshot_at("acct00") is not None
+
+
+async def test_outbox_rows_are_claimed_by_one_daemon_until_it_dies(
+    pg_store: SqlStore, pg_cluster: PostgresCluster
+) -> None:
+    other = SqlStore(create_engine(pg_store.engine.url.render_as_string(hide_password=False)))
+    try:
+        await _board(pg_store, "first", 1)
+        await _board(other, "second", 2)
+        pg_store.lease_holder, other.lease_holder = "first", "second"
+        base = datetime.now(UTC) - timedelta(minutes=1)
+        await pg_store.enqueue(
+            [notification(n, base + timedelta(seconds=n)) for n in range(1, 31)], ["hook"]
+        )
+        now = datetime.now(UTC)
+        # Both ask at once, as two daemons' senders would: each row goes to exactly one.
+        mine, theirs = await asyncio.gather(pg_store.due(now, 20), other.due(now, 20))
+        ids_mine = {entry.id for entry in mine}
+        ids_theirs = {entry.id for entry in theirs}
+        assert not ids_mine & ids_theirs
+        assert len(ids_mine | ids_theirs) == 30
+        # Oldest first within a claim (the sender keeps a sink's order by it).
+        assert [e.notification.created_at for e in mine] == sorted(
+            e.notification.created_at for e in mine
+        )
+        # Asked again, a daemon gets its own claims back and never the other's.
+        assert {e.id for e in await other.due(now, 50)} == ids_theirs
+        # The first stops renewing (killed): once its heartbeat expires its rows are free.
+        await asyncio.sleep(TERMS.ttl.total_seconds() + 0.1)
+        assert {e.id for e in await other.due(now, 50)} == ids_mine | ids_theirs
+    finally:
+        await other.close()
