@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from monitor import sdnotify
 from monitor.config import Settings, load_settings
 from monitor.config.database import without_password
 from monitor.domain.errors import ConfigError, MonitorError
+from monitor.leasing import LeaseKeeper
 from monitor.metrics import Metrics
 from monitor.ports import ExchangeClient
 from monitor.scheduling import Scheduler
@@ -90,6 +91,8 @@ class Daemon:
         self._reload_wanted = False
         self._reload_retry: asyncio.TimerHandle | None = None
         self._up = False  # accounts registered and scheduled: a reload may run
+        # PostgreSQL: polls only the accounts whose lease this daemon holds.
+        self._keeper: LeaseKeeper | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down cleanly (what SIGTERM does)."""
@@ -116,8 +119,7 @@ class Daemon:
     async def _serve(self, settings: Settings) -> None:
         async with self._runtime(settings) as service:
             self._service = service
-            for name in settings.accounts:
-                await self._start_account(settings, name)
+            await self._start_accounts(settings)
             self._scheduler.daily("retention", self._prune)
             self._scheduler.start()
             sdnotify.notify("READY=1", f"STATUS={service.status_line()}")
@@ -130,9 +132,16 @@ class Daemon:
             if self._reload_wanted:
                 self.request_reload()
             watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+            leasing = None
+            if self._keeper is not None:
+                leasing = asyncio.create_task(self._keeper.run(), name="leases")
             try:
                 await self._stop.wait()
             finally:
+                if leasing is not None:
+                    leasing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await leasing
                 sdnotify.notify("STOPPING=1", "STATUS=stopping")
                 if self._reload_retry is not None:
                     self._reload_retry.cancel()
@@ -148,6 +157,9 @@ class Daemon:
                     log.warning(
                         "a poll cycle was cancelled at shutdown; stored whole or not at all"
                     )
+                if self._keeper is not None:
+                    # Polls have stopped: the other daemons may take every account now.
+                    await self._keeper.leave()
 
     @contextlib.asynccontextmanager
     async def _runtime(self, settings: Settings) -> AsyncIterator[PollService]:
@@ -173,6 +185,42 @@ class Daemon:
                 yield service
             finally:
                 self._metrics.close()
+
+    async def _start_accounts(self, settings: Settings) -> None:
+        board = self._adapters.leases
+        if board is None:
+            for name in settings.accounts:
+                await self._start_account(settings, name)
+            return
+        # Several daemons may share this database: every configured account is recorded (a
+        # lease names a stored account) and polled by whichever daemon holds its lease.
+        for name, account in settings.accounts.items():
+            await self._adapters.record_account(name, account)
+        self._keeper = LeaseKeeper(
+            board, lambda: sorted(self._current().accounts), self._take_account, self._drop_accounts
+        )
+        await self._keeper.round()
+
+    def _current(self) -> Settings:
+        assert self._settings is not None
+        return self._settings
+
+    async def _take_account(self, name: str) -> None:
+        await self._start_account(self._current(), name)
+
+    async def _drop_accounts(self, names: Collection[str]) -> None:
+        """Stop polling accounts another daemon holds now (their MQTT entities stay: the account
+        is still watched, by that daemon)."""
+        assert self._service is not None
+        jobs = [f"poll:{name}" for name in names]
+        for job in jobs:
+            self._scheduler.remove(job)
+        await self._scheduler.settle(jobs, RELOAD_GRACE_SECONDS)
+        for name in names:
+            removed = self._service.unwatch(name)
+            self._metrics.forget_account(name)
+            if removed is not None:
+                await self._adapters.close_client(name, removed.client)
 
     async def _start_account(self, settings: Settings, name: str) -> None:
         assert self._service is not None
@@ -287,6 +335,10 @@ class Daemon:
         try:
             for name in sorted(new.accounts):
                 current = self._service.accounts.get(name)
+                if self._keeper is not None and name not in self._keeper.held:
+                    # Leased to another daemon, or free: recorded, so it can be leased.
+                    await self._adapters.record_account(name, new.accounts[name])
+                    continue
                 if current is not None and old.accounts.get(name) == new.accounts[name]:
                     # Same account settings: only the [alerts] defaults may have changed.
                     rules = self._adapters.rules_for(new, name)
@@ -314,6 +366,8 @@ class Daemon:
                 if client is not None:
                     await self._adapters.close_client(name, client)
                 log.info("reload: account=%s removed", name)
+            if self._keeper is not None:
+                await self._keeper.forget(removed)
             for name, client in retired:
                 await self._adapters.close_client(name, client)
 
