@@ -39,6 +39,9 @@ class LeaseKeeper:
         self._start = start
         self._stop = stop
         self.held: set[str] = set()
+        # Accounts being stopped in the background (their poll in flight may take a while):
+        # renewals must not wait for it, or this daemon's other leases would lapse meanwhile.
+        self._dropping: dict[str, asyncio.Task[None]] = {}
         # Monotonic time the last successful round began: our leases run until then + ttl.
         self._renewed: float | None = None
         self.last: LeaseRound | None = None
@@ -69,17 +72,17 @@ class LeaseKeeper:
                 "leases of %s were taken by another daemon; this one stops polling them",
                 ", ".join(sorted(lost)),
             )
-            await self._drop(lost)
-        if result.excess:
+            self._drop_soon(lost, release=False)
+        excess = [name for name in result.excess if name not in self._dropping]
+        if excess:
             log.info(
                 "handing %s to other daemons (%d live, %d accounts each at most)",
-                ", ".join(result.excess),
+                ", ".join(excess),
                 result.live_daemons,
                 result.share,
             )
-            await self._drop(result.excess)
-            await self._release(result.excess)
-        gained = sorted(result.held - self.held - set(result.excess))
+            self._drop_soon(excess, release=True)
+        gained = sorted(result.held - self.held - set(result.excess) - set(self._dropping))
         for name in gained:
             await self._take(name)
 
@@ -97,6 +100,28 @@ class LeaseKeeper:
     async def _drop(self, names: Collection[str]) -> None:
         await self._stop(names)
         self.held.difference_update(names)
+
+    def _drop_soon(self, names: Collection[str], *, release: bool) -> None:
+        """Stop polling `names` in the background (then hand their leases back if `release`)."""
+        gone = sorted(names)
+        self.held.difference_update(gone)
+
+        async def drop() -> None:
+            try:
+                await self._stop(gone)
+                if release:
+                    await self._release(gone)
+            finally:
+                for name in gone:
+                    self._dropping.pop(name, None)
+
+        task = asyncio.create_task(drop(), name=f"drop:{','.join(gone)}")
+        for name in gone:
+            self._dropping[name] = task
+
+    async def settle(self) -> None:
+        """Wait for the accounts being stopped in the background (shutdown)."""
+        await asyncio.gather(*set(self._dropping.values()), return_exceptions=True)
 
     async def _release(self, names: Sequence[str]) -> None:
         try:
@@ -130,6 +155,7 @@ class LeaseKeeper:
 
     async def leave(self) -> None:
         """Shutdown (every account already stopped): hand every lease back at once."""
+        await self.settle()
         self.held.clear()
         try:
             await self.board.leave()
