@@ -40,6 +40,9 @@ FETCH_TIMEOUT_SECONDS = 60.0
 # cancelling it (a cancelled cycle stores nothing).
 RELOAD_GRACE_SECONDS = 5.0
 RELOAD_RETRY_SECONDS = 30.0
+# How long handing an account to another daemon lets its poll in flight finish: short, as the
+# account goes unpolled meanwhile (a cancelled cycle stores nothing; the new holder polls at once).
+HANDOVER_GRACE_SECONDS = 1.0
 
 
 class SystemClock:
@@ -215,7 +218,7 @@ class Daemon:
         jobs = [f"poll:{name}" for name in names]
         for job in jobs:
             self._scheduler.remove(job)
-        await self._scheduler.settle(jobs, RELOAD_GRACE_SECONDS)
+        await self._scheduler.settle(jobs, HANDOVER_GRACE_SECONDS)
         for name in names:
             removed = self._service.unwatch(name)
             self._metrics.forget_account(name)

@@ -6,8 +6,8 @@ with its name, so a duplicate from two daemons would show)."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import copy
+import itertools
 import json
 import subprocess
 import time
@@ -179,11 +179,12 @@ async def test_three_daemons_share_the_accounts_and_take_over_from_a_killed_one(
 
         # One poll per second per account, not two: each is polled by its holder alone.
         before = await _snapshots(url)
-        await asyncio.sleep(3.0)
+        settled_at = max(times[-1] for times in before.values())
+        await asyncio.sleep(2.0)
         after = await _snapshots(url)
         for account in ACCOUNTS:
             polled = len(after.get(account, [])) - len(before.get(account, []))
-            assert 2 <= polled <= 4, (account, polled)
+            assert 1 <= polled <= 3, (account, polled)
 
         victim = daemons[0]
         orphans = sorted(a for a, holder in holders.items() if holder == "d0")
@@ -194,17 +195,20 @@ async def test_three_daemons_share_the_accounts_and_take_over_from_a_killed_one(
             return all(_holders(rows)[a] in ("d1", "d2") for a in orphans)
 
         await _status_until(daemons, taken_over, TAKEOVER + 5, "the accounts taken over")
-        # Two more seconds of life after the takeover, then a clean stop for the others.
-        await asyncio.sleep(3.0)
-        for daemon in daemons[1:]:
-            assert await asyncio.to_thread(daemon.terminate) == 0, daemon.log()
+        # A little more life after the takeover, then a clean stop for the others.
+        await asyncio.sleep(2.0)
+        stopped = await asyncio.gather(*(asyncio.to_thread(d.terminate) for d in daemons[1:]))
+        assert stopped == [0, 0], [d.log()[-3000:] for d in daemons[1:]]
 
         snapshots = await _snapshots(url)
         for account in orphans:
             resumed = min(t for t in snapshots[account] if t > killed_at)
             assert resumed - killed_at <= TAKEOVER, (account, resumed - killed_at)
+        # From the settled split on (the start-up hands accounts around while first polls, which
+        # load the venue's markets, are slow): never longer without data than the takeover.
         for account, times in snapshots.items():
-            gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+            settled = [t for t in times if t >= settled_at]
+            gaps = [later - earlier for earlier, later in itertools.pairwise(settled)]
             assert max(gaps) <= TAKEOVER + POLL, (account, max(gaps))
 
         # Every alert went out once: no id twice, whichever daemon sent it.
