@@ -145,6 +145,8 @@ class Daemon:
                     leasing.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await leasing
+                if self._keeper is not None:
+                    await self._keeper.stop_starting()
                 sdnotify.notify("STOPPING=1", "STATUS=stopping")
                 if self._reload_retry is not None:
                     self._reload_retry.cancel()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
+from typing import Any
 
 from monitor.domain.errors import MonitorError
 from monitor.storage.leases import LeaseBoard, LeaseRound
@@ -42,6 +43,10 @@ class LeaseKeeper:
         # Accounts being stopped in the background (their poll in flight may take a while):
         # renewals must not wait for it, or this daemon's other leases would lapse meanwhile.
         self._dropping: dict[str, asyncio.Task[None]] = {}
+        # Accounts being started in the background (many at once when a daemon dies or joins):
+        # likewise, renewals must not wait for them.
+        self._starting: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         # Monotonic time the last successful round began: our leases run until then + ttl.
         self._renewed: float | None = None
         self.last: LeaseRound | None = None
@@ -54,7 +59,11 @@ class LeaseKeeper:
         while True:
             await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
             started = time.monotonic()
-            await self.round()
+            try:
+                await self.round()
+            except Exception:
+                # A bug in starting one account must not end the renewals of all the others.
+                log.exception("lease round failed")
 
     async def round(self) -> None:
         """One round: renew, take, and start or stop polling to match."""
@@ -73,7 +82,9 @@ class LeaseKeeper:
                 ", ".join(sorted(lost)),
             )
             self._drop_soon(lost, release=False)
-        excess = [name for name in result.excess if name not in self._dropping]
+        # One being started is handed back at a later round, once it runs.
+        busy = set(self._dropping) | self._starting
+        excess = [name for name in result.excess if name not in busy]
         if excess:
             log.info(
                 "handing %s to other daemons (%d live, %d accounts each at most)",
@@ -82,9 +93,25 @@ class LeaseKeeper:
                 result.share,
             )
             self._drop_soon(excess, release=True)
-        gained = sorted(result.held - self.held - set(result.excess) - set(self._dropping))
-        for name in gained:
-            await self._take(name)
+        gained = sorted(result.held - self.held - set(result.excess) - busy)
+        if gained:
+            self._starting.update(gained)
+            self._spawn(self._take_all(gained), f"take:{len(gained)}")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _take_all(self, names: Sequence[str]) -> None:
+        for name in names:
+            try:
+                await self._take(name)
+            except Exception:
+                log.exception("account=%s could not be started", name)
+            finally:
+                self._starting.discard(name)
 
     async def _take(self, name: str) -> None:
         try:
@@ -115,13 +142,20 @@ class LeaseKeeper:
                 for name in gone:
                     self._dropping.pop(name, None)
 
-        task = asyncio.create_task(drop(), name=f"drop:{','.join(gone)}")
+        task = self._spawn(drop(), f"drop:{','.join(gone)}")
         for name in gone:
             self._dropping[name] = task
 
+    async def stop_starting(self) -> None:
+        """Shutdown: start no more accounts (before the scheduler stops)."""
+        taking = [task for task in self._tasks if task.get_name().startswith("take:")]
+        for task in taking:
+            task.cancel()
+        await asyncio.gather(*taking, return_exceptions=True)
+
     async def settle(self) -> None:
-        """Wait for the accounts being stopped in the background (shutdown)."""
-        await asyncio.gather(*set(self._dropping.values()), return_exceptions=True)
+        """Wait for the accounts being started or stopped in the background."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _release(self, names: Sequence[str]) -> None:
         try:
@@ -154,7 +188,8 @@ class LeaseKeeper:
         await self._release(gone)
 
     async def leave(self) -> None:
-        """Shutdown (every account already stopped): hand every lease back at once."""
+        """Shutdown (the daemon has stopped polling): hand every lease back at once."""
+        await self.stop_starting()
         await self.settle()
         self.held.clear()
         try:

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -122,21 +125,23 @@ class LeaseBoard:
             seen = row[2]
             await asyncio.sleep(self.terms.renew_every.total_seconds())
         async with self._transaction("recording this daemon's heartbeat") as conn:
-            values = {
-                "name": self.name,
-                "host": host,
-                "pid": pid,
-                "started_at": func.now(),
-                "renewed_at": func.now(),
-                "expires_at": self._expiry(),
-            }
-            statement = pg_insert(MonitorDaemon).values(**values)
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[MonitorDaemon.name],
-                    set_={k: statement.excluded[k] for k in values if k != "name"},
-                )
-            )
+            await conn.execute(self._heartbeat(host, pid))
+
+    def _heartbeat(self, host: str, pid: int) -> Any:
+        """An upsert of this daemon's heartbeat row."""
+        values = {
+            "name": self.name,
+            "host": host,
+            "pid": pid,
+            "started_at": func.now(),
+            "renewed_at": func.now(),
+            "expires_at": self._expiry(),
+        }
+        statement = pg_insert(MonitorDaemon).values(**values)
+        return statement.on_conflict_do_update(
+            index_elements=[MonitorDaemon.name],
+            set_={k: statement.excluded[k] for k in values if k != "name"},
+        )
 
     async def round(self, accounts: Sequence[str]) -> LeaseRound:
         """Renew the heartbeat and every lease this daemon still holds among `accounts`, then
@@ -151,11 +156,9 @@ class LeaseBoard:
                 .returning(MonitorDaemon.name)
             )
             if renewed.first() is None:
-                # Our row was removed (a database restored, an operator): lost nothing we hold.
-                raise DatabaseInUse(
-                    f"this daemon's heartbeat row ({self.name!r}) disappeared from the database",
-                    holder="unknown",
-                )
+                # Our row was removed (an operator, a restored database): write it again; the
+                # leases still naming us are ours, as no other live daemon has our name.
+                await conn.execute(self._heartbeat(socket.gethostname(), os.getpid()))
             rows = await conn.execute(
                 select(Account.name, Account.id).where(Account.name.in_(wanted))
             )
