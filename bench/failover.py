@@ -1,7 +1,7 @@
 """Failover: several daemons on one PostgreSQL, one killed with -9; how long its accounts go
 unpolled and whether any alert is delivered twice.
 
-    .venv/bin/python bench/failover.py [--accounts 300] [--daemons 3] [--interval 5] [--takeover 10]
+    .venv/bin/python bench/failover.py [--accounts 300] [--daemons 3] [--interval 10] [--takeover 10]
 
 Everything real: a throwaway PostgreSQL cluster (tests/support/postgres.py), the simulator in
 its own process, `portfolio-monitor run` subprocesses (one per daemon name), and a webhook
@@ -316,7 +316,7 @@ def main() -> None:
     )
     parser.add_argument("--accounts", type=int, default=300)
     parser.add_argument("--daemons", type=int, default=3)
-    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--takeover", type=float, default=10.0)
     asyncio.run(run(parser.parse_args()))
 
