@@ -195,6 +195,10 @@ def gaps(times: list[float]) -> list[float]:
 
 
 async def run(args: argparse.Namespace) -> None:
+    # SIGTERM ends the run like Ctrl-C: the finally below stops the daemons and the cluster.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     work = Path(tempfile.mkdtemp(prefix="portfolio-monitor-failover-"))
     scenario_path = work / "scenario.json"
     scenario_path.write_text(json.dumps(scenario(args.accounts)))

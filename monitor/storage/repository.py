@@ -1283,11 +1283,14 @@ def _rollup_upsert(dialect_insert: Any) -> Any:
 def _account_id(conn: Connection, name: str, venue: str, asset: str, now: datetime) -> int:
     found = conn.scalar(select(Account.id).where(Account.name == name))
     if found is None:
-        found = conn.scalar(
-            insert(Account)
+        # Several daemons on one PostgreSQL register the same accounts at the same moment: the
+        # one that loses the race finds the winner's row.
+        conn.execute(
+            dialect_insert(conn)(Account)
             .values(name=name, venue=venue, asset=asset, poll_interval=None, created_at=now)
-            .returning(Account.id)
+            .on_conflict_do_nothing(index_elements=[Account.name])
         )
+        found = conn.scalar(select(Account.id).where(Account.name == name))
     assert found is not None
     return found
 
