@@ -21,7 +21,7 @@ from pathlib import Path
 from monitor import sdnotify
 from monitor.config import Settings, load_settings
 from monitor.config.database import without_password
-from monitor.domain.errors import ConfigError, MonitorError
+from monitor.domain.errors import ConfigError, DatabaseInUse, MonitorError, StorageError
 from monitor.leasing import LeaseKeeper
 from monitor.metrics import Metrics
 from monitor.ports import ExchangeClient
@@ -185,10 +185,17 @@ class Daemon:
                 adapters.sink_names,
                 observers,
                 fetch_timeout=self.options.fetch_timeout,
+                outage=adapters.outage,
             )
             try:
                 yield service
             finally:
+                held = service.held_at_exit()
+                if held:
+                    log.error(
+                        "storage still failing at shutdown: %d snapshot(s) held in memory are lost",
+                        held,
+                    )
                 self._metrics.close()
 
     async def _start_accounts(self, settings: Settings) -> None:
@@ -231,7 +238,15 @@ class Daemon:
         assert self._service is not None
         account_settings = settings.accounts[name]
         # The database first: when it refuses (locked), no client has been opened in vain.
-        await self._adapters.register_account(name, account_settings)
+        try:
+            await self._adapters.register_account(name, account_settings)
+        except StorageError as exc:
+            if isinstance(exc, DatabaseInUse) or self._up:
+                raise  # a reload retries by itself (RELOAD_RETRY_SECONDS)
+            # At start, a full disk or a lock must not end the daemon (systemd would restart it
+            # in a loop): the account is watched, its first stored snapshot records it, and
+            # alerts go out from memory meanwhile.
+            self._adapters.outage.failed(exc, f"registering account {name}")
         client = self._adapters.client_for(name, account_settings)
         watched = WatchedAccount(
             name=name,
@@ -389,6 +404,10 @@ class Daemon:
             sinks = self._observe_sinks()
             if sinks:
                 status = f"{sinks}; {status}"
+            storage = self._adapters.outage.status_text()
+            self._metrics.storage_ok.set(0 if storage else 1)
+            if storage:
+                status = f"{storage}; {status}"
             if self._polls_alive():
                 if not alive:
                     log.warning("poll cycles finish again; watchdog pings resumed")

@@ -17,6 +17,11 @@ is failing, a CRITICAL log line says so every few minutes; `health()`/`status_te
 daemon's STATUS= line, metrics and the stored sink state (`portfolio-monitor status`).
 Every payload carries the notification id, so a receiver drops the duplicates a crash between
 "sent" and "marked delivered" can cause.
+
+While the database refuses writes (`monitor.outage`), the sender works from memory: the
+notifications handed to `hold()` are delivered with the same back-off, and stored in the outbox
+when writes work again (delivered ones as delivered, the rest as due). A row sent whose
+"delivered" mark could not be written is remembered and not sent again.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from monitor.domain.errors import DeliveryError
+from monitor.domain.errors import DeliveryError, StorageError
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
-from monitor.ports import Clock, Notifier, OutboxEntry, OutboxStore, SinkHealth
+from monitor.outage import StorageOutage
+from monitor.ports import Clock, HeldDelivery, Notifier, OutboxEntry, OutboxStore, SinkHealth
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,7 @@ class OutboxSender:
         max_age: timedelta = MAX_AGE,
         local_sinks: Collection[str] = LOCAL_SINKS,
         blind_log_every: timedelta = BLIND_LOG_EVERY,
+        outage: StorageOutage | None = None,
     ) -> None:
         self._store = store
         self._sinks = dict(sinks)
@@ -115,6 +122,26 @@ class OutboxSender:
         self._told: set[str] = set()
         self.disabled: dict[str, str] = {}
         self.delivered = 0
+        # While storage fails: notifications handled in memory, and outbox rows sent whose
+        # "delivered" mark is not written yet (never sent again).
+        self._outage = outage
+        self._memory: list[HeldDelivery] = []
+        self._unmarked: dict[int, datetime] = {}
+        if outage is not None:
+            outage.deliver_from_memory = self.hold
+            outage.on_recovery(self.store_held)
+
+    def hold(self, notification: Notification) -> None:
+        """Deliver `notification` to every sink from memory (the database refused the cycle's
+        write); it reaches the outbox once writes work again."""
+        self._memory.extend(HeldDelivery(notification, sink) for sink in self._sinks)
+        self.wake()
+
+    async def store_held(self) -> None:
+        """Write what was handled in memory to the outbox (the storage probe calls it);
+        StorageError when the database still refuses."""
+        async with self._pass:
+            await self._store_memory()
 
     def wake(self) -> None:
         """Look for due rows now instead of at the next poll interval."""
@@ -183,16 +210,115 @@ class OutboxSender:
                 while True:
                     attempted = await self.deliver_due()
                     if attempted == 0:
-                        return True
+                        break
         except TimeoutError:
             log.warning("outbox: flush stopped after %.1fs with rows still due", timeout_seconds)
             return False
+        finally:
+            await self._report_unstored()
+        return True
+
+    async def _report_unstored(self) -> None:
+        """At shutdown: store what memory holds, or say what is lost (never silently)."""
+        if not self._memory and not self._unmarked:
+            return
+        try:
+            async with self._pass:
+                await self._store_memory()
+        except StorageError as exc:
+            sent = sum(1 for held in self._memory if held.delivered_at is not None)
+            log.error(
+                "outbox: storage still failing at shutdown (%s): %d alert deliveries handled in "
+                "memory are not in the outbox (%d delivered, %d never delivered: lost)",
+                exc,
+                len(self._memory),
+                sent,
+                len(self._memory) - sent,
+            )
 
     async def deliver_due(self) -> int:
         """One pass over the due rows; returns how many rows were handled (0 = nothing to do)."""
         # flush() at shutdown may overlap a pass of run(); one pass at a time sends each row once.
         async with self._pass:
-            return await self._deliver_due()
+            outage = self._outage
+            if outage is None:
+                return await self._deliver_due()
+            if outage.failing:
+                # The probe finds out when writes work; no pass waits for a lock meanwhile.
+                return await self._deliver_memory()
+            try:
+                await self._store_memory()
+                return await self._deliver_due()
+            except StorageError as exc:
+                outage.failed(exc, "delivering alerts")
+                return await self._deliver_memory()
+
+    async def _store_memory(self) -> None:
+        """Move what memory holds into the outbox, and write the pending "delivered" marks."""
+        for entry_id, at in list(self._unmarked.items()):
+            await self._store.mark_delivered(entry_id, at)
+            del self._unmarked[entry_id]
+        if not self._memory:
+            return
+        taken = list(self._memory)
+        await self._store.enqueue_held(taken, self._clock.now())
+        stored = {id(held) for held in taken}
+        self._memory = [held for held in self._memory if id(held) not in stored]
+
+    async def _deliver_memory(self) -> int:
+        """Deliver the notifications held in memory (storage failing); returns rows tried."""
+        now = self._clock.now()
+        by_sink: dict[str, list[HeldDelivery]] = {}
+        for held in self._memory:
+            if held.delivered_at is None and held.sink in self._sinks:
+                by_sink.setdefault(held.sink, []).append(held)
+        results = await asyncio.gather(
+            *(self._deliver_memory_to(sink, rows, now) for sink, rows in by_sink.items())
+        )
+        self._check_blind(self._clock.now())
+        return sum(results)
+
+    async def _deliver_memory_to(
+        self, sink_name: str, rows: Sequence[HeldDelivery], now: datetime
+    ) -> int:
+        """Like `_deliver_to`, in memory: in order, the rest wait behind a failure."""
+        blocked = self._blocked_until.get(sink_name)
+        if blocked is not None and blocked > now:
+            return 0
+        sink = self._sinks[sink_name]
+        for tried, held in enumerate(rows, start=1):
+            error = await self._attempt(sink, held.notification)
+            at = self._clock.now()
+            if error is None:
+                held.delivered_at = at
+                self.delivered += 1
+                self._failures.pop(sink_name, None)
+                self._blocked_until.pop(sink_name, None)
+                if self._health.pop(sink_name, None) is not None:
+                    self.disabled.pop(sink_name, None)
+                    log.warning("outbox: %s works again (delivering from memory)", sink_name)
+                continue
+            held.attempts += 1
+            held.last_error = str(error)
+            failures = self._failures.get(sink_name, 0) + 1
+            self._failures[sink_name] = failures
+            wait = self._policy.delay(failures, error.retry_after)
+            self._blocked_until[sink_name] = at + wait
+            self._last_error[sink_name] = str(error)
+            previous = self._health.get(sink_name)
+            since = previous.since if previous is not None and previous.since else at
+            state = "disabled" if error.permanent else "failing"
+            self._health[sink_name] = SinkHealth(sink_name, state, since, str(error), at + wait)
+            log.warning(
+                "outbox: %s failed (%d in a row; delivering from memory, storage failing), "
+                "retrying in %s: %s",
+                sink_name,
+                failures,
+                wait,
+                error,
+            )
+            return tried
+        return len(rows)
 
     async def _deliver_due(self) -> int:
         now = self._clock.now()
@@ -205,7 +331,8 @@ class OutboxSender:
             self._blocked_until.pop(sink, None)
             self._failures.pop(sink, None)
             await self._store.retry_now(sink, now)
-        entries = await self._store.due(now, self._batch)
+        # Sent before storage failed, "delivered" not written yet: never sent again.
+        entries = [e for e in await self._store.due(now, self._batch) if e.id not in self._unmarked]
         by_sink: dict[str, list[OutboxEntry]] = {}
         waiting: dict[str, list[OutboxEntry]] = {}
         attempted = 0
@@ -281,7 +408,12 @@ class OutboxSender:
         for done, entry in enumerate(entries, start=1):
             error = await self._attempt(sink, entry.notification)
             if error is None:
-                await self._store.mark_delivered(entry.id, self._clock.now())
+                delivered_at = self._clock.now()
+                try:
+                    await self._store.mark_delivered(entry.id, delivered_at)
+                except StorageError:
+                    self._unmarked[entry.id] = delivered_at
+                    raise
                 await self._succeeded(sink_name)
                 self.delivered += 1
                 continue

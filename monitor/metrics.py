@@ -79,6 +79,12 @@ class Metrics:
             ["sink"],
             registry=r,
         )
+        self.storage_ok = Gauge(
+            "portfolio_monitor_storage_ok",
+            "1 while the database takes writes, 0 while it refuses them (alerts from memory)",
+            registry=r,
+        )
+        self.storage_ok.set(1)
         self._positions: dict[str, set[tuple[str, str]]] = {}
         self._assets: dict[str, str] = {}
         self._error_kinds: dict[str, set[str]] = {}

@@ -96,6 +96,18 @@ class SinkHealth:
         return self.state == "ok"
 
 
+@dataclass(slots=True)
+class HeldDelivery:
+    """A notification for one sink handled in memory while the database refused writes:
+    `delivered_at` set when the sink took it, else how often it failed and why."""
+
+    notification: Notification
+    sink: str
+    delivered_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
 class OutboxStore(Protocol):
     """The durable queue of notifications between the poll cycle and the sinks."""
 
@@ -136,6 +148,11 @@ class OutboxStore(Protocol):
 
     async def depth(self) -> int:
         """How many entries are still waiting (undelivered and not dead)."""
+        ...
+
+    async def enqueue_held(self, deliveries: Sequence[HeldDelivery], now: datetime) -> None:
+        """Store what was handled in memory, in one transaction: delivered rows as delivered,
+        the others due at `now` (a notification id already queued for the sink is kept)."""
         ...
 
     async def held_before(self, sink: str, cutoff: datetime) -> Sequence[OutboxEntry]:

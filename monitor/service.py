@@ -11,13 +11,20 @@ Staleness is judged by the clock, not when a fetch ends: a deadline task per acc
 no snapshot (only the rules that need none can change), through the same transaction and outbox
 as a cycle, while a fetch may still hang. Evaluations of one account are serialised, so the clock
 and a late-ending fetch never both announce the same transition.
+
+When the database cannot be written (disk full, locked, read-only: see `monitor.outage`), the
+outcome of a cycle is committed to memory instead: the alert state advances, the notifications
+go to the sinks from memory (same ids), and the snapshot waits in a bounded queue
+(`MAX_HELD_SNAPSHOTS`, the oldest dropped and counted beyond it) until a write works again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +33,7 @@ from typing import Any, Protocol
 from monitor.domain.alerts import AlertEvent, AlertRules, Observation, RuleKey, evaluate
 from monitor.domain.errors import (
     ExchangeAuthError,
+    LeaseLost,
     MonitorError,
     RetryableError,
     StorageError,
@@ -35,6 +43,7 @@ from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
+from monitor.outage import StorageOutage
 from monitor.ports import Clock, ExchangeClient, SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,9 @@ log = logging.getLogger(__name__)
 # hung, and one fetch is several requests) nor over the service's cap (60 s in the daemon). A
 # longer fetch only delays the next attempt: the stale alert does not wait for it.
 MIN_FETCH_SECONDS = 10.0
+# Snapshots kept in memory while the database refuses writes (all accounts together): about 5 h
+# of one account polled every 20 s. Beyond it the oldest is dropped, counted and logged.
+MAX_HELD_SNAPSHOTS = 1000
 # The clock check evaluates a hair after the deadline so the age is past the level, not on it.
 _PAST_DEADLINE = timedelta(milliseconds=5)
 
@@ -156,6 +168,8 @@ class PollService:
         observers: Sequence[CycleObserver] = (),
         *,
         fetch_timeout: float = 60.0,
+        outage: StorageOutage | None = None,
+        max_held: int = MAX_HELD_SNAPSHOTS,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -163,6 +177,18 @@ class PollService:
         self._observers = tuple(observers)
         self._fetch_timeout = fetch_timeout
         self._accounts: dict[str, _AccountRuntime] = {}
+        # What the database refused, waiting in memory: snapshots in order (bounded), each
+        # account's newest alert state and its alert events since the outage began.
+        self._outage = outage
+        self._max_held = max_held
+        self._held: deque[Snapshot] = deque()
+        self._held_states: dict[str, dict[str, dict[str, Any]]] = {}
+        self._held_events: dict[str, list[AlertEvent]] = {}
+        self._dropped = 0
+        self._dropped_outage: datetime | None = None
+        if outage is not None:
+            outage.on_recovery(self.store_held)
+            outage.held = lambda: (len(self._held), self._dropped)
         # Monotonic time the last cycle of any account finished (the systemd watchdog reads it).
         self.last_cycle_finished: float | None = None
 
@@ -271,7 +297,7 @@ class PollService:
             account=name,
             started_at=now,
             seconds=time.monotonic() - started,
-            snapshot=snapshot if kind != "storage" else None,
+            snapshot=snapshot if stored else None,
             error_kind=kind,
             error=message,
             notifications=notifications,
@@ -327,22 +353,87 @@ class PollService:
         else:
             new_states, events = outcome.states, outcome.events
             notifications = outcome.notifications
-        try:
-            async with self._store.cycle() as cycle:
-                if snapshot is not None:
-                    await cycle.add_snapshot(snapshot)
-                await cycle.save_alert_states(account.name, new_states)
-                await cycle.add_alert_events(account.name, events)
-                await cycle.enqueue(notifications, self.sinks)
-        except StorageError as exc:
-            log.error("account=%s could not store this cycle: %s", name, exc)
-            return "storage", str(exc), (), False
+        outage = self._outage
+        if outage is not None and outage.failing:
+            # Known to fail: do not wait (a lock's busy timeout) for it; the probe retries.
+            self._hold(name, snapshot, new_states, events, notifications, outage)
+        else:
+            try:
+                async with self._store.cycle() as cycle:
+                    if snapshot is not None:
+                        await cycle.add_snapshot(snapshot)
+                    await cycle.save_alert_states(account.name, new_states)
+                    await cycle.add_alert_events(account.name, events)
+                    await cycle.enqueue(notifications, self.sinks)
+            except LeaseLost as exc:
+                # Another daemon polls it now: its alerts are that daemon's to send.
+                log.warning("account=%s cycle not stored: %s", name, exc)
+                return "lease", str(exc), (), False
+            except StorageError as exc:
+                if outage is None:
+                    log.error("account=%s could not store this cycle: %s", name, exc)
+                    return "storage", str(exc), (), False
+                outage.failed(exc, f"storing a cycle of {name}")
+                self._hold(name, snapshot, new_states, events, notifications, outage)
         runtime.alerts_broken = kind == "alerts"
         runtime.alert_states = new_states
         runtime.evaluated_at = now
         for event in events:
             log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, event.title)
         return kind, message, tuple(notifications), True
+
+    def _hold(
+        self,
+        name: str,
+        snapshot: Snapshot | None,
+        states: dict[str, dict[str, Any]],
+        events: Sequence[AlertEvent],
+        notifications: Sequence[Notification],
+        outage: StorageOutage,
+    ) -> None:
+        """Commit a cycle's outcome to memory: the alerts go out now, the rest waits for storage."""
+        for notification in notifications:
+            outage.deliver_from_memory(notification)
+        if self._dropped_outage != outage.since:
+            self._dropped_outage, self._dropped = outage.since, 0
+        if snapshot is not None:
+            self._held.append(snapshot)
+            while len(self._held) > self._max_held:
+                lost = self._held.popleft()
+                self._dropped += 1
+                if self._dropped == 1 or self._dropped % self._max_held == 0:
+                    log.warning(
+                        "storage failing: more than %d snapshots held in memory; dropping the "
+                        "oldest (%d dropped so far, this one of %s taken %s)",
+                        self._max_held,
+                        self._dropped,
+                        lost.account,
+                        f"{lost.taken_at:%Y-%m-%d %H:%M:%S}",
+                    )
+        self._held_states[name] = states
+        self._held_events.setdefault(name, []).extend(events)
+
+    async def store_held(self) -> None:
+        """Write what waited in memory, oldest first (the storage probe calls it); raises
+        StorageError, keeping the rest, when the database still refuses."""
+        while self._held:
+            snapshot = self._held[0]
+            # An account another daemon took over meanwhile keeps that daemon's record.
+            with contextlib.suppress(LeaseLost):
+                async with self._store.cycle() as cycle:
+                    await cycle.add_snapshot(snapshot)
+            self._held.popleft()
+        for name in list(self._held_states):
+            with contextlib.suppress(LeaseLost):
+                async with self._store.cycle() as cycle:
+                    await cycle.save_alert_states(name, self._held_states[name])
+                    await cycle.add_alert_events(name, self._held_events.get(name, ()))
+            self._held_states.pop(name, None)
+            self._held_events.pop(name, None)
+
+    def held_at_exit(self) -> int:
+        """Snapshots still only in memory (shutdown reports them as lost)."""
+        return len(self._held)
 
     def next_deadline(self, name: str) -> datetime | None:
         """When this account's data next reaches a level (or the end of a debounce) of its stale

@@ -26,6 +26,7 @@ from monitor.exchanges import ExchangeHub
 from monitor.notify.http import HttpTransport
 from monitor.notify.mqtt import MqttPublisher
 from monitor.notify.sinks import build_sinks
+from monitor.outage import StorageOutage
 from monitor.ports import ExchangeClient, Notifier
 from monitor.service import CycleObserver, CycleReport
 from monitor.storage.engine import sqlite_path
@@ -47,6 +48,11 @@ class _MqttStateObserver:
             self._publisher.publish_state(report.snapshot)
 
 
+class _UtcClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
 class _WakeSender:
     def __init__(self, sender: OutboxSender) -> None:
         self._sender = sender
@@ -65,6 +71,8 @@ class Adapters:
     sinks: dict[str, Notifier]
     sender: OutboxSender
     mqtt: MqttPublisher | None
+    # Whether the database takes writes; the poll service and the sender report to it.
+    outage: StorageOutage
     # PostgreSQL: this daemon's account leases (several daemons may share the database).
     leases: LeaseBoard | None = None
 
@@ -162,16 +170,21 @@ class Adapters:
                     mqtt = await stack.enter_async_context(MqttPublisher(settings.notify.mqtt))
                 sinks = build_sinks(settings.notify, http, mqtt)
                 delivery = settings.notify.delivery
+                outage = StorageOutage(_UtcClock())
+                # The probe's first step: a real write, so recovery is not declared on reads.
+                outage.on_recovery(store.check_writable)
+                outage.free_space = store.free_space
                 sender = OutboxSender(
                     store,
                     sinks,
                     RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
                     max_age=delivery.max_age,
+                    outage=outage,
                 )
                 if mqtt is not None and mqtt.name in sinks:
                     # Alerts that waited for the broker go out as soon as it is back.
                     mqtt.add_connect_listener(partial(sender.sink_recovered, mqtt.name))
-                adapters = cls(store, hub, sinks, sender, mqtt, leases)
+                adapters = cls(store, hub, sinks, sender, mqtt, outage, leases)
                 sending = asyncio.create_task(sender.run(), name="outbox-sender")
                 try:
                     yield adapters
@@ -180,6 +193,7 @@ class Adapters:
                     sending.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await sending
+                    await outage.close()
         finally:
             await store.close()
 

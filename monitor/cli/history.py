@@ -39,7 +39,7 @@ from monitor.delivery import LOCAL_SINKS
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
 from monitor.storage import queries
-from monitor.storage.engine import backup_sqlite
+from monitor.storage.engine import backup_sqlite, sqlite_path, sqlite_write_trouble
 from monitor.storage.leases import LeaseInfo, leases
 from monitor.storage.migrate import migrate as migrate_schema
 from monitor.storage.migrate import prepare_database
@@ -281,8 +281,9 @@ def status(
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Latest snapshot of every account, and alert sinks that do not take alerts; exit 1 when
-    any account's data is older than 3 polls, a sink is disabled, or every remote sink fails.
+    """Latest snapshot of every account, alert sinks that do not take alerts, and whether the
+    database takes writes; exit 1 when any account's data is older than 3 polls, a sink is
+    disabled, every remote sink fails, or the SQLite database cannot be written.
 
     With a configuration, accounts found only in the database (removed from the configuration)
     are listed as removed and do not count.
@@ -323,7 +324,19 @@ def status(
     else:
         _status_table(rows)
     sinks_need_a_person = _report_sinks(sinks, settings, chosen)
-    if not rows or any(row["stale"] and row["configured"] for row in rows) or sinks_need_a_person:
+    file = sqlite_path(url)
+    storage = None if file is None else sqlite_write_trouble(file)
+    if storage is not None:
+        err(
+            f"STORAGE FAILING: {storage}. The daemon still sends alerts (from memory) and keeps "
+            "snapshots in memory until writes work again; the figures above may be old."
+        )
+    if (
+        storage is not None
+        or not rows
+        or any(row["stale"] and row["configured"] for row in rows)
+        or sinks_need_a_person
+    ):
         raise typer.Exit(EXIT_FAILURE)
 
 

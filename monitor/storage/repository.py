@@ -26,18 +26,20 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.domain.errors import InvalidInput, StorageError
+from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
 from monitor.domain.model import MarginMode, Position, Side, Snapshot, Tier
 from monitor.domain.notification import Notification
-from monitor.ports import AlertEventRecord, OutboxEntry, SinkHealth
+from monitor.ports import AlertEventRecord, HeldDelivery, OutboxEntry, SinkHealth
 from monitor.storage import retention
 from monitor.storage.engine import (
+    BUSY_TIMEOUT_MS,
     create_engine,
     create_sqlite_writer,
     dialect_insert,
@@ -308,6 +310,53 @@ class SqlStore:
             Outbox.claimed_by == holder,
             Outbox.claimed_by.not_in(live),
         )
+
+    async def enqueue_held(self, deliveries: Sequence[HeldDelivery], now: datetime) -> None:
+        """Store what was handled in memory, in one transaction: delivered rows as delivered,
+        the others due at `now` (a notification id already queued for the sink is kept)."""
+        rows = []
+        for held in deliveries:
+            (row,) = _outbox_rows([held.notification], [held.sink])
+            row.update(
+                attempts=held.attempts,
+                delivered_at=held.delivered_at,
+                last_error=held.last_error,
+                next_attempt_at=now if held.delivered_at is None else held.delivered_at,
+            )
+            rows.append(row)
+        if rows:
+            await self.write("storing alerts handled in memory", lambda conn: _enqueue(conn, rows))
+
+    async def check_writable(self) -> None:
+        """Commit a write that changes nothing (the schema version row rewritten): raises
+        StorageError while the database refuses writes (disk full, locked, read-only)."""
+        await self.write(
+            "checking that the database takes writes",
+            lambda conn: conn.execute(text("UPDATE alembic_version SET version_num = version_num")),
+        )
+
+    async def free_space(self) -> None:
+        """On SQLite, give back what the write-ahead log holds (a truncating checkpoint), so a
+        full disk has room again once the cause is gone; nothing to do on PostgreSQL."""
+        if self._writer_thread is None:
+            return
+
+        def checkpoint() -> None:
+            raw = self._writer_connection().connection.dbapi_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+        async with self._write_lock:
+            with storage_errors("freeing disk space (WAL checkpoint)"):
+                try:
+                    await self._writer_thread.run(checkpoint)
+                except BaseException:
+                    await self._writer_thread.run(self._close_writer_connection)
+                    raise
 
     async def due(self, now: datetime, limit: int) -> Sequence[OutboxEntry]:
         """Undelivered, not dead entries whose next attempt is at or before `now`, oldest first.
@@ -699,7 +748,7 @@ class Cycle:
             .with_for_update(read=True)
         )
         if current != holder:
-            raise StorageError(
+            raise LeaseLost(
                 f"account {account!r} is leased to {current or 'no daemon'} now, not to "
                 f"{holder}; this daemon stops polling it"
             )

@@ -118,6 +118,44 @@ class Endpoints:
     webhook_url: str
 
 
+# Only the margin-ratio rule, warning below 300 % after 1 s: the e2e tests move one price across it.
+MARGIN_RATIO_ONLY = [
+    "[alerts.margin_ratio]",
+    'warning_below = "300%"',
+    'for = "1s"',
+    "[alerts.liquidation_distance]",
+    "enabled = false",
+    "[alerts.account_move]",
+    "enabled = false",
+]
+
+
+def account_lines(
+    name: str, key: str, secret: str, base_url: str, *, poll: str = "1s"
+) -> list[str]:
+    """A Binance USDⓈ-M account of the simulator at `base_url`, as config TOML lines."""
+    return [
+        f"[accounts.{name}]",
+        'venue = "binance-usdm"',
+        f"api_key = {json.dumps(key)}",
+        f"api_secret = {json.dumps(secret)}",
+        f'poll_interval = "{poll}"',
+        f"base_url = {json.dumps(base_url)}",
+    ]
+
+
+def json_webhook_lines(url: str, *, retry_initial: str = "1s", retry_max: str = "2s") -> list[str]:
+    """The JSON webhook sink `hook` posting to `url`, with the delivery retry it should use."""
+    return [
+        "[notify.webhooks.hook]",
+        'kind = "json"',
+        f"url = {json.dumps(url)}",
+        "[notify.delivery]",
+        f'retry_initial = "{retry_initial}"',
+        f'retry_max = "{retry_max}"',
+    ]
+
+
 def write_config(
     path: Path,
     state_dir: Path,
@@ -134,12 +172,7 @@ def write_config(
         "[notify.mqtt]",
         'host = "127.0.0.1"',
         f"port = {endpoints.mqtt_port}",
-        "[notify.webhooks.hook]",
-        'kind = "json"',
-        f"url = {json.dumps(endpoints.webhook_url)}",
-        "[notify.delivery]",
-        'retry_initial = "1s"',
-        'retry_max = "2s"',
+        *json_webhook_lines(endpoints.webhook_url),
         "[alerts.margin_ratio]",
         f"warning_below = {json.dumps(warning_below)}",
         'for = "1s"',
@@ -149,15 +182,7 @@ def write_config(
         "enabled = false",
     ]
     for name in accounts:
-        key, secret = endpoints.keys[name]
-        lines += [
-            f"[accounts.{name}]",
-            'venue = "binance-usdm"',
-            f"api_key = {json.dumps(key)}",
-            f"api_secret = {json.dumps(secret)}",
-            'poll_interval = "1s"',
-            f"base_url = {json.dumps(endpoints.base_url)}",
-        ]
+        lines += account_lines(name, *endpoints.keys[name], endpoints.base_url)
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -15,7 +15,7 @@ import pytest
 from monitor.config import load_settings
 from monitor.daemon import Daemon, DaemonOptions
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import SCENARIO, snapshot_counts
+from tests.daemon.e2e_support import SCENARIO, account_lines, snapshot_counts
 
 
 async def test_sighup_during_start_up_reloads_once_started(
@@ -46,14 +46,7 @@ def _config(path: Path, sim: SimulatorServer, accounts: tuple[str, ...]) -> None
     lines = [f"state_dir = {json.dumps(str(path.parent))}"]
     for name in accounts:
         info = sim.accounts[name]
-        lines += [
-            f"[accounts.{name}]",
-            'venue = "binance-usdm"',
-            f"api_key = {json.dumps(info.api_key)}",
-            f"api_secret = {json.dumps(info.api_secret)}",
-            'poll_interval = "1s"',
-            f"base_url = {json.dumps(sim.base_url)}",
-        ]
+        lines += account_lines(name, info.api_key, info.api_secret, sim.base_url)
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import snapshot_counts, wait_until
+from tests.daemon.e2e_support import account_lines, snapshot_counts, wait_until
 from tests.support.daemon import BINARY, DaemonProcess
 
 pytestmark = pytest.mark.e2e
@@ -21,20 +21,11 @@ pytestmark = pytest.mark.e2e
 
 def _config(path: Path, state: Path, sim: SimulatorServer) -> Path:
     info = sim.accounts["main"]
-    path.write_text(
-        "\n".join(
-            [
-                f"state_dir = {json.dumps(str(state))}",
-                "[accounts.main]",
-                'venue = "binance-usdm"',
-                f"api_key = {json.dumps(info.api_key)}",
-                f"api_secret = {json.dumps(info.api_secret)}",
-                'poll_interval = "1s"',
-                f"base_url = {json.dumps(sim.base_url)}",
-            ]
-        )
-        + "\n"
-    )
+    lines = [
+        f"state_dir = {json.dumps(str(state))}",
+        *account_lines("main", info.api_key, info.api_secret, sim.base_url),
+    ]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 

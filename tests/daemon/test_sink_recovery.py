@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import btc_price_for_ratio, database, wait_until
+from tests.daemon.e2e_support import (
+    MARGIN_RATIO_ONLY,
+    account_lines,
+    btc_price_for_ratio,
+    database,
+    json_webhook_lines,
+    wait_until,
+)
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
 from tests.support.webhook_receiver import WebhookReceiver
@@ -43,26 +50,10 @@ def _config(
         f"state_dir = {json.dumps(str(tmp_path / 'state'))}",
         *(["[metrics]", f'listen = "127.0.0.1:{metrics_port}"'] if metrics_port else []),
         "[notify.console]",
-        "[notify.webhooks.hook]",
-        'kind = "json"',
-        f"url = {json.dumps(hook.url)}",
-        "[notify.delivery]",
-        f'retry_initial = "{retry}"',
-        f'retry_max = "{retry}"',
+        *json_webhook_lines(hook.url, retry_initial=retry, retry_max=retry),
         f'max_age = "{max_age}"',
-        "[alerts.margin_ratio]",
-        'warning_below = "300%"',
-        'for = "1s"',
-        "[alerts.liquidation_distance]",
-        "enabled = false",
-        "[alerts.account_move]",
-        "enabled = false",
-        "[accounts.main]",
-        'venue = "binance-usdm"',
-        f"api_key = {json.dumps(info.api_key)}",
-        f"api_secret = {json.dumps(info.api_secret)}",
-        'poll_interval = "1s"',
-        f"base_url = {json.dumps(sim.base_url)}",
+        *MARGIN_RATIO_ONLY,
+        *account_lines("main", info.api_key, info.api_secret, sim.base_url),
     ]
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import wait_until
+from tests.daemon.e2e_support import account_lines, json_webhook_lines, wait_until
 from tests.support.daemon import DaemonProcess
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -25,20 +25,10 @@ def _config(path: Path, state: Path, sim: SimulatorServer, hook: WebhookReceiver
     info = sim.accounts["main"]
     lines = [
         f"state_dir = {json.dumps(str(state))}",
-        "[notify.webhooks.hook]",
-        'kind = "json"',
-        f"url = {json.dumps(hook.url)}",
-        "[notify.delivery]",
-        'retry_initial = "1s"',
-        'retry_max = "2s"',
+        *json_webhook_lines(hook.url),
         "[alerts.stale]",
         "after = 3",
-        "[accounts.main]",
-        'venue = "binance-usdm"',
-        f"api_key = {json.dumps(info.api_key)}",
-        f"api_secret = {json.dumps(info.api_secret)}",
-        'poll_interval = "1s"',
-        f"base_url = {json.dumps(sim.base_url)}",
+        *account_lines("main", info.api_key, info.api_secret, sim.base_url),
     ]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.domain.errors import DatabaseInUse, StorageError
+from monitor.domain.errors import DatabaseInUse, LeaseLost
 from monitor.storage.engine import create_engine
 from monitor.storage.leases import LeaseBoard, LeaseTerms, fair_share, leases
 from monitor.storage.migrate import prepare_database
@@ -124,7 +124,7 @@ async def test_a_cycle_of_an_account_leased_to_another_daemon_is_not_stored(
     assert "acct00" in (await owner.round(ACCOUNTS)).held
     # A daemon that was paused past its lease believes it still polls acct00.
     pg_store.lease_holder = "paused"
-    with pytest.raises(StorageError, match=r"acct00.*owner"):
+    with pytest.raises(LeaseLost, match=r"acct00.*owner"):
         async with pg_store.cycle() as cycle:
             await cycle.add_snapshot(make_snapshot("acct00"))
     assert await pg_store.last_snapshot_at("acct00") is None
