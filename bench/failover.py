@@ -134,11 +134,23 @@ def write_config(
 
 
 def spawn_simulator(scenario_path: Path, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", SIMULATOR, str(scenario_path), str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    # Its output goes to a file: a pipe nobody reads fills up and stalls the simulator.
+    with (scenario_path.parent / "simulator.log").open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", SIMULATOR, str(scenario_path), str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+async def simulator_ready(scenario_path: Path, process: subprocess.Popen[str]) -> None:
+    log = scenario_path.parent / "simulator.log"
+    deadline = time.monotonic() + 60
+    while "ready" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"simulator did not start:\n{log.read_text()}")
+        await asyncio.sleep(0.2)
 
 
 def spawn_daemon(folder: Path) -> subprocess.Popen[bytes]:
@@ -218,8 +230,7 @@ async def run(args: argparse.Namespace) -> None:
     daemons: dict[str, subprocess.Popen[bytes]] = {}
     cluster = PostgresCluster.start()
     try:
-        assert simulator.stdout is not None
-        assert simulator.stdout.readline().strip() == "ready", "simulator did not start"
+        await simulator_ready(scenario_path, simulator)
         url = cluster.create_database("failover")
         await migrate(url)
         names = [f"d{i}" for i in range(args.daemons)]

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.postgres
 ACCOUNTS = [f"acct{i:02d}" for i in range(10)]
 # A lease of 0.6 s renewed every 0.2 s: expiry is observable in a test's time.
 TERMS = LeaseTerms(takeover=timedelta(seconds=1.2))
+# For tests about anything but expiry: a slow machine never lets these lapse mid-test.
+LONG = LeaseTerms(takeover=timedelta(minutes=2))
 
 
 @pytest.fixture
@@ -38,8 +40,8 @@ async def pg_store(pg_cluster: PostgresCluster) -> AsyncIterator[SqlStore]:
     await store.close()
 
 
-async def _board(store: SqlStore, name: str, pid: int) -> LeaseBoard:
-    board = LeaseBoard(store.engine, name, TERMS)
+async def _board(store: SqlStore, name: str, pid: int, terms: LeaseTerms = TERMS) -> LeaseBoard:
+    board = LeaseBoard(store.engine, name, terms)
     await board.join("host", pid)
     return board
 
@@ -52,7 +54,7 @@ def test_fair_share_covers_every_account() -> None:
 
 
 async def test_three_daemons_split_the_accounts_without_overlap(pg_store: SqlStore) -> None:
-    boards = [await _board(pg_store, f"d{i}", i) for i in range(3)]
+    boards = [await _board(pg_store, f"d{i}", i, LONG) for i in range(3)]
     # Rounds run concurrently, as three processes would; a few rounds settle the shares.
     for _ in range(3):
         rounds = await asyncio.gather(*(b.round(ACCOUNTS) for b in boards))
@@ -91,10 +93,10 @@ async def test_a_live_lease_is_never_taken_and_an_expired_one_is(pg_store: SqlSt
 
 
 async def test_a_clean_leave_frees_the_accounts_at_once(pg_store: SqlStore) -> None:
-    first = await _board(pg_store, "first", 1)
+    first = await _board(pg_store, "first", 1, LONG)
     await first.round(ACCOUNTS)
     await first.leave()
-    second = await _board(pg_store, "second", 2)
+    second = await _board(pg_store, "second", 2, LONG)
     assert (await second.round(ACCOUNTS)).held == frozenset(ACCOUNTS)
 
 
@@ -120,7 +122,7 @@ async def test_a_second_live_daemon_with_the_same_name_is_refused(pg_store: SqlS
 async def test_a_cycle_of_an_account_leased_to_another_daemon_is_not_stored(
     pg_store: SqlStore,
 ) -> None:
-    owner = await _board(pg_store, "owner", 1)
+    owner = await _board(pg_store, "owner", 1, LONG)
     assert "acct00" in (await owner.round(ACCOUNTS)).held
     # A daemon that was paused past its lease believes it still polls acct00.
     pg_store.lease_holder = "paused"
