@@ -56,16 +56,29 @@ asyncio.run(main())
 
 
 def scenario(accounts: int) -> dict[str, Any]:
-    """`accounts` Binance USDⓈ-M cross accounts with one long each."""
+    """`accounts` Bybit unified (UTA) cross accounts with one USDT linear long each. Bybit limits
+    private requests per account (UID), not per address, so hundreds of accounts polled from one
+    test machine stay within the venue's budget (Binance counts weight per IP: there each daemon
+    needs its own address, as in production)."""
     return {
         "name": "failover",
         "seed": 7,
         "tick": "1s",
         "feeds": {"BTC": {"price": 60_000.0}},
-        "instruments": [{"venue": "binance-usdm", "symbol": "BTCUSDT", "tiers": [{"mmr": "0.5%"}]}],
+        "instruments": [
+            {
+                "venue": "bybit-linear",
+                "symbol": "BTCUSDT",
+                "tick_size": "0.1",
+                "qty_step": "0.001",
+                "tiers": [{"cap": 2_000_000, "mmr": "0.5%", "max_leverage": 100}],
+            }
+        ],
         "accounts": {
             f"acct{n:03d}": {
-                "exchange": "binance",
+                "exchange": "bybit",
+                "margin_mode": "cross",
+                "account_mode": "unified-1.0",
                 "wallet": {"USDT": 10_000 + n},
                 "positions": [
                     {
@@ -78,11 +91,6 @@ def scenario(accounts: int) -> dict[str, Any]:
                 ],
             }
             for n in range(accounts)
-        },
-        # Every daemon polls from one IP here: lift the venue's per-IP limits.
-        "limits": {
-            "binance_weight_per_minute": 10_000_000,
-            "binance_sapi_weight_per_minute": 10_000_000,
         },
     }
 
@@ -124,7 +132,7 @@ def write_config(
     for account, (key, secret) in sorted(keys_of(path.parent.parent / "scenario.json").items()):
         lines += [
             f"[accounts.{account}]",
-            'venue = "binance-usdm"',
+            'venue = "bybit-linear"',
             f"api_key = {json.dumps(key)}",
             f"api_secret = {json.dumps(secret)}",
             f'poll_interval = "{args.interval:g}s"',
