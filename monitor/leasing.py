@@ -21,6 +21,9 @@ from monitor.storage.leases import LeaseBoard, LeaseRound
 
 log = logging.getLogger(__name__)
 
+# How many accounts gained in one round are started at once.
+START_CONCURRENCY = 8
+
 Start = Callable[[str], Awaitable[None]]
 Stop = Callable[[Collection[str]], Awaitable[None]]
 
@@ -105,13 +108,20 @@ class LeaseKeeper:
         return task
 
     async def _take_all(self, names: Sequence[str]) -> None:
-        for name in names:
-            try:
-                await self._take(name)
-            except Exception:
-                log.exception("account=%s could not be started", name)
-            finally:
-                self._starting.discard(name)
+        # A few at a time: a takeover of a hundred accounts must not start them one by one
+        # (each reads its alert state), nor all at once (the connection pool).
+        gate = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def take(name: str) -> None:
+            async with gate:
+                try:
+                    await self._take(name)
+                except Exception:
+                    log.exception("account=%s could not be started", name)
+                finally:
+                    self._starting.discard(name)
+
+        await asyncio.gather(*(take(name) for name in names))
 
     async def _take(self, name: str) -> None:
         try:

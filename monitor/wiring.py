@@ -110,7 +110,10 @@ class Adapters:
     async def register_account(self, name: str, account: AccountSettings) -> None:
         """Record the account (its poll interval lets `status` judge staleness) and announce it
         over MQTT (Home Assistant discovery, expiry)."""
-        await self.record_account(name, account)
+        if self.leases is None:
+            # With leases every configured account was recorded at start (or reload): a takeover
+            # of many accounts then starts them without a write each.
+            await self.record_account(name, account)
         if self.mqtt is not None:
             self.mqtt.register_account(
                 name, account.poll_interval, asset=account.asset, venue=account.venue.value
