@@ -22,8 +22,8 @@ from tests.support.postgres import PostgresCluster
 pytestmark = pytest.mark.postgres
 
 ACCOUNTS = [f"acct{i:02d}" for i in range(10)]
-# A lease of 0.6 s renewed every 0.2 s: expiry is observable in a test's time.
-TERMS = LeaseTerms(takeover=timedelta(seconds=1.2))
+# A lease of 0.6 s renewed every 0.19 s: expiry is observable in a test's time.
+TERMS = LeaseTerms(takeover=timedelta(seconds=1.5))
 # For tests about anything but expiry: a slow machine never lets these lapse mid-test.
 LONG = LeaseTerms(takeover=timedelta(minutes=2))
 
