@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, literal, select, update
+from sqlalchemy import ColumnElement, String, and_, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -188,27 +188,24 @@ class LeaseBoard:
             share = fair_share(len(wanted), live)
             room = share - len(held)
             if room > 0:
-                held |= await self._take_unleased(conn, ids, room)
-            room = share - len(held)
-            if room > 0:
+                await self._add_missing(conn, ids)
                 held |= await self._take_expired(conn, ids, room)
         names = {account_id: name for name, account_id in ids.items()}
         held_names = frozenset(names[i] for i in held)
         excess = tuple(sorted(held_names)[share:]) if len(held_names) > share else ()
         return LeaseRound(held_names, excess, live, share)
 
-    async def _take_unleased(
-        self, conn: AsyncConnection, ids: dict[str, int], room: int
-    ) -> set[int]:
-        # Spread by a hash of the account and daemon names: daemons starting together then try
-        # different accounts first instead of queueing on the same rows.
-        free = (
+    async def _add_missing(self, conn: AsyncConnection, ids: dict[str, int]) -> None:
+        """Give every account a lease row, held by no one and expired, so that taking one is
+        always the UPDATE over rows locked SKIP LOCKED. In account order: daemons adding the
+        same rows at once then wait for each other instead of deadlocking."""
+        missing = (
             select(
                 Account.id,
-                literal(self.name),
+                literal(""),
                 func.now(),
                 func.now(),
-                self._expiry(),
+                func.now() - literal(timedelta(days=1)),
             )
             .where(
                 Account.id.in_(list(ids.values())),
@@ -216,16 +213,15 @@ class LeaseBoard:
                 .where(AccountLease.account_id == Account.id)
                 .exists(),
             )
-            .order_by(func.md5(Account.name + literal(self.name)))
-            .limit(room)
+            .order_by(Account.id)
         )
-        statement = (
+        await conn.execute(
             pg_insert(AccountLease)
-            .from_select(["account_id", "holder", "acquired_at", "renewed_at", "expires_at"], free)
+            .from_select(
+                ["account_id", "holder", "acquired_at", "renewed_at", "expires_at"], missing
+            )
             .on_conflict_do_nothing(index_elements=[AccountLease.account_id])
-            .returning(AccountLease.account_id)
         )
-        return set((await conn.execute(statement)).scalars())
 
     async def _take_expired(
         self, conn: AsyncConnection, ids: dict[str, int], room: int
@@ -237,7 +233,12 @@ class LeaseBoard:
                 AccountLease.expires_at <= func.now(),
                 AccountLease.holder != self.name,
             )
-            .order_by(AccountLease.expires_at)
+            # Longest expired first; among the never held, spread by a hash of the account and
+            # daemon names so that daemons starting together try different rows first.
+            .order_by(
+                AccountLease.expires_at,
+                func.md5(func.cast(AccountLease.account_id, String) + literal(self.name)),
+            )
             .limit(room)
             .with_for_update(skip_locked=True)
         )
@@ -298,6 +299,7 @@ async def leases(engine: AsyncEngine) -> list[LeaseInfo]:
                     AccountLease.expires_at,
                 )
                 .join(Account, and_(Account.id == AccountLease.account_id))
+                .where(AccountLease.holder != "")  # a row no daemon has held yet
                 .order_by(Account.name)
             )
             return [LeaseInfo(*row) for row in rows]
