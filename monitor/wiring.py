@@ -212,6 +212,7 @@ async def _join(settings: Settings, store: SqlStore) -> LeaseBoard:
         await store.close()
         raise
     store.lease_holder = name
+    store.claim_grace = board.terms.ttl
     log.info(
         "daemon %s: polls the accounts it holds leases on; takeover within %s",
         name,

@@ -39,22 +39,24 @@ from monitor.storage.models import Account, AccountLease, MonitorDaemon
 @dataclass(frozen=True, slots=True)
 class LeaseTerms:
     """`takeover`: the longest an account goes unpolled after its daemon died ([database]
-    takeover). A lease lasts 40 % of it and is renewed every eighth: two renewals may fail (a
-    slow database) before a live daemon loses its accounts, a survivor notices an expired lease
-    at most one renewal period after it expired, and the rest of the time (about half) is left
-    for starting the accounts it took, a hundred at a time when a big daemon dies."""
+    takeover). A lease lasts half of it and is renewed every sixth: two renewals may fail (a
+    slow database, a loaded machine) before a live daemon loses its accounts, and a survivor
+    notices an expired lease at most one renewal period after it expired; the rest is left for
+    starting the accounts it took. An outbox row claimed by a daemon is taken by another only
+    a further lease length after that daemon's heartbeat expired (`claim_grace`): a daemon
+    whose heartbeat merely lapsed for a moment may be sending it right now."""
 
     takeover: timedelta = timedelta(seconds=30)
 
     @property
     def ttl(self) -> timedelta:
         """How long a lease (and a heartbeat) stands without renewal."""
-        return self.takeover * 0.4
+        return self.takeover / 2
 
     @property
     def renew_every(self) -> timedelta:
         """How often a daemon renews its leases and looks for free ones."""
-        return self.takeover / 8
+        return self.takeover / 6
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -24,6 +24,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -151,6 +152,8 @@ class SqlStore:
         # PostgreSQL shared by several daemons: this daemon's name. A poll cycle is stored only
         # while it holds the account's lease, and outbox rows are claimed in its name.
         self.lease_holder: str | None = None
+        # How long after a daemon's heartbeat expired its outbox claims may be taken over.
+        self.claim_grace = timedelta(0)
 
     @classmethod
     def open(cls, url: str, *, retention_policy: RetentionPolicy | None = None) -> SqlStore:
@@ -304,7 +307,9 @@ class SqlStore:
         holder = self.lease_holder
         if holder is None or self.is_sqlite:
             return true()
-        live = select(MonitorDaemon.name).where(MonitorDaemon.expires_at > func.now())
+        live = select(MonitorDaemon.name).where(
+            MonitorDaemon.expires_at > func.now() - literal(self.claim_grace)
+        )
         return or_(
             Outbox.claimed_by.is_(None),
             Outbox.claimed_by == holder,
