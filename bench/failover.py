@@ -310,6 +310,12 @@ async def run(args: argparse.Namespace) -> None:
         # At least once: the killed daemon may have sent a row and died before marking it
         # delivered; the daemon that claims it after the heartbeat expired sends it again.
         in_flight = [i for i in by_two if first[i][0] == victim and killed_at - first[i][1] <= 1.0]
+        for alert_id in by_two:
+            sends = [(d, at - killed_at) for i, d, at in receiver.received if i == alert_id]
+            print(
+                f"  duplicate {alert_id}: "
+                + ", then ".join(f"{d} at kill{offset:+.2f} s" for d, offset in sends)
+            )
         base_median = statistics.median(steady)
         print(
             f"baseline: steady-state gap between snapshots: median {base_median:.2f} s, "
