@@ -1,13 +1,22 @@
 """Soak: the real daemon polling many simulated accounts; where the CPU goes and whether memory stays flat.
 
     .venv/bin/python bench/soak.py [--accounts 200] [--positions 20] [--rounds 3] [--interval 2]
+        [--pacing venue|off] [--pacer ours|ccxt] [--session shared|own]
 
 The simulator runs in its own process (so its CPU is not counted); the daemon runs in this one
 under cProfile with its real adapters: ccxt over loopback, the margin engine, the alert rules, an
 SQLite file, the console-less outbox. Every account is polled `--rounds` times. CPU is attributed
 by the file each profiled function lives in: our package (`monitor/`), ccxt, and everything else
 (asyncio, aiohttp, SQLAlchemy, json, ...), which is the baseline the share is measured against.
-RSS and the database size are sampled after the first round (warm-up) and at the end.
+RSS, open file descriptors and the database size are sampled before the daemon starts (ccxt
+already imported), after the first round (warm-up) and at the end; "per account" figures are the
+growth over that baseline divided by the accounts.
+
+`--pacing off` polls without any request pacing (one address cannot carry 1,000 Binance accounts
+at 2 s: 10,000 weight a round against 2,400 a minute; with pacing that is a 250 s round);
+`--pacer ccxt` swaps our pacers for ccxt's own throttler (a 1 ms wake-up loop while requests
+wait) and `--session own` gives every ccxt instance its own HTTP session and TLS context as
+before; each is the baseline for a ratio.
 """
 
 from __future__ import annotations
@@ -16,8 +25,10 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import json
 import logging
+import os
 import pstats
 import resource
 import socket
@@ -141,6 +152,10 @@ def rss_kib() -> int:
     return 0
 
 
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 def db_bytes(state_dir: Path) -> int:
     """Bytes of used pages, WAL included (file sizes jump with WAL checkpoints)."""
     with contextlib.closing(sqlite3.connect(state_dir / "monitor.db", timeout=10)) as conn:
@@ -154,18 +169,30 @@ class Counter:
     """Counts finished cycles; profiles from the end of the first round (warm-up: imports,
     migrations, market lists) to the last cycle, then stops the daemon."""
 
-    def __init__(self, accounts: int, rounds: int, state_dir: Path) -> None:
+    def __init__(self, accounts: int, rounds: int, state_dir: Path, profile: bool = True) -> None:
         self.accounts, self.rounds, self.state_dir = accounts, rounds, state_dir
+        self.profile = profile
+        self.kinds: dict[str, int] = {}
+        self.by_clock = 0
+        self.examples: dict[str, str] = {}
         self.cycles = self.errors = 0
         self.daemon: Daemon | None = None
         # CPU time, not wall time: the idle event loop must not count as anyone's cost.
         self.profiler = cProfile.Profile(time.process_time)
-        self.warm: tuple[int, int, float, float, int] | None = None
-        self.end: tuple[float, float, int, int, int] | None = None
+        self.warm: tuple[int, int, float, float, int, int] | None = None
+        self.end: tuple[float, float, int, int, int, int] | None = None
 
     def cycle_finished(self, report: CycleReport) -> None:
+        if report.by_clock:
+            # A stale-data check by the clock (polls fell behind), not a poll: not counted.
+            self.by_clock += 1
+            return
         self.cycles += 1
         self.errors += report.error_kind is not None
+        if report.error_kind is not None:
+            kind = str(report.error_kind)
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            self.examples.setdefault(kind, report.error or "")
         if self.warm is None and self.cycles >= self.accounts:
             self.warm = (
                 rss_kib(),
@@ -173,8 +200,10 @@ class Counter:
                 time.process_time(),
                 time.monotonic(),
                 self.cycles,
+                open_fds(),
             )
-            self.profiler.enable()
+            if self.profile:
+                self.profiler.enable()
         elif (
             self.end is None
             and self.cycles >= self.accounts * self.rounds
@@ -187,6 +216,7 @@ class Counter:
                 self.cycles,
                 rss_kib(),
                 db_bytes(self.state_dir),
+                open_fds(),
             )
             self.daemon.stop()
 
@@ -207,7 +237,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pacing", choices=("venue", "off"), default="venue")
+    parser.add_argument("--pacer", choices=("ours", "ccxt"), default="ours")
+    parser.add_argument("--session", choices=("shared", "own"), default="shared")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="plain CPU time, without cProfile's overhead"
+    )
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds: at least 2 (the first round is the warm-up)")
+    configure(args)
     configure_logging(logging.ERROR, rich_tty=False)
 
     work = Path(tempfile.mkdtemp(prefix="portfolio-monitor-soak-"))
@@ -233,7 +272,8 @@ def main() -> None:
             keys_of(scenario_path),
             args.interval,
         )
-        counter = Counter(args.accounts, args.rounds, state_dir)
+        counter = Counter(args.accounts, args.rounds, state_dir, not args.no_profile)
+        baseline.update(rss=rss_kib(), fds=open_fds())
         daemon = Daemon(DaemonOptions(config_path=config_path, handle_signals=False), [counter])
         counter.daemon = daemon
         asyncio.run(daemon.run())
@@ -243,14 +283,73 @@ def main() -> None:
     report(args, counter)
 
 
+baseline: dict[str, int] = {}
+
+
+def configure(args: argparse.Namespace) -> None:
+    """Swap in the baselines the flags ask for (the daemon builds its hub in monitor.wiring)."""
+    import ccxt.async_support  # noqa: F401  (imported before the baseline RSS is taken)
+    from ccxt.async_support.base.throttler import Throttler
+
+    import monitor.wiring
+    from monitor.exchanges import base
+    from monitor.exchanges.hub import ExchangeHub
+
+    hub = functools.partial(
+        ExchangeHub, rate_limit=args.pacing == "venue", share_session=args.session == "shared"
+    )
+    setattr(monitor.wiring, "ExchangeHub", hub)  # noqa: B010  (mypy: not an exported name)
+    if args.pacer == "ccxt":
+
+        def ccxt_throttler(self: Any, cost: Any = None) -> None:
+            self.throttler = Throttler(self.tokenBucket, self.asyncio_loop)
+
+        base._Paced.init_throttler = ccxt_throttler  # type: ignore[method-assign]
+
+
 def report(args: argparse.Namespace, counter: Counter) -> None:
     assert counter.warm is not None, "not even one round finished"
     assert counter.end is not None, "the daemon stopped before the last round"
-    warm_rss, warm_db, warm_cpu, warm_wall, warm_cycles = counter.warm
-    end_cpu, end_wall, end_cycles, end_rss, end_db = counter.end
+    warm_rss, _, warm_cpu, warm_wall, warm_cycles, warm_fds = counter.warm
+    end_cpu, end_wall, end_cycles, _, _, end_fds = counter.end
     cycles = end_cycles - warm_cycles
     cpu, wall = end_cpu - warm_cpu, end_wall - warm_wall
-    profiler = counter.profiler
+    round_time = wall / (cycles / args.accounts)
+    print(
+        f"soak: {args.accounts} accounts x {args.positions} positions, {args.rounds} rounds, "
+        f"poll every {args.interval:g}s; {counter.cycles} account-cycles ({counter.errors} failed{': ' if counter.kinds else ''}"
+        f"{', '.join(f'{k} {n}' for k, n in sorted(counter.kinds.items()))}; "
+        f"{counter.by_clock} stale checks by the clock); "
+        f"after warm-up {cycles} in {wall:.1f}s wall, {cpu:.1f}s CPU"
+    )
+    for kind, example in sorted(counter.examples.items()):
+        print(f"  e.g. {kind}: {example}")
+    print(
+        f"setup: pacing {args.pacing}, pacer {args.pacer}, session {args.session}; "
+        f"wall per round {round_time:.1f}s (interval {args.interval:g}s; issue 10: 20 s for 1,000 "
+        f"accounts unpaced -> {round_time / 20:.2f}x)"
+    )
+    per_account_rss = (warm_rss - baseline["rss"]) / args.accounts / 1024
+    per_account_fds = (warm_fds - baseline["fds"]) / args.accounts
+    print(
+        f"per account: {per_account_rss:.3f} MiB RSS, {per_account_fds:.2f} fds "
+        f"(before start {baseline['rss'] / 1024:.1f} MiB, {baseline['fds']} fds; "
+        f"after warm-up {warm_rss / 1024:.1f} MiB, {warm_fds} fds; at end {end_fds} fds); "
+        f"issue 10: 1.05 MiB and 2 fds per account -> "
+        f"{per_account_rss / 1.05:.2f}x and {per_account_fds / 2:.2f}x"
+    )
+    profiled_or_not = "plain" if args.no_profile else "profiled, with cProfile overhead"
+    print(
+        f"CPU per account-cycle: {cpu / cycles * 1000:.2f} ms ({profiled_or_not}; issue 10, "
+        f"unpaced: 4.5 ms at 50 accounts, 13.4 ms at 1,000 -> "
+        f"{cpu / cycles * 1000 / 13.4:.2f}x the latter)"
+    )
+    if not args.no_profile:
+        print_profile(counter.profiler, cycles)
+    print_rss(args, counter)
+
+
+def print_profile(profiler: cProfile.Profile, cycles: int) -> None:
     stats = pstats.Stats(profiler)
     buckets = dict.fromkeys(BUCKETS, 0.0)
     for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
@@ -264,15 +363,6 @@ def report(args: argparse.Namespace, counter: Counter) -> None:
         ),
         reverse=True,
     )[:5]
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        f"soak: {args.accounts} accounts x {args.positions} positions, {args.rounds} rounds, "
-        f"poll every {args.interval:g}s; {counter.cycles} account-cycles ({counter.errors} failed); "
-        f"after warm-up {cycles} in {wall:.1f}s wall, {cpu:.1f}s CPU"
-    )
-    print(
-        f"CPU per account-cycle: {cpu / cycles * 1000:.2f} ms total (profiled, with cProfile overhead)"
-    )
     for name in BUCKETS:
         share = buckets[name] / profiled
         print(f"  {name:<22} {buckets[name] / cycles * 1000:7.2f} ms/account-cycle  {share:6.1%}")
@@ -282,6 +372,15 @@ def report(args: argparse.Namespace, counter: Counter) -> None:
         f"our code vs ccxt: {buckets['ours (monitor/)'] / max(buckets['ccxt'], 1e-9):.2f}x; "
         f"our share {ours:.1%} (target < 25 %: {'met' if ours < 0.25 else 'NOT met'})"
     )
+
+
+def print_rss(args: argparse.Namespace, counter: Counter) -> None:
+    assert counter.warm is not None
+    assert counter.end is not None
+    warm_rss, warm_db, _, _, warm_cycles, _ = counter.warm
+    _, _, end_cycles, end_rss, end_db, _ = counter.end
+    cycles = end_cycles - warm_cycles
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     growth = (end_rss - warm_rss) / warm_rss if warm_rss else 0.0
     print(
         f"RSS: {warm_rss / 1024:.1f} MiB after warm-up, {end_rss / 1024:.1f} MiB at end "

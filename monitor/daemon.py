@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -21,8 +22,10 @@ from pathlib import Path
 from monitor import sdnotify
 from monitor.config import Settings, load_settings
 from monitor.config.database import without_password
+from monitor.config.streams import STREAM_STATUS_FILE
 from monitor.domain.errors import ConfigError, DatabaseInUse, MonitorError, StorageError
 from monitor.leasing import LeaseKeeper
+from monitor.live import LIVE, LiveMarks
 from monitor.metrics import Metrics
 from monitor.ports import ExchangeClient
 from monitor.scheduling import Scheduler
@@ -60,7 +63,8 @@ class _MetricsObserver:
     def cycle_finished(self, report: CycleReport) -> None:
         if report.by_clock:  # a stale check by the clock is not a poll
             return
-        self._metrics.observe_poll(report.account, report.seconds, report.error_kind)
+        if not report.live:  # nor is a recompute at live marks (its figures are gauges)
+            self._metrics.observe_poll(report.account, report.seconds, report.error_kind)
         if report.snapshot is not None:
             self._metrics.observe_snapshot(report.snapshot)
 
@@ -96,6 +100,8 @@ class Daemon:
         self._up = False  # accounts registered and scheduled: a reload may run
         # PostgreSQL: polls only the accounts whose lease this daemon holds.
         self._keeper: LeaseKeeper | None = None
+        self._live: LiveMarks | None = None  # the mark streams, unless [streams] enabled = false
+        self._board: StreamBoard | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down cleanly (what SIGTERM does)."""
@@ -156,6 +162,10 @@ class Daemon:
                     await watchdog
                 if self._reloading is not None:
                     await asyncio.gather(self._reloading, return_exceptions=True)
+                if self._live is not None:
+                    await self._live.close()
+                    if self._board is not None:
+                        self._board.stopped()
                 await service.close()
                 finished = await self._scheduler.drain(self.options.stop_grace)
                 if not finished:
@@ -187,6 +197,18 @@ class Daemon:
                 fetch_timeout=self.options.fetch_timeout,
                 outage=adapters.outage,
             )
+            if settings.streams.enabled:
+                board = StreamBoard(settings.state_dir / STREAM_STATUS_FILE, self._metrics)
+                self._board = board
+                self._live = LiveMarks(
+                    service,
+                    SystemClock(),
+                    reconcile=settings.streams.reconcile_interval,
+                    stale_after=settings.streams.stale_after,
+                    on_health=board.update,
+                )
+                service.observe(self._live)
+                service.set_stream_health(self._live.account_health)
             try:
                 yield service
             finally:
@@ -230,6 +252,8 @@ class Daemon:
         await self._scheduler.settle(jobs, HANDOVER_GRACE_SECONDS)
         for name in names:
             removed = self._service.unwatch(name)
+            if self._live is not None:
+                self._live.detach(name)
             self._metrics.forget_account(name)
             if removed is not None:
                 await self._adapters.close_client(name, removed.client)
@@ -261,9 +285,21 @@ class Daemon:
             await self._adapters.close_client(name, client)
             raise
         service = self._service
+        live = self._live
+        if live is not None:
+            hub = self._adapters.hub
+            heartbeat = settings.streams.heartbeat_timeout.total_seconds()
+            live.attach(
+                name,
+                hub.mark_stream_key(account_settings),
+                account_settings.poll_interval,
+                lambda: hub.mark_stream(account_settings, heartbeat=heartbeat),
+            )
 
         async def poll() -> None:
-            await service.poll(name)
+            # While the marks stream, REST only reconciles positions and balances.
+            if live is None or live.rest_due(name):
+                await service.poll(name)
 
         self._scheduler.every(f"poll:{name}", account_settings.poll_interval.total_seconds(), poll)
         # Stale by the clock: the alert does not wait for a fetch that hangs.
@@ -273,6 +309,8 @@ class Daemon:
         """Drop a removed account's runtime, metrics and MQTT entities; its client to close."""
         assert self._service is not None
         removed = self._service.unwatch(name)
+        if self._live is not None:
+            self._live.detach(name)
         self._metrics.forget_account(name)
         self._adapters.unregister_account(name)
         return removed.client if removed is not None else None
@@ -444,6 +482,37 @@ class Daemon:
         return cycles_are_finishing(time.monotonic() - last, intervals, self.options.fetch_timeout)
 
 
+class StreamBoard:
+    """Where an account's stream health goes besides the log: the `stream_live` gauge and a
+    small JSON file in the state directory that `portfolio-monitor status` reads."""
+
+    def __init__(self, path: Path, metrics: Metrics) -> None:
+        self._path = path
+        self._metrics = metrics
+        self._health: dict[str, dict[str, str]] = {}
+
+    def update(self, account: str, health: str) -> None:
+        """Record `account`'s health ("live" or "polling: <why>") as of now."""
+        self._metrics.stream_live.labels(account).set(1 if health == LIVE else 0)
+        self._health[account] = {"stream": health, "since": datetime.now(UTC).isoformat()}
+        self._write()
+
+    def stopped(self) -> None:
+        """The daemon stops: no account's marks stream any more."""
+        since = datetime.now(UTC).isoformat()
+        self._health = {name: {"stream": "stopped", "since": since} for name in self._health}
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self._path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self._health, indent=1, sort_keys=True))
+            temporary.replace(self._path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self._path, exc)
+
+
 def cycles_are_finishing(
     since_last: float, poll_intervals: Sequence[float], fetch_timeout: float
 ) -> bool:
@@ -457,7 +526,7 @@ def cycles_are_finishing(
 
 def _restart_needed(old: Settings, new: Settings) -> list[str]:
     sections = []
-    for name in ("database", "metrics", "notify", "state_dir"):
+    for name in ("database", "metrics", "notify", "state_dir", "streams"):
         if getattr(old, name, None) != getattr(new, name, None):
             sections.append(name)
     return sections

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from monitor.domain.errors import MonitorError
 from monitor.domain.model import Snapshot
+from monitor.domain.volatility import Horizon
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,25 @@ class Metrics:
             registry=r,
         )
         self.storage_ok.set(1)
+        self.account_move_sigmas = Gauge(
+            "portfolio_monitor_account_move_sigmas",
+            "Account liquidation move in typical moves (sigmas) of the pool, per horizon",
+            ["account", "horizon"],
+            registry=r,
+        )
+        self.distance_sigmas = Gauge(
+            "portfolio_monitor_liquidation_distance_sigmas",
+            "Distance to liquidation in typical moves (sigmas) of the symbol, per horizon",
+            ["account", "symbol", "side", "horizon"],
+            registry=r,
+        )
+        self._sigma_series: dict[str, set[tuple[str, ...]]] = {}
+        self.stream_live = Gauge(
+            "portfolio_monitor_stream_live",
+            "1 while the account's marks stream live (REST only reconciles), 0 while it is polled",
+            ["account"],
+            registry=r,
+        )
         self._positions: dict[str, set[tuple[str, str]]] = {}
         self._assets: dict[str, str] = {}
         self._error_kinds: dict[str, set[str]] = {}
@@ -111,7 +131,30 @@ class Metrics:
         for gone in self._positions.get(account, set()) - current:
             self.distance.remove(account, *gone)
         self._positions[account] = current
+        self._observe_sigmas(snapshot)
         self.last_success.labels(account).set(snapshot.taken_at.timestamp())
+
+    def _observe_sigmas(self, snapshot: Snapshot) -> None:
+        """The sigma gauges (NaN where unknown or nothing liquidates); none without volatility."""
+        account, volatility = snapshot.account, snapshot.risk.volatility
+        current: set[tuple[str, ...]] = set()
+        if volatility is not None:
+            for horizon in Horizon:
+                _set_or_nan(
+                    self.account_move_sigmas.labels(account, horizon.value),
+                    volatility.move(horizon),
+                )
+                current.add((horizon.value,))
+                for position, sigmas in zip(
+                    snapshot.risk.positions, volatility.positions, strict=True
+                ):
+                    key = (position.symbol, position.side.value, horizon.value)
+                    _set_or_nan(self.distance_sigmas.labels(account, *key), sigmas.of(horizon))
+                    current.add(key)
+        for gone in self._sigma_series.get(account, set()) - current:
+            gauge = self.account_move_sigmas if len(gone) == 1 else self.distance_sigmas
+            _remove(gauge, account, *gone)
+        self._sigma_series[account] = current
 
     def observe_poll(self, account: str, seconds: float, error_kind: str | None) -> None:
         """Record one finished cycle; `error_kind` names why it failed (None = it succeeded)."""
@@ -126,7 +169,11 @@ class Metrics:
             self.distance.remove(account, *position)
         for gauge in (self.margin_ratio, self.exchange_margin_ratio, self.account_move):
             _remove(gauge, account)
+        for series in self._sigma_series.pop(account, set()):
+            gauge = self.account_move_sigmas if len(series) == 1 else self.distance_sigmas
+            _remove(gauge, account, *series)
         _remove(self.last_success, account)
+        _remove(self.stream_live, account)
         _remove(self.poll_seconds, account)
         asset = self._assets.pop(account, None)
         if asset is not None:

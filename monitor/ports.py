@@ -247,3 +247,46 @@ class SnapshotStore(Protocol):
     async def close(self) -> None:
         """Release the database connections."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class MarkUpdate:
+    """One mark price a venue's public stream pushed: `symbol` is the venue's id ("BTCUSDT"),
+    `at` the venue's time of the price."""
+
+    symbol: str
+    price: float
+    at: datetime
+
+
+class MarkStream(Protocol):
+    """One venue's public mark stream at one address, shared by every account trading there."""
+
+    @property
+    def key(self) -> str:
+        """Venue and address ("binance-usdm@production"): one stream per key."""
+        ...
+
+    def follow(self, symbols: frozenset[str]) -> None:
+        """Subscribe to exactly these venue symbols from now on (an empty set: none)."""
+        ...
+
+    async def run(self, listener: MarkListener) -> None:
+        """Connect, subscribe and report until cancelled; reconnects with back-off by itself."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class MarkListener(Protocol):
+    """Told what a mark stream sees."""
+
+    def marks(self, key: str, updates: Sequence[MarkUpdate]) -> None:
+        """New marks arrived (must not block)."""
+        ...
+
+    def health(self, key: str, up: bool, reason: str) -> None:
+        """The stream came up, or went down (closed, refused, or silent past its heartbeat)."""
+        ...

@@ -25,8 +25,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,7 +40,8 @@ from monitor.domain.errors import (
     VenuePaused,
 )
 from monitor.domain.margin import assess
-from monitor.domain.model import Snapshot
+from monitor.domain.marks import with_marks
+from monitor.domain.model import AccountState, Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
 from monitor.outage import StorageOutage
@@ -91,6 +92,10 @@ class CycleReport:
     notifications: tuple[Notification, ...]
     # An evaluation by the clock while no fresh data came (not a poll: metrics do not count it).
     by_clock: bool = False
+    # A recompute of the last fetched state at live marks (not a poll either).
+    live: bool = False
+    # How the account's marks arrive ("live", "polling: <why>"); None without mark streams.
+    stream: str | None = None
 
 
 class CycleObserver(Protocol):
@@ -119,6 +124,13 @@ class _AccountRuntime:
     fetch_started: datetime | None = None  # a fetch in flight since then
     last_fetch_error: MonitorError | None = None
     deadlines: asyncio.Task[None] | None = None
+    # The last state fetched in full, and when it was asked for: live marks re-run it.
+    last_state: AccountState | None = None
+    state_at: datetime | None = None
+    # The worst live figures since the last stored snapshot: stored once its minute is over
+    # (or with the next stored snapshot), so a dip between two reconciliations stays on record.
+    worst: Snapshot | None = None
+    last_stored: Snapshot | None = None
 
 
 def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
@@ -137,6 +149,32 @@ def _blind_alerts(account: str, now: datetime, error: str) -> Notification:
         created_at=now,
         facts={"error": error},
     )
+
+
+def _nearest(snapshot: Snapshot) -> float:
+    distances = [p.distance_to_liquidation for p in snapshot.risk.positions]
+    return min((d for d in distances if d is not None), default=float("inf"))
+
+
+def _worse(a: Snapshot, b: Snapshot) -> bool:
+    """`a` is closer to liquidation than `b`: a lower margin ratio, else a smaller distance."""
+    if a.risk.margin_ratio is not None and b.risk.margin_ratio is not None:
+        return a.risk.margin_ratio < b.risk.margin_ratio
+    return _nearest(a) < _nearest(b)
+
+
+def _pending_worst(
+    runtime: _AccountRuntime, stored: Snapshot | None, now: datetime
+) -> Snapshot | None:
+    """The worst live snapshot to store now: with `stored` when it is worse than that, or on its
+    own once its minute is over; None when nothing worse than what is on record waits."""
+    worst = runtime.worst
+    if worst is None or worst is stored:
+        return None
+    if stored is not None:
+        return worst if _worse(worst, stored) else None
+    minute = now.replace(second=0, microsecond=0)
+    return worst if worst.taken_at < minute else None
 
 
 def time_since(started: float) -> timedelta:
@@ -170,6 +208,7 @@ class PollService:
         fetch_timeout: float = 60.0,
         outage: StorageOutage | None = None,
         max_held: int = MAX_HELD_SNAPSHOTS,
+        stream_health: Callable[[str], str | None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -189,8 +228,17 @@ class PollService:
         if outage is not None:
             outage.on_recovery(self.store_held)
             outage.held = lambda: (len(self._held), self._dropped)
+        self._stream_health = stream_health
         # Monotonic time the last cycle of any account finished (the systemd watchdog reads it).
         self.last_cycle_finished: float | None = None
+
+    def observe(self, observer: CycleObserver) -> None:
+        """Tell `observer` about every cycle from now on too."""
+        self._observers = (*self._observers, observer)
+
+    def set_stream_health(self, health: Callable[[str], str | None]) -> None:
+        """Where each report learns how its account's marks arrive."""
+        self._stream_health = health
 
     @property
     def accounts(self) -> dict[str, WatchedAccount]:
@@ -289,9 +337,14 @@ class PollService:
                 changed_tiers=changed_tiers,
                 kind=kind,
                 message=message,
+                worst=_pending_worst(runtime, snapshot, now) if snapshot is not None else None,
             )
             if stored and snapshot is not None:
-                runtime.last_success_at = snapshot.taken_at
+                # A live recompute during the fetch may have judged later data already.
+                runtime.last_success_at = max(
+                    snapshot.taken_at, runtime.last_success_at or snapshot.taken_at
+                )
+                runtime.last_state, runtime.state_at = snapshot.state, snapshot.taken_at
 
         report = CycleReport(
             account=name,
@@ -315,10 +368,14 @@ class PollService:
         changed_tiers: tuple[str, ...] = (),
         kind: str | None,
         message: str | None,
+        live: bool = False,
+        worst: Snapshot | None = None,
     ) -> tuple[str | None, str | None, tuple[Notification, ...], bool]:
         """Evaluate the rules and store the outcome in one transaction; the caller holds the
         account's lock. Returns the error kind and message, the notifications queued and whether
-        the transaction committed."""
+        the transaction committed. A `live` recompute stores its snapshot only with an alert
+        transition (the REST reconciliation stores the rest), and nothing at all when nothing
+        changed."""
         account = runtime.account
         name = account.name
         try:
@@ -337,6 +394,7 @@ class PollService:
             venue=account.venue_key,
             venue_accounts=self._venue_peers(account.venue_key),
             watching_since=runtime.watching_since,
+            live_marks=live,
         )
         events: tuple[AlertEvent, ...] = ()
         notifications: tuple[Notification, ...] = ()
@@ -353,15 +411,24 @@ class PollService:
         else:
             new_states, events = outcome.states, outcome.events
             notifications = outcome.notifications
+        quiet = not events and not notifications and worst is None
+        if live and quiet and new_states == runtime.alert_states:
+            runtime.evaluated_at = now
+            return kind, message, (), True
+        # The worst live figures since the last record, then this snapshot unless it is a live
+        # recompute without an alert transition (the REST reconciliation stores those).
+        to_store = [worst] if worst is not None else []
+        if snapshot is not None and (events or not live):
+            to_store.append(snapshot)
         outage = self._outage
         if outage is not None and outage.failing:
             # Known to fail: do not wait (a lock's busy timeout) for it; the probe retries.
-            self._hold(name, snapshot, new_states, events, notifications, outage)
+            self._hold(name, to_store, new_states, events, notifications, outage)
         else:
             try:
                 async with self._store.cycle() as cycle:
-                    if snapshot is not None:
-                        await cycle.add_snapshot(snapshot)
+                    for record in to_store:
+                        await cycle.add_snapshot(record)
                     await cycle.save_alert_states(account.name, new_states)
                     await cycle.add_alert_events(account.name, events)
                     await cycle.enqueue(notifications, self.sinks)
@@ -374,18 +441,26 @@ class PollService:
                     log.error("account=%s could not store this cycle: %s", name, exc)
                     return "storage", str(exc), (), False
                 outage.failed(exc, f"storing a cycle of {name}")
-                self._hold(name, snapshot, new_states, events, notifications, outage)
+                self._hold(name, to_store, new_states, events, notifications, outage)
         runtime.alerts_broken = kind == "alerts"
         runtime.alert_states = new_states
+        written = snapshot if snapshot is not None and (events or not live) else None
+        if worst is not None:
+            runtime.worst = None  # on record now
+        if written is not None:
+            runtime.last_stored = written
+            if runtime.worst is not None and not _worse(runtime.worst, written):
+                runtime.worst = None  # what was stored is at least as bad
         runtime.evaluated_at = now
         for event in events:
-            log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, event.title)
+            title = event.title.removeprefix(f"{name}: ")  # the account is already named
+            log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, title)
         return kind, message, tuple(notifications), True
 
     def _hold(
         self,
         name: str,
-        snapshot: Snapshot | None,
+        snapshots: Sequence[Snapshot],
         states: dict[str, dict[str, Any]],
         events: Sequence[AlertEvent],
         notifications: Sequence[Notification],
@@ -396,7 +471,7 @@ class PollService:
             outage.deliver_from_memory(notification)
         if self._dropped_outage != outage.since:
             self._dropped_outage, self._dropped = outage.since, 0
-        if snapshot is not None:
+        for snapshot in snapshots:
             self._held.append(snapshot)
             while len(self._held) > self._max_held:
                 lost = self._held.popleft()
@@ -434,6 +509,57 @@ class PollService:
     def held_at_exit(self) -> int:
         """Snapshots still only in memory (shutdown reports them as lost)."""
         return len(self._held)
+
+    async def recompute(
+        self, name: str, marks: Mapping[str, float], *, max_state_age: timedelta
+    ) -> CycleReport | None:
+        """Re-run the account's last fetched state at live `marks` (venue symbol -> price) and
+        evaluate its rules on the result; None when there is nothing fit to re-run: no state
+        fetched yet, the last fetch failed (the poll judges that), or the positions are older
+        than `max_state_age` (a live mark on forgotten positions would look fresh)."""
+        runtime = self._accounts.get(name)
+        if runtime is None or runtime.last_state is None or runtime.state_at is None:
+            return None
+        now = self._clock.now()
+        if runtime.last_fetch_error is not None or now - runtime.state_at > max_state_age:
+            return None
+        started = time.monotonic()
+        try:
+            state = with_marks(runtime.last_state, marks)
+            snapshot = Snapshot(name, now, state, assess(state))
+        except Exception:
+            log.exception("account=%s recompute at live marks failed", name)
+            return None
+        async with runtime.lock:
+            # Only figures worse than what is on record are worth keeping for later.
+            benchmark = runtime.worst or runtime.last_stored
+            if benchmark is None or _worse(snapshot, benchmark):
+                runtime.worst = snapshot
+            evaluated_at = now if runtime.evaluated_at is None else max(now, runtime.evaluated_at)
+            kind, message, notifications, stored = await self._conclude(
+                runtime,
+                evaluated_at,
+                snapshot=snapshot,
+                fetch_error=None,
+                kind=None,
+                message=None,
+                live=True,
+                worst=_pending_worst(runtime, None, now),
+            )
+            if stored:
+                runtime.last_success_at = max(now, runtime.last_success_at or now)
+        report = CycleReport(
+            account=name,
+            started_at=now,
+            seconds=time.monotonic() - started,
+            snapshot=snapshot if kind != "storage" else None,
+            error_kind=kind,
+            error=message,
+            notifications=notifications,
+            live=True,
+        )
+        self._record(runtime, report)
+        return report
 
     def next_deadline(self, name: str) -> datetime | None:
         """When this account's data next reaches a level (or the end of a debounce) of its stale
@@ -524,6 +650,8 @@ class PollService:
 
     def _record(self, runtime: _AccountRuntime, report: CycleReport) -> None:
         name = report.account
+        if self._stream_health is not None:
+            report = replace(report, stream=self._stream_health(name))
         if report.error_kind is None:
             if runtime.failures:
                 log.info(

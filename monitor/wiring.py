@@ -45,7 +45,7 @@ class _MqttStateObserver:
 
     def cycle_finished(self, report: CycleReport) -> None:
         if report.snapshot is not None:
-            self._publisher.publish_state(report.snapshot)
+            self._publisher.publish_state(report.snapshot, report.stream)
 
 
 class _UtcClock:
@@ -165,7 +165,7 @@ class Adapters:
     ) -> AsyncIterator[Adapters]:
         try:
             async with contextlib.AsyncExitStack() as stack:
-                hub = ExchangeHub()
+                hub = ExchangeHub(volatility=True)
                 stack.push_async_callback(hub.aclose)
                 http = await stack.enter_async_context(HttpTransport())
                 mqtt: MqttPublisher | None = None

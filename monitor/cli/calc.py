@@ -12,6 +12,7 @@ import typer
 from monitor.cli.app import app
 from monitor.cli.options import usage_error
 from monitor.cli.output import Format, default_format, print_json, print_table
+from monitor.cli.sigmas import print_sigma_table
 from monitor.domain.codec import risk_to_json, state_from_json
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
@@ -181,6 +182,7 @@ def _print_tables(state: AccountState, risk: AccountRisk, label: str) -> None:
         POOL_HEADERS,
         title=f"{label}cross pool{currency} (liquidation at margin ratio {trigger})",
     )
+    print_sigma_table(state, risk, label)
 
 
 def _ratio(coin: Collateral) -> str:

@@ -45,6 +45,17 @@ def demo_config(base_url: str, accounts: Mapping[str, AccountInfo], state_dir: P
         "",
         "[alerts.account_move]",
         "enabled = false",
+        "",
+        "# Stop-loss coverage: the SOL short's stop ends beyond its dynamic liquidation price as",
+        "# the longs lose (critical); positions without a stop warn after a short grace.",
+        "[alerts.stop_loss]",
+        "enabled = true",
+        'grace = "10s"',
+        "",
+        "# Marks stream live from the simulator's websockets; REST reconciles every 2 s so that",
+        "# `history` has a point every 2 s (the default is a minute).",
+        "[streams]",
+        'reconcile_interval = "2s"',
     ]
     for name, account in sorted(accounts.items()):
         for venue, asset in account.pools:

@@ -16,13 +16,11 @@ import typer
 
 from monitor.cli.app import EXIT_FAILURE, app
 from monitor.cli.options import (
-    TABLE_OR_JSON,
     AccountOption,
     ConfigOption,
     DatabaseOption,
     FormatOption,
     SinceOption,
-    TableOrJsonOption,
     UntilOption,
     choose_format,
     database_file,
@@ -35,9 +33,11 @@ from monitor.cli.options import (
 )
 from monitor.cli.output import Format, err, print_csv, print_json, print_table, to_jsonable
 from monitor.config import Settings
+from monitor.config.streams import STREAM_STATUS_FILE
 from monitor.delivery import LOCAL_SINKS
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
+from monitor.domain.volatility import SIGMA
 from monitor.storage import queries
 from monitor.storage.engine import backup_sqlite, sqlite_path, sqlite_write_trouble
 from monitor.storage.leases import LeaseInfo, leases
@@ -277,7 +277,7 @@ def _position_table(rows: list[dict[str, Any]]) -> None:
 
 @app.command()
 def status(
-    output_format: TableOrJsonOption = None,
+    output_format: FormatOption = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -285,13 +285,18 @@ def status(
     database takes writes; exit 1 when any account's data is older than 3 polls, a sink is
     disabled, every remote sink fails, or the SQLite database cannot be written.
 
+    With mark streams on, `stream` says how each account's marks arrived as the daemon last
+    recorded it ("live", or "polling: <why>"), and a snapshot is stored every reconciliation
+    interval, so data counts as stale after 3 of those.
+
     With a configuration, accounts found only in the database (removed from the configuration)
     are listed as removed and do not count.
     """
-    chosen = choose_format(output_format, TABLE_OR_JSON)
+    chosen = choose_format(output_format)
     url, settings = resolve_database_url(config, database)
     now = datetime.now(UTC)
     configured = {} if settings is None else dict(settings.accounts)
+    streams = _stream_health(settings)
 
     async def read(store: SqlStore) -> list[dict[str, Any]]:
         infos = {info.name: info for info in await queries.accounts(store)}
@@ -305,7 +310,12 @@ def status(
                 interval: float | None = configured[name].poll_interval.total_seconds()
             else:
                 interval = info.poll_interval if info else None
+            if settings is not None and settings.streams.enabled and interval is not None:
+                # Live marks store a snapshot only at the reconciliation cadence.
+                reconcile = settings.streams.reconcile_interval.total_seconds()
+                interval = max(interval, reconcile)
             row = _status_row(name, latest, interval, now, firing)
+            row["stream"] = streams.get(name, {}).get("stream")
             row["asset"] = info.asset if info else None
             row["model"] = info.model if info else None
             # An account removed from the configuration keeps its history but is no longer
@@ -319,6 +329,8 @@ def status(
     sinks = run_on_store(url, lambda store: _troubled_sinks(store, settings))
     if chosen is Format.JSON:
         print_json(rows)
+    elif chosen is Format.CSV:
+        print_csv([_status_csv_row(row) for row in rows], STATUS_CSV_COLUMNS)
     elif not rows:
         err("no accounts stored yet (has the daemon run?)")
     else:
@@ -435,14 +447,99 @@ def _status_row(
         "margin_ratio": None if latest is None else latest.margin_ratio,
         "exchange_margin_ratio": None if latest is None else latest.exchange_margin_ratio,
         "account_liquidation_move": None if latest is None else latest.account_liquidation_move,
+        "account_move_sigmas": {
+            "hourly": None if latest is None else latest.move_sigmas_hourly,
+            "daily": None if latest is None else latest.move_sigmas_daily,
+        },
         "positions": 0 if latest is None else len(latest.positions),
         "nearest_liquidation": nearest,
+        "stops": _stops(latest),
         "firing": [
             {"rule": alert.rule_key, "severity": alert.severity, "since": alert.since}
             for alert in firing
             if alert.account == name
         ],
     }
+
+
+STATUS_CSV_COLUMNS = (
+    "account",
+    "configured",
+    "stale",
+    "taken_at",
+    "age_seconds",
+    "poll_interval",
+    "asset",
+    "model",
+    "equity",
+    "margin_ratio",
+    "exchange_margin_ratio",
+    "account_liquidation_move",
+    "account_move_sigmas_hourly",
+    "account_move_sigmas_daily",
+    "positions",
+    "nearest_symbol",
+    "nearest_side",
+    "nearest_liquidation_price",
+    "nearest_exchange_liquidation_price",
+    "nearest_distance",
+    "firing",
+)
+"""The JSON row flattened: nested objects become prefixed columns, firing alerts one cell."""
+
+
+def _status_csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    flat = {key: value for key, value in row.items() if not isinstance(value, dict | list)}
+    for horizon, sigmas in row["account_move_sigmas"].items():
+        flat[f"account_move_sigmas_{horizon}"] = sigmas
+    nearest = row["nearest_liquidation"] or {}
+    for key in ("symbol", "side", "liquidation_price", "exchange_liquidation_price", "distance"):
+        flat[f"nearest_{key}"] = nearest.get(key)
+    # "margin_ratio:warning account_move:critical": one cell a spreadsheet filter can match.
+    flat["firing"] = " ".join(f"{a['rule']}:{a['severity']}" for a in row["firing"])
+    return flat
+
+
+def _sigma_cell(row: dict[str, Any]) -> str:
+    """The account move in sigmas (" = 2.2 sigma 1 d, 6.2 sigma 1 h") where the volatility was
+    known."""
+    sigmas = row["account_move_sigmas"]
+    known = [
+        f"{sigmas[horizon]:.1f} {SIGMA} {label}"
+        for horizon, label in (("daily", "1 d"), ("hourly", "1 h"))
+        if sigmas[horizon] is not None
+    ]
+    return f" = {', '.join(known)}" if known else ""
+
+
+def _stops(latest: queries.StoredSnapshot | None) -> dict[str, Any] | None:
+    """Positions by stop status, and which have no effective stop (none, or beyond the
+    liquidation price); None when no snapshot says (never read, or stored before stops were)."""
+    if latest is None or not any(p.stop_status for p in latest.positions):
+        return None
+    counts: dict[str, int] = {}
+    unprotected = []
+    for position in latest.positions:
+        status = position.stop_status or "unknown"
+        counts[status] = counts.get(status, 0) + 1
+        if status in ("none", "beyond_liquidation"):
+            unprotected.append(f"{position.symbol} {position.side}")
+    return {"counts": counts, "without_effective_stop": unprotected}
+
+
+def _stops_cell(row: dict[str, Any]) -> str:
+    stops = row["stops"]
+    if stops is None:
+        return "-"
+    counts = stops["counts"]
+    beyond = counts.get("beyond_liquidation", 0)
+    missing = counts.get("none", 0)
+    if not beyond and not missing:
+        return "unknown" if set(counts) == {"unknown"} else "all stopped"
+    parts = [f"{missing} without stop"] if missing else []
+    if beyond:
+        parts.append(f"{beyond} beyond liq.")
+    return ", ".join(parts)
 
 
 def _age_cell(age: str, row: dict[str, Any]) -> str:
@@ -500,8 +597,12 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         "exchange ratio",
         "move",
         "nearest liquidation",
+        "stops",
         "firing",
     ]
+    streams = any(row.get("stream") for row in rows)
+    if streams:
+        headers.append("stream")
     if leased:
         headers.append("daemon (lease)")
     cells = []
@@ -519,16 +620,31 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
                 _equity_cell(row),
                 _percent(row["margin_ratio"]),
                 _percent(row["exchange_margin_ratio"]),
-                _percent(row["account_liquidation_move"]),
+                _percent(row["account_liquidation_move"]) + _sigma_cell(row),
                 "-"
                 if nearest is None
                 else f"{nearest['symbol']} {_price(nearest['liquidation_price'])} ({_percent(nearest['distance'])})",
+                _stops_cell(row),
                 ", ".join(f"{a['rule']} ({a['severity']})" for a in row["firing"]) or "-",
             ]
         )
+        if streams:
+            cells[-1].append(row.get("stream") or "-")
         if leased:
             cells[-1].append(_lease_cell(row))
     print_table(cells, headers)
+
+
+def _stream_health(settings: Settings | None) -> dict[str, dict[str, str]]:
+    """How each account's marks arrive, as the daemon last wrote it to the state directory."""
+    if settings is None or not settings.streams.enabled:
+        return {}
+    path = settings.state_dir / STREAM_STATUS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import NotificationKind, Severity
+from monitor.domain.stops import PositionStop, StopStatus, position_stops
 from monitor.service import CycleReport
 
 log = logging.getLogger("monitor.demo")
@@ -27,6 +28,18 @@ def _pct(value: float | None, *, signed: bool = False) -> str:
     if value is None:
         return "-"
     return f"{value * 100:+.1f} %" if signed else f"{value * 100:.1f} %"
+
+
+def _stop(stop: PositionStop) -> Text:
+    """The stop price and its status; red when it cannot fire, yellow when there is none."""
+    status = stop.status
+    price = "" if stop.stop_price is None else f"{_price(stop.stop_price)} "
+    style = {
+        StopStatus.BEYOND_LIQUIDATION: "bold red",
+        StopStatus.NONE: "yellow",
+        StopStatus.PARTIAL: "yellow",
+    }.get(status, "")
+    return Text(f"{price}{status.value.replace('_', ' ')}", style=style)
 
 
 def _price(value: float | None) -> str:
@@ -109,8 +122,9 @@ class LiveView:
             "our liq. price",
             "exchange liq.",
             "distance",
+            "stop",
         ):
-            text = header in ("account", "symbol", "side", "mode")
+            text = header in ("account", "symbol", "side", "mode", "stop")
             positions.add_column(header, justify="left" if text else "right", overflow="fold")
         for name, view in sorted(self.accounts.items()):
             alerts = Text()
@@ -132,7 +146,10 @@ class LiveView:
                 _pct(risk.account_liquidation_move, signed=True),
                 alerts,
             )
-            for position, computed in zip(snap.state.positions, risk.positions, strict=False):
+            stops = position_stops(risk)
+            for position, computed, stop in zip(
+                snap.state.positions, risk.positions, stops, strict=False
+            ):
                 positions.add_row(
                     name,
                     position.symbol,
@@ -142,6 +159,7 @@ class LiveView:
                     _price(computed.liquidation_price),
                     _price(position.exchange_liquidation_price),
                     _pct(computed.distance_to_liquidation),
+                    _stop(stop),
                 )
         recent = Table(title="Alerts (latest first)", expand=True)
         for header in ("account", "kind", "severity", "message"):

@@ -95,7 +95,9 @@ async def _send(
             await sink.send(notification)
         except DeliveryError as error:
             kind = "permanent" if error.permanent else "retryable"
-            return f"{error} ({kind})"
+            host = getattr(sink, "last_host", None)
+            tried = f"; tried {host}" if host and host not in str(error) else ""
+            return f"{error}{tried} ({kind})"
         return None
 
     outcomes = await asyncio.gather(*(one(name) for name in names))

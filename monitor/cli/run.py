@@ -62,6 +62,8 @@ def run(config: ConfigOption = None, log_level: LogLevelOption = "info") -> None
         # Validate first: a bad configuration fails in a fraction of a second, before ccxt and
         # SQLAlchemy are even imported.
         settings = load_settings(config)
+        if (no_sink := settings.notify.only_the_log_warning()) is not None:
+            log.warning("%s", no_sink)
         from monitor.daemon import Daemon, DaemonOptions
 
         status = asyncio.run(Daemon(DaemonOptions(config_path=config)).run(settings))

@@ -20,11 +20,13 @@ from monitor.cli.options import (
     usage_error,
 )
 from monitor.cli.output import Format, err, print_json, print_table
+from monitor.cli.sigmas import print_sigma_table
 from monitor.config import Settings
 from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountRisk, AccountState
+from monitor.domain.stops import position_stops
 
 
 @app.command()
@@ -62,7 +64,7 @@ async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcom
     # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
     from monitor.exchanges import ExchangeHub
 
-    async with ExchangeHub() as hub:
+    async with ExchangeHub(volatility=True) as hub:
         clients = [hub.client_for(name, settings.accounts[name]) for name in names]
         fetched = await asyncio.gather(
             *(client.fetch_account() for client in clients), return_exceptions=True
@@ -92,7 +94,7 @@ def _document(name: str, result: Outcome) -> dict[str, Any]:
         "model": state.model.value,
         "assumptions": list(state.assumptions),
         "state": state_to_json(state),
-        "risk": risk_to_json(risk, state),
+        "risk": risk_to_json(risk, state, stops=True),
         "liquidation_prices": [
             {
                 "symbol": position.symbol,
@@ -216,4 +218,33 @@ def _print_tables(name: str, result: Outcome) -> None:
             "difference",
             "distance",
         ],
+    )
+    print_sigma_table(state, risk)
+    print_table(
+        [
+            [
+                position.symbol,
+                position.side.value + (" (hedge)" if position.hedge else ""),
+                _num(stop.stop_price),
+                _num(computed.liquidation_price),
+                _pct(stop.quantity_covered),
+                _num(stop.loss_at_stop),
+                _pct(stop.loss_at_stop_of_equity),
+                stop.status.value.replace("_", " "),
+            ]
+            for position, computed, stop in zip(
+                state.positions, risk.positions, position_stops(risk), strict=True
+            )
+        ],
+        [
+            "symbol",
+            "side",
+            "stop",
+            "liq. ours",
+            "covered",
+            "PnL at stop",
+            "of equity",
+            "stop status",
+        ],
+        title="Protective stops",
     )

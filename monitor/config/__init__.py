@@ -27,6 +27,7 @@ from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.config.database import DatabaseSettings, without_password
 from monitor.config.metrics import MetricsSettings
 from monitor.config.notify import NotifySettings
+from monitor.config.streams import StreamsSettings
 from monitor.domain.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/portfolio-monitor/config.toml")
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountSettings] = {}
     notify: NotifySettings = NotifySettings()
     alerts: AlertsSettings = AlertsSettings()
+    streams: StreamsSettings = StreamsSettings()
 
     @field_validator("accounts", mode="before")
     @classmethod

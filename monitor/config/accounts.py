@@ -39,6 +39,8 @@ class AccountSettings(BaseModel):
     base_url: str | None = None
     testnet: bool = False
     asset: str = ""
+    # Read the held symbols' public klines hourly for distances in sigmas of 1 h and 1 d moves.
+    volatility: bool = True
     # Keys that replace the [alerts] defaults for this account ([accounts.NAME.alerts.RULE]).
     alerts: AccountAlerts | None = None
 

@@ -7,6 +7,7 @@ state machine never sees pydantic.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from itertools import pairwise
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -18,14 +19,17 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
 from monitor.config.types import Duration, Percent
 from monitor.domain.alerts import AlertRules, Rule, RuleKey
+from monitor.domain.alerts.measure import STOP_BEYOND_LIQUIDATION, STOP_UNPROTECTED
 from monitor.domain.errors import ConfigError, InvalidInput
 from monitor.domain.notification import Severity
 from monitor.domain.units import parse_percent
+from monitor.domain.volatility import Horizon
 
 _FRACTION_HINT = " (a number without % is a fraction: 0.8 means 80%)"
 
@@ -50,17 +54,63 @@ def _off_or_percent(value: object) -> object:
         raise ValueError(exc.problem) from None
 
 
+_PARSED = "parsed"
+
+
+def _percent_sign_needed(plain_limit: float, example: str) -> Any:
+    """A before-validator refusing a number written without % that cannot be meant as a fraction.
+
+    `warning_below = 300` (or "300") parses as the fraction 300 = 30,000 %: an alert that fires
+    forever, accepted without a word. Such a number is almost always a percentage missing its sign.
+    """
+
+    def check(value: object, info: ValidationInfo) -> object:
+        # Merging an account's overrides re-validates values already parsed into fractions.
+        if info.context and info.context.get(_PARSED):
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return value
+        text = str(value).strip()
+        try:
+            number = float(text)  # "300%" and "off" do not parse: they are not plain numbers
+        except ValueError:
+            return value
+        if math.isfinite(number) and abs(number) >= plain_limit:
+            shown = f'"{value}"' if isinstance(value, str) else text
+            raise ValueError(
+                f'{shown} needs a % sign ("{text}%"): a number without % is a fraction ({example})'
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+# check-config shows "300%" as written, not 3.0 (which a reader takes for 3 %).
+_LEVEL_AS_WRITTEN = PlainSerializer(
+    lambda level: None if level is None else _percent_text(level),
+    return_type=str | None,
+    when_used="json",
+)
+
+# Before-validators run right to left: the % check sees the value as written, before parsing.
 OptionalLevel = Annotated[
     float | None,
     BeforeValidator(_off_or_percent),
-    # check-config shows "300%" as written, not 3.0 (which a reader takes for 3 %).
-    PlainSerializer(
-        lambda level: None if level is None else _percent_text(level),
-        return_type=str | None,
-        when_used="json",
-    ),
+    _percent_sign_needed(1.0, "0.1 means 10%"),
+    _LEVEL_AS_WRITTEN,
 ]
-"""A level written as "150%" or "off"."""
+"""A level written as "15%" or "off"; a plain number is a fraction below 1 (0.1 = 10 %)."""
+
+RatioLevel = Annotated[
+    float | None,
+    BeforeValidator(_off_or_percent),
+    _percent_sign_needed(10.0, "3 means 300%"),
+    _LEVEL_AS_WRITTEN,
+]
+"""A margin-ratio level: "300%", "off", or a plain fraction below 10 (3 = 300 %)."""
+
+Share = Annotated[Percent, _percent_sign_needed(1.0, "0.2 means 20%")]
+"""A clear band, tolerance or increase: "20%" or a plain fraction below 1."""
 
 SeverityName = Literal["info", "warning", "critical", "emergency"]
 _SEVERITIES = (Severity.WARNING, Severity.CRITICAL, Severity.EMERGENCY)
@@ -96,7 +146,11 @@ class _Levels(_Timed):
     warning_below: OptionalLevel = None
     critical_below: OptionalLevel = None
     emergency_below: OptionalLevel = None
-    clear_band: Percent = 0.2
+    # With live marks every second, the emergency level (near liquidation) must not wait out
+    # the debounce meant for warnings; two consecutive marks a second apart are enough.
+    for_: Duration = Field(default=timedelta(seconds=10), alias="for")
+    emergency_for: Duration = timedelta(seconds=1)
+    clear_band: Share = 0.2
     # Levels outside these bounds can never fire usefully (or never resolve): they are nearly
     # always a number written without its % sign ("80" is 8000 %), so they are refused.
     lowest_level: ClassVar[float] = 0.0  # exclusive
@@ -152,6 +206,7 @@ class _Levels(_Timed):
             clear_band=self.clear_band,
             debounce=self.for_,
             repeat=self.repeat_interval,
+            severity_debounce=((Severity.EMERGENCY, self.emergency_for),),
         )
 
 
@@ -162,9 +217,9 @@ class MarginRatioAlert(_Levels):
     liquidation at 100 %): `critical_exchange_above = "80%"` means `critical_below = "125%"`.
     """
 
-    warning_below: OptionalLevel = 3.0
-    critical_below: OptionalLevel = 1.5
-    emergency_below: OptionalLevel = 1.2
+    warning_below: RatioLevel = 3.0
+    critical_below: RatioLevel = 1.5
+    emergency_below: RatioLevel = 1.2
     warning_exchange_above: OptionalLevel = None
     critical_exchange_above: OptionalLevel = None
     emergency_exchange_above: OptionalLevel = None
@@ -265,8 +320,8 @@ class LiquidationMismatchAlert(_Single):
 
     for_: Duration = Field(default=timedelta(minutes=2), alias="for")
     repeat: Duration = timedelta(hours=24)
-    tolerance: Percent = 0.02
-    clear_band: Percent = 0.2
+    tolerance: Share = 0.02
+    clear_band: Share = 0.2
 
     def checked(self) -> Self:
         if self.tolerance <= 0:
@@ -295,7 +350,7 @@ class MarginChasingAlert(_Single):
     repeat: Duration = timedelta(hours=24)
     count: int = 3
     window: Duration = timedelta(hours=24)
-    min_increase: Percent = 0.01
+    min_increase: Share = 0.01
 
     def checked(self) -> Self:
         if self.count < 2:
@@ -315,6 +370,59 @@ class VenuePausedAlert(_Single):
     holds, the pause does not count towards the `stale` rule of the accounts it pauses."""
 
     for_: Duration = Field(default=timedelta(0), alias="for")
+
+
+class MoveInSigmaAlert(_Single):
+    """`[alerts.move_in_sigma]`: the account move or a position's distance to liquidation is
+    smaller than `below` typical moves (sigmas) of `horizon` (realised volatility of the venue's
+    klines). Off unless enabled."""
+
+    enabled: bool = False
+    below: float = Field(default=3.0, allow_inf_nan=False)
+    horizon: Horizon = Horizon.HOURLY
+    clear_band: Share = 0.2
+
+    def checked(self) -> Self:
+        if self.below <= 0:
+            raise ValueError(f"below ({self.below:g}) must be above 0 sigma")
+        if not 0 <= self.clear_band <= 1:
+            raise ValueError(
+                f"clear_band ({_percent_text(self.clear_band)}) must be from 0% to 100%"
+            )
+        return self
+
+
+class StopLossAlert(_Timed):
+    """`[alerts.stop_loss]` (off by default): a position without an effective stop-loss for
+    longer than `grace` (warning), a stop beyond the liquidation price (critical: it can never
+    fire), and optionally a loss at the stop above `max_loss` of equity (warning)."""
+
+    enabled: bool = False
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    grace: Duration = timedelta(minutes=5)
+    max_loss: OptionalLevel = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        return self if self.partial else self.checked()
+
+    def checked(self) -> Self:
+        if self.max_loss is not None and not 0 < self.max_loss < 1:
+            raise ValueError(
+                f"max_loss ({_percent_text(self.max_loss)}) must be above 0% and below 100%"
+            )
+        return self
+
+    def rule(self) -> Rule:
+        """Warning at a position without protection, critical at a stop that cannot fire."""
+        return Rule(
+            RuleKey.STOP_LOSS,
+            ((Severity.WARNING, STOP_UNPROTECTED), (Severity.CRITICAL, STOP_BEYOND_LIQUIDATION)),
+            debounce=self.for_,
+            repeat=self.repeat_interval,
+            grace=self.grace,
+            max_loss=self.max_loss,
+        )
 
 
 class _Partial:
@@ -357,6 +465,14 @@ class VenuePausedOverride(_Partial, VenuePausedAlert):
     """`[accounts.NAME.alerts.venue_paused]`."""
 
 
+class MoveInSigmaOverride(_Partial, MoveInSigmaAlert):
+    """`[accounts.NAME.alerts.move_in_sigma]`."""
+
+
+class StopLossOverride(_Partial, StopLossAlert):
+    """`[accounts.NAME.alerts.stop_loss]`."""
+
+
 class AlertsSettings(BaseModel):
     """`[alerts]`: the rules every account gets unless it overrides them."""
 
@@ -371,6 +487,8 @@ class AlertsSettings(BaseModel):
     tier_change: TierChangeAlert = TierChangeAlert()
     margin_chasing: MarginChasingAlert = MarginChasingAlert()
     venue_paused: VenuePausedAlert = VenuePausedAlert()
+    move_in_sigma: MoveInSigmaAlert = MoveInSigmaAlert()
+    stop_loss: StopLossAlert = StopLossAlert()
 
     def merged(self, overrides: AccountAlerts | None, *, path: str = "alerts") -> AlertsSettings:
         """These defaults with an account's overrides applied key by key.
@@ -395,7 +513,7 @@ class AlertsSettings(BaseModel):
                     if any(key in changed for key in pair):
                         data = {k: v for k, v in data.items() if k not in pair or k in changed}
             try:
-                sections[name] = type(base).model_validate(data)
+                sections[name] = type(base).model_validate(data, context={_PARSED: True})
             except ValidationError as exc:
                 raise ConfigError(_describe(exc, f"{path}.{name}")) from None
         return self.model_copy(update=sections)
@@ -438,6 +556,18 @@ class AlertsSettings(BaseModel):
             )
         if self.venue_paused.enabled:
             rules.append(self.venue_paused.single(RuleKey.VENUE_PAUSED, 1.0))
+        sigma = self.move_in_sigma
+        if sigma.enabled:
+            rules.append(
+                sigma.single(
+                    RuleKey.MOVE_IN_SIGMA,
+                    sigma.below,
+                    clear_band=sigma.clear_band,
+                    horizon=sigma.horizon,
+                )
+            )
+        if self.stop_loss.enabled:
+            rules.append(self.stop_loss.rule())
         return AlertRules(tuple(rules))
 
 
@@ -455,6 +585,8 @@ class AccountAlerts(BaseModel):
     tier_change: TierChangeOverride | None = None
     margin_chasing: MarginChasingOverride | None = None
     venue_paused: VenuePausedOverride | None = None
+    move_in_sigma: MoveInSigmaOverride | None = None
+    stop_loss: StopLossOverride | None = None
 
 
 def account_rules(

@@ -242,3 +242,14 @@ class NotifySettings(BaseModel):
         if self.console is not None:
             names.append("console")
         return names + sorted(self.webhooks)
+
+    def only_the_log_warning(self) -> str | None:
+        """The warning to give when no sink outside this machine's log takes alerts, else None."""
+        if [name for name in self.sink_names() if name != "console"]:
+            return None
+        # Alerts in a log nobody reads look like a working setup until the day one matters.
+        return (
+            "no alert sink besides the log is configured: alerts will only be logged; add "
+            "[notify.mqtt] or a [notify.webhooks.NAME] (Telegram, ntfy, Slack, ...), then "
+            "portfolio-monitor test-notify"
+        )

@@ -30,6 +30,8 @@ from monitor.domain.model import (
     Venue,
     VenueTerm,
 )
+from monitor.domain.stops import OrderKind, OrderSide, ProtectiveOrder, position_stops
+from monitor.domain.volatility import SymbolVolatility, VolatilityRisk
 
 _STATE_KEYS = {
     "venue",
@@ -42,6 +44,18 @@ _STATE_KEYS = {
     "liquidation_ratio",
     "venue_terms",
     "assumptions",
+    "volatility",
+    "protective_orders",
+}
+_ORDER_KEYS = {
+    "symbol",
+    "side",
+    "kind",
+    "trigger_price",
+    "quantity",
+    "reduce_only",
+    "position_side",
+    "source",
 }
 _COLLATERAL_KEYS = {"asset", "quantity", "price", "ratio", "ratios", "liability_rate", "stable"}
 _COLLATERAL_TIER_KEYS = {"floor", "ratio"}
@@ -69,7 +83,7 @@ _POSITION_KEYS = _POSITION_REQUIRED | {
 }
 _TIER_KEYS = {"floor", "cap", "mmr", "deduction"}
 
-_Choice = TypeVar("_Choice", Side, MarginMode, PoolModel)
+_Choice = TypeVar("_Choice", Side, MarginMode, PoolModel, OrderSide, OrderKind)
 
 # Bounds on input figures, far outside real accounts (Binance's open-ended bracket caps are about
 # 9.2e18, meme-coin prices about 1e-8) and far inside what products of floats can hold.
@@ -158,7 +172,61 @@ def state_from_json(obj: Any) -> AccountState:
         liquidation_ratio=_liquidation_ratio(data.get("liquidation_ratio"), venue, model, pooled),
         venue_terms=_venue_terms(data.get("venue_terms"), pooled),
         assumptions=_assumptions(data.get("assumptions")),
+        volatility=volatility_from_json(data.get("volatility"), "volatility"),
+        protective_orders=_protective_orders(data.get("protective_orders")),
     )
+
+
+def _protective_orders(obj: Any) -> tuple[ProtectiveOrder, ...] | None:
+    """The account's open conditional orders; absent or null = not read (stop status unknown)."""
+    if obj is None:
+        return None
+    if not isinstance(obj, list):
+        raise InvalidInput("protective_orders", "must be a list of orders")
+    orders = []
+    for index, item in enumerate(obj):
+        path = f"protective_orders[{index}]"
+        data = _object(item, path)
+        _check_keys(data, _ORDER_KEYS, {"symbol", "side", "kind", "trigger_price"}, path)
+        reduce_only = data.get("reduce_only", False)
+        if not isinstance(reduce_only, bool):
+            raise InvalidInput(f"{path}.reduce_only", "must be true or false")
+        quantity = data.get("quantity")
+        position_side = data.get("position_side")
+        source = data.get("source", "")
+        if not isinstance(source, str):
+            raise InvalidInput(f"{path}.source", "must be a string")
+        orders.append(
+            ProtectiveOrder(
+                symbol=_text(data["symbol"], f"{path}.symbol"),
+                side=_choice(OrderSide, data["side"], f"{path}.side"),
+                kind=_choice(OrderKind, data["kind"], f"{path}.kind"),
+                trigger_price=_positive(data["trigger_price"], f"{path}.trigger_price"),
+                quantity=None if quantity is None else _positive(quantity, f"{path}.quantity"),
+                reduce_only=reduce_only,
+                position_side=None
+                if position_side is None
+                else _choice(Side, position_side, f"{path}.position_side"),
+                source=source,
+            )
+        )
+    return tuple(orders)
+
+
+def _orders_to_json(orders: tuple[ProtectiveOrder, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "symbol": order.symbol,
+            "side": order.side.value,
+            "kind": order.kind.value,
+            "trigger_price": order.trigger_price,
+            "quantity": order.quantity,
+            "reduce_only": order.reduce_only,
+            "position_side": None if order.position_side is None else order.position_side.value,
+            "source": order.source,
+        }
+        for order in orders
+    ]
 
 
 def _assumptions(obj: Any) -> tuple[str, ...]:
@@ -214,15 +282,24 @@ def state_to_json(state: AccountState) -> dict[str, Any]:
         ]
     if state.assumptions:
         document["assumptions"] = list(state.assumptions)
+    if state.volatility:
+        document["volatility"] = volatility_to_json(state.volatility)
+    if state.protective_orders is not None:
+        document["protective_orders"] = _orders_to_json(state.protective_orders)
     return document
 
 
-def risk_to_json(risk: AccountRisk, state: AccountState | None = None) -> dict[str, Any]:
+def risk_to_json(
+    risk: AccountRisk, state: AccountState | None = None, *, stops: bool | None = None
+) -> dict[str, Any]:
     """The JSON form of what the engine computed (ratios as plain numbers, 2.0 = 200 %).
 
     Given the pooled `state` it was computed from, it also carries the pool's `model`, its
     `liquidation_ratio` and `collateral_values` (the USD value each coin adds to equity, PnL
     included, after value ratios). A single-asset result has exactly the fields it always had.
+    Each position carries its stop fields (`stop_price`, `stop_quantity_covered`, `loss_at_stop`,
+    `loss_at_stop_of_equity`, `stop_status`) when `stops` is true, or by default when the state
+    lists its `protective_orders`.
     """
     document: dict[str, Any] = {
         "equity": risk.equity,
@@ -247,6 +324,19 @@ def risk_to_json(risk: AccountRisk, state: AccountState | None = None) -> dict[s
             for position in risk.positions
         ],
     }
+    if risk.volatility is not None:
+        _add_sigmas(document, risk.volatility)
+    if stops is None:
+        stops = state is not None and state.protective_orders is not None
+    if stops:
+        for entry, stop in zip(document["positions"], position_stops(risk), strict=True):
+            entry.update(
+                stop_price=stop.stop_price,
+                stop_quantity_covered=stop.quantity_covered,
+                loss_at_stop=stop.loss_at_stop,
+                loss_at_stop_of_equity=stop.loss_at_stop_of_equity,
+                stop_status=stop.status.value,
+            )
     if state is not None and state.pooled:
         document["model"] = state.model.value
         document["liquidation_ratio"] = state.liquidation_ratio
@@ -602,3 +692,41 @@ def _choice(kind: type[_Choice], value: Any, path: str) -> _Choice:
     except ValueError:
         known = ", ".join(member.value for member in kind)
         raise InvalidInput(path, f"{value!r} is not one of: {known}") from None
+
+
+_SIGMA_KEYS = {"hourly", "daily"}
+
+
+def volatility_from_json(obj: Any, path: str) -> tuple[SymbolVolatility, ...]:
+    """`{"BTCUSDT": {"hourly": 0.008, "daily": 0.035}}`: each symbol's typical 1 h and 1 d move
+    (standard deviation of log returns, not annualised); null or a missing key = unknown."""
+    if obj is None:
+        return ()
+    data = _object(obj, path)
+    entries = []
+    for symbol, value in data.items():
+        where = _join(path, symbol)
+        sigmas = _object(value, where)
+        _check_keys(sigmas, _SIGMA_KEYS, set(), where)
+        hourly, daily = (_optional(sigmas, key, where) for key in ("hourly", "daily"))
+        for key, sigma in (("hourly", hourly), ("daily", daily)):
+            if sigma is not None and sigma < 0.0:
+                raise InvalidInput(_join(where, key), f"must be >= 0, got {sigma!r}")
+        entries.append(SymbolVolatility(symbol, hourly, daily))
+    return tuple(entries)
+
+
+def volatility_to_json(entries: tuple[SymbolVolatility, ...]) -> dict[str, Any]:
+    """The JSON form `volatility_from_json` reads back."""
+    return {entry.symbol: {"hourly": entry.hourly, "daily": entry.daily} for entry in entries}
+
+
+def _add_sigmas(document: dict[str, Any], volatility: VolatilityRisk) -> None:
+    """The pool's sigmas, the account move and each position's distance in sigmas."""
+    document["volatility"] = {
+        "hourly_sigma": volatility.hourly_sigma,
+        "daily_sigma": volatility.daily_sigma,
+        "account_move_sigmas": {"hourly": volatility.move_hourly, "daily": volatility.move_daily},
+    }
+    for position, sigmas in zip(document["positions"], volatility.positions, strict=True):
+        position["distance_sigmas"] = {"hourly": sigmas.hourly, "daily": sigmas.daily}

@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.domain.stops import PositionStop, ProtectiveOrder
+    from monitor.domain.volatility import SymbolVolatility, VolatilityRisk
 
 
 class Venue(StrEnum):
@@ -180,6 +185,7 @@ class AccountState:
     Binance Portfolio Margin 1.05). `venue_terms` are parts taken from the venue's figures.
     `assumptions` name the optional data the venue did not serve this time and the conservative
     value used instead (e.g. Bybit's default taker fee), one sentence each: shown with the figures.
+    `volatility` holds the realised volatility of the positions' symbols (empty = not read).
     """
 
     venue: Venue
@@ -192,6 +198,10 @@ class AccountState:
     liquidation_ratio: float = 1.0
     venue_terms: tuple[VenueTerm, ...] = ()
     assumptions: tuple[str, ...] = ()
+    volatility: tuple[SymbolVolatility, ...] = ()
+    # Open stop and take-profit orders of the account (monitor.domain.stops); None = not read,
+    # so every position's stop status is "unknown".
+    protective_orders: tuple[ProtectiveOrder, ...] | None = None
 
     @property
     def pooled(self) -> bool:
@@ -246,6 +256,10 @@ class AccountRisk:
     # Pooled accounts: the USD value each coin contributes to equity (after value ratios, PnL
     # included), in the order of `AccountState.collateral`; empty for single-asset pools.
     collateral_values: tuple[float, ...] = ()
+    # Distances and the account move in sigmas of recent moves; None when no volatility was read.
+    volatility: VolatilityRisk | None = None
+    # Per position (in order): its protective stop judged against its liquidation price.
+    stops: tuple[PositionStop, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,7 @@ from monitor.exchanges.fields import (
     text,
 )
 from monitor.exchanges.probe import ProbeReport, permission_warnings
+from monitor.exchanges.stops import StopReader
 from monitor.exchanges.tiers import TierTable, tiers_from_rows
 
 
@@ -83,6 +84,7 @@ class BinanceClient(VenueClient):
         self._collateral_rates_read = -float("inf")
         self._stables = StableAssumptions(self.label)
         self._rate_assumptions = RateAssumptions(self.label)
+        self._stops = StopReader(self)
 
     @property
     def _inverse(self) -> bool:
@@ -95,6 +97,9 @@ class BinanceClient(VenueClient):
         method = "dapiPublicGetTime" if self._inverse else "fapiPublicGetTime"
         response = as_mapping(await getattr(self.exchange, method)(), f"{self.label}: time")
         return int(number(response, "serverTime", f"{self.label}: time"))
+
+    async def _with_protective_orders(self, state: AccountState) -> AccountState:
+        return await self._stops.binance(state)
 
     async def _fetch_account(self) -> AccountState:
         await self.ensure_markets()

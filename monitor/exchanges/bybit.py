@@ -45,6 +45,7 @@ from monitor.exchanges.fields import (
     text,
 )
 from monitor.exchanges.probe import ProbeReport, permission_warnings
+from monitor.exchanges.stops import StopReader
 from monitor.exchanges.tiers import TierTable, tiers_from_rows
 
 _PAGE_LIMIT = 200
@@ -83,6 +84,7 @@ class BybitClient(VenueClient):
         # Symbols whose rate is Bybit's default for want of the account's own, and why.
         self._fees_assumed: dict[str, str] = {}
         self._fees_retry_at = -float("inf")
+        self._stops = StopReader(self)
 
     @property
     def _category(self) -> str:
@@ -133,7 +135,7 @@ class BybitClient(VenueClient):
         await all_of(self._refresh_tiers(symbols), self._refresh_fees(symbols))
         wallet_balance, reported = self._pool(wallet)
         positions = tuple(self._position(row, where, account_isolated) for where, row in rows)
-        return AccountState(
+        state = AccountState(
             venue=self.venue,
             wallet_balance=wallet_balance,
             positions=positions,
@@ -142,6 +144,7 @@ class BybitClient(VenueClient):
             model=PoolModel.ISOLATED if account_isolated else PoolModel.SINGLE_ASSET,
             assumptions=self._assumptions(positions),
         )
+        return await self._stops.bybit(state, rows, self._category, (self.asset,))
 
     async def _unified(self, account: BybitAccount) -> AccountState:
         """The whole cross-margin pool of a UTA: every collateral coin in USD behind the USDT and
@@ -180,7 +183,7 @@ class BybitClient(VenueClient):
                 f"({', '.join(parts.assumed)}; the cautious bound): collateral tables "
                 f"unreadable ({self._collateral.failure})",
             )
-        return AccountState(
+        state = AccountState(
             venue=self.venue,
             wallet_balance=parts.wallet_balance,
             positions=positions,
@@ -191,6 +194,7 @@ class BybitClient(VenueClient):
             venue_terms=parts.venue_terms,
             assumptions=assumptions,
         )
+        return await self._stops.bybit(state, rows, self._category, LINEAR_SETTLE_COINS)
 
     async def _refresh_collateral(self) -> None:
         """Re-read the tiered collateral value ratios and collateral switches once an hour."""

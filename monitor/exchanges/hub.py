@@ -1,6 +1,6 @@
 """The factory the daemon and the CLI use: one ccxt instance per API key, market lists shared per
 venue and address (and Binance's request throttle, whose weight limit is per IP), ban windows
-shared by every account that hits the same host."""
+shared by every account that hits the same host, one HTTP session per event loop for all."""
 
 from __future__ import annotations
 
@@ -11,14 +11,28 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import ccxt.pro
+
 from monitor.config.accounts import AccountSettings
 from monitor.domain.errors import ExchangeUnavailable, MonitorError
 from monitor.domain.model import Venue
 from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.bybit import BybitClient
+from monitor.exchanges.klines import KLINE_DEADLINE_SECONDS, KlineBook
+from monitor.exchanges.pacing import Pacer, PacerChain, SharedSessions
+from monitor.exchanges.probe import VENUE_LIMITS
 from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
-from monitor.exchanges.urls import rewrite_api_urls
+from monitor.exchanges.streams import VenueMarkStream
+from monitor.exchanges.urls import rewrite_api_urls, rewrite_ws_urls
+
+# ccxt.pro's classes per venue: the public mark streams.
+_PRO_CLASSES: dict[Venue, Any] = {
+    Venue.BINANCE_USDM: ccxt.pro.binanceusdm,
+    Venue.BINANCE_COINM: ccxt.pro.binancecoinm,
+    Venue.BYBIT_LINEAR: ccxt.pro.bybit,
+    Venue.BYBIT_INVERSE: ccxt.pro.bybit,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +108,11 @@ class ExchangeHub:
     """Builds the `ExchangeClient` of each configured account and owns what they share.
 
     `retry` is the per-fetch retry budget, `timeout` the per-request timeout in seconds,
-    `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read.
+    `tier_refresh` how often bracket / risk-limit tables (and market lists) are re-read;
+    `volatility` reads each position's symbol's public klines (hourly, shared per venue and
+    address) for the accounts whose `volatility` setting is on (the composition roots turn it
+    on), so that their results carry distances in sigmas.
+    `share_session` False gives every instance ccxt's own HTTP session (benchmarks compare).
     """
 
     def __init__(
@@ -104,6 +122,8 @@ class ExchangeHub:
         timeout: float = 10.0,
         tier_refresh: float = 3600.0,
         rate_limit: bool = True,
+        volatility: bool = False,
+        share_session: bool = True,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self.bans = BanBoard()
@@ -112,6 +132,10 @@ class ExchangeHub:
         self._rate_limit = rate_limit
         self._markets: dict[str, _Markets] = {}
         self._instances: dict[str, tuple[Any, int]] = {}
+        self._volatility = volatility
+        self._klines: dict[str, KlineBook] = {}
+        self._sessions = SharedSessions() if share_session else None
+        self._address_pacers: dict[str, Pacer] = {}
 
     def venue_key(self, settings: AccountSettings) -> str:
         """The venue and address an account's requests go to (`binanceusdm@production`): the
@@ -145,6 +169,9 @@ class ExchangeHub:
                 # Binance counts request weight per IP across every key; Bybit limits private
                 # endpoints per account (UID), so there each key keeps ccxt's own bucket.
                 exchange.throttler = shared.exchange.throttler
+            else:
+                # Bybit also caps all requests from one IP (600 per 5 s).
+                exchange.throttler = PacerChain(exchange.throttler, self._address_pacer(endpoint))
         self._instances[key] = (exchange, users + 1)
         client_cls = BybitClient if settings.venue.exchange == "bybit" else BinanceClient
         return client_cls(
@@ -159,6 +186,62 @@ class ExchangeHub:
             key_id=key,
             policy=self.retry,
             tier_refresh=self._tier_refresh,
+            klines=(
+                self._kline_book(endpoint, shared).volatility
+                if self._volatility and settings.volatility
+                else None
+            ),
+        )
+
+    def _kline_book(self, endpoint: _Endpoint, shared: _Markets) -> KlineBook:
+        book = self._klines.get(endpoint.key)
+        if book is None:
+            book = KlineBook(
+                shared.get,
+                name=endpoint.ccxt_id,
+                ban_key=endpoint.key,
+                bans=self.bans,
+                deadline=min(KLINE_DEADLINE_SECONDS, self._timeout),
+            )
+            self._klines[endpoint.key] = book
+        return book
+
+    def mark_stream_key(self, settings: AccountSettings) -> str:
+        """The mark stream an account's symbols are followed on (`binance-usdm@production`):
+        one per venue and address, shared by every account there."""
+        endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
+        return f"{settings.venue.value}@{endpoint.key.split('@', 1)[1]}"
+
+    def mark_stream(self, settings: AccountSettings, *, heartbeat: float) -> VenueMarkStream:
+        """A new public mark stream for the account's venue and address (no traffic until it
+        runs); the caller keeps one per `mark_stream_key` and closes it."""
+        endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
+        shared = self._shared(endpoint, settings.venue)
+        options: dict[str, Any] = {"fetchCurrencies": False}
+        if settings.venue.exchange == "bybit":
+            options["defaultSubType"] = "inverse" if settings.venue.inverse else "linear"
+        exchange = _PRO_CLASSES[settings.venue](
+            {"timeout": int(self._timeout * 1000), "options": options}
+        )
+        if endpoint.testnet:
+            exchange.set_sandbox_mode(True)
+        if endpoint.base_url:
+            api = exchange.urls["api"]
+            exchange.urls = {
+                **exchange.urls,
+                "api": {
+                    **rewrite_api_urls(
+                        {k: v for k, v in api.items() if k != "ws"}, endpoint.base_url
+                    ),
+                    "ws": rewrite_ws_urls(api["ws"], endpoint.base_url),
+                },
+            }
+        return VenueMarkStream(
+            self.mark_stream_key(settings),
+            settings.venue,
+            exchange,
+            shared.get,
+            heartbeat=heartbeat,
         )
 
     async def _release(self, key: str) -> None:
@@ -171,6 +254,15 @@ class ExchangeHub:
             return
         del self._instances[key]
         await exchange.close()
+
+    def _address_pacer(self, endpoint: _Endpoint) -> Pacer:
+        pacer = self._address_pacers.get(endpoint.key)
+        if pacer is None:
+            # Bybit's limit on every request from one IP: 600 per 5 seconds.
+            limit = VENUE_LIMITS["bybit"]
+            pacer = Pacer(limit.limit / limit.window.total_seconds())
+            self._address_pacers[endpoint.key] = pacer
+        return pacer
 
     def _shared(self, endpoint: _Endpoint, venue: Venue) -> _Markets:
         shared = self._markets.get(endpoint.key)
@@ -191,9 +283,12 @@ class ExchangeHub:
                 "enableUnifiedMargin": False,
                 "unifiedMarginStatus": 6,
             }
+        # One session and TLS context per event loop, not ccxt's own per instance.
+        session = self._sessions.config() if self._sessions is not None else {}
         exchange = CCXT_CLASSES[venue](
             {
                 **credentials,
+                **session,
                 "timeout": int(self._timeout * 1000),
                 "enableRateLimit": self._rate_limit,
                 "options": options,
@@ -216,6 +311,8 @@ class ExchangeHub:
         self._instances.clear()
         self._markets.clear()
         await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
+        if self._sessions is not None:
+            await self._sessions.aclose()
 
     async def __aenter__(self) -> ExchangeHub:
         return self

@@ -16,3 +16,17 @@ def rewrite_api_urls(urls: Any, base_url: str) -> Any:
     if isinstance(urls, str):
         return _SCHEME_AND_HOST.sub(base_url.rstrip("/"), urls)
     return urls
+
+
+_WS_SCHEME_AND_HOST = re.compile(r"^wss?://[^/]+")
+
+
+def rewrite_ws_urls(urls: Any, base_url: str) -> Any:
+    """A copy of ccxt.pro's `urls['api']['ws']` pointed at `base_url` ("http://HOST:PORT"): each
+    production websocket URL keeps its path, its scheme and host become `ws://HOST:PORT`."""
+    target = re.sub(r"^https?://", "ws://", base_url.rstrip("/"))
+    if isinstance(urls, dict):
+        return {key: rewrite_ws_urls(value, base_url) for key, value in urls.items()}
+    if isinstance(urls, str):
+        return _WS_SCHEME_AND_HOST.sub(target, urls)
+    return urls

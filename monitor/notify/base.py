@@ -49,6 +49,37 @@ def fact_lines(notification: Notification) -> list[str]:
     return lines
 
 
+def short_figures(notification: Notification) -> list[str]:
+    """The essential numbers in a few words each, for one-line messages (the log)."""
+    facts = notification.facts
+    figures = []
+    ratio = _number(facts, "margin_ratio")
+    exchange_ratio = _number(facts, "exchange_margin_ratio")
+    if ratio is not None:
+        figures.append(
+            f"ratio {format_percent(ratio)}"
+            + (
+                f" (exchange {format_percent(exchange_ratio)})"
+                if exchange_ratio is not None
+                else ""
+            )
+        )
+    price = _number(facts, "nearest_liquidation_price")
+    if price is not None:
+        symbol = facts.get("nearest_liquidation_symbol") or "nearest"
+        distance = _number(facts, "distance_to_liquidation")
+        away = f" ({format_percent(distance)} away)" if distance is not None else ""
+        figures.append(f"liq {symbol} {format_price(price)}{away}")
+    move = _number(facts, "account_liquidation_move")
+    if move is not None:
+        figures.append(f"account move {'-' if move < 0 else '+'}{format_percent(abs(move))}")
+    equity = _number(facts, "equity")
+    if equity is not None:
+        asset = facts.get("asset")
+        figures.append(f"equity {format_price(equity)}{f' {asset}' if asset else ''}")
+    return figures
+
+
 def plain_text(notification: Notification, *, with_title: bool = True) -> str:
     """The whole message as plain text: title, explanation, then the numbers."""
     parts = [notification.title] if with_title else []

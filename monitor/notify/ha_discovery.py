@@ -14,6 +14,8 @@ from typing import Any
 
 from monitor.domain.alerts.measure import nearest_liquidation
 from monitor.domain.model import Snapshot
+from monitor.domain.stops import StopStatus, position_stops
+from monitor.domain.volatility import SIGMA, Horizon
 
 ORIGIN_NAME = "portfolio-monitor"
 # A Jinja template that keeps a missing figure "None" (HA shows unknown) instead of failing.
@@ -32,6 +34,22 @@ class SensorSpec:
     percent: bool
     precision: int
     icon: str
+    unit: str | None = None
+
+
+# The account move and the nearest liquidation in typical moves of the symbols (sigmas).
+SIGMA_SENSORS = tuple(
+    SensorSpec(
+        f"{what}_sigmas_{horizon.value}",
+        f"{title} in {horizon.value} sigmas",
+        False,
+        1,
+        "mdi:sigma",
+        SIGMA,
+    )
+    for what, title in (("account_move", "Account move"), ("nearest", "Nearest liquidation"))
+    for horizon in Horizon
+)
 
 
 SENSORS = (
@@ -44,6 +62,10 @@ SENSORS = (
     SensorSpec("nearest_liquidation_price", "Nearest liquidation price", False, 2, "mdi:target"),
     SensorSpec(
         "distance_to_liquidation", "Distance to liquidation", True, 2, "mdi:arrow-expand-vertical"
+    ),
+    *SIGMA_SENSORS,
+    SensorSpec(
+        "positions_without_stop", "Positions without effective stop", False, 0, "mdi:shield-off"
     ),
 )
 
@@ -120,9 +142,17 @@ def discovery_configs(
         }
         if sensor.percent:
             config["unit_of_measurement"] = "%"
+        elif sensor.unit is not None:
+            config["unit_of_measurement"] = sensor.unit
         elif sensor.key == "equity":
             # No device_class "monetary": HA rejects it together with state_class measurement.
             config["unit_of_measurement"] = asset
+        elif sensor.key == "positions_without_stop":
+            config["json_attributes_topic"] = state_topic(topic_prefix, account)
+            config["json_attributes_template"] = (
+                '{{ {"positions": value_json.unprotected_positions, '
+                '"beyond_liquidation": value_json.stops_beyond_liquidation} | tojson }}'
+            )
         else:
             config["json_attributes_topic"] = state_topic(topic_prefix, account)
             config["json_attributes_template"] = (
@@ -151,5 +181,41 @@ def state_document(snapshot: Snapshot) -> dict[str, Any]:
         "nearest_liquidation_price": nearest.liquidation_price if nearest else None,
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
         "positions": len(risk.positions),
+        **_stop_fields(snapshot),
         "updated_at": snapshot.taken_at.isoformat(),
+        **sigma_state(snapshot),
+    }
+
+
+def sigma_state(snapshot: Snapshot) -> dict[str, Any]:
+    """The account move and the nearest position's distance in sigmas of a 1 h and a 1 d move
+    (None where unknown, or without volatility)."""
+    volatility = snapshot.risk.volatility
+    document: dict[str, Any] = {}
+    for horizon in Horizon:
+        move = None if volatility is None else volatility.move(horizon)
+        nearest = None
+        if volatility is not None:
+            known = [d for p in volatility.positions if (d := p.of(horizon)) is not None]
+            nearest = min(known, default=None)
+        document[f"account_move_sigmas_{horizon.value}"] = move
+        document[f"nearest_sigmas_{horizon.value}"] = nearest
+    return document
+
+
+def _stop_fields(snapshot: Snapshot) -> dict[str, Any]:
+    """Positions without an effective stop (none, or beyond the liquidation price): a count
+    (None while the orders are unknown), the count beyond liquidation, and their names."""
+    unprotected, beyond, known = [], 0, False
+    for position, stop in zip(snapshot.state.positions, position_stops(snapshot.risk), strict=True):
+        if stop.status is StopStatus.UNKNOWN:
+            continue
+        known = True
+        if not stop.status.effective:
+            unprotected.append(f"{position.symbol} {position.side.value}")
+        beyond += stop.status is StopStatus.BEYOND_LIQUIDATION
+    return {
+        "positions_without_stop": len(unprotected) if known else None,
+        "stops_beyond_liquidation": beyond if known else None,
+        "unprotected_positions": ", ".join(unprotected),
     }

@@ -46,6 +46,17 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def host_of(url: str | httpx.URL) -> str:
+    """Where a request went, as "host" or "host:port": never the path, query or user info,
+    which carry the tokens (a Telegram bot token is part of the path)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "an invalid URL"
+    host = parsed.host or "no host"
+    return f"{host}:{parsed.port}" if parsed.port is not None else host
+
+
 def raise_for_status(sink: str, response: httpx.Response, detail: str = "") -> None:
     """The usual HTTP reading: 2xx delivered; 408/429/5xx retry later; any other 4xx (bad or
     revoked hook, bad credentials) keeps failing, so it is permanent; redirects are not followed."""
@@ -86,13 +97,18 @@ class HttpTransport:
                 **kwargs,
             )
         except httpx.TimeoutException as exc:
-            raise DeliveryError(f"{sink}: timed out ({type(exc).__name__})") from None
+            raise DeliveryError(
+                f"{sink}: {host_of(url)} timed out ({type(exc).__name__})"
+            ) from None
         except httpx.UnsupportedProtocol as exc:
             raise DeliveryError(
                 f"{sink}: unsupported URL ({type(exc).__name__})", permanent=True
             ) from None
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"{sink}: request failed ({type(exc).__name__})") from None
+            # The exception's own text may quote the whole URL, token included: only its type.
+            raise DeliveryError(
+                f"{sink}: request to {host_of(url)} failed ({type(exc).__name__})"
+            ) from None
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
@@ -118,6 +134,7 @@ class HttpSink:
         self._name = name
         self._timeout = settings.timeout.total_seconds()
         self._http = http
+        self.last_host: str | None = None
 
     @property
     def name(self) -> str:
@@ -125,4 +142,6 @@ class HttpSink:
         return self._name
 
     async def _post(self, url: str, **kwargs: Any) -> httpx.Response:
+        # `test-notify` names the host a failed sink tried (a wrong api_url or server shows).
+        self.last_host = host_of(url)
         return await self._http.post(self._name, url, timeout_seconds=self._timeout, **kwargs)

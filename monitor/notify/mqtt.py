@@ -208,8 +208,9 @@ class MqttPublisher:
             self._cleared[topic] = None
             self._put(_Message(topic, b"", 1, True))
 
-    def publish_state(self, snapshot: Snapshot) -> None:
-        """Update the account's retained state; returns at once (queued, oldest dropped if full)."""
+    def publish_state(self, snapshot: Snapshot, stream: str | None = None) -> None:
+        """Update the account's retained state; returns at once (queued, oldest dropped if full).
+        `stream` says how its marks arrive ("live", "polling: ..."), when mark streams are on."""
         details = self._accounts.get(snapshot.account)
         if details is not None and details.asset != snapshot.state.asset:
             # A pooled account is valued in USD, not in the coin its configuration names: the
@@ -217,7 +218,10 @@ class MqttPublisher:
             self._accounts[snapshot.account] = replace(details, asset=snapshot.state.asset)
             for message in self._discovery(snapshot.account):
                 self._put(message)
-        body = _json(state_document(snapshot))
+        document = state_document(snapshot)
+        if stream is not None:
+            document["stream"] = stream
+        body = _json(document)
         self._states[snapshot.account] = body
         self._put(_Message(state_topic(self._prefix, snapshot.account), body, 1, True))
 

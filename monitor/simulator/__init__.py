@@ -103,6 +103,19 @@ Scenario files (TOML or JSON; built-in: "demo" and "test" in `monitor/simulator/
     margin_mode = "isolated" # Binance only; default cross
     isolated_margin = 1450   # default: entry value / leverage
 
+    [[accounts.NAME.orders]] # a resting conditional order, served while the symbol is held
+    symbol = "BTCUSDT"
+    side = "sell"            # buy | sell
+    type = "stop"            # stop | stop_limit | take_profit | trailing_stop
+    trigger_price = 52000    # not for trailing stops
+    quantity = 0.25          # omit: the whole position (Binance closePosition, Bybit Full TP/SL)
+    reduce_only = true       # default true; false = a stop entry (a decoy: no protection)
+    position_side = "long"   # hedge accounts only (required there)
+    service = "algo"         # Binance: algo (openAlgoOrders) | classic (openOrders);
+                             # Bybit: position (the position's TP/SL; Partial with a quantity) | conditional
+    callback_rate = 1        # Binance trailing stop, %; Bybit trailing: distance = 100 (price)
+    activation_price = 61000 # optional, trailing stops
+
     [[faults]]
     kind = "server_error"
     account = "NAME"         # omit: every request
@@ -118,7 +131,7 @@ Scenario files (TOML or JSON; built-in: "demo" and "test" in `monitor/simulator/
 
 Simplifications: Binance single-asset mode only; each settlement asset is its own margin pool (also on
 Bybit, where the unified account's USD totals are summed over the coins but coins do not collateralise
-each other); no orders, fills or funding payments.
+each other); orders rest and are served but never triggered or filled; no fills or funding payments.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.domain.model import MarginMode, Side, Venue
-from monitor.simulator import binance_pool
+from monitor.simulator import binance_pool, klines, orders
 from monitor.simulator.market import (
     PoolView,
     PositionView,
@@ -54,6 +54,9 @@ def endpoints() -> dict[str, Endpoint]:
             lambda c: _ticker_24hr(c, Venue.BINANCE_USDM),
             lambda p: 1 if "symbol" in p else 40,
         ),
+        "/fapi/v1/klines": public(
+            "fapi", lambda c: klines.binance(c, Venue.BINANCE_USDM), klines.binance_weight
+        ),
         "/fapi/v1/leverageBracket": signed("fapi", lambda c: _brackets(c, Venue.BINANCE_USDM), 1),
         "/fapi/v3/positionRisk": signed(
             "fapi", lambda c: _position_risk(c, Venue.BINANCE_USDM, 3), 5
@@ -69,11 +72,18 @@ def endpoints() -> dict[str, Endpoint]:
         "/fapi/v1/multiAssetsMargin": signed("fapi", _multi_assets_margin, 30),
         "/fapi/v1/assetIndex": public("fapi", _asset_index, lambda p: 1 if "symbol" in p else 10),
         "/fapi/v1/symbolConfig": signed("fapi", _symbol_config, 5),
+        "/fapi/v1/openAlgoOrders": _orders("fapi", orders.binance_algo_orders, Venue.BINANCE_USDM),
+        "/fapi/v1/openOrders": _orders("fapi", orders.binance_open_orders, Venue.BINANCE_USDM),
+        "/dapi/v1/openAlgoOrders": _orders("dapi", orders.binance_algo_orders, Venue.BINANCE_COINM),
+        "/dapi/v1/openOrders": _orders("dapi", orders.binance_open_orders, Venue.BINANCE_COINM),
         "/dapi/v1/ping": public("dapi", lambda _c: {}),
         "/dapi/v1/time": public("dapi", _time),
         "/dapi/v1/exchangeInfo": public("dapi", lambda c: _exchange_info(c, Venue.BINANCE_COINM)),
         "/dapi/v1/premiumIndex": public(
             "dapi", lambda c: _premium_index(c, Venue.BINANCE_COINM), lambda _p: 10
+        ),
+        "/dapi/v1/klines": public(
+            "dapi", lambda c: klines.binance(c, Venue.BINANCE_COINM), klines.binance_weight
         ),
         "/dapi/v2/leverageBracket": signed("dapi", lambda c: _brackets(c, Venue.BINANCE_COINM), 1),
         "/dapi/v1/positionRisk": signed(
@@ -89,11 +99,28 @@ def endpoints() -> dict[str, Endpoint]:
             "papi", lambda c: _brackets(c, Venue.BINANCE_USDM), 1
         ),
         "/papi/v1/um/positionSide/dual": signed("papi", _dual_side, 30),
+        "/papi/v1/um/algo/openAlgoOrders": _orders(
+            "papi", orders.binance_algo_orders, Venue.BINANCE_USDM
+        ),
+        "/papi/v1/um/conditional/openOrders": _orders(
+            "papi", orders.portfolio_conditional_orders, Venue.BINANCE_USDM
+        ),
         "/sapi/v1/portfolio/collateralRate": signed("sapi", _collateral_rates, 50),
         "/sapi/v1/account/apiRestrictions": signed("sapi", _api_restrictions, 1),
         "/sapi/v1/capital/config/getall": signed("sapi", lambda _c: [], 10),
         "/sapi/v1/margin/allPairs": public("sapi", lambda _c: []),
     }
+
+
+def _orders(family: str, rows: Any, venue: Venue) -> Endpoint:
+    """An open-orders endpoint: weight 1 for one symbol, 40 without (Binance's published weights)."""
+
+    def handler(call: Call) -> Any:
+        return rows(call, _require_account(call), venue)
+
+    return Endpoint(
+        BINANCE, family, True, _gated(family, handler), lambda p: 1 if "symbol" in p else 40
+    )
 
 
 def _gated(family: str, handler: Any) -> Any:
@@ -264,7 +291,7 @@ def _exchange_info(call: Call, venue: Venue) -> dict[str, Any]:
     }
 
 
-def _premium_row(call: Call, instrument: Instrument) -> dict[str, Any]:
+def premium_row(call: Call, instrument: Instrument) -> dict[str, Any]:
     mark = call.mark(instrument)
     decimals = 8
     row = {
@@ -283,7 +310,7 @@ def _premium_row(call: Call, instrument: Instrument) -> dict[str, Any]:
 
 
 def _premium_index(call: Call, venue: Venue) -> Any:
-    rows = [_premium_row(call, i) for i in _selected(call, venue)]
+    rows = [premium_row(call, i) for i in _selected(call, venue)]
     if venue is Venue.BINANCE_USDM and "symbol" in call.params:
         return rows[0]
     return rows

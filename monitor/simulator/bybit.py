@@ -11,7 +11,7 @@ from typing import Any
 
 from monitor.domain.margin import assess
 from monitor.domain.model import MarginMode, Side, Venue
-from monitor.simulator import bybit_pool
+from monitor.simulator import bybit_pool, klines, orders
 from monitor.simulator.market import (
     POOLED,
     PositionView,
@@ -42,7 +42,9 @@ def endpoints() -> dict[str, Endpoint]:
         "/v5/market/instruments-info": Endpoint(BYBIT, "bybit", False, _instruments_info),
         "/v5/market/tickers": Endpoint(BYBIT, "bybit", False, _tickers),
         "/v5/market/risk-limit": Endpoint(BYBIT, "bybit", False, _risk_limit),
+        "/v5/market/kline": Endpoint(BYBIT, "bybit", False, klines.bybit),
         "/v5/position/list": Endpoint(BYBIT, "bybit", True, _position_list),
+        "/v5/order/realtime": Endpoint(BYBIT, "bybit", True, _open_orders),
         "/v5/account/wallet-balance": Endpoint(BYBIT, "bybit", True, _wallet_balance),
         "/v5/account/info": Endpoint(BYBIT, "bybit", True, _account_info),
         "/v5/account/fee-rate": Endpoint(BYBIT, "bybit", True, _fee_rate),
@@ -227,6 +229,12 @@ def _collateral_info(call: Call) -> dict[str, Any]:
 def _tickers(call: Call) -> dict[str, Any]:
     if call.params.get("category") == "spot":
         return _spot_tickers(call)
+    return {"category": call.params.get("category", ""), "list": ticker_rows(call)}
+
+
+def ticker_rows(call: Call) -> list[dict[str, Any]]:
+    """The linear or inverse ticker rows `/v5/market/tickers` lists (the websocket `tickers`
+    topic carries the same fields)."""
     venue = _venue(call)
     rows = []
     for instrument in _selected(call, venue):
@@ -259,7 +267,7 @@ def _tickers(call: Call) -> dict[str, Any]:
                 "basis": "",
             }
         )
-    return {"category": call.params.get("category", ""), "list": rows}
+    return rows
 
 
 def _risk_limit(call: Call) -> dict[str, Any]:
@@ -412,7 +420,28 @@ def _position_row(call: Call, view: PositionView) -> dict[str, Any]:
         "mmrSysUpdatedTime": "",
         "leverageSysUpdatedTime": "",
         "tpslMode": "Full",
+        **(orders.bybit_position_fields(call.account, view) if call.account else {}),
     }
+
+
+def _open_orders(call: Call) -> dict[str, Any]:
+    """Open orders; only conditional ones rest in the simulator, so `orderFilter=Order` is empty."""
+    account = _account(call)
+    venue = _venue(call)
+    params = call.params
+    if venue is Venue.BYBIT_LINEAR and not {"symbol", "settleCoin", "baseCoin"} & set(params):
+        raise bybit_error(
+            10001,
+            "Missing some parameters that must be filled in, symbol or settleCoin",
+            now_ms=call.server_ms,
+        )
+    rows = (
+        []
+        if venue is None or params.get("orderFilter", "StopOrder") != "StopOrder"
+        else orders.bybit_conditional_orders(call, account, venue)
+    )
+    page, cursor = _page(call, rows, default=20, maximum=50)
+    return {"list": page, "nextPageCursor": cursor, "category": params.get("category", "")}
 
 
 def _flat_row(call: Call, instrument: Instrument, index: int) -> dict[str, Any]:

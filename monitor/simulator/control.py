@@ -5,6 +5,7 @@ simulate`): the same levers tests pull in-process, as JSON over HTTP.
     DELETE /_sim/faults          lift every fault
     PUT    /_sim/prices/{feed}   {"price": 50000} pins a feed, {"price": null} releases it
     POST   /_sim/advance         {"seconds": 30} moves a manual clock
+    PUT    /_sim/streams         {"mode": "off"} drops the websockets ("silent": no pushes, "on")
     GET    /_sim/state           clock, liquidations, faults in force
 """
 
@@ -74,6 +75,14 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
             ) from None
         return web.json_response({"now": server.clock.now().isoformat()})
 
+    async def set_streams(request: web.Request) -> web.Response:
+        mode = (await body(request)).get("mode")
+        try:
+            await server.streams.set_mode(str(mode))
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        return web.json_response({"mode": server.streams.mode})
+
     async def state(_request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -92,6 +101,11 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
                     }
                     for event in server.liquidations
                 ],
+                "streams": {
+                    "mode": server.streams.mode,
+                    "connections": server.streams.connections,
+                    "pushed": server.streams.pushed,
+                },
                 "faults": [
                     {
                         "id": fault.id,
@@ -108,6 +122,7 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     app.router.add_delete("/_sim/faults", clear_faults)
     app.router.add_put("/_sim/prices/{feed}", set_price)
     app.router.add_post("/_sim/advance", advance)
+    app.router.add_put("/_sim/streams", set_streams)
     app.router.add_get("/_sim/state", state)
 
 

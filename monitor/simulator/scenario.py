@@ -157,6 +157,40 @@ class AccountSpec:
     tier_overrides: Mapping[str, tuple[TierSpec, ...]]
     permissions: Permissions
     user_id: int
+    # Open conditional orders (stops, take-profits, trailing stops), served, never filled.
+    orders: tuple[OrderSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """One resting conditional order, as the scenario writes it (`accounts.NAME.orders`).
+
+    `type`: stop, stop_limit, take_profit or trailing_stop. `quantity` None closes the whole
+    position (Binance closePosition, Bybit's Full-mode position TP/SL). `service`: on Binance
+    "algo" (the algo-order service) or "classic" (openOrders); on Bybit "position" (the
+    position's own TP/SL, Partial mode with a quantity) or "conditional" (a Stop order).
+    Trailing stops: `callback_rate` in % (Binance), `distance` in price (Bybit), both with an
+    optional `activation_price`.
+    """
+
+    symbol: str
+    side: str
+    type: str
+    trigger_price: float | None
+    quantity: float | None
+    reduce_only: bool
+    position_side: Side | None
+    service: str
+    callback_rate: float | None = None
+    distance: float | None = None
+    activation_price: float | None = None
+
+
+ORDER_TYPES = ("stop", "stop_limit", "take_profit", "trailing_stop")
+ORDER_SERVICES: Mapping[str, tuple[str, ...]] = {
+    "binance": ("algo", "classic"),
+    "bybit": ("position", "conditional"),
+}
 
 
 # Binance: one coin per pool, Multi-Assets mode, or a Portfolio Margin account (papi only).
@@ -524,6 +558,7 @@ def _account(
             "positions",
             "tiers",
             "permissions",
+            "orders",
         },
     )
     exchange = str(_require(table, "exchange", path))
@@ -592,6 +627,79 @@ def _account(
         tier_overrides=overrides,
         permissions=permissions,
         user_id=10_000_000 + index,
+        orders=tuple(
+            _order(raw_order, f"{path}.orders[{i}]", exchange, mode == "hedge", positions)
+            for i, raw_order in enumerate(_list(table.get("orders", []), f"{path}.orders"))
+        ),
+    )
+
+
+def _order(
+    raw: Any, path: str, exchange: str, hedge: bool, positions: list[PositionSpec]
+) -> OrderSpec:
+    table = _table(raw, path)
+    _reject_unknown(
+        table,
+        path,
+        {
+            "symbol",
+            "side",
+            "type",
+            "trigger_price",
+            "quantity",
+            "reduce_only",
+            "position_side",
+            "service",
+            "callback_rate",
+            "distance",
+            "activation_price",
+        },
+    )
+    symbol = str(_require(table, "symbol", path))
+    if not any(position.symbol == symbol for position in positions):
+        raise InvalidInput(f"{path}.symbol", f"no position in {symbol} to attach an order to")
+    side = str(_require(table, "side", path))
+    if side not in ("buy", "sell"):
+        raise InvalidInput(f"{path}.side", "must be buy or sell")
+    kind = str(_require(table, "type", path))
+    if kind not in ORDER_TYPES:
+        raise InvalidInput(f"{path}.type", f"must be one of {', '.join(ORDER_TYPES)}")
+    services = ORDER_SERVICES[exchange]
+    service = str(table.get("service", services[0]))
+    if service not in services:
+        raise InvalidInput(f"{path}.service", f"must be one of {', '.join(services)} on {exchange}")
+    position_side: Side | None = None
+    if "position_side" in table:
+        if not hedge:
+            raise InvalidInput(f"{path}.position_side", "only hedge-mode accounts name the leg")
+        try:
+            position_side = Side(str(table["position_side"]))
+        except ValueError:
+            raise InvalidInput(f"{path}.position_side", "must be long or short") from None
+    elif hedge:
+        raise InvalidInput(f"{path}.position_side", "a hedge-mode order names its leg")
+    trailing = kind == "trailing_stop"
+    trigger = table.get("trigger_price")
+    if trigger is None and not trailing:
+        raise InvalidInput(f"{path}.trigger_price", "missing")
+    quantity = table.get("quantity")
+    optional = {
+        key: None if table.get(key) is None else _positive(table[key], f"{path}.{key}")
+        for key in ("callback_rate", "distance", "activation_price")
+    }
+    if trailing and optional["callback_rate" if exchange == "binance" else "distance"] is None:
+        needed = "callback_rate" if exchange == "binance" else "distance"
+        raise InvalidInput(f"{path}.{needed}", "a trailing stop needs it")
+    return OrderSpec(
+        symbol=symbol,
+        side=side,
+        type=kind,
+        trigger_price=None if trigger is None else _positive(trigger, f"{path}.trigger_price"),
+        quantity=None if quantity is None else _positive(quantity, f"{path}.quantity"),
+        reduce_only=_bool(table.get("reduce_only", True), f"{path}.reduce_only"),
+        position_side=position_side,
+        service=service,
+        **optional,
     )
 
 

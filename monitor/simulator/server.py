@@ -35,6 +35,7 @@ from monitor.simulator.scenario import (
     load_scenario,
     parse_fault,
 )
+from monitor.simulator.streams import StreamHub
 
 _HTML = "text/html"
 
@@ -97,6 +98,8 @@ class SimulatorServer:
         self._bybit = BybitCounters(self.scenario.limits)
         self._endpoints: dict[str, Endpoint] = binance.endpoints() | bybit.endpoints()
         self._runner: web.AppRunner | None = None
+        # The websocket side (mark streams) on the same port.
+        self.streams = StreamHub(self.market, self.server_ms)
 
     async def __aenter__(self) -> SimulatorServer:
         await self.start()
@@ -114,6 +117,7 @@ class SimulatorServer:
         """Listen on host:port (port 0 picks a free one)."""
         app = web.Application()
         add_control_routes(app, self)
+        self.streams.add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -127,6 +131,7 @@ class SimulatorServer:
         """Stop listening; requests still in flight are cancelled after a second."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
+            await self.streams.close()
             await runner.cleanup()
 
     @property
@@ -160,6 +165,7 @@ class SimulatorServer:
     def set_price(self, feed: str, price: float | None) -> None:
         """Pin a feed's price (None returns it to its scripted path)."""
         self.market.set_price(feed, price)
+        self.streams.price_changed()
 
     def inject_fault(
         self,

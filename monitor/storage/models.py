@@ -102,6 +102,9 @@ class AccountSnapshot(Base):
     reported_equity: Mapped[float | None] = mapped_column(Float)
     reported_maintenance_margin: Mapped[float | None] = mapped_column(Float)
     reported_margin_ratio: Mapped[float | None] = mapped_column(Float)
+    # The account move in sigmas of the pool's 1 h / 1 d move (null: volatility unknown or unread).
+    move_sigmas_hourly: Mapped[float | None] = mapped_column(Float)
+    move_sigmas_daily: Mapped[float | None] = mapped_column(Float)
 
 
 class PositionLeg(Base):
@@ -141,6 +144,10 @@ class PositionSnapshot(Base):
     maintenance_margin: Mapped[float] = mapped_column(Float)
     liquidation_price: Mapped[float | None] = mapped_column(Float)
     exchange_liquidation_price: Mapped[float | None] = mapped_column(Float)
+    # The protective stop that triggers first and its status (monitor.domain.stops.StopStatus);
+    # null in snapshots stored before stops were read.
+    stop_price: Mapped[float | None] = mapped_column(Float)
+    stop_status: Mapped[str | None] = mapped_column(String(24))
 
 
 class AccountRollup(Base):

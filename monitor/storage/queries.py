@@ -64,6 +64,9 @@ class PositionRow:
     liquidation_price: float | None
     exchange_liquidation_price: float | None
     distance_to_liquidation: float | None
+    # The first protective stop and its status ("none", "ok", ...; None if never read).
+    stop_price: float | None = None
+    stop_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ class StoredSnapshot:
     reported_maintenance_margin: float | None
     reported_margin_ratio: float | None
     positions: tuple[PositionRow, ...]
+    move_sigmas_hourly: float | None = None
+    move_sigmas_daily: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,8 @@ async def latest_snapshot(store: SqlStore, account: str) -> StoredSnapshot | Non
                     snap.reported_equity,
                     snap.reported_maintenance_margin,
                     snap.reported_margin_ratio,
+                    snap.move_sigmas_hourly,
+                    snap.move_sigmas_daily,
                 )
                 .where(snap.account_id == account_id)
                 .order_by(snap.taken_at.desc(), snap.id.desc())
@@ -206,6 +213,8 @@ async def latest_snapshot(store: SqlStore, account: str) -> StoredSnapshot | Non
                 liquidation_price=p.liquidation_price,
                 exchange_liquidation_price=p.exchange_liquidation_price,
                 distance_to_liquidation=p.distance,
+                stop_price=p.stop_price,
+                stop_status=p.stop_status,
             )
             for p in positions
         )
@@ -230,6 +239,8 @@ def _position_columns() -> Select[*tuple[Any, ...]]:
             pos.liquidation_price,
             pos.exchange_liquidation_price,
             distance_expression(pos.mark_price, pos.liquidation_price).label("distance"),
+            pos.stop_price,
+            pos.stop_status,
         )
         .select_from(pos)
         .join(leg, leg.id == pos.leg_id)

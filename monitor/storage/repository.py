@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
 from monitor.domain.model import MarginMode, Position, Side, Snapshot, Tier
 from monitor.domain.notification import Notification
+from monitor.domain.stops import position_stops
 from monitor.ports import AlertEventRecord, HeldDelivery, OutboxEntry, SinkHealth
 from monitor.storage import retention
 from monitor.storage.engine import (
@@ -992,6 +993,8 @@ class Cycle:
                 reported.equity,
                 reported.maintenance_margin,
                 reported.margin_ratio,
+                None if risk.volatility is None else risk.volatility.move_hourly,
+                None if risk.volatility is None else risk.volatility.move_daily,
             ),
         )
         leg_ids = self._leg_ids(conn, account_id, venue, snapshot)
@@ -1009,9 +1012,17 @@ class Cycle:
                         computed.maintenance_margin,
                         computed.liquidation_price,
                         position.exchange_liquidation_price,
+                        stop.stop_price,
+                        stop.status.value,
                     )
-                    for ordinal, (leg_id, position, computed) in enumerate(
-                        zip(leg_ids, state.positions, risk.positions, strict=True)
+                    for ordinal, (leg_id, position, computed, stop) in enumerate(
+                        zip(
+                            leg_ids,
+                            state.positions,
+                            risk.positions,
+                            position_stops(risk),
+                            strict=True,
+                        )
                     )
                 ],
             )
@@ -1208,6 +1219,8 @@ SNAPSHOT_ROW = (
     "reported_equity",
     "reported_maintenance_margin",
     "reported_margin_ratio",
+    "move_sigmas_hourly",
+    "move_sigmas_daily",
 )
 POSITION_ROW = (
     "snapshot_id",
@@ -1218,6 +1231,8 @@ POSITION_ROW = (
     "maintenance_margin",
     "liquidation_price",
     "exchange_liquidation_price",
+    "stop_price",
+    "stop_status",
 )
 ROLLUP_ROW = (
     "account_id",

@@ -4,6 +4,7 @@ silences, resolved notices, the operational rules, and restarts."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -58,6 +59,24 @@ class TestDebounce:
         assert sent(results) == [("margin_ratio", "firing", "warning")]
         first = next(i for i, r in enumerate(results) if r.notifications)
         assert first == 3  # t=30: breached since t=0 for exactly the debounce
+
+    def test_the_emergency_level_waits_only_its_own_shorter_debounce(self) -> None:
+        # Marks every second: a crash below 120 % is sent after 1 s, not after the warning's 10 s.
+        rule = replace(
+            margin_rule(debounce=10),
+            severity_debounce=((Severity.EMERGENCY, timedelta(seconds=1)),),
+        )
+        results = ratios(rules(rule), [(0, 4.0), (1, 1.1), (2, 1.1), (3, 1.1)])
+        assert sent(results) == [("margin_ratio", "firing", "emergency")]
+        first = next(i for i, r in enumerate(results) if r.notifications)
+        assert first == 2  # t=2: breached since t=1 for the emergency debounce
+
+    def test_a_one_tick_wick_to_the_emergency_level_is_not_sent(self) -> None:
+        rule = replace(
+            margin_rule(debounce=10),
+            severity_debounce=((Severity.EMERGENCY, timedelta(seconds=1)),),
+        )
+        assert sent(ratios(rules(rule), [(0, 4.0), (1, 1.1), (2, 4.0), (3, 4.0)])) == []
 
     def test_without_debounce_it_fires_at_the_deepest_breached_level(self) -> None:
         results = ratios(rules(margin_rule()), [(0, 1.1)])
@@ -346,6 +365,26 @@ class TestOperationalRules:
             in text
         )
         assert sent(results)[-1] == ("liquidation_mismatch", "resolved", "warning")
+
+    def test_liquidation_mismatch_waits_for_a_fetch_while_marks_are_live(self) -> None:
+        # At live marks our price moved on while the venue's is the last fetch's: a gap then is
+        # no evidence, and it neither starts nor ends the alert.
+        mismatch = Rule(RuleKey.LIQUIDATION_MISMATCH, ((WARNING, 0.02),), clear_band=0.5)
+
+        def snap(theirs: float) -> Snapshot:
+            return snapshot(4.0, liq=52000.0, positions=(position(exchange_liq=theirs),))
+
+        steps = [
+            (0, observe(snap(54000), live_marks=True)),
+            (10, observe(snap(54000))),
+            (20, observe(snap(52000), live_marks=True)),
+        ]
+        results, _ = run(rules(mismatch), steps)
+        assert [sent([r]) for r in results] == [
+            [],
+            [("liquidation_mismatch", "firing", "warning")],
+            [],
+        ]
 
     def test_tier_change_notifies_once_per_change(self) -> None:
         tier = Rule(RuleKey.TIER_CHANGE, ((WARNING, 1.0),))

@@ -428,7 +428,7 @@ def _readme_calc_section() -> str:
 
 def test_the_readme_state_examples_compute(tmp_path: Path) -> None:
     blocks = _readme_calc_section().split("```json\n")[1:]
-    assert len(blocks) == 2
+    assert len(blocks) == 3  # single-asset, pooled, and with protective orders
     for block in blocks:
         data = json.loads(block.split("```", 1)[0])
         result = invoke(["--format", "json", write(tmp_path, data)])

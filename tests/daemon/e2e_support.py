@@ -165,9 +165,12 @@ def write_config(
     warning_below: str = "300%",
     metrics_port: int | None = None,
 ) -> Path:
-    """A daemon config: 1 s polls, short debounce, MQTT + JSON webhook sinks."""
+    """A daemon config: 1 s polls, short debounce, MQTT + JSON webhook sinks. Mark streams are
+    off: these tests count poll cycles and their snapshots (live marks: test_live_marks.py)."""
     lines = [
         f"state_dir = {json.dumps(str(state_dir))}",
+        "[streams]",
+        "enabled = false",
         *(["[metrics]", f'listen = "127.0.0.1:{metrics_port}"'] if metrics_port else []),
         "[notify.mqtt]",
         'host = "127.0.0.1"',

@@ -25,6 +25,9 @@ def _config(path: Path, state: Path, sim: SimulatorServer, hook: WebhookReceiver
     info = sim.accounts["main"]
     lines = [
         f"state_dir = {json.dumps(str(state))}",
+        # The poll path: with live marks REST would only reconcile once a minute.
+        "[streams]",
+        "enabled = false",
         *json_webhook_lines(hook.url),
         "[alerts.stale]",
         "after = 3",

@@ -65,8 +65,9 @@ def test_any_state_round_trips(state: AccountState) -> None:
     assert state_from_json(json.loads(json.dumps(state_to_json(state)))) == state
 
 
-# Checked on their own: positions row by row, collateral values by coin (pooled states only).
-SEPARATE = {"positions", "collateral_values"}
+# Checked on their own: positions row by row (stops in their rows, tests/domain/test_stops.py),
+# collateral values by coin (pooled states only), sigma figures in test_volatility.
+SEPARATE = {"positions", "collateral_values", "volatility", "stops"}
 
 
 @settings(max_examples=40, deadline=None)

@@ -114,5 +114,5 @@ async def test_check_config_connect_reports_each_account(
     assert "account watch (bybit-linear):" in out
     assert "margin modes: isolated" in out
     assert "key can trade: no; can withdraw: no" in out
-    assert "request budget: binance-fapi: 1 account(s)" in out
+    assert f"request budget: binance-fapi at {sim.base_url}: 1 account(s)" in out
     assert sim.accounts["bn-hedge"].api_secret not in out + err

@@ -65,13 +65,14 @@ async def test_show_reads_pooled_accounts_as_one_usd_pool_and_refuses_a_classic_
     assert code == 1, out + err  # the classic account fails
     assert "margin model: multi-assets" in out
     assert "margin model: unified" in out
-    # Multi-Assets (20 per poll) and Portfolio Margin (55) cost more than the 10 assumed before.
+    # Multi-Assets (22 per poll) and Portfolio Margin (57) cost more than the 12 assumed before
+    # (each with one held symbol's protective orders, 2).
     before = next(line for line in out.splitlines() if line.startswith("request budget: binance"))
     after = next(
         line
         for line in out.splitlines()
         if line.startswith("request budget with the detected margin models: binance")
     )
-    assert "2 account(s) use 120.0 weight" in before  # every 10 s
-    assert "2 account(s) use 450.0 weight" in after
+    assert "2 account(s) use 144.0 weight" in before  # every 10 s
+    assert "2 account(s) use 474.0 weight" in after
     assert "margin model: portfolio" in out

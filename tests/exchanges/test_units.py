@@ -246,11 +246,13 @@ def test_request_budget_sums_per_venue_limit() -> None:
             ]
         )
     }
-    assert lines["binance-fapi"].used == pytest.approx(10 * 6 + 10 * 12)
+    # One held symbol's protective orders included (openAlgoOrders + openOrders, weight 1 each).
+    assert lines["binance-fapi"].used == pytest.approx(12 * 6 + 12 * 12)
     assert lines["binance-fapi"].accounts == 2
-    # A bybit-linear poll reads the USDT and the USDC positions of a unified pool.
-    assert lines["bybit"].used == pytest.approx(4 * 1 + 3 * 5)
-    assert lines["bybit"].share == pytest.approx(19 / 600)
+    # A bybit-linear poll reads the USDT and the USDC positions (and conditional orders) of a
+    # unified pool.
+    assert lines["bybit"].used == pytest.approx(6 * 1 + 4 * 5)
+    assert lines["bybit"].share == pytest.approx(26 / 600)
     assert "of 2400 per IP" in lines["binance-fapi"].describe()
 
 

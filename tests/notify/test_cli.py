@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from monitor.cli import app, notify_cmd
 from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from monitor.config.notify import MqttSettings
+from monitor.notify.http import host_of
 from monitor.notify.mqtt import MqttPublisher
 from tests.notify.mqtt_client import collect
 from tests.support.mosquitto import Mosquitto, free_port, mosquitto, mosquitto_binary  # noqa: F401
@@ -83,16 +84,25 @@ def test_every_sink_gets_the_test_message(tmp_path: Path, receiver: Receiver) ->
 
 
 def test_a_failing_sink_is_reported_and_exits_1(tmp_path: Path, receiver: Receiver) -> None:
-    dead = f"http://127.0.0.1:{free_port()}/hook"
+    port = free_port()
+    token = "123456:AAH-secret-bot-token"
     config = write_config(
         tmp_path,
         f'[notify.webhooks.ops]\nkind = "json"\nurl = "{receiver.url}"\n'
-        f'[notify.webhooks.gone]\nkind = "slack"\nurl = "{dead}"\n',
+        f'[notify.webhooks.gone]\nkind = "slack"\nurl = "http://127.0.0.1:{port}/T/B/hook-secret"\n'
+        f'[notify.webhooks.tg]\nkind = "telegram"\nbot_token = "{token}"\nchat_id = "42"\n'
+        f'api_url = "http://localhost:{port}"\n',
     )
-    code, out, _ = run("test-notify", "--config", config)
+    code, out, err = run("test-notify", "--config", config)
     assert code == 1
     assert "ops: ok" in out
-    assert "gone: FAILED: gone: request failed (ConnectError) (retryable)" in out
+    # The host is named so a wrong one can be spotted; the token in the URL path never shows.
+    assert (
+        f"gone: FAILED: gone: request to 127.0.0.1:{port} failed (ConnectError) (retryable)" in out
+    )
+    assert f"tg: FAILED: tg: request to localhost:{port} failed (ConnectError)" in out
+    assert token not in out + err
+    assert "hook-secret" not in out + err
 
 
 def test_permanent_rejection_is_named(tmp_path: Path, receiver: Receiver) -> None:
@@ -102,7 +112,7 @@ def test_permanent_rejection_is_named(tmp_path: Path, receiver: Receiver) -> Non
     )
     code, out, _ = run("test-notify", "--config", config)
     assert code == 1
-    assert "ops: FAILED: ops: HTTP 404 (permanent)" in out
+    assert f"ops: FAILED: ops: HTTP 404; tried {host_of(receiver.url)} (permanent)" in out
 
 
 def test_only_the_named_sink(tmp_path: Path, receiver: Receiver) -> None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
+from monitor.cli.notify_cmd import sample_notification
 from monitor.domain.notification import NotificationKind, Severity
 from monitor.notify.base import fact_lines, plain_text, truncate
-from monitor.notify.console import ConsoleSink
+from monitor.notify.console import ConsoleSink, log_line
 from monitor.notify.ha_discovery import SENSORS, discovery_configs, state_document, topic_name
+from tests.alerts import builders
+from tests.alerts.builders import at, margin_rule, observe, rules, run
 from tests.notify.factories import notification, snapshot
 
 
@@ -57,7 +62,65 @@ async def test_console_sink_logs_at_the_severity(
     (record,) = caplog.records
     assert record.levelno == level
     assert "main: margin ratio 142 %" in record.getMessage()
-    assert "Nearest liquidation: BTCUSDT" in record.getMessage()
+    assert "ratio 142 % (exchange 70.4 %)" in record.getMessage()
+
+
+async def test_console_lines_from_the_alert_machine_are_short_and_name_the_account_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Real notifications (fired, escalated, resolved) as the daemon makes them, near liquidation.
+    series = [(0, 4.0), (10, 2.34), (20, 1.303), (30, 4.0)]
+    results, _ = run(
+        rules(margin_rule()),
+        [
+            (t, observe(builders.snapshot(r, taken_at=at(t), move=-0.0084, liq=57500)))
+            for t, r in series
+        ],
+    )
+    notes = [note for result in results for note in result.notifications]
+    assert [note.kind.value for note in notes] == ["firing", "firing", "resolved"]
+    with caplog.at_level(logging.INFO, logger="monitor.alerts"):
+        for note in notes:
+            await ConsoleSink().send(note)
+    lines = [record.getMessage() for record in caplog.records]
+    for line in lines:
+        assert len(line) <= 200, line
+        assert line.count("main") == 1, line
+    assert lines[0] == (
+        "[WARNING] firing main: margin ratio WARNING | margin ratio 234 % (exchange: 42.7 %), "
+        "fell below warning 300 % (exchange: 33.3 %) | liq BTCUSDT 57,500 (0.86 % away), "
+        "account move -0.84 %"
+    )
+    assert lines[1].startswith("[CRITICAL] firing main: margin ratio CRITICAL (escalated) | ")
+    assert "margin ratio 130.3 % (exchange: 76.7 %), fell below critical 150 %" in lines[1]
+    assert lines[2].startswith(
+        "[CRITICAL] resolved main: margin ratio resolved | margin ratio 400 %"
+    )
+
+
+def test_a_test_notification_logs_without_an_account() -> None:
+    note = sample_notification(datetime(2026, 12, 5, tzinfo=UTC))
+    assert log_line(note) == (
+        "[INFO] test Test notification from portfolio-monitor | If you can read this, alerts "
+        "from portfolio-monitor reach this sink"
+    )
+
+
+def test_long_console_lines_drop_whole_figures_never_digits() -> None:
+    note = notification(
+        nearest_liquidation_symbol="1000000BABYDOGE/USDT:USDT", equity=123456789.123
+    )
+    note = replace(
+        note,
+        title="main: margin ratio CRITICAL (escalated)",
+        text="Account main: margin ratio 142 % (exchange: 70.4 %), fell below critical 150 % "
+        "(exchange: 66.7 %). Nearest liquidation: …",
+    )
+    line = log_line(note)
+    assert len(line) <= 200
+    # The equity (last, least essential) goes first; the liquidation stays whole.
+    assert "equity" not in line
+    assert "liq 1000000BABYDOGE/USDT:USDT 51,234.5 (11.8 % away)" in line
 
 
 async def test_console_sink_logs_a_resolved_notice_as_information(

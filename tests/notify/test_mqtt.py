@@ -15,6 +15,7 @@ import pytest
 
 from monitor.config.notify import MqttSettings
 from monitor.domain.errors import DeliveryError
+from monitor.notify.ha_discovery import SENSORS
 from monitor.notify.mqtt import MqttPublisher
 from tests.notify.factories import notification, snapshot
 from tests.notify.mqtt_client import Seen, collect, latest
@@ -92,7 +93,7 @@ async def test_state_discovery_and_availability_are_retained(
     assert payload["device"]["identifiers"] == ["portfolio_monitor_main"]
     assert payload["origin"]["name"] == "portfolio-monitor"
     configs = {m.topic for m in seen if m.topic.startswith("homeassistant/")}
-    assert len(configs) == 6
+    assert len(configs) == len(SENSORS)
 
 
 async def test_state_updates_replace_the_retained_value(
@@ -107,6 +108,21 @@ async def test_state_updates_replace_the_retained_value(
     state = latest(seen, STATE)
     assert state is not None
     assert state.json()["margin_ratio"] == 1.25
+
+
+async def test_state_says_how_the_marks_arrive(
+    mosquitto: Mosquitto,  # noqa: F811
+    publisher: MqttPublisher,
+) -> None:
+    publisher.register_account("main", 10)
+    publisher.publish_state(snapshot(margin_ratio=2.5), "live")
+    publisher.publish_state(snapshot(margin_ratio=2.4), "polling: binance-usdm mark stream down")
+    await asyncio.sleep(0.3)
+    seen = await collect(mosquitto, [STATE], until=_has(STATE))
+    state = latest(seen, STATE)
+    assert state is not None
+    assert state.json()["stream"] == "polling: binance-usdm mark stream down"
+    assert state.json()["margin_ratio"] == 2.4
 
 
 async def test_alert_events_are_not_retained(

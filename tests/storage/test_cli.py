@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import resource
 import signal
@@ -192,7 +194,16 @@ def test_status_fresh_accounts_exit_0(tmp_path: Path, db: str) -> None:
     code, out, _ = invoke("status", "--database", db, "--format", "table")
     assert code == 1
     assert "STALE" in out
-    code, _, err = invoke("status", "--database", db, "--format", "csv")
+    code, out, err = invoke("status", "--database", db, "--format", "csv")
+    assert code == 1, err
+    rows = {row["account"]: row for row in csv.DictReader(io.StringIO(out))}
+    assert set(rows) == {"main", "old"}
+    assert rows["old"]["stale"] == "True"
+    assert rows["main"]["firing"] == "margin_ratio:warning"
+    assert rows["main"]["nearest_symbol"] == "BTCUSDT"
+    assert float(rows["main"]["nearest_distance"]) == pytest.approx((58_000 - 41_000) / 58_000)
+    assert float(rows["main"]["margin_ratio"]) == pytest.approx(3.089)
+    code, _, err = invoke("status", "--database", db, "--format", "xml")
     assert code == 2
     assert "--format" in err
 

@@ -90,6 +90,8 @@ RULE_TITLES = {
     RuleKey.TIER_CHANGE: "margin tier change",
     RuleKey.MARGIN_CHASING: "margin chasing",
     RuleKey.VENUE_PAUSED: "venue paused",
+    RuleKey.MOVE_IN_SIGMA: "liquidation within a likely move",
+    RuleKey.STOP_LOSS: "stop-loss",
 }
 
 
@@ -248,9 +250,9 @@ def _advance(
             state.pending.pop(severity, None)
         elif severity not in state.pending:
             state.pending[severity] = now
-            if rule.debounce:
+            if rule.debounce_of(severity):
                 step.transitions.append((EventKind.PENDING, severity))
-    ready = [s for s, since in state.pending.items() if now - since >= rule.debounce]
+    ready = [s for s, since in state.pending.items() if now - since >= rule.debounce_of(s)]
     if ready:
         target = max(ready, key=lambda s: s.rank)
         if current is None:

@@ -10,9 +10,11 @@ from typing import Any
 
 from monitor.domain.alerts.observation import Observation
 from monitor.domain.alerts.rules import Rule, RuleKey
+from monitor.domain.alerts.sigma import nearest_in_sigmas, sigma_clause, sigma_facts
 from monitor.domain.errors import ExchangeAuthError, VenuePaused
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
+from monitor.domain.stops import StopStatus, position_stops
 from monitor.domain.units import format_duration, format_percent, format_price
 
 Facts = dict[str, str | float | None]
@@ -49,7 +51,9 @@ def _format_level(rule: Rule, level: float) -> str:
         return f"{level:g} poll intervals"
     if rule.key is RuleKey.MARGIN_CHASING:
         return f"{level:g} top-ups"
-    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE, RuleKey.VENUE_PAUSED):
+    if rule.key is RuleKey.MOVE_IN_SIGMA:
+        return f"{level:g} {rule.horizon.symbol}"
+    if rule.key in (RuleKey.AUTH, RuleKey.TIER_CHANGE, RuleKey.VENUE_PAUSED, RuleKey.STOP_LOSS):
         return ""
     return format_percent(level)
 
@@ -77,7 +81,32 @@ def snapshot_facts(snapshot: Snapshot) -> Facts:
         "nearest_liquidation_price": nearest.liquidation_price if nearest else None,
         "distance_to_liquidation": nearest.distance_to_liquidation if nearest else None,
         "assumptions": "; ".join(snapshot.state.assumptions) or None,
+        **sigma_facts(snapshot),
+        "stops": stops_sentence(snapshot) or None,
     }
+
+
+def stops_sentence(snapshot: Snapshot) -> str:
+    """The positions without an effective stop-loss, in one sentence ("" when every position
+    has one, or the open orders were not read)."""
+    missing: list[str] = []
+    beyond: list[str] = []
+    for held, computed, stop in zip(
+        snapshot.state.positions,
+        snapshot.risk.positions,
+        position_stops(snapshot.risk),
+        strict=True,
+    ):
+        name = f"{held.symbol} {held.side.value}"
+        if stop.status is StopStatus.NONE:
+            missing.append(name)
+        elif stop.status is StopStatus.BEYOND_LIQUIDATION:
+            beyond.append(
+                f"{name}'s stop {format_price(stop.stop_price or 0.0)} lies beyond its "
+                f"liquidation price {format_price(computed.liquidation_price or 0.0)}"
+            )
+    parts = ([f"no stop-loss on {', '.join(missing)}"] if missing else []) + beyond
+    return f"Stops: {'; '.join(parts)}." if parts else ""
 
 
 def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
@@ -111,8 +140,12 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
     if move is not None:
         direction = "fall" if move < 0 else "rise"
         parts.append(
-            f"All prices moving together: the account is liquidated if they {direction} {format_percent(abs(move))}."
+            f"All prices moving together: the account is liquidated if they {direction} {format_percent(abs(move))}"
+            f"{sigma_clause(snapshot)}."
         )
+    stops = stops_sentence(snapshot)
+    if stops:
+        parts.append(stops)
     return " ".join(parts)
 
 
@@ -297,7 +330,9 @@ def _liquidation_mismatch(
     rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
 ) -> tuple[Reading | None, dict[str, Any]]:
     snapshot = observation.snapshot
-    if snapshot is None:
+    if snapshot is None or observation.live_marks:
+        # At live marks our price has moved on and the venue's is as of the last fetch: not
+        # like with like, so the rule waits for the next fetch (state unchanged).
         return None, extra
     worst: tuple[float, str] | None = None
     # Our price moves collateral of the same underlying with the mark; the venues do not say
@@ -378,6 +413,81 @@ def _margin_chasing(
     return Reading(float(count), summary, {"value": float(count), "position": key}), memory
 
 
+def _move_in_sigma(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    found = None if snapshot is None else nearest_in_sigmas(snapshot, rule.horizon)
+    if found is None:
+        return None, extra
+    value, summary, facts = found
+    return Reading(value, summary, facts), extra
+
+
+# The stop-loss rule's measure: how bad the worst position's protection is.
+STOP_UNPROTECTED = 1.0  # no effective stop beyond the grace period, or too large a loss at it
+STOP_BEYOND_LIQUIDATION = 2.0  # the stop can never fire: liquidation comes first
+
+
+def _stop_loss(
+    rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
+) -> tuple[Reading | None, dict[str, Any]]:
+    snapshot = observation.snapshot
+    if snapshot is None:
+        return None, extra
+    since: dict[str, str] = extra.get("unprotected", {})
+    still: dict[str, str] = {}
+    beyond: list[str] = []
+    bare: list[str] = []
+    costly: list[str] = []
+    known = False
+    stops = position_stops(snapshot.risk)
+    for held, computed, stop in zip(
+        snapshot.state.positions, snapshot.risk.positions, stops, strict=True
+    ):
+        if stop.status is StopStatus.UNKNOWN:
+            continue
+        known = True
+        name = f"{held.symbol} {held.side.value}"
+        if stop.status is StopStatus.BEYOND_LIQUIDATION:
+            beyond.append(
+                f"{name}: stop {format_price(stop.stop_price or 0.0)} lies beyond its "
+                f"liquidation price {format_price(computed.liquidation_price or 0.0)} "
+                "(the venue liquidates first: the stop can never fire)"
+            )
+        elif not stop.status.effective:
+            first = since.get(name, now.isoformat())
+            still[name] = first
+            unprotected = now - datetime.fromisoformat(first)
+            if unprotected >= rule.grace:
+                bare.append(f"{name}: no stop-loss for {format_duration(unprotected)}")
+        loss = stop.loss_at_stop_of_equity
+        if rule.max_loss is not None and loss is not None and -loss > rule.max_loss:
+            costly.append(
+                f"{name}: the stop at {format_price(stop.stop_price or 0.0)} loses "
+                f"{format_price(-(stop.loss_at_stop or 0.0))} {snapshot.state.asset} = "
+                f"{format_percent(-loss)} of equity (at most {format_percent(rule.max_loss)})"
+            )
+    memory = {**extra, "unprotected": still}
+    if not known:
+        return None, memory  # the open orders were not read: nothing to judge
+    if beyond:
+        value, problems = STOP_BEYOND_LIQUIDATION, beyond + bare + costly
+    elif bare or costly:
+        value, problems = STOP_UNPROTECTED, bare + costly
+    else:
+        return Reading(
+            0.0, "every position has a stop-loss that fires before liquidation", {"value": 0.0}
+        ), memory
+    facts: Facts = {
+        "value": value,
+        "beyond_liquidation": len(beyond),
+        "without_stop": len(bare),
+        "over_max_loss": len(costly),
+    }
+    return Reading(value, "; ".join(problems), facts), memory
+
+
 _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.MARGIN_RATIO: _margin_ratio,
     RuleKey.LIQUIDATION_DISTANCE: _liquidation_distance,
@@ -388,4 +498,6 @@ _MEASURES: dict[RuleKey, Measure] = {
     RuleKey.TIER_CHANGE: _tier_change,
     RuleKey.MARGIN_CHASING: _margin_chasing,
     RuleKey.VENUE_PAUSED: _venue_paused,
+    RuleKey.MOVE_IN_SIGMA: _move_in_sigma,
+    RuleKey.STOP_LOSS: _stop_loss,
 }

@@ -24,7 +24,8 @@ class Observation:
     every watched account sharing it, sorted: a pause of that venue is one alert, carried by the
     first of them. `watching_since` is when the daemon started watching the account: before
     any successful poll the data has been missing since then, even when the rules are first
-    evaluated later (a first fetch that hangs).
+    evaluated later (a first fetch that hangs). `live_marks` says the snapshot is the last
+    fetched state re-run at newer marks: the venue's own figures in it are as of that fetch.
     """
 
     account: str
@@ -37,6 +38,7 @@ class Observation:
     venue: str | None = None
     venue_accounts: tuple[str, ...] = ()
     watching_since: datetime | None = None
+    live_marks: bool = False
 
     def silenced(self, now: datetime) -> bool:
         """A silence is in force for this account at `now`."""

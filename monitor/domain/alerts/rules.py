@@ -12,6 +12,7 @@ from itertools import pairwise
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.notification import Severity
+from monitor.domain.volatility import Horizon
 
 
 class Direction(StrEnum):
@@ -33,6 +34,8 @@ class RuleKey(StrEnum):
     TIER_CHANGE = "tier_change"
     MARGIN_CHASING = "margin_chasing"
     VENUE_PAUSED = "venue_paused"
+    MOVE_IN_SIGMA = "move_in_sigma"
+    STOP_LOSS = "stop_loss"
 
     @property
     def direction(self) -> Direction:
@@ -57,7 +60,12 @@ class RuleKey(StrEnum):
 
 
 _LIQUIDATION_RISK = frozenset(
-    {RuleKey.MARGIN_RATIO, RuleKey.LIQUIDATION_DISTANCE, RuleKey.ACCOUNT_MOVE}
+    {
+        RuleKey.MARGIN_RATIO,
+        RuleKey.LIQUIDATION_DISTANCE,
+        RuleKey.ACCOUNT_MOVE,
+        RuleKey.MOVE_IN_SIGMA,
+    }
 )
 
 
@@ -70,12 +78,15 @@ class Rule:
     measure is at or above `level * (1 + clear_band)`; for an ABOVE rule it is breached at or
     above its level and clears below `level * (1 - clear_band)`. Between the two the severity
     keeps its state (hysteresis). `debounce` is how long a breach must last before it fires
-    (Prometheus `for`), `repeat` how often a still-firing alert is sent again (None: never).
+    (Prometheus `for`), `severity_debounce` a shorter (or longer) one for some severities (the
+    emergency level must not wait as long as a warning), `repeat` how often a still-firing alert is sent again (None: never).
     `window` and `min_increase` are used by margin chasing only: top-ups older than `window` do
     not count, and an increase of the isolated margin smaller than `min_increase` (relative) is
     not a top-up (funding payments move it a little). `excuse_pauses` is used by stale data only:
     time the venue had every account of the address paused (a ban the `venue_paused` alert
-    reports) does not count towards staleness.
+    reports) does not count towards staleness. `horizon` is used by move in sigma only: the
+    typical move (1 h or 1 d) its levels count in. `grace` and `max_loss` are used by stop loss
+    only (see `monitor.domain.alerts.measure`).
     """
 
     key: RuleKey
@@ -86,6 +97,12 @@ class Rule:
     window: timedelta = timedelta(0)
     min_increase: float = 0.0
     excuse_pauses: bool = False
+    horizon: Horizon = Horizon.HOURLY
+    # Stop loss only: how long a position may go without an effective stop, and the largest
+    # loss at the stop as a share of equity (None: not checked).
+    grace: timedelta = timedelta(0)
+    max_loss: float | None = None
+    severity_debounce: tuple[tuple[Severity, timedelta], ...] = ()
     # Derived from the fields above once: the state machine asks for them every cycle.
     direction: Direction = field(init=False, repr=False, compare=False)
     severities: tuple[Severity, ...] = field(init=False, repr=False, compare=False)
@@ -116,6 +133,13 @@ class Rule:
         object.__setattr__(self, "severities", tuple(severity for severity, _ in self.levels))
         object.__setattr__(self, "_starts", dict(self.levels))
         object.__setattr__(self, "_clears", {s: level * band for s, level in self.levels})
+
+    def debounce_of(self, severity: Severity) -> timedelta:
+        """How long a breach of `severity` must last before it fires."""
+        for which, debounce in self.severity_debounce:
+            if which is severity:
+                return debounce
+        return self.debounce
 
     def configures(self, severity: Severity) -> bool:
         """`severity` has a level in this rule (a reloaded configuration may have dropped one that

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg
@@ -10,6 +11,8 @@ from monitor.domain.margin.pool import assess_pool
 from monitor.domain.margin.ratios import ratios
 from monitor.domain.margin.solver import nearest_own_root, nearest_root
 from monitor.domain.model import AccountRisk, AccountState, MarginMode
+from monitor.domain.stops import judge_stops
+from monitor.domain.volatility import assess_volatility
 
 
 def assess(state: AccountState) -> AccountRisk:
@@ -21,9 +24,17 @@ def assess(state: AccountState) -> AccountRisk:
     symbol move together; the tier is the one holding the notional AT that price). A pool already
     at or below its maintenance margin reports distance 0 and account move 0, so alerts fire.
     A pooled account (several collateral coins, in USD) is assessed by `pool.assess_pool`.
+    With the symbols' volatility in the state, the distances are also given in sigmas.
     """
+    risk = _assess_margin(state)
+    if state.volatility:
+        risk = replace(risk, volatility=assess_volatility(state, risk))
+    return risk
+
+
+def _assess_margin(state: AccountState) -> AccountRisk:
     if state.collateral:
-        return assess_pool(state)
+        return _with_stops(state, assess_pool(state))
     if state.venue_terms or state.liquidation_ratio != 1.0:
         raise InvalidInput(
             "collateral", "venue terms and a liquidation ratio need a pooled account's collateral"
@@ -69,7 +80,7 @@ def assess(state: AccountState) -> AccountRisk:
         risks.append(leg.risk(root, surplus, inverse, None))
 
     ratio, exchange_ratio = ratios(equity, maintenance)
-    return AccountRisk(
+    risk = AccountRisk(
         equity=equity,
         maintenance_margin=maintenance,
         margin_ratio=ratio,
@@ -79,6 +90,12 @@ def assess(state: AccountState) -> AccountRisk:
         ),
         positions=tuple(risks),
     )
+    return _with_stops(state, risk)
+
+
+def _with_stops(state: AccountState, risk: AccountRisk) -> AccountRisk:
+    """The risk with each position's protective stop judged against its liquidation price."""
+    return replace(risk, stops=judge_stops(state, risk))
 
 
 def _hedge_groups(legs: list[Leg], cross: list[int]) -> list[list[int]]:

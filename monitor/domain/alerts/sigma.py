@@ -1,0 +1,108 @@
+"""The `move_in_sigma` rule and the sigma figures every alert about an account carries.
+
+The rule reads the articles' advice "a move that is statistically probable within your trading
+timeframe should trigger a margin call, not liquidation": it fires when the account-wide
+liquidation move, or any position's distance to its liquidation price, is smaller than N typical
+moves (sigmas) of the chosen horizon (default: 3 sigma of a 1 h move).
+"""
+
+from __future__ import annotations
+
+import math
+
+from monitor.domain.model import Snapshot
+from monitor.domain.units import format_percent, format_price
+from monitor.domain.volatility import Horizon
+
+Facts = dict[str, str | float | None]
+
+
+def sigma_text(sigmas: float, horizon: Horizon) -> str:
+    """A distance in sigmas as the alerts print it: "1.9 sigma daily" with the Greek letter."""
+    return f"{sigmas:.1f} {horizon.symbol}"
+
+
+def nearest_in_sigmas(snapshot: Snapshot, horizon: Horizon) -> tuple[float, str, Facts] | None:
+    """What the `move_in_sigma` rule measures: the smallest of the account move and the
+    positions' distances to liquidation, in sigmas of `horizon`, with its words and facts.
+
+    None while no needed sigma could be read (the alert keeps its state: unknown is not safe);
+    inf when nothing in the account has a liquidation point.
+    """
+    volatility = snapshot.risk.volatility
+    if volatility is None:
+        return None
+    risk = snapshot.risk
+    candidates: list[tuple[float, str, Facts]] = []
+    unknown = False
+    move = risk.account_liquidation_move
+    if move is not None:
+        sigmas = volatility.move(horizon)
+        if sigmas is None:
+            unknown = True
+        else:
+            candidates.append(
+                (
+                    sigmas,
+                    f"account move {_signed(move)} = {sigma_text(sigmas, horizon)}",
+                    {"value": sigmas, "symbol": None, "move": move},
+                )
+            )
+    for held, result, distance in zip(
+        snapshot.state.positions, risk.positions, volatility.positions, strict=False
+    ):
+        if result.liquidation_price is None or result.distance_to_liquidation is None:
+            continue
+        sigmas = distance.of(horizon)
+        if sigmas is None:
+            unknown = True
+            continue
+        candidates.append(
+            (
+                sigmas,
+                f"{held.symbol} {held.side.value} {format_percent(result.distance_to_liquidation)} "
+                f"from its liquidation price {format_price(result.liquidation_price)} = "
+                f"{sigma_text(sigmas, horizon)}",
+                {
+                    "value": sigmas,
+                    "symbol": held.symbol,
+                    "distance": result.distance_to_liquidation,
+                },
+            )
+        )
+    if not candidates:
+        if unknown:
+            return None
+        return math.inf, "nothing in the account has a liquidation point", {}
+    sigmas, summary, facts = min(candidates, key=lambda item: item[0])
+    return sigmas, summary, {**facts, "horizon": horizon.value}
+
+
+def sigma_clause(snapshot: Snapshot) -> str:
+    """ " (= 1.9 sigma daily, 6.2 sigma hourly)" (Greek letter) after the account move, or ""
+    when no sigma is known."""
+    volatility = snapshot.risk.volatility
+    if volatility is None:
+        return ""
+    known = [
+        sigma_text(sigmas, horizon)
+        for horizon in (Horizon.DAILY, Horizon.HOURLY)
+        if (sigmas := volatility.move(horizon)) is not None
+    ]
+    return f" (= {', '.join(known)})" if known else ""
+
+
+def sigma_facts(snapshot: Snapshot) -> Facts:
+    """The account move in sigmas for machine-readable sinks (absent without volatility)."""
+    volatility = snapshot.risk.volatility
+    if volatility is None:
+        return {}
+    return {
+        "account_move_sigmas_hourly": volatility.move_hourly,
+        "account_move_sigmas_daily": volatility.move_daily,
+    }
+
+
+def _signed(move: float) -> str:
+    text = format_percent(move)
+    return text if text.startswith("-") else f"+{text}"

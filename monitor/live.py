@@ -1,0 +1,269 @@
+"""Live marks: the shared public mark streams drive recomputes between REST fetches.
+
+Every account follows the mark stream of its venue and address (`MarkStream`, one per key for
+all accounts there), subscribed to exactly the symbols the accounts hold as last fetched. A mark
+update recomputes each account holding that symbol from its last fetched state (at most once per
+account per `min_gap`, the first at once), and its alert rules are evaluated on the result.
+
+While an account's stream is live, REST only reconciles (every `reconcile`); while it is down,
+silent, or a held symbol has no fresh mark, the account is polled at its own interval again.
+A mark older than `stale_after` is never used: the account then waits for its next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from monitor.domain.units import format_duration
+from monitor.ports import Clock, MarkStream, MarkUpdate
+from monitor.service import CycleReport, PollService
+
+log = logging.getLogger(__name__)
+
+LIVE = "live"
+
+
+@dataclass(slots=True)
+class _Stream:
+    stream: MarkStream
+    task: asyncio.Task[None] | None = None
+    up: bool = False
+    reason: str = "mark stream connecting"
+    since: float = field(default_factory=time.monotonic)
+    # venue symbol -> (price, venue time, monotonic time received)
+    marks: dict[str, tuple[float, datetime, float]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Follower:
+    key: str
+    poll_interval: timedelta
+    symbols: frozenset[str] = frozenset()
+    rest_at: datetime | None = None  # when the last full fetch that succeeded was asked
+    last: float = -float("inf")  # monotonic time of the last recompute
+    dirty: bool = False
+    task: asyncio.Task[None] | None = None
+    health: str | None = None  # as last reported (a change is logged once)
+
+
+class LiveMarks:
+    """Runs the mark streams and the recomputes they cause; also a `CycleObserver` (it learns
+    the held symbols from every fetch) and the `MarkListener` of its streams."""
+
+    def __init__(
+        self,
+        service: PollService,
+        clock: Clock,
+        *,
+        reconcile: timedelta,
+        stale_after: timedelta,
+        min_gap: float = 1.0,
+        on_health: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._service = service
+        self._clock = clock
+        self.reconcile = reconcile
+        self._stale_after = stale_after.total_seconds()
+        self._min_gap = min_gap
+        self._on_health = on_health
+        self._streams: dict[str, _Stream] = {}
+        self._followers: dict[str, _Follower] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    def attach(
+        self,
+        name: str,
+        key: str,
+        poll_interval: timedelta,
+        open_stream: Callable[[], MarkStream],
+    ) -> None:
+        """Follow `name`'s marks on the stream `key` (opened with `open_stream` if new)."""
+        previous = self._followers.get(name)
+        if previous is not None and previous.key != key:
+            self.detach(name)
+            previous = None
+        follower = previous or _Follower(key, poll_interval)
+        follower.poll_interval = poll_interval
+        self._followers[name] = follower
+        if key not in self._streams:
+            entry = _Stream(open_stream())
+            self._streams[key] = entry
+            entry.task = asyncio.create_task(entry.stream.run(self), name=f"marks:{key}")
+        self._refollow(key)
+
+    def detach(self, name: str) -> None:
+        """Stop following `name`; a stream no account uses is closed."""
+        follower = self._followers.pop(name, None)
+        if follower is None:
+            return
+        if follower.task is not None:
+            follower.task.cancel()
+        if any(f.key == follower.key for f in self._followers.values()):
+            self._refollow(follower.key)
+            return
+        entry = self._streams.pop(follower.key, None)
+        if entry is not None and entry.task is not None:
+            entry.task.cancel()
+            closing = asyncio.get_running_loop().create_task(entry.stream.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """Stop every stream and recompute (shutdown)."""
+        tasks = [f.task for f in self._followers.values() if f.task is not None]
+        tasks += [s.task for s in self._streams.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for entry in self._streams.values():
+            await entry.stream.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        self._streams.clear()
+        self._followers.clear()
+
+    # --- what the poll schedule asks -----------------------------------------------------------
+
+    def account_health(self, name: str) -> str | None:
+        """ "live" while the account's marks stream fresh, else "polling: <why>"; None for an
+        account not following any stream."""
+        follower = self._followers.get(name)
+        if follower is None:
+            return None
+        entry = self._streams[follower.key]
+        if not entry.up:
+            return f"polling: {entry.reason}"
+        if follower.rest_at is None:
+            return "polling: waiting for the first full fetch"
+        stale = self._stale_symbols(entry, follower.symbols)
+        if stale:
+            return f"polling: no fresh mark for {', '.join(stale[:3])}"
+        return LIVE
+
+    def rest_due(self, name: str) -> bool:
+        """Whether the account's REST fetch should run now: always while its marks do not
+        stream, else once the reconciliation interval has passed since the last full fetch."""
+        follower = self._followers.get(name)
+        if follower is None or self.account_health(name) != LIVE or follower.rest_at is None:
+            return True
+        # A poll tick may come a hair early: within half an interval of due counts as due.
+        slack = follower.poll_interval / 2
+        return self._clock.now() - follower.rest_at >= self.reconcile - slack
+
+    # --- CycleObserver -------------------------------------------------------------------------
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        """A full fetch tells which symbols the account holds now."""
+        follower = self._followers.get(report.account)
+        if follower is None or report.live or report.by_clock or report.snapshot is None:
+            if follower is not None:
+                self._report_health(report.account, follower)
+            return
+        follower.rest_at = report.started_at
+        symbols = frozenset(p.symbol for p in report.snapshot.state.positions)
+        if symbols != follower.symbols:
+            follower.symbols = symbols
+            self._refollow(follower.key)
+        self._report_health(report.account, follower)
+
+    # --- MarkListener ---------------------------------------------------------------------------
+
+    def marks(self, key: str, updates: Sequence[MarkUpdate]) -> None:
+        """New marks: schedule a recompute of every account holding one of the symbols."""
+        entry = self._streams.get(key)
+        if entry is None:
+            return
+        received = time.monotonic()
+        touched = set()
+        for update in updates:
+            entry.marks[update.symbol] = (update.price, update.at, received)
+            touched.add(update.symbol)
+        for name, follower in self._followers.items():
+            if follower.key == key and follower.symbols & touched:
+                self._schedule(name, follower)
+
+    def health(self, key: str, up: bool, reason: str) -> None:
+        """A stream came up or went down: its accounts say so (and poll while it is down)."""
+        entry = self._streams.get(key)
+        if entry is None:
+            return
+        entry.up, entry.reason, entry.since = up, reason, time.monotonic()
+        if not up:
+            log.warning("mark stream %s down: %s", key, reason)
+        for name, follower in list(self._followers.items()):
+            if follower.key == key:
+                self._report_health(name, follower)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _refollow(self, key: str) -> None:
+        entry = self._streams.get(key)
+        if entry is None:
+            return
+        wanted = frozenset().union(*(f.symbols for f in self._followers.values() if f.key == key))
+        entry.stream.follow(wanted)
+
+    def _stale_symbols(self, entry: _Stream, symbols: frozenset[str]) -> list[str]:
+        now = time.monotonic()
+        return sorted(
+            s
+            for s in symbols
+            if s not in entry.marks or now - entry.marks[s][2] > self._stale_after
+        )
+
+    def _schedule(self, name: str, follower: _Follower) -> None:
+        if follower.task is not None and not follower.task.done():
+            follower.dirty = True
+            return
+        wait = max(0.0, follower.last + self._min_gap - time.monotonic())
+        follower.task = asyncio.create_task(self._recompute(name, follower, wait))
+
+    async def _recompute(self, name: str, follower: _Follower, wait: float) -> None:
+        if wait:
+            await asyncio.sleep(wait)
+        while True:
+            follower.dirty = False
+            follower.last = time.monotonic()
+            entry = self._streams.get(follower.key)
+            if entry is None:
+                return
+            if entry.up and not self._stale_symbols(entry, follower.symbols):
+                marks = {s: entry.marks[s][0] for s in follower.symbols}
+                try:
+                    await self._service.recompute(
+                        name, marks, max_state_age=2 * self.reconcile + follower.poll_interval
+                    )
+                except Exception:
+                    log.exception("account=%s live recompute failed", name)
+            if not follower.dirty:
+                return
+            await asyncio.sleep(max(0.0, follower.last + self._min_gap - time.monotonic()))
+
+    def _report_health(self, name: str, follower: _Follower) -> None:
+        health = self.account_health(name)
+        if health is None or health == follower.health:
+            return
+        previous, follower.health = follower.health, health
+        # Starting up (connecting, first fetch) is not a fallback; leaving "live" is, once.
+        starting = previous is None and ("connecting" in health or "waiting" in health)
+        if health == LIVE:
+            log.info(
+                "account=%s marks stream live: REST reconciles every %s",
+                name,
+                format_duration(self.reconcile),
+            )
+        elif previous == LIVE or (previous is None and not starting):
+            log.warning(
+                "account=%s %s; polling every %s until it recovers",
+                name,
+                health,
+                format_duration(follower.poll_interval),
+            )
+        if self._on_health is not None:
+            self._on_health(name, health)

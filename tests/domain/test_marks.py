@@ -1,0 +1,60 @@
+"""Live marks on the last fetched state: only prices move; the figures are the engine's on the
+state the venue would report at those marks."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.domain.margin import assess
+from monitor.domain.marks import with_marks
+from monitor.domain.model import AccountState, MarginMode, Position, Side, Tier, Venue
+from tests.domain.test_pool import coin, perp, pool
+
+TIERS = (Tier(0.0, None, 0.005),)
+
+
+def _two_longs(btc: float, eth: float) -> AccountState:
+    return AccountState(
+        Venue.BINANCE_USDM,
+        1_500.0,
+        (
+            Position("BTCUSDT", Side.LONG, MarginMode.CROSS, 0.5, 60_000.0, btc, TIERS),
+            Position("ETHUSDT", Side.LONG, MarginMode.CROSS, 5.0, 3_000.0, eth, TIERS),
+        ),
+    )
+
+
+def test_a_live_mark_gives_the_figures_of_the_state_fetched_at_that_mark() -> None:
+    fetched = _two_longs(60_000.0, 3_000.0)
+    live = with_marks(fetched, {"BTCUSDT": 58_000.0, "SOLUSDT": 150.0})
+    assert assess(live) == assess(_two_longs(58_000.0, 3_000.0))
+    assert live.positions[1] is fetched.positions[1]  # no mark for ETH: as fetched
+    assert live.assumptions == ()
+
+
+def test_unchanged_marks_return_the_same_state() -> None:
+    fetched = _two_longs(60_000.0, 3_000.0)
+    assert with_marks(fetched, {"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0}) is fetched
+    assert with_marks(fetched, {"BTCUSDT": 0.0}) is fetched  # never a price of zero
+
+
+def test_pooled_collateral_moves_with_the_mark_of_its_coin_and_says_when_it_cannot() -> None:
+    fetched = pool(
+        Venue.BYBIT_LINEAR,
+        [coin("USDT", 1_000.0), coin("BTC", 0.1, 60_000.0), coin("ETH", 1.0, 3_000.0)],
+        [perp("BTCUSDT", Side.LONG, 0.5, 60_000.0, 60_000.0)],
+    )
+    live = with_marks(fetched, {"BTCUSDT": 54_000.0})
+    prices = {c.asset: c.price for c in live.collateral}
+    assert prices["BTC"] == pytest.approx(54_000.0)  # -10 % with the BTC mark
+    assert prices["USDT"] == 1.0
+    assert prices["ETH"] == 3_000.0
+    assert live.assumptions == (
+        "ETH collateral valued at its price of the last full fetch (no live mark follows it)",
+    )
+    expected = pool(
+        Venue.BYBIT_LINEAR,
+        [coin("USDT", 1_000.0), coin("BTC", 0.1, 54_000.0), coin("ETH", 1.0, 3_000.0)],
+        [perp("BTCUSDT", Side.LONG, 0.5, 60_000.0, 54_000.0)],
+    )
+    assert assess(live).equity == pytest.approx(assess(expected).equity)
