@@ -1,7 +1,7 @@
 """account leases and daemon heartbeats for several daemons on one PostgreSQL database
 
-Revision ID: 0005_account_leases
-Revises: 0004_sink_state
+Revision ID: 0007_account_leases
+Revises: 0006_position_stops
 Create Date: 2026-12-05 07:30:00
 
 Several daemons may share one PostgreSQL database: each account is polled by the daemon holding
@@ -16,8 +16,8 @@ from alembic import op
 
 import monitor.storage.sqltypes
 
-revision: str = "0005_account_leases"
-down_revision: str | None = "0004_sink_state"
+revision: str = "0007_account_leases"
+down_revision: str | None = "0006_position_stops"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
