@@ -14,7 +14,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from monitor.config import Settings, load_settings
 from monitor.config.database import without_password
 from monitor.config.streams import STREAM_STATUS_FILE
 from monitor.domain.errors import ConfigError, DatabaseInUse, MonitorError, StorageError
+from monitor.leasing import LeaseKeeper
 from monitor.live import LIVE, LiveMarks
 from monitor.metrics import Metrics
 from monitor.ports import ExchangeClient
@@ -42,6 +43,9 @@ FETCH_TIMEOUT_SECONDS = 60.0
 # cancelling it (a cancelled cycle stores nothing).
 RELOAD_GRACE_SECONDS = 5.0
 RELOAD_RETRY_SECONDS = 30.0
+# How long handing an account to another daemon lets its poll in flight finish: short, as the
+# account goes unpolled meanwhile (a cancelled cycle stores nothing; the new holder polls at once).
+HANDOVER_GRACE_SECONDS = 1.0
 
 
 class SystemClock:
@@ -94,6 +98,8 @@ class Daemon:
         self._reload_wanted = False
         self._reload_retry: asyncio.TimerHandle | None = None
         self._up = False  # accounts registered and scheduled: a reload may run
+        # PostgreSQL: polls only the accounts whose lease this daemon holds.
+        self._keeper: LeaseKeeper | None = None
         self._live: LiveMarks | None = None  # the mark streams, unless [streams] enabled = false
         self._board: StreamBoard | None = None
 
@@ -122,8 +128,7 @@ class Daemon:
     async def _serve(self, settings: Settings) -> None:
         async with self._runtime(settings) as service:
             self._service = service
-            for name in settings.accounts:
-                await self._start_account(settings, name)
+            await self._start_accounts(settings)
             self._scheduler.daily("retention", self._prune)
             self._scheduler.start()
             sdnotify.notify("READY=1", f"STATUS={service.status_line()}")
@@ -136,9 +141,18 @@ class Daemon:
             if self._reload_wanted:
                 self.request_reload()
             watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+            leasing = None
+            if self._keeper is not None:
+                leasing = asyncio.create_task(self._keeper.run(), name="leases")
             try:
                 await self._stop.wait()
             finally:
+                if leasing is not None:
+                    leasing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await leasing
+                if self._keeper is not None:
+                    await self._keeper.stop_starting()
                 sdnotify.notify("STOPPING=1", "STATUS=stopping")
                 if self._reload_retry is not None:
                     self._reload_retry.cancel()
@@ -158,6 +172,9 @@ class Daemon:
                     log.warning(
                         "a poll cycle was cancelled at shutdown; stored whole or not at all"
                     )
+                if self._keeper is not None:
+                    # Polls have stopped: the other daemons may take every account now.
+                    await self._keeper.leave()
 
     @contextlib.asynccontextmanager
     async def _runtime(self, settings: Settings) -> AsyncIterator[PollService]:
@@ -202,6 +219,44 @@ class Daemon:
                         held,
                     )
                 self._metrics.close()
+
+    async def _start_accounts(self, settings: Settings) -> None:
+        board = self._adapters.leases
+        if board is None:
+            for name in settings.accounts:
+                await self._start_account(settings, name)
+            return
+        # Several daemons may share this database: every configured account is recorded (a
+        # lease names a stored account) and polled by whichever daemon holds its lease.
+        for name, account in settings.accounts.items():
+            await self._adapters.record_account(name, account)
+        self._keeper = LeaseKeeper(
+            board, lambda: sorted(self._current().accounts), self._take_account, self._drop_accounts
+        )
+        await self._keeper.round()
+
+    def _current(self) -> Settings:
+        assert self._settings is not None
+        return self._settings
+
+    async def _take_account(self, name: str) -> None:
+        await self._start_account(self._current(), name)
+
+    async def _drop_accounts(self, names: Collection[str]) -> None:
+        """Stop polling accounts another daemon holds now (their MQTT entities stay: the account
+        is still watched, by that daemon)."""
+        assert self._service is not None
+        jobs = [f"poll:{name}" for name in names]
+        for job in jobs:
+            self._scheduler.remove(job)
+        await self._scheduler.settle(jobs, HANDOVER_GRACE_SECONDS)
+        for name in names:
+            removed = self._service.unwatch(name)
+            if self._live is not None:
+                self._live.detach(name)
+            self._metrics.forget_account(name)
+            if removed is not None:
+                await self._adapters.close_client(name, removed.client)
 
     async def _start_account(self, settings: Settings, name: str) -> None:
         assert self._service is not None
@@ -338,6 +393,10 @@ class Daemon:
         try:
             for name in sorted(new.accounts):
                 current = self._service.accounts.get(name)
+                if self._keeper is not None and name not in self._keeper.held:
+                    # Leased to another daemon, or free: recorded, so it can be leased.
+                    await self._adapters.record_account(name, new.accounts[name])
+                    continue
                 if current is not None and old.accounts.get(name) == new.accounts[name]:
                     # Same account settings: only the [alerts] defaults may have changed.
                     rules = self._adapters.rules_for(new, name)
@@ -365,6 +424,8 @@ class Daemon:
                 if client is not None:
                     await self._adapters.close_client(name, client)
                 log.info("reload: account=%s removed", name)
+            if self._keeper is not None:
+                await self._keeper.forget(removed)
             for name, client in retired:
                 await self._adapters.close_client(name, client)
 

@@ -21,6 +21,7 @@ go to the sinks from memory (same ids), and the snapshot waits in a bounded queu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from typing import Any, Protocol
 from monitor.domain.alerts import AlertEvent, AlertRules, Observation, RuleKey, evaluate
 from monitor.domain.errors import (
     ExchangeAuthError,
+    LeaseLost,
     MonitorError,
     RetryableError,
     StorageError,
@@ -430,6 +432,10 @@ class PollService:
                     await cycle.save_alert_states(account.name, new_states)
                     await cycle.add_alert_events(account.name, events)
                     await cycle.enqueue(notifications, self.sinks)
+            except LeaseLost as exc:
+                # Another daemon polls it now: its alerts are that daemon's to send.
+                log.warning("account=%s cycle not stored: %s", name, exc)
+                return "lease", str(exc), (), False
             except StorageError as exc:
                 if outage is None:
                     log.error("account=%s could not store this cycle: %s", name, exc)
@@ -487,13 +493,16 @@ class PollService:
         StorageError, keeping the rest, when the database still refuses."""
         while self._held:
             snapshot = self._held[0]
-            async with self._store.cycle() as cycle:
-                await cycle.add_snapshot(snapshot)
+            # An account another daemon took over meanwhile keeps that daemon's record.
+            with contextlib.suppress(LeaseLost):
+                async with self._store.cycle() as cycle:
+                    await cycle.add_snapshot(snapshot)
             self._held.popleft()
         for name in list(self._held_states):
-            async with self._store.cycle() as cycle:
-                await cycle.save_alert_states(name, self._held_states[name])
-                await cycle.add_alert_events(name, self._held_events.get(name, ()))
+            with contextlib.suppress(LeaseLost):
+                async with self._store.cycle() as cycle:
+                    await cycle.save_alert_states(name, self._held_states[name])
+                    await cycle.add_alert_events(name, self._held_events.get(name, ()))
             self._held_states.pop(name, None)
             self._held_events.pop(name, None)
 

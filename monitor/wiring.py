@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from monitor.config import AccountSettings, Settings
 from monitor.config.alerts import account_rules
 from monitor.delivery import OutboxSender, RetryPolicy
 from monitor.domain.alerts import AlertRules
+from monitor.domain.units import format_duration
 from monitor.exchanges import ExchangeHub
 from monitor.notify.http import HttpTransport
 from monitor.notify.mqtt import MqttPublisher
@@ -27,6 +30,7 @@ from monitor.outage import StorageOutage
 from monitor.ports import ExchangeClient, Notifier
 from monitor.service import CycleObserver, CycleReport
 from monitor.storage.engine import sqlite_path
+from monitor.storage.leases import LeaseBoard, LeaseTerms
 from monitor.storage.lock import writer_lock
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
@@ -69,6 +73,8 @@ class Adapters:
     mqtt: MqttPublisher | None
     # Whether the database takes writes; the poll service and the sender report to it.
     outage: StorageOutage
+    # PostgreSQL: this daemon's account leases (several daemons may share the database).
+    leases: LeaseBoard | None = None
 
     @property
     def sink_names(self) -> list[str]:
@@ -104,6 +110,18 @@ class Adapters:
     async def register_account(self, name: str, account: AccountSettings) -> None:
         """Record the account (its poll interval lets `status` judge staleness) and announce it
         over MQTT (Home Assistant discovery, expiry)."""
+        if self.leases is None:
+            # With leases every configured account was recorded at start (or reload): a takeover
+            # of many accounts then starts them without a write each.
+            await self.record_account(name, account)
+        if self.mqtt is not None:
+            self.mqtt.register_account(
+                name, account.poll_interval, asset=account.asset, venue=account.venue.value
+            )
+
+    async def record_account(self, name: str, account: AccountSettings) -> None:
+        """Record the account in the database only (with several daemons on PostgreSQL: so
+        that it can be leased, whichever daemon will poll it)."""
         await self.store.register_account(
             name,
             venue=account.venue.value,
@@ -111,10 +129,6 @@ class Adapters:
             poll_interval=account.poll_interval.total_seconds(),
             now=datetime.now(UTC),
         )
-        if self.mqtt is not None:
-            self.mqtt.register_account(
-                name, account.poll_interval, asset=account.asset, venue=account.venue.value
-            )
 
     def unregister_account(self, name: str) -> None:
         """An account left the configuration: remove its Home Assistant entities."""
@@ -138,12 +152,17 @@ class Adapters:
                     hour=database.retention_hour,
                 ),
             )
-            async with cls._opened(settings, store) as adapters:
+            leases: LeaseBoard | None = None
+            if not store.is_sqlite:
+                leases = await _join(settings, store)
+            async with cls._opened(settings, store, leases) as adapters:
                 yield adapters
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def _opened(cls, settings: Settings, store: SqlStore) -> AsyncIterator[Adapters]:
+    async def _opened(
+        cls, settings: Settings, store: SqlStore, leases: LeaseBoard | None
+    ) -> AsyncIterator[Adapters]:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 hub = ExchangeHub(volatility=True)
@@ -168,7 +187,7 @@ class Adapters:
                 if mqtt is not None and mqtt.name in sinks:
                     # Alerts that waited for the broker go out as soon as it is back.
                     mqtt.add_connect_listener(partial(sender.sink_recovered, mqtt.name))
-                adapters = cls(store, hub, sinks, sender, mqtt, outage)
+                adapters = cls(store, hub, sinks, sender, mqtt, outage, leases)
                 sending = asyncio.create_task(sender.run(), name="outbox-sender")
                 try:
                     yield adapters
@@ -180,3 +199,23 @@ class Adapters:
                     await outage.close()
         finally:
             await store.close()
+
+
+async def _join(settings: Settings, store: SqlStore) -> LeaseBoard:
+    """Join the daemons sharing this PostgreSQL database under this daemon's name; from now on
+    its cycles are stored, and its outbox rows claimed, only under the leases it holds."""
+    name = settings.database.daemon_name or f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        board = LeaseBoard(store.engine, name, LeaseTerms(settings.database.takeover))
+        await board.join(socket.gethostname(), os.getpid())
+    except BaseException:
+        await store.close()
+        raise
+    store.lease_holder = name
+    store.claim_grace = board.terms.ttl
+    log.info(
+        "daemon %s: polls the accounts it holds leases on; takeover within %s",
+        name,
+        format_duration(settings.database.takeover),
+    )
+    return board

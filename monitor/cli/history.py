@@ -40,6 +40,7 @@ from monitor.domain.units import format_duration, parse_duration
 from monitor.domain.volatility import SIGMA
 from monitor.storage import queries
 from monitor.storage.engine import backup_sqlite, sqlite_path, sqlite_write_trouble
+from monitor.storage.leases import LeaseInfo, leases
 from monitor.storage.migrate import migrate as migrate_schema
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
@@ -300,6 +301,7 @@ def status(
     async def read(store: SqlStore) -> list[dict[str, Any]]:
         infos = {info.name: info for info in await queries.accounts(store)}
         firing = await queries.firing_alerts(store)
+        held = {lease.account: lease for lease in await leases(store.engine)}
         rows = []
         for name in sorted(set(infos) | set(configured)):
             info = infos.get(name)
@@ -319,6 +321,7 @@ def status(
             # An account removed from the configuration keeps its history but is no longer
             # polled; it must not make the health check fail for ever.
             row["configured"] = settings is None or name in configured
+            row.update(_lease_fields(held.get(name), now))
             rows.append(row)
         return rows
 
@@ -559,7 +562,33 @@ def _equity_cell(row: dict[str, Any]) -> str:
     return text
 
 
+def _lease_fields(lease: LeaseInfo | None, now: datetime) -> dict[str, Any]:
+    """Which daemon polls the account (several daemons on one PostgreSQL), for how long, and
+    when its lease runs out unless renewed (a negative figure: expired, not taken over yet)."""
+    if lease is None:
+        return {"daemon": None}
+    return {
+        "daemon": lease.holder,
+        "lease_acquired_at": lease.acquired_at,
+        "lease_age_seconds": (now - lease.acquired_at).total_seconds(),
+        "lease_expires_at": lease.expires_at,
+        "lease_expires_in_seconds": (lease.expires_at - now).total_seconds(),
+    }
+
+
+def _lease_cell(row: dict[str, Any]) -> str:
+    if row["daemon"] is None:
+        return "-"
+    held = format_duration(timedelta(seconds=max(0.0, row["lease_age_seconds"])))
+    left = row["lease_expires_in_seconds"]
+    if left < 0:
+        ago = format_duration(timedelta(seconds=-left))
+        return f"{row['daemon']} (held {held}, EXPIRED {ago} ago)"
+    return f"{row['daemon']} (held {held}, expires in {format_duration(timedelta(seconds=left))})"
+
+
 def _status_table(rows: list[dict[str, Any]]) -> None:
+    leased = any(row.get("daemon") for row in rows)
     headers = [
         "account",
         "age",
@@ -574,6 +603,8 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     streams = any(row.get("stream") for row in rows)
     if streams:
         headers.append("stream")
+    if leased:
+        headers.append("daemon (lease)")
     cells = []
     for row in rows:
         age = (
@@ -599,6 +630,8 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         )
         if streams:
             cells[-1].append(row.get("stream") or "-")
+        if leased:
+            cells[-1].append(_lease_cell(row))
     print_table(cells, headers)
 
 

@@ -16,6 +16,10 @@ class DatabaseSettings(BaseModel):
     `auto_migrate` None means: migrate SQLite at daemon start (after a backup copy), never
     PostgreSQL (run `portfolio-monitor migrate`). Raw snapshots are kept `retention_raw`, then
     one row per minute until `retention_minute`, then one per hour until `retention_hour`.
+
+    PostgreSQL only (several daemons may share it): `daemon_name` identifies this daemon in
+    account leases and `status` (None: `HOST:PID`); `takeover` is the longest an account goes
+    unpolled after the daemon holding it died.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -25,6 +29,23 @@ class DatabaseSettings(BaseModel):
     retention_raw: Duration = timedelta(days=7)
     retention_minute: Duration = timedelta(days=30)
     retention_hour: Duration = timedelta(days=730)
+    daemon_name: str | None = None
+    takeover: Duration = timedelta(seconds=30)
+
+    @field_validator("daemon_name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > 100 or value != value.strip()):
+            raise ValueError("a name of 1 to 100 characters without surrounding spaces")
+        return value
+
+    @field_validator("takeover")
+    @classmethod
+    def _takeover_range(cls, value: timedelta) -> timedelta:
+        # Under 2 s a lease lasts 1 s: one slow database round would hand accounts around.
+        if not timedelta(seconds=2) <= value <= timedelta(hours=1):
+            raise ValueError("between 2s and 1h")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -80,6 +80,11 @@ class DatabaseInUse(StorageError):
         self.holder = holder
 
 
+class LeaseLost(MonitorError):
+    """Several daemons on one PostgreSQL: another daemon holds this account's lease now, so this
+    one must not store its cycle nor send its alerts (not a storage failure: nothing is held)."""
+
+
 class DeliveryError(MonitorError):
     """A notification sink failed; `permanent` means it will keep failing (revoked token, 404 hook).
 

@@ -264,6 +264,9 @@ class Outbox(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     dead: Mapped[bool] = mapped_column(Boolean, default=False)
+    # PostgreSQL with several daemons: the daemon that claimed the row (FOR UPDATE SKIP LOCKED)
+    # and delivers it; another takes it only once that daemon's heartbeat has expired.
+    claimed_by: Mapped[str | None] = mapped_column(String)
 
 
 class SinkState(Base):
@@ -294,3 +297,33 @@ class Silence(Base):
     until: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class MonitorDaemon(Base):
+    """A daemon sharing a PostgreSQL database: its identity and heartbeat. While `expires_at` is
+    in the future its account leases and outbox claims stand; after it, others take them."""
+
+    __tablename__ = "monitor_daemon"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    host: Mapped[str] = mapped_column(String)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AccountLease(Base):
+    """Which daemon polls an account (PostgreSQL, several daemons): the holder renews
+    `expires_at`; another daemon takes the lease with an UPDATE only once it has expired."""
+
+    __tablename__ = "account_lease"
+    __table_args__ = (Index("ix_account_lease_holder", "holder"),)
+
+    account_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("account.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    holder: Mapped[str] = mapped_column(String)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,14 +14,27 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.domain.errors import InvalidInput, StorageError
+from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
 from monitor.domain.model import MarginMode, Position, Side, Snapshot, Tier
 from monitor.domain.notification import Notification
 from monitor.domain.stops import position_stops
@@ -41,10 +54,12 @@ from monitor.storage.models import (
     MINUTE,
     SIDE_CODES,
     Account,
+    AccountLease,
     AccountRollup,
     AccountSnapshot,
     AlertEvent,
     AlertState,
+    MonitorDaemon,
     Outbox,
     PositionLeg,
     PositionSnapshot,
@@ -135,6 +150,11 @@ class SqlStore:
         # One writer at a time: SQLite has one anyway, and it keeps cache updates ordered.
         self._write_lock = asyncio.Lock()
         self._ids = _Ids()
+        # PostgreSQL shared by several daemons: this daemon's name. A poll cycle is stored only
+        # while it holds the account's lease, and outbox rows are claimed in its name.
+        self.lease_holder: str | None = None
+        # How long after a daemon's heartbeat expired its outbox claims may be taken over.
+        self.claim_grace = timedelta(0)
 
     @classmethod
     def open(cls, url: str, *, retention_policy: RetentionPolicy | None = None) -> SqlStore:
@@ -282,6 +302,21 @@ class SqlStore:
         if rows:
             await self.write("queueing notifications", lambda conn: _enqueue(conn, rows))
 
+    def _claimable(self) -> ColumnElement[bool]:
+        """Outbox rows this daemon may deliver: with several daemons on PostgreSQL, those not
+        claimed by another live daemon; otherwise every row."""
+        holder = self.lease_holder
+        if holder is None or self.is_sqlite:
+            return true()
+        live = select(MonitorDaemon.name).where(
+            MonitorDaemon.expires_at > func.now() - literal(self.claim_grace)
+        )
+        return or_(
+            Outbox.claimed_by.is_(None),
+            Outbox.claimed_by == holder,
+            Outbox.claimed_by.not_in(live),
+        )
+
     async def enqueue_held(self, deliveries: Sequence[HeldDelivery], now: datetime) -> None:
         """Store what was handled in memory, in one transaction: delivered rows as delivered,
         the others due at `now` (a notification id already queued for the sink is kept)."""
@@ -330,27 +365,52 @@ class SqlStore:
                     raise
 
     async def due(self, now: datetime, limit: int) -> Sequence[OutboxEntry]:
-        """Undelivered, not dead entries whose next attempt is at or before `now`, oldest first."""
-        async with self.reading("reading the outbox") as conn:
-            rows = await conn.execute(
-                select(Outbox.id, Outbox.sink, Outbox.payload, Outbox.attempts)
+        """Undelivered, not dead entries whose next attempt is at or before `now`, oldest first.
+
+        With several daemons on PostgreSQL the rows are claimed for this daemon: locked `FOR
+        UPDATE SKIP LOCKED` (a row another daemon is claiming at this moment is skipped, not
+        waited for) and marked `claimed_by`; another daemon leaves them alone until this one's
+        heartbeat expires, so each is delivered by one daemon."""
+        columns = (Outbox.id, Outbox.sink, Outbox.payload, Outbox.attempts, Outbox.created_at)
+
+        def pending(*selected: Any) -> Any:
+            return (
+                select(*selected)
                 .where(
                     Outbox.delivered_at.is_(None),
                     Outbox.dead.is_(False),
                     Outbox.next_attempt_at <= now,
+                    self._claimable(),
                 )
                 .order_by(Outbox.created_at, Outbox.id)
                 .limit(limit)
             )
-            return [
-                OutboxEntry(
-                    id=row_id,
-                    sink=sink,
-                    notification=notification_from_payload(payload),
-                    attempts=attempts,
-                )
-                for row_id, sink, payload, attempts in rows
-            ]
+
+        if self.lease_holder is not None and not self.is_sqlite:
+            oldest = pending(Outbox.id).with_for_update(skip_locked=True).scalar_subquery()
+            claim = (
+                update(Outbox)
+                .where(Outbox.id.in_(oldest))
+                .values(claimed_by=self.lease_holder)
+                .returning(*columns)
+            )
+            with storage_errors("claiming outbox rows"):
+                async with self.engine.begin() as conn:
+                    claimed = list(await conn.execute(claim))
+            # RETURNING keeps no order: oldest first again, as delivery order depends on it.
+            rows = sorted(claimed, key=lambda row: (row[4], row[0]))
+        else:
+            async with self.reading("reading the outbox") as conn:
+                rows = list(await conn.execute(pending(*columns)))
+        return [
+            OutboxEntry(
+                id=row_id,
+                sink=sink,
+                notification=notification_from_payload(payload),
+                attempts=attempts,
+            )
+            for row_id, sink, payload, attempts, _created in rows
+        ]
 
     async def retry_times(self, now: datetime) -> dict[str, datetime]:
         """For each sink with entries waiting for a retry (due after `now`), the earliest one."""
@@ -361,6 +421,7 @@ class SqlStore:
                     Outbox.delivered_at.is_(None),
                     Outbox.dead.is_(False),
                     Outbox.next_attempt_at > now,
+                    self._claimable(),
                 )
                 .group_by(Outbox.sink)
             )
@@ -377,6 +438,7 @@ class SqlStore:
                     Outbox.delivered_at.is_(None),
                     Outbox.dead.is_(False),
                     Outbox.next_attempt_at > now,
+                    self._claimable(),
                 )
                 .values(next_attempt_at=now)
             ),
@@ -452,6 +514,7 @@ class SqlStore:
                     Outbox.delivered_at.is_(None),
                     Outbox.dead.is_(False),
                     Outbox.created_at < cutoff,
+                    self._claimable(),
                 )
                 .order_by(Outbox.created_at, Outbox.id)
             )
@@ -670,12 +733,31 @@ class Cycle:
         self._steps: list[Callable[[Connection], None]] = []
         self._new = _Ids()
         self._snapshot_time: datetime | None = None
+        self._leased: str | None = None
 
     def flush(self, conn: Connection) -> None:
         """Run the collected writes (inside the store's transaction)."""
         self._new = _Ids()
+        holder = self._store.lease_holder
+        if holder is not None and self._leased is not None and self._steps:
+            self._hold_lease(conn, self._leased, holder)
         for step in self._steps:
             step(conn)
+
+    def _hold_lease(self, conn: Connection, account: str, holder: str) -> None:
+        """Store nothing for an account another daemon polls now (this one lost its lease
+        while paused); the lease row stays locked until commit, so it cannot move meanwhile."""
+        account_id = self._existing_account(conn, account)
+        current = conn.scalar(
+            select(AccountLease.holder)
+            .where(AccountLease.account_id == account_id)
+            .with_for_update(read=True)
+        )
+        if current != holder:
+            raise LeaseLost(
+                f"account {account!r} is leased to {current or 'no daemon'} now, not to "
+                f"{holder}; this daemon stops polling it"
+            )
 
     def publish(self) -> None:
         """After commit: remember the ids this cycle created or confirmed."""
@@ -699,12 +781,14 @@ class Cycle:
                 f"but {len(snapshot.risk.positions)} computed results"
             )
         self._snapshot_time = snapshot.taken_at
+        self._leased = snapshot.account
         self._steps.append(lambda conn: self._write_snapshot(conn, snapshot))
 
     async def save_alert_states(
         self, account: str, states: Mapping[str, Mapping[str, Any]]
     ) -> None:
         """Upsert the alert state machine's JSON state per rule key."""
+        self._leased = account
         if not states:
             return
         # Copied now: the caller may keep mutating its state objects after this call.
@@ -1268,11 +1352,14 @@ def _rollup_upsert(dialect_insert: Any) -> Any:
 def _account_id(conn: Connection, name: str, venue: str, asset: str, now: datetime) -> int:
     found = conn.scalar(select(Account.id).where(Account.name == name))
     if found is None:
-        found = conn.scalar(
-            insert(Account)
+        # Several daemons on one PostgreSQL register the same accounts at the same moment: the
+        # one that loses the race finds the winner's row.
+        conn.execute(
+            dialect_insert(conn)(Account)
             .values(name=name, venue=venue, asset=asset, poll_interval=None, created_at=now)
-            .returning(Account.id)
+            .on_conflict_do_nothing(index_elements=[Account.name])
         )
+        found = conn.scalar(select(Account.id).where(Account.name == name))
     assert found is not None
     return found
 

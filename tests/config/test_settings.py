@@ -342,3 +342,15 @@ def test_errors_say_which_variable_or_credential_holds_the_bad_value(
         message
     )
     assert "file-secret-value" not in message
+
+
+def test_several_daemons_keys_default_and_bounds(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ACCOUNT))
+    assert settings.database.takeover == timedelta(seconds=30)
+    assert settings.database.daemon_name is None
+    named = load_settings(write(tmp_path, '[database]\ndaemon_name = "a"\ntakeover = "5s"\n'))
+    assert (named.database.daemon_name, named.database.takeover) == ("a", timedelta(seconds=5))
+    assert "database.takeover: between 2s and 1h" in errors_of(
+        write(tmp_path, '[database]\ntakeover = "1s"\n')
+    )
+    assert "database.daemon_name" in errors_of(write(tmp_path, '[database]\ndaemon_name = " "\n'))
