@@ -110,6 +110,9 @@ def write_config(
         f"url = {json.dumps(url)}",
         f'daemon_name = "{name}"',
         f'takeover = "{args.takeover:g}s"',
+        # Gaps are measured between snapshots, one per poll: live marks would store fewer.
+        "[streams]",
+        "enabled = false",
         "[notify.webhooks.hook]",
         'kind = "json"',
         f"url = {json.dumps(hook)}",
