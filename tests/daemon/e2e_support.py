@@ -16,6 +16,7 @@ import aiomqtt
 
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, MarginMode, Position, Side, Tier, Venue
+from monitor.service import CycleReport
 from tests.support.mosquitto import Mosquitto
 
 BTC_ENTRY = 60_000.0
@@ -188,6 +189,16 @@ def write_config(
         lines += account_lines(name, *endpoints.keys[name], endpoints.base_url)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+class Recorder:
+    """A cycle observer that keeps every report, in order."""
+
+    def __init__(self) -> None:
+        self.reports: list[CycleReport] = []
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        self.reports.append(report)
 
 
 def database(state_dir: Path) -> Path:

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
+from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.exchanges.resilience import RetryPolicy
@@ -26,23 +27,12 @@ from monitor.service import CycleReport, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
-from tests.daemon.e2e_support import btc_price_for_ratio, margin_ratio_at, wait_until
+from tests.daemon.e2e_support import Recorder, btc_price_for_ratio, margin_ratio_at, wait_until
 
 INTERVAL = timedelta(seconds=1)
 
 
-class WallClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.reports: list[CycleReport] = []
-
-    def cycle_finished(self, report: CycleReport) -> None:
-        self.reports.append(report)
-
+class LiveRecorder(Recorder):
     def live(self, account: str) -> list[CycleReport]:
         return [r for r in self.reports if r.live and r.account == account]
 
@@ -102,10 +92,10 @@ def _topics(sim: SimulatorServer) -> list[set[str]]:
 async def test_one_stream_follows_exactly_the_symbols_held(
     sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
 ) -> None:
-    recorder = Recorder()
-    service = PollService(store, WallClock(), ["log"], [recorder])
+    recorder = LiveRecorder()
+    service = PollService(store, SystemClock(), ["log"], [recorder])
     live = LiveMarks(
-        service, WallClock(), reconcile=timedelta(seconds=60), stale_after=timedelta(seconds=3)
+        service, SystemClock(), reconcile=timedelta(seconds=60), stale_after=timedelta(seconds=3)
     )
     service.observe(live)
     try:
@@ -129,10 +119,10 @@ async def test_one_stream_follows_exactly_the_symbols_held(
 async def test_marks_recompute_at_most_once_a_second_and_stale_marks_are_not_used(
     sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
 ) -> None:
-    recorder = Recorder()
-    service = PollService(store, WallClock(), ["log"], [recorder])
+    recorder = LiveRecorder()
+    service = PollService(store, SystemClock(), ["log"], [recorder])
     live = LiveMarks(
-        service, WallClock(), reconcile=timedelta(seconds=60), stale_after=timedelta(seconds=1)
+        service, SystemClock(), reconcile=timedelta(seconds=60), stale_after=timedelta(seconds=1)
     )
     service.observe(live)
     service.set_stream_health(live.account_health)
@@ -190,10 +180,10 @@ def _stored_ratios(path: Path) -> list[float]:
 async def test_a_dip_between_reconciliations_is_stored_without_writing_every_tick(
     tmp_path: Path, sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
 ) -> None:
-    recorder = Recorder()
-    service = PollService(store, WallClock(), ["log"], [recorder])
+    recorder = LiveRecorder()
+    service = PollService(store, SystemClock(), ["log"], [recorder])
     live = LiveMarks(
-        service, WallClock(), reconcile=timedelta(seconds=60), stale_after=timedelta(seconds=3)
+        service, SystemClock(), reconcile=timedelta(seconds=60), stale_after=timedelta(seconds=3)
     )
     service.observe(live)
     try:

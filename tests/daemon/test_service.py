@@ -14,29 +14,17 @@ from pydantic import SecretStr
 
 from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
+from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.exchanges.resilience import RetryPolicy
-from monitor.service import CycleReport, PollService, WatchedAccount
+from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
-from tests.daemon.e2e_support import half_written_snapshots, snapshot_counts
+from tests.daemon.e2e_support import Recorder, half_written_snapshots, snapshot_counts
 
 INTERVAL = timedelta(seconds=1)
-
-
-class WallClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.reports: list[CycleReport] = []
-
-    def cycle_finished(self, report: CycleReport) -> None:
-        self.reports.append(report)
 
 
 @pytest.fixture
@@ -78,7 +66,7 @@ async def test_a_failing_account_does_not_stall_the_other_and_goes_stale(
     tmp_path: Path, sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
 ) -> None:
     recorder = Recorder()
-    service = PollService(store, WallClock(), ["console"], [recorder])
+    service = PollService(store, SystemClock(), ["console"], [recorder])
     for name in ("main", "spare"):
         await _watch(service, store, hub, sim, name)
     first = await asyncio.gather(service.poll("main"), service.poll("spare"))
@@ -111,7 +99,7 @@ async def test_a_failing_account_does_not_stall_the_other_and_goes_stale(
 async def test_a_rejected_key_raises_the_api_key_alert(
     sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
 ) -> None:
-    service = PollService(store, WallClock(), ["console"])
+    service = PollService(store, SystemClock(), ["console"])
     await _watch(service, store, hub, sim, "main")
     sim.inject_fault("auth", account="main")
     report = await service.poll("main")
@@ -122,13 +110,13 @@ async def test_a_rejected_key_raises_the_api_key_alert(
 async def test_alert_state_survives_a_new_service(
     sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
 ) -> None:
-    service = PollService(store, WallClock(), ["console"])
+    service = PollService(store, SystemClock(), ["console"])
     await _watch(service, store, hub, sim, "main")
     sim.inject_fault("auth", account="main")
     assert (await service.poll("main")).notifications
 
     # A restarted daemon loads the stored state: the firing alert is neither repeated nor lost.
-    restarted = PollService(store, WallClock(), ["console"])
+    restarted = PollService(store, SystemClock(), ["console"])
     await _watch(restarted, store, hub, sim, "main")
     assert (await restarted.poll("main")).notifications == ()
     sim.clear_faults()
@@ -140,7 +128,7 @@ async def test_unreadable_alert_state_keeps_storing_snapshots_and_says_so_once(
     tmp_path: Path, sim: SimulatorServer, store: SqlStore, hub: ExchangeHub
 ) -> None:
     # A state written by a newer version (after a downgrade): the rules cannot run on it.
-    service = PollService(store, WallClock(), ["console"])
+    service = PollService(store, SystemClock(), ["console"])
     await store.register_account(
         "main", venue="binance-usdm", asset="USDT", poll_interval=1.0, now=datetime.now(UTC)
     )
@@ -163,7 +151,7 @@ async def test_unreadable_alert_state_keeps_storing_snapshots_and_says_so_once(
 async def test_the_margin_model_is_logged_when_first_seen(
     sim: SimulatorServer, store: SqlStore, hub: ExchangeHub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = PollService(store, WallClock(), ["console"])
+    service = PollService(store, SystemClock(), ["console"])
     await _watch(service, store, hub, sim, "main")
     with caplog.at_level("INFO", logger="monitor.service"):
         await service.poll("main")

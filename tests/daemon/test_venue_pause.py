@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
+from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.domain.notification import Notification
 from monitor.exchanges import ExchangeHub
@@ -31,11 +32,6 @@ from tests.daemon.e2e_support import SCENARIO
 INTERVAL = timedelta(seconds=1)
 BAN_SECONDS = 3
 ACCOUNTS = ("main", "spare", "third")
-
-
-class WallClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def _scenario() -> dict[str, Any]:
@@ -66,7 +62,7 @@ async def hub() -> AsyncIterator[ExchangeHub]:
 
 
 async def _service(store: SqlStore, hub: ExchangeHub, sim: SimulatorServer) -> PollService:
-    service = PollService(store, WallClock(), ["console"])
+    service = PollService(store, SystemClock(), ["console"])
     defaults = AlertsSettings.model_validate({"stale": {"after": 2}})
     for name in ACCOUNTS:
         info = sim.accounts[name]
