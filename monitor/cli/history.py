@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,19 +32,17 @@ from monitor.cli.options import (
     usage_error,
 )
 from monitor.cli.output import Format, err, print_csv, print_json, print_table, to_jsonable
-from monitor.config import Settings
-from monitor.config.streams import STREAM_STATUS_FILE
-from monitor.delivery import LOCAL_SINKS
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
 from monitor.domain.volatility import SIGMA
-from monitor.storage import queries
-from monitor.storage.engine import backup_sqlite, sqlite_path, sqlite_write_trouble
-from monitor.storage.leases import LeaseInfo, leases
-from monitor.storage.migrate import migrate as migrate_schema
-from monitor.storage.migrate import prepare_database
-from monitor.storage.repository import SqlStore
-from monitor.storage.retention import RetentionPolicy
+
+# The storage layer (SQLAlchemy, Alembic) and the configuration (pydantic) are imported inside
+# the commands: `--help` and the other commands must not pay for them (see bench/startup.py).
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.storage import queries
+    from monitor.storage.leases import LeaseInfo
+    from monitor.storage.repository import SqlStore
 
 # A poll is late after this many intervals (the status command's staleness rule).
 STALE_INTERVALS = 3
@@ -93,6 +91,8 @@ def _price(value: float | None) -> str:
 
 
 async def _accounts(store: SqlStore, account: str | None) -> list[str]:
+    from monitor.storage import queries
+
     # An unknown --account is reported by the history query itself, naming the stored ones.
     if account is not None:
         return [account]
@@ -152,6 +152,8 @@ def history(
     database: DatabaseOption = None,
 ) -> None:
     """Account or position history from the database, optionally downsampled."""
+    from monitor.storage import queries
+
     now = datetime.now(UTC)
 
     chosen = choose_format(output_format)
@@ -292,6 +294,10 @@ def status(
     With a configuration, accounts found only in the database (removed from the configuration)
     are listed as removed and do not count.
     """
+    from monitor.storage import queries
+    from monitor.storage.engine import sqlite_path, sqlite_write_trouble
+    from monitor.storage.leases import leases
+
     chosen = choose_format(output_format)
     url, settings = resolve_database_url(config, database)
     now = datetime.now(UTC)
@@ -380,6 +386,8 @@ def _report_sinks(
 ) -> bool:
     """Show the sinks that do not take alerts; True when a person must act: one is disabled
     (a permanent error) or every remote sink fails (alerts reach no one)."""
+    from monitor.delivery import LOCAL_SINKS
+
     if not troubled:
         return False
     names = settings.notify.sink_names() if settings is not None else [t["sink"] for t in troubled]
@@ -637,6 +645,8 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
 
 def _stream_health(settings: Settings | None) -> dict[str, dict[str, str]]:
     """How each account's marks arrive, as the daemon last wrote it to the state directory."""
+    from monitor.config.streams import STREAM_STATUS_FILE
+
     if settings is None or not settings.streams.enabled:
         return {}
     path = settings.state_dir / STREAM_STATUS_FILE
@@ -657,6 +667,8 @@ def plot(
     database: DatabaseOption = None,
 ) -> None:
     """Margin ratio (with the warning and critical levels) and equity over time, as a PNG."""
+    from monitor.storage import queries
+
     now = datetime.now(UTC)
 
     start, end = time_window(since, until, now)
@@ -709,6 +721,8 @@ def backup(
     database: DatabaseOption = None,
 ) -> None:
     """A consistent copy of the SQLite database, safe while the daemon writes (VACUUM INTO)."""
+    from monitor.storage.engine import backup_sqlite
+
     url, _ = resolve_database_url(config, database)
     source = database_file(url)
     if source is None:
@@ -726,6 +740,8 @@ def backup(
 @app.command()
 def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Upgrade the database schema to this version (SQLite: after a backup copy)."""
+    from monitor.storage.migrate import migrate as migrate_schema
+
     url, _ = resolve_database_url(config, database)
     database_file(url)
     try:
@@ -745,6 +761,9 @@ def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> Non
 @app.command()
 def prune(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Apply retention now: downsample old snapshots, delete what is past the longest period."""
+    from monitor.storage.migrate import prepare_database
+    from monitor.storage.retention import RetentionPolicy
+
     url, settings = resolve_database_url(config, database)
     existing_database(url)
     policy = RetentionPolicy()
