@@ -236,6 +236,8 @@ def alerts(
         ],
         ["at (UTC)", "account", "rule", "severity", "kind", "title", "held back", "deliveries"],
         title=f"Alert history since {stamp(start)} UTC",
+        optional=("held back", "kind", "account", "deliveries"),
+        text_columns=("account", "rule", "severity", "kind", "title", "held back", "deliveries"),
     )
 
 

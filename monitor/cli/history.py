@@ -238,7 +238,7 @@ def _account_table(rows: list[dict[str, Any]]) -> None:
             ]
             for row in mine
         ]
-        print_table(cells, headers, title=name)
+        print_table(cells, headers, title=name, optional=("exchange ratio", "move"))
         lows = [row["margin_ratio_min"] for row in mine]
         present = [v for v in lows if v is not None]
         if present:
@@ -274,7 +274,13 @@ def _position_table(rows: list[dict[str, Any]]) -> None:
         ]
         for row in rows
     ]
-    print_table(cells, headers, title=str(rows[0]["symbol"]))
+    print_table(
+        cells,
+        headers,
+        title=str(rows[0]["symbol"]),
+        optional=("exchange liq.", "nearest", "account"),
+        text_columns=("account", "side"),
+    )
 
 
 @app.command()
@@ -640,7 +646,12 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
             cells[-1].append(row.get("stream") or "-")
         if leased:
             cells[-1].append(_lease_cell(row))
-    print_table(cells, headers)
+    print_table(
+        cells,
+        headers,
+        optional=("stream", "daemon (lease)", "exchange ratio", "stops", "move"),
+        text_columns=("firing", "stream", "daemon (lease)", "stops"),
+    )
 
 
 def _stream_health(settings: Settings | None) -> dict[str, dict[str, str]]:
