@@ -288,10 +288,22 @@ def status(
     output_format: FormatOption = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    watch: Annotated[
+        float | None,
+        typer.Option(
+            "--watch",
+            metavar="SECONDS",
+            min=0.5,
+            help="Show the table again every SECONDS (a live view of the running daemon's "
+            "database) until Ctrl-C, which ends it with exit 0.",
+        ),
+    ] = None,
 ) -> None:
     """Latest snapshot of every account, alert sinks that do not take alerts, and whether the
     database takes writes; exit 1 when any account's data is older than 3 polls, a sink is
     disabled, every remote sink fails, or the SQLite database cannot be written.
+
+    With --watch, the table is drawn again every SECONDS until Ctrl-C (exit 0).
 
     With mark streams on, `stream` says how each account's marks arrived as the daemon last
     recorded it ("live", or "polling: <why>"), and a snapshot is stored every reconciliation
@@ -300,12 +312,47 @@ def status(
     With a configuration, accounts found only in the database (removed from the configuration)
     are listed as removed and do not count.
     """
+    chosen = choose_format(output_format)
+    url, settings = resolve_database_url(config, database)
+    if watch is not None:
+        if output_format is not None and chosen is not Format.TABLE:
+            raise usage_error("--watch draws a table; leave out --format (or use --format table)")
+        _watch(url, settings, watch)
+        return
+    if _status_once(url, settings, chosen):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _watch(url: str, settings: Settings | None, seconds: float) -> None:
+    """Draw the status again every `seconds` until Ctrl-C; a terminal is cleared between draws,
+    a pipe or file gets one draw after the other."""
+    import time
+
+    from rich.console import Console
+
+    console = Console()
+    try:
+        while True:
+            started = time.monotonic()
+            if console.is_terminal:
+                console.clear()
+            sys.stdout.write(
+                f"portfolio-monitor status at {stamp(datetime.now(UTC))} UTC, every "
+                f"{seconds:g} s (Ctrl-C ends)\n"
+            )
+            _status_once(url, settings, Format.TABLE)
+            sys.stdout.flush()
+            time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+
+
+def _status_once(url: str, settings: Settings | None, chosen: Format) -> bool:
+    """Print the status once; True when it needs a person (stale data, sinks, storage)."""
     from monitor.storage import queries
     from monitor.storage.engine import sqlite_path, sqlite_write_trouble
     from monitor.storage.leases import leases
 
-    chosen = choose_format(output_format)
-    url, settings = resolve_database_url(config, database)
     now = datetime.now(UTC)
     configured = {} if settings is None else dict(settings.accounts)
     streams = _stream_health(settings)
@@ -355,13 +402,12 @@ def status(
             f"STORAGE FAILING: {storage}. The daemon still sends alerts (from memory) and keeps "
             "snapshots in memory until writes work again; the figures above may be old."
         )
-    if (
+    return (
         storage is not None
         or not rows
         or any(row["stale"] and row["configured"] for row in rows)
         or sinks_need_a_person
-    ):
-        raise typer.Exit(EXIT_FAILURE)
+    )
 
 
 async def _troubled_sinks(store: SqlStore, settings: Settings | None) -> list[dict[str, Any]]:

@@ -6,12 +6,9 @@ from __future__ import annotations
 import io
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -24,23 +21,10 @@ from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.service import CycleReport
-from monitor.storage.migrate import prepare_database
-from tests.storage.factories import snapshot
+from tests.cli.conftest import ACCOUNT
 
 EXAMPLE = Path(monitor.__file__).parent / "examples" / "binance_cross_two_longs.json"
-ACCOUNT = "binance-main-portfolio"
 runner = CliRunner()
-
-
-@dataclass
-class Event:
-    rule_key: str
-    severity: str
-    kind: str
-    at: datetime
-    title: str = "Margin ratio 142.0 % below the warning level 300 %"
-    text: str = "margin ratio 142 % fell below 300 %"
-    facts: dict[str, Any] = field(default_factory=lambda: {"margin_ratio": 1.42})
 
 
 def assert_fits(screen: str, numbers: list[str]) -> None:
@@ -57,41 +41,6 @@ def invoke(*args: str) -> str:
     result = runner.invoke(app, list(args), env={"COLUMNS": "80"})
     assert result.exit_code in (0, 1), result.stderr
     return result.stdout
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> str:
-    """A long account name, a firing alert with a long rule name, positions with big prices."""
-    url = f"sqlite:///{tmp_path / 'monitor.db'}"
-    now = datetime.now(UTC)
-    store = await prepare_database(url)
-    try:
-        await store.register_account(
-            ACCOUNT, venue="binance-usdm", asset="USDT", poll_interval=60, now=now
-        )
-        for minute in range(5, -1, -1):
-            async with store.cycle() as cycle:
-                await cycle.add_snapshot(
-                    snapshot(ACCOUNT, now - timedelta(minutes=minute), mark=59_999.2)
-                )
-        async with store.cycle() as cycle:
-            await cycle.add_alert_events(
-                ACCOUNT,
-                [
-                    Event("liquidation_distance", "critical", "firing", now),
-                    Event("account_move", "critical", "firing", now),
-                ],
-            )
-            await cycle.save_alert_states(
-                ACCOUNT,
-                {
-                    "liquidation_distance": {"severity": "critical", "started_at": now.isoformat()},
-                    "account_move": {"severity": "critical", "started_at": now.isoformat()},
-                },
-            )
-    finally:
-        await store.close()
-    return url
 
 
 def test_status_fits_80_columns(db: str) -> None:
