@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,15 @@ from monitor.cli.options import (
     time_window,
     usage_error,
 )
-from monitor.cli.output import Format, err, print_csv, print_json, print_table, to_jsonable
+from monitor.cli.output import (
+    Format,
+    err,
+    print_csv,
+    print_json,
+    print_table,
+    terminal_width,
+    to_jsonable,
+)
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
 from monitor.domain.volatility import SIGMA
@@ -197,7 +206,7 @@ def history(
     elif symbol:
         _position_table(rows)
     else:
-        _account_table(rows)
+        _account_table(rows, every)
 
 
 def _row(account: str, point: queries.AccountPoint | queries.PositionPoint) -> dict[str, Any]:
@@ -212,17 +221,13 @@ def _print_json_lines(rows: list[dict[str, Any]]) -> None:
     sys.stdout.write("[\n" + ",\n".join(lines) + "\n]\n")
 
 
-def _account_table(rows: list[dict[str, Any]]) -> None:
-    headers = [
-        "time (UTC)",
-        "n",
-        "equity",
-        "margin ratio",
-        "lowest",
-        "exchange ratio",
-        "move",
-        "nearest liq.",
-    ]
+def _account_table(rows: list[dict[str, Any]], every: str | None) -> None:
+    if every is None:
+        headers = ["time (UTC)", "n", "equity", "margin ratio", "lowest", "exchange ratio"]
+        headers += ["move", "nearest liq."]
+    else:
+        headers = ["bucket (UTC)", "snapshots", "equity", "margin ratio", "lowest"]
+        headers += ["exchange ratio", "move", "nearest liq."]
     for name in dict.fromkeys(row["account"] for row in rows):
         mine = [row for row in rows if row["account"] == name]
         cells = [
@@ -239,12 +244,25 @@ def _account_table(rows: list[dict[str, Any]]) -> None:
             for row in mine
         ]
         print_table(cells, headers, title=name, optional=("exchange ratio", "move"))
+        if every is not None:
+            # Say exactly what a bucket's figures are: one row can stand for many snapshots.
+            legend = (
+                f"One row per {every} bucket starting at its time; snapshots = how many stored "
+                "snapshots it holds. equity, margin ratio, exchange ratio, move: its last "
+                "snapshot. lowest: the lowest margin ratio of its snapshots. nearest liq.: the "
+                "smallest distance to liquidation of its snapshots."
+            )
+            sys.stdout.write(textwrap.fill(legend, width=terminal_width()) + "\n")
         lows = [row["margin_ratio_min"] for row in mine]
-        present = [v for v in lows if v is not None]
-        if present:
+        highs = [row["margin_ratio_max"] for row in mine]
+        low = [v for v in lows if v is not None]
+        high = [v for v in highs if v is not None]
+        if low:
+            count = sum(row["samples"] for row in mine)
             sys.stdout.write(
-                f"margin ratio {sparkline(lows[-80:])}  lowest {_percent(min(present))}, "
-                f"highest {_percent(max(present))}\n"
+                f"margin ratio over {count} snapshot(s): lowest {_percent(min(low))}, "
+                f"highest {_percent(max(high or low))}\n"
+                f"lowest per row {sparkline(lows[-(terminal_width() - 16) :])}\n"
             )
 
 
