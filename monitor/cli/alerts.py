@@ -57,7 +57,11 @@ async def _known_account(store: SqlStore, account: str) -> bool:
         return await conn.scalar(select(Account.id).where(Account.name == account)) is not None
 
 
-async def _history(store: SqlStore, since: datetime, account: str | None) -> list[dict[str, Any]]:
+async def alert_history(
+    store: SqlStore, since: datetime, account: str | None
+) -> list[dict[str, Any]]:
+    """The alert events since `since` (of `account`, else every account), oldest first, each
+    with its deliveries."""
     from sqlalchemy import select
 
     from monitor.storage.models import Account, AlertEvent, Outbox
@@ -207,7 +211,7 @@ def alerts(
             "portfolio-monitor status"
         )
         return
-    rows = run_on_store(url, lambda store: _history(store, start, account))
+    rows = run_on_store(url, lambda store: alert_history(store, start, account))
     if fmt is Format.JSON:
         print_json(rows)
         return

@@ -761,22 +761,52 @@ def plot(
     # About a thousand points at most; the worst ratio of each bucket is kept.
     bucket = None if span <= 6 * 3600 else (60 if span <= 7 * 86400 else 3600)
 
-    async def read(store: SqlStore) -> dict[str, list[queries.AccountPoint]]:
-        return {
+    async def read(
+        store: SqlStore,
+    ) -> tuple[dict[str, list[queries.AccountPoint]], dict[str, queries.AccountInfo]]:
+        infos = {info.name: info for info in await queries.accounts(store)}
+        points = {
             name: await queries.account_history(store, name, start, end, bucket)
             for name in await _accounts(store, account)
         }
+        return points, infos
 
-    series = {name: points for name, points in run_on_store(url, read).items() if points}
+    from monitor.cli.alerts import alert_history
+    from monitor.cli.chart import AlertMark, Series
+
+    read_points, infos = run_on_store(url, read)
+    series = {
+        name: Series(
+            points,
+            _equity_unit(infos.get(name)),
+            # A step longer than three polls (or buckets) is the daemon not running: a gap.
+            3 * max(bucket or 0, (infos[name].poll_interval if name in infos else None) or 60.0),
+        )
+        for name, points in read_points.items()
+        if points
+    }
     if not series:
         err(f"no snapshots between {stamp(start)} and {stamp(end)} UTC: nothing to plot")
         raise typer.Exit(EXIT_FAILURE)
+    events = run_on_store(url, lambda store: alert_history(store, start, account))
+    marks = [
+        AlertMark(e["account"], e["at"], e["severity"])
+        for e in events
+        if e["kind"] in ("firing", "escalated") and e["at"] <= end
+    ]
     try:
-        draw(series, _levels(settings, account), output)
+        draw(series, _levels(settings, account), marks, output)
     except OSError as exc:
         err(f"--output: cannot write {output}: {exc.strerror or exc}")
         raise typer.Exit(EXIT_FAILURE) from None
     sys.stdout.write(f"wrote {output}\n")
+
+
+def _equity_unit(info: queries.AccountInfo | None) -> str:
+    """What an account's equity is counted in: its asset, or USD for a pooled account."""
+    if info is None:
+        return "?"
+    return info.asset if info.model in (None, "single-asset") else "USD"
 
 
 def _levels(settings: Settings | None, account: str | None) -> list[tuple[str, float]]:
