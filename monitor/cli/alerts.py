@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import select
 
 from monitor.cli.app import app
 from monitor.cli.options import (
@@ -26,12 +25,13 @@ from monitor.cli.options import (
     usage_error,
 )
 from monitor.cli.output import Format, err, print_csv, print_json, print_table
-from monitor.config import Settings
-from monitor.config.notify import DeliverySettings
 from monitor.domain.errors import InvalidInput
 from monitor.domain.units import format_duration, parse_duration
-from monitor.storage.models import Account, AlertEvent, Outbox, SinkState
-from monitor.storage.repository import SilenceInfo, SqlStore
+
+# SQLAlchemy and pydantic are imported inside the functions that need them (start-up time).
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.storage.repository import SilenceInfo, SqlStore
 
 HISTORY_COLUMNS = (
     "at",
@@ -49,11 +49,23 @@ MAX_ID = 2**63 - 1
 
 
 async def _known_account(store: SqlStore, account: str) -> bool:
+    from sqlalchemy import select
+
+    from monitor.storage.models import Account
+
     async with store.reading("reading accounts") as conn:
         return await conn.scalar(select(Account.id).where(Account.name == account)) is not None
 
 
-async def _history(store: SqlStore, since: datetime, account: str | None) -> list[dict[str, Any]]:
+async def alert_history(
+    store: SqlStore, since: datetime, account: str | None
+) -> list[dict[str, Any]]:
+    """The alert events since `since` (of `account`, else every account), oldest first, each
+    with its deliveries."""
+    from sqlalchemy import select
+
+    from monitor.storage.models import Account, AlertEvent, Outbox
+
     if account is not None and not await _known_account(store, account):
         raise InvalidInput("--account", f"no stored data for account {account!r}")
     async with store.reading("reading the alert history") as conn:
@@ -141,6 +153,11 @@ async def _retry(
     store: SqlStore, sink: str, settings: Settings | None, now: datetime
 ) -> tuple[int, int]:
     """Ask the daemon to try `sink` now; (dead alerts revived, alerts now waiting for it)."""
+    from sqlalchemy import select
+
+    from monitor.config.notify import DeliverySettings
+    from monitor.storage.models import Outbox, SinkState
+
     if settings is not None:
         configured = settings.notify.sink_names()
         if sink not in configured:
@@ -194,7 +211,7 @@ def alerts(
             "portfolio-monitor status"
         )
         return
-    rows = run_on_store(url, lambda store: _history(store, start, account))
+    rows = run_on_store(url, lambda store: alert_history(store, start, account))
     if fmt is Format.JSON:
         print_json(rows)
         return
@@ -223,6 +240,8 @@ def alerts(
         ],
         ["at (UTC)", "account", "rule", "severity", "kind", "title", "held back", "deliveries"],
         title=f"Alert history since {stamp(start)} UTC",
+        optional=("held back", "kind", "account", "deliveries"),
+        text_columns=("account", "rule", "severity", "kind", "title", "held back", "deliveries"),
     )
 
 

@@ -12,11 +12,11 @@ import typer
 
 from monitor.cli.app import EXIT_FAILURE, app
 from monitor.cli.options import ConfigOption, load_or_exit
-from monitor.config import Settings
 from monitor.domain.units import format_duration
 from monitor.exchanges.probe import BudgetLine, budget_address, request_budget
 
 if TYPE_CHECKING:
+    from monitor.config import Settings
     from monitor.exchanges import ProbeReport
 
 

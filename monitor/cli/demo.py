@@ -97,10 +97,12 @@ async def run_demo(*, duration: float, state_dir: Path | None, live: bool) -> No
                         f"{sim.base_url}, database {directory / 'monitor.db'} (Ctrl-C stops)"
                     )
 
-                with Live(view.render(caption()), console=console, refresh_per_second=4) as screen:
+                with Live(
+                    view.render(caption(), console.width), console=console, refresh_per_second=4
+                ) as screen:
                     while not running.done() and time.monotonic() < deadline:
                         await asyncio.sleep(0.25)
-                        screen.update(view.render(caption()))
+                        screen.update(view.render(caption(), console.width))
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(running), duration)

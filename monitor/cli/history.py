@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,20 +32,26 @@ from monitor.cli.options import (
     time_window,
     usage_error,
 )
-from monitor.cli.output import Format, err, print_csv, print_json, print_table, to_jsonable
-from monitor.config import Settings
-from monitor.config.streams import STREAM_STATUS_FILE
-from monitor.delivery import LOCAL_SINKS
+from monitor.cli.output import (
+    Format,
+    err,
+    print_csv,
+    print_json,
+    print_table,
+    terminal_width,
+    to_jsonable,
+)
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import format_duration, parse_duration
 from monitor.domain.volatility import SIGMA
-from monitor.storage import queries
-from monitor.storage.engine import backup_sqlite, sqlite_path, sqlite_write_trouble
-from monitor.storage.leases import LeaseInfo, leases
-from monitor.storage.migrate import migrate as migrate_schema
-from monitor.storage.migrate import prepare_database
-from monitor.storage.repository import SqlStore
-from monitor.storage.retention import RetentionPolicy
+
+# The storage layer (SQLAlchemy, Alembic) and the configuration (pydantic) are imported inside
+# the commands: `--help` and the other commands must not pay for them (see bench/startup.py).
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.storage import queries
+    from monitor.storage.leases import LeaseInfo
+    from monitor.storage.repository import SqlStore
 
 # A poll is late after this many intervals (the status command's staleness rule).
 STALE_INTERVALS = 3
@@ -93,6 +100,8 @@ def _price(value: float | None) -> str:
 
 
 async def _accounts(store: SqlStore, account: str | None) -> list[str]:
+    from monitor.storage import queries
+
     # An unknown --account is reported by the history query itself, naming the stored ones.
     if account is not None:
         return [account]
@@ -152,6 +161,8 @@ def history(
     database: DatabaseOption = None,
 ) -> None:
     """Account or position history from the database, optionally downsampled."""
+    from monitor.storage import queries
+
     now = datetime.now(UTC)
 
     chosen = choose_format(output_format)
@@ -195,7 +206,7 @@ def history(
     elif symbol:
         _position_table(rows)
     else:
-        _account_table(rows)
+        _account_table(rows, every)
 
 
 def _row(account: str, point: queries.AccountPoint | queries.PositionPoint) -> dict[str, Any]:
@@ -210,17 +221,13 @@ def _print_json_lines(rows: list[dict[str, Any]]) -> None:
     sys.stdout.write("[\n" + ",\n".join(lines) + "\n]\n")
 
 
-def _account_table(rows: list[dict[str, Any]]) -> None:
-    headers = [
-        "time (UTC)",
-        "n",
-        "equity",
-        "margin ratio",
-        "lowest",
-        "exchange ratio",
-        "move",
-        "nearest liq.",
-    ]
+def _account_table(rows: list[dict[str, Any]], every: str | None) -> None:
+    if every is None:
+        headers = ["time (UTC)", "n", "equity", "margin ratio", "lowest", "exchange ratio"]
+        headers += ["move", "nearest liq."]
+    else:
+        headers = ["bucket (UTC)", "snapshots", "equity", "margin ratio", "lowest"]
+        headers += ["exchange ratio", "move", "nearest liq."]
     for name in dict.fromkeys(row["account"] for row in rows):
         mine = [row for row in rows if row["account"] == name]
         cells = [
@@ -236,13 +243,26 @@ def _account_table(rows: list[dict[str, Any]]) -> None:
             ]
             for row in mine
         ]
-        print_table(cells, headers, title=name)
+        print_table(cells, headers, title=name, optional=("exchange ratio", "move"))
+        if every is not None:
+            # Say exactly what a bucket's figures are: one row can stand for many snapshots.
+            legend = (
+                f"One row per {every} bucket starting at its time; snapshots = how many stored "
+                "snapshots it holds. equity, margin ratio, exchange ratio, move: its last "
+                "snapshot. lowest: the lowest margin ratio of its snapshots. nearest liq.: the "
+                "smallest distance to liquidation of its snapshots."
+            )
+            sys.stdout.write(textwrap.fill(legend, width=terminal_width()) + "\n")
         lows = [row["margin_ratio_min"] for row in mine]
-        present = [v for v in lows if v is not None]
-        if present:
+        highs = [row["margin_ratio_max"] for row in mine]
+        low = [v for v in lows if v is not None]
+        high = [v for v in highs if v is not None]
+        if low:
+            count = sum(row["samples"] for row in mine)
             sys.stdout.write(
-                f"margin ratio {sparkline(lows[-80:])}  lowest {_percent(min(present))}, "
-                f"highest {_percent(max(present))}\n"
+                f"margin ratio over {count} snapshot(s): lowest {_percent(min(low))}, "
+                f"highest {_percent(max(high or low))}\n"
+                f"lowest per row {sparkline(lows[-(terminal_width() - 16) :])}\n"
             )
 
 
@@ -272,7 +292,13 @@ def _position_table(rows: list[dict[str, Any]]) -> None:
         ]
         for row in rows
     ]
-    print_table(cells, headers, title=str(rows[0]["symbol"]))
+    print_table(
+        cells,
+        headers,
+        title=str(rows[0]["symbol"]),
+        optional=("exchange liq.", "nearest", "account"),
+        text_columns=("account", "side"),
+    )
 
 
 @app.command()
@@ -280,10 +306,22 @@ def status(
     output_format: FormatOption = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    watch: Annotated[
+        float | None,
+        typer.Option(
+            "--watch",
+            metavar="SECONDS",
+            min=0.5,
+            help="Show the table again every SECONDS (a live view of the running daemon's "
+            "database) until Ctrl-C, which ends it with exit 0.",
+        ),
+    ] = None,
 ) -> None:
     """Latest snapshot of every account, alert sinks that do not take alerts, and whether the
     database takes writes; exit 1 when any account's data is older than 3 polls, a sink is
     disabled, every remote sink fails, or the SQLite database cannot be written.
+
+    With --watch, the table is drawn again every SECONDS until Ctrl-C (exit 0).
 
     With mark streams on, `stream` says how each account's marks arrived as the daemon last
     recorded it ("live", or "polling: <why>"), and a snapshot is stored every reconciliation
@@ -294,6 +332,45 @@ def status(
     """
     chosen = choose_format(output_format)
     url, settings = resolve_database_url(config, database)
+    if watch is not None:
+        if output_format is not None and chosen is not Format.TABLE:
+            raise usage_error("--watch draws a table; leave out --format (or use --format table)")
+        _watch(url, settings, watch)
+        return
+    if _status_once(url, settings, chosen):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _watch(url: str, settings: Settings | None, seconds: float) -> None:
+    """Draw the status again every `seconds` until Ctrl-C; a terminal is cleared between draws,
+    a pipe or file gets one draw after the other."""
+    import time
+
+    from rich.console import Console
+
+    console = Console()
+    try:
+        while True:
+            started = time.monotonic()
+            if console.is_terminal:
+                console.clear()
+            sys.stdout.write(
+                f"portfolio-monitor status at {stamp(datetime.now(UTC))} UTC, every "
+                f"{seconds:g} s (Ctrl-C ends)\n"
+            )
+            _status_once(url, settings, Format.TABLE)
+            sys.stdout.flush()
+            time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+
+
+def _status_once(url: str, settings: Settings | None, chosen: Format) -> bool:
+    """Print the status once; True when it needs a person (stale data, sinks, storage)."""
+    from monitor.storage import queries
+    from monitor.storage.engine import sqlite_path, sqlite_write_trouble
+    from monitor.storage.leases import leases
+
     now = datetime.now(UTC)
     configured = {} if settings is None else dict(settings.accounts)
     streams = _stream_health(settings)
@@ -343,13 +420,12 @@ def status(
             f"STORAGE FAILING: {storage}. The daemon still sends alerts (from memory) and keeps "
             "snapshots in memory until writes work again; the figures above may be old."
         )
-    if (
+    return (
         storage is not None
         or not rows
         or any(row["stale"] and row["configured"] for row in rows)
         or sinks_need_a_person
-    ):
-        raise typer.Exit(EXIT_FAILURE)
+    )
 
 
 async def _troubled_sinks(store: SqlStore, settings: Settings | None) -> list[dict[str, Any]]:
@@ -380,6 +456,8 @@ def _report_sinks(
 ) -> bool:
     """Show the sinks that do not take alerts; True when a person must act: one is disabled
     (a permanent error) or every remote sink fails (alerts reach no one)."""
+    from monitor.delivery import LOCAL_SINKS
+
     if not troubled:
         return False
     names = settings.notify.sink_names() if settings is not None else [t["sink"] for t in troubled]
@@ -632,11 +710,18 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
             cells[-1].append(row.get("stream") or "-")
         if leased:
             cells[-1].append(_lease_cell(row))
-    print_table(cells, headers)
+    print_table(
+        cells,
+        headers,
+        optional=("stream", "daemon (lease)", "exchange ratio", "stops", "move"),
+        text_columns=("firing", "stream", "daemon (lease)", "stops"),
+    )
 
 
 def _stream_health(settings: Settings | None) -> dict[str, dict[str, str]]:
     """How each account's marks arrive, as the daemon last wrote it to the state directory."""
+    from monitor.config.streams import STREAM_STATUS_FILE
+
     if settings is None or not settings.streams.enabled:
         return {}
     path = settings.state_dir / STREAM_STATUS_FILE
@@ -657,6 +742,8 @@ def plot(
     database: DatabaseOption = None,
 ) -> None:
     """Margin ratio (with the warning and critical levels) and equity over time, as a PNG."""
+    from monitor.storage import queries
+
     now = datetime.now(UTC)
 
     start, end = time_window(since, until, now)
@@ -674,22 +761,52 @@ def plot(
     # About a thousand points at most; the worst ratio of each bucket is kept.
     bucket = None if span <= 6 * 3600 else (60 if span <= 7 * 86400 else 3600)
 
-    async def read(store: SqlStore) -> dict[str, list[queries.AccountPoint]]:
-        return {
+    async def read(
+        store: SqlStore,
+    ) -> tuple[dict[str, list[queries.AccountPoint]], dict[str, queries.AccountInfo]]:
+        infos = {info.name: info for info in await queries.accounts(store)}
+        points = {
             name: await queries.account_history(store, name, start, end, bucket)
             for name in await _accounts(store, account)
         }
+        return points, infos
 
-    series = {name: points for name, points in run_on_store(url, read).items() if points}
+    from monitor.cli.alerts import alert_history
+    from monitor.cli.chart import AlertMark, Series
+
+    read_points, infos = run_on_store(url, read)
+    series = {
+        name: Series(
+            points,
+            _equity_unit(infos.get(name)),
+            # A step longer than three polls (or buckets) is the daemon not running: a gap.
+            3 * max(bucket or 0, (infos[name].poll_interval if name in infos else None) or 60.0),
+        )
+        for name, points in read_points.items()
+        if points
+    }
     if not series:
         err(f"no snapshots between {stamp(start)} and {stamp(end)} UTC: nothing to plot")
         raise typer.Exit(EXIT_FAILURE)
+    events = run_on_store(url, lambda store: alert_history(store, start, account))
+    marks = [
+        AlertMark(e["account"], e["at"], e["severity"])
+        for e in events
+        if e["kind"] in ("firing", "escalated") and e["at"] <= end
+    ]
     try:
-        draw(series, _levels(settings, account), output)
+        draw(series, _levels(settings, account), marks, output)
     except OSError as exc:
         err(f"--output: cannot write {output}: {exc.strerror or exc}")
         raise typer.Exit(EXIT_FAILURE) from None
     sys.stdout.write(f"wrote {output}\n")
+
+
+def _equity_unit(info: queries.AccountInfo | None) -> str:
+    """What an account's equity is counted in: its asset, or USD for a pooled account."""
+    if info is None:
+        return "?"
+    return info.asset if info.model in (None, "single-asset") else "USD"
 
 
 def _levels(settings: Settings | None, account: str | None) -> list[tuple[str, float]]:
@@ -709,6 +826,8 @@ def backup(
     database: DatabaseOption = None,
 ) -> None:
     """A consistent copy of the SQLite database, safe while the daemon writes (VACUUM INTO)."""
+    from monitor.storage.engine import backup_sqlite
+
     url, _ = resolve_database_url(config, database)
     source = database_file(url)
     if source is None:
@@ -726,6 +845,8 @@ def backup(
 @app.command()
 def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Upgrade the database schema to this version (SQLite: after a backup copy)."""
+    from monitor.storage.migrate import migrate as migrate_schema
+
     url, _ = resolve_database_url(config, database)
     database_file(url)
     try:
@@ -745,6 +866,9 @@ def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> Non
 @app.command()
 def prune(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Apply retention now: downsample old snapshots, delete what is past the longest period."""
+    from monitor.storage.migrate import prepare_database
+    from monitor.storage.retention import RetentionPolicy
+
     url, settings = resolve_database_url(config, database)
     existing_database(url)
     policy = RetentionPolicy()

@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass, field
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
+from monitor.cli.output import fit_table, terminal_width
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import NotificationKind, Severity
 from monitor.domain.stops import PositionStop, StopStatus, position_stops
@@ -97,73 +97,86 @@ class LiveView:
                 ",".join(f"{rule}:{sev.value}" for rule, sev in view.firing.items()) or "none",
             )
 
-    def render(self, caption: str = "") -> Group:
-        """The accounts table, a positions table and the latest alerts, under `caption`."""
-        accounts = Table(title="Accounts", expand=True)
-        for header in (
-            "account",
-            "venue",
-            "equity",
-            "margin ratio",
-            "exchange ratio",
-            "account move",
-            "alerts",
-        ):
-            text = header in ("account", "venue", "alerts")
-            # Cells wrap rather than lose characters to "…" (see output.print_table).
-            accounts.add_column(header, justify="left" if text else "right", overflow="fold")
-        positions = Table(title="Positions", expand=True)
-        for header in (
-            "account",
-            "symbol",
-            "side",
-            "mode",
-            "mark",
-            "our liq. price",
-            "exchange liq.",
-            "distance",
-            "stop",
-        ):
-            text = header in ("account", "symbol", "side", "mode", "stop")
-            positions.add_column(header, justify="left" if text else "right", overflow="fold")
+    def render(self, caption: str = "", width: int | None = None) -> Group:
+        """The accounts table, a positions table and the latest alerts, under `caption`, fitted
+        to `width` columns (default: the terminal's)."""
+        width = width or terminal_width()
+        account_rows: list[list[str | Text]] = []
+        position_rows: dict[str, list[list[str | Text]]] = {}
         for name, view in sorted(self.accounts.items()):
             alerts = Text()
             for rule, severity in view.firing.items():
-                alerts.append(f"{rule}:{severity.value} ", style=_STYLE[severity])
+                alerts.append(f"{rule} ({severity.value}) ", style=_STYLE[severity])
             if view.error:
                 alerts.append(f"fetch failed: {view.error[:40]}", style="red")
             snap = view.snapshot
             if snap is None:
-                accounts.add_row(name, "-", "-", "-", "-", "-", alerts)
+                account_rows.append([name, "-", "-", "-", "-", "-", alerts])
                 continue
             risk = snap.risk
-            accounts.add_row(
-                name,
-                snap.state.venue.value,
-                f"{risk.equity:,.2f} {snap.state.asset}",
-                _pct(risk.margin_ratio),
-                _pct(risk.exchange_margin_ratio),
-                _pct(risk.account_liquidation_move, signed=True),
-                alerts,
+            account_rows.append(
+                [
+                    name,
+                    snap.state.venue.value,
+                    f"{risk.equity:,.2f} {snap.state.asset}",
+                    _pct(risk.margin_ratio),
+                    _pct(risk.exchange_margin_ratio),
+                    _pct(risk.account_liquidation_move, signed=True),
+                    alerts,
+                ]
             )
             stops = position_stops(risk)
             for position, computed, stop in zip(
                 snap.state.positions, risk.positions, stops, strict=False
             ):
-                positions.add_row(
-                    name,
-                    position.symbol,
-                    position.side.value,
-                    position.margin_mode.value,
-                    _price(position.mark_price),
-                    _price(computed.liquidation_price),
-                    _price(position.exchange_liquidation_price),
-                    _pct(computed.distance_to_liquidation),
-                    _stop(stop),
+                position_rows.setdefault(name, []).append(
+                    [
+                        position.symbol,
+                        position.side.value,
+                        position.margin_mode.value,
+                        _price(position.mark_price),
+                        _price(computed.liquidation_price),
+                        _price(position.exchange_liquidation_price),
+                        _pct(computed.distance_to_liquidation),
+                        _stop(stop),
+                    ]
                 )
-        recent = Table(title="Alerts (latest first)", expand=True)
-        for header in ("account", "kind", "severity", "message"):
-            recent.add_column(header)
-        for account, kind, level, title in reversed(self.history[-6:]):
-            recent.add_row(account, kind, Text(level, style=_STYLE[Severity(level)]), title)
-        return Group(Text(caption, style="bold"), accounts, positions, recent)
+        accounts = fit_table(
+            account_rows,
+            [
+                "account",
+                "venue",
+                "equity",
+                "margin ratio",
+                "exchange ratio",
+                "account move",
+                "alerts",
+            ],
+            width=width,
+            title="Accounts",
+            optional=("venue", "exchange ratio"),
+            text_columns=("venue", "alerts"),
+        )
+        # One positions table per account: no account column to fit beside the figures.
+        positions = [
+            fit_table(
+                rows,
+                ["symbol", "side", "mode", "mark", "our liq.", "exchange liq.", "distance", "stop"],
+                width=width,
+                title=f"Positions: {name}",
+                optional=("mode", "exchange liq."),
+                text_columns=("side", "mode", "stop"),
+            )
+            for name, rows in position_rows.items()
+        ]
+        recent = fit_table(
+            [
+                [account, kind, Text(level, style=_STYLE[Severity(level)]), title]
+                for account, kind, level, title in reversed(self.history[-6:])
+            ],
+            ["account", "kind", "severity", "message"],
+            width=width,
+            title="Alerts (latest first)",
+            text_columns=("kind", "severity", "message"),
+        )
+        return Group(Text(caption, style="bold"), accounts, *positions, recent)

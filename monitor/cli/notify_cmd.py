@@ -7,19 +7,19 @@ import asyncio
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
 from monitor.cli.options import ConfigOption, load_or_exit, usage_error
-from monitor.config import Settings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind, Severity
-from monitor.notify.http import HttpTransport
-from monitor.notify.mqtt import MqttPublisher
-from monitor.notify.sinks import build_sinks
-from monitor.ports import Notifier
+
+# The sinks (httpx, aiomqtt) are imported when a notification is sent (start-up time).
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.ports import Notifier
 
 # How long the MQTT sink may take to connect before the test counts as failed.
 MQTT_CONNECT_TIMEOUT = 10.0
@@ -70,6 +70,10 @@ def notify_test_command(
 
 
 async def _send_all(settings: Settings, names: list[str]) -> dict[str, str | None]:
+    from monitor.notify.http import HttpTransport
+    from monitor.notify.mqtt import MqttPublisher
+    from monitor.notify.sinks import build_sinks
+
     notification = sample_notification(datetime.now(UTC))
     mqtt_settings = settings.notify.mqtt if "mqtt" in names else None
     async with HttpTransport() as http:

@@ -14,11 +14,13 @@ import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE
 from monitor.cli.output import Format, default_format, err
-from monitor.config import Settings, load_settings
 from monitor.domain.errors import ConfigError, InvalidInput, StorageError
 from monitor.domain.units import parse_duration
 
+# The configuration (pydantic) and the store (SQLAlchemy) are imported where a command needs
+# them: `--help` and `calc` must not pay for them (see bench/startup.py).
 if TYPE_CHECKING:
+    from monitor.config import Settings
     from monitor.storage.repository import SqlStore
 
 T = TypeVar("T")
@@ -67,6 +69,8 @@ def usage_error(message: str) -> typer.Exit:
 
 def load_or_exit(path: Path | None) -> Settings:
     """The configuration, or exit 78 with the problems (each naming its key) on stderr."""
+    from monitor.config import load_settings
+
     try:
         return load_settings(path)
     except ConfigError as exc:

@@ -13,7 +13,6 @@ import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
 from monitor.cli.options import ConfigOption
-from monitor.config import load_settings
 from monitor.domain.errors import ConfigError, MonitorError
 from monitor.logconfig import configure_logging
 
@@ -61,6 +60,8 @@ def run(config: ConfigOption = None, log_level: LogLevelOption = "info") -> None
     with _logged_exit("cannot run"):
         # Validate first: a bad configuration fails in a fraction of a second, before ccxt and
         # SQLAlchemy are even imported.
+        from monitor.config import load_settings
+
         settings = load_settings(config)
         if (no_sink := settings.notify.only_the_log_warning()) is not None:
             log.warning("%s", no_sink)

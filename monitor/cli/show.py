@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,12 +21,14 @@ from monitor.cli.options import (
 )
 from monitor.cli.output import Format, err, print_json, print_table
 from monitor.cli.sigmas import print_sigma_table
-from monitor.config import Settings
 from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountRisk, AccountState
 from monitor.domain.stops import position_stops
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
 
 
 @app.command()

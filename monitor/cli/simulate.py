@@ -8,14 +8,17 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from monitor.cli.app import EXIT_FAILURE, EXIT_USAGE, app
 from monitor.cli.output import err
 from monitor.domain.errors import InvalidInput
-from monitor.simulator import AccountInfo, ScaledClock, SimulatorServer, WallClock, load_scenario
+
+# The simulator (aiohttp) is imported when it runs (start-up time).
+if TYPE_CHECKING:
+    from monitor.simulator import AccountInfo, SimulatorServer
 
 
 def config_snippet(base_url: str, accounts: Mapping[str, AccountInfo]) -> str:
@@ -61,6 +64,8 @@ def simulate(
     ] = 1.0,
 ) -> None:
     """Run the local Binance/Bybit simulator until Ctrl-C and print its URL, keys and a config snippet."""
+    from monitor.simulator import ScaledClock, SimulatorServer, WallClock, load_scenario
+
     try:
         parsed = load_scenario(scenario if scenario is not None else "demo")
     except InvalidInput as exc:

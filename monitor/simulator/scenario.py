@@ -266,7 +266,8 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
     if isinstance(source, Mapping):
         return parse_scenario(source)
     path = Path(source)
-    if not path.suffix and not path.exists():
+    # A directory of that name (the demo's own state directory "demo") does not hide the built-in.
+    if not path.suffix and not path.is_file():
         path = builtin_scenario_path(str(source))
     try:
         text = path.read_text(encoding="utf-8")

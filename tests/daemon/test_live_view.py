@@ -48,7 +48,7 @@ def _report(kinds: tuple[tuple[NotificationKind, Severity], ...] = ()) -> CycleR
 
 def _text(view: LiveView) -> str:
     console = Console(record=True, width=220)
-    console.print(view.render())
+    console.print(view.render(width=console.width))
     return console.export_text()
 
 
@@ -67,13 +67,13 @@ def test_table_shows_ratios_prices_and_firing_alerts() -> None:
     liquidation = risk.positions[0].liquidation_price
     assert liquidation is not None
     assert f"{liquidation:,.6g}" in text
-    assert "margin_ratio:warning" in text
+    assert "margin_ratio (warning)" in text
 
     view.cycle_finished(_report(((NotificationKind.FIRING, Severity.CRITICAL),)))
-    assert "margin_ratio:critical" in _text(view)
+    assert "margin_ratio (critical)" in _text(view)
     view.cycle_finished(_report(((NotificationKind.RESOLVED, Severity.CRITICAL),)))
     text = _text(view)
-    assert "margin_ratio:" not in text
+    assert "margin_ratio (" not in text
     assert [kind for _, kind, _, _ in view.history] == ["firing", "firing", "resolved"]
 
 

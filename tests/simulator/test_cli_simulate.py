@@ -14,6 +14,7 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import monitor.cli.commands  # noqa: F401  (registers the commands)
@@ -100,3 +101,14 @@ def test_speed_compresses_time_and_ctrl_c_stops_cleanly() -> None:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
     assert process.returncode == 0
+
+
+def test_a_directory_named_like_a_builtin_scenario_does_not_hide_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `portfolio-monitor demo --state-dir demo` creates ./demo before loading the "demo" scenario.
+    from monitor.simulator import load_scenario
+
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario("demo").name == "demo"
