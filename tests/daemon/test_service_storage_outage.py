@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from monitor.daemon import SystemClock
 from monitor.domain.errors import StorageError
 from monitor.domain.notification import Notification
 from monitor.exchanges import ExchangeHub
@@ -20,8 +21,8 @@ from monitor.service import PollService
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import Cycle, SqlStore
-from tests.daemon.e2e_support import snapshot_counts
-from tests.daemon.test_service import Recorder, WallClock, _watch
+from tests.daemon.e2e_support import Recorder, snapshot_counts
+from tests.daemon.test_service import _watch
 
 
 class RefusingStore:
@@ -47,13 +48,13 @@ async def test_held_snapshots_are_bounded_counted_and_written_in_order_when_stor
 ) -> None:
     store = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
     refusing = RefusingStore(store)
-    outage = StorageOutage(WallClock(), probe_every=3600)  # the test plays the probe
+    outage = StorageOutage(SystemClock(), probe_every=3600)  # the test plays the probe
     sent: list[Notification] = []
     outage.deliver_from_memory = sent.append
     recorder = Recorder()
     service = PollService(
         refusing,  # type: ignore[arg-type]
-        WallClock(),
+        SystemClock(),
         ["hook"],
         [recorder],
         outage=outage,

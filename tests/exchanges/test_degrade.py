@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from monitor.config.accounts import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
+from monitor.daemon import SystemClock
 from monitor.domain.codec import state_from_json
 from monitor.domain.margin import assess
 from monitor.domain.model import Venue
@@ -22,7 +23,6 @@ from monitor.exchanges.bybit import DEFAULT_TAKER_FEE
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
-from tests.daemon.test_service import WallClock
 from tests.exchanges.conftest import TEST_RETRY
 from tests.exchanges.test_cli import cli, write_config
 from tests.support.simulator import running_simulator
@@ -168,7 +168,7 @@ async def test_a_poll_without_fee_rates_is_stored_and_its_alerts_carry_the_assum
             )
             rules = account_rules(alerts, None, "uta")
             client = hub.client_for("uta", _settings(sim, "by-cross"))
-            service = PollService(store, WallClock(), ["console"])
+            service = PollService(store, SystemClock(), ["console"])
             await service.watch(WatchedAccount("uta", client, rules, timedelta(seconds=1)))
             report = await service.poll("uta")
     finally:

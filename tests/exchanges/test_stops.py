@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from monitor.config.accounts import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
+from monitor.daemon import SystemClock
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, Side, Venue
 from monitor.domain.stops import OrderKind, OrderSide
@@ -24,7 +25,6 @@ from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage import queries
 from monitor.storage.migrate import prepare_database
-from tests.daemon.test_service import WallClock
 from tests.exchanges.conftest import TEST_RETRY
 from tests.exchanges.test_cli import cli, write_config
 from tests.support.simulator import running_simulator
@@ -542,7 +542,7 @@ async def test_the_poll_cycle_stores_stops_and_fires_stop_loss_when_the_other_po
         # The margin rules are left as they are: the stop-loss rule alone is judged here.
         alerts = AlertsSettings.model_validate({"stop_loss": {"enabled": True}})
         rules = account_rules(alerts, None, "main")
-        service = PollService(store, WallClock(), ["console"])
+        service = PollService(store, SystemClock(), ["console"])
         await service.watch(
             WatchedAccount("main", _client(sim, "bn", hub), rules, timedelta(seconds=1))
         )
