@@ -240,6 +240,11 @@ class PollService:
         """Where each report learns how its account's marks arrive."""
         self._stream_health = health
 
+    def last_state(self, name: str) -> AccountState | None:
+        """The account's last fetched state (what-if shocks start from it); None before one."""
+        runtime = self._accounts.get(name)
+        return None if runtime is None else runtime.last_state
+
     @property
     def accounts(self) -> dict[str, WatchedAccount]:
         """The watched accounts by name."""

@@ -99,21 +99,7 @@ async def _accounts(store: SqlStore, account: str | None) -> list[str]:
     return [info.name for info in await queries.accounts(store)]
 
 
-ACCOUNT_COLUMNS = (
-    "account",
-    "at",
-    "samples",
-    "equity",
-    "wallet_balance",
-    "maintenance_margin",
-    "margin_ratio",
-    "margin_ratio_min",
-    "margin_ratio_max",
-    "exchange_margin_ratio",
-    "exchange_margin_ratio_max",
-    "account_liquidation_move",
-    "min_distance",
-)
+ACCOUNT_COLUMNS = queries.ACCOUNT_COLUMNS
 POSITION_COLUMNS = (
     "account",
     "at",
