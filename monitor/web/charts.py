@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 WIDTH, HEIGHT = 720, 220
-LEFT, RIGHT, TOP, BOTTOM = 70, 10, 10, 30
+LEFT, RIGHT, TOP, BOTTOM = 70, 10, 26, 30
 _LEVEL_COLOURS = {"warning": "#d08a00", "critical": "#c0392b", "emergency": "#7d0000"}
 
 
@@ -56,7 +56,7 @@ def line_chart(
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(label)} ({escape(unit)})" xmlns="http://www.w3.org/2000/svg">',
-        f'<text x="4" y="14" class="axis">{escape(unit)}</text>',
+        f'<text x="4" y="12" class="axis unit">{escape(unit)}</text>',
     ]
     for value in (high, (high + low) / 2, low):
         parts.append(f'<text x="4" y="{y(value) + 4:.1f}" class="axis">{text(value)}</text>')
