@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import json
 import shutil
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,11 +38,10 @@ FLAGS = (
 
 def chromium_binary() -> str:
     """The chromium executable; skips (fails under CI) when the package is not installed."""
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    tool_missing("chromium is not installed (Debian package `chromium`; .ci/run installs it)")
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        tool_missing("chromium is not installed (Debian package `chromium`; .ci/run installs it)")
+    return found
 
 
 class Page:
@@ -98,7 +96,7 @@ class Page:
             mobile=False,
         )
         shot = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
 
 
 async def _call(
@@ -128,14 +126,19 @@ async def chromium() -> AsyncIterator[Page]:
     """A fresh headless Chromium (own profile directory) with one tab, closed afterwards."""
     binary = chromium_binary()
     with tempfile.TemporaryDirectory(prefix="pm-chromium-") as profile:
-        process = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        process = await asyncio.create_subprocess_exec(
+            binary,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "about:blank",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
+        drain: asyncio.Task[None] | None = None
         try:
-            address = await asyncio.to_thread(_devtools_address, process)
+            address = await asyncio.wait_for(_devtools_address(process), 30)
+            # Keep reading stderr so chromium never blocks on a full pipe.
+            drain = asyncio.create_task(_drain(process))
             async with (
                 aiohttp.ClientSession() as http,
                 http.ws_connect(address, max_msg_size=0) as ws,
@@ -152,30 +155,28 @@ async def chromium() -> AsyncIterator[Page]:
                 await page.send("Page.enable")
                 yield page
         finally:
-            process.terminate()
+            if process.returncode is None:
+                process.terminate()
             try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
                 process.kill()
-                process.wait()
+                await process.wait()
+            if drain is not None:
+                drain.cancel()
 
 
-def _devtools_address(process: subprocess.Popen[str]) -> str:
+async def _devtools_address(process: asyncio.subprocess.Process) -> str:
     assert process.stderr is not None
     seen = []
-    for line in process.stderr:
+    while line := (await process.stderr.readline()).decode(errors="replace"):
         seen.append(line)
         if line.startswith("DevTools listening on "):
-            # Keep draining stderr so chromium never blocks on a full pipe.
-            threading_drain(process)
             return line.removeprefix("DevTools listening on ").strip()
     raise AssertionError("chromium exited before opening DevTools:\n" + "".join(seen[-20:]))
 
 
-def threading_drain(process: subprocess.Popen[str]) -> None:
-    """Read and drop the rest of chromium's stderr in a background thread."""
-    import threading
-
-    stream = process.stderr
-    assert stream is not None
-    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+async def _drain(process: asyncio.subprocess.Process) -> None:
+    assert process.stderr is not None
+    while await process.stderr.readline():
+        pass
