@@ -548,7 +548,7 @@ def _account_summary(latest: queries.StoredSnapshot) -> str:
         '<table class="summary">'
         f"<tr><th>margin ratio</th><td>{_pct(latest.margin_ratio)}</td>"
         f"<th>exchange ratio</th><td>{_pct(latest.exchange_margin_ratio)}</td>"
-        f"<th>exchange's own</th><td>{_pct(latest.reported_margin_ratio)}</td></tr>"
+        f"<th>exchange ratio (venue's figure)</th><td>{_pct(latest.reported_margin_ratio)}</td></tr>"
         f"<tr><th>equity</th><td>{_num(latest.equity)}</td>"
         f"<th>maintenance margin</th><td>{_num(latest.maintenance_margin)}</td>"
         f"<th>account move to liq.</th><td>{_pct(latest.account_liquidation_move, True)}</td>"
