@@ -210,8 +210,9 @@ class Daemon:
                 )
                 service.observe(self._live)
                 service.set_stream_health(self._live.account_health)
-            dashboard = await self._open_dashboard(settings, adapters, service)
+            dashboard = None
             try:
+                dashboard = await self._open_dashboard(settings, adapters, service)
                 yield service
             finally:
                 if dashboard is not None:
@@ -236,6 +237,7 @@ class Daemon:
             self._current,
             stream_health=live.account_health if live is not None else lambda name: None,
             last_state=service.last_state,
+            poll_trouble=service.poll_trouble,
         )
         await dashboard.start(*address)
         return dashboard

@@ -48,12 +48,14 @@ class WebServer:
         *,
         stream_health: Callable[[str], str | None] = lambda name: None,
         last_state: Callable[[str], AccountState | None] = lambda name: None,
+        poll_trouble: Callable[[str], str | None] = lambda name: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._settings = settings
         self._stream_health = stream_health
         self._last_state = last_state
+        self._poll_trouble = poll_trouble
         self._now = clock
         self._sessions = Sessions(settings().web.session_lifetime)
         self._runner: web.AppRunner | None = None
@@ -76,11 +78,16 @@ class WebServer:
         return app
 
     async def start(self, host: str, port: int) -> None:
-        """Listen on host:port (port 0: any free one, then `self.port`)."""
+        """Listen on host:port (port 0: any free one, then `self.port`); MonitorError naming
+        `web.listen` when that address cannot be bound."""
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise MonitorError(f"web.listen {host}:{port}: {exc.strerror or exc}") from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
@@ -132,6 +139,7 @@ class WebServer:
                     if latest
                     else None,
                     "stream": self._stream_health(name),
+                    "poll_error": self._poll_trouble(name),
                 }
             )
         return rows
@@ -169,7 +177,8 @@ class WebServer:
             body.append(
                 "<table><thead><tr><th>account</th><th>margin ratio</th>"
                 "<th>exchange ratio</th><th>account move to liq.</th><th>nearest liq.</th>"
-                "<th>equity</th><th>firing</th><th>data age</th><th>marks</th></tr></thead><tbody>"
+                "<th>equity</th><th>firing</th><th>data age</th><th>marks</th><th>polls</th></tr>"
+                "</thead><tbody>"
             )
             for row in rows:
                 nearest = row["nearest_liquidation"]
@@ -190,7 +199,8 @@ class WebServer:
                     f"<td>{_num(row['equity'])}</td>"
                     f'<td class="firing">{firing or "none"}</td>'
                     f"<td>{'-' if age is None else format_duration(timedelta(seconds=age))}</td>"
-                    f"<td>{escape(row['stream'] or 'polling')}</td></tr>"
+                    f"<td>{escape(row['stream'] or 'polling')}</td>"
+                    f'<td class="error">{escape(row["poll_error"] or "")}</td></tr>'
                 )
             body.append("</tbody></table>")
         body.append(
