@@ -7,6 +7,7 @@ no login; silences (the only action) need a login, a CSRF token, and expire with
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -63,7 +64,7 @@ class WebServer:
 
     def app(self) -> web.Application:
         """The aiohttp application (routes only; `start` serves it)."""
-        app = web.Application(middlewares=[self._errors])
+        app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._overview)
         app.router.add_get("/accounts/{name}", self._account)
         app.router.add_get("/alerts", self._alerts)
@@ -464,7 +465,19 @@ class WebServer:
     # -- frame -------------------------------------------------------------------------------
 
     @web.middleware
-    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (
+            not from_loopback(request.remote)
+            and request.path != "/login"
+            and self._session(request) is None
+        ):
+            # Beyond this machine (a password is then configured) even reads need a login.
+            if request.path.startswith("/api/"):
+                raise web.HTTPUnauthorized(
+                    text=json.dumps({"error": "log in first: POST /login with password"}),
+                    content_type="application/json",
+                )
+            raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
         try:
             return await handler(request)
         except MonitorError as exc:
@@ -490,6 +503,16 @@ class WebServer:
             f'<main id="main">{body}</main><script>{_LIVE_JS}</script></body></html>'
         )
         return web.Response(text=html, content_type="text/html")
+
+
+def from_loopback(remote: str | None) -> bool:
+    """Whether a request came from this machine (reads need no login then)."""
+    if remote is None:
+        return False
+    try:
+        return ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _json(data: Any) -> web.Response:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from monitor.web.auth import Sessions, hash_password, password_matches
+from monitor.web.server import from_loopback
 
 HASH = hash_password("correct horse battery")
 
@@ -85,3 +86,22 @@ def test_sessions_expire() -> None:
     assert sessions.find("guessed", start) is None
     sessions.close(session.token)
     assert sessions.find(session.token, start) is None
+
+
+@pytest.mark.parametrize(
+    ("remote", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.3.2.1", True),
+        ("::1", True),
+        ("192.168.1.20", False),
+        ("fe80::1%eth0", False),
+        ("::ffff:10.0.0.1", False),
+        (None, False),
+        ("garbage", False),
+    ],
+)
+def test_reads_need_a_login_unless_they_come_from_this_machine(
+    remote: str | None, loopback: bool
+) -> None:
+    assert from_loopback(remote) is loopback
