@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -268,17 +269,19 @@ class WebServer:
 
     async def _charts(self, name: str, start: datetime, since_text: str) -> str:
         now = self._now()
-        span = (now - start).total_seconds()
-        # Buckets of whole minutes once raw points would be too many to draw.
-        every = None if span <= 2 * 3600 else max(60, int(span / MAX_POINTS) // 60 * 60)
-        points = await queries.account_history(self._store, name, start, now, every)
         settings = self._settings()
         interval = 60.0
         if name in settings.accounts:
             interval = settings.accounts[name].poll_interval.total_seconds()
             if settings.streams.enabled:
                 interval = max(interval, settings.streams.reconcile_interval.total_seconds())
-        gap = timedelta(seconds=max(3 * interval, 3 * (every or 0)))
+        span = (now - start).total_seconds()
+        # Whole-minute buckets (lowest ratio of each) once raw points would be too many to draw.
+        every = None
+        if span / interval > MAX_POINTS:
+            every = max(60, math.ceil(span / MAX_POINTS / 60) * 60)
+        points = await queries.account_history(self._store, name, start, now, every)
+        gap = timedelta(seconds=3 * max(interval, every or 0))
         events = await queries.alert_history(self._store, start, name)
         markers = [
             (e["at"], f"{e['rule']} {e['severity']} {e['kind']}")
