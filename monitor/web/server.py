@@ -286,7 +286,8 @@ class WebServer:
         markers = [
             (e["at"], f"{e['rule']} {e['severity']} {e['kind']}")
             for e in events
-            if e["kind"] == "firing"
+            # The moments risk rose; repeats and resolutions would clutter the chart.
+            if e["kind"] in ("firing", "escalated")
         ]
         alerts = settings.alerts
         if name in settings.accounts:
@@ -300,7 +301,7 @@ class WebServer:
         windows = " ".join(f'<a href="?since={w}">{w}</a>' for w in ("15m", "1h", "6h", "1d", "7d"))
         return (
             f"<h2>History since {escape(since_text)}</h2><p>{windows}</p>"
-            "<h3>Margin ratio (lowest per point) with alert levels</h3>"
+            "<h3>Margin ratio (lowest per point) with alert levels and firings</h3>"
             + line_chart(
                 [(p.at, p.margin_ratio_min) for p in points],
                 label="margin ratio",
