@@ -281,7 +281,9 @@ class WebServer:
         if span / interval > MAX_POINTS:
             every = max(60, math.ceil(span / MAX_POINTS / 60) * 60)
         points = await queries.account_history(self._store, name, start, now, every)
-        gap = timedelta(seconds=3 * max(interval, every or 0))
+        # A gap: more than three polls missing (as `status` calls data stale), but at least 30 s
+        # so that a busy machine's late polls of a 1 s account do not break the line.
+        gap = timedelta(seconds=max(3 * interval, 3 * (every or 0), 30))
         events = await queries.alert_history(self._store, start, name)
         markers = [
             (e["at"], f"{e['rule']} {e['severity']} {e['kind']}")

@@ -98,10 +98,12 @@ async def test_the_dashboard_shows_alerts_live_and_a_silence_made_there_mutes_th
 
             # The account page draws its margin-ratio history with the alert levels.
             await page.goto(f"{base}/accounts/main?since=15m")
+            # Points drawn: polyline vertices plus lone dots (a point with gaps on both sides).
             points = await page.wait_for(
                 "Array.from(document.querySelectorAll('svg.chart polyline'))"
                 ".map(p => p.getAttribute('points').split(' ').length)"
-                ".reduce((a, b) => a + b, 0)",
+                ".reduce((a, b) => a + b, 0)"
+                " + document.querySelectorAll('svg.chart circle').length",
                 10,
             )
             assert points >= 2
