@@ -645,7 +645,8 @@ _CSS = """
 body{font:14px system-ui,sans-serif;margin:0;color:#222}nav{background:#1f2d3d;padding:8px 16px}
 nav a,nav span{color:#fff;margin-right:12px}nav .user{float:right}nav button{font-size:12px}
 main{padding:8px 16px}table{border-collapse:collapse;margin:8px 0}
-th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f4f6f8}
+th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#f4f6f8}td.firing{white-space:normal}.badge{white-space:nowrap;display:inline-block;margin:1px}
 td:first-child,th:first-child{text-align:left}.badge{padding:1px 6px;border-radius:8px;color:#fff}
 .warning{background:#d08a00}.critical{background:#c0392b}.emergency{background:#7d0000}
 tr.warning,tr.critical,tr.emergency{background:none}.error{color:#c0392b}

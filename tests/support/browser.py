@@ -87,7 +87,9 @@ class Page:
 
     async def screenshot(self, path: Path) -> None:
         """Save the whole page as PNG."""
-        height = await self.evaluate("document.documentElement.scrollHeight")
+        # The previous page's size would otherwise stay as the floor of this one's.
+        await self.send("Emulation.clearDeviceMetricsOverride")
+        height = await self.evaluate("document.body.scrollHeight + 16")
         await self.send(
             "Emulation.setDeviceMetricsOverride",
             width=1200,
