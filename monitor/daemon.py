@@ -30,6 +30,7 @@ from monitor.metrics import Metrics
 from monitor.ports import ExchangeClient
 from monitor.scheduling import Scheduler
 from monitor.service import CycleObserver, CycleReport, PollService, WatchedAccount
+from monitor.web.server import WebServer
 from monitor.wiring import Adapters
 
 log = logging.getLogger(__name__)
@@ -209,9 +210,13 @@ class Daemon:
                 )
                 service.observe(self._live)
                 service.set_stream_health(self._live.account_health)
+            dashboard = None
             try:
+                dashboard = await self._open_dashboard(settings, adapters, service)
                 yield service
             finally:
+                if dashboard is not None:
+                    await dashboard.stop()
                 held = service.held_at_exit()
                 if held:
                     log.error(
@@ -219,6 +224,23 @@ class Daemon:
                         held,
                     )
                 self._metrics.close()
+
+    async def _open_dashboard(
+        self, settings: Settings, adapters: Adapters, service: PollService
+    ) -> WebServer | None:
+        address = settings.web.address()
+        if address is None:
+            return None
+        live = self._live
+        dashboard = WebServer(
+            adapters.store,
+            self._current,
+            stream_health=live.account_health if live is not None else lambda name: None,
+            last_state=service.last_state,
+            poll_trouble=service.poll_trouble,
+        )
+        await dashboard.start(*address)
+        return dashboard
 
     async def _start_accounts(self, settings: Settings) -> None:
         board = self._adapters.leases
@@ -526,7 +548,7 @@ def cycles_are_finishing(
 
 def _restart_needed(old: Settings, new: Settings) -> list[str]:
     sections = []
-    for name in ("database", "metrics", "notify", "state_dir", "streams"):
+    for name in ("database", "metrics", "notify", "state_dir", "streams", "web"):
         if getattr(old, name, None) != getattr(new, name, None):
             sections.append(name)
     return sections

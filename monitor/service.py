@@ -240,6 +240,18 @@ class PollService:
         """Where each report learns how its account's marks arrive."""
         self._stream_health = health
 
+    def poll_trouble(self, name: str) -> str | None:
+        """Why the account's polls fail ("3 failures: <error>"); None while they succeed."""
+        runtime = self._accounts.get(name)
+        if runtime is None or not runtime.failures:
+            return None
+        return f"{runtime.failures} failure(s): {runtime.last_error}"
+
+    def last_state(self, name: str) -> AccountState | None:
+        """The account's last fetched state (what-if shocks start from it); None before one."""
+        runtime = self._accounts.get(name)
+        return None if runtime is None else runtime.last_state
+
     @property
     def accounts(self) -> dict[str, WatchedAccount]:
         """The watched accounts by name."""

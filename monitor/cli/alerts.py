@@ -48,99 +48,6 @@ SILENCE_COLUMNS = ("id", "account", "until", "remaining", "created_at", "reason"
 MAX_ID = 2**63 - 1
 
 
-async def _known_account(store: SqlStore, account: str) -> bool:
-    from sqlalchemy import select
-
-    from monitor.storage.models import Account
-
-    async with store.reading("reading accounts") as conn:
-        return await conn.scalar(select(Account.id).where(Account.name == account)) is not None
-
-
-async def alert_history(
-    store: SqlStore, since: datetime, account: str | None
-) -> list[dict[str, Any]]:
-    """The alert events since `since` (of `account`, else every account), oldest first, each
-    with its deliveries."""
-    from sqlalchemy import select
-
-    from monitor.storage.models import Account, AlertEvent, Outbox
-
-    if account is not None and not await _known_account(store, account):
-        raise InvalidInput("--account", f"no stored data for account {account!r}")
-    async with store.reading("reading the alert history") as conn:
-        query = (
-            select(
-                AlertEvent.at,
-                Account.name,
-                AlertEvent.rule_key,
-                AlertEvent.severity,
-                AlertEvent.kind,
-                AlertEvent.title,
-                AlertEvent.text,
-                AlertEvent.facts,
-            )
-            .join(Account, Account.id == AlertEvent.account_id)
-            .where(AlertEvent.at >= since)
-            .order_by(AlertEvent.at, AlertEvent.id)
-        )
-        if account is not None:
-            query = query.where(Account.name == account)
-        events = (await conn.execute(query)).all()
-        ids = sorted({str(e.facts["notification_id"]) for e in events if _notification_id(e.facts)})
-        deliveries: dict[str, list[dict[str, Any]]] = {}
-        for chunk in range(0, len(ids), 500):
-            rows = await conn.execute(
-                select(
-                    Outbox.notification_id,
-                    Outbox.sink,
-                    Outbox.attempts,
-                    Outbox.delivered_at,
-                    Outbox.dead,
-                    Outbox.last_error,
-                )
-                .where(Outbox.notification_id.in_(ids[chunk : chunk + 500]))
-                .order_by(Outbox.sink)
-            )
-            for row in rows:
-                deliveries.setdefault(row.notification_id, []).append(
-                    {
-                        "sink": row.sink,
-                        "state": _delivery_state(row.delivered_at, row.dead),
-                        "attempts": row.attempts,
-                        "delivered_at": row.delivered_at,
-                        "last_error": row.last_error,
-                    }
-                )
-    return [
-        {
-            "at": e.at,
-            "account": e.name,
-            "rule": e.rule_key,
-            "severity": e.severity,
-            "kind": e.kind,
-            "title": e.title,
-            "text": e.text,
-            "suppressed": (e.facts or {}).get("suppressed"),
-            "notification_id": _notification_id(e.facts),
-            "deliveries": deliveries.get(_notification_id(e.facts) or "", []),
-            "facts": e.facts,
-        }
-        for e in events
-    ]
-
-
-def _notification_id(facts: Any) -> str | None:
-    value = facts.get("notification_id") if isinstance(facts, dict) else None
-    return str(value) if value else None
-
-
-def _delivery_state(delivered_at: datetime | None, dead: bool) -> str:
-    if delivered_at is not None:
-        return "delivered"
-    return "dead" if dead else "pending"
-
-
 def _deliveries_text(deliveries: Sequence[dict[str, Any]]) -> str:
     parts = []
     for d in deliveries:
@@ -211,7 +118,9 @@ def alerts(
             "portfolio-monitor status"
         )
         return
-    rows = run_on_store(url, lambda store: alert_history(store, start, account))
+    from monitor.storage import queries
+
+    rows = run_on_store(url, lambda store: queries.alert_history(store, start, account))
     if fmt is Format.JSON:
         print_json(rows)
         return
@@ -264,7 +173,9 @@ async def _add_silence(
     settings: Settings | None,
     now: datetime,
 ) -> SilenceInfo:
-    if not await _known_account(store, account):
+    from monitor.storage import queries
+
+    if not await queries.known_account(store, account):
         if settings is None or account not in settings.accounts:
             known = ", ".join(settings.accounts) if settings else "see --config"
             raise InvalidInput(

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -24,9 +25,16 @@ from monitor.daemon import Daemon, DaemonOptions
 from monitor.simulator.server import AccountInfo, SimulatorServer
 
 POLL_INTERVAL = "1s"
+# The dashboard's port; a free one is taken when this one is busy.
+DEMO_WEB_PORT = 8080
 
 
-def demo_config(base_url: str, accounts: Mapping[str, AccountInfo], state_dir: Path) -> str:
+def demo_config(
+    base_url: str,
+    accounts: Mapping[str, AccountInfo],
+    state_dir: Path,
+    web_port: int = DEMO_WEB_PORT,
+) -> str:
     """The daemon configuration watching every margin pool of the simulator's accounts."""
     lines = [
         f"state_dir = {json.dumps(str(state_dir))}",
@@ -56,6 +64,10 @@ def demo_config(base_url: str, accounts: Mapping[str, AccountInfo], state_dir: P
         "# `history` has a point every 2 s (the default is a minute).",
         "[streams]",
         'reconcile_interval = "2s"',
+        "",
+        "# The dashboard, on loopback only (read-only without a password_hash).",
+        "[web]",
+        f"listen = {json.dumps(f'127.0.0.1:{web_port}')}",
     ]
     for name, account in sorted(accounts.items()):
         for venue, asset in account.pools:
@@ -82,7 +94,10 @@ async def run_demo(*, duration: float, state_dir: Path | None, live: bool) -> No
     view = LiveView(log_lines=not live)
     async with SimulatorServer("demo", port=0) as sim:
         config_path = directory / "config.toml"
-        config_path.write_text(demo_config(sim.base_url, sim.accounts, directory))
+        web_port = _free_port(DEMO_WEB_PORT)
+        config_path.write_text(demo_config(sim.base_url, sim.accounts, directory, web_port))
+        sys.stdout.write(f"Dashboard: http://127.0.0.1:{web_port}/\n")
+        sys.stdout.flush()
         daemon = Daemon(DaemonOptions(config_path=config_path, stop_grace=3), [view])
         running = asyncio.create_task(daemon.run(), name="daemon")
         deadline = time.monotonic() + duration
@@ -94,7 +109,8 @@ async def run_demo(*, duration: float, state_dir: Path | None, live: bool) -> No
                     elapsed = time.monotonic() - started
                     return (
                         f"portfolio-monitor demo: {elapsed:.0f}/{duration:.0f} s, simulator "
-                        f"{sim.base_url}, database {directory / 'monitor.db'} (Ctrl-C stops)"
+                        f"{sim.base_url}, dashboard http://127.0.0.1:{web_port}/, "
+                        f"database {directory / 'monitor.db'} (Ctrl-C stops)"
                     )
 
                 with Live(
@@ -110,6 +126,18 @@ async def run_demo(*, duration: float, state_dir: Path | None, live: bool) -> No
             daemon.stop()
             await running
     _epilogue(directory, config_path, view)
+
+
+def _free_port(preferred: int) -> int:
+    """`preferred` when nothing listens there, else a port the kernel says is free."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free port for the dashboard")
 
 
 def _epilogue(directory: Path, config_path: Path, view: LiveView) -> None:

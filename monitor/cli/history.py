@@ -108,21 +108,6 @@ async def _accounts(store: SqlStore, account: str | None) -> list[str]:
     return [info.name for info in await queries.accounts(store)]
 
 
-ACCOUNT_COLUMNS = (
-    "account",
-    "at",
-    "samples",
-    "equity",
-    "wallet_balance",
-    "maintenance_margin",
-    "margin_ratio",
-    "margin_ratio_min",
-    "margin_ratio_max",
-    "exchange_margin_ratio",
-    "exchange_margin_ratio_max",
-    "account_liquidation_move",
-    "min_distance",
-)
 POSITION_COLUMNS = (
     "account",
     "at",
@@ -198,7 +183,8 @@ def history(
         if chosen is Format.JSON:
             print_json([])
         return
-    columns = POSITION_COLUMNS if symbol else ACCOUNT_COLUMNS
+
+    columns = POSITION_COLUMNS if symbol else queries.ACCOUNT_COLUMNS
     if chosen is Format.JSON:
         _print_json_lines([{c: row.get(c) for c in columns} for row in rows])
     elif chosen is Format.CSV:
@@ -771,7 +757,6 @@ def plot(
         }
         return points, infos
 
-    from monitor.cli.alerts import alert_history
     from monitor.cli.chart import AlertMark, Series
 
     read_points, infos = run_on_store(url, read)
@@ -788,7 +773,7 @@ def plot(
     if not series:
         err(f"no snapshots between {stamp(start)} and {stamp(end)} UTC: nothing to plot")
         raise typer.Exit(EXIT_FAILURE)
-    events = run_on_store(url, lambda store: alert_history(store, start, account))
+    events = run_on_store(url, lambda store: queries.alert_history(store, start, account))
     marks = [
         AlertMark(e["account"], e["at"], e["severity"])
         for e in events

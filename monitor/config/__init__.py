@@ -28,6 +28,7 @@ from monitor.config.database import DatabaseSettings, without_password
 from monitor.config.metrics import MetricsSettings
 from monitor.config.notify import NotifySettings
 from monitor.config.streams import StreamsSettings
+from monitor.config.web import WebSettings
 from monitor.domain.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/portfolio-monitor/config.toml")
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     alerts: AlertsSettings = AlertsSettings()
     streams: StreamsSettings = StreamsSettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("accounts", mode="before")
     @classmethod

@@ -25,7 +25,9 @@ from monitor.storage.models import (
     Account,
     AccountRollup,
     AccountSnapshot,
+    AlertEvent,
     AlertState,
+    Outbox,
     PositionLeg,
     PositionRollup,
     PositionSnapshot,
@@ -529,3 +531,111 @@ def _firing_since(state: dict[str, Any], updated_at: datetime) -> datetime:
         return datetime.fromisoformat(state["started_at"]).astimezone(UTC)
     except (KeyError, TypeError, ValueError):
         return updated_at
+
+
+async def known_account(store: SqlStore, account: str) -> bool:
+    """Whether the database holds an account of this name."""
+    async with store.reading("reading accounts") as conn:
+        return await conn.scalar(select(Account.id).where(Account.name == account)) is not None
+
+
+async def alert_history(
+    store: SqlStore, since: datetime, account: str | None = None
+) -> list[dict[str, Any]]:
+    """Alert events since `since`, oldest first, each with its per-sink deliveries (the rows
+    `alerts --format json` prints and the web API serves)."""
+    if account is not None and not await known_account(store, account):
+        raise InvalidInput("--account", f"no stored data for account {account!r}")
+    async with store.reading("reading the alert history") as conn:
+        query = (
+            select(
+                AlertEvent.at,
+                Account.name,
+                AlertEvent.rule_key,
+                AlertEvent.severity,
+                AlertEvent.kind,
+                AlertEvent.title,
+                AlertEvent.text,
+                AlertEvent.facts,
+            )
+            .join(Account, Account.id == AlertEvent.account_id)
+            .where(AlertEvent.at >= since)
+            .order_by(AlertEvent.at, AlertEvent.id)
+        )
+        if account is not None:
+            query = query.where(Account.name == account)
+        events = (await conn.execute(query)).all()
+        ids = sorted({str(e.facts["notification_id"]) for e in events if _notification_id(e.facts)})
+        deliveries: dict[str, list[dict[str, Any]]] = {}
+        for chunk in range(0, len(ids), 500):
+            rows = await conn.execute(
+                select(
+                    Outbox.notification_id,
+                    Outbox.sink,
+                    Outbox.attempts,
+                    Outbox.delivered_at,
+                    Outbox.dead,
+                    Outbox.last_error,
+                )
+                .where(Outbox.notification_id.in_(ids[chunk : chunk + 500]))
+                .order_by(Outbox.sink)
+            )
+            for row in rows:
+                deliveries.setdefault(row.notification_id, []).append(
+                    {
+                        "sink": row.sink,
+                        "state": _delivery_state(row.delivered_at, row.dead),
+                        "attempts": row.attempts,
+                        "delivered_at": row.delivered_at,
+                        "last_error": row.last_error,
+                    }
+                )
+    return [
+        {
+            "at": e.at,
+            "account": e.name,
+            "rule": e.rule_key,
+            "severity": e.severity,
+            "kind": e.kind,
+            "title": e.title,
+            "text": e.text,
+            "suppressed": (e.facts or {}).get("suppressed"),
+            "notification_id": _notification_id(e.facts),
+            "deliveries": deliveries.get(_notification_id(e.facts) or "", []),
+            "facts": e.facts,
+        }
+        for e in events
+    ]
+
+
+def _notification_id(facts: Any) -> str | None:
+    value = facts.get("notification_id") if isinstance(facts, dict) else None
+    return str(value) if value else None
+
+
+def _delivery_state(delivered_at: datetime | None, dead: bool) -> str:
+    if delivered_at is not None:
+        return "delivered"
+    return "dead" if dead else "pending"
+
+
+ACCOUNT_COLUMNS = (
+    "account",
+    "at",
+    "samples",
+    "equity",
+    "wallet_balance",
+    "maintenance_margin",
+    "margin_ratio",
+    "margin_ratio_min",
+    "margin_ratio_max",
+    "exchange_margin_ratio",
+    "exchange_margin_ratio_max",
+    "account_liquidation_move",
+    "min_distance",
+)
+
+
+def account_row(account: str, point: AccountPoint) -> dict[str, Any]:
+    """One account history point as `history --format json` prints it."""
+    return {"account": account, **{name: getattr(point, name) for name in ACCOUNT_COLUMNS[1:]}}

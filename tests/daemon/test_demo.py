@@ -27,6 +27,9 @@ def test_short_demo_stores_snapshots_and_prints_next_steps(tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Database: {state / 'monitor.db'}" in result.stdout
+    # The dashboard is on, and its address is the first thing printed.
+    assert result.stdout.startswith("Dashboard: http://127.0.0.1:")
+    assert "monitor.web.server: dashboard on http://127.0.0.1:" in result.stderr
     for command in ("status", "history", "alerts"):
         assert f"portfolio-monitor {command}" in result.stdout
     # The suggested commands run as printed (the command path works even when .venv/bin is not on PATH).
