@@ -158,9 +158,10 @@ class AccountEventStream:
         for url, client in list(self._exchange.clients.items()):
             if not url.startswith("ws"):
                 continue  # ccxt's bookkeeping of listenKey requests, not a connection
-            future = getattr(client, "connected", None)
-            opened = future is not None and future.done() and not future.cancelled()
-            if opened and future.exception() is None:
+            future: Any = getattr(client, "connected", None)
+            if future is None or not future.done() or future.cancelled():
+                continue
+            if future.exception() is None:
                 return True
         return False
 
