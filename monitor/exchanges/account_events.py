@@ -158,10 +158,12 @@ class AccountEventStream:
         for url, client in list(self._exchange.clients.items()):
             if not url.startswith("ws"):
                 continue  # ccxt's bookkeeping of listenKey requests, not a connection
-            future: Any = getattr(client, "connected", None)
-            if future is None or not future.done() or future.cancelled():
+            if not _resolved(getattr(client, "connected", None)):
                 continue
-            if future.exception() is None:
+            # Bybit: open is not enough, the `auth` op must have been accepted (ccxt keeps
+            # that future resolved on the connection; a refusal removes it and fails the
+            # watchers).
+            if self._venue.exchange != "bybit" or _resolved(client.futures.get("authenticated")):
                 return True
         return False
 
@@ -178,9 +180,16 @@ class AccountEventStream:
                 bucket["lastAuthenticatedTime"] = 0
 
     def _redact(self, text: str) -> str:
-        keys = []
+        keys = [str(self._exchange.apiKey or ""), str(self._exchange.secret or "")]
         for kind in ("linear", "inverse"):
             bucket = self._exchange.options.get(kind)
             if isinstance(bucket, dict) and isinstance(bucket.get("listenKey"), str):
                 keys.append(bucket["listenKey"])
         return redact(text, tuple(keys))
+
+
+def _resolved(future: Any) -> bool:
+    """Whether a ccxt future has completed without an error."""
+    if future is None or not future.done() or future.cancelled():
+        return False
+    return future.exception() is None

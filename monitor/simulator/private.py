@@ -304,8 +304,14 @@ class PrivateStreams:
         elif op == "auth":
             account = self._bybit_auth(args)
             if account is None:
+                # Bybit echoes the request of a failed auth (clients tell it by `request.op`).
                 await connection.socket.send_json(
-                    reply | {"success": False, "ret_msg": "Request not authorized"}
+                    reply
+                    | {
+                        "success": False,
+                        "ret_msg": "error:USVC1111",
+                        "request": {"op": "auth", "args": args},
+                    }
                 )
                 return
             connection.account = account

@@ -118,3 +118,25 @@ def test_listen_keys_are_cut_out_of_texts() -> None:
     text = f"closed: ws://h/private/ws?listenKey={key} and ws://h/ws/{key}"
     assert key not in redact(text)
     assert redact("short abc", ("abc",)) == "short ***"
+
+
+async def test_a_refused_key_is_down_without_the_key_in_the_reason(
+    simulator: SimulatorServer, hub: ExchangeHub
+) -> None:
+    settings = _settings(simulator, Venue.BYBIT_LINEAR).model_copy(
+        update={"api_secret": SecretStr("wrong-secret")}
+    )
+    stream = hub.account_stream("main", settings)
+    seen = Seen()
+    task = asyncio.create_task(stream.run(seen))
+    try:
+        await wait_until(lambda: seen.states, 5, "the stream down")
+        up, reason = seen.states[0]
+        assert not up
+        assert "rejected the API key" in reason
+        assert simulator.accounts["bybit-cross"].api_key not in reason
+        assert "wrong-secret" not in reason
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.close()
