@@ -58,8 +58,9 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
 class AccountEventStream:
     """The private stream of one account (an `AccountStream`).
 
-    `exchange` is a ccxt.pro instance holding the account's keys (its URLs already pointed at a
-    local `base_url`); `markets` returns an instance holding the venue's market list (shared
+    `new_exchange` makes a ccxt.pro instance holding the account's keys (its URLs already
+    pointed at a local `base_url`), one per connection: ccxt schedules the listenKey keepalive
+    on its instance, and a fresh one leaves no keepalive behind for a dropped key; `markets` returns an instance holding the venue's market list (shared
     with the REST clients, so the stream costs no market download).
     """
 
@@ -67,7 +68,7 @@ class AccountEventStream:
         self,
         account: str,
         venue: Venue,
-        exchange: Any,
+        new_exchange: Callable[[], Any],
         markets: Callable[[], Awaitable[Any]],
         *,
         reconnect: RetryPolicy = RECONNECT,
@@ -75,7 +76,8 @@ class AccountEventStream:
     ) -> None:
         self._account = account
         self._venue = venue
-        self._exchange = exchange
+        self._new_exchange = new_exchange
+        self._exchange = new_exchange()
         self._markets = markets
         self._reconnect = reconnect
         self._connect_timeout = connect_timeout
@@ -168,16 +170,12 @@ class AccountEventStream:
         return False
 
     async def _drop(self) -> None:
-        """Close the connection and forget the listenKey, so the next session asks for one
-        (the venue returns the active key, or a new one once it lapsed)."""
+        """Close the connection; the next session starts on a fresh instance, which asks for
+        a listenKey (the venue returns the active key, or a new one once it lapsed)."""
         with contextlib.suppress(Exception):
             await self._exchange.close()
         self._exchange.clients = {}
-        for kind in ("linear", "inverse"):
-            bucket = self._exchange.options.get(kind)
-            if isinstance(bucket, dict):
-                bucket["listenKey"] = None
-                bucket["lastAuthenticatedTime"] = 0
+        self._exchange = self._new_exchange()
 
     def _redact(self, text: str) -> str:
         keys = [str(self._exchange.apiKey or ""), str(self._exchange.secret or "")]

@@ -244,8 +244,12 @@ class ExchangeHub:
                 "enableUnifiedMargin": False,
                 "unifiedMarginStatus": 6,
             }
-        exchange = self._pro_instance(settings.venue, endpoint, credentials, options)
-        return AccountEventStream(name, settings.venue, exchange, shared.get)
+        return AccountEventStream(
+            name,
+            settings.venue,
+            lambda: self._pro_instance(settings.venue, endpoint, credentials, options),
+            shared.get,
+        )
 
     def _pro_instance(
         self,
