@@ -73,12 +73,12 @@ class _Events:
     refresh: asyncio.Task[None] | None = None
     last: float = -float("inf")  # monotonic time of the last refresh asked
     dirty: bool = False
-    events: int = 0  # events seen (tests and logs)
 
 
 class LiveMarks:
     """Runs the mark streams and the recomputes they cause; also a `CycleObserver` (it learns
-    the held symbols from every fetch) and the `MarkListener` of its streams."""
+    the held symbols from every fetch), the `MarkListener` of its mark streams and the
+    `AccountEventListener` of the accounts' private streams (whose events refresh them)."""
 
     def __init__(
         self,
@@ -264,7 +264,6 @@ class LiveMarks:
         events = self._events.get(account)
         if events is None:
             return
-        events.events += 1
         log.debug("account=%s %s event: refreshing over REST", account, what)
         if events.refresh is not None and not events.refresh.done():
             events.dirty = True
