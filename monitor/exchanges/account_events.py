@@ -2,8 +2,8 @@
 changed on the account between REST fetches (a fill, a transfer, funding, a margin change).
 
 Binance USDⓈ-M / COIN-M: the user-data stream (ccxt.pro's `watch_balance` and `watch_orders`:
-a listenKey from `POST /fapi|dapi/v1/listenKey`, renewed by ccxt every 20 minutes with a PUT,
-well inside the venue's 60 minutes; `ACCOUNT_UPDATE` and `ORDER_TRADE_UPDATE` events). Bybit:
+a listenKey from `POST /fapi|dapi/v1/listenKey`, renewed here with a PUT every 30 minutes,
+well inside the venue's 60; `ACCOUNT_UPDATE` and `ORDER_TRADE_UPDATE` events). Bybit:
 the v5 private websocket (`watch_positions` and `watch_balance`: the `position` and `wallet`
 topics after an `auth` op). The events carry no marks nor liquidation prices, so they only say
 "refresh this account now"; what is read comes from the REST fetch.
@@ -45,6 +45,11 @@ QUIET_OPTIONS: dict[str, Any] = {
 _LISTEN_KEY = re.compile(r"(listenKey=|/ws/)[A-Za-z0-9_-]{20,}")
 # How long a connection may take to open before the stream counts as down.
 CONNECT_SECONDS = 10.0
+# Binance drops a listenKey 60 minutes after its last POST/PUT. ccxt.pro schedules one PUT 20
+# minutes after authenticating, but its re-scheduling looks for subscriptions in a dict view
+# of its connection objects and finds none (ccxt 4.5), so a quiet account's key would lapse
+# after 80 minutes: the stream renews it itself, every 30 minutes.
+KEEPALIVE_SECONDS = 30 * 60.0
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -73,6 +78,7 @@ class AccountEventStream:
         *,
         reconnect: RetryPolicy = RECONNECT,
         connect_timeout: float = CONNECT_SECONDS,
+        keepalive: float = KEEPALIVE_SECONDS,
     ) -> None:
         self._account = account
         self._venue = venue
@@ -81,6 +87,7 @@ class AccountEventStream:
         self._markets = markets
         self._reconnect = reconnect
         self._connect_timeout = connect_timeout
+        self._keepalive = keepalive
 
     @property
     def account(self) -> str:
@@ -130,6 +137,8 @@ class AccountEventStream:
         try:
             await self._until_connected(tasks)
             connected()
+            if self._venue.exchange == "binance":
+                tasks[asyncio.ensure_future(self._keep_alive())] = "keepalive"
             while True:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -141,6 +150,19 @@ class AccountEventStream:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _keep_alive(self) -> None:
+        """Renew the listenKey (PUT) until it fails: -1125 "This listenKey does not exist."
+        ends the session, and the next one asks for a key again."""
+        exchange = self._exchange
+        renew = (
+            exchange.fapiPrivatePutListenKey
+            if self._venue is Venue.BINANCE_USDM
+            else exchange.dapiPrivatePutListenKey
+        )
+        while True:
+            await asyncio.sleep(self._keepalive)
+            await renew()
 
     async def _until_connected(self, tasks: dict[asyncio.Future[Any], str]) -> None:
         """Wait for the websocket to open (a watcher failing first raises its error)."""

@@ -79,8 +79,9 @@ class PrivateStreams:
         self._expiry: asyncio.Task[None] | None = None
         self.listen_key_validity = LISTEN_KEY_VALIDITY
         self.mode = "on"
-        # Events pushed so far (tests read it).
+        # Events pushed so far, and listenKey keepalives (PUT) answered (tests read them).
         self.pushed = 0
+        self.keepalives = 0
 
     @property
     def connections(self) -> int:
@@ -172,6 +173,8 @@ class PrivateStreams:
             return web.json_response({})
         if request.method == "PUT" and active is None:
             return _binance_error(400, -1125, "This listenKey does not exist.")
+        if request.method == "PUT":
+            self.keepalives += 1
         if active is None:
             active = secrets.token_urlsafe(48)[:64]
             self._keys[active] = _ListenKey(account.name, venue, 0.0)

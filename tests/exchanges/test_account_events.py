@@ -140,3 +140,27 @@ async def test_a_refused_key_is_down_without_the_key_in_the_reason(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await stream.close()
+
+
+async def test_the_listen_key_is_kept_alive(simulator: SimulatorServer, hub: ExchangeHub) -> None:
+    stream = hub.account_stream("main", _settings(simulator, Venue.BINANCE_USDM))
+    # Every 30 minutes in production (the venue drops a key 60 minutes after its last PUT);
+    # ccxt.pro's own renewal happens once, 20 minutes in, and is not rescheduled.
+    stream._keepalive = 0.2
+    seen = Seen()
+    task = asyncio.create_task(stream.run(seen))
+    try:
+        await wait_until(lambda: simulator.private.keepalives >= 3, 5, "three keepalives")
+        assert seen.states == [(True, "streaming")]
+        # A key the venue no longer knows: the PUT fails, the session ends and a new key is
+        # asked for.
+        await simulator.private.expire_listen_keys()
+        await wait_until(
+            lambda: seen.states[-1] == (True, "streaming") and len(seen.states) >= 3,
+            5,
+            "back on a new key",
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.close()
