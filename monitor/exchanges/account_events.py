@@ -47,7 +47,7 @@ _LISTEN_KEY = re.compile(r"(listenKey=|/ws/)[A-Za-z0-9_-]{20,}")
 CONNECT_SECONDS = 10.0
 # Binance drops a listenKey 60 minutes after its last POST/PUT. ccxt.pro schedules one PUT 20
 # minutes after authenticating, but its re-scheduling looks for subscriptions in a dict view
-# of its connection objects and finds none (ccxt 4.5), so a quiet account's key would lapse
+# of its connection objects and finds none (ccxt 4.5.90), so a quiet account's key would lapse
 # after 80 minutes: the stream renews it itself, every 30 minutes.
 KEEPALIVE_SECONDS = 30 * 60.0
 
