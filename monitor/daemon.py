@@ -25,7 +25,7 @@ from monitor.config.database import without_password
 from monitor.config.streams import STREAM_STATUS_FILE
 from monitor.domain.errors import ConfigError, DatabaseInUse, MonitorError, StorageError
 from monitor.leasing import LeaseKeeper
-from monitor.live import LIVE, LiveMarks
+from monitor.live import LiveMarks, is_live
 from monitor.metrics import Metrics
 from monitor.ports import ExchangeClient
 from monitor.scheduling import Scheduler
@@ -317,6 +317,9 @@ class Daemon:
                 account_settings.poll_interval,
                 lambda: hub.mark_stream(account_settings, heartbeat=heartbeat),
             )
+            if settings.streams.account_events:
+                # Fills, transfers, funding: the account is fetched at once, not at reconcile.
+                live.attach_events(name, lambda: hub.account_stream(name, account_settings))
 
         async def poll() -> None:
             # While the marks stream, REST only reconciles positions and balances.
@@ -515,7 +518,7 @@ class StreamBoard:
 
     def update(self, account: str, health: str) -> None:
         """Record `account`'s health ("live" or "polling: <why>") as of now."""
-        self._metrics.stream_live.labels(account).set(1 if health == LIVE else 0)
+        self._metrics.stream_live.labels(account).set(1 if is_live(health) else 0)
         self._health[account] = {"stream": health, "since": datetime.now(UTC).isoformat()}
         self._write()
 

@@ -8,6 +8,12 @@ account per `min_gap`, the first at once), and its alert rules are evaluated on 
 While an account's stream is live, REST only reconciles (every `reconcile`); while it is down,
 silent, or a held symbol has no fresh mark, the account is polled at its own interval again.
 A mark older than `stale_after` is never used: the account then waits for its next poll.
+
+Each account with a private stream (`AccountStream`: Binance's user-data stream, Bybit's private
+topics) is refreshed over REST as soon as that stream tells of a change (a fill, a transfer,
+funding, a margin change): at most one extra fetch per account per `min_gap`. A private stream
+that is down only costs that speed: the account keeps its REST cadence, and its health says
+"(account events: down)".
 """
 
 from __future__ import annotations
@@ -20,12 +26,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from monitor.domain.units import format_duration
-from monitor.ports import Clock, MarkStream, MarkUpdate
+from monitor.ports import AccountStream, Clock, MarkStream, MarkUpdate
 from monitor.service import CycleReport, PollService
 
 log = logging.getLogger(__name__)
 
 LIVE = "live"
+EVENTS_DOWN = "(account events: down)"
+
+
+def is_live(health: str | None) -> bool:
+    """Whether a health text says the account's marks stream (its private stream may be down)."""
+    return health is not None and (health == LIVE or health.startswith(f"{LIVE} "))
 
 
 @dataclass(slots=True)
@@ -51,9 +63,22 @@ class _Follower:
     health: str | None = None  # as last reported (a change is logged once)
 
 
+@dataclass(slots=True)
+class _Events:
+    """One account's private stream and the REST refreshes its events ask for."""
+
+    stream: AccountStream
+    task: asyncio.Task[None] | None = None
+    up: bool | None = None  # None: not connected yet
+    refresh: asyncio.Task[None] | None = None
+    last: float = -float("inf")  # monotonic time of the last refresh asked
+    dirty: bool = False
+
+
 class LiveMarks:
     """Runs the mark streams and the recomputes they cause; also a `CycleObserver` (it learns
-    the held symbols from every fetch) and the `MarkListener` of its streams."""
+    the held symbols from every fetch), the `MarkListener` of its mark streams and the
+    `AccountEventListener` of the accounts' private streams (whose events refresh them)."""
 
     def __init__(
         self,
@@ -74,6 +99,7 @@ class LiveMarks:
         self._streams: dict[str, _Stream] = {}
         self._followers: dict[str, _Follower] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._events: dict[str, _Events] = {}
 
     # --- accounts ----------------------------------------------------------------------------
 
@@ -100,6 +126,7 @@ class LiveMarks:
 
     def detach(self, name: str) -> None:
         """Stop following `name`; a stream no account uses is closed."""
+        self.detach_events(name)
         follower = self._followers.pop(name, None)
         if follower is None:
             return
@@ -115,8 +142,30 @@ class LiveMarks:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
 
+    def attach_events(self, name: str, open_stream: Callable[[], AccountStream]) -> None:
+        """Follow `name`'s private stream (a new one, replacing any it had: its keys may have
+        changed), refreshing the account when it tells of a change."""
+        self.detach_events(name)
+        events = _Events(open_stream())
+        self._events[name] = events
+        events.task = asyncio.create_task(events.stream.run(self), name=f"account:{name}")
+
+    def detach_events(self, name: str) -> None:
+        """Stop following `name`'s private stream."""
+        events = self._events.pop(name, None)
+        if events is None:
+            return
+        for task in (events.task, events.refresh):
+            if task is not None:
+                task.cancel()
+        closing = asyncio.get_running_loop().create_task(events.stream.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
         """Stop every stream and recompute (shutdown)."""
+        for name in list(self._events):
+            self.detach_events(name)
         tasks = [f.task for f in self._followers.values() if f.task is not None]
         tasks += [s.task for s in self._streams.values() if s.task is not None]
         for task in tasks:
@@ -131,8 +180,16 @@ class LiveMarks:
     # --- what the poll schedule asks -----------------------------------------------------------
 
     def account_health(self, name: str) -> str | None:
-        """ "live" while the account's marks stream fresh, else "polling: <why>"; None for an
-        account not following any stream."""
+        """ "live" while the account's marks stream fresh, else "polling: <why>", followed by
+        "(account events: down)" while its private stream is down; None for an account not
+        following any stream."""
+        health = self._mark_health(name)
+        events = self._events.get(name)
+        if health is not None and events is not None and events.up is False:
+            return f"{health} {EVENTS_DOWN}"
+        return health
+
+    def _mark_health(self, name: str) -> str | None:
         follower = self._followers.get(name)
         if follower is None:
             return None
@@ -150,7 +207,7 @@ class LiveMarks:
         """Whether the account's REST fetch should run now: always while its marks do not
         stream, else once the reconciliation interval has passed since the last full fetch."""
         follower = self._followers.get(name)
-        if follower is None or self.account_health(name) != LIVE or follower.rest_at is None:
+        if follower is None or self._mark_health(name) != LIVE or follower.rest_at is None:
             return True
         # A poll tick may come a hair early: within half an interval of due counts as due.
         slack = follower.poll_interval / 2
@@ -199,6 +256,59 @@ class LiveMarks:
         for name, follower in list(self._followers.items()):
             if follower.key == key:
                 self._report_health(name, follower)
+
+    # --- AccountEventListener ------------------------------------------------------------------
+
+    def account_event(self, account: str, what: str) -> None:
+        """The account changed: refresh it over REST now (at most once per `min_gap`)."""
+        events = self._events.get(account)
+        if events is None:
+            return
+        log.debug("account=%s %s event: refreshing over REST", account, what)
+        if events.refresh is not None and not events.refresh.done():
+            events.dirty = True
+            return
+        wait = max(0.0, events.last + self._min_gap - time.monotonic())
+        events.refresh = asyncio.create_task(self._refresh(account, events, wait))
+
+    def account_stream(self, account: str, up: bool, reason: str) -> None:
+        """The account's private stream came up or went down: said once, in the log and in
+        the account's health."""
+        events = self._events.get(account)
+        if events is None or events.up is up:
+            return
+        previous, events.up = events.up, up
+        if up:
+            log.info("account=%s account events stream live: fills refresh it at once", account)
+        elif previous is None:
+            log.warning(
+                "account=%s account events stream unavailable: %s; REST keeps its cadence",
+                account,
+                reason,
+            )
+        else:
+            log.warning(
+                "account=%s account events stream down: %s; REST keeps its cadence",
+                account,
+                reason,
+            )
+        follower = self._followers.get(account)
+        if follower is not None:
+            self._report_health(account, follower)
+
+    async def _refresh(self, name: str, events: _Events, wait: float) -> None:
+        if wait:
+            await asyncio.sleep(wait)
+        while True:
+            events.dirty = False
+            events.last = time.monotonic()
+            try:
+                await self._service.poll(name)
+            except Exception:
+                log.exception("account=%s refresh after an account event failed", name)
+            if not events.dirty:
+                return
+            await asyncio.sleep(max(0.0, events.last + self._min_gap - time.monotonic()))
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -252,13 +362,15 @@ class LiveMarks:
         previous, follower.health = follower.health, health
         # Starting up (connecting, first fetch) is not a fallback; leaving "live" is, once.
         starting = previous is None and ("connecting" in health or "waiting" in health)
-        if health == LIVE:
+        if is_live(health) and is_live(previous):
+            pass  # only the private stream changed: account_stream said so
+        elif is_live(health):
             log.info(
                 "account=%s marks stream live: REST reconciles every %s",
                 name,
                 format_duration(self.reconcile),
             )
-        elif previous == LIVE or (previous is None and not starting):
+        elif is_live(previous) or (previous is None and not starting):
             log.warning(
                 "account=%s %s; polling every %s until it recovers",
                 name,

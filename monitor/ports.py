@@ -290,3 +290,32 @@ class MarkListener(Protocol):
     def health(self, key: str, up: bool, reason: str) -> None:
         """The stream came up, or went down (closed, refused, or silent past its heartbeat)."""
         ...
+
+
+class AccountStream(Protocol):
+    """One account's private stream: it tells of fills, transfers, funding and margin changes."""
+
+    @property
+    def account(self) -> str:
+        """The account it reports on."""
+        ...
+
+    async def run(self, listener: AccountEventListener) -> None:
+        """Connect and report until cancelled; reconnects with back-off by itself."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class AccountEventListener(Protocol):
+    """Told what a private account stream sees."""
+
+    def account_event(self, account: str, what: str) -> None:
+        """The account changed ("balance", "positions", "orders"); must not block."""
+        ...
+
+    def account_stream(self, account: str, up: bool, reason: str) -> None:
+        """The private stream came up, or went down (`reason` holds no credential)."""
+        ...

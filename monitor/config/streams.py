@@ -19,7 +19,10 @@ class StreamsSettings(BaseModel):
     `reconcile_interval`: how often an account is fetched over REST while its marks stream
     (positions and balances); the account's own `poll_interval` applies while they do not.
     `heartbeat_timeout`: a stream that sends nothing for this long counts as down.
-    `stale_after`: a mark older than this is never used as the current price."""
+    `stale_after`: a mark older than this is never used as the current price.
+    `account_events`: follow each account's private stream (Binance user-data stream, Bybit
+    private `position`/`wallet` topics) and refresh the account over REST at once when it tells
+    of a fill, transfer, funding or margin change (on by default; needs `enabled`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -27,6 +30,7 @@ class StreamsSettings(BaseModel):
     reconcile_interval: Duration = timedelta(seconds=60)
     heartbeat_timeout: Duration = timedelta(seconds=10)
     stale_after: Duration = timedelta(seconds=5)
+    account_events: bool = True
 
     @field_validator("reconcile_interval", "heartbeat_timeout", "stale_after")
     @classmethod

@@ -16,6 +16,7 @@ import ccxt.pro
 from monitor.config.accounts import AccountSettings
 from monitor.domain.errors import ExchangeUnavailable, MonitorError
 from monitor.domain.model import Venue
+from monitor.exchanges.account_events import QUIET_OPTIONS, AccountEventStream
 from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.bybit import BybitClient
@@ -217,11 +218,52 @@ class ExchangeHub:
         runs); the caller keeps one per `mark_stream_key` and closes it."""
         endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
         shared = self._shared(endpoint, settings.venue)
-        options: dict[str, Any] = {"fetchCurrencies": False}
+        exchange = self._pro_instance(settings.venue, endpoint, {}, {})
+        return VenueMarkStream(
+            self.mark_stream_key(settings),
+            settings.venue,
+            exchange,
+            shared.get,
+            heartbeat=heartbeat,
+        )
+
+    def account_stream(self, name: str, settings: AccountSettings) -> AccountEventStream:
+        """A new private stream for the account `name` (no traffic until it runs): Binance's
+        user-data stream or Bybit's private topics; the caller closes it."""
+        endpoint = _Endpoint(_ccxt_id(settings.venue), settings.base_url, settings.testnet)
+        shared = self._shared(endpoint, settings.venue)
+        credentials = {
+            "apiKey": settings.api_key.get_secret_value(),
+            "secret": settings.api_secret.get_secret_value(),
+        }
+        options = dict(QUIET_OPTIONS)
         if settings.venue.exchange == "bybit":
-            options["defaultSubType"] = "inverse" if settings.venue.inverse else "linear"
-        exchange = _PRO_CLASSES[settings.venue](
-            {"timeout": int(self._timeout * 1000), "options": options}
+            # As the REST instances: UTA preset, so ccxt skips its account probe.
+            options |= {
+                "enableUnifiedAccount": True,
+                "enableUnifiedMargin": False,
+                "unifiedMarginStatus": 6,
+            }
+        return AccountEventStream(
+            name,
+            settings.venue,
+            lambda: self._pro_instance(settings.venue, endpoint, credentials, options),
+            shared.get,
+        )
+
+    def _pro_instance(
+        self,
+        venue: Venue,
+        endpoint: _Endpoint,
+        credentials: dict[str, str],
+        options: dict[str, Any],
+    ) -> Any:
+        """A ccxt.pro instance for a websocket, its URLs pointed at a local `base_url`."""
+        options = {"fetchCurrencies": False, **options}
+        if venue.exchange == "bybit":
+            options["defaultSubType"] = "inverse" if venue.inverse else "linear"
+        exchange = _PRO_CLASSES[venue](
+            {**credentials, "timeout": int(self._timeout * 1000), "options": options}
         )
         if endpoint.testnet:
             exchange.set_sandbox_mode(True)
@@ -236,13 +278,7 @@ class ExchangeHub:
                     "ws": rewrite_ws_urls(api["ws"], endpoint.base_url),
                 },
             }
-        return VenueMarkStream(
-            self.mark_stream_key(settings),
-            settings.venue,
-            exchange,
-            shared.get,
-            heartbeat=heartbeat,
-        )
+        return exchange
 
     async def _release(self, key: str) -> None:
         """A client is done: close its ccxt instance once no other client uses it."""

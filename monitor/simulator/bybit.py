@@ -796,3 +796,8 @@ def _coin_info(call: Call) -> dict[str, Any]:
             }
         )
     return {"rows": rows}
+
+
+# The private websocket's `position` and `wallet` topics carry the same rows.
+position_row = _position_row
+wallet_balance = _wallet_balance

@@ -6,6 +6,10 @@ simulate`): the same levers tests pull in-process, as JSON over HTTP.
     PUT    /_sim/prices/{feed}   {"price": 50000} pins a feed, {"price": null} releases it
     POST   /_sim/advance         {"seconds": 30} moves a manual clock
     PUT    /_sim/streams         {"mode": "off"} drops the websockets ("silent": no pushes, "on")
+    PUT    /_sim/private-streams {"mode": "off"} drops the private websockets only ("on")
+    POST   /_sim/listen-keys/expire  every Binance listenKey lapses now (listenKeyExpired)
+    PUT    /_sim/accounts/{name}/positions/{symbol}  {"quantity": 0.2} a fill (0 closes)
+    POST   /_sim/accounts/{name}/transfers  {"asset": "USDT", "amount": -100} a transfer
     GET    /_sim/state           clock, liquidations, faults in force
 """
 
@@ -83,6 +87,46 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
             raise _bad(str(exc)) from None
         return web.json_response({"mode": server.streams.mode})
 
+    async def set_private_streams(request: web.Request) -> web.Response:
+        mode = (await body(request)).get("mode")
+        try:
+            await server.private.set_mode(str(mode))
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        return web.json_response({"mode": server.private.mode})
+
+    async def expire_listen_keys(_request: web.Request) -> web.Response:
+        return web.json_response({"expired": await server.private.expire_listen_keys()})
+
+    def account_of(request: web.Request) -> str:
+        name = request.match_info["name"]
+        if name not in server.market.accounts:
+            raise _bad(f"account: unknown account {name!r}")
+        return name
+
+    async def fill(request: web.Request) -> web.Response:
+        name = account_of(request)
+        quantity = (await body(request)).get("quantity")
+        if not _finite(quantity) or quantity < 0:
+            raise _bad("quantity: must be a number >= 0")
+        symbol = request.match_info["symbol"]
+        try:
+            await server.fill(name, symbol, float(quantity))
+        except KeyError:
+            raise _bad(f"symbol: account {name!r} holds no position in {symbol!r}") from None
+        return web.json_response({})
+
+    async def transfer(request: web.Request) -> web.Response:
+        name = account_of(request)
+        data = await body(request)
+        asset, amount = data.get("asset"), data.get("amount")
+        if not isinstance(asset, str) or not asset:
+            raise _bad("asset: missing")
+        if not _finite(amount):
+            raise _bad("amount: must be a number")
+        await server.transfer(name, asset, float(amount))
+        return web.json_response({})
+
     async def state(_request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -106,6 +150,11 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
                     "connections": server.streams.connections,
                     "pushed": server.streams.pushed,
                 },
+                "private_streams": {
+                    "mode": server.private.mode,
+                    "connections": server.private.connections,
+                    "pushed": server.private.pushed,
+                },
                 "faults": [
                     {
                         "id": fault.id,
@@ -123,6 +172,10 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     app.router.add_put("/_sim/prices/{feed}", set_price)
     app.router.add_post("/_sim/advance", advance)
     app.router.add_put("/_sim/streams", set_streams)
+    app.router.add_put("/_sim/private-streams", set_private_streams)
+    app.router.add_post("/_sim/listen-keys/expire", expire_listen_keys)
+    app.router.add_put("/_sim/accounts/{name}/positions/{symbol}", fill)
+    app.router.add_post("/_sim/accounts/{name}/transfers", transfer)
     app.router.add_get("/_sim/state", state)
 
 

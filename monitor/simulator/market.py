@@ -324,6 +324,26 @@ class Market:
                     )
                 )
 
+    def resize(self, account: SimAccount, symbol: str, quantity: float) -> None:
+        """A fill: the account's position in `symbol` now holds `quantity` (0 closes it) at
+        the same entry price."""
+        self.advance(account)
+        position = next((p for p in account.positions if p.instrument.symbol == symbol), None)
+        if position is None:
+            raise KeyError(symbol)
+        if quantity == 0:
+            account.positions.remove(position)
+        else:
+            position.quantity = quantity
+            position.screened = False
+        account.version += 1
+
+    def transfer(self, account: SimAccount, asset: str, amount: float) -> None:
+        """A transfer into (`amount` > 0) or out of the account's wallet."""
+        self.advance(account)
+        account.wallet[asset] = max(0.0, account.wallet.get(asset, 0.0) + amount)
+        account.version += 1
+
     def usd_price(self, coin: str, elapsed: float | None = None) -> float | None:
         """The USD index price of `coin` (stablecoins at 1; None for a coin without a feed)."""
         if coin in bybit_pool.STABLE:

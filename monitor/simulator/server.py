@@ -27,6 +27,7 @@ from monitor.simulator.control import add_control_routes
 from monitor.simulator.faults import ActiveFault, FaultBook
 from monitor.simulator.limits import BinanceWeights, BybitCounters
 from monitor.simulator.market import Liquidation, Market, SimAccount
+from monitor.simulator.private import PrivateStreams
 from monitor.simulator.protocol import Call, Endpoint, VenueReply, binance_error, bybit_error
 from monitor.simulator.scenario import (
     BINANCE,
@@ -100,6 +101,8 @@ class SimulatorServer:
         self._runner: web.AppRunner | None = None
         # The websocket side (mark streams) on the same port.
         self.streams = StreamHub(self.market, self.server_ms)
+        # Binance user-data streams and Bybit's private topics.
+        self.private = PrivateStreams(self.market, self.server_ms)
 
     async def __aenter__(self) -> SimulatorServer:
         await self.start()
@@ -117,6 +120,7 @@ class SimulatorServer:
         """Listen on host:port (port 0 picks a free one)."""
         app = web.Application()
         add_control_routes(app, self)
+        self.private.add_routes(app, self.streams.binance_coinm)
         self.streams.add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -132,6 +136,7 @@ class SimulatorServer:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await self.streams.close()
+            await self.private.close()
             await runner.cleanup()
 
     @property
@@ -166,6 +171,18 @@ class SimulatorServer:
         """Pin a feed's price (None returns it to its scripted path)."""
         self.market.set_price(feed, price)
         self.streams.price_changed()
+
+    async def fill(self, account: str, symbol: str, quantity: float) -> None:
+        """A fill: `account`'s position in `symbol` now holds `quantity` (0 closes it); its
+        private streams are told."""
+        self.market.resize(self.market.accounts[account], symbol, quantity)
+        await self.private.account_changed(account, fill=symbol)
+
+    async def transfer(self, account: str, asset: str, amount: float) -> None:
+        """Move `amount` of `asset` into (or, negative, out of) `account`'s wallet; its private
+        streams are told."""
+        self.market.transfer(self.market.accounts[account], asset, amount)
+        await self.private.account_changed(account)
 
     def inject_fault(
         self,

@@ -77,8 +77,8 @@ class StreamHub:
         app.router.add_get("/market/ws", self._binance_usdm)
         app.router.add_get("/market/ws/{stream}", self._binance_usdm)
         app.router.add_get("/public/ws/{stream}", self._binance_usdm)
-        app.router.add_get("/ws", self._binance_coinm)
-        app.router.add_get("/ws/{stream}", self._binance_coinm)
+        app.router.add_get("/ws", self.binance_coinm)
+        app.router.add_get("/ws/{stream}", self.binance_coinm)
         app.router.add_get("/v5/public/linear", self._bybit_linear)
         app.router.add_get("/v5/public/inverse", self._bybit_inverse)
 
@@ -108,7 +108,8 @@ class StreamHub:
     async def _binance_usdm(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, Venue.BINANCE_USDM)
 
-    async def _binance_coinm(self, request: web.Request) -> web.StreamResponse:
+    async def binance_coinm(self, request: web.Request) -> web.StreamResponse:
+        """A COIN-M market stream (`/ws/<n>`; the private side serves `/ws/<listenKey>`)."""
         return await self._serve(request, Venue.BINANCE_COINM)
 
     async def _bybit_linear(self, request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,166 @@
+"""The private account streams as the daemon builds them (`ExchangeHub.account_stream`): real
+ccxt.pro over loopback to the simulator. A fill or a transfer in the simulator is an event; a
+stream the venue drops is reported down, without its listenKey in the reason, and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic import SecretStr
+
+from monitor.config import AccountSettings
+from monitor.domain.model import Venue
+from monitor.exchanges import ExchangeHub
+from monitor.exchanges.account_events import redact
+from monitor.exchanges.resilience import RetryPolicy
+from monitor.simulator import SimulatorServer
+from tests.daemon.e2e_support import wait_until
+from tests.support.simulator import simulator
+
+__all__ = ["simulator"]
+
+
+class Seen:
+    """What a stream reported (an `AccountEventListener`)."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.states: list[tuple[bool, str]] = []
+
+    def account_event(self, account: str, what: str) -> None:
+        self.events.append(what)
+
+    def account_stream(self, account: str, up: bool, reason: str) -> None:
+        self.states.append((up, reason))
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[ExchangeHub]:
+    async with ExchangeHub(timeout=3) as opened:
+        yield opened
+
+
+def _settings(sim: SimulatorServer, venue: Venue) -> AccountSettings:
+    account = "bybit-cross" if venue.exchange == "bybit" else "binance-oneway"
+    info = sim.accounts[account]
+    return AccountSettings(
+        venue=venue,
+        api_key=SecretStr(info.api_key),
+        api_secret=SecretStr(info.api_secret),
+        base_url=sim.base_url,
+    )
+
+
+@pytest.mark.parametrize(
+    ("venue", "account", "symbol"),
+    [
+        (Venue.BINANCE_USDM, "binance-oneway", "BTCUSDT"),
+        (Venue.BINANCE_COINM, "binance-oneway", "BTCUSD_PERP"),
+        (Venue.BYBIT_LINEAR, "bybit-cross", "ETHUSDT"),
+    ],
+)
+async def test_a_fill_and_a_transfer_are_events(
+    simulator: SimulatorServer, hub: ExchangeHub, venue: Venue, account: str, symbol: str
+) -> None:
+    stream = hub.account_stream("main", _settings(simulator, venue))
+    assert stream.account == "main"
+    seen = Seen()
+    task = asyncio.create_task(stream.run(seen))
+    try:
+        await wait_until(lambda: seen.states == [(True, "streaming")], 5, "the stream up")
+        if venue.exchange == "bybit":
+            await wait_until(
+                lambda: simulator.private.subscribed(account) == {"position", "wallet"},
+                3,
+                "both topics",
+            )
+        await simulator.fill(account, symbol, 3)
+        await wait_until(lambda: seen.events, 3, "an event for the fill")
+        seen.events.clear()
+        await simulator.transfer(account, "USDT", 10.0)
+        await wait_until(lambda: "balance" in seen.events, 3, "an event for the transfer")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.close()
+
+
+async def test_a_dropped_stream_is_down_then_reconnects_with_a_fresh_listen_key(
+    simulator: SimulatorServer, hub: ExchangeHub
+) -> None:
+    stream = hub.account_stream("main", _settings(simulator, Venue.BINANCE_USDM))
+    stream._reconnect = RetryPolicy(attempts=0, base_delay=0.1, max_delay=0.2)
+    seen = Seen()
+    task = asyncio.create_task(stream.run(seen))
+    try:
+        await wait_until(lambda: seen.states == [(True, "streaming")], 5, "the stream up")
+        key = stream._exchange.options["linear"]["listenKey"]
+        assert len(key) >= 20
+        # The key lapses (no keepalive for an hour): listenKeyExpired, the connection closes.
+        await simulator.private.expire_listen_keys()
+        await wait_until(lambda: len(seen.states) >= 3, 5, "down, then up again")
+        up, reason = seen.states[1]
+        assert not up
+        assert key not in reason
+        assert seen.states[2] == (True, "streaming")
+        await simulator.fill("binance-oneway", "ETHUSDT", 2)
+        await wait_until(lambda: seen.events, 3, "an event on the new key")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.close()
+
+
+def test_listen_keys_are_cut_out_of_texts() -> None:
+    key = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
+    text = f"closed: ws://h/private/ws?listenKey={key} and ws://h/ws/{key}"
+    assert key not in redact(text)
+    assert redact("short abc", ("abc",)) == "short ***"
+
+
+async def test_a_refused_key_is_down_without_the_key_in_the_reason(
+    simulator: SimulatorServer, hub: ExchangeHub
+) -> None:
+    settings = _settings(simulator, Venue.BYBIT_LINEAR).model_copy(
+        update={"api_secret": SecretStr("wrong-secret")}
+    )
+    stream = hub.account_stream("main", settings)
+    seen = Seen()
+    task = asyncio.create_task(stream.run(seen))
+    try:
+        await wait_until(lambda: seen.states, 5, "the stream down")
+        up, reason = seen.states[0]
+        assert not up
+        assert "rejected the API key" in reason
+        assert simulator.accounts["bybit-cross"].api_key not in reason
+        assert "wrong-secret" not in reason
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.close()
+
+
+async def test_the_listen_key_is_kept_alive(simulator: SimulatorServer, hub: ExchangeHub) -> None:
+    stream = hub.account_stream("main", _settings(simulator, Venue.BINANCE_USDM))
+    # Every 30 minutes in production (the venue drops a key 60 minutes after its last PUT);
+    # ccxt.pro's own renewal happens once, 20 minutes in, and is not rescheduled.
+    stream._keepalive = 0.2
+    seen = Seen()
+    task = asyncio.create_task(stream.run(seen))
+    try:
+        await wait_until(lambda: simulator.private.keepalives >= 3, 5, "three keepalives")
+        assert seen.states == [(True, "streaming")]
+        # A key the venue no longer knows: the PUT fails, the session ends and a new key is
+        # asked for.
+        await simulator.private.expire_listen_keys()
+        await wait_until(
+            lambda: seen.states[-1] == (True, "streaming") and len(seen.states) >= 3,
+            5,
+            "back on a new key",
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.close()
