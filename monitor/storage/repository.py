@@ -869,7 +869,14 @@ class Cycle:
             return known
         symbol_id = conn.scalar(select(Symbol.id).where(Symbol.name == name))
         if symbol_id is None:
-            symbol_id = conn.scalar(insert(Symbol).values(name=name).returning(Symbol.id))
+            # Daemons sharing one PostgreSQL meet a new symbol in the same moment: the one that
+            # loses the race waits for the winner's row and reads it (no unique violation).
+            conn.execute(
+                dialect_insert(conn)(Symbol)
+                .values(name=name)
+                .on_conflict_do_nothing(index_elements=[Symbol.name])
+            )
+            symbol_id = conn.scalar(select(Symbol.id).where(Symbol.name == name))
         assert symbol_id is not None
         self._new.symbols[name] = symbol_id
         return symbol_id

@@ -96,6 +96,7 @@ async def test_a_clean_leave_frees_the_accounts_at_once(pg_store: SqlStore) -> N
     first = await _board(pg_store, "first", 1, LONG)
     await first.round(ACCOUNTS)
     await first.leave()
+    await first.depart()
     second = await _board(pg_store, "second", 2, LONG)
     assert (await second.round(ACCOUNTS)).held == frozenset(ACCOUNTS)
 
