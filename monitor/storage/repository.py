@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
@@ -73,6 +75,7 @@ from monitor.storage.serialize import notification_from_payload, notification_to
 from monitor.storage.sqltypes import to_millis
 from monitor.storage.writer_thread import WriterThread
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # A cached position leg is trusted this long without being used; retention never deletes a leg
@@ -223,6 +226,14 @@ class SqlStore:
                     # Cancelling the caller cannot stop the thread halfway: the transaction
                     # then commits or rolls back as a whole.
                     return await self._writer_thread.run(in_writer_thread)
+                try:
+                    async with self.engine.connect() as async_conn:
+                        return await async_conn.run_sync(in_transaction)
+                except IntegrityError:
+                    # Another daemon sharing this PostgreSQL committed the same shared row
+                    # (an account, a symbol) a moment earlier: the whole transaction rolled
+                    # back, and once more finds that row. A race, not a storage outage.
+                    log.info("%s: a concurrent write of a shared row; trying once more", action)
                 async with self.engine.connect() as async_conn:
                     return await async_conn.run_sync(in_transaction)
 
