@@ -461,6 +461,24 @@ class SqlStore:
             lambda conn: conn.execute(update(Outbox).where(Outbox.id == entry_id).values(**values)),
         )
 
+    async def still_claimed(self, entry_id: int) -> bool:
+        """Just before sending: whether the row is still this daemon's claim. A daemon whose
+        heartbeat lapsed (its machine stalled past the claim grace) may have lost its rows to
+        another one; it then must not send them as well. Always true with one daemon."""
+        holder = self.lease_holder
+        if holder is None or self.is_sqlite:
+            return True
+        async with self.reading("checking an outbox claim") as conn:
+            found = await conn.scalar(
+                select(Outbox.id).where(
+                    Outbox.id == entry_id,
+                    Outbox.claimed_by == holder,
+                    Outbox.delivered_at.is_(None),
+                    Outbox.dead.is_(False),
+                )
+            )
+            return found is not None
+
     async def mark_delivered(self, entry_id: int, at: datetime) -> None:
         """The sink accepted the entry; it is never sent again."""
         await self._update_outbox(

@@ -172,6 +172,9 @@ async def test_outbox_rows_are_claimed_by_one_daemon_until_it_dies(
         assert {e.id for e in await other.due(now, 50)} == ids_theirs
         await asyncio.sleep(TERMS.ttl.total_seconds())
         assert {e.id for e in await other.due(now, 50)} == ids_mine | ids_theirs
+        # Had the first only stalled, its sender checks before each send and leaves them.
+        assert not await pg_store.still_claimed(min(ids_mine))
+        assert await other.still_claimed(min(ids_mine))
     finally:
         await other.close()
 
