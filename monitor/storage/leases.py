@@ -6,7 +6,10 @@ agree). The holder renews it every `LeaseTerms.renew_every`; another daemon take
 `UPDATE ... WHERE expires_at <= now()` over rows locked `FOR UPDATE SKIP LOCKED`, so two daemons
 racing for an expired lease never both win. Each daemon also keeps a heartbeat row in
 `monitor_daemon`: the number of live daemons gives each its fair share of the accounts, and an
-outbox row claimed by a daemon whose heartbeat expired may be claimed by another.
+outbox row claimed by a daemon whose heartbeat expired may be claimed by another. The heartbeat
+is renewed in its own transaction (`beat`, also by `monitor.wiring` from start until the outbox
+sender stopped), never held back by lease renewals waiting for poll cycles; a clean shutdown hands
+the leases back first (`leave`) and the outbox claims and heartbeat last (`depart`).
 
 A daemon killed with -9 stops renewing; after `ttl` its leases are free and the next round of a
 survivor (at most `renew_every` later) takes them: the account is polled again within
