@@ -406,6 +406,14 @@ class OutboxSender:
                 return handled
             entries = [entry for entry in entries if entry.id not in buried]
         for done, entry in enumerate(entries, start=1):
+            if not await self._store.still_claimed(entry.id):
+                # Another daemon took this batch while this one stalled: it sends the rest.
+                log.warning(
+                    "outbox: %s: %d row(s) were taken over by another daemon; not sent here",
+                    sink_name,
+                    len(entries) - done + 1,
+                )
+                return handled
             error = await self._attempt(sink, entry.notification)
             if error is None:
                 delivered_at = self._clock.now()

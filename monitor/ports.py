@@ -127,6 +127,11 @@ class OutboxStore(Protocol):
         """The sink is back: its entries waiting for a retry are due at `now`."""
         ...
 
+    async def still_claimed(self, entry_id: int) -> bool:
+        """Just before sending: whether the entry is still this daemon's to send (undelivered
+        and not taken by another daemon sharing the database meanwhile)."""
+        ...
+
     async def mark_delivered(self, entry_id: int, at: datetime) -> None:
         """The sink accepted the entry; it is never sent again."""
         ...

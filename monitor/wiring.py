@@ -21,6 +21,7 @@ from monitor.config import AccountSettings, Settings
 from monitor.config.alerts import account_rules
 from monitor.delivery import OutboxSender, RetryPolicy
 from monitor.domain.alerts import AlertRules
+from monitor.domain.errors import MonitorError
 from monitor.domain.units import format_duration
 from monitor.exchanges import ExchangeHub
 from monitor.notify.http import HttpTransport
@@ -189,6 +190,13 @@ class Adapters:
                     mqtt.add_connect_listener(partial(sender.sink_recovered, mqtt.name))
                 adapters = cls(store, hub, sinks, sender, mqtt, outage, leases)
                 sending = asyncio.create_task(sender.run(), name="outbox-sender")
+                # The heartbeat lives as long as the sender: the outbox rows it claimed are
+                # taken by another daemon only once this one stopped sending them.
+                beating = (
+                    None
+                    if leases is None
+                    else asyncio.create_task(_keep_beating(leases), name="heartbeat")
+                )
                 try:
                     yield adapters
                 finally:
@@ -196,9 +204,33 @@ class Adapters:
                     sending.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await sending
+                    if beating is not None and leases is not None:
+                        beating.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await beating
+                        await _depart(leases)
                     await outage.close()
         finally:
             await store.close()
+
+
+async def _keep_beating(board: LeaseBoard) -> None:
+    """Renew the heartbeat every `renew_every` until cancelled (after the sender stopped), also
+    while the daemon shuts down and no lease round runs any more."""
+    every = board.terms.renew_every.total_seconds()
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await board.beat()
+        except MonitorError as exc:
+            log.warning("renewing this daemon's heartbeat failed: %s", exc)
+
+
+async def _depart(board: LeaseBoard) -> None:
+    try:
+        await board.depart()
+    except MonitorError as exc:
+        log.warning("removing this daemon's heartbeat failed (%s); it expires by itself", exc)
 
 
 async def _join(settings: Settings, store: SqlStore) -> LeaseBoard:

@@ -6,7 +6,10 @@ agree). The holder renews it every `LeaseTerms.renew_every`; another daemon take
 `UPDATE ... WHERE expires_at <= now()` over rows locked `FOR UPDATE SKIP LOCKED`, so two daemons
 racing for an expired lease never both win. Each daemon also keeps a heartbeat row in
 `monitor_daemon`: the number of live daemons gives each its fair share of the accounts, and an
-outbox row claimed by a daemon whose heartbeat expired may be claimed by another.
+outbox row claimed by a daemon whose heartbeat expired may be claimed by another. The heartbeat
+is renewed in its own transaction (`beat`, also by `monitor.wiring` from start until the outbox
+sender stopped), never held back by lease renewals waiting for poll cycles; a clean shutdown hands
+the leases back first (`leave`) and the outbox claims and heartbeat last (`depart`).
 
 A daemon killed with -9 stops renewing; after `ttl` its leases are free and the next round of a
 survivor (at most `renew_every` later) takes them: the account is polled again within
@@ -33,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain.errors import DatabaseInUse
 from monitor.storage.engine import storage_errors
-from monitor.storage.models import Account, AccountLease, MonitorDaemon
+from monitor.storage.models import Account, AccountLease, MonitorDaemon, Outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,22 +149,31 @@ class LeaseBoard:
             set_={k: statement.excluded[k] for k in values if k != "name"},
         )
 
-    async def round(self, accounts: Sequence[str]) -> LeaseRound:
-        """Renew the heartbeat and every lease this daemon still holds among `accounts`, then
-        take free or expired ones up to its fair share, in one transaction."""
-        wanted = sorted(set(accounts))
-        async with self._transaction("renewing account leases") as conn:
-            now = func.now()
+    async def beat(self) -> None:
+        """Renew this daemon's heartbeat alone, in its own transaction: while it stands, the
+        outbox rows this daemon claimed are its own (it may be sending them right now)."""
+        async with self._transaction("renewing the daemon heartbeat") as conn:
             renewed = await conn.execute(
                 update(MonitorDaemon)
                 .where(MonitorDaemon.name == self.name)
-                .values(renewed_at=now, expires_at=self._expiry())
+                .values(renewed_at=func.now(), expires_at=self._expiry())
                 .returning(MonitorDaemon.name)
             )
             if renewed.first() is None:
                 # Our row was removed (an operator, a restored database): write it again; the
                 # leases still naming us are ours, as no other live daemon has our name.
                 await conn.execute(self._heartbeat(socket.gethostname(), os.getpid()))
+
+    async def round(self, accounts: Sequence[str]) -> LeaseRound:
+        """Renew the heartbeat, then every lease this daemon still holds among `accounts`, and
+        take free or expired ones up to its fair share (in a second transaction)."""
+        wanted = sorted(set(accounts))
+        # The heartbeat commits on its own first: renewing the leases below waits for the poll
+        # cycles holding lease rows FOR SHARE, and a heartbeat must not be held back with them
+        # (it says this daemon's outbox claims are still being sent).
+        await self.beat()
+        async with self._transaction("renewing account leases") as conn:
+            now = func.now()
             rows = await conn.execute(
                 select(Account.name, Account.id).where(Account.name.in_(wanted))
             )
@@ -274,8 +286,22 @@ class LeaseBoard:
             )
 
     async def leave(self) -> None:
-        """A clean shutdown: every lease and the heartbeat go, so others take over at once."""
+        """A clean shutdown, once polls stopped: every lease goes, so others take the accounts
+        at once. The heartbeat stays until `depart()`: the outbox is still being flushed, and
+        without it another daemon would take the rows this one is sending and send them too."""
         async with self._transaction("releasing this daemon's leases") as conn:
+            await conn.execute(delete(AccountLease).where(AccountLease.holder == self.name))
+
+    async def depart(self) -> None:
+        """The last step of a clean shutdown, once this daemon's sender stopped: its undelivered
+        outbox claims are handed back (others send them at once, not after the grace) and its
+        heartbeat goes."""
+        async with self._transaction("removing this daemon's heartbeat") as conn:
+            await conn.execute(
+                update(Outbox)
+                .where(Outbox.claimed_by == self.name, Outbox.delivered_at.is_(None))
+                .values(claimed_by=None)
+            )
             await conn.execute(delete(AccountLease).where(AccountLease.holder == self.name))
             await conn.execute(delete(MonitorDaemon).where(MonitorDaemon.name == self.name))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
@@ -73,6 +75,7 @@ from monitor.storage.serialize import notification_from_payload, notification_to
 from monitor.storage.sqltypes import to_millis
 from monitor.storage.writer_thread import WriterThread
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # A cached position leg is trusted this long without being used; retention never deletes a leg
@@ -223,6 +226,14 @@ class SqlStore:
                     # Cancelling the caller cannot stop the thread halfway: the transaction
                     # then commits or rolls back as a whole.
                     return await self._writer_thread.run(in_writer_thread)
+                try:
+                    async with self.engine.connect() as async_conn:
+                        return await async_conn.run_sync(in_transaction)
+                except IntegrityError:
+                    # Another daemon sharing this PostgreSQL committed the same shared row
+                    # (an account, a symbol) a moment earlier: the whole transaction rolled
+                    # back, and once more finds that row. A race, not a storage outage.
+                    log.info("%s: a concurrent write of a shared row; trying once more", action)
                 async with self.engine.connect() as async_conn:
                     return await async_conn.run_sync(in_transaction)
 
@@ -449,6 +460,24 @@ class SqlStore:
             action,
             lambda conn: conn.execute(update(Outbox).where(Outbox.id == entry_id).values(**values)),
         )
+
+    async def still_claimed(self, entry_id: int) -> bool:
+        """Just before sending: whether the row is still this daemon's claim. A daemon whose
+        heartbeat lapsed (its machine stalled past the claim grace) may have lost its rows to
+        another one; it then must not send them as well. Always true with one daemon."""
+        holder = self.lease_holder
+        if holder is None or self.is_sqlite:
+            return True
+        async with self.reading("checking an outbox claim") as conn:
+            found = await conn.scalar(
+                select(Outbox.id).where(
+                    Outbox.id == entry_id,
+                    Outbox.claimed_by == holder,
+                    Outbox.delivered_at.is_(None),
+                    Outbox.dead.is_(False),
+                )
+            )
+            return found is not None
 
     async def mark_delivered(self, entry_id: int, at: datetime) -> None:
         """The sink accepted the entry; it is never sent again."""
@@ -869,7 +898,14 @@ class Cycle:
             return known
         symbol_id = conn.scalar(select(Symbol.id).where(Symbol.name == name))
         if symbol_id is None:
-            symbol_id = conn.scalar(insert(Symbol).values(name=name).returning(Symbol.id))
+            # Daemons sharing one PostgreSQL meet a new symbol in the same moment: the one that
+            # loses the race waits for the winner's row and reads it (no unique violation).
+            conn.execute(
+                dialect_insert(conn)(Symbol)
+                .values(name=name)
+                .on_conflict_do_nothing(index_elements=[Symbol.name])
+            )
+            symbol_id = conn.scalar(select(Symbol.id).where(Symbol.name == name))
         assert symbol_id is not None
         self._new.symbols[name] = symbol_id
         return symbol_id

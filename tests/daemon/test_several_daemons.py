@@ -221,7 +221,12 @@ async def test_three_daemons_share_the_accounts_and_take_over_from_a_killed_one(
         for payload, headers in zip(hook.payloads, hook.headers, strict=True):
             senders.setdefault(str(payload["id"]), set()).add(headers["X-Daemon"])
         twice = [i for i, n in Counter(ids).items() if n > 1]
-        assert twice == [], {i: (sorted(senders[i]), killed_at) for i in twice}
+        # On failure: who sent each duplicate, and what the daemons said about leases, storage
+        # and shutdown (cycle lines left out).
+        assert twice == [], (
+            {i: (sorted(senders[i]), killed_at) for i in twice},
+            [line for d in daemons for line in d.log().splitlines() if " cycle " not in line],
+        )
         assert {s for names in senders.values() for s in names} >= {"d1", "d2"}
         # Alerts of the orphaned accounts after the takeover came from their new holders.
         late = [

@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert
 
 from monitor.domain.errors import DatabaseInUse, LeaseLost
+from monitor.domain.model import Snapshot
 from monitor.storage.engine import create_engine
 from monitor.storage.leases import LeaseBoard, LeaseTerms, fair_share, leases
 from monitor.storage.migrate import prepare_database
+from monitor.storage.models import Symbol
 from monitor.storage.repository import SqlStore
 from tests.storage.factories import notification
 from tests.storage.factories import snapshot as make_snapshot
@@ -96,6 +99,7 @@ async def test_a_clean_leave_frees_the_accounts_at_once(pg_store: SqlStore) -> N
     first = await _board(pg_store, "first", 1, LONG)
     await first.round(ACCOUNTS)
     await first.leave()
+    await first.depart()
     second = await _board(pg_store, "second", 2, LONG)
     assert (await second.round(ACCOUNTS)).held == frozenset(ACCOUNTS)
 
@@ -168,5 +172,61 @@ async def test_outbox_rows_are_claimed_by_one_daemon_until_it_dies(
         assert {e.id for e in await other.due(now, 50)} == ids_theirs
         await asyncio.sleep(TERMS.ttl.total_seconds())
         assert {e.id for e in await other.due(now, 50)} == ids_mine | ids_theirs
+        # Had the first only stalled, its sender checks before each send and leaves them.
+        assert not await pg_store.still_claimed(min(ids_mine))
+        assert await other.still_claimed(min(ids_mine))
     finally:
         await other.close()
+
+
+async def test_a_leaving_daemon_keeps_its_outbox_claims_until_its_sender_stopped(
+    pg_store: SqlStore,
+) -> None:
+    other = SqlStore(create_engine(pg_store.engine.url.render_as_string(hide_password=False)))
+    try:
+        leaving = await _board(pg_store, "leaving", 1, LONG)
+        await _board(other, "staying", 2, LONG)
+        pg_store.lease_holder, other.lease_holder = "leaving", "staying"
+        other.claim_grace = LONG.ttl
+        base = datetime.now(UTC) - timedelta(minutes=1)
+        await pg_store.enqueue(
+            [notification(n, base + timedelta(seconds=n)) for n in range(1, 6)], ["hook"]
+        )
+        now = datetime.now(UTC)
+        claimed = {entry.id for entry in await pg_store.due(now, 50)}
+        assert len(claimed) == 5
+        # Polls stopped, the accounts are handed back, the outbox is still being flushed: the
+        # rows being sent are not the other daemon's to send as well.
+        await leaving.leave()
+        assert await other.due(now, 50) == []
+        # The sender stopped: what it did not deliver goes to the other daemon at once.
+        await pg_store.mark_delivered(min(claimed), now)
+        await leaving.depart()
+        assert {entry.id for entry in await other.due(now, 50)} == claimed - {min(claimed)}
+    finally:
+        await other.close()
+
+
+async def test_daemons_storing_a_new_symbol_at_once_both_store_their_cycle(
+    pg_store: SqlStore,
+) -> None:
+    other = SqlStore(create_engine(pg_store.engine.url.render_as_string(hide_password=False)))
+    try:
+        # The first daemon's transaction has written the symbol but not committed it yet.
+        first = make_snapshot("acct00")
+        symbol = first.state.positions[0].symbol
+        async with pg_store.engine.connect() as conn:
+            await conn.execute(insert(Symbol).values(name=symbol))
+            second = asyncio.create_task(_store_cycle(other, make_snapshot("acct01")))
+            await asyncio.sleep(0.3)
+            assert not second.done()  # waits for the first's row, no unique violation
+            await conn.commit()
+        await second
+        assert await other.last_snapshot_at("acct01") is not None
+    finally:
+        await other.close()
+
+
+async def _store_cycle(store: SqlStore, snapshot: Snapshot) -> None:
+    async with store.cycle() as cycle:
+        await cycle.add_snapshot(snapshot)
