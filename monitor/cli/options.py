@@ -158,6 +158,16 @@ def existing_database(url: str) -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
+async def accounts_to_read(store: SqlStore, account: str | None) -> list[str]:
+    """The account --account names, else every stored account."""
+    from monitor.storage import queries
+
+    # An unknown --account is reported by the history query itself, naming the stored ones.
+    if account is not None:
+        return [account]
+    return [info.name for info in await queries.accounts(store)]
+
+
 def run_on_store(url: str, action: Callable[[SqlStore], Awaitable[T]]) -> T:
     """Run `action` on the existing database at `url`: a bad URL or bad input exits 2, a missing
     SQLite file or a database failure exits 1."""
