@@ -4,8 +4,10 @@ they point at, time windows, output formats, usage errors, and running a query o
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -14,7 +16,7 @@ import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE
 from monitor.cli.output import Format, default_format, err
-from monitor.domain.errors import ConfigError, InvalidInput, StorageError
+from monitor.domain.errors import ConfigError, InvalidInput, MonitorError, StorageError
 from monitor.domain.units import parse_duration
 
 # The configuration (pydantic) and the store (SQLAlchemy) are imported where a command needs
@@ -59,6 +61,27 @@ UntilOption = Annotated[
 
 EVERY_FORMAT = (Format.TABLE, Format.JSON, Format.CSV)
 TABLE_OR_JSON = (Format.TABLE, Format.JSON)
+
+
+@contextmanager
+def logged_exit(log: logging.Logger, failure: str) -> Iterator[None]:
+    """Run the block: bad configuration exits 78; any other monitor error, or an OS error such as
+    a state directory that cannot be created, exits 1 after `failure: reason`; both logged on `log`."""
+    try:
+        yield
+    except ConfigError as exc:
+        # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on a bad config.
+        # Logged, not printed: under journald it then carries the error priority.
+        log.error("configuration error:\n%s", exc)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except MonitorError as exc:
+        log.error("%s: %s", failure, exc)
+        raise typer.Exit(EXIT_FAILURE) from None
+    except OSError as exc:
+        # The machine, not the code: e.g. a state_dir the user cannot create (running as
+        # oneself with the default /var/lib/portfolio-monitor). One line, not a traceback.
+        log.error("%s: %s", failure, exc)
+        raise typer.Exit(EXIT_FAILURE) from None
 
 
 def usage_error(message: str) -> typer.Exit:

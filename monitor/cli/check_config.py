@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from monitor.cli.app import EXIT_FAILURE, app
-from monitor.cli.options import ConfigOption, load_or_exit, usage_error
+from monitor.cli.options import ConfigOption, load_or_exit
 from monitor.domain.units import format_duration
 from monitor.exchanges.probe import BudgetLine, budget_address, request_budget
 
@@ -115,14 +115,3 @@ def _describe(report: ProbeReport) -> str:
         ]
     lines += [f"  warning: {warning}" for warning in report.warnings]
     return "\n".join(lines) + "\n"
-
-
-@app.command("web-password")
-def web_password() -> None:
-    """Ask for a dashboard password (twice) and print its salted hash for `[web] password_hash`."""
-    from monitor.web.auth import hash_password
-
-    password = typer.prompt("Dashboard password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        raise usage_error("the password must have at least 8 characters")
-    sys.stdout.write(f'password_hash = "{hash_password(password)}"\n')
