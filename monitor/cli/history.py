@@ -82,25 +82,6 @@ def sparkline(values: Sequence[float | None]) -> str:
     return "".join(chars)
 
 
-POSITION_COLUMNS = (
-    "account",
-    "at",
-    "samples",
-    "symbol",
-    "side",
-    "margin_mode",
-    "quantity",
-    "entry_price",
-    "mark_price",
-    "unrealized_pnl",
-    "maintenance_margin",
-    "liquidation_price",
-    "exchange_liquidation_price",
-    "distance_to_liquidation",
-    "min_distance",
-)
-
-
 @app.command()
 def history(
     account: AccountOption = None,
@@ -158,7 +139,12 @@ def history(
             print_json([])
         return
 
-    columns = POSITION_COLUMNS if symbol else queries.ACCOUNT_COLUMNS
+    # A row is the account and the stored point's fields, in the order the query defines them.
+    columns = (
+        ("account", *(f.name for f in fields(queries.PositionPoint)))
+        if symbol
+        else queries.ACCOUNT_COLUMNS
+    )
     if chosen is Format.JSON:
         _print_json_lines([{c: row.get(c) for c in columns} for row in rows])
     elif chosen is Format.CSV:
