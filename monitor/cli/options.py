@@ -163,7 +163,13 @@ def stamp(moment: datetime | None) -> str:
 
 def database_file(url: str) -> Path | None:
     """The SQLite file of `url` (None for PostgreSQL); a URL we cannot use exits 2."""
-    # Imported here: commands that never touch the database don't pay for SQLAlchemy.
+    from monitor.storage.status_read import plain_sqlite_path
+
+    plain = plain_sqlite_path(url)
+    if plain is not None:
+        return plain
+    # Imported here: commands that never touch the database don't pay for SQLAlchemy, nor does
+    # one on a plain SQLite URL.
     from monitor.storage.engine import sqlite_path
 
     try:
@@ -205,8 +211,15 @@ def run_on_store(url: str, action: Callable[[SqlStore], Awaitable[T]]) -> T:
         finally:
             await store.close()
 
-    try:
+    with database_errors():
         return asyncio.run(run())
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Bad input (an unknown account) exits 2, a database failure exits 1."""
+    try:
+        yield
     except InvalidInput as exc:
         raise usage_error(str(exc)) from None
     except StorageError as exc:

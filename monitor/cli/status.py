@@ -16,6 +16,9 @@ from monitor.cli.options import (
     DatabaseOption,
     FormatOption,
     choose_format,
+    database_errors,
+    database_file,
+    existing_database,
     resolve_database_url,
     run_on_store,
     stamp,
@@ -31,7 +34,6 @@ from monitor.cli.output import (
     print_json,
     print_table,
 )
-from monitor.domain.errors import StorageError
 from monitor.domain.units import format_duration
 from monitor.domain.volatility import SIGMA
 
@@ -39,9 +41,8 @@ from monitor.domain.volatility import SIGMA
 # the commands: `--help` and the other commands must not pay for them (see bench/startup.py).
 if TYPE_CHECKING:
     from monitor.config import Settings
-    from monitor.storage import queries
     from monitor.storage.leases import LeaseInfo
-    from monitor.storage.repository import SqlStore
+    from monitor.storage.status_read import Firing, LatestSnapshot, StatusData
 
 # A poll is late after this many intervals (the status command's staleness rule).
 STALE_INTERVALS = 3
@@ -113,43 +114,44 @@ def _watch(url: str, settings: Settings | None, seconds: float) -> None:
 
 def _status_once(url: str, settings: Settings | None, chosen: Format) -> bool:
     """Print the status once; True when it needs a person (stale data, sinks, storage)."""
-    from monitor.storage import queries
-    from monitor.storage.engine import sqlite_path, sqlite_write_trouble
-    from monitor.storage.leases import leases
+    from monitor.storage import status_read
 
     now = datetime.now(UTC)
     configured = {} if settings is None else dict(settings.accounts)
     streams = _stream_health(settings)
-
-    async def read(store: SqlStore) -> list[dict[str, Any]]:
-        infos = {info.name: info for info in await queries.accounts(store)}
-        firing = await queries.firing_alerts(store)
-        held = {lease.account: lease for lease in await leases(store.engine)}
-        rows = []
-        for name in sorted(set(infos) | set(configured)):
-            info = infos.get(name)
-            latest = await queries.latest_snapshot(store, name) if info else None
-            if name in configured:
-                interval: float | None = configured[name].poll_interval.total_seconds()
-            else:
-                interval = info.poll_interval if info else None
-            if settings is not None and settings.streams.enabled and interval is not None:
-                # Live marks store a snapshot only at the reconciliation cadence.
-                reconcile = settings.streams.reconcile_interval.total_seconds()
-                interval = max(interval, reconcile)
-            row = _status_row(name, latest, interval, now, firing)
-            row["stream"] = streams.get(name, {}).get("stream")
-            row["asset"] = info.asset if info else None
-            row["model"] = info.model if info else None
-            # An account removed from the configuration keeps its history but is no longer
-            # polled; it must not make the health check fail for ever.
-            row["configured"] = settings is None or name in configured
-            row.update(_lease_fields(held.get(name), now))
-            rows.append(row)
-        return rows
-
-    rows = run_on_store(url, read)
-    sinks = run_on_store(url, lambda store: _troubled_sinks(store, settings))
+    file = status_read.plain_sqlite_path(url)
+    if file is None:
+        # PostgreSQL (or an SQLite URL with options): the same reads through SQLAlchemy.
+        data = run_on_store(url, status_read.read_store)
+        file = database_file(url)
+    else:
+        existing_database(url)
+        with database_errors():
+            data = status_read.read_file(file)
+    infos = {info.name: info for info in data.accounts}
+    held = {lease.account: lease for lease in data.leases}
+    rows = []
+    for name in sorted(set(infos) | set(configured)):
+        info = infos.get(name)
+        latest = data.latest.get(name)
+        if name in configured:
+            interval: float | None = configured[name].poll_interval.total_seconds()
+        else:
+            interval = info.poll_interval if info else None
+        if settings is not None and settings.streams.enabled and interval is not None:
+            # Live marks store a snapshot only at the reconciliation cadence.
+            reconcile = settings.streams.reconcile_interval.total_seconds()
+            interval = max(interval, reconcile)
+        row = _status_row(name, latest, interval, now, data.firing)
+        row["stream"] = streams.get(name, {}).get("stream")
+        row["asset"] = info.asset if info else None
+        row["model"] = info.model if info else None
+        # An account removed from the configuration keeps its history but is no longer
+        # polled; it must not make the health check fail for ever.
+        row["configured"] = settings is None or name in configured
+        row.update(_lease_fields(held.get(name), now))
+        rows.append(row)
+    sinks = _troubled_sinks(data, settings)
     if chosen is Format.JSON:
         print_json(rows)
     elif chosen is Format.CSV:
@@ -159,8 +161,7 @@ def _status_once(url: str, settings: Settings | None, chosen: Format) -> bool:
     else:
         _status_table(rows)
     sinks_need_a_person = _report_sinks(sinks, settings, chosen)
-    file = sqlite_path(url)
-    storage = None if file is None else sqlite_write_trouble(file)
+    storage = None if file is None else status_read.sqlite_write_trouble(file)
     if storage is not None:
         err(
             f"STORAGE FAILING: {storage}. The daemon still sends alerts (from memory) and keeps "
@@ -174,26 +175,24 @@ def _status_once(url: str, settings: Settings | None, chosen: Format) -> bool:
     )
 
 
-async def _troubled_sinks(store: SqlStore, settings: Settings | None) -> list[dict[str, Any]]:
+def _troubled_sinks(data: StatusData, settings: Settings | None) -> list[dict[str, Any]]:
     """Configured sinks (every stored one without a configuration) that are failing or disabled,
     as the daemon last recorded them, with how many alerts wait for each."""
-    try:
-        states = await store.sink_states()
-        held = await store.held_counts()
-    except StorageError:
+    troubled = data.troubled_sinks
+    if troubled is None:
         return []  # a database from before sink states were stored: nothing known
-    names = settings.notify.sink_names() if settings is not None else sorted(states)
+    names = settings.notify.sink_names() if settings is not None else sorted(troubled)
     return [
         {
             "sink": name,
-            "state": states[name].state,
-            "since": states[name].since,
-            "next_attempt_at": states[name].next_attempt_at,
-            "last_error": states[name].last_error,
-            "held": held.get(name, 0),
+            "state": troubled[name].state,
+            "since": troubled[name].since,
+            "next_attempt_at": troubled[name].next_attempt_at,
+            "last_error": troubled[name].last_error,
+            "held": data.held.get(name, 0),
         }
         for name in names
-        if name in states and not states[name].ok
+        if name in troubled
     ]
 
 
@@ -241,10 +240,10 @@ def _report_sinks(
 
 def _status_row(
     name: str,
-    latest: queries.StoredSnapshot | None,
+    latest: LatestSnapshot | None,
     interval: float | None,
     now: datetime,
-    firing: list[queries.FiringAlert],
+    firing: list[Firing],
 ) -> dict[str, Any]:
     age = None if latest is None else (now - latest.taken_at).total_seconds()
     # Without a known poll interval, data counts as stale after a minute.
@@ -336,7 +335,7 @@ def _sigma_cell(row: dict[str, Any]) -> str:
     return f" = {', '.join(known)}" if known else ""
 
 
-def _stops(latest: queries.StoredSnapshot | None) -> dict[str, Any] | None:
+def _stops(latest: LatestSnapshot | None) -> dict[str, Any] | None:
     """Positions by stop status, and which have no effective stop (none, or beyond the
     liquidation price); None when no snapshot says (never read, or stored before stops were)."""
     if latest is None or not any(p.stop_status for p in latest.positions):
@@ -466,10 +465,10 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
 
 def _stream_health(settings: Settings | None) -> dict[str, dict[str, str]]:
     """How each account's marks arrive, as the daemon last wrote it to the state directory."""
-    from monitor.config.streams import STREAM_STATUS_FILE
-
     if settings is None or not settings.streams.enabled:
         return {}
+    from monitor.config.streams import STREAM_STATUS_FILE
+
     path = settings.state_dir / STREAM_STATUS_FILE
     try:
         data = json.loads(path.read_text())
