@@ -201,10 +201,10 @@ def _report_sinks(
 ) -> bool:
     """Show the sinks that do not take alerts; True when a person must act: one is disabled
     (a permanent error) or every remote sink fails (alerts reach no one)."""
-    from monitor.delivery import LOCAL_SINKS
-
     if not troubled:
         return False
+    from monitor.delivery import LOCAL_SINKS
+
     names = settings.notify.sink_names() if settings is not None else [t["sink"] for t in troubled]
     remote = {name for name in names if name not in LOCAL_SINKS}
     blind = bool(remote) and remote <= {t["sink"] for t in troubled}
