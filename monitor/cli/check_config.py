@@ -3,7 +3,6 @@ with --connect, log in to every account and report what the venue says about it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -33,6 +32,8 @@ def check_config(
 ) -> None:
     """Validate the configuration and print it with secrets masked (exit 78 on errors, 1 when
     the polls of a venue and address exceed its per-IP request limit)."""
+    import asyncio
+
     settings = load_or_exit(config)
     sys.stdout.write(json.dumps(settings.masked_dump(), indent=2) + "\n")
     if (no_sink := settings.notify.only_the_log_warning()) is not None:
@@ -88,6 +89,8 @@ def _print_streaming_budget(settings: Settings, addresses: list[str]) -> None:
 
 
 async def _probe_all(settings: Settings) -> list[ProbeReport]:
+    import asyncio
+
     # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
     from monitor.exchanges import ExchangeHub
 

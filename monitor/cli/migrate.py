@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import typer
@@ -24,6 +23,8 @@ from monitor.domain.errors import ConfigError, StorageError
 @app.command()
 def migrate(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Upgrade the database schema to this version (SQLite: after a backup copy)."""
+    import asyncio
+
     from monitor.storage.migrate import migrate as migrate_schema
 
     url, _ = resolve_database_url(config, database)

@@ -3,7 +3,6 @@ they point at, time windows, output formats, usage errors, and running a query o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -200,6 +199,8 @@ async def accounts_to_read(store: SqlStore, account: str | None) -> list[str]:
 def run_on_store(url: str, action: Callable[[SqlStore], Awaitable[T]]) -> T:
     """Run `action` on the existing database at `url`: a bad URL or bad input exits 2, a missing
     SQLite file or a database failure exits 1."""
+    import asyncio
+
     from monitor.storage.repository import SqlStore
 
     existing_database(url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from dataclasses import asdict
@@ -28,6 +27,8 @@ from monitor.domain.errors import ConfigError, StorageError
 @app.command()
 def prune(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Apply retention now: downsample old snapshots, delete what is past the longest period."""
+    import asyncio
+
     from monitor.storage.migrate import prepare_database
     from monitor.storage.retention import RetentionPolicy
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Annotated
 
@@ -31,6 +30,8 @@ def _level(name: str) -> int:
 @app.command()
 def run(config: ConfigOption = None, log_level: LogLevelOption = "info") -> None:
     """Run the monitor until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
+    import asyncio
+
     configure_logging(_level(log_level))
     with logged_exit(log, "cannot run"):
         # Validate first: a bad configuration fails in a fraction of a second, before ccxt and

@@ -3,7 +3,6 @@ the exchange's own figures. Writes nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,8 @@ def show(
     output: TableOrJsonOption = None,
 ) -> None:
     """Fetch every (or one) account once and print its state, our risk figures and the exchange's."""
+    import asyncio
+
     fmt = choose_format(output, TABLE_OR_JSON)
     settings = load_or_exit(config)
     names = list(settings.accounts)
@@ -63,6 +64,8 @@ Outcome = tuple[AccountState, AccountRisk] | MonitorError
 
 
 async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcome]]:
+    import asyncio
+
     # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
     from monitor.exchanges import ExchangeHub
 
