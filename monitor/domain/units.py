@@ -124,11 +124,12 @@ def format_figure(value: float, decimals: int = 1, *, against: Iterable[float] =
 
 
 def format_price(value: float) -> str:
-    """A price with thousands separators and up to 8 significant digits: "52,100.5",
-    "5,000,000.00", and sub-cent coins in plain decimals ("0.00001234", never "1.234e-05")."""
-    if not math.isfinite(value) or abs(value) >= 1e6:
+    """A price as a trader reads it: up to 8 significant digits but no finer than cents from
+    1,000 up, thousands separators, no trailing zeros ("52,100.5", "28,962.51", "5,000,000",
+    "0.61234"), and sub-cent coins in plain decimals ("0.00001234", never "1.234e-05")."""
+    if not math.isfinite(value):
         return f"{value:,.2f}"
-    return _significant(value, 8)
+    return _significant(value, 8, most_decimals=2 if abs(value) >= 1000 else None)
 
 
 def format_quantity(value: float) -> str:
@@ -140,13 +141,25 @@ def format_quantity(value: float) -> str:
 
 
 def format_amount(value: float) -> str:
-    """An equity, margin or balance in its asset: cents from 1 up ("12,500.00"), and below 1 up
-    to 8 significant digits so a small BTC equity keeps its figures ("0.01234568", "0.50")."""
-    if not math.isfinite(value) or value == 0 or abs(value) >= 1:
+    """An equity, margin, balance or loss in its asset: cents from 1,000 up ("12,500.00"), below
+    that up to 8 significant digits and at least 2 decimals, so a BTC equity keeps its figures
+    ("1.2345678", "0.01234568", "52.50")."""
+    if not math.isfinite(value) or abs(value) >= 1000:
         return f"{value:,.2f}"
     text = _significant(value, 8)
-    decimals = len(text.partition(".")[2])
-    return text + "0" * max(0, 2 - decimals) if decimals else f"{text}.00"
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
+
+
+def format_compact(value: float) -> str:
+    """An amount shortened for a narrow table column, to 4 significant digits: "1.235M",
+    "12.5k", "2.1B", "-340.2", and small ones in plain decimals ("0.0001234")."""
+    if not math.isfinite(value):
+        return f"{value:.0f}"
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{_significant(value / limit, 4).replace(',', '')}{suffix}"
+    return _significant(value, 4)
 
 
 def config_duration(delta: timedelta) -> str:
@@ -192,13 +205,15 @@ def _side(value: Decimal, level: Decimal) -> int:
     return (value > level) - (value < level)
 
 
-def _significant(value: float, digits: int) -> str:
-    """`value` to `digits` significant digits (whole numbers keep all theirs), in plain decimals
-    with thousands separators and no trailing zeros."""
+def _significant(value: float, digits: int, most_decimals: int | None = None) -> str:
+    """`value` to `digits` significant digits (whole numbers keep all theirs) and at most
+    `most_decimals` decimals, in plain decimals with thousands separators, no trailing zeros."""
     exact = _decimal(value)
     if exact == 0:
         return "0"
     decimals = max(0, digits - 1 - exact.adjusted())
+    if most_decimals is not None:
+        decimals = min(decimals, most_decimals)
     shown = exact.quantize(Decimal(1).scaleb(-decimals), context=_EXACT)
     return _written(shown, signed=False, trim=True)
 

@@ -86,8 +86,10 @@ def test_percentages_keep_the_decimals_that_matter(fraction: float, text: str) -
     ("value", "text"),
     [
         (52_100.5, "52,100.5"),
-        (5_000_000.0, "5,000,000.00"),
-        (2_832.6912, "2,832.6912"),
+        (28_962.505_1, "28,962.51"),  # cents from 1,000 up: no false precision
+        (5_000_000.0, "5,000,000"),
+        (2_832.6912, "2,832.69"),
+        (142.345678912, "142.34568"),
         (0.00001234, "0.00001234"),  # never 1.234e-05
         (0.5, "0.5"),
     ],
@@ -113,8 +115,8 @@ def test_no_price_from_1e_8_to_1e9_reads_in_exponent_notation(value: float) -> N
     for text in (format_price(value), format_quantity(value), format_amount(value)):
         assert "e" not in text.lower()
         shown = _number(text)
-        # Eight significant digits, or cents from a million up: the price a trader types back.
-        assert shown == pytest.approx(value, rel=5e-8, abs=0.005 if abs(value) >= 1 else 0)
+        # Eight significant digits, or cents from a thousand up: the price a trader types back.
+        assert shown == pytest.approx(value, rel=5e-8, abs=0.005 if abs(value) >= 1000 else 0)
 
 
 @given(st.floats(min_value=-1e9, max_value=1e9))
@@ -186,6 +188,9 @@ def test_signed_percentages_show_their_direction() -> None:
         (0.012345678, "0.012345678", "0.012345678"),
         (12_500.0, "12,500", "12,500.00"),
         (0.0, "0", "0.00"),
+        (1.2345678, "1.2345678", "1.2345678"),
+        (52.5, "52.5", "52.50"),
+        (-1234.5, "-1,234.5", "-1,234.50"),
         (123_456_789_012.0, "123,456,789,012", "123,456,789,012.00"),
     ],
 )

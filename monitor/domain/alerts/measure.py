@@ -15,7 +15,13 @@ from monitor.domain.errors import ExchangeAuthError, VenuePaused
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
 from monitor.domain.stops import StopStatus, position_stops
-from monitor.domain.units import format_duration, format_figure, format_percent, format_price
+from monitor.domain.units import (
+    format_amount,
+    format_duration,
+    format_figure,
+    format_percent,
+    format_price,
+)
 
 Facts = dict[str, str | float | None]
 
@@ -119,18 +125,20 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
     """Both ratios, the nearest liquidation and the account-wide move, in one or two sentences."""
     risk = snapshot.risk
     parts = []
-    if with_ratio and risk.margin_ratio is not None and risk.exchange_margin_ratio is not None:
-        parts.append(
-            f"Margin ratio {format_percent(risk.margin_ratio)} (exchange: {format_percent(risk.exchange_margin_ratio)})."
-        )
     state = snapshot.state
+    if with_ratio and risk.margin_ratio is not None and risk.exchange_margin_ratio is not None:
+        # Read beside the venue's liquidation ratio: 100.04 % must not print as "100.0 %".
+        trigger = state.liquidation_ratio
+        ratio = format_percent(risk.margin_ratio, against=[trigger])
+        exchange = format_percent(risk.exchange_margin_ratio, against=[1 / trigger])
+        parts.append(f"Margin ratio {ratio} (exchange: {exchange}).")
     if state.liquidation_ratio != 1.0:
         parts.append(
             f"The venue liquidates at a margin ratio of {format_percent(state.liquidation_ratio)}."
         )
     if state.venue_terms:
         taken = ", ".join(
-            f"{term.name} {format_price(term.maintenance_margin or term.equity)} {state.asset}"
+            f"{term.name} {format_amount(term.maintenance_margin or term.equity)} {state.asset}"
             for term in state.venue_terms
         )
         parts.append(f"Includes venue figures we cannot model: {taken}.")
@@ -423,7 +431,7 @@ def _margin_chasing(
     count = len(worst["top_ups"])
     summary = (
         f"margin was added {count} times within {format_duration(rule.window)} to isolated {key} "
-        f"(isolated margin now {format_price(worst['margin'])}); adding margin to a losing position only "
+        f"(isolated margin now {format_amount(worst['margin'])}); adding margin to a losing position only "
         f"moves its liquidation, consider reducing it"
     )
     return Reading(float(count), summary, {"value": float(count), "position": key}), memory
@@ -485,7 +493,7 @@ def _stop_loss(
         if rule.max_loss is not None and loss is not None and -loss > rule.max_loss:
             costly.append(
                 f"{name}: the stop at {format_price(stop.stop_price or 0.0)} loses "
-                f"{format_price(-(stop.loss_at_stop or 0.0))} {snapshot.state.asset} = "
+                f"{format_amount(-(stop.loss_at_stop or 0.0))} {snapshot.state.asset} = "
                 f"{format_percent(-loss, against=[rule.max_loss])} of equity "
                 f"(at most {format_percent(rule.max_loss)})"
             )
