@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
+from functools import lru_cache
 
 from monitor.domain.errors import InvalidInput
 
@@ -109,7 +110,7 @@ def format_percent(fraction: float, *, signed: bool = False, against: Iterable[f
         decimals = 1
     else:
         decimals = max(2, 1 - magnitude.adjusted())  # two significant digits: "0.042 %"
-    levels = [_decimal(level) * _HUNDRED for level in against if math.isfinite(level)]
+    levels = [_percent_level(level) for level in against if math.isfinite(level)]
     return f"{_written(_rounded(exact, decimals, levels), signed)} %"
 
 
@@ -189,6 +190,12 @@ def config_percent(fraction: float) -> str:
 def _decimal(value: float) -> Decimal:
     """The float as its shortest decimal, the way it was written (1.15, not 1.149999...)."""
     return Decimal(repr(float(value)))
+
+
+@lru_cache(maxsize=1024)
+def _percent_level(level: float) -> Decimal:
+    """A level in percent as a decimal; the same few levels come back every cycle."""
+    return _decimal(level) * _HUNDRED
 
 
 def _rounded(exact: Decimal, decimals: int, levels: list[Decimal]) -> Decimal:
