@@ -43,7 +43,7 @@ from monitor.domain.margin import assess
 from monitor.domain.marks import with_marks
 from monitor.domain.model import AccountState, Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
-from monitor.domain.units import format_duration
+from monitor.domain.units import format_duration, format_percent
 from monitor.outage import StorageOutage
 from monitor.ports import Clock, ExchangeClient, SnapshotStore
 
@@ -715,7 +715,7 @@ class PollService:
         ratios = [r.last_margin_ratio for r in runtimes if r.last_margin_ratio is not None]
         parts = [f"{len(runtimes) - len(failing)}/{len(runtimes)} accounts ok"]
         if ratios:
-            parts.append(f"lowest margin ratio {min(ratios) * 100:.0f}%")
+            parts.append(f"lowest margin ratio {format_percent(min(ratios))}")
         if failing:
             parts.append("failing: " + ", ".join(sorted(failing)[:5]))
         return "; ".join(parts)

@@ -24,7 +24,7 @@ def test_fact_lines_use_both_ratio_conventions_and_plain_words() -> None:
         "the exchange shows 70.4 % (100 % = liquidation)",
         "Nearest liquidation: BTCUSDT at 51,234.5, 11.8 % away from the mark price",
         "The whole account is liquidated if all prices fall 7.7 % together",
-        "Equity: 1,234.5 USDT",
+        "Equity: 1,234.50 USDT",
     ]
 
 
@@ -191,4 +191,4 @@ def test_large_prices_and_zero_distance() -> None:
     lines = fact_lines(
         notification(nearest_liquidation_price=2_345_678.9, distance_to_liquidation=0)
     )
-    assert "Nearest liquidation: BTCUSDT at 2,345,678.90, 0.0 % away from the mark price" in lines
+    assert "Nearest liquidation: BTCUSDT at 2,345,678.9, 0.0 % away from the mark price" in lines
