@@ -13,9 +13,9 @@ from monitor.notify.pushover import PushoverSink
 from monitor.notify.slack import SlackSink
 from monitor.notify.telegram import TelegramSink
 from monitor.notify.webhook import JsonWebhookSink
-from monitor.ports import Notifier
+from monitor.ports import Sink
 
-SINK_CLASSES: dict[str, Callable[[str, WebhookSettings, HttpTransport], Notifier]] = {
+SINK_CLASSES: dict[str, Callable[[str, WebhookSettings, HttpTransport], Sink]] = {
     "json": JsonWebhookSink,
     "telegram": TelegramSink,
     "ntfy": NtfySink,
@@ -26,11 +26,11 @@ SINK_CLASSES: dict[str, Callable[[str, WebhookSettings, HttpTransport], Notifier
 
 
 def build_sinks(
-    settings: NotifySettings, http: HttpTransport, mqtt: Notifier | None = None
-) -> dict[str, Notifier]:
+    settings: NotifySettings, http: HttpTransport, mqtt: Sink | None = None
+) -> dict[str, Sink]:
     """Every configured sink by name, in `settings.sink_names()` order. The MQTT sink is the
     running publisher, passed in by the caller (it owns the broker connection)."""
-    sinks: dict[str, Notifier] = {}
+    sinks: dict[str, Sink] = {}
     if mqtt is not None and settings.mqtt is not None and settings.mqtt.alerts:
         sinks["mqtt"] = mqtt
     if settings.console is not None:
