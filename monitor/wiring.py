@@ -24,8 +24,8 @@ from monitor.domain.alerts import AlertRules
 from monitor.domain.errors import MonitorError
 from monitor.domain.units import format_duration
 from monitor.exchanges import ExchangeHub
-from monitor.notify.http import HttpTransport
-from monitor.notify.mqtt import MqttPublisher
+from monitor.notify.http.transport import HttpTransport
+from monitor.notify.mqtt.transport import MqttPublisher
 from monitor.notify.sinks import build_sinks
 from monitor.outage import StorageOutage
 from monitor.ports import ExchangeClient, Sink

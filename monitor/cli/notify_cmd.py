@@ -70,8 +70,8 @@ def notify_test_command(
 
 
 async def _send_all(settings: Settings, names: list[str]) -> dict[str, str | None]:
-    from monitor.notify.http import HttpTransport
-    from monitor.notify.mqtt import MqttPublisher
+    from monitor.notify.http.transport import HttpTransport
+    from monitor.notify.mqtt.transport import MqttPublisher
     from monitor.notify.sinks import build_sinks
 
     notification = sample_notification(datetime.now(UTC))

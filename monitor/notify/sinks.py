@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from monitor.config.notify import NotifySettings, WebhookSettings
-from monitor.notify.console import ConsoleSink
-from monitor.notify.discord import DiscordSink
-from monitor.notify.http import HttpTransport
-from monitor.notify.ntfy import NtfySink
-from monitor.notify.pushover import PushoverSink
-from monitor.notify.slack import SlackSink
-from monitor.notify.telegram import TelegramSink
-from monitor.notify.webhook import JsonWebhookSink
+from monitor.notify.console.transport import ConsoleSink
+from monitor.notify.discord.transport import DiscordSink
+from monitor.notify.http.transport import HttpTransport
+from monitor.notify.ntfy.transport import NtfySink
+from monitor.notify.pushover.transport import PushoverSink
+from monitor.notify.slack.transport import SlackSink
+from monitor.notify.telegram.transport import TelegramSink
+from monitor.notify.webhook.transport import JsonWebhookSink
 from monitor.ports import Sink
 
 SINK_CLASSES: dict[str, Callable[[str, WebhookSettings, HttpTransport], Sink]] = {

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from monitor.cli import app, notify_cmd
 from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from monitor.config.notify import MqttSettings
-from monitor.notify.http import host_of
-from monitor.notify.mqtt import MqttPublisher
+from monitor.notify.http.transport import host_of
+from monitor.notify.mqtt.transport import MqttPublisher
 from tests.notify.mqtt_client import collect
 from tests.support.mosquitto import Mosquitto, free_port, mosquitto, mosquitto_binary  # noqa: F401
 from tests.support.tools import tool_missing

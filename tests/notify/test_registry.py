@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 
 from monitor.config.notify import NotifySettings
-from monitor.notify.console import ConsoleSink
-from monitor.notify.http import HttpTransport
+from monitor.notify.console.transport import ConsoleSink
+from monitor.notify.http.transport import HttpTransport
 from monitor.notify.sinks import SINK_CLASSES, build_sinks
-from monitor.notify.telegram import TelegramSink
-from monitor.notify.webhook import JsonWebhookSink
+from monitor.notify.telegram.transport import TelegramSink
+from monitor.notify.webhook.transport import JsonWebhookSink
 
 
 def test_every_kind_has_a_sink_with_the_same_shape() -> None:

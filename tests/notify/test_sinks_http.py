@@ -15,13 +15,13 @@ import respx
 
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import NotificationKind, Severity
-from monitor.notify.discord import DiscordSink
-from monitor.notify.http import HttpTransport
-from monitor.notify.ntfy import NtfySink
-from monitor.notify.pushover import PushoverSink
-from monitor.notify.slack import SlackSink
-from monitor.notify.telegram import TelegramSink
-from monitor.notify.webhook import JsonWebhookSink
+from monitor.notify.discord.transport import DiscordSink
+from monitor.notify.http.transport import HttpTransport
+from monitor.notify.ntfy.transport import NtfySink
+from monitor.notify.pushover.transport import PushoverSink
+from monitor.notify.slack.transport import SlackSink
+from monitor.notify.telegram.transport import TelegramSink
+from monitor.notify.webhook.transport import JsonWebhookSink
 from tests.notify.factories import notification, webhook
 
 HOOK = "https://hooks.example.org/alert"

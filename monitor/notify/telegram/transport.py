@@ -11,7 +11,7 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
 from monitor.notify.base import headline, is_good_news, plain_text, truncate
-from monitor.notify.http import (
+from monitor.notify.http.transport import (
     HttpSink,
     HttpTransport,
     json_object,

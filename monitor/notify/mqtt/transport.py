@@ -32,7 +32,7 @@ from monitor.domain.errors import ConfigError, DeliveryError
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import Notification
 from monitor.notify.base import payload
-from monitor.notify.ha_discovery import (
+from monitor.notify.mqtt.ha_discovery import (
     alert_topic,
     availability_topic,
     discovery_configs,
@@ -40,7 +40,8 @@ from monitor.notify.ha_discovery import (
     state_topic,
 )
 
-log = logging.getLogger(__name__)
+# Log lines name their logger: the sink's package, as for every other sink module.
+log = logging.getLogger("monitor.notify.mqtt")
 
 ONLINE = b"online"
 OFFLINE = b"offline"

@@ -13,7 +13,7 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.notify.base import is_good_news, plain_text, truncate
-from monitor.notify.http import HttpSink, HttpTransport, json_object, raise_for_status
+from monitor.notify.http.transport import HttpSink, HttpTransport, json_object, raise_for_status
 
 API_URL = "https://api.pushover.net/1/messages.json"
 MESSAGE_LIMIT = 1024

@@ -10,7 +10,7 @@ import json
 from monitor.config.notify import WebhookSettings
 from monitor.domain.notification import Notification
 from monitor.notify.base import payload
-from monitor.notify.http import HttpSink, HttpTransport, raise_for_status
+from monitor.notify.http.transport import HttpSink, HttpTransport, raise_for_status
 
 SIGNATURE_HEADER = "X-Portfolio-Monitor-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

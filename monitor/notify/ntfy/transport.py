@@ -8,7 +8,7 @@ from typing import Any
 from monitor.config.notify import WebhookSettings
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.notify.base import is_good_news, plain_text
-from monitor.notify.http import HttpSink, HttpTransport, json_object, raise_for_status
+from monitor.notify.http.transport import HttpSink, HttpTransport, json_object, raise_for_status
 
 SERVER = "https://ntfy.sh"
 # ntfy priorities: 1 min, 2 low, 3 default, 4 high, 5 max (breaks through Do Not Disturb).

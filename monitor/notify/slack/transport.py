@@ -10,7 +10,7 @@ from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
 from monitor.notify.base import headline, plain_text, truncate
-from monitor.notify.http import (
+from monitor.notify.http.transport import (
     HttpSink,
     HttpTransport,
     json_object,
