@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.notify import MqttSettings
 from monitor.delivery import OutboxSender, RetryPolicy
+from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
 from monitor.storage.migrate import prepare_database
 from tests.notify.factories import notification

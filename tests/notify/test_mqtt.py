@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.notify import MqttSettings
 from monitor.domain.errors import DeliveryError
 from monitor.notify.mqtt.ha_discovery import SENSORS
+from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
 from tests.notify.factories import notification, snapshot
 from tests.notify.mqtt_client import Seen, collect, latest
@@ -209,7 +209,7 @@ async def test_clean_shutdown_publishes_offline(mosquitto: Mosquitto) -> None:  
 _DYING_CLIENT = textwrap.dedent(
     """
     import asyncio, sys
-    from monitor.config.notify import MqttSettings
+    from monitor.notify.mqtt.settings import MqttSettings
     from monitor.notify.mqtt.transport import MqttPublisher
 
     async def main() -> None:

@@ -27,7 +27,6 @@ from typing import Any
 import aiomqtt
 
 from monitor import __version__
-from monitor.config.notify import MqttSettings
 from monitor.domain.errors import ConfigError, DeliveryError
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import Notification
@@ -39,6 +38,7 @@ from monitor.notify.mqtt.ha_discovery import (
     state_document,
     state_topic,
 )
+from monitor.notify.mqtt.settings import MqttSettings
 
 # Log lines name their logger: the sink's package, as for every other sink module.
 log = logging.getLogger("monitor.notify.mqtt")
