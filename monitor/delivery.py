@@ -36,7 +36,7 @@ from monitor.domain.errors import DeliveryError, StorageError
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
 from monitor.outage import StorageOutage
-from monitor.ports import Clock, HeldDelivery, Notifier, OutboxEntry, OutboxStore, SinkHealth
+from monitor.ports import Clock, HeldDelivery, OutboxEntry, OutboxStore, Sink, SinkHealth
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class OutboxSender:
     def __init__(
         self,
         store: OutboxStore,
-        sinks: Mapping[str, Notifier],
+        sinks: Mapping[str, Sink],
         policy: RetryPolicy | None = None,
         *,
         clock: Clock | None = None,
@@ -442,7 +442,7 @@ class OutboxSender:
             await self._postpone(sink, entries[index + 1 :], blocked)
         return False
 
-    async def _attempt(self, sink: Notifier, notification: Notification) -> DeliveryError | None:
+    async def _attempt(self, sink: Sink, notification: Notification) -> DeliveryError | None:
         try:
             async with asyncio.timeout(self._policy.send_timeout.total_seconds()):
                 await sink.send(notification)
@@ -457,7 +457,7 @@ class OutboxSender:
         return None
 
     async def _summarise_expired(
-        self, sink_name: str, sink: Notifier
+        self, sink_name: str, sink: Sink
     ) -> tuple[DeliveryError | None, set[int]]:
         """Send one message listing the sink's held rows older than `max_age`, then mark them
         dead saying so: a day-old "margin ratio 140 %" delivered as news would mislead."""

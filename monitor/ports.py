@@ -53,7 +53,7 @@ class ExchangeClient(Protocol):
         ...
 
 
-class Notifier(Protocol):
+class Sink(Protocol):
     """One notification sink (Telegram, a JSON webhook, MQTT alert events, ...)."""
 
     @property

@@ -24,11 +24,11 @@ from monitor.domain.alerts import AlertRules
 from monitor.domain.errors import MonitorError
 from monitor.domain.units import format_duration
 from monitor.exchanges import ExchangeHub
-from monitor.notify.http import HttpTransport
-from monitor.notify.mqtt import MqttPublisher
+from monitor.notify.http.transport import HttpTransport
+from monitor.notify.mqtt.transport import MqttPublisher
 from monitor.notify.sinks import build_sinks
 from monitor.outage import StorageOutage
-from monitor.ports import ExchangeClient, Notifier
+from monitor.ports import ExchangeClient, Sink
 from monitor.service import CycleObserver, CycleReport
 from monitor.storage.engine import sqlite_path
 from monitor.storage.leases import LeaseBoard, LeaseTerms
@@ -69,7 +69,7 @@ class Adapters:
 
     store: SqlStore
     hub: ExchangeHub
-    sinks: dict[str, Notifier]
+    sinks: dict[str, Sink]
     sender: OutboxSender
     mqtt: MqttPublisher | None
     # Whether the database takes writes; the poll service and the sender report to it.

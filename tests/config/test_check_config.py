@@ -108,6 +108,14 @@ def test_webhook_header_values_are_masked(tmp_path: Path) -> None:
     assert "header-token-987" not in out + err
     shown = json.loads(out.partition("\nrequest budget: ")[0])
     assert shown["notify"]["webhooks"]["ops"]["headers"] == {"Authorization": "**********"}
+    # Only the keys of its kind: no Telegram or Pushover keys on a JSON hook.
+    assert list(shown["notify"]["webhooks"]["ops"]) == [
+        "kind",
+        "url",
+        "secret",
+        "headers",
+        "timeout",
+    ]
 
 
 def _binance_accounts(

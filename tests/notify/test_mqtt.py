@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.notify import MqttSettings
 from monitor.domain.errors import DeliveryError
-from monitor.notify.ha_discovery import SENSORS
-from monitor.notify.mqtt import MqttPublisher
+from monitor.notify.mqtt.ha_discovery import SENSORS
+from monitor.notify.mqtt.settings import MqttSettings
+from monitor.notify.mqtt.transport import MqttPublisher
 from tests.notify.factories import notification, snapshot
 from tests.notify.mqtt_client import Seen, collect, latest
 from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
@@ -209,8 +209,8 @@ async def test_clean_shutdown_publishes_offline(mosquitto: Mosquitto) -> None:  
 _DYING_CLIENT = textwrap.dedent(
     """
     import asyncio, sys
-    from monitor.config.notify import MqttSettings
-    from monitor.notify.mqtt import MqttPublisher
+    from monitor.notify.mqtt.settings import MqttSettings
+    from monitor.notify.mqtt.transport import MqttPublisher
 
     async def main() -> None:
         settings = MqttSettings(host="127.0.0.1", port=int(sys.argv[1]), client_id="pm-dying")

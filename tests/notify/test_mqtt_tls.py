@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.notify import MqttSettings
 from monitor.domain.errors import DeliveryError
-from monitor.notify.mqtt import MqttPublisher
+from monitor.notify.mqtt.settings import MqttSettings
+from monitor.notify.mqtt.transport import MqttPublisher
 from tests.notify.factories import notification
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
 from tests.support.tools import tool_missing

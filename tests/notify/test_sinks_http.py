@@ -15,13 +15,19 @@ import respx
 
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import NotificationKind, Severity
-from monitor.notify.discord import DiscordSink
-from monitor.notify.http import HttpTransport
-from monitor.notify.ntfy import NtfySink
-from monitor.notify.pushover import PushoverSink
-from monitor.notify.slack import SlackSink
-from monitor.notify.telegram import TelegramSink
-from monitor.notify.webhook import JsonWebhookSink
+from monitor.notify.discord.settings import DiscordSettings
+from monitor.notify.discord.transport import DiscordSink
+from monitor.notify.http.transport import HttpTransport
+from monitor.notify.ntfy.settings import NtfySettings
+from monitor.notify.ntfy.transport import NtfySink
+from monitor.notify.pushover.settings import PushoverSettings
+from monitor.notify.pushover.transport import PushoverSink
+from monitor.notify.slack.settings import SlackSettings
+from monitor.notify.slack.transport import SlackSink
+from monitor.notify.telegram.settings import TelegramSettings
+from monitor.notify.telegram.transport import TelegramSink
+from monitor.notify.webhook.settings import JsonWebhookSettings
+from monitor.notify.webhook.transport import JsonWebhookSink
 from tests.notify.factories import notification, webhook
 
 HOOK = "https://hooks.example.org/alert"
@@ -47,7 +53,7 @@ class TestJsonWebhook:
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         route = respx_mock.post(HOOK).respond(204)
-        sink = JsonWebhookSink("ops", webhook("json", url=HOOK, secret="s3cret"), http)
+        sink = JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK, secret="s3cret"), http)
         await sink.send(notification())
         request = route.calls.last.request
         body = json.loads(request.content)
@@ -65,7 +71,9 @@ class TestJsonWebhook:
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         route = respx_mock.post(HOOK).respond(200)
-        await JsonWebhookSink("ops", webhook("json", url=HOOK), http).send(notification())
+        await JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http).send(
+            notification()
+        )
         assert "X-Portfolio-Monitor-Signature" not in route.calls.last.request.headers
 
     @pytest.mark.parametrize("status", [500, 502, 503, 429, 408])
@@ -73,7 +81,7 @@ class TestJsonWebhook:
         self, respx_mock: respx.MockRouter, http: HttpTransport, status: int
     ) -> None:
         respx_mock.post(HOOK).respond(status, headers={"Retry-After": "7"})
-        error = await _failure(JsonWebhookSink("ops", webhook("json", url=HOOK), http))
+        error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
         assert not error.permanent
         assert error.retry_after == 7.0
         assert "ops" in str(error)
@@ -83,14 +91,14 @@ class TestJsonWebhook:
         self, respx_mock: respx.MockRouter, http: HttpTransport, status: int
     ) -> None:
         respx_mock.post(HOOK).respond(status)
-        error = await _failure(JsonWebhookSink("ops", webhook("json", url=HOOK), http))
+        error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
         assert error.permanent
 
     async def test_a_redirect_is_permanent_and_says_so(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).respond(301, headers={"Location": "https://elsewhere/?token=t0k"})
-        error = await _failure(JsonWebhookSink("ops", webhook("json", url=HOOK), http))
+        error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
         assert error.permanent
         assert "HTTP 301: the URL redirects elsewhere; configure the final URL" in str(error)
         assert "t0k" not in str(error)
@@ -101,7 +109,7 @@ class TestJsonWebhook:
         respx_mock.post(HOOK).mock(
             side_effect=[httpx.ConnectTimeout("slow"), httpx.ConnectError("refused")]
         )
-        sink = JsonWebhookSink("ops", webhook("json", url=HOOK), http)
+        sink = JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http)
         assert "timed out" in str(await _failure(sink))
         error = await _failure(sink)
         assert not error.permanent
@@ -110,7 +118,9 @@ class TestJsonWebhook:
 
 class TestTelegram:
     def _sink(self, http: HttpTransport) -> TelegramSink:
-        return TelegramSink("tg", webhook("telegram", bot_token="123:SECRET", chat_id="-100"), http)
+        return TelegramSink(
+            "tg", webhook(TelegramSettings, bot_token="123:SECRET", chat_id="-100"), http
+        )
 
     async def test_message_in_plain_words(
         self, respx_mock: respx.MockRouter, http: HttpTransport
@@ -216,14 +226,16 @@ class TestTelegram:
 
     async def test_forum_topic(self, respx_mock: respx.MockRouter, http: HttpTransport) -> None:
         route = respx_mock.post(TELEGRAM).respond(200, json={"ok": True})
-        settings = webhook("telegram", bot_token="123:SECRET", chat_id="-100", message_thread_id=7)
+        settings = webhook(
+            TelegramSettings, bot_token="123:SECRET", chat_id="-100", message_thread_id=7
+        )
         await TelegramSink("tg", settings, http).send(notification())
         assert json.loads(route.calls.last.request.content)["message_thread_id"] == 7
 
 
 class TestDiscord:
     def _sink(self, http: HttpTransport) -> DiscordSink:
-        return DiscordSink("dc", webhook("discord", url=HOOK), http)
+        return DiscordSink("dc", webhook(DiscordSettings, url=HOOK), http)
 
     async def test_success(self, respx_mock: respx.MockRouter, http: HttpTransport) -> None:
         route = respx_mock.post(HOOK).respond(204)
@@ -270,7 +282,7 @@ class TestDiscord:
 
 class TestSlack:
     def _sink(self, http: HttpTransport) -> SlackSink:
-        return SlackSink("sl", webhook("slack", url=HOOK), http)
+        return SlackSink("sl", webhook(SlackSettings, url=HOOK), http)
 
     async def test_success(self, respx_mock: respx.MockRouter, http: HttpTransport) -> None:
         route = respx_mock.post(HOOK).respond(200, text="ok")
@@ -354,7 +366,7 @@ class TestNtfy:
         priority: int,
     ) -> None:
         route = respx_mock.post(NTFY).respond(200, json={"id": "x"})
-        sink = NtfySink("phone", webhook("ntfy", topic="margin", token="tk_abc"), http)
+        sink = NtfySink("phone", webhook(NtfySettings, topic="margin", token="tk_abc"), http)
         await sink.send(notification(severity=severity, kind=kind))
         request = route.calls.last.request
         body = json.loads(request.content)
@@ -367,7 +379,7 @@ class TestNtfy:
     ) -> None:
         route = respx_mock.post("https://ntfy.example.org").respond(200)
         sink = NtfySink(
-            "phone", webhook("ntfy", topic="t", server="https://ntfy.example.org/"), http
+            "phone", webhook(NtfySettings, topic="t", server="https://ntfy.example.org/"), http
         )
         await sink.send(notification())
         assert "Authorization" not in route.calls.last.request.headers
@@ -379,7 +391,7 @@ class TestNtfy:
                 httpx.Response(429, headers={"Retry-After": "3"}),
             ]
         )
-        sink = NtfySink("phone", webhook("ntfy", topic="t"), http)
+        sink = NtfySink("phone", webhook(NtfySettings, topic="t"), http)
         refused = await _failure(sink)
         assert refused.permanent
         assert str(refused) == "phone: HTTP 403: forbidden"
@@ -390,7 +402,7 @@ class TestNtfy:
 
 class TestPushover:
     def _sink(self, http: HttpTransport) -> PushoverSink:
-        return PushoverSink("po", webhook("pushover", token="apptoken", user="userkey"), http)
+        return PushoverSink("po", webhook(PushoverSettings, token="apptoken", user="userkey"), http)
 
     async def test_emergency_priority_repeats_until_acknowledged(
         self, respx_mock: respx.MockRouter, http: HttpTransport

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.notify.base import is_good_news, plain_text, truncate
-from monitor.notify.http import HttpSink, HttpTransport, json_object, raise_for_status
+from monitor.notify.http.transport import HttpSink, HttpTransport, json_object, raise_for_status
+from monitor.notify.pushover.settings import PushoverSettings
 
 API_URL = "https://api.pushover.net/1/messages.json"
 MESSAGE_LIMIT = 1024
@@ -42,10 +42,8 @@ def _errors(response: httpx.Response) -> str:
 class PushoverSink(HttpSink):
     """Pushes the alert to one user (or group) key."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.token is not None
-        assert settings.user is not None
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: PushoverSettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         self._url = settings.api_url or API_URL
         self._receipts_url = self._url.rsplit("/", 1)[0] + "/receipts/cancel_by_tag"
         self._token = settings.token.get_secret_value()

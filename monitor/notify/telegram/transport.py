@@ -7,17 +7,17 @@ from typing import Any
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
 from monitor.notify.base import headline, is_good_news, plain_text, truncate
-from monitor.notify.http import (
+from monitor.notify.http.transport import (
     HttpSink,
     HttpTransport,
     json_object,
     raise_for_status,
     retry_after_seconds,
 )
+from monitor.notify.telegram.settings import TelegramSettings
 
 API_URL = "https://api.telegram.org"
 MESSAGE_LIMIT = 4096
@@ -47,10 +47,8 @@ PERMANENT_ERRORS = (
 class TelegramSink(HttpSink):
     """Sends the alert as a plain-text message to one chat (optionally one forum topic)."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.bot_token is not None
-        assert settings.chat_id is not None
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: TelegramSettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         base = settings.api_url or API_URL
         self._url = f"{base}/bot{settings.bot_token.get_secret_value()}/sendMessage"
         self._chat_id = settings.chat_id

@@ -6,16 +6,16 @@ Error messages never contain the URL: Telegram, Slack and Discord URLs carry the
 from __future__ import annotations
 
 import email.utils
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
+from monitor.notify.http.settings import DEFAULT_TIMEOUT
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_SECONDS = DEFAULT_TIMEOUT.total_seconds()
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -80,7 +80,7 @@ class HttpTransport:
 
     def __init__(self, client: httpx.AsyncClient | None = None) -> None:
         self._client = client or httpx.AsyncClient(
-            timeout=DEFAULT_TIMEOUT,
+            timeout=DEFAULT_SECONDS,
             follow_redirects=False,
             headers={"User-Agent": "portfolio-monitor"},
         )
@@ -93,7 +93,7 @@ class HttpTransport:
         try:
             return await self._client.post(
                 url,
-                timeout=timeout_seconds if timeout_seconds is not None else DEFAULT_TIMEOUT,
+                timeout=timeout_seconds if timeout_seconds is not None else DEFAULT_SECONDS,
                 **kwargs,
             )
         except httpx.TimeoutException as exc:
@@ -130,9 +130,9 @@ class HttpSink:
     """What every sink that posts over HTTP shares: its configured name, its timeout and the
     shared transport. Subclasses add their URL and credentials and implement `send`."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
+    def __init__(self, name: str, timeout: timedelta, http: HttpTransport) -> None:
         self._name = name
-        self._timeout = settings.timeout.total_seconds()
+        self._timeout = timeout.total_seconds()
         self._http = http
         self.last_host: str | None = None
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
 from monitor.notify.base import headline, plain_text, truncate
-from monitor.notify.http import (
+from monitor.notify.discord.settings import DiscordSettings
+from monitor.notify.http.transport import (
     HttpSink,
     HttpTransport,
     json_object,
@@ -23,9 +23,8 @@ MESSAGE_LIMIT = 2000
 class DiscordSink(HttpSink):
     """Posts the alert as one message; mentions are disabled so a symbol never pings anyone."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.url is not None
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: DiscordSettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         self._url = settings.url.get_secret_value()
 
     async def send(self, notification: Notification) -> None:
