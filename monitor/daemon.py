@@ -27,7 +27,7 @@ from monitor.domain.errors import ConfigError, DatabaseInUse, MonitorError, Stor
 from monitor.leasing import LeaseKeeper
 from monitor.live import LiveMarks, is_live
 from monitor.metrics import Metrics
-from monitor.ports import ExchangeClient
+from monitor.ports import ExchangeClient, SystemClock
 from monitor.scheduling import Scheduler
 from monitor.service import CycleObserver, CycleReport, PollService, WatchedAccount
 from monitor.web.server import WebServer
@@ -47,14 +47,6 @@ RELOAD_RETRY_SECONDS = 30.0
 # How long handing an account to another daemon lets its poll in flight finish: short, as the
 # account goes unpolled meanwhile (a cancelled cycle stores nothing; the new holder polls at once).
 HANDOVER_GRACE_SECONDS = 1.0
-
-
-class SystemClock:
-    """Wall-clock UTC time."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware UTC."""
-        return datetime.now(UTC)
 
 
 class _MetricsObserver:

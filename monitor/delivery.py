@@ -30,13 +30,21 @@ import asyncio
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from monitor.domain.errors import DeliveryError, StorageError
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
 from monitor.outage import StorageOutage
-from monitor.ports import Clock, HeldDelivery, Notifier, OutboxEntry, OutboxStore, SinkHealth
+from monitor.ports import (
+    Clock,
+    HeldDelivery,
+    Notifier,
+    OutboxEntry,
+    OutboxStore,
+    SinkHealth,
+    SystemClock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +84,6 @@ class RetryPolicy:
         return wait
 
 
-class _SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 class OutboxSender:
     """Delivers due outbox rows to `sinks` (by name). Run `run()` as a task; call `wake()` after
     a cycle committed notifications and `flush(seconds)` on shutdown."""
@@ -102,7 +105,7 @@ class OutboxSender:
         self._store = store
         self._sinks = dict(sinks)
         self._policy = policy or RetryPolicy()
-        self._clock = clock or _SystemClock()
+        self._clock = clock or SystemClock()
         self._poll_interval = poll_interval
         self._batch = batch
         self._wake = asyncio.Event()

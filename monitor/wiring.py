@@ -28,7 +28,7 @@ from monitor.notify.http import HttpTransport
 from monitor.notify.mqtt import MqttPublisher
 from monitor.notify.sinks import build_sinks
 from monitor.outage import StorageOutage
-from monitor.ports import ExchangeClient, Notifier
+from monitor.ports import ExchangeClient, Notifier, SystemClock
 from monitor.service import CycleObserver, CycleReport
 from monitor.storage.engine import sqlite_path
 from monitor.storage.leases import LeaseBoard, LeaseTerms
@@ -47,11 +47,6 @@ class _MqttStateObserver:
     def cycle_finished(self, report: CycleReport) -> None:
         if report.snapshot is not None:
             self._publisher.publish_state(report.snapshot, report.stream)
-
-
-class _UtcClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class _WakeSender:
@@ -174,7 +169,7 @@ class Adapters:
                     mqtt = await stack.enter_async_context(MqttPublisher(settings.notify.mqtt))
                 sinks = build_sinks(settings.notify, http, mqtt)
                 delivery = settings.notify.delivery
-                outage = StorageOutage(_UtcClock())
+                outage = StorageOutage(SystemClock())
                 # The probe's first step: a real write, so recovery is not declared on reads.
                 outage.on_recovery(store.check_writable)
                 outage.free_space = store.free_space

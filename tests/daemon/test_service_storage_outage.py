@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from monitor.daemon import SystemClock
 from monitor.domain.errors import StorageError
 from monitor.domain.notification import Notification
 from monitor.exchanges import ExchangeHub
 from monitor.exchanges.resilience import RetryPolicy
 from monitor.outage import StorageOutage
+from monitor.ports import SystemClock
 from monitor.service import PollService
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database

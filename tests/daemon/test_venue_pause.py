@@ -18,11 +18,11 @@ from pydantic import SecretStr
 
 from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.domain.notification import Notification
 from monitor.exchanges import ExchangeHub
 from monitor.exchanges.resilience import RetryPolicy
+from monitor.ports import SystemClock
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
