@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.domain.errors import DeliveryError, StorageError
@@ -45,6 +44,7 @@ from monitor.ports import (
     SinkHealth,
     SystemClock,
 )
+from monitor.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -60,28 +60,13 @@ LOCAL_SINKS = frozenset({"console"})
 BLIND_LOG_EVERY = timedelta(minutes=5)
 # How many expired alerts the summary names one by one.
 SUMMARY_LINES = 20
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How long to wait before retrying a sink that failed: `initial` after the first failure,
-    doubling up to `maximum`; `send_timeout` bounds one delivery attempt."""
-
-    initial: timedelta = timedelta(seconds=5)
-    maximum: timedelta = timedelta(minutes=15)
-    send_timeout: timedelta = timedelta(seconds=30)
-
-    def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
-        """The wait after the `attempts`-th failed try (1 = first failure). A sink's own
-        `retry_after` wins when it is longer than our back-off (it knows its rate limit)."""
-        exponent = max(0, attempts - 1)
-        # Cap the exponent before multiplying: 2**exponent overflows timedelta long before
-        # anyone has retried for a day.
-        backoff = self.initial * (1 << min(exponent, 30))
-        wait = min(backoff, self.maximum)
-        if retry_after is not None and retry_after > 0:
-            wait = max(wait, timedelta(seconds=retry_after))
-        return wait
+# A sink that failed waits 5 s, doubling up to 15 min ([notify.delivery] retry_initial/retry_max);
+# one delivery attempt may take 30 s.
+DELIVERY_RETRY = RetryPolicy(
+    initial=timedelta(seconds=5),
+    maximum=timedelta(minutes=15),
+    attempt_timeout=timedelta(seconds=30),
+)
 
 
 class OutboxSender:
@@ -104,7 +89,7 @@ class OutboxSender:
     ) -> None:
         self._store = store
         self._sinks = dict(sinks)
-        self._policy = policy or RetryPolicy()
+        self._policy = policy or DELIVERY_RETRY
         self._clock = clock or SystemClock()
         self._poll_interval = poll_interval
         self._batch = batch
@@ -447,7 +432,8 @@ class OutboxSender:
 
     async def _attempt(self, sink: Notifier, notification: Notification) -> DeliveryError | None:
         try:
-            async with asyncio.timeout(self._policy.send_timeout.total_seconds()):
+            limit = self._policy.attempt_timeout
+            async with asyncio.timeout(None if limit is None else limit.total_seconds()):
                 await sink.send(notification)
         except DeliveryError as error:
             return error

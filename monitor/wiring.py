@@ -13,13 +13,13 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 
 from monitor.config import AccountSettings, Settings
 from monitor.config.alerts import account_rules
-from monitor.delivery import OutboxSender, RetryPolicy
+from monitor.delivery import DELIVERY_RETRY, OutboxSender
 from monitor.domain.alerts import AlertRules
 from monitor.domain.errors import MonitorError
 from monitor.domain.units import format_duration
@@ -176,7 +176,9 @@ class Adapters:
                 sender = OutboxSender(
                     store,
                     sinks,
-                    RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
+                    replace(
+                        DELIVERY_RETRY, initial=delivery.retry_initial, maximum=delivery.retry_max
+                    ),
                     max_age=delivery.max_age,
                     outage=outage,
                 )

@@ -25,9 +25,9 @@ from typing import Any
 from monitor.domain.errors import MonitorError
 from monitor.domain.model import Venue
 from monitor.exchanges.errors import translate
-from monitor.exchanges.resilience import RetryPolicy
 from monitor.exchanges.streams import RECONNECT
 from monitor.ports import AccountEventListener
+from monitor.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class AccountEventStream:
                     listener.account_stream(self._account, False, self._redact(str(error)))
                 up = False
                 await self._drop()
-                await asyncio.sleep(self._reconnect.delay(failures))
+                await asyncio.sleep(self._reconnect.delay(failures).total_seconds())
 
     @property
     def _where(self) -> str:

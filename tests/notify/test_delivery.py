@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.delivery import REJECTED_ATTEMPTS, OutboxSender, RetryPolicy
+from monitor.delivery import REJECTED_ATTEMPTS, OutboxSender
 from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind
+from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.notify.factories import notification
@@ -502,7 +503,11 @@ async def test_a_sink_that_times_out_is_retried(store: SqlStore, database: Path)
             await asyncio.sleep(3600)
 
     await store.enqueue([notification(id="n1")], ["slow"])
-    policy = RetryPolicy(initial=timedelta(seconds=5), send_timeout=timedelta(seconds=0.1))
+    policy = RetryPolicy(
+        initial=timedelta(seconds=5),
+        maximum=timedelta(minutes=15),
+        attempt_timeout=timedelta(seconds=0.1),
+    )
     await OutboxSender(store, {"slow": Slow()}, policy, clock=ManualClock()).deliver_due()
     (row,) = outbox_rows(database)
     assert not row.dead

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from monitor.delivery import OutboxSender, RetryPolicy
+from monitor.delivery import OutboxSender
 from monitor.domain.errors import StorageError
 from monitor.outage import DISK_FULL, LOCKED, OTHER, READ_ONLY, StorageOutage, classify, redact
+from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.notify.factories import notification
