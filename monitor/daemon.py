@@ -23,7 +23,8 @@ from monitor import sdnotify
 from monitor.config import Settings, load_settings
 from monitor.config.database import without_password
 from monitor.config.streams import STREAM_STATUS_FILE
-from monitor.domain.errors import ConfigError, DatabaseInUse, MonitorError, StorageError
+from monitor.domain.errors import MonitorError
+from monitor.errors import ConfigError, DatabaseInUse, StorageError
 from monitor.leasing import LeaseKeeper
 from monitor.live import LiveMarks, is_live
 from monitor.metrics import Metrics

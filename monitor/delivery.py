@@ -31,9 +31,10 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from monitor.domain.errors import DeliveryError, StorageError
+from monitor.domain.errors import PermanentError, RetryableError
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
+from monitor.errors import DeliveryError, MessageRejected, SinkUnavailable, StorageError
 from monitor.outage import StorageOutage
 from monitor.ports import (
     Clock,
@@ -67,6 +68,11 @@ DELIVERY_RETRY = RetryPolicy(
     maximum=timedelta(minutes=15),
     attempt_timeout=timedelta(seconds=30),
 )
+
+
+def _retry_after(error: DeliveryError) -> float | None:
+    """The wait the sink asked for; only a retryable failure carries one."""
+    return error.retry_after if isinstance(error, RetryableError) else None
 
 
 class OutboxSender:
@@ -290,12 +296,12 @@ class OutboxSender:
             held.last_error = str(error)
             failures = self._failures.get(sink_name, 0) + 1
             self._failures[sink_name] = failures
-            wait = self._policy.delay(failures, error.retry_after)
+            wait = self._policy.delay(failures, _retry_after(error))
             self._blocked_until[sink_name] = at + wait
             self._last_error[sink_name] = str(error)
             previous = self._health.get(sink_name)
             since = previous.since if previous is not None and previous.since else at
-            state = "disabled" if error.permanent else "failing"
+            state = "disabled" if isinstance(error, PermanentError) else "failing"
             self._health[sink_name] = SinkHealth(sink_name, state, since, str(error), at + wait)
             log.warning(
                 "outbox: %s failed (%d in a row; delivering from memory, storage failing), "
@@ -438,11 +444,11 @@ class OutboxSender:
         except DeliveryError as error:
             return error
         except TimeoutError:
-            return DeliveryError(f"{sink.name}: no answer in time")
+            return SinkUnavailable(f"{sink.name}: no answer in time")
         except Exception as error:
             # A bug in one sink must not stop the others; keep the row and retry it.
             log.exception("outbox: sink %s raised unexpectedly", sink.name)
-            return DeliveryError(f"{sink.name}: {error!r}")
+            return SinkUnavailable(f"{sink.name}: {error!r}")
         return None
 
     async def _summarise_expired(
@@ -507,21 +513,21 @@ class OutboxSender:
 
     async def _failed(self, entry: OutboxEntry, error: DeliveryError) -> bool:
         """Record a failed try; True when only this message was given up (the sink is fine)."""
-        if error.rejected and entry.attempts + 1 >= REJECTED_ATTEMPTS:
+        if isinstance(error, MessageRejected) and entry.attempts + 1 >= REJECTED_ATTEMPTS:
             await self._give_up(entry, str(error))
             return True
         # The back-off follows the sink's run of failures, not the row's attempt count: rows
         # that only waited behind a failed one did not make the sink any less healthy.
         failures = self._failures.get(entry.sink, 0) + 1
         self._failures[entry.sink] = failures
-        wait = self._policy.delay(failures, error.retry_after)
+        wait = self._policy.delay(failures, _retry_after(error))
         now = self._clock.now()
         next_attempt = now + wait
         self._blocked_until[entry.sink] = next_attempt
         self._last_error[entry.sink] = str(error)
         await self._store.mark_failed(entry.id, next_attempt, str(error))
         await self._record_failure(entry.sink, error, now, next_attempt)
-        if not error.permanent:
+        if not isinstance(error, PermanentError):
             log.warning(
                 "outbox: %s failed (%d in a row), retrying in %s: %s",
                 entry.sink,
@@ -546,8 +552,8 @@ class OutboxSender:
     ) -> None:
         previous = self._health.get(sink)
         since = previous.since if previous is not None and previous.since else now
-        state = "disabled" if error.permanent else "failing"
-        if error.permanent:
+        state = "disabled" if isinstance(error, PermanentError) else "failing"
+        if isinstance(error, PermanentError):
             self.disabled[sink] = str(error)
         else:
             self.disabled.pop(sink, None)

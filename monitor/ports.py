@@ -70,7 +70,8 @@ class Notifier(Protocol):
         ...
 
     async def send(self, notification: Notification) -> None:
-        """Deliver one notification or raise `DeliveryError` (`permanent`, `retry_after`)."""
+        """Deliver one notification or raise a `DeliveryError`: `SinkUnavailable` (with the
+        sink's `retry_after`), `MessageRejected` or `SinkRefused`."""
         ...
 
 

@@ -33,10 +33,9 @@ from typing import Any, Protocol
 from monitor.domain.alerts import AlertEvent, AlertRules, Observation, RuleKey, evaluate
 from monitor.domain.errors import (
     ExchangeAuthError,
-    LeaseLost,
     MonitorError,
+    PermanentError,
     RetryableError,
-    StorageError,
     VenuePaused,
 )
 from monitor.domain.margin import assess
@@ -44,6 +43,7 @@ from monitor.domain.marks import with_marks
 from monitor.domain.model import AccountState, Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration, format_percent
+from monitor.errors import LeaseLost, StorageError
 from monitor.outage import StorageOutage
 from monitor.ports import Clock, ExchangeClient, SnapshotStore
 
@@ -324,7 +324,7 @@ class PollService:
             # A bug in one adapter or in the engine must not stop the other accounts.
             log.exception("account=%s cycle failed unexpectedly", name)
             kind, message = "internal", f"{type(exc).__name__}: {exc}"
-            fetch_error = MonitorError(message)
+            fetch_error = PermanentError(message)
         finally:
             if runtime.fetch_started == now:
                 runtime.fetch_started = None

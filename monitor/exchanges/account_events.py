@@ -22,7 +22,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from monitor.domain.errors import MonitorError
+from monitor.domain.errors import MonitorError, RetryableError
 from monitor.domain.model import Venue
 from monitor.exchanges.errors import translate
 from monitor.exchanges.streams import RECONNECT
@@ -173,7 +173,7 @@ class AccountEventStream:
             if failed:
                 failed[0].result()
             if loop.time() > deadline:
-                raise MonitorError(
+                raise RetryableError(
                     f"{self._where}: not connected within {self._connect_timeout:g}s"
                 )
             await asyncio.sleep(0.05)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from monitor.domain.errors import ExchangeUnavailable, MonitorError, VenuePaused
+from monitor.domain.errors import ExchangeUnavailable, MonitorError, RetryableError, VenuePaused
 from monitor.exchanges.errors import (
     DEFAULT_BAN_SECONDS,
     is_account_limit,
@@ -112,7 +112,7 @@ async def call(
             scope = account_key if account_key and is_account_limit(failure) else ban_key
             bans.ban(scope, wait if wait is not None else DEFAULT_BAN_SECONDS)
         error = translate(failure, where)
-        if not error.retryable or attempt >= policy.attempts:
+        if not isinstance(error, RetryableError) or attempt >= policy.attempts:
             if scope == ban_key and bans.remaining(ban_key) > policy.max_wait.total_seconds():
                 raise bans.paused(ban_key, str(error)) from failure
             raise error from failure
@@ -125,5 +125,5 @@ async def _resync(resync_clock: Callable[[], Awaitable[object]], where: str) -> 
         await resync_clock()
     except Exception as exc:
         error: MonitorError = translate(exc, f"{where}: clock resync")
-        if not error.retryable:
+        if not isinstance(error, RetryableError):
             raise error from exc

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.domain.errors import MonitorError
+from monitor.domain.errors import MonitorError, RetryableError
 from monitor.domain.model import Venue
 from monitor.exchanges.errors import translate
 from monitor.ports import MarkListener, MarkUpdate
@@ -134,7 +134,7 @@ class VenueMarkStream:
                 await watch
             if changed in done:
                 return False
-            raise MonitorError(f"{self._where}: no message for {self._heartbeat:g}s")
+            raise RetryableError(f"{self._where}: no message for {self._heartbeat:g}s")
         watch.result()
         updates = self._fresh(wanted)
         if updates:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 
 from monitor.config.notify import WebhookSettings
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
+from monitor.errors import SinkRefused, SinkUnavailable
 from monitor.notify.base import headline, plain_text, truncate
 from monitor.notify.http import (
     HttpSink,
@@ -64,9 +64,7 @@ class SlackSink(HttpSink):
         if body.get("ok") is not False:
             return
         error = str(body.get("error") or "unknown error")[:100]
-        retryable = error in RETRYABLE_ERRORS
-        raise DeliveryError(
-            f"{self._name}: Slack refused the message: {error}",
-            permanent=not retryable,
-            retry_after=retry_after_seconds(response) if retryable else None,
-        )
+        message = f"{self._name}: Slack refused the message: {error}"
+        if error in RETRYABLE_ERRORS:
+            raise SinkUnavailable(message, retry_after=retry_after_seconds(response))
+        raise SinkRefused(message)

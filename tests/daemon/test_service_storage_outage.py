@@ -13,8 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.domain.errors import StorageError
 from monitor.domain.notification import Notification
+from monitor.errors import StorageUnavailable
 from monitor.exchanges import ExchangeHub
 from monitor.exchanges.resilience import FETCH_RETRY
 from monitor.outage import StorageOutage
@@ -42,7 +42,7 @@ class RefusingStore:
         async with self._inner.cycle() as writer:
             yield writer
             if self.broken:
-                raise StorageError("storing the poll cycle: database or disk is full")
+                raise StorageUnavailable("storing the poll cycle: database or disk is full")
 
 
 async def test_held_snapshots_are_bounded_counted_and_written_in_order_when_storage_returns(

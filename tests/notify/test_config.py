@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_settings
-from monitor.domain.errors import ConfigError
+from monitor.errors import ConfigError
 
 VALID = """
 [notify.mqtt]

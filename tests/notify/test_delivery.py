@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from monitor.delivery import REJECTED_ATTEMPTS, OutboxSender
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind
+from monitor.errors import MessageRejected
 from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
@@ -377,7 +377,7 @@ async def test_a_message_a_working_sink_keeps_refusing_is_given_up_alone(
     store: SqlStore, database: Path
 ) -> None:
     clock = ManualClock()
-    refused = DeliveryError("telegram: HTTP 400: Bad Request: something new", rejected=True)
+    refused = MessageRejected("telegram: HTTP 400: Bad Request: something new")
     telegram = ScriptedSink("telegram", [refused] * REJECTED_ATTEMPTS)
     ops = ScriptedSink("ops")
     await store.enqueue([notification(id="n1"), notification(id="n2")], ["telegram", "ops"])

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config.notify import MqttSettings
-from monitor.domain.errors import DeliveryError
+from monitor.domain.errors import RetryableError
+from monitor.errors import DeliveryError
 from monitor.notify.ha_discovery import SENSORS
 from monitor.notify.mqtt import MqttPublisher
 from tests.notify.factories import notification, snapshot
@@ -153,7 +154,7 @@ async def test_alert_while_broker_down_is_a_retryable_delivery_error(
     await _until(lambda: not publisher.connected)
     with pytest.raises(DeliveryError) as caught:
         await publisher.send(notification())
-    assert not caught.value.permanent
+    assert isinstance(caught.value, RetryableError)
 
 
 async def test_everything_is_republished_after_a_broker_restart(
