@@ -37,22 +37,6 @@ async def _store(database: Path) -> AsyncIterator[SqlStore]:
     await store.close()
 
 
-class TestRetryPolicy:
-    @pytest.mark.parametrize(
-        ("attempts", "seconds"),
-        [(1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (50, 60), (10_000, 60)],
-    )
-    def test_exponential_back_off_up_to_the_maximum(self, attempts: int, seconds: float) -> None:
-        assert POLICY.delay(attempts) == timedelta(seconds=seconds)
-
-    def test_retry_after_wins_when_longer(self) -> None:
-        assert POLICY.delay(1, retry_after=35) == timedelta(seconds=35)
-        assert POLICY.delay(1, retry_after=600) == timedelta(seconds=600)
-
-    def test_retry_after_shorter_than_back_off_keeps_the_back_off(self) -> None:
-        assert POLICY.delay(3, retry_after=2) == timedelta(seconds=20)
-
-
 async def test_delivers_every_row_once(store: SqlStore, database: Path) -> None:
     clock = ManualClock()
     ops, phone = ScriptedSink("ops"), ScriptedSink("phone")
