@@ -13,8 +13,9 @@ import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
 from monitor.cli.options import ConfigOption, load_or_exit, usage_error
-from monitor.domain.errors import DeliveryError
+from monitor.domain.errors import PermanentError
 from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.errors import DeliveryError
 
 # The sinks (httpx, aiomqtt) are imported when a notification is sent (start-up time).
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ async def _send(
         try:
             await sink.send(notification)
         except DeliveryError as error:
-            kind = "permanent" if error.permanent else "retryable"
+            kind = "permanent" if isinstance(error, PermanentError) else "retryable"
             host = getattr(sink, "last_host", None)
             tried = f"; tried {host}" if host and host not in str(error) else ""
             return f"{error}{tried} ({kind})"

@@ -26,10 +26,11 @@ from pydantic import (
 from monitor.config.types import Duration, Percent
 from monitor.domain.alerts import AlertRules, Rule, RuleKey
 from monitor.domain.alerts.measure import STOP_BEYOND_LIQUIDATION, STOP_UNPROTECTED
-from monitor.domain.errors import ConfigError, InvalidInput
+from monitor.domain.errors import InvalidInput
 from monitor.domain.notification import Severity
 from monitor.domain.units import config_percent, parse_percent
 from monitor.domain.volatility import Horizon
+from monitor.errors import ConfigError
 
 _FRACTION_HINT = " (a number without % is a fraction: 0.8 means 80%)"
 

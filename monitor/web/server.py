@@ -20,7 +20,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from monitor.config import Settings
-from monitor.domain.errors import InvalidInput, MonitorError
+from monitor.domain.errors import InvalidInput, MonitorError, PermanentError
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState
 from monitor.domain.scenarios import apply_shocks, parse_shock
@@ -96,7 +96,7 @@ class WebServer:
             await site.start()
         except OSError as exc:
             await self.stop()
-            raise MonitorError(f"web.listen {host}:{port}: {exc.strerror or exc}") from None
+            raise PermanentError(f"web.listen {host}:{port}: {exc.strerror or exc}") from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port

@@ -12,9 +12,9 @@ import pytest
 from monitor.config.alerts import AccountAlerts, AlertsSettings, account_rules
 from monitor.domain.alerts import Rule, RuleKey
 from monitor.domain.codec import state_from_json
-from monitor.domain.errors import ConfigError
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
+from monitor.errors import ConfigError
 from tests.alerts.builders import at, observe, rules, run, sent
 from tests.domain.vectors import VECTOR_DIR, load
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config import DEFAULT_CONFIG_PATH, Settings, config_path, load_settings
-from monitor.domain.errors import ConfigError
 from monitor.domain.model import Venue
+from monitor.errors import ConfigError
 
 ACCOUNT = """
 [accounts.main]

@@ -8,7 +8,7 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.config.notify import WEBHOOK_MODELS
-from monitor.domain.errors import ConfigError
+from monitor.errors import ConfigError
 from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.pushover.settings import PushoverSettings
 from monitor.notify.telegram.settings import TelegramSettings

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.domain.errors import DeliveryError
+from monitor.domain.errors import RetryableError
+from monitor.errors import DeliveryError
 from monitor.notify.mqtt.ha_discovery import SENSORS
 from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
@@ -153,7 +154,7 @@ async def test_alert_while_broker_down_is_a_retryable_delivery_error(
     await _until(lambda: not publisher.connected)
     with pytest.raises(DeliveryError) as caught:
         await publisher.send(notification())
-    assert not caught.value.permanent
+    assert isinstance(caught.value, RetryableError)
 
 
 async def test_everything_is_republished_after_a_broker_restart(

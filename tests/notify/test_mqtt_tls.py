@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.domain.errors import DeliveryError
+from monitor.domain.errors import RetryableError
+from monitor.errors import DeliveryError
 from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
 from tests.notify.factories import notification
@@ -111,7 +112,7 @@ async def test_wrong_password_never_connects_and_is_not_logged(
             assert not publisher.connected
             with pytest.raises(DeliveryError) as caught:
                 await publisher.send(notification())
-            assert not caught.value.permanent
+            assert isinstance(caught.value, RetryableError)
     assert "unavailable" in caplog.text
     assert wrong not in caplog.text
     assert PASSWORD not in caplog.text

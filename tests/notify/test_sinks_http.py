@@ -13,8 +13,9 @@ import httpx
 import pytest
 import respx
 
-from monitor.domain.errors import DeliveryError
+from monitor.domain.errors import PermanentError, RetryableError
 from monitor.domain.notification import NotificationKind, Severity
+from monitor.errors import DeliveryError, MessageRejected
 from monitor.notify.discord.settings import DiscordSettings
 from monitor.notify.discord.transport import DiscordSink
 from monitor.notify.http.transport import HttpTransport
@@ -82,7 +83,7 @@ class TestJsonWebhook:
     ) -> None:
         respx_mock.post(HOOK).respond(status, headers={"Retry-After": "7"})
         error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert error.retry_after == 7.0
         assert "ops" in str(error)
 
@@ -92,14 +93,14 @@ class TestJsonWebhook:
     ) -> None:
         respx_mock.post(HOOK).respond(status)
         error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
 
     async def test_a_redirect_is_permanent_and_says_so(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).respond(301, headers={"Location": "https://elsewhere/?token=t0k"})
         error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert "HTTP 301: the URL redirects elsewhere; configure the final URL" in str(error)
         assert "t0k" not in str(error)
 
@@ -112,7 +113,7 @@ class TestJsonWebhook:
         sink = JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http)
         assert "timed out" in str(await _failure(sink))
         error = await _failure(sink)
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert "ConnectError" in str(error)
 
 
@@ -163,7 +164,7 @@ class TestTelegram:
             status, json={"ok": False, "error_code": status, "description": description}
         )
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert "SECRET" not in str(error)
 
     async def test_an_unknown_bad_request_is_retried(
@@ -173,8 +174,10 @@ class TestTelegram:
             400, json={"ok": False, "error_code": 400, "description": "Bad Request: something new"}
         )
         error = await _failure(self._sink(http))
-        assert not error.permanent
-        assert error.rejected  # this message, not the sink: given up after a few tries
+        assert isinstance(error, RetryableError)
+        assert isinstance(
+            error, MessageRejected
+        )  # this message, not the sink: given up after a few tries
         assert "something new" in str(error)
 
     async def test_migrated_group_names_the_new_chat_id(
@@ -190,7 +193,7 @@ class TestTelegram:
             },
         )
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert 'chat_id = "-1001234567890"' in str(error)
 
     async def test_flood_control_honours_retry_after(
@@ -206,7 +209,7 @@ class TestTelegram:
             },
         )
         error = await _failure(self._sink(http))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert error.retry_after == 35.0
 
     @pytest.mark.parametrize("status", [500, 502])
@@ -214,14 +217,14 @@ class TestTelegram:
         self, respx_mock: respx.MockRouter, http: HttpTransport, status: int
     ) -> None:
         respx_mock.post(TELEGRAM).respond(status, text="<html>Bad Gateway</html>")
-        assert not (await _failure(self._sink(http))).permanent
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
 
     async def test_timeout_is_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(TELEGRAM).mock(side_effect=httpx.ReadTimeout("slow"))
         error = await _failure(self._sink(http))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert "SECRET" not in str(error)
 
     async def test_forum_topic(self, respx_mock: respx.MockRouter, http: HttpTransport) -> None:
@@ -253,7 +256,7 @@ class TestDiscord:
             json={"message": "You are being rate limited.", "retry_after": 2.5, "global": False},
         )
         error = await _failure(self._sink(http))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert error.retry_after == 2.5
 
     async def test_deleted_webhook_is_permanent(
@@ -261,22 +264,22 @@ class TestDiscord:
     ) -> None:
         respx_mock.post(HOOK).respond(404, json={"message": "Unknown Webhook", "code": 10015})
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert "does not exist" in str(error)
 
     async def test_server_error_and_timeout_are_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).mock(side_effect=[httpx.Response(503), httpx.ReadTimeout("slow")])
-        assert not (await _failure(self._sink(http))).permanent
-        assert not (await _failure(self._sink(http))).permanent
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
 
     async def test_a_rejected_token_says_so(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).respond(401, json={"message": "Invalid Webhook Token", "code": 50027})
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert str(error) == "dc: HTTP 401: Invalid Webhook Token"
 
 
@@ -300,15 +303,15 @@ class TestSlack:
     ) -> None:
         respx_mock.post(HOOK).respond(status, text=body)
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert body in str(error)
 
     async def test_5xx_and_timeouts_are_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).mock(side_effect=[httpx.Response(500), httpx.ConnectTimeout("x")])
-        assert not (await _failure(self._sink(http))).permanent
-        assert not (await _failure(self._sink(http))).permanent
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
 
     @pytest.mark.parametrize(
         ("error", "permanent"),
@@ -321,9 +324,11 @@ class TestSlack:
             200, json={"ok": False, "error": error}, headers={"Retry-After": "30"}
         )
         failure = await _failure(self._sink(http))
-        assert failure.permanent is permanent
+        assert isinstance(failure, PermanentError) is permanent
         assert error in str(failure)
-        assert failure.retry_after == (None if permanent else 30.0)
+        if not permanent:
+            assert isinstance(failure, RetryableError)
+            assert failure.retry_after == 30.0
 
     async def test_json_ok_body_is_success(
         self, respx_mock: respx.MockRouter, http: HttpTransport
@@ -393,10 +398,10 @@ class TestNtfy:
         )
         sink = NtfySink("phone", webhook(NtfySettings, topic="t"), http)
         refused = await _failure(sink)
-        assert refused.permanent
+        assert isinstance(refused, PermanentError)
         assert str(refused) == "phone: HTTP 403: forbidden"
         error = await _failure(sink)
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert error.retry_after == 3.0
 
 
@@ -436,7 +441,7 @@ class TestPushover:
         respx_mock.post(url__regex=r".*/receipts/cancel_by_tag/.*").respond(503)
         message = respx_mock.post(PUSHOVER).respond(200, json={"status": 1})
         error = await _failure(self._sink(http), notification(kind=NotificationKind.RESOLVED))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert not message.called
 
     async def test_critical_is_high_priority_without_retry(
@@ -455,12 +460,12 @@ class TestPushover:
             400, json={"user": "invalid", "errors": ["user identifier is invalid"], "status": 0}
         )
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert "user identifier is invalid" in str(error)
 
     async def test_server_error_and_timeout_are_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(PUSHOVER).mock(side_effect=[httpx.Response(500), httpx.ReadTimeout("x")])
-        assert not (await _failure(self._sink(http))).permanent
-        assert not (await _failure(self._sink(http))).permanent
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
+        assert isinstance(await _failure(self._sink(http)), RetryableError)

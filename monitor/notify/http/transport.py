@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from monitor.domain.errors import DeliveryError
+from monitor.errors import SinkRefused, SinkUnavailable
 from monitor.notify.http.settings import DEFAULT_TIMEOUT
 
 DEFAULT_SECONDS = DEFAULT_TIMEOUT.total_seconds()
@@ -69,10 +69,10 @@ def raise_for_status(sink: str, response: httpx.Response, detail: str = "") -> N
         detail = "the URL redirects elsewhere; configure the final URL (redirects are not followed)"
     suffix = f": {detail}" if detail else ""
     if status in (408, 425, 429) or status >= 500:
-        raise DeliveryError(
+        raise SinkUnavailable(
             f"{sink}: HTTP {status}{suffix}", retry_after=retry_after_seconds(response)
         )
-    raise DeliveryError(f"{sink}: HTTP {status}{suffix}", permanent=True)
+    raise SinkRefused(f"{sink}: HTTP {status}{suffix}")
 
 
 class HttpTransport:
@@ -97,16 +97,14 @@ class HttpTransport:
                 **kwargs,
             )
         except httpx.TimeoutException as exc:
-            raise DeliveryError(
+            raise SinkUnavailable(
                 f"{sink}: {host_of(url)} timed out ({type(exc).__name__})"
             ) from None
         except httpx.UnsupportedProtocol as exc:
-            raise DeliveryError(
-                f"{sink}: unsupported URL ({type(exc).__name__})", permanent=True
-            ) from None
+            raise SinkRefused(f"{sink}: unsupported URL ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             # The exception's own text may quote the whole URL, token included: only its type.
-            raise DeliveryError(
+            raise SinkUnavailable(
                 f"{sink}: request to {host_of(url)} failed ({type(exc).__name__})"
             ) from None
 

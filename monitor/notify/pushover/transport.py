@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import httpx
 
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.errors import SinkRefused
 from monitor.notify.base import is_good_news, plain_text, truncate
 from monitor.notify.http.transport import HttpSink, HttpTransport, json_object, raise_for_status
 from monitor.notify.pushover.settings import PushoverSettings
@@ -79,8 +79,7 @@ class PushoverSink(HttpSink):
     def _check(self, response: httpx.Response) -> None:
         if 400 <= response.status_code < 500 and response.status_code != 429:
             # Pushover: a 4xx means the token, user key or message is invalid; do not retry.
-            raise DeliveryError(
-                f"{self._name}: HTTP {response.status_code}: {_errors(response) or 'rejected'}",
-                permanent=True,
+            raise SinkRefused(
+                f"{self._name}: HTTP {response.status_code}: {_errors(response) or 'rejected'}"
             )
         raise_for_status(self._name, response)

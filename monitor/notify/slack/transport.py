@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx
 
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
+from monitor.errors import SinkRefused, SinkUnavailable
 from monitor.notify.base import headline, plain_text, truncate
 from monitor.notify.http.transport import (
     HttpSink,
@@ -63,9 +63,7 @@ class SlackSink(HttpSink):
         if body.get("ok") is not False:
             return
         error = str(body.get("error") or "unknown error")[:100]
-        retryable = error in RETRYABLE_ERRORS
-        raise DeliveryError(
-            f"{self._name}: Slack refused the message: {error}",
-            permanent=not retryable,
-            retry_after=retry_after_seconds(response) if retryable else None,
-        )
+        message = f"{self._name}: Slack refused the message: {error}"
+        if error in RETRYABLE_ERRORS:
+            raise SinkUnavailable(message, retry_after=retry_after_seconds(response))
+        raise SinkRefused(message)

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
+from monitor.errors import MessageRejected, SinkRefused, SinkUnavailable
 from monitor.notify.base import headline, is_good_news, plain_text, truncate
 from monitor.notify.http.transport import (
     HttpSink,
@@ -77,20 +77,18 @@ class TelegramSink(HttpSink):
         assert isinstance(parameters, dict)
         new_chat_id = parameters.get("migrate_to_chat_id")
         if new_chat_id is not None:
-            raise DeliveryError(
-                f'{self._name}: the group became a supergroup; set chat_id = "{new_chat_id}"',
-                permanent=True,
+            raise SinkRefused(
+                f'{self._name}: the group became a supergroup; set chat_id = "{new_chat_id}"'
             )
         if response.status_code == 401:
-            raise DeliveryError(
-                f"{self._name}: the bot token was rejected ({description or 'Unauthorized'})",
-                permanent=True,
+            raise SinkRefused(
+                f"{self._name}: the bot token was rejected ({description or 'Unauthorized'})"
             )
         if any(reason in description.lower() for reason in PERMANENT_ERRORS):
-            raise DeliveryError(f"{self._name}: {description}", permanent=True)
+            raise SinkRefused(f"{self._name}: {description}")
         if response.status_code == 429:
             retry_after = parameters.get("retry_after")
-            raise DeliveryError(
+            raise SinkUnavailable(
                 f"{self._name}: rate limited ({description or 'Too Many Requests'})",
                 retry_after=float(retry_after)
                 if isinstance(retry_after, int | float)
@@ -100,7 +98,5 @@ class TelegramSink(HttpSink):
             # Other "Bad Request" answers (a transient parse failure, an unusual chat state) are
             # not known to be final: keep the sink, retry this message a few times, then give up
             # on it alone (the outbox sender decides).
-            raise DeliveryError(
-                f"{self._name}: HTTP 400: {description or 'Bad Request'}", rejected=True
-            )
+            raise MessageRejected(f"{self._name}: HTTP 400: {description or 'Bad Request'}")
         raise_for_status(self._name, response, description)
