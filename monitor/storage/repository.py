@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -28,12 +28,10 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     true,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
@@ -42,12 +40,10 @@ from monitor.domain.notification import Notification
 from monitor.domain.stops import position_stops
 from monitor.ports import AlertEventRecord, HeldDelivery, OutboxEntry, SinkHealth
 from monitor.storage import retention
+from monitor.storage.database import Database
 from monitor.storage.engine import (
-    BUSY_TIMEOUT_MS,
     create_engine,
-    create_sqlite_writer,
     dialect_insert,
-    sqlite_maintenance,
     storage_errors,
 )
 from monitor.storage.models import (
@@ -73,7 +69,6 @@ from monitor.storage.models import (
 from monitor.storage.retention import RetentionPolicy
 from monitor.storage.serialize import notification_from_payload, notification_to_payload
 from monitor.storage.sqltypes import to_millis
-from monitor.storage.writer_thread import WriterThread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,58 +135,46 @@ class SqlStore:
     """Snapshot store on SQLite or PostgreSQL; implements `SnapshotStore` and `OutboxStore`."""
 
     def __init__(self, engine: AsyncEngine, *, retention_policy: RetentionPolicy | None = None):
-        self.engine = engine
+        self.db = Database(engine)
         self.retention_policy = retention_policy or RetentionPolicy()
-        self.is_sqlite = engine.dialect.name == "sqlite"
-        self._writer: Engine | None = None
-        self._writer_thread: WriterThread | None = None
-        self._writer_conn: Connection | None = None
-        self._closed = False
-        if self.is_sqlite:
-            self._writer = create_sqlite_writer(engine)
-            self._writer_thread = WriterThread("sqlite-writer")
-        # One writer at a time: SQLite has one anyway, and it keeps cache updates ordered.
-        self._write_lock = asyncio.Lock()
         self._ids = _Ids()
-        # PostgreSQL shared by several daemons: this daemon's name. A poll cycle is stored only
-        # while it holds the account's lease, and outbox rows are claimed in its name.
-        self.lease_holder: str | None = None
-        # How long after a daemon's heartbeat expired its outbox claims may be taken over.
-        self.claim_grace = timedelta(0)
 
     @classmethod
     def open(cls, url: str, *, retention_policy: RetentionPolicy | None = None) -> SqlStore:
         """A store on the database at a plain URL (`sqlite:///PATH`, `postgresql://...`)."""
         return cls(create_engine(url), retention_policy=retention_policy)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The async engine every read runs on."""
+        return self.db.engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is SQLite (else PostgreSQL)."""
+        return self.db.is_sqlite
+
+    @property
+    def lease_holder(self) -> str | None:
+        """PostgreSQL shared by several daemons: this daemon's name (see `Database`)."""
+        return self.db.lease_holder
+
+    @lease_holder.setter
+    def lease_holder(self, name: str | None) -> None:
+        self.db.lease_holder = name
+
+    @property
+    def claim_grace(self) -> timedelta:
+        """How long after a daemon's heartbeat expired its outbox claims may be taken over."""
+        return self.db.claim_grace
+
+    @claim_grace.setter
+    def claim_grace(self, grace: timedelta) -> None:
+        self.db.claim_grace = grace
+
     async def close(self) -> None:
         """Release the database connections (again: no effect); later writes fail."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._writer is not None and self._writer_thread is not None:
-            writer = self._writer
-
-            def dispose() -> None:
-                self._close_writer_connection()
-                writer.dispose()
-
-            await self._writer_thread.run(dispose)
-            self._writer_thread.shutdown()
-        await self.engine.dispose()
-
-    def _writer_connection(self) -> Connection:
-        # Kept open in the writer thread: checking a connection out and back in for every
-        # cycle costs as much as writing the cycle.
-        if self._writer_conn is None:
-            assert self._writer is not None
-            self._writer_conn = self._writer.connect()
-        return self._writer_conn
-
-    def _close_writer_connection(self) -> None:
-        if self._writer_conn is not None:
-            conn, self._writer_conn = self._writer_conn, None
-            conn.close()
+        await self.db.close()
 
     async def write(
         self,
@@ -200,49 +183,11 @@ class SqlStore:
         on_commit: Callable[[], None] | None = None,
     ) -> T:
         """Run `work` in one write transaction; `on_commit` runs only once it has committed."""
+        return await self.db.write(action, work, on_commit)
 
-        def in_transaction(conn: Connection) -> T:
-            with conn.begin():
-                result = work(conn)
-            if on_commit is not None:
-                on_commit()
-            return result
-
-        if self._closed:
-            raise StorageError(f"{action}: the store is closed")
-        async with self._write_lock:
-            with storage_errors(action):
-                if self._writer is not None and self._writer_thread is not None:
-
-                    def in_writer_thread() -> T:
-                        conn = self._writer_connection()
-                        try:
-                            return in_transaction(conn)
-                        except BaseException:
-                            # Start the next write on a fresh connection, whatever broke.
-                            self._close_writer_connection()
-                            raise
-
-                    # Cancelling the caller cannot stop the thread halfway: the transaction
-                    # then commits or rolls back as a whole.
-                    return await self._writer_thread.run(in_writer_thread)
-                try:
-                    async with self.engine.connect() as async_conn:
-                        return await async_conn.run_sync(in_transaction)
-                except IntegrityError:
-                    # Another daemon sharing this PostgreSQL committed the same shared row
-                    # (an account, a symbol) a moment earlier: the whole transaction rolled
-                    # back, and once more finds that row. A race, not a storage outage.
-                    log.info("%s: a concurrent write of a shared row; trying once more", action)
-                async with self.engine.connect() as async_conn:
-                    return await async_conn.run_sync(in_transaction)
-
-    @asynccontextmanager
-    async def reading(self, action: str) -> AsyncIterator[AsyncConnection]:
+    def reading(self, action: str) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only connection, errors as StorageError."""
-        with storage_errors(action):
-            async with self.engine.connect() as conn:
-                yield conn
+        return self.db.reading(action)
 
     @asynccontextmanager
     async def cycle(self) -> AsyncIterator[Cycle]:
@@ -345,35 +290,12 @@ class SqlStore:
             await self.write("storing alerts handled in memory", lambda conn: _enqueue(conn, rows))
 
     async def check_writable(self) -> None:
-        """Commit a write that changes nothing (the schema version row rewritten): raises
-        StorageError while the database refuses writes (disk full, locked, read-only)."""
-        await self.write(
-            "checking that the database takes writes",
-            lambda conn: conn.execute(text("UPDATE alembic_version SET version_num = version_num")),
-        )
+        """Raises StorageError while the database refuses writes (see `Database`)."""
+        await self.db.check_writable()
 
     async def free_space(self) -> None:
-        """On SQLite, give back what the write-ahead log holds (a truncating checkpoint), so a
-        full disk has room again once the cause is gone; nothing to do on PostgreSQL."""
-        if self._writer_thread is None:
-            return
-
-        def checkpoint() -> None:
-            raw = self._writer_connection().connection.dbapi_connection
-            assert raw is not None
-            raw.execute("PRAGMA busy_timeout=0")
-            try:
-                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            finally:
-                raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-
-        async with self._write_lock:
-            with storage_errors("freeing disk space (WAL checkpoint)"):
-                try:
-                    await self._writer_thread.run(checkpoint)
-                except BaseException:
-                    await self._writer_thread.run(self._close_writer_connection)
-                    raise
+        """On SQLite, give back what the write-ahead log holds (see `Database`)."""
+        await self.db.free_space()
 
     async def due(self, now: datetime, limit: int) -> Sequence[OutboxEntry]:
         """Undelivered, not dead entries whose next attempt is at or before `now`, oldest first.
@@ -748,9 +670,7 @@ class SqlStore:
         minutes, hours = await self.write(
             "deleting expired history", lambda conn: retention.expire(conn, policy, now)
         )
-        if self._writer_thread is not None:
-            async with self._write_lock:
-                await self._writer_thread.run(lambda: sqlite_maintenance(self._writer_connection()))
+        await self.db.maintain()
         return retention.PruneReport(cutoff, snapshots, positions, minutes, hours)
 
 
