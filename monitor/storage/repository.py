@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
-from monitor.domain.model import MarginMode, Position, Side, Snapshot, Tier
+from monitor.domain.model import Position, Snapshot, Tier
 from monitor.domain.notification import Notification
 from monitor.domain.stops import position_stops
 from monitor.ports import AlertEventRecord, HeldDelivery, OutboxEntry, SinkHealth
@@ -45,6 +45,14 @@ from monitor.storage.engine import (
     create_engine,
     dialect_insert,
     storage_errors,
+)
+from monitor.storage.ids import (
+    LEG_CACHE_SECONDS,
+    IdCache,
+    KnownPositions,
+    LegKey,
+    PendingIds,
+    PositionTerms,
 )
 from monitor.storage.models import (
     HOUR,
@@ -73,32 +81,10 @@ from monitor.storage.sqltypes import to_millis
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A cached position leg is trusted this long without being used; retention never deletes a leg
-# used more recently than its shortest period (at least an hour), so a cached id stays valid.
-LEG_CACHE_SECONDS = 600.0
 # After this long rolling up hours back to back, a pause longer than SQLite's busy handler
 # sleeps between its retries (another writer gets the lock within about a second).
 PRUNE_PAUSE_AFTER_SECONDS = 0.5
 PRUNE_PAUSE_SECONDS = 0.15
-
-_LegKey = tuple[int, str, Side, MarginMode, float, float, float | None]
-# A snapshot's positions as far as stored ids and tier tables go: venue, then per position its
-# symbol, side, margin mode, quantity, entry price, leverage and tier table.
-_PositionTerms = tuple[str, tuple[tuple[Any, ...], ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class _KnownPositions:
-    """An account's last stored position terms and their leg ids, to skip per-position lookups.
-
-    Valid while `tiers_version` is the store's: no tier table was loaded or changed since, so
-    every position's tier table is still the one recorded for its symbol.
-    """
-
-    terms: _PositionTerms
-    leg_ids: tuple[int, ...]
-    tiers_version: int
-    used: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,32 +98,13 @@ class SilenceInfo:
     reason: str
 
 
-@dataclass(slots=True)
-class _Ids:
-    """Ids known to exist in the database (published only after a commit)."""
-
-    accounts: dict[str, int] = field(default_factory=dict)
-    symbols: dict[str, int] = field(default_factory=dict)
-    legs: dict[_LegKey, tuple[int, float]] = field(default_factory=dict)
-    tiers: dict[tuple[str, str], tuple[Tier, ...]] = field(default_factory=dict)
-    positions: dict[int, _KnownPositions] = field(default_factory=dict)
-    # (pool currency, margin model) as stored on each account row
-    pools: dict[str, tuple[str, str]] = field(default_factory=dict)
-    tiers_version: int = 0
-
-    def forget_legs(self) -> None:
-        """Retention may have deleted legs: look every leg up again."""
-        self.legs.clear()
-        self.positions.clear()
-
-
 class SqlStore:
     """Snapshot store on SQLite or PostgreSQL; implements `SnapshotStore` and `OutboxStore`."""
 
     def __init__(self, engine: AsyncEngine, *, retention_policy: RetentionPolicy | None = None):
         self.db = Database(engine)
         self.retention_policy = retention_policy or RetentionPolicy()
-        self._ids = _Ids()
+        self._ids = IdCache()
 
     @classmethod
     def open(cls, url: str, *, retention_policy: RetentionPolicy | None = None) -> SqlStore:
@@ -192,7 +159,7 @@ class SqlStore:
     @asynccontextmanager
     async def cycle(self) -> AsyncIterator[Cycle]:
         """One poll cycle's writes in one transaction; nothing is written on error or cancellation."""
-        writer = Cycle(self)
+        writer = Cycle(self.db, self._ids.pending())
         yield writer
         await self.write("storing the poll cycle", writer.flush, writer.publish)
 
@@ -213,11 +180,12 @@ class SqlStore:
             return account_id
 
         account_id = await self.write(f"registering account {name!r}", work)
-        self._ids.accounts[name] = account_id
+        self._ids.remember_account(name, account_id)
 
     async def _known_account(self, conn: AsyncConnection, name: str) -> int | None:
-        if name in self._ids.accounts:
-            return self._ids.accounts[name]
+        known = self._ids.account(name)
+        if known is not None:
+            return known
         found: int | None = await conn.scalar(select(Account.id).where(Account.name == name))
         return found
 
@@ -677,17 +645,17 @@ class SqlStore:
 class Cycle:
     """Writes of one poll cycle, collected in order and stored by `SqlStore.cycle` in one go."""
 
-    def __init__(self, store: SqlStore):
-        self._store = store
+    def __init__(self, db: Database, ids: PendingIds):
+        self._db = db
+        self._ids = ids
         self._steps: list[Callable[[Connection], None]] = []
-        self._new = _Ids()
         self._snapshot_time: datetime | None = None
         self._leased: str | None = None
 
     def flush(self, conn: Connection) -> None:
         """Run the collected writes (inside the store's transaction)."""
-        self._new = _Ids()
-        holder = self._store.lease_holder
+        self._ids.restart()
+        holder = self._db.lease_holder
         if holder is not None and self._leased is not None and self._steps:
             self._hold_lease(conn, self._leased, holder)
         for step in self._steps:
@@ -710,15 +678,7 @@ class Cycle:
 
     def publish(self) -> None:
         """After commit: remember the ids this cycle created or confirmed."""
-        known = self._store._ids
-        known.accounts.update(self._new.accounts)
-        known.symbols.update(self._new.symbols)
-        known.legs.update(self._new.legs)
-        known.tiers.update(self._new.tiers)
-        known.positions.update(self._new.positions)
-        known.pools.update(self._new.pools)
-        if self._new.tiers:
-            known.tiers_version += 1
+        self._ids.publish()
 
     async def add_snapshot(self, snapshot: Snapshot) -> None:
         """Store the account snapshot with all its positions (and a changed tier table)."""
@@ -793,7 +753,7 @@ class Cycle:
     # -- the writes, run by flush() ---------------------------------------------------------
 
     def _existing_account(self, conn: Connection, name: str) -> int:
-        known = self._new.accounts.get(name) or self._store._ids.accounts.get(name)
+        known = self._ids.account(name)
         if known is not None:
             return known
         found = conn.scalar(select(Account.id).where(Account.name == name))
@@ -802,18 +762,18 @@ class Cycle:
                 f"account {name!r} has no stored snapshot or registration yet; "
                 "add its snapshot first or register the account"
             )
-        self._new.accounts[name] = found
+        self._ids.set_account(name, found)
         return found
 
     def _account(self, conn: Connection, name: str, venue: str, asset: str, now: datetime) -> int:
-        known = self._new.accounts.get(name) or self._store._ids.accounts.get(name)
+        known = self._ids.account(name)
         if known is None:
             known = _account_id(conn, name, venue, asset, now)
-            self._new.accounts[name] = known
+            self._ids.set_account(name, known)
         return known
 
     def _symbol(self, conn: Connection, name: str) -> int:
-        known = self._new.symbols.get(name) or self._store._ids.symbols.get(name)
+        known = self._ids.symbol(name)
         if known is not None:
             return known
         symbol_id = conn.scalar(select(Symbol.id).where(Symbol.name == name))
@@ -827,14 +787,14 @@ class Cycle:
             )
             symbol_id = conn.scalar(select(Symbol.id).where(Symbol.name == name))
         assert symbol_id is not None
-        self._new.symbols[name] = symbol_id
+        self._ids.set_symbol(name, symbol_id)
         return symbol_id
 
-    def _leg(self, conn: Connection, key: _LegKey, taken_at: datetime, now: float) -> int:
+    def _leg(self, conn: Connection, key: LegKey, taken_at: datetime, now: float) -> int:
         """The leg id of a position's terms: cached (used within LEG_CACHE_SECONDS) or stored."""
-        cached = self._new.legs.get(key) or self._store._ids.legs.get(key)
+        cached = self._ids.leg(key)
         if cached is not None and now - cached[1] < LEG_CACHE_SECONDS:
-            self._new.legs[key] = (cached[0], now)
+            self._ids.set_leg(key, cached[0], now)
             return cached[0]
         account_id, symbol, side_name, mode_name, quantity, entry_price, leverage = key
         symbol_id = self._symbol(conn, symbol)
@@ -871,7 +831,7 @@ class Cycle:
                 .returning(PositionLeg.id)
             )
         assert leg_id is not None
-        self._new.legs[key] = (leg_id, now)
+        self._ids.set_leg(key, leg_id, now)
         return leg_id
 
     def _record_tiers(
@@ -884,8 +844,7 @@ class Cycle:
     ) -> None:
         if not tiers:
             return
-        key = (venue, symbol)
-        known = self._new.tiers.get(key) or self._store._ids.tiers.get(key)
+        known = self._ids.tiers(venue, symbol)
         if known == tiers:
             return
         symbol_id = self._symbol(conn, symbol)
@@ -906,23 +865,21 @@ class Cycle:
                     first_seen=taken_at,
                 )
             )
-        self._new.tiers[key] = tiers
+        self._ids.set_tiers(venue, symbol, tiers)
 
     def _write_snapshot(self, conn: Connection, snapshot: Snapshot) -> None:
         state, risk = snapshot.state, snapshot.risk
         venue = state.venue.value
         account_id = self._account(conn, snapshot.account, venue, state.asset, snapshot.taken_at)
         pool = (state.asset, state.model.value)
-        if (
-            self._new.pools.get(snapshot.account) or self._store._ids.pools.get(snapshot.account)
-        ) != pool:
+        if self._ids.pool(snapshot.account) != pool:
             # A pooled account's figures are in USD, whatever coin its configuration names.
             conn.execute(
                 update(Account)
                 .where(Account.id == account_id)
                 .values(asset=state.asset, model=state.model.value)
             )
-            self._new.pools[snapshot.account] = pool
+            self._ids.set_pool(snapshot.account, pool)
         distances = [
             p.distance_to_liquidation
             for p in risk.positions
@@ -993,7 +950,7 @@ class Cycle:
         tables are the ones of its last stored snapshot, its leg ids are reused as a whole.
         """
         positions = snapshot.state.positions
-        terms: _PositionTerms = (
+        terms: PositionTerms = (
             venue,
             tuple(
                 (
@@ -1009,13 +966,13 @@ class Cycle:
             ),
         )
         now = time.monotonic()
-        known = self._store._ids
-        last = self._new.positions.get(account_id) or known.positions.get(account_id)
+        ids = self._ids
+        last = ids.positions(account_id)
         if (
             last is not None
             and now - last.used < LEG_CACHE_SECONDS
-            and last.tiers_version == known.tiers_version
-            and not self._new.tiers
+            and last.tiers_version == ids.tiers_version
+            and not ids.tiers_changed
             and last.terms == terms
         ):
             leg_ids = last.leg_ids
@@ -1024,7 +981,7 @@ class Cycle:
                 self._position_leg(conn, account_id, venue, position, snapshot.taken_at, now)
                 for position in positions
             )
-        self._new.positions[account_id] = _KnownPositions(terms, leg_ids, known.tiers_version, now)
+        ids.set_positions(account_id, KnownPositions(terms, leg_ids, ids.tiers_version, now))
         return leg_ids
 
     def _position_leg(
