@@ -20,8 +20,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    bindparam,
-    case,
     delete,
     func,
     insert,
@@ -39,7 +37,7 @@ from monitor.domain.model import Position, Snapshot, Tier
 from monitor.domain.notification import Notification
 from monitor.domain.stops import position_stops
 from monitor.ports import AlertEventRecord, HeldDelivery, OutboxEntry, SinkHealth
-from monitor.storage import retention
+from monitor.storage import fastpath, retention
 from monitor.storage.database import Database
 from monitor.storage.engine import (
     create_engine,
@@ -61,14 +59,12 @@ from monitor.storage.models import (
     SIDE_CODES,
     Account,
     AccountLease,
-    AccountRollup,
     AccountSnapshot,
     AlertEvent,
     AlertState,
     MonitorDaemon,
     Outbox,
     PositionLeg,
-    PositionSnapshot,
     Silence,
     SinkState,
     Symbol,
@@ -886,10 +882,10 @@ class Cycle:
             if p.distance_to_liquidation is not None
         ]
         nearest = min(distances) if distances else None
-        statements = _statements(conn)
+        statements = fastpath.statements(conn)
         taken_ms = to_millis(snapshot.taken_at)
         reported = state.reported
-        # In SNAPSHOT_ROW order.
+        # In fastpath.SNAPSHOT_ROW order (the model's).
         snapshot_id = statements.snapshot.scalar_row(
             conn,
             (
@@ -912,7 +908,7 @@ class Cycle:
         )
         leg_ids = self._leg_ids(conn, account_id, venue, snapshot)
         if leg_ids:
-            # In POSITION_ROW order.
+            # In fastpath.POSITION_ROW order (the model's).
             statements.positions.execute_rows(
                 conn,
                 [
@@ -1034,7 +1030,7 @@ class Cycle:
 
 def _add_to_rollups(
     conn: Connection,
-    upsert: _Compiled,
+    upsert: fastpath.Compiled,
     account_id: int,
     snapshot: Snapshot,
     taken_ms: int,
@@ -1043,7 +1039,7 @@ def _add_to_rollups(
     """Fold the snapshot into its minute and hour rows, so bucketed history reads few rows."""
     risk, wallet_balance = snapshot.risk, snapshot.state.wallet_balance
     margin_ratio, exchange_margin_ratio = risk.margin_ratio, risk.exchange_margin_ratio
-    # In ROLLUP_ROW order.
+    # In fastpath.ROLLUP_ROW order (the model's).
     upsert.execute_rows(
         conn,
         [
@@ -1067,198 +1063,6 @@ def _add_to_rollups(
             )
             for resolution in (MINUTE, HOUR)
         ],
-    )
-
-
-class _Compiled:
-    """A statement compiled once from the models, run on the driver's cursor with plain values.
-
-    The hot path of every cycle: SQLAlchemy's per-execution and per-row handling costs more than
-    SQLite's own work. Values must already be in their stored form (epoch ms, no JSON). The
-    cursor belongs to the transaction's connection, so it commits or rolls back with it; driver
-    errors are wrapped by `storage_errors` like any other.
-    """
-
-    def __init__(self, statement: Any, conn: Connection) -> None:
-        compiled = statement.compile(dialect=conn.dialect)
-        self.sql = str(compiled)
-        self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
-
-    def scalar_row(self, conn: Connection, row: tuple[Any, ...]) -> Any:
-        """The first column of the first row returned (a row given in parameter order)."""
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(self.sql, row)
-            first = cursor.fetchone()
-            return None if first is None else first[0]
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise StorageError(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
-        finally:
-            cursor.close()
-
-    def execute_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Rows already as tuples in the statement's parameter order."""
-        cursor = conn.connection.cursor()
-        try:
-            cursor.executemany(self.sql, rows)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise StorageError(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
-        finally:
-            cursor.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Statements:
-    """The statements of every cycle, built once per dialect."""
-
-    snapshot: _Compiled
-    positions: _Compiled
-    rollup: _Compiled
-
-
-_BUILT: dict[str, _Statements] = {}
-# The cycle builds its rows as plain tuples in these orders (checked against the models).
-SNAPSHOT_ROW = (
-    "account_id",
-    "taken_at",
-    "equity",
-    "wallet_balance",
-    "maintenance_margin",
-    "initial_margin",
-    "margin_ratio",
-    "exchange_margin_ratio",
-    "account_liquidation_move",
-    "nearest_distance",
-    "reported_equity",
-    "reported_maintenance_margin",
-    "reported_margin_ratio",
-    "move_sigmas_hourly",
-    "move_sigmas_daily",
-)
-POSITION_ROW = (
-    "snapshot_id",
-    "ordinal",
-    "leg_id",
-    "mark_price",
-    "unrealized_pnl",
-    "maintenance_margin",
-    "liquidation_price",
-    "exchange_liquidation_price",
-    "stop_price",
-    "stop_status",
-)
-ROLLUP_ROW = (
-    "account_id",
-    "resolution",
-    "bucket_start",
-    "samples",
-    "last_at",
-    "equity",
-    "wallet_balance",
-    "maintenance_margin",
-    "margin_ratio",
-    "margin_ratio_min",
-    "margin_ratio_max",
-    "exchange_margin_ratio",
-    "exchange_margin_ratio_min",
-    "exchange_margin_ratio_max",
-    "account_liquidation_move",
-    "min_distance",
-)
-
-
-def _with_binds(statement: Any, columns: Sequence[str]) -> Any:
-    return statement.values({column: bindparam(column) for column in columns})
-
-
-def _in_order(compiled: _Compiled, table: Any, row: tuple[str, ...]) -> _Compiled:
-    """The compiled statement, after checking that it takes every column of `row` in that order."""
-    columns = tuple(c.name for c in table.c if c.name != "id")
-    if compiled.order != row or set(columns) != set(row):
-        raise RuntimeError(
-            f"{table.name}: statement takes {compiled.order}, the table has {columns}, "
-            f"the cycle writes {row}"
-        )
-    return compiled
-
-
-def _statements(conn: Connection) -> _Statements:
-    built = _BUILT.get(conn.dialect.name)
-    if built is None:
-        snapshot = AccountSnapshot.__table__
-        built = _Statements(
-            snapshot=_in_order(
-                _Compiled(
-                    _with_binds(insert(AccountSnapshot), SNAPSHOT_ROW).returning(
-                        AccountSnapshot.id
-                    ),
-                    conn,
-                ),
-                snapshot,
-                SNAPSHOT_ROW,
-            ),
-            positions=_in_order(
-                _Compiled(_with_binds(insert(PositionSnapshot), POSITION_ROW), conn),
-                PositionSnapshot.__table__,
-                POSITION_ROW,
-            ),
-            rollup=_in_order(
-                _Compiled(_rollup_upsert(dialect_insert(conn)), conn),
-                AccountRollup.__table__,
-                ROLLUP_ROW,
-            ),
-        )
-        _BUILT[conn.dialect.name] = built
-    return built
-
-
-def _rollup_upsert(dialect_insert: Any) -> Any:
-    statement = _with_binds(
-        dialect_insert(AccountRollup), [c.name for c in AccountRollup.__table__.c]
-    )
-    new, old = statement.excluded, AccountRollup.__table__.c
-    is_newer = new.last_at >= old.last_at
-
-    def last(name: str) -> ColumnElement[Any]:
-        return case((is_newer, new[name]), else_=old[name])
-
-    def lowest(name: str) -> ColumnElement[Any]:
-        return case(
-            (old[name].is_(None), new[name]),
-            (new[name].is_(None), old[name]),
-            (new[name] < old[name], new[name]),
-            else_=old[name],
-        )
-
-    def highest(name: str) -> ColumnElement[Any]:
-        return case(
-            (old[name].is_(None), new[name]),
-            (new[name].is_(None), old[name]),
-            (new[name] > old[name], new[name]),
-            else_=old[name],
-        )
-
-    return statement.on_conflict_do_update(
-        index_elements=[
-            AccountRollup.account_id,
-            AccountRollup.resolution,
-            AccountRollup.bucket_start,
-        ],
-        set_={
-            "samples": old.samples + new.samples,
-            "last_at": last("last_at"),
-            "equity": last("equity"),
-            "wallet_balance": last("wallet_balance"),
-            "maintenance_margin": last("maintenance_margin"),
-            "margin_ratio": last("margin_ratio"),
-            "exchange_margin_ratio": last("exchange_margin_ratio"),
-            "account_liquidation_move": last("account_liquidation_move"),
-            "margin_ratio_min": lowest("margin_ratio_min"),
-            "margin_ratio_max": highest("margin_ratio_max"),
-            "exchange_margin_ratio_min": lowest("exchange_margin_ratio_min"),
-            "exchange_margin_ratio_max": highest("exchange_margin_ratio_max"),
-            "min_distance": lowest("min_distance"),
-        },
     )
 
 

@@ -38,6 +38,7 @@ from monitor.storage.models import (
     PositionLeg,
     PositionRollup,
     PositionSnapshot,
+    insert_columns,
 )
 from monitor.storage.sqltypes import to_millis
 
@@ -151,26 +152,6 @@ def _position_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ..
     )
 
 
-_POSITION_ROLLUP_COLUMNS = [
-    "account_id",
-    "resolution",
-    "bucket_start",
-    "symbol_id",
-    "side",
-    "margin_mode",
-    "samples",
-    "last_at",
-    "quantity",
-    "entry_price",
-    "mark_price",
-    "unrealized_pnl",
-    "maintenance_margin",
-    "liquidation_price",
-    "exchange_liquidation_price",
-    "min_distance",
-]
-
-
 def _snapshots_before(cutoff_ms: int) -> tuple[ColumnElement[bool], ...]:
     snap = _table(AccountSnapshot)
     account = _table(Account)
@@ -210,7 +191,7 @@ def roll_up_batch(conn: Connection, cutoff: datetime) -> tuple[int, int] | None:
     for resolution in (MINUTE, HOUR):
         conn.execute(
             dialect_insert(conn)(PositionRollup)
-            .from_select(_POSITION_ROLLUP_COLUMNS, _position_rollup(batch_end, resolution))
+            .from_select(insert_columns(PositionRollup), _position_rollup(batch_end, resolution))
             # A snapshot stored late into an already rolled-up hour is dropped, not merged.
             .on_conflict_do_nothing()
         )
