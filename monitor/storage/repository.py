@@ -14,13 +14,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     delete,
-    func,
     insert,
     select,
     update,
@@ -28,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
+from monitor.domain.errors import LeaseLost, StorageError
 from monitor.domain.model import Position, Snapshot, Tier
 from monitor.domain.notification import Notification
 from monitor.domain.stops import position_stops
@@ -58,13 +57,15 @@ from monitor.storage.models import (
     AlertEvent,
     AlertState,
     PositionLeg,
-    Silence,
     Symbol,
     TierTable,
 )
 from monitor.storage.outbox import SqlOutbox, enqueue_rows, outbox_rows
 from monitor.storage.retention import RetentionPolicy
+from monitor.storage.silences import SilenceInfo, Silences
 from monitor.storage.sqltypes import to_millis
+
+__all__ = ["Cycle", "SilenceInfo", "SqlStore"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,17 +76,6 @@ PRUNE_PAUSE_AFTER_SECONDS = 0.5
 PRUNE_PAUSE_SECONDS = 0.15
 
 
-@dataclass(frozen=True, slots=True)
-class SilenceInfo:
-    """An active or past silence of an account's notifications."""
-
-    id: int
-    account: str
-    until: datetime
-    created_at: datetime
-    reason: str
-
-
 class SqlStore:
     """Snapshot store on SQLite or PostgreSQL; implements `SnapshotStore` and `OutboxStore`."""
 
@@ -94,6 +84,7 @@ class SqlStore:
         self.retention_policy = retention_policy or RetentionPolicy()
         self._ids = IdCache()
         self._outbox = SqlOutbox(self.db)
+        self._silences = Silences(self.db)
 
     @classmethod
     def open(cls, url: str, *, retention_policy: RetentionPolicy | None = None) -> SqlStore:
@@ -302,53 +293,19 @@ class SqlStore:
         self, account: str, *, until: datetime, reason: str, now: datetime
     ) -> SilenceInfo:
         """Silence an account's notifications until `until`."""
-
-        def work(conn: Connection) -> int:
-            account_id = conn.scalar(select(Account.id).where(Account.name == account))
-            if account_id is None:
-                raise InvalidInput("account", f"unknown account {account!r}")
-            silence_id: int | None = conn.scalar(
-                insert(Silence)
-                .values(account_id=account_id, until=until, created_at=now, reason=reason)
-                .returning(Silence.id)
-            )
-            assert silence_id is not None
-            return silence_id
-
-        created = await self.write(f"silencing {account!r}", work)
-        return SilenceInfo(created, account, until, now, reason)
+        return await self._silences.add(account, until=until, reason=reason, now=now)
 
     async def remove_silence(self, silence_id: int) -> bool:
         """Delete a silence; False if there was none with that id."""
-
-        def work(conn: Connection) -> bool:
-            return bool(conn.execute(delete(Silence).where(Silence.id == silence_id)).rowcount)
-
-        return await self.write("removing a silence", work)
+        return await self._silences.remove(silence_id)
 
     async def silenced_until(self, account: str, now: datetime) -> datetime | None:
         """When the account's last active silence ends (None: notifications are not silenced)."""
-        async with self.reading(f"reading silences of {account!r}") as conn:
-            until: datetime | None = await conn.scalar(
-                select(func.max(Silence.until))
-                .join(Account, Account.id == Silence.account_id)
-                .where(Account.name == account, Silence.until > now)
-            )
-            return until
+        return await self._silences.silenced_until(account, now)
 
     async def active_silences(self, now: datetime, account: str | None = None) -> list[SilenceInfo]:
         """Silences still in force at `now`, for one account or all."""
-        async with self.reading("reading silences") as conn:
-            query = (
-                select(Silence.id, Account.name, Silence.until, Silence.created_at, Silence.reason)
-                .join(Account, Account.id == Silence.account_id)
-                .where(Silence.until > now)
-                .order_by(Silence.until)
-            )
-            if account is not None:
-                query = query.where(Account.name == account)
-            rows = await conn.execute(query)
-            return [SilenceInfo(*row) for row in rows]
+        return await self._silences.active(now, account)
 
     # -- retention ------------------------------------------------------------------------
 
