@@ -8,7 +8,6 @@ thread hop per cycle instead of one per statement); on PostgreSQL it runs on the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -69,11 +68,6 @@ __all__ = ["Cycle", "SilenceInfo", "SqlStore"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# After this long rolling up hours back to back, a pause longer than SQLite's busy handler
-# sleeps between its retries (another writer gets the lock within about a second).
-PRUNE_PAUSE_AFTER_SECONDS = 0.5
-PRUNE_PAUSE_SECONDS = 0.15
 
 
 class SqlStore:
@@ -310,43 +304,9 @@ class SqlStore:
     # -- retention ------------------------------------------------------------------------
 
     async def prune(self, now: datetime) -> retention.PruneReport:
-        """Downsample raw snapshots past their period and delete what is past the longest one.
-
-        Raw snapshots are rolled up one hour per transaction (see `retention.roll_up_batch`).
-        """
-        policy = self.retention_policy
-        cutoff = retention.raw_cutoff(policy, now)
-        snapshots = positions = 0
-        busy_since = time.monotonic()
-        while True:
-            # Deleted legs may still be cached by a long-idle position: forget them all.
-            done = await self.write(
-                "pruning old snapshots",
-                lambda conn: retention.roll_up_batch(conn, cutoff),
-                self._ids.forget_legs,
-            )
-            if done is None:
-                break
-            snapshots, positions = snapshots + done[0], positions + done[1]
-            if self.is_sqlite and time.monotonic() - busy_since > PRUNE_PAUSE_AFTER_SECONDS:
-                # Another process waiting for the lock (the daemon, when this prune runs from
-                # the command line) polls for it about every 100 ms: let it have its turn.
-                await asyncio.sleep(PRUNE_PAUSE_SECONDS)
-                busy_since = time.monotonic()
-        if snapshots:
-            async with self.reading("finding unused position legs") as conn:
-                legs, newest = await conn.run_sync(retention.unused_legs)
-            if legs:
-                await self.write(
-                    "deleting unused position legs",
-                    lambda conn: retention.delete_legs(conn, legs, newest),
-                    self._ids.forget_legs,
-                )
-        minutes, hours = await self.write(
-            "deleting expired history", lambda conn: retention.expire(conn, policy, now)
-        )
-        await self.db.maintain()
-        return retention.PruneReport(cutoff, snapshots, positions, minutes, hours)
+        """Downsample raw snapshots past their period and delete what is past the longest one
+        (see `retention.prune`)."""
+        return await retention.prune(self.db, self.retention_policy, now, self._ids.forget_legs)
 
 
 class Cycle:
