@@ -32,6 +32,7 @@ from monitor.domain.notification import Notification
 from monitor.domain.stops import position_stops
 from monitor.ports import AlertEventRecord, HeldDelivery, OutboxEntry, SinkHealth
 from monitor.storage import fastpath, retention
+from monitor.storage.accounts import Accounts, ensure_account
 from monitor.storage.database import Database
 from monitor.storage.engine import (
     create_engine,
@@ -52,7 +53,6 @@ from monitor.storage.models import (
     SIDE_CODES,
     Account,
     AccountLease,
-    AccountSnapshot,
     AlertEvent,
     AlertState,
     PositionLeg,
@@ -77,6 +77,7 @@ class SqlStore:
         self.db = Database(engine)
         self.retention_policy = retention_policy or RetentionPolicy()
         self._ids = IdCache()
+        self._accounts = Accounts(self.db, self._ids)
         self._outbox = SqlOutbox(self.db)
         self._silences = Silences(self.db)
 
@@ -143,54 +144,17 @@ class SqlStore:
         self, name: str, *, venue: str, asset: str, poll_interval: float | None, now: datetime
     ) -> None:
         """Create or update a configured account (its poll interval lets `status` judge staleness)."""
-
-        def work(conn: Connection) -> int:
-            account_id = _account_id(conn, name, venue, asset, now)
-            conn.execute(
-                update(Account)
-                .where(Account.id == account_id)
-                .values(venue=venue, asset=asset, poll_interval=poll_interval)
-            )
-            return account_id
-
-        account_id = await self.write(f"registering account {name!r}", work)
-        self._ids.remember_account(name, account_id)
-
-    async def _known_account(self, conn: AsyncConnection, name: str) -> int | None:
-        known = self._ids.account(name)
-        if known is not None:
-            return known
-        found: int | None = await conn.scalar(select(Account.id).where(Account.name == name))
-        return found
+        await self._accounts.register(
+            name, venue=venue, asset=asset, poll_interval=poll_interval, now=now
+        )
 
     async def last_snapshot_at(self, account: str) -> datetime | None:
         """When the account's newest stored snapshot was taken (None if it has none)."""
-        async with self.reading(f"reading the last snapshot of {account!r}") as conn:
-            account_id = await self._known_account(conn, account)
-            if account_id is None:
-                return None
-            result: datetime | None = await conn.scalar(
-                select(AccountSnapshot.taken_at)
-                .where(AccountSnapshot.account_id == account_id)
-                .order_by(AccountSnapshot.taken_at.desc())
-                .limit(1)
-            )
-            return result
-
-    # -- alert state ----------------------------------------------------------------------
+        return await self._accounts.last_snapshot_at(account)
 
     async def load_alert_states(self, account: str) -> dict[str, dict[str, Any]]:
         """The persisted alert state per rule key ({} for a new account)."""
-        async with self.reading(f"loading alert state of {account!r}") as conn:
-            account_id = await self._known_account(conn, account)
-            if account_id is None:
-                return {}
-            rows = await conn.execute(
-                select(AlertState.rule_key, AlertState.state).where(
-                    AlertState.account_id == account_id
-                )
-            )
-            return {rule_key: dict(state) for rule_key, state in rows}
+        return await self._accounts.alert_states(account)
 
     # -- outbox ---------------------------------------------------------------------------
 
@@ -435,7 +399,7 @@ class Cycle:
     def _account(self, conn: Connection, name: str, venue: str, asset: str, now: datetime) -> int:
         known = self._ids.account(name)
         if known is None:
-            known = _account_id(conn, name, venue, asset, now)
+            known = ensure_account(conn, name, venue, asset, now)
             self._ids.set_account(name, known)
         return known
 
@@ -735,21 +699,6 @@ def _add_to_rollups(
             for resolution in (MINUTE, HOUR)
         ],
     )
-
-
-def _account_id(conn: Connection, name: str, venue: str, asset: str, now: datetime) -> int:
-    found = conn.scalar(select(Account.id).where(Account.name == name))
-    if found is None:
-        # Several daemons on one PostgreSQL register the same accounts at the same moment: the
-        # one that loses the race finds the winner's row.
-        conn.execute(
-            dialect_insert(conn)(Account)
-            .values(name=name, venue=venue, asset=asset, poll_interval=None, created_at=now)
-            .on_conflict_do_nothing(index_elements=[Account.name])
-        )
-        found = conn.scalar(select(Account.id).where(Account.name == name))
-    assert found is not None
-    return found
 
 
 def _jsonable(value: Any) -> Any:
