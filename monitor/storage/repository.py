@@ -11,7 +11,7 @@ module; none of them imports this one, and every arrow ends at the database hand
     fastpath, ids               the cycle's raw-driver statements; the id cache
     database                    the engine, the single writer (a thread on SQLite), reads
 
-The CLI's reads are `monitor.storage.queries`.
+The CLI's reads are `monitor.storage.queries` (on anything with `reading`, this store included).
 """
 
 from __future__ import annotations
