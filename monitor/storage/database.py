@@ -62,11 +62,6 @@ class Database:
         # How long after a daemon's heartbeat expired its outbox claims may be taken over.
         self.claim_grace = timedelta(0)
 
-    @property
-    def shared(self) -> bool:
-        """Whether this daemon shares the database with others (PostgreSQL with a lease holder)."""
-        return self.lease_holder is not None and not self.is_sqlite
-
     async def close(self) -> None:
         """Release the database connections (again: no effect); later writes fail."""
         if self._closed:

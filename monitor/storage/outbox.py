@@ -39,7 +39,7 @@ class SqlOutbox:
         """Outbox rows this daemon may deliver: with several daemons on PostgreSQL, those not
         claimed by another live daemon; otherwise every row."""
         holder = self._db.lease_holder
-        if holder is None or not self._db.shared:
+        if holder is None or self._db.is_sqlite:
             return true()
         live = select(MonitorDaemon.name).where(
             MonitorDaemon.expires_at > func.now() - literal(self._db.claim_grace)
@@ -90,7 +90,7 @@ class SqlOutbox:
                 .limit(limit)
             )
 
-        if self._db.shared:
+        if self._db.lease_holder is not None and not self._db.is_sqlite:
             oldest = pending(Outbox.id).with_for_update(skip_locked=True).scalar_subquery()
             claim = (
                 update(Outbox)
@@ -159,7 +159,7 @@ class SqlOutbox:
         heartbeat lapsed (its machine stalled past the claim grace) may have lost its rows to
         another one; it then must not send them as well. Always true with one daemon."""
         holder = self._db.lease_holder
-        if holder is None or not self._db.shared:
+        if holder is None or self._db.is_sqlite:
             return True
         async with self._db.reading("checking an outbox claim") as conn:
             found = await conn.scalar(
