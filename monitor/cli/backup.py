@@ -17,7 +17,7 @@ from monitor.cli.options import (
     usage_error,
 )
 from monitor.cli.output import err
-from monitor.domain.errors import StorageError
+from monitor.errors import StorageError
 
 # The storage layer (SQLAlchemy, Alembic) is imported inside the command: `--help` and the
 # other commands must not pay for it (see bench/startup.py).

@@ -18,7 +18,7 @@ from monitor.cli.options import (
     resolve_database_url,
 )
 from monitor.cli.output import err
-from monitor.domain.errors import ConfigError, StorageError
+from monitor.errors import ConfigError, StorageError
 
 # The storage layer (SQLAlchemy, Alembic) is imported inside the command: `--help` and the
 # other commands must not pay for it (see bench/startup.py).

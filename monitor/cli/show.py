@@ -20,13 +20,15 @@ from monitor.cli.options import (
 )
 from monitor.cli.output import Format, err, print_json, print_table
 from monitor.cli.sigmas import print_sigma_table
+from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
+from monitor.domain.margin import assess
+from monitor.domain.model import AccountRisk, AccountState
+from monitor.domain.stops import position_stops
+from monitor.domain.units import format_percent, format_price, format_quantity
 
 if TYPE_CHECKING:
     from monitor.config import Settings
-    from monitor.domain.model import AccountRisk, AccountState
-
-    Outcome = tuple[AccountState, AccountRisk] | MonitorError
 
 
 @app.command()
@@ -59,11 +61,13 @@ def show(
         raise typer.Exit(EXIT_FAILURE)
 
 
+Outcome = tuple[AccountState, AccountRisk] | MonitorError
+
+
 async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcome]]:
     import asyncio
 
     # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
-    from monitor.domain.margin import assess
     from monitor.exchanges import ExchangeHub
 
     async with ExchangeHub(volatility=True) as hub:
@@ -88,8 +92,6 @@ async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcom
 
 
 def _document(name: str, result: Outcome) -> dict[str, Any]:
-    from monitor.domain.codec import risk_to_json, state_to_json
-
     if isinstance(result, MonitorError):
         return {"account": name, "error": str(result)}
     state, risk = result
@@ -121,12 +123,13 @@ def _difference(ours: float | None, theirs: float | None) -> float | None:
     return (ours - theirs) / theirs
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
+def _num(value: float | None) -> str:
+    """A price or amount to 8 significant digits: enough to compare with the venue's figure."""
+    return "-" if value is None else format_price(value)
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
+    return "-" if value is None else format_percent(value)
 
 
 def _pool_rows(state: AccountState) -> list[list[str]]:
@@ -136,21 +139,19 @@ def _pool_rows(state: AccountState) -> list[list[str]]:
         rows.append(["liquidation at margin ratio", _pct(state.liquidation_ratio), "-"])
     for term in state.venue_terms:
         if term.equity:
-            rows.append([f"{term.name}: equity", "(venue figure)", _num(term.equity, 4)])
+            rows.append([f"{term.name}: equity", "(venue figure)", _num(term.equity)])
         if term.maintenance_margin:
             rows.append(
                 [
                     f"{term.name}: maintenance margin",
                     "(venue figure)",
-                    _num(term.maintenance_margin, 4),
+                    _num(term.maintenance_margin),
                 ]
             )
     return rows
 
 
 def _print_tables(name: str, result: Outcome) -> None:
-    from monitor.domain.stops import position_stops
-
     if isinstance(result, MonitorError):
         err(f"{name}: {result}")
         return
@@ -158,12 +159,12 @@ def _print_tables(name: str, result: Outcome) -> None:
     reported = state.reported
     print_table(
         [
-            ["wallet balance", _num(state.wallet_balance, 4), "-"],
-            ["equity", _num(risk.equity, 4), _num(reported.equity, 4)],
+            ["wallet balance", _num(state.wallet_balance), "-"],
+            ["equity", _num(risk.equity), _num(reported.equity)],
             [
                 "maintenance margin",
-                _num(risk.maintenance_margin, 4),
-                _num(reported.maintenance_margin, 4),
+                _num(risk.maintenance_margin),
+                _num(reported.maintenance_margin),
             ],
             ["margin ratio (equity/MM)", _pct(risk.margin_ratio), "-"],
             [
@@ -182,10 +183,10 @@ def _print_tables(name: str, result: Outcome) -> None:
             [
                 [
                     coin.asset,
-                    _num(coin.quantity, 8),
-                    _num(coin.price, 4),
+                    format_quantity(coin.quantity),
+                    _num(coin.price),
                     _pct(coin.ratios[0].ratio) + (" (tiered)" if len(coin.ratios) > 1 else ""),
-                    _num(value, 2),
+                    _num(value),
                 ]
                 for coin, value in zip(state.collateral, risk.collateral_values, strict=True)
             ],
@@ -203,7 +204,7 @@ def _print_tables(name: str, result: Outcome) -> None:
                 position.symbol,
                 position.side.value + (" (hedge)" if position.hedge else ""),
                 position.margin_mode.value,
-                _num(position.quantity, 4),
+                format_quantity(position.quantity),
                 _num(position.mark_price),
                 _num(computed.liquidation_price),
                 _num(position.exchange_liquidation_price),

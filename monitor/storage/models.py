@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -327,3 +328,12 @@ class AccountLease(Base):
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     renewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def insert_columns(model: type[Base]) -> tuple[str, ...]:
+    """The columns an INSERT of a `model` row gives values for, in the table's order: every
+    column but an autoincremented id."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    generated = table.autoincrement_column
+    return tuple(column.name for column in table.c if column is not generated)

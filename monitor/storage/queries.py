@@ -8,15 +8,16 @@ margin ratio and the smallest distance to liquidation.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Select, select, type_coerce
+from sqlalchemy import BigInteger, Select, Table, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.domain.alerts import firing_severity
 from monitor.domain.errors import InvalidInput
+from monitor.storage.database import Readable
 from monitor.storage.models import (
     HOUR,
     MARGIN_MODE_NAMES,
@@ -33,7 +34,6 @@ from monitor.storage.models import (
     PositionSnapshot,
     Symbol,
 )
-from monitor.storage.repository import SqlStore
 from monitor.storage.retention import distance_expression
 from monitor.storage.sqltypes import from_millis, to_millis
 
@@ -141,17 +141,22 @@ class FiringAlert:
     since: datetime
 
 
+_account = cast(Table, Account.__table__)
+_snapshot = cast(Table, AccountSnapshot.__table__)
+_rollup = cast(Table, AccountRollup.__table__)
+
+
 def _values(row: Any) -> tuple[Any, ...]:
     return tuple(row)
 
 
-async def accounts(store: SqlStore) -> list[AccountInfo]:
+async def accounts(store: Readable) -> list[AccountInfo]:
     """Every stored account, by name."""
     async with store.reading("listing accounts") as conn:
         rows = await conn.execute(
-            select(
-                Account.name, Account.venue, Account.asset, Account.poll_interval, Account.model
-            ).order_by(Account.name)
+            select(*(_account.c[field.name] for field in fields(AccountInfo))).order_by(
+                Account.name
+            )
         )
         return [AccountInfo(*row) for row in rows]
 
@@ -165,30 +170,14 @@ async def _account_id(conn: AsyncConnection, account: str) -> int:
     return found
 
 
-async def latest_snapshot(store: SqlStore, account: str) -> StoredSnapshot | None:
+async def latest_snapshot(store: Readable, account: str) -> StoredSnapshot | None:
     """The account's newest snapshot with its positions; None if it has none."""
     async with store.reading(f"reading the latest snapshot of {account!r}") as conn:
         account_id = await _account_id(conn, account)
         snap = AccountSnapshot
         row = (
             await conn.execute(
-                select(
-                    snap.id,
-                    snap.taken_at,
-                    snap.equity,
-                    snap.wallet_balance,
-                    snap.maintenance_margin,
-                    snap.initial_margin,
-                    snap.margin_ratio,
-                    snap.exchange_margin_ratio,
-                    snap.account_liquidation_move,
-                    snap.nearest_distance,
-                    snap.reported_equity,
-                    snap.reported_maintenance_margin,
-                    snap.reported_margin_ratio,
-                    snap.move_sigmas_hourly,
-                    snap.move_sigmas_daily,
-                )
+                select(*(c for c in _snapshot.c if c.name != "account_id"))
                 .where(snap.account_id == account_id)
                 .order_by(snap.taken_at.desc(), snap.id.desc())
                 .limit(1)
@@ -198,7 +187,7 @@ async def latest_snapshot(store: SqlStore, account: str) -> StoredSnapshot | Non
             return None
         positions = await conn.execute(
             _position_columns()
-            .where(PositionSnapshot.snapshot_id == row[0])
+            .where(PositionSnapshot.snapshot_id == row.id)
             .order_by(PositionSnapshot.ordinal)
         )
         stored_positions = tuple(
@@ -220,9 +209,9 @@ async def latest_snapshot(store: SqlStore, account: str) -> StoredSnapshot | Non
             )
             for p in positions
         )
-        fields: dict[str, Any] = dict(row._mapping)
-        del fields["id"]
-        return StoredSnapshot(account=account, positions=stored_positions, **fields)
+        columns: dict[str, Any] = dict(row._mapping)
+        del columns["id"]
+        return StoredSnapshot(account=account, positions=stored_positions, **columns)
 
 
 def _position_columns() -> Select[*tuple[Any, ...]]:
@@ -257,7 +246,7 @@ def _check_every(every: int | None) -> None:
 
 
 async def account_history(
-    store: SqlStore, account: str, since: datetime, until: datetime, every: int | None = None
+    store: Readable, account: str, since: datetime, until: datetime, every: int | None = None
 ) -> list[AccountPoint]:
     """The account's snapshots in [since, until); with `every` (seconds) one point per bucket."""
     _check_every(every)
@@ -306,17 +295,8 @@ async def _rollups(
         select(
             # Plain integers: converting them here is cheaper than a type processor per row.
             type_coerce(roll.bucket_start, BigInteger),
-            roll.samples,
-            roll.equity,
-            roll.wallet_balance,
-            roll.maintenance_margin,
-            roll.margin_ratio,
-            roll.margin_ratio_min,
-            roll.margin_ratio_max,
-            roll.exchange_margin_ratio,
-            roll.exchange_margin_ratio_max,
-            roll.account_liquidation_move,
-            roll.min_distance,
+            # The point's other fields are rollup columns of the same names.
+            *(_rollup.c[field.name] for field in fields(AccountPoint)[1:]),
         ).where(
             roll.account_id == account_id,
             roll.resolution == resolution,
@@ -374,7 +354,7 @@ def _merge_accounts(points: Iterable[AccountPoint], every_ms: int) -> list[Accou
 
 
 async def position_history(
-    store: SqlStore,
+    store: Readable,
     account: str,
     symbol: str,
     since: datetime,
@@ -506,7 +486,7 @@ def _merge_positions(points: Iterable[PositionPoint], every_ms: int) -> list[Pos
     return [merged[key] for key in sorted(merged)]
 
 
-async def firing_alerts(store: SqlStore, account: str | None = None) -> list[FiringAlert]:
+async def firing_alerts(store: Readable, account: str | None = None) -> list[FiringAlert]:
     """Rules whose stored alert state says they are firing, per account and rule."""
     async with store.reading("reading alert state") as conn:
         query = (
@@ -533,14 +513,14 @@ def _firing_since(state: dict[str, Any], updated_at: datetime) -> datetime:
         return updated_at
 
 
-async def known_account(store: SqlStore, account: str) -> bool:
+async def known_account(store: Readable, account: str) -> bool:
     """Whether the database holds an account of this name."""
     async with store.reading("reading accounts") as conn:
         return await conn.scalar(select(Account.id).where(Account.name == account)) is not None
 
 
 async def alert_history(
-    store: SqlStore, since: datetime, account: str | None = None
+    store: Readable, since: datetime, account: str | None = None
 ) -> list[dict[str, Any]]:
     """Alert events since `since`, oldest first, each with its per-sink deliveries (the rows
     `alerts --format json` prints and the web API serves)."""
@@ -619,21 +599,8 @@ def _delivery_state(delivered_at: datetime | None, dead: bool) -> str:
     return "dead" if dead else "pending"
 
 
-ACCOUNT_COLUMNS = (
-    "account",
-    "at",
-    "samples",
-    "equity",
-    "wallet_balance",
-    "maintenance_margin",
-    "margin_ratio",
-    "margin_ratio_min",
-    "margin_ratio_max",
-    "exchange_margin_ratio",
-    "exchange_margin_ratio_max",
-    "account_liquidation_move",
-    "min_distance",
-)
+# The columns of `history --format json` for an account, and of the web API's history.
+ACCOUNT_COLUMNS = ("account", *(field.name for field in fields(AccountPoint)))
 
 
 def account_row(account: str, point: AccountPoint) -> dict[str, Any]:

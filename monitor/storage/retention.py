@@ -7,6 +7,9 @@ Raw rows are rolled up in whole hours: each bucket is written once, from complet
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -27,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from monitor.storage.database import Database
 from monitor.storage.engine import dialect_insert
 from monitor.storage.models import (
     HOUR,
@@ -38,12 +42,17 @@ from monitor.storage.models import (
     PositionLeg,
     PositionRollup,
     PositionSnapshot,
+    insert_columns,
 )
 from monitor.storage.sqltypes import to_millis
 
 # A position row is found back from its group's maximum of snapshot_id * ORDINAL_SPAN + ordinal.
 ORDINAL_SPAN = 65536
 MIN_RAW_PERIOD = timedelta(hours=1)
+# After this long rolling up hours back to back, a pause longer than SQLite's busy handler
+# sleeps between its retries (another writer gets the lock within about a second).
+PRUNE_PAUSE_AFTER_SECONDS = 0.5
+PRUNE_PAUSE_SECONDS = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,26 +160,6 @@ def _position_rollup(cutoff_ms: int, resolution: int) -> Select[tuple[object, ..
     )
 
 
-_POSITION_ROLLUP_COLUMNS = [
-    "account_id",
-    "resolution",
-    "bucket_start",
-    "symbol_id",
-    "side",
-    "margin_mode",
-    "samples",
-    "last_at",
-    "quantity",
-    "entry_price",
-    "mark_price",
-    "unrealized_pnl",
-    "maintenance_margin",
-    "liquidation_price",
-    "exchange_liquidation_price",
-    "min_distance",
-]
-
-
 def _snapshots_before(cutoff_ms: int) -> tuple[ColumnElement[bool], ...]:
     snap = _table(AccountSnapshot)
     account = _table(Account)
@@ -210,7 +199,7 @@ def roll_up_batch(conn: Connection, cutoff: datetime) -> tuple[int, int] | None:
     for resolution in (MINUTE, HOUR):
         conn.execute(
             dialect_insert(conn)(PositionRollup)
-            .from_select(_POSITION_ROLLUP_COLUMNS, _position_rollup(batch_end, resolution))
+            .from_select(insert_columns(PositionRollup), _position_rollup(batch_end, resolution))
             # A snapshot stored late into an already rolled-up hour is dropped, not merged.
             .on_conflict_do_nothing()
         )
@@ -281,3 +270,43 @@ def expire(conn: Connection, policy: RetentionPolicy, now: datetime) -> tuple[in
         )
     )
     return minutes.rowcount, hours.rowcount
+
+
+async def prune(
+    db: Database, policy: RetentionPolicy, now: datetime, forget_legs: Callable[[], None]
+) -> PruneReport:
+    """Downsample raw snapshots past their period and delete what is past the longest one.
+
+    Raw snapshots are rolled up one hour per transaction (see `roll_up_batch`). `forget_legs`
+    runs after each commit that may have deleted position legs (the id cache may hold them).
+    """
+    cutoff = raw_cutoff(policy, now)
+    snapshots = positions = 0
+    busy_since = time.monotonic()
+    while True:
+        # Deleted legs may still be cached by a long-idle position: forget them all.
+        done = await db.write(
+            "pruning old snapshots", lambda conn: roll_up_batch(conn, cutoff), forget_legs
+        )
+        if done is None:
+            break
+        snapshots, positions = snapshots + done[0], positions + done[1]
+        if db.is_sqlite and time.monotonic() - busy_since > PRUNE_PAUSE_AFTER_SECONDS:
+            # Another process waiting for the lock (the daemon, when this prune runs from
+            # the command line) polls for it about every 100 ms: let it have its turn.
+            await asyncio.sleep(PRUNE_PAUSE_SECONDS)
+            busy_since = time.monotonic()
+    if snapshots:
+        async with db.reading("finding unused position legs") as conn:
+            legs, newest = await conn.run_sync(unused_legs)
+        if legs:
+            await db.write(
+                "deleting unused position legs",
+                lambda conn: delete_legs(conn, legs, newest),
+                forget_legs,
+            )
+    minutes, hours = await db.write(
+        "deleting expired history", lambda conn: expire(conn, policy, now)
+    )
+    await db.maintain()
+    return PruneReport(cutoff, snapshots, positions, minutes, hours)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.domain.alerts import firing_severity
-from monitor.domain.errors import StorageError
+from monitor.errors import StorageError, StorageUnavailable
 
 if TYPE_CHECKING:
     from monitor.storage.leases import LeaseInfo
@@ -189,14 +189,14 @@ def read_file(path: Path) -> StatusData:
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     except sqlite3.Error as exc:
-        raise StorageError(f"opening {path}: {exc}") from exc
+        raise StorageUnavailable(f"opening {path}: {exc}") from exc
     with contextlib.closing(conn):
 
         def fetch(action: str, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StorageError(f"{action}: {exc}") from exc
+                raise StorageUnavailable(f"{action}: {exc}") from exc
 
         fetch("starting to read", "BEGIN", {})
         try:

@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +19,11 @@ from pydantic import SecretStr
 
 from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import RetryPolicy
+from monitor.exchanges.resilience import FETCH_RETRY
 from monitor.live import LIVE, LiveMarks
+from monitor.ports import SystemClock
 from monitor.service import CycleReport, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
@@ -46,7 +47,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 @pytest.fixture
 async def hub() -> AsyncIterator[ExchangeHub]:
-    async with ExchangeHub(retry=RetryPolicy(attempts=1, base_delay=0.05), timeout=3) as opened:
+    async with ExchangeHub(
+        retry=replace(FETCH_RETRY, attempts=1, initial=timedelta(seconds=0.05)), timeout=3
+    ) as opened:
         yield opened
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,11 @@ from pydantic import SecretStr
 
 from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.domain.notification import Notification
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import RetryPolicy
+from monitor.exchanges.resilience import FETCH_RETRY
+from monitor.ports import SystemClock
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
@@ -56,7 +57,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 @pytest.fixture
 async def hub() -> AsyncIterator[ExchangeHub]:
     # A fetch sits out bans of up to half a second; longer ones are a pause the cycle reports.
-    policy = RetryPolicy(attempts=1, base_delay=0.05, max_wait=0.5)
+    policy = replace(
+        FETCH_RETRY,
+        attempts=1,
+        initial=timedelta(seconds=0.05),
+        max_wait=timedelta(seconds=0.5),
+    )
     async with ExchangeHub(retry=policy, timeout=3) as opened:
         yield opened
 

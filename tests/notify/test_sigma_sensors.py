@@ -12,7 +12,7 @@ import pytest
 from monitor.domain.codec import state_from_json
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
-from monitor.notify.ha_discovery import discovery_configs, state_document
+from monitor.notify.mqtt.ha_discovery import discovery_configs, state_document
 
 VECTOR = (
     Path(__file__).resolve().parents[1]

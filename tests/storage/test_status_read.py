@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from monitor.domain.codec import state_from_json
-from monitor.domain.errors import StorageError
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
+from monitor.errors import StorageError
 from monitor.ports import SinkHealth
 from monitor.storage import queries, status_read
 from monitor.storage.engine import sqlite_path
