@@ -15,7 +15,7 @@ from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
 from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
-from tests.notify.factories import notification
+from tests.notify.factories import notification, quick_reconnect
 from tests.notify.mqtt_client import collect
 from tests.notify.outbox import outbox_rows
 from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
@@ -46,7 +46,7 @@ async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
     settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="pm-outbox")
     policy = RetryPolicy(initial=timedelta(seconds=0.2), maximum=timedelta(seconds=0.5))
     try:
-        async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
+        async with MqttPublisher(settings, reconnect=quick_reconnect(0.3)) as mqtt:
             await _connect_then_lose_the_broker(mqtt, mosquitto)
 
             await store.enqueue(
@@ -98,7 +98,7 @@ async def test_alerts_waiting_for_the_broker_go_out_when_it_reconnects(
     settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="pm-recover")
     policy = RetryPolicy(initial=timedelta(seconds=60), maximum=timedelta(seconds=60))
     try:
-        async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
+        async with MqttPublisher(settings, reconnect=quick_reconnect(0.3)) as mqtt:
             await _connect_then_lose_the_broker(mqtt, mosquitto)
             await store.enqueue([notification(id="n1", created_at=NOW)], ["mqtt"])
             sender = OutboxSender(store, {"mqtt": mqtt}, policy, poll_interval=0.1)

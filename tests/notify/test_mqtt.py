@@ -18,7 +18,7 @@ from monitor.errors import DeliveryError
 from monitor.notify.mqtt.ha_discovery import SENSORS
 from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
-from tests.notify.factories import notification, snapshot
+from tests.notify.factories import notification, quick_reconnect, snapshot
 from tests.notify.mqtt_client import Seen, collect, latest
 from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
 
@@ -40,7 +40,7 @@ def _settings(broker: Mosquitto, **overrides: object) -> MqttSettings:
 @pytest.fixture(name="publisher")
 async def _publisher(mosquitto: Mosquitto) -> AsyncIterator[MqttPublisher]:  # noqa: F811
     async with MqttPublisher(
-        _settings(mosquitto), reconnect_min=0.1, reconnect_max=0.5, birth_delay=0
+        _settings(mosquitto), reconnect=quick_reconnect(0.5), birth_delay=0
     ) as publisher:
         async with asyncio.timeout(5):
             await publisher.wait_connected()
