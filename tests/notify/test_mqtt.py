@@ -307,12 +307,17 @@ async def test_an_account_registered_during_the_connect_republish_is_announced(
             self.register_account("main", 10)
             return remembered
 
+    main_configs = [f"homeassistant/sensor/portfolio_monitor_main_{s.key}/config" for s in SENSORS]
     async with RegisteredMidway(_settings(mosquitto)) as publisher:
         async with asyncio.timeout(5):
             await publisher.wait_connected()
-        await asyncio.sleep(0.3)
-        seen = await collect(mosquitto, [RATIO_CONFIG], until=_has(RATIO_CONFIG))
-    assert latest(seen, RATIO_CONFIG) is not None
+        seen = await collect(mosquitto, main_configs, until=_has(*main_configs))
+    # Every sensor of the account is announced, retained, as a real config (not a deletion).
+    for topic in main_configs:
+        config = latest(seen, topic)
+        assert config is not None, topic
+        assert config.retain
+        assert config.json()["device"]["identifiers"] == ["portfolio_monitor_main"]
 
 
 async def test_birth_message_republishes_every_account_even_past_the_queue_size(
