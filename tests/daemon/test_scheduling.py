@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from monitor.scheduling import Scheduler
+from tests.daemon.e2e_support import wait_until
 
 
 async def test_interval_job_runs_now_and_repeats() -> None:
@@ -89,28 +90,32 @@ async def test_drain_cancels_after_the_grace_period(caplog: pytest.LogCaptureFix
 
 
 async def test_reschedule_and_remove() -> None:
-    calls: list[str] = []
+    calls: list[tuple[str, float]] = []
 
     async def a() -> None:
-        calls.append("a")
+        calls.append(("a", time.monotonic()))
 
     async def b() -> None:
-        calls.append("b")
+        calls.append(("b", time.monotonic()))
 
     scheduler = Scheduler()
-    scheduler.every("poll:a", 0.2, a)
+    scheduler.every("poll:a", 0.6, a)
     scheduler.daily("retention", a)
     scheduler.start()
-    await asyncio.sleep(0.3)
-    # Same interval: the job keeps its timing but runs the new function.
-    scheduler.every("poll:a", 0.2, b)
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: len(calls) == 1, 5, "the first run")
+    # Re-added mid-interval with the same interval: the job keeps its timing (the next run is
+    # one interval after the last, not now) but runs the new function.
+    await asyncio.sleep(0.2)
+    scheduler.every("poll:a", 0.6, b)
+    await wait_until(lambda: len(calls) == 2, 5, "the rescheduled run")
+    (_, first), (name, second) = calls
+    assert name == "b"
+    assert 0.5 < second - first < 0.9
     scheduler.remove("poll:a")
     assert scheduler.job_ids() == {"retention"}
-    count = len(calls)
-    await asyncio.sleep(0.4)
-    assert len(calls) == count
-    assert "b" in calls
+    # Letting more than an interval pass is the point: a removed job never runs again.
+    await asyncio.sleep(0.9)
+    assert len(calls) == 2
     await scheduler.drain(1)
 
 
