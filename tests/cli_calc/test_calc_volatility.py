@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 
 VECTOR = (

@@ -24,7 +24,7 @@ from tests.daemon.e2e_support import (
     write_config,
 )
 from tests.support.daemon import BINARY, DaemonProcess
-from tests.support.mosquitto import Mosquitto, free_port, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]
@@ -39,7 +39,7 @@ STOP_TIMEOUT = 30.0  # the unit's TimeoutStopSec
 @pytest.fixture
 def endpoints(
     sim: SimulatorServer,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     hook: WebhookReceiver,
 ) -> Endpoints:
     keys = {name: (info.api_key, info.api_secret) for name, info in sim.accounts.items()}
@@ -85,7 +85,7 @@ async def test_crash_alerts_reach_both_sinks_and_sigterm_is_clean(
     sim: SimulatorServer,
     hook: WebhookReceiver,
     endpoints: Endpoints,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     state = tmp_path / "state"
     metrics_port = free_port()
@@ -212,7 +212,7 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
     sim: SimulatorServer,
     hook: WebhookReceiver,
     endpoints: Endpoints,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     state = tmp_path / "state"
     metrics_port = free_port()

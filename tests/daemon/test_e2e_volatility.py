@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.simulator.server import SimulatorServer
 from tests.daemon.e2e_support import Endpoints, MqttRecorder, wait_until, write_config
 from tests.support.daemon import DaemonProcess
-from tests.support.mosquitto import Mosquitto, free_port, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]
@@ -32,7 +31,7 @@ async def test_the_account_move_in_sigmas_reaches_every_output(
     tmp_path: Path,
     sim: SimulatorServer,
     hook: WebhookReceiver,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     keys = {name: (info.api_key, info.api_secret) for name, info in sim.accounts.items()}
     endpoints = Endpoints(sim.base_url, keys, mosquitto.port, hook.url)

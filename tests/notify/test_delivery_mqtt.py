@@ -17,7 +17,7 @@ from monitor.storage.migrate import prepare_database
 from tests.notify.factories import notification
 from tests.notify.mqtt_client import collect
 from tests.notify.outbox import outbox_rows
-from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto
 
 # These senders run on the wall clock: alerts created now, not past the held-alert age limit.
 NOW = datetime.now(UTC)
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.mqtt
 ALERT = "portfolio_monitor/main/alert"
 
 
-async def _connect_then_lose_the_broker(mqtt: MqttPublisher, mosquitto: Mosquitto) -> None:  # noqa: F811
+async def _connect_then_lose_the_broker(mqtt: MqttPublisher, mosquitto: Mosquitto) -> None:
     async with asyncio.timeout(5):
         await mqtt.wait_connected()
     mosquitto.stop()
@@ -37,7 +37,7 @@ async def _connect_then_lose_the_broker(mqtt: MqttPublisher, mosquitto: Mosquitt
 
 
 async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "monitor.db"
@@ -88,7 +88,7 @@ async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
 
 
 async def test_alerts_waiting_for_the_broker_go_out_when_it_reconnects(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     tmp_path: Path,
 ) -> None:
     """The back-off grew while the broker was down; its return ends the wait at once."""

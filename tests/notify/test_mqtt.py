@@ -19,7 +19,7 @@ from monitor.notify.ha_discovery import SENSORS
 from monitor.notify.mqtt import MqttPublisher
 from tests.notify.factories import notification, snapshot
 from tests.notify.mqtt_client import Seen, collect, latest
-from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.mqtt
 
@@ -37,7 +37,7 @@ def _settings(broker: Mosquitto, **overrides: object) -> MqttSettings:
 
 
 @pytest.fixture(name="publisher")
-async def _publisher(mosquitto: Mosquitto) -> AsyncIterator[MqttPublisher]:  # noqa: F811
+async def _publisher(mosquitto: Mosquitto) -> AsyncIterator[MqttPublisher]:
     async with MqttPublisher(
         _settings(mosquitto), reconnect_min=0.1, reconnect_max=0.5, birth_delay=0
     ) as publisher:
@@ -58,7 +58,7 @@ def _has(*topics: str):  # type: ignore[no-untyped-def]
 
 
 async def test_state_discovery_and_availability_are_retained(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     publisher.register_account("main", 10, asset="USDT", venue="binance-usdm")
@@ -97,7 +97,7 @@ async def test_state_discovery_and_availability_are_retained(
 
 
 async def test_state_updates_replace_the_retained_value(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     publisher.register_account("main", 10)
@@ -111,7 +111,7 @@ async def test_state_updates_replace_the_retained_value(
 
 
 async def test_state_says_how_the_marks_arrive(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     publisher.register_account("main", 10)
@@ -126,7 +126,7 @@ async def test_state_says_how_the_marks_arrive(
 
 
 async def test_alert_events_are_not_retained(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     async def listen() -> list[Seen]:
@@ -146,7 +146,7 @@ async def test_alert_events_are_not_retained(
 
 
 async def test_alert_while_broker_down_is_a_retryable_delivery_error(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     mosquitto.stop()
@@ -157,7 +157,7 @@ async def test_alert_while_broker_down_is_a_retryable_delivery_error(
 
 
 async def test_everything_is_republished_after_a_broker_restart(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     publisher.register_account("main", 10)
@@ -174,7 +174,7 @@ async def test_everything_is_republished_after_a_broker_restart(
 
 
 async def test_birth_message_republishes_discovery(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     import aiomqtt
@@ -198,7 +198,7 @@ async def test_birth_message_republishes_discovery(
     assert [m.retain for m in seen if m.topic == RATIO_CONFIG] == [True, False]
 
 
-async def test_clean_shutdown_publishes_offline(mosquitto: Mosquitto) -> None:  # noqa: F811
+async def test_clean_shutdown_publishes_offline(mosquitto: Mosquitto) -> None:
     async with MqttPublisher(_settings(mosquitto)) as publisher:
         async with asyncio.timeout(5):
             await publisher.wait_connected()
@@ -225,7 +225,7 @@ _DYING_CLIENT = textwrap.dedent(
 
 
 async def test_last_will_marks_the_daemon_offline_when_it_dies(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     tmp_path: Path,
 ) -> None:
     process = subprocess.Popen(  # noqa: ASYNC220 - a plain child process, not awaited
@@ -257,7 +257,7 @@ async def test_last_will_marks_the_daemon_offline_when_it_dies(
 
 
 async def test_state_bursts_never_block_and_the_newest_state_wins(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     settings = _settings(mosquitto, queue_size=10)
     async with MqttPublisher(settings) as publisher:
@@ -272,7 +272,7 @@ async def test_state_bursts_never_block_and_the_newest_state_wins(
 
 
 async def test_an_account_removed_while_disconnected_leaves_no_ghost_entities(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     import aiomqtt
@@ -296,7 +296,7 @@ async def test_an_account_removed_while_disconnected_leaves_no_ghost_entities(
 
 
 async def test_an_account_registered_during_the_connect_republish_is_announced(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     class RegisteredMidway(MqttPublisher):
         """The daemon registers its accounts between database writes; one may land while
@@ -321,7 +321,7 @@ async def test_an_account_registered_during_the_connect_republish_is_announced(
 
 
 async def test_birth_message_republishes_every_account_even_past_the_queue_size(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     import aiomqtt
 
@@ -347,7 +347,7 @@ async def test_birth_message_republishes_every_account_even_past_the_queue_size(
 
 
 async def test_a_pooled_account_equity_sensor_is_in_usd(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     # Configured with USDT, but the venue pools every coin in USD: the sensor's unit follows.

@@ -13,7 +13,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner, Result
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.config import Settings
 from monitor.storage.migrate import prepare_database
