@@ -19,9 +19,7 @@ from monitor.service import PollService
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import wait_until
-from tests.daemon.test_live_service import INTERVAL, LiveRecorder, _follow, hub, store
-
-__all__ = ["hub", "store"]
+from tests.daemon.test_live_service import INTERVAL, LiveRecorder, _follow
 
 
 def _settings(sim: SimulatorServer, name: str) -> AccountSettings:

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,11 +20,9 @@ from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import RetryPolicy
 from monitor.live import LIVE, LiveMarks
 from monitor.service import CycleReport, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
-from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import Recorder, btc_price_for_ratio, margin_ratio_at, wait_until
 
@@ -35,19 +32,6 @@ INTERVAL = timedelta(seconds=1)
 class LiveRecorder(Recorder):
     def live(self, account: str) -> list[CycleReport]:
         return [r for r in self.reports if r.live and r.account == account]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[ExchangeHub]:
-    async with ExchangeHub(retry=RetryPolicy(attempts=1, base_delay=0.05), timeout=3) as opened:
-        yield opened
 
 
 async def _follow(

@@ -5,7 +5,6 @@ rejected key raises the API-key alert; the cycle's rows land together."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,27 +16,12 @@ from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import RetryPolicy
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
-from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import Recorder, half_written_snapshots, snapshot_counts
 
 INTERVAL = timedelta(seconds=1)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[ExchangeHub]:
-    async with ExchangeHub(retry=RetryPolicy(attempts=1, base_delay=0.05), timeout=3) as opened:
-        yield opened
 
 
 async def _watch(

@@ -10,7 +10,6 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,6 @@ from monitor.exchanges import ExchangeHub
 from monitor.exchanges.resilience import RetryPolicy
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
-from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import SCENARIO
 
@@ -44,13 +42,6 @@ def _scenario() -> dict[str, Any]:
 async def sim() -> AsyncIterator[SimulatorServer]:
     async with SimulatorServer(_scenario(), port=0) as server:
         yield server
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture
