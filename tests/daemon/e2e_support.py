@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,6 +236,12 @@ def half_written_snapshots(state_dir: Path, positions: int) -> int:
             (positions,),
         ).fetchone()
     return int(row[0])
+
+
+def scrape_metrics(port: int) -> str:
+    """What Prometheus reads from the metrics endpoint on 127.0.0.1:`port`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
 
 
 async def wait_until(

@@ -9,14 +9,13 @@ import asyncio
 import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import wait_until
+from tests.daemon.e2e_support import scrape_metrics, wait_until
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
 
@@ -50,11 +49,6 @@ async def _status(config: Path) -> dict[str, Any]:
     )
     rows: list[dict[str, Any]] = json.loads(done.stdout)
     return rows[0]
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
 
 
 async def test_a_fill_is_reflected_at_once_and_a_dropped_private_stream_is_said(
@@ -101,7 +95,7 @@ async def test_a_fill_is_reflected_at_once_and_a_dropped_private_stream_is_said(
         assert "listenKey=" not in daemon.log().replace("listenKey=***", "")
         status = await _status(config)
         assert status["stream"] == "live (account events: down)"
-        assert 'portfolio_monitor_stream_live{account="main"} 1.0' in _scrape(metrics_port)
+        assert 'portfolio_monitor_stream_live{account="main"} 1.0' in scrape_metrics(metrics_port)
         await sim.private.set_mode("on")
         await wait_until(
             lambda: daemon.log().count("account=main account events stream live") == 2,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.daemon.e2e_support import (
     MqttRecorder,
     btc_price_for_ratio,
     half_written_snapshots,
+    scrape_metrics,
     snapshot_counts,
     wait_until,
     write_config,
@@ -56,11 +56,6 @@ def _events(
         and p.get("event") == event
         and (severity is None or p.get("severity") == severity)
     ]
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
 
 
 def _slow_answers(sim: SimulatorServer, account: str) -> int:
@@ -133,7 +128,7 @@ async def test_crash_alerts_reach_both_sinks_and_sigterm_is_clean(
             assert len(_events(hook.payloads, "firing", "critical")) == 1
             assert len(_events(hook.payloads, "resolved")) == 1
 
-            metrics = await asyncio.to_thread(_scrape, metrics_port)
+            metrics = await asyncio.to_thread(scrape_metrics, metrics_port)
             assert 'portfolio_monitor_margin_ratio{account="main"}' in metrics
             assert 'portfolio_monitor_poll_duration_seconds_count{account="main"}' in metrics
 
@@ -290,7 +285,7 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         await wait_until(lambda: _slow_answers(sim, "spare") == 1, 10, "the slow answer")
         await asyncio.sleep(0.5)  # the end of the cycle that got it
         assert "account=spare poll failed" not in daemon.log()
-        assert 'account="spare"' not in await asyncio.to_thread(_scrape, metrics_port)
+        assert 'account="spare"' not in await asyncio.to_thread(scrape_metrics, metrics_port)
         spare = snapshot_counts(state)["spare"]
         main = snapshot_counts(state)["main"]
         await wait_until(

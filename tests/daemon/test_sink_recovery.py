@@ -11,7 +11,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.daemon.e2e_support import (
     btc_price_for_ratio,
     database,
     json_webhook_lines,
+    scrape_metrics,
     wait_until,
 )
 from tests.support.daemon import BINARY, DaemonProcess
@@ -88,11 +88,6 @@ async def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
 async def test_a_410_hook_that_comes_back_gets_every_missed_alert_in_order_once(
     tmp_path: Path, sim: SimulatorServer, hook: WebhookReceiver
 ) -> None:
@@ -130,7 +125,7 @@ async def test_a_410_hook_that_comes_back_gets_every_missed_alert_in_order_once(
         assert "HTTP 410" in status.stdout
         assert "ALERTS REACH NO ONE" in status.stderr
         assert "alerts --retry hook" in status.stderr
-        assert 'portfolio_monitor_sink_up{sink="hook"} 0.0' in _scrape(metrics_port)
+        assert 'portfolio_monitor_sink_up{sink="hook"} 0.0' in scrape_metrics(metrics_port)
         assert "CRITICAL" in daemon.log()
         assert daemon.log().count("ALERTS REACH NO ONE: every remote sink") == 1
 
@@ -157,7 +152,7 @@ async def test_a_410_hook_that_comes_back_gets_every_missed_alert_in_order_once(
         assert status.returncode == 0, status
         assert "Alert sinks" not in status.stdout
         await wait_until(
-            lambda: 'portfolio_monitor_sink_up{sink="hook"} 1.0' in _scrape(metrics_port),
+            lambda: 'portfolio_monitor_sink_up{sink="hook"} 1.0' in scrape_metrics(metrics_port),
             5,
             "the sink_up gauge back at 1",
             daemon.log,
