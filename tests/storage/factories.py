@@ -1,8 +1,11 @@
-"""Snapshots and notifications for storage tests."""
+"""Snapshots, notifications and alert events for storage tests (and the CLI and web tests that
+read a stored database)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from monitor.domain.model import (
     AccountRisk,
@@ -107,3 +110,16 @@ def notification(number: int = 1, created_at: datetime = T0) -> Notification:
         created_at=created_at,
         facts={"margin_ratio": 1.42, "nearest_liquidation_symbol": "BTCUSDT"},
     )
+
+
+@dataclass(frozen=True)
+class Event:
+    """An alert event as the cycle writer takes it (the engine's `AlertEvent` shape)."""
+
+    rule_key: str
+    severity: str
+    kind: str
+    at: datetime
+    title: str = "Margin ratio 142.0 % below the warning level 300 %"
+    text: str = "margin ratio 142 % fell below 300 %"
+    facts: dict[str, Any] = field(default_factory=lambda: {"margin_ratio": 1.42})

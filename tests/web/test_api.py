@@ -18,8 +18,7 @@ from monitor.config import Settings
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from monitor.web.server import WebServer
-from tests.storage.factories import snapshot
-from tests.storage.test_repository import Event
+from tests.storage.factories import Event, snapshot
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
