@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from monitor.simulator.server import SimulatorServer
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
+from tests.support.simulator import running_simulator
 from tests.support.tools import tool_missing
 
 # Each command registers on `monitor.cli.app` when its module is imported, as `monitor.cli.main`
@@ -36,3 +38,10 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         tool_missing("mosquitto binary not installed (apt-get install mosquitto, or run .ci/run)")
     with Mosquitto(tmp_path / "mosquitto") as broker:
         yield broker
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[SimulatorServer]:
+    """The simulator's built-in test scenario on a manual clock."""
+    async with running_simulator("test") as server:
+        yield server

@@ -17,9 +17,6 @@ from monitor.exchanges.account_events import redact
 from monitor.exchanges.resilience import RetryPolicy
 from monitor.simulator import SimulatorServer
 from tests.daemon.e2e_support import wait_until
-from tests.support.simulator import simulator
-
-__all__ = ["simulator"]
 
 
 class Seen:

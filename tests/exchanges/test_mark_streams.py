@@ -17,9 +17,6 @@ from monitor.exchanges import ExchangeHub
 from monitor.ports import MarkUpdate
 from monitor.simulator import SimulatorServer
 from tests.daemon.e2e_support import wait_until
-from tests.support.simulator import simulator
-
-__all__ = ["simulator"]
 
 
 class Seen:

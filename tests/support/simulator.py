@@ -10,7 +10,7 @@
         finally:
             await exchange.close()
 
-or use the `simulator` fixture (test scenario, manual clock) after `from tests.support.simulator import simulator`.
+or ask for the `simulator` fixture (test scenario, manual clock; defined in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import ccxt.async_support as ccxt_async
-import pytest
 
 from monitor.simulator import ManualClock, SimClock, SimulatorServer
 
@@ -41,13 +40,6 @@ async def running_simulator(
         scenario, clock=clock if clock is not None else ManualClock(MANUAL_START)
     )
     async with server:
-        yield server
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[SimulatorServer]:
-    """The built-in test scenario on a manual clock."""
-    async with running_simulator("test") as server:
         yield server
 
 
