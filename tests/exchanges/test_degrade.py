@@ -23,8 +23,8 @@ from monitor.exchanges.bybit import DEFAULT_TAKER_FEE
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
+from tests.exchanges.cli_support import cli, write_config
 from tests.exchanges.conftest import TEST_RETRY
-from tests.exchanges.test_cli import cli, write_config
 from tests.support.simulator import running_simulator
 
 FEE_PATH = "/v5/account/fee-rate"

@@ -26,8 +26,8 @@ from monitor.exchanges import ExchangeHub, VenueClient
 from monitor.exchanges.klines import KlineBook, closed_closes
 from monitor.exchanges.resilience import BanBoard
 from monitor.simulator.server import SimulatorServer
+from tests.exchanges.cli_support import cli, write_config
 from tests.exchanges.conftest import TEST_RETRY
-from tests.exchanges.test_cli import cli, write_config
 from tests.support.simulator import ccxt_client
 
 KLINE_PATHS = {"binance": "/fapi/v1/klines", "bybit": "/v5/market/kline"}

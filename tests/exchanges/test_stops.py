@@ -25,8 +25,8 @@ from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage import queries
 from monitor.storage.migrate import prepare_database
+from tests.exchanges.cli_support import cli, write_config
 from tests.exchanges.conftest import TEST_RETRY
-from tests.exchanges.test_cli import cli, write_config
 from tests.support.simulator import running_simulator
 
 TIERS = [{"cap": 5_000_000, "mmr": "0.4%", "max_leverage": 100}]
