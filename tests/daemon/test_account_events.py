@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import scrape_metrics, wait_until
+from tests.daemon.e2e_support import scrape_metrics
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e]
 

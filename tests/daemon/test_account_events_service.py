@@ -18,8 +18,8 @@ from monitor.live import LIVE, LiveMarks
 from monitor.service import PollService
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
-from tests.daemon.e2e_support import wait_until
 from tests.daemon.test_live_service import INTERVAL, LiveRecorder, _follow
+from tests.support.waiting import wait_until
 
 
 def _settings(sim: SimulatorServer, name: str) -> AccountSettings:

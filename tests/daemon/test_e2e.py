@@ -20,11 +20,11 @@ from tests.daemon.e2e_support import (
     half_written_snapshots,
     scrape_metrics,
     snapshot_counts,
-    wait_until,
     write_config,
 )
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]

@@ -13,15 +13,10 @@ from typer.testing import CliRunner
 
 from monitor.cli.app import app
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import (
-    Endpoints,
-    MqttRecorder,
-    scrape_metrics,
-    wait_until,
-    write_config,
-)
+from tests.daemon.e2e_support import Endpoints, MqttRecorder, scrape_metrics, write_config
 from tests.support.daemon import DaemonProcess
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import btc_price_for_ratio, scrape_metrics, wait_until
+from tests.daemon.e2e_support import btc_price_for_ratio, scrape_metrics
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e]

@@ -24,7 +24,8 @@ from monitor.live import LIVE, LiveMarks
 from monitor.service import CycleReport, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
-from tests.daemon.e2e_support import Recorder, btc_price_for_ratio, margin_ratio_at, wait_until
+from tests.daemon.e2e_support import Recorder, btc_price_for_ratio, margin_ratio_at
+from tests.support.waiting import wait_until
 
 INTERVAL = timedelta(seconds=1)
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from monitor.scheduling import Scheduler
-from tests.daemon.e2e_support import wait_until
+from tests.support.waiting import wait_until
 
 
 async def test_interval_job_runs_now_and_repeats() -> None:

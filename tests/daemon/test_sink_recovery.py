@@ -24,10 +24,10 @@ from tests.daemon.e2e_support import (
     database,
     json_webhook_lines,
     scrape_metrics,
-    wait_until,
 )
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e]

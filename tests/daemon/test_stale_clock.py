@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import account_lines, json_webhook_lines, wait_until
+from tests.daemon.e2e_support import account_lines, json_webhook_lines
 from tests.support.daemon import DaemonProcess
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e]

@@ -16,7 +16,7 @@ from monitor.exchanges import ExchangeHub
 from monitor.exchanges.account_events import redact
 from monitor.exchanges.resilience import RetryPolicy
 from monitor.simulator import SimulatorServer
-from tests.daemon.e2e_support import wait_until
+from tests.support.waiting import wait_until
 
 
 class Seen:

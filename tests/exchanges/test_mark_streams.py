@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from pydantic import SecretStr
@@ -16,7 +16,7 @@ from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.ports import MarkUpdate
 from monitor.simulator import SimulatorServer
-from tests.daemon.e2e_support import wait_until
+from tests.support.waiting import wait_until
 
 
 class Seen:
@@ -53,10 +53,6 @@ def _settings(sim: SimulatorServer, venue: Venue) -> AccountSettings:
     )
 
 
-async def _until(predicate: Callable[[], object], within: float) -> None:
-    await wait_until(lambda: bool(predicate()), within, "the stream")
-
-
 @pytest.mark.parametrize(
     ("venue", "symbol"),
     [
@@ -76,11 +72,11 @@ async def test_each_venue_streams_the_marks_of_the_followed_symbols(
     task = asyncio.create_task(stream.run(seen))
     try:
         stream.follow(frozenset({symbol}))
-        await _until(lambda: seen.prices(symbol), 5)
+        await wait_until(lambda: seen.prices(symbol), 5, "the stream")
         assert seen.prices(symbol)[0] == 60_000.0
         assert seen.states == [(True, "streaming")]
         simulator.set_price("BTC", 57_000.0)
-        await _until(lambda: 57_000.0 in seen.prices(symbol), 3)
+        await wait_until(lambda: 57_000.0 in seen.prices(symbol), 3, "the stream")
         assert {u.symbol for u in seen.updates} == {symbol}
     finally:
         task.cancel()
@@ -97,9 +93,9 @@ async def test_a_silent_stream_is_down_after_its_heartbeat_and_recovers(
     task = asyncio.create_task(stream.run(seen))
     try:
         stream.follow(frozenset({"BTCUSDT"}))
-        await _until(lambda: seen.states == [(True, "streaming")], 5)
+        await wait_until(lambda: seen.states == [(True, "streaming")], 5, "the stream")
         await simulator.streams.set_mode("silent")
-        await _until(lambda: len(seen.states) >= 2, 4)
+        await wait_until(lambda: len(seen.states) >= 2, 4, "the stream")
         up, reason = seen.states[1]
         assert not up
         assert reason == "binance-usdm mark stream: no message for 1s"
@@ -108,7 +104,7 @@ async def test_a_silent_stream_is_down_after_its_heartbeat_and_recovers(
         assert len(seen.states) == 2
         assert simulator.streams.connections <= 1
         await simulator.streams.set_mode("on")
-        await _until(lambda: seen.states[-1] == (True, "streaming"), 8)
+        await wait_until(lambda: seen.states[-1] == (True, "streaming"), 8, "the stream")
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -124,7 +120,7 @@ async def test_a_symbol_the_venue_does_not_list_leaves_the_others_streaming(
     task = asyncio.create_task(stream.run(seen))
     try:
         stream.follow(frozenset({"BTCUSDT", "NOPEUSDT"}))
-        await _until(lambda: seen.prices("BTCUSDT"), 5)
+        await wait_until(lambda: seen.prices("BTCUSDT"), 5, "the stream")
         assert seen.states == [(True, "streaming")]
         assert "the venue lists no market NOPEUSDT" in caplog.text
         assert not seen.prices("NOPEUSDT")

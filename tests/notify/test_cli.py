@@ -17,7 +17,7 @@ from monitor.cli import app, notify_cmd
 from monitor.config.notify import MqttSettings
 from monitor.notify.http import host_of
 from monitor.notify.mqtt import MqttPublisher
-from tests.notify.mqtt_client import collect
+from tests.notify.mqtt_client import collect, relayed
 from tests.support.mosquitto import Mosquitto, free_port, mosquitto_binary
 from tests.support.tools import tool_missing
 
@@ -151,12 +151,11 @@ async def test_mqtt_sink(tmp_path: Path, mosquitto: Mosquitto) -> None:
         tmp_path, f'[notify.mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
     )
     topic = "portfolio_monitor/_monitor/alert"
-    listener = asyncio.create_task(collect(mosquitto, [topic], until=bool))
-    await asyncio.sleep(0.3)
-    code, out, err = await asyncio.to_thread(run, "test-notify", "--config", config)
-    assert code == 0, out + err
-    assert out.splitlines() == ["mqtt: ok"]
-    (message,) = await listener
+    async with relayed(mosquitto, [topic], until=bool) as seen:
+        code, out, err = await asyncio.to_thread(run, "test-notify", "--config", config)
+        assert code == 0, out + err
+        assert out.splitlines() == ["mqtt: ok"]
+    (message,) = seen
     assert message.json()["event"] == "test"
     assert not message.retain
 
