@@ -77,9 +77,7 @@ async def test_a_fill_is_reflected_at_once_and_a_dropped_private_stream_is_said(
         async def moved() -> bool:
             return (await _status(config))["margin_ratio"] != before
 
-        while not await moved():
-            assert time.monotonic() - filled < 5, "the fill never reached the stored figures"
-            await asyncio.sleep(0.1)
+        await wait_until(moved, 5, "the fill to reach the stored figures")
         latency = time.monotonic() - filled
         # The status command itself takes a few hundred ms per call.
         assert latency <= 3.0, f"fill reflected {latency:.1f}s later"

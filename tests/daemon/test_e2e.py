@@ -194,7 +194,7 @@ async def test_kill_9_then_restart_neither_loses_nor_repeats(
         assert len(_ids(_events(hook.payloads, "firing", "warning"))) == 1
         sim.set_price("BTC", None)
         await hook.wait_for(lambda p: bool(_events([p], "resolved")), within=15)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # letting time pass is the point: a duplicate would arrive by now
         assert len(_ids(_events(hook.payloads, "resolved"))) == 1
         assert await _terminate(daemon) == 0
     finally:

@@ -144,7 +144,7 @@ async def test_marks_recompute_at_most_once_a_second_and_stale_marks_are_not_use
         assert live.rest_due("main")
         count = len(recorder.live("main"))
         sim.set_price("BTC", btc_price_for_ratio(1.1))
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # letting time pass is the point: no live recompute meanwhile
         assert len(recorder.live("main")) == count
         polled = await service.poll("main")  # the fallback poll sees the move
         assert polled.snapshot is not None

@@ -32,10 +32,7 @@ async def test_sighup_during_start_up_reloads_once_started(
     caplog.set_level(logging.INFO, logger="monitor.daemon")
     running = asyncio.create_task(daemon.run(settings))
     try:
-        for _ in range(100):
-            if "configuration reloaded" in caplog.text:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: "configuration reloaded" in caplog.text, 10, "the reload")
         assert "configuration reloaded: 0 account(s)" in caplog.text
     finally:
         daemon.stop()

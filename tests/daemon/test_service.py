@@ -65,7 +65,7 @@ async def test_a_failing_account_does_not_stall_the_other_and_goes_stale(
         assert spare.error_kind is None
         assert spare.snapshot is not None
         stale += [n for n in main.notifications if n.rule == "stale"]
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.6)  # time passes between cycles: the stale alert counts it
     assert [(n.kind.value, n.severity.value) for n in stale] == [("firing", "critical")]
     assert "failing: main (unavailable)" in service.status_line()
 

@@ -142,7 +142,9 @@ async def test_closing_waits_for_the_poll_still_running_on_the_client(
     await client.fetch_account()
     sim.inject_fault("timeout", account="bn-oneway", path="/fapi/v3/positionRisk", delay=0.3)
     polling = asyncio.create_task(client.fetch_account())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(
+        0.1
+    )  # half-way through the 0.3 s answer (the simulator logs it only when sent)
     sim.clear_faults()
     await client.close()
     assert polling.done()

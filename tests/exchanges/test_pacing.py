@@ -127,7 +127,7 @@ async def test_a_request_cancelled_while_waiting_takes_nothing_from_the_budget()
     pacer = Pacer(40.0)  # Binance: 2,400 weight a minute
     await pacer(1)  # the burst: the bucket is now at 0
     queued = [asyncio.ensure_future(pacer(5)) for _ in range(8)]
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # every request takes its place in the queue and waits
     # Polls that hit their deadline give up their place: 35 units that would have taken 0.9 s.
     for request in queued[1:]:
         request.cancel()
