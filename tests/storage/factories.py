@@ -19,7 +19,8 @@ from monitor.domain.model import (
     Tier,
     Venue,
 )
-from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.domain.notification import Notification, Severity
+from tests.notify.factories import notification as alert
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TIERS = (Tier(0.0, 50_000.0, 0.004, 0.0), Tier(50_000.0, None, 0.005, 50.0))
@@ -98,17 +99,11 @@ def series(
 
 
 def notification(number: int = 1, created_at: datetime = T0) -> Notification:
-    """A firing margin alert."""
-    return Notification(
-        id=f"main:margin:warning:firing:{number}",
-        account="main",
-        rule="margin",
-        kind=NotificationKind.FIRING,
+    """Firing margin warning number `number` (its id ends with the number)."""
+    return alert(
+        id=f"main:margin_ratio:warning:firing:{number}",
         severity=Severity.WARNING,
-        title="Margin ratio low",
-        text="margin ratio 142 % (exchange: 70.4 %) fell below warning 300 %",
         created_at=created_at,
-        facts={"margin_ratio": 1.42, "nearest_liquidation_symbol": "BTCUSDT"},
     )
 
 
