@@ -13,9 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
@@ -25,6 +23,7 @@ from monitor.service import CycleReport, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import Recorder, btc_price_for_ratio, margin_ratio_at
+from tests.support.simulator import account_settings
 from tests.support.waiting import wait_until
 
 INTERVAL = timedelta(seconds=1)
@@ -45,14 +44,7 @@ async def _follow(
     *,
     heartbeat: float = 5.0,
 ) -> None:
-    info = sim.accounts[name]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        poll_interval=INTERVAL,
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, name, Venue.BINANCE_USDM, poll_interval=INTERVAL)
     await store.register_account(
         name, venue="binance-usdm", asset="USDT", poll_interval=1.0, now=datetime.now(UTC)
     )

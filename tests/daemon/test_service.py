@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
@@ -20,6 +18,7 @@ from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import Recorder, half_written_snapshots, snapshot_counts
+from tests.support.simulator import account_settings
 
 INTERVAL = timedelta(seconds=1)
 
@@ -27,14 +26,7 @@ INTERVAL = timedelta(seconds=1)
 async def _watch(
     service: PollService, store: SqlStore, hub: ExchangeHub, sim: SimulatorServer, name: str
 ) -> None:
-    info = sim.accounts[name]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        poll_interval=INTERVAL,
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, name, Venue.BINANCE_USDM, poll_interval=INTERVAL)
     await store.register_account(
         name,
         venue=settings.venue.value,

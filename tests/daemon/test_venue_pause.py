@@ -13,9 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
@@ -26,6 +24,7 @@ from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import SCENARIO
+from tests.support.simulator import account_settings
 
 INTERVAL = timedelta(seconds=1)
 BAN_SECONDS = 3
@@ -56,14 +55,7 @@ async def _service(store: SqlStore, hub: ExchangeHub, sim: SimulatorServer) -> P
     service = PollService(store, SystemClock(), ["console"])
     defaults = AlertsSettings.model_validate({"stale": {"after": 2}})
     for name in ACCOUNTS:
-        info = sim.accounts[name]
-        settings = AccountSettings(
-            venue=Venue.BINANCE_USDM,
-            api_key=SecretStr(info.api_key),
-            api_secret=SecretStr(info.api_secret),
-            poll_interval=INTERVAL,
-            base_url=sim.base_url,
-        )
+        settings = account_settings(sim, name, Venue.BINANCE_USDM, poll_interval=INTERVAL)
         await store.register_account(
             name, venue="binance-usdm", asset="USDT", poll_interval=1.0, now=datetime.now(UTC)
         )

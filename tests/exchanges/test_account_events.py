@@ -16,6 +16,7 @@ from monitor.exchanges import ExchangeHub
 from monitor.exchanges.account_events import redact
 from monitor.exchanges.resilience import RetryPolicy
 from monitor.simulator import SimulatorServer
+from tests.support.simulator import account_settings
 from tests.support.waiting import wait_until
 
 
@@ -41,13 +42,7 @@ async def hub() -> AsyncIterator[ExchangeHub]:
 
 def _settings(sim: SimulatorServer, venue: Venue) -> AccountSettings:
     account = "bybit-cross" if venue.exchange == "bybit" else "binance-oneway"
-    info = sim.accounts[account]
-    return AccountSettings(
-        venue=venue,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    return account_settings(sim, account, venue)
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from pydantic import SecretStr
 
 from monitor.config import AccountSettings
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.ports import MarkUpdate
 from monitor.simulator import SimulatorServer
+from tests.support.simulator import account_settings
 from tests.support.waiting import wait_until
 
 
@@ -44,13 +44,7 @@ async def hub() -> AsyncIterator[ExchangeHub]:
 
 def _settings(sim: SimulatorServer, venue: Venue) -> AccountSettings:
     account = "bybit-cross" if venue.exchange == "bybit" else "binance-oneway"
-    info = sim.accounts[account]
-    return AccountSettings(
-        venue=venue,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    return account_settings(sim, account, venue)
 
 
 @pytest.mark.parametrize(

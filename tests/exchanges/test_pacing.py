@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 from ccxt.async_support.base.throttler import Throttler
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
 from monitor.domain.model import Venue
 from monitor.exchanges.base import BinanceUsdm, Bybit
 from monitor.exchanges.hub import ExchangeHub
 from monitor.exchanges.pacing import Pacer, PacerChain
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import ClientFactory
+from tests.support.simulator import account_settings
 
 
 class _CountingLoop(asyncio.SelectorEventLoop):
@@ -168,12 +167,7 @@ async def test_without_sharing_each_instance_opens_its_own_session(
         clients = [
             hub.client_for(
                 name,
-                AccountSettings(
-                    venue=Venue.BINANCE_USDM,
-                    api_key=SecretStr(sim.accounts[name].api_key),
-                    api_secret=SecretStr(sim.accounts[name].api_secret),
-                    base_url=sim.base_url,
-                ),
+                account_settings(sim, name, Venue.BINANCE_USDM),
             )
             for name in ("bn-oneway", "bn-hedge")
         ]
