@@ -23,11 +23,12 @@ from monitor import sdnotify
 from monitor.config import Settings, load_settings
 from monitor.config.database import without_password
 from monitor.config.streams import STREAM_STATUS_FILE
-from monitor.domain.errors import ConfigError, DatabaseInUse, MonitorError, StorageError
+from monitor.domain.errors import MonitorError
+from monitor.errors import ConfigError, DatabaseInUse, StorageError
 from monitor.leasing import LeaseKeeper
 from monitor.live import LiveMarks, is_live
 from monitor.metrics import Metrics
-from monitor.ports import ExchangeClient
+from monitor.ports import ExchangeClient, SystemClock
 from monitor.scheduling import Scheduler
 from monitor.service import CycleObserver, CycleReport, PollService, WatchedAccount
 from monitor.web.server import WebServer
@@ -47,14 +48,6 @@ RELOAD_RETRY_SECONDS = 30.0
 # How long handing an account to another daemon lets its poll in flight finish: short, as the
 # account goes unpolled meanwhile (a cancelled cycle stores nothing; the new holder polls at once).
 HANDOVER_GRACE_SECONDS = 1.0
-
-
-class SystemClock:
-    """Wall-clock UTC time."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware UTC."""
-        return datetime.now(UTC)
 
 
 class _MetricsObserver:

@@ -29,14 +29,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from monitor.domain.errors import DeliveryError, StorageError
+from monitor.domain.errors import PermanentError, RetryableError
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
+from monitor.errors import DeliveryError, MessageRejected, SinkUnavailable, StorageError
 from monitor.outage import StorageOutage
-from monitor.ports import Clock, HeldDelivery, Notifier, OutboxEntry, OutboxStore, SinkHealth
+from monitor.ports import (
+    Clock,
+    HeldDelivery,
+    OutboxEntry,
+    OutboxStore,
+    Sink,
+    SinkHealth,
+    SystemClock,
+)
+from monitor.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -52,33 +61,18 @@ LOCAL_SINKS = frozenset({"console"})
 BLIND_LOG_EVERY = timedelta(minutes=5)
 # How many expired alerts the summary names one by one.
 SUMMARY_LINES = 20
+# A sink that failed waits 5 s, doubling up to 15 min ([notify.delivery] retry_initial/retry_max);
+# one delivery attempt may take 30 s.
+DELIVERY_RETRY = RetryPolicy(
+    initial=timedelta(seconds=5),
+    maximum=timedelta(minutes=15),
+    attempt_timeout=timedelta(seconds=30),
+)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How long to wait before retrying a sink that failed: `initial` after the first failure,
-    doubling up to `maximum`; `send_timeout` bounds one delivery attempt."""
-
-    initial: timedelta = timedelta(seconds=5)
-    maximum: timedelta = timedelta(minutes=15)
-    send_timeout: timedelta = timedelta(seconds=30)
-
-    def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
-        """The wait after the `attempts`-th failed try (1 = first failure). A sink's own
-        `retry_after` wins when it is longer than our back-off (it knows its rate limit)."""
-        exponent = max(0, attempts - 1)
-        # Cap the exponent before multiplying: 2**exponent overflows timedelta long before
-        # anyone has retried for a day.
-        backoff = self.initial * (1 << min(exponent, 30))
-        wait = min(backoff, self.maximum)
-        if retry_after is not None and retry_after > 0:
-            wait = max(wait, timedelta(seconds=retry_after))
-        return wait
-
-
-class _SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+def _retry_after(error: DeliveryError) -> float | None:
+    """The wait the sink asked for; only a retryable failure carries one."""
+    return error.retry_after if isinstance(error, RetryableError) else None
 
 
 class OutboxSender:
@@ -88,7 +82,7 @@ class OutboxSender:
     def __init__(
         self,
         store: OutboxStore,
-        sinks: Mapping[str, Notifier],
+        sinks: Mapping[str, Sink],
         policy: RetryPolicy | None = None,
         *,
         clock: Clock | None = None,
@@ -101,8 +95,8 @@ class OutboxSender:
     ) -> None:
         self._store = store
         self._sinks = dict(sinks)
-        self._policy = policy or RetryPolicy()
-        self._clock = clock or _SystemClock()
+        self._policy = policy or DELIVERY_RETRY
+        self._clock = clock or SystemClock()
         self._poll_interval = poll_interval
         self._batch = batch
         self._wake = asyncio.Event()
@@ -302,12 +296,12 @@ class OutboxSender:
             held.last_error = str(error)
             failures = self._failures.get(sink_name, 0) + 1
             self._failures[sink_name] = failures
-            wait = self._policy.delay(failures, error.retry_after)
+            wait = self._policy.delay(failures, _retry_after(error))
             self._blocked_until[sink_name] = at + wait
             self._last_error[sink_name] = str(error)
             previous = self._health.get(sink_name)
             since = previous.since if previous is not None and previous.since else at
-            state = "disabled" if error.permanent else "failing"
+            state = "disabled" if isinstance(error, PermanentError) else "failing"
             self._health[sink_name] = SinkHealth(sink_name, state, since, str(error), at + wait)
             log.warning(
                 "outbox: %s failed (%d in a row; delivering from memory, storage failing), "
@@ -442,22 +436,23 @@ class OutboxSender:
             await self._postpone(sink, entries[index + 1 :], blocked)
         return False
 
-    async def _attempt(self, sink: Notifier, notification: Notification) -> DeliveryError | None:
+    async def _attempt(self, sink: Sink, notification: Notification) -> DeliveryError | None:
         try:
-            async with asyncio.timeout(self._policy.send_timeout.total_seconds()):
+            limit = self._policy.attempt_timeout
+            async with asyncio.timeout(None if limit is None else limit.total_seconds()):
                 await sink.send(notification)
         except DeliveryError as error:
             return error
         except TimeoutError:
-            return DeliveryError(f"{sink.name}: no answer in time")
+            return SinkUnavailable(f"{sink.name}: no answer in time")
         except Exception as error:
             # A bug in one sink must not stop the others; keep the row and retry it.
             log.exception("outbox: sink %s raised unexpectedly", sink.name)
-            return DeliveryError(f"{sink.name}: {error!r}")
+            return SinkUnavailable(f"{sink.name}: {error!r}")
         return None
 
     async def _summarise_expired(
-        self, sink_name: str, sink: Notifier
+        self, sink_name: str, sink: Sink
     ) -> tuple[DeliveryError | None, set[int]]:
         """Send one message listing the sink's held rows older than `max_age`, then mark them
         dead saying so: a day-old "margin ratio 140 %" delivered as news would mislead."""
@@ -518,21 +513,21 @@ class OutboxSender:
 
     async def _failed(self, entry: OutboxEntry, error: DeliveryError) -> bool:
         """Record a failed try; True when only this message was given up (the sink is fine)."""
-        if error.rejected and entry.attempts + 1 >= REJECTED_ATTEMPTS:
+        if isinstance(error, MessageRejected) and entry.attempts + 1 >= REJECTED_ATTEMPTS:
             await self._give_up(entry, str(error))
             return True
         # The back-off follows the sink's run of failures, not the row's attempt count: rows
         # that only waited behind a failed one did not make the sink any less healthy.
         failures = self._failures.get(entry.sink, 0) + 1
         self._failures[entry.sink] = failures
-        wait = self._policy.delay(failures, error.retry_after)
+        wait = self._policy.delay(failures, _retry_after(error))
         now = self._clock.now()
         next_attempt = now + wait
         self._blocked_until[entry.sink] = next_attempt
         self._last_error[entry.sink] = str(error)
         await self._store.mark_failed(entry.id, next_attempt, str(error))
         await self._record_failure(entry.sink, error, now, next_attempt)
-        if not error.permanent:
+        if not isinstance(error, PermanentError):
             log.warning(
                 "outbox: %s failed (%d in a row), retrying in %s: %s",
                 entry.sink,
@@ -557,8 +552,8 @@ class OutboxSender:
     ) -> None:
         previous = self._health.get(sink)
         since = previous.since if previous is not None and previous.since else now
-        state = "disabled" if error.permanent else "failing"
-        if error.permanent:
+        state = "disabled" if isinstance(error, PermanentError) else "failing"
+        if isinstance(error, PermanentError):
             self.disabled[sink] = str(error)
         else:
             self.disabled.pop(sink, None)

@@ -12,7 +12,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from monitor.domain.errors import MonitorError
+from monitor.domain.errors import PermanentError
 from monitor.domain.model import Snapshot
 from monitor.domain.volatility import Horizon
 
@@ -187,7 +187,7 @@ class Metrics:
         try:
             self._server = start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
-            raise MonitorError(f"metrics.listen {host}:{port}: {exc.strerror or exc}") from None
+            raise PermanentError(f"metrics.listen {host}:{port}: {exc.strerror or exc}") from None
         log.info("metrics endpoint on http://%s:%d/metrics", host, port)
 
     def close(self) -> None:

@@ -25,9 +25,9 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from monitor.domain.errors import StorageError
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
+from monitor.errors import StorageError
 from monitor.ports import Clock
 
 log = logging.getLogger(__name__)

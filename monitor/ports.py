@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from monitor.domain.model import AccountState, Snapshot, Tier, Venue
@@ -18,6 +18,14 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
         ...
+
+
+class SystemClock:
+    """The `Clock` of a running daemon: wall-clock UTC time."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +61,7 @@ class ExchangeClient(Protocol):
         ...
 
 
-class Notifier(Protocol):
+class Sink(Protocol):
     """One notification sink (Telegram, a JSON webhook, MQTT alert events, ...)."""
 
     @property
@@ -62,7 +70,8 @@ class Notifier(Protocol):
         ...
 
     async def send(self, notification: Notification) -> None:
-        """Deliver one notification or raise `DeliveryError` (`permanent`, `retry_after`)."""
+        """Deliver one notification or raise a `DeliveryError`: `SinkUnavailable` (with the
+        sink's `retry_after`), `MessageRejected` or `SinkRefused`."""
         ...
 
 

@@ -28,22 +28,23 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from monitor.domain.alerts import AlertEvent, AlertRules, Observation, RuleKey, evaluate
 from monitor.domain.errors import (
     ExchangeAuthError,
-    LeaseLost,
     MonitorError,
+    PermanentError,
     RetryableError,
-    StorageError,
     VenuePaused,
 )
 from monitor.domain.margin import assess
 from monitor.domain.marks import with_marks
 from monitor.domain.model import AccountState, Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
-from monitor.domain.units import format_duration
+from monitor.domain.units import format_duration, format_percent
+from monitor.errors import LeaseLost, StorageError
 from monitor.outage import StorageOutage
 from monitor.ports import Clock, ExchangeClient, SnapshotStore
 
@@ -79,6 +80,21 @@ class WatchedAccount:
     venue_key: str | None = None
 
 
+class ErrorKind(StrEnum):
+    """Why a cycle did not end well (None: it stored its snapshot): the metrics' label, the
+    word in the status line and the log."""
+
+    AUTH = "auth"  # the exchange rejected the API key
+    PAUSED = "paused"  # the venue banned the address: every account there waits
+    UNAVAILABLE = "unavailable"  # the exchange did not answer usably, or not in time
+    DATA = "data"  # the exchange answered with data we cannot use
+    INTERNAL = "internal"  # a bug in an adapter or the engine
+    ALERTS = "alerts"  # the snapshot is stored, but the alert rules could not be evaluated
+    STORAGE = "storage"  # the database refused the cycle (and no outage holds it in memory)
+    LEASE = "lease"  # another daemon holds the account's lease now
+    STALE = "stale"  # judged by the clock: no fresh data in time
+
+
 @dataclass(frozen=True, slots=True)
 class CycleReport:
     """What one finished cycle did; `error_kind` is None when it stored a snapshot."""
@@ -87,7 +103,7 @@ class CycleReport:
     started_at: datetime
     seconds: float
     snapshot: Snapshot | None
-    error_kind: str | None
+    error_kind: ErrorKind | None
     error: str | None
     notifications: tuple[Notification, ...]
     # An evaluation by the clock while no fresh data came (not a poll: metrics do not count it).
@@ -104,6 +120,38 @@ class CycleObserver(Protocol):
     def cycle_finished(self, report: CycleReport) -> None:
         """Must not block: queue or set values and return."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What an evaluation knows of the account: a fresh snapshot, or why there is none."""
+
+    snapshot: Snapshot | None
+    changed_tiers: tuple[str, ...] = ()  # symbols whose bracket table the exchange changed
+    error: MonitorError | None = None
+    kind: ErrorKind | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """The alert rules' verdict on a reading, before it is stored."""
+
+    states: dict[str, dict[str, Any]]
+    events: tuple[AlertEvent, ...]
+    notifications: tuple[Notification, ...]
+    kind: ErrorKind | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Concluded:
+    """How an evaluation ended: why not well (None: it did), what it queued, whether it committed."""
+
+    kind: ErrorKind | None
+    message: str | None
+    notifications: tuple[Notification, ...] = ()
+    stored: bool = False
 
 
 @dataclass(slots=True)
@@ -182,17 +230,17 @@ def time_since(started: float) -> timedelta:
     return timedelta(seconds=time.monotonic() - started)
 
 
-def error_kind(exc: BaseException) -> str:
-    """A short label for why a fetch failed (metrics label, logs, status line)."""
+def error_kind(exc: BaseException) -> ErrorKind:
+    """Why a fetch failed, from its error."""
     if isinstance(exc, ExchangeAuthError):
-        return "auth"
+        return ErrorKind.AUTH
     if isinstance(exc, VenuePaused):
-        return "paused"  # the venue banned the address: every account there waits
+        return ErrorKind.PAUSED
     if isinstance(exc, RetryableError | TimeoutError):
-        return "unavailable"
+        return ErrorKind.UNAVAILABLE
     if isinstance(exc, MonitorError):
-        return "data"
-    return "internal"
+        return ErrorKind.DATA
+    return ErrorKind.INTERNAL
 
 
 class PollService:
@@ -296,167 +344,198 @@ class PollService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def poll(self, name: str) -> CycleReport:
-        """One full cycle for one account; never raises for exchange or storage trouble."""
+        """One full cycle for one account: fetch, judge (evaluate the rules and store the
+        outcome), report; never raises for exchange or storage trouble."""
         runtime = self._accounts[name]
-        account = runtime.account
         started = time.monotonic()
         now = self._clock.now()
-        snapshot: Snapshot | None = None
-        changed_tiers: tuple[str, ...] = ()
-        fetch_error: MonitorError | None = None
-        kind: str | None = None
-        message: str | None = None
+        reading = await self._fetch(runtime, now, started)
+        async with runtime.lock:
+            snapshot = reading.snapshot
+            concluded = await self._conclude(
+                runtime,
+                self._judged_at(runtime, reading, now),
+                reading,
+                worst=_pending_worst(runtime, snapshot, now) if snapshot is not None else None,
+            )
+            if concluded.stored and snapshot is not None:
+                # A live recompute during the fetch may have judged later data already.
+                runtime.last_success_at = max(
+                    snapshot.taken_at, runtime.last_success_at or snapshot.taken_at
+                )
+                runtime.last_state, runtime.state_at = snapshot.state, snapshot.taken_at
+        report = CycleReport(
+            account=name,
+            started_at=now,
+            seconds=time.monotonic() - started,
+            snapshot=snapshot if concluded.stored else None,
+            error_kind=concluded.kind,
+            error=concluded.message,
+            notifications=concluded.notifications,
+        )
+        self._record(runtime, report)
+        return report
+
+    async def _fetch(self, runtime: _AccountRuntime, now: datetime, started: float) -> _Reading:
+        """Ask the exchange for the account's state within the fetch deadline; a failure is read
+        as its error, kind and message (a bug in one adapter must not stop the other accounts)."""
+        account = runtime.account
         runtime.fetch_started = now
         try:
             async with asyncio.timeout(fetch_deadline(account.poll_interval, self._fetch_timeout)):
                 state = await account.client.fetch_account()
             snapshot = Snapshot(account.name, now, state, assess(state))
             # A first sight of a table is not news; only a change of the exchange's rules is.
-            changed_tiers = tuple(
-                sorted({c.symbol for c in account.client.drain_tier_changes() if c.is_change})
-            )
+            changed = {c.symbol for c in account.client.drain_tier_changes() if c.is_change}
+            reading = _Reading(snapshot, changed_tiers=tuple(sorted(changed)))
         except (MonitorError, TimeoutError) as exc:
-            kind, message = error_kind(exc), str(exc) or type(exc).__name__
+            message = str(exc) or type(exc).__name__
             if isinstance(exc, TimeoutError) and not str(exc):
                 message = f"no complete answer within {format_duration(time_since(started))}"
-            fetch_error = exc if isinstance(exc, MonitorError) else RetryableError(message)
+            error = exc if isinstance(exc, MonitorError) else RetryableError(message)
+            reading = _Reading(None, error=error, kind=error_kind(exc), message=message)
         except Exception as exc:
-            # A bug in one adapter or in the engine must not stop the other accounts.
-            log.exception("account=%s cycle failed unexpectedly", name)
-            kind, message = "internal", f"{type(exc).__name__}: {exc}"
-            fetch_error = MonitorError(message)
+            log.exception("account=%s cycle failed unexpectedly", account.name)
+            message = f"{type(exc).__name__}: {exc}"
+            reading = _Reading(
+                None, error=PermanentError(message), kind=ErrorKind.INTERNAL, message=message
+            )
         finally:
             if runtime.fetch_started == now:
                 runtime.fetch_started = None
-        runtime.last_fetch_error = fetch_error
+        runtime.last_fetch_error = reading.error
+        return reading
 
-        async with runtime.lock:
-            # Fresh data is judged as of when it was asked for (a slow first fetch is not stale
-            # data), and so is a venue-wide pause (the request was answered with a ban, so the
-            # pause explains the silence from the moment it was asked); any other failed fetch
-            # at the time of judging, so one that hung for a minute cannot make the data look a
-            # minute younger than the clock check already found it. Never before an earlier
-            # evaluation: debounce and repeat timers only move forward.
-            answered = snapshot is not None or isinstance(fetch_error, VenuePaused)
-            evaluated_at = now if answered else self._clock.now()
-            if runtime.evaluated_at is not None:
-                evaluated_at = max(evaluated_at, runtime.evaluated_at)
-            kind, message, notifications, stored = await self._conclude(
-                runtime,
-                evaluated_at,
-                snapshot=snapshot,
-                fetch_error=fetch_error,
-                changed_tiers=changed_tiers,
-                kind=kind,
-                message=message,
-                worst=_pending_worst(runtime, snapshot, now) if snapshot is not None else None,
-            )
-            if stored and snapshot is not None:
-                # A live recompute during the fetch may have judged later data already.
-                runtime.last_success_at = max(
-                    snapshot.taken_at, runtime.last_success_at or snapshot.taken_at
-                )
-                runtime.last_state, runtime.state_at = snapshot.state, snapshot.taken_at
+    def _judged_at(
+        self, runtime: _AccountRuntime, reading: _Reading, asked_at: datetime
+    ) -> datetime:
+        """When a fetch's outcome is judged; the caller holds the account's lock.
 
-        report = CycleReport(
-            account=name,
-            started_at=now,
-            seconds=time.monotonic() - started,
-            snapshot=snapshot if stored else None,
-            error_kind=kind,
-            error=message,
-            notifications=notifications,
-        )
-        self._record(runtime, report)
-        return report
+        Fresh data is judged as of when it was asked for (a slow first fetch is not stale data),
+        and so is a venue-wide pause (the request was answered with a ban, so the pause explains
+        the silence from the moment it was asked); any other failed fetch at the time of judging,
+        so one that hung for a minute cannot make the data look a minute younger than the clock
+        check already found it. Never before an earlier evaluation: debounce and repeat timers
+        only move forward."""
+        answered = reading.snapshot is not None or isinstance(reading.error, VenuePaused)
+        judged = asked_at if answered else self._clock.now()
+        if runtime.evaluated_at is not None:
+            judged = max(judged, runtime.evaluated_at)
+        return judged
 
     async def _conclude(
         self,
         runtime: _AccountRuntime,
         now: datetime,
+        reading: _Reading,
         *,
-        snapshot: Snapshot | None,
-        fetch_error: MonitorError | None,
-        changed_tiers: tuple[str, ...] = (),
-        kind: str | None,
-        message: str | None,
         live: bool = False,
         worst: Snapshot | None = None,
-    ) -> tuple[str | None, str | None, tuple[Notification, ...], bool]:
+    ) -> _Concluded:
         """Evaluate the rules and store the outcome in one transaction; the caller holds the
-        account's lock. Returns the error kind and message, the notifications queued and whether
-        the transaction committed. A `live` recompute stores its snapshot only with an alert
-        transition (the REST reconciliation stores the rest), and nothing at all when nothing
-        changed."""
+        account's lock. A `live` recompute stores its snapshot only with an alert transition (the
+        REST reconciliation stores the rest), and nothing at all when nothing changed."""
+        verdict = await self._evaluate(runtime, now, reading, live=live)
+        quiet = not verdict.events and not verdict.notifications and worst is None
+        if live and quiet and verdict.states == runtime.alert_states:
+            runtime.evaluated_at = now
+            return _Concluded(verdict.kind, verdict.message, stored=True)
+        # The worst live figures since the last record, then this snapshot unless it is a live
+        # recompute without an alert transition (the REST reconciliation stores those).
+        snapshot = reading.snapshot
+        written = snapshot if snapshot is not None and (verdict.events or not live) else None
+        to_store = [worst] if worst is not None else []
+        if written is not None:
+            to_store.append(written)
+        refused = await self._store_cycle(runtime.account.name, to_store, verdict)
+        if refused is not None:
+            return refused
+        self._advance(runtime, now, verdict, worst=worst, written=written)
+        return _Concluded(verdict.kind, verdict.message, verdict.notifications, stored=True)
+
+    async def _evaluate(
+        self, runtime: _AccountRuntime, now: datetime, reading: _Reading, *, live: bool
+    ) -> _Verdict:
+        """The rules' verdict on `reading` at `now`. A bug or an unreadable stored state must
+        not cost the snapshot, nor loop: the old alert state is kept, the data is still stored,
+        and the trader is told once that alerts are blind."""
         account = runtime.account
         name = account.name
         try:
-            silenced_until = await self._store.silenced_until(account.name, now)
+            silenced_until = await self._store.silenced_until(name, now)
         except StorageError as exc:
             log.warning("account=%s cannot read silences: %s", name, exc)
             silenced_until = None
         observation = Observation(
-            account=account.name,
+            account=name,
             poll_interval=account.poll_interval,
-            snapshot=snapshot,
-            fetch_error=fetch_error,
+            snapshot=reading.snapshot,
+            fetch_error=reading.error,
             last_success_at=runtime.last_success_at,
-            changed_tier_symbols=changed_tiers,
+            changed_tier_symbols=reading.changed_tiers,
             silenced_until=silenced_until,
             venue=account.venue_key,
             venue_accounts=self._venue_peers(account.venue_key),
             watching_since=runtime.watching_since,
             live_marks=live,
         )
-        events: tuple[AlertEvent, ...] = ()
-        notifications: tuple[Notification, ...] = ()
         try:
             outcome = evaluate(account.rules, runtime.alert_states, observation, now)
         except Exception as exc:
-            # A bug or an unreadable stored state must not cost the snapshot, nor loop: keep the
-            # old alert state, store the data, and tell the trader once that alerts are blind.
             log.exception("account=%s alert rules could not be evaluated", name)
-            kind, message = "alerts", f"{type(exc).__name__}: {exc}"
-            new_states = runtime.alert_states
-            if not runtime.alerts_broken:
-                notifications = (_blind_alerts(name, now, message),)
-        else:
-            new_states, events = outcome.states, outcome.events
-            notifications = outcome.notifications
-        quiet = not events and not notifications and worst is None
-        if live and quiet and new_states == runtime.alert_states:
-            runtime.evaluated_at = now
-            return kind, message, (), True
-        # The worst live figures since the last record, then this snapshot unless it is a live
-        # recompute without an alert transition (the REST reconciliation stores those).
-        to_store = [worst] if worst is not None else []
-        if snapshot is not None and (events or not live):
-            to_store.append(snapshot)
+            message = f"{type(exc).__name__}: {exc}"
+            told = () if runtime.alerts_broken else (_blind_alerts(name, now, message),)
+            return _Verdict(runtime.alert_states, (), told, ErrorKind.ALERTS, message)
+        return _Verdict(
+            outcome.states,
+            tuple(outcome.events),
+            tuple(outcome.notifications),
+            reading.kind,
+            reading.message,
+        )
+
+    async def _store_cycle(
+        self, name: str, to_store: Sequence[Snapshot], verdict: _Verdict
+    ) -> _Concluded | None:
+        """Write the snapshots and the verdict in one transaction, or hold them in memory while
+        storage fails; None when committed either way, else why the cycle was not stored."""
         outage = self._outage
         if outage is not None and outage.failing:
             # Known to fail: do not wait (a lock's busy timeout) for it; the probe retries.
-            self._hold(name, to_store, new_states, events, notifications, outage)
-        else:
-            try:
-                async with self._store.cycle() as cycle:
-                    for record in to_store:
-                        await cycle.add_snapshot(record)
-                    await cycle.save_alert_states(account.name, new_states)
-                    await cycle.add_alert_events(account.name, events)
-                    await cycle.enqueue(notifications, self.sinks)
-            except LeaseLost as exc:
-                # Another daemon polls it now: its alerts are that daemon's to send.
-                log.warning("account=%s cycle not stored: %s", name, exc)
-                return "lease", str(exc), (), False
-            except StorageError as exc:
-                if outage is None:
-                    log.error("account=%s could not store this cycle: %s", name, exc)
-                    return "storage", str(exc), (), False
-                outage.failed(exc, f"storing a cycle of {name}")
-                self._hold(name, to_store, new_states, events, notifications, outage)
-        runtime.alerts_broken = kind == "alerts"
-        runtime.alert_states = new_states
-        written = snapshot if snapshot is not None and (events or not live) else None
+            self._hold(name, to_store, verdict, outage)
+            return None
+        try:
+            async with self._store.cycle() as cycle:
+                for record in to_store:
+                    await cycle.add_snapshot(record)
+                await cycle.save_alert_states(name, verdict.states)
+                await cycle.add_alert_events(name, verdict.events)
+                await cycle.enqueue(verdict.notifications, self.sinks)
+        except LeaseLost as exc:
+            # Another daemon polls it now: its alerts are that daemon's to send.
+            log.warning("account=%s cycle not stored: %s", name, exc)
+            return _Concluded(ErrorKind.LEASE, str(exc))
+        except StorageError as exc:
+            if outage is None:
+                log.error("account=%s could not store this cycle: %s", name, exc)
+                return _Concluded(ErrorKind.STORAGE, str(exc))
+            outage.failed(exc, f"storing a cycle of {name}")
+            self._hold(name, to_store, verdict, outage)
+        return None
+
+    def _advance(
+        self,
+        runtime: _AccountRuntime,
+        now: datetime,
+        verdict: _Verdict,
+        *,
+        worst: Snapshot | None,
+        written: Snapshot | None,
+    ) -> None:
+        """The committed verdict becomes the account's state in memory."""
+        name = runtime.account.name
+        runtime.alerts_broken = verdict.kind is ErrorKind.ALERTS
+        runtime.alert_states = verdict.states
         if worst is not None:
             runtime.worst = None  # on record now
         if written is not None:
@@ -464,22 +543,19 @@ class PollService:
             if runtime.worst is not None and not _worse(runtime.worst, written):
                 runtime.worst = None  # what was stored is at least as bad
         runtime.evaluated_at = now
-        for event in events:
+        for event in verdict.events:
             title = event.title.removeprefix(f"{name}: ")  # the account is already named
             log.info("account=%s alert %s %s: %s", name, event.kind, event.severity, title)
-        return kind, message, tuple(notifications), True
 
     def _hold(
         self,
         name: str,
         snapshots: Sequence[Snapshot],
-        states: dict[str, dict[str, Any]],
-        events: Sequence[AlertEvent],
-        notifications: Sequence[Notification],
+        verdict: _Verdict,
         outage: StorageOutage,
     ) -> None:
         """Commit a cycle's outcome to memory: the alerts go out now, the rest waits for storage."""
-        for notification in notifications:
+        for notification in verdict.notifications:
             outage.deliver_from_memory(notification)
         if self._dropped_outage != outage.since:
             self._dropped_outage, self._dropped = outage.since, 0
@@ -497,8 +573,8 @@ class PollService:
                         lost.account,
                         f"{lost.taken_at:%Y-%m-%d %H:%M:%S}",
                     )
-        self._held_states[name] = states
-        self._held_events.setdefault(name, []).extend(events)
+        self._held_states[name] = verdict.states
+        self._held_events.setdefault(name, []).extend(verdict.events)
 
     async def store_held(self) -> None:
         """Write what waited in memory, oldest first (the storage probe calls it); raises
@@ -548,26 +624,23 @@ class PollService:
             if benchmark is None or _worse(snapshot, benchmark):
                 runtime.worst = snapshot
             evaluated_at = now if runtime.evaluated_at is None else max(now, runtime.evaluated_at)
-            kind, message, notifications, stored = await self._conclude(
+            concluded = await self._conclude(
                 runtime,
                 evaluated_at,
-                snapshot=snapshot,
-                fetch_error=None,
-                kind=None,
-                message=None,
+                _Reading(snapshot),
                 live=True,
                 worst=_pending_worst(runtime, None, now),
             )
-            if stored:
+            if concluded.stored:
                 runtime.last_success_at = max(now, runtime.last_success_at or now)
         report = CycleReport(
             account=name,
             started_at=now,
             seconds=time.monotonic() - started,
-            snapshot=snapshot if kind != "storage" else None,
-            error_kind=kind,
-            error=message,
-            notifications=notifications,
+            snapshot=snapshot if concluded.kind is not ErrorKind.STORAGE else None,
+            error_kind=concluded.kind,
+            error=concluded.message,
+            notifications=concluded.notifications,
             live=True,
         )
         self._record(runtime, report)
@@ -606,22 +679,20 @@ class PollService:
             if runtime.fetch_started is not None:
                 waited = format_duration(now - runtime.fetch_started)
                 fetch_error = RetryableError(f"the exchange has not answered for {waited}")
-            kind, message, notifications, _ = await self._conclude(
+            message = str(fetch_error) if fetch_error else "no fresh data"
+            concluded = await self._conclude(
                 runtime,
                 now,
-                snapshot=None,
-                fetch_error=fetch_error,
-                kind="stale",
-                message=str(fetch_error) if fetch_error else "no fresh data",
+                _Reading(None, error=fetch_error, kind=ErrorKind.STALE, message=message),
             )
         report = CycleReport(
             account=name,
             started_at=now,
             seconds=0.0,
             snapshot=None,
-            error_kind=kind,
-            error=message,
-            notifications=notifications,
+            error_kind=concluded.kind,
+            error=concluded.message,
+            notifications=concluded.notifications,
             by_clock=True,
         )
         for observer in self._observers:
@@ -656,7 +727,7 @@ class PollService:
                 log.exception("account=%s stale check by the clock failed", name)
                 await asyncio.sleep(min(1.0, interval))
                 continue
-            if report is not None and report.error_kind == "storage":
+            if report is not None and report.error_kind is ErrorKind.STORAGE:
                 # Nothing was judged (the database refused): try again soon, but do not spin.
                 await asyncio.sleep(min(1.0, interval))
 
@@ -715,7 +786,7 @@ class PollService:
         ratios = [r.last_margin_ratio for r in runtimes if r.last_margin_ratio is not None]
         parts = [f"{len(runtimes) - len(failing)}/{len(runtimes)} accounts ok"]
         if ratios:
-            parts.append(f"lowest margin ratio {min(ratios) * 100:.0f}%")
+            parts.append(f"lowest margin ratio {format_percent(min(ratios))}")
         if failing:
             parts.append("failing: " + ", ".join(sorted(failing)[:5]))
         return "; ".join(parts)

@@ -13,22 +13,22 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 
 from monitor.config import AccountSettings, Settings
 from monitor.config.alerts import account_rules
-from monitor.delivery import OutboxSender, RetryPolicy
+from monitor.delivery import DELIVERY_RETRY, OutboxSender
 from monitor.domain.alerts import AlertRules
 from monitor.domain.errors import MonitorError
 from monitor.domain.units import format_duration
 from monitor.exchanges import ExchangeHub
-from monitor.notify.http import HttpTransport
-from monitor.notify.mqtt import MqttPublisher
+from monitor.notify.http.transport import HttpTransport
+from monitor.notify.mqtt.transport import MqttPublisher
 from monitor.notify.sinks import build_sinks
 from monitor.outage import StorageOutage
-from monitor.ports import ExchangeClient, Notifier
+from monitor.ports import ExchangeClient, Sink, SystemClock
 from monitor.service import CycleObserver, CycleReport
 from monitor.storage.engine import sqlite_path
 from monitor.storage.leases import LeaseBoard, LeaseTerms
@@ -49,11 +49,6 @@ class _MqttStateObserver:
             self._publisher.publish_state(report.snapshot, report.stream)
 
 
-class _UtcClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 class _WakeSender:
     def __init__(self, sender: OutboxSender) -> None:
         self._sender = sender
@@ -69,7 +64,7 @@ class Adapters:
 
     store: SqlStore
     hub: ExchangeHub
-    sinks: dict[str, Notifier]
+    sinks: dict[str, Sink]
     sender: OutboxSender
     mqtt: MqttPublisher | None
     # Whether the database takes writes; the poll service and the sender report to it.
@@ -174,14 +169,16 @@ class Adapters:
                     mqtt = await stack.enter_async_context(MqttPublisher(settings.notify.mqtt))
                 sinks = build_sinks(settings.notify, http, mqtt)
                 delivery = settings.notify.delivery
-                outage = StorageOutage(_UtcClock())
+                outage = StorageOutage(SystemClock())
                 # The probe's first step: a real write, so recovery is not declared on reads.
                 outage.on_recovery(store.check_writable)
                 outage.free_space = store.free_space
                 sender = OutboxSender(
                     store,
                     sinks,
-                    RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
+                    replace(
+                        DELIVERY_RETRY, initial=delivery.retry_initial, maximum=delivery.retry_max
+                    ),
                     max_age=delivery.max_age,
                     outage=outage,
                 )

@@ -25,6 +25,13 @@ from monitor.domain.scenarios import (
     parse_margin,
     parse_shock,
 )
+from monitor.domain.units import (
+    format_amount,
+    format_compact,
+    format_percent,
+    format_price,
+    format_quantity,
+)
 
 # Narrow enough for an 80-column terminal: prices in full, margin and PnL compact (1.23M).
 POSITION_HEADERS = ("symbol", "side", "mark", "liq. price", "distance", "MM", "PnL")
@@ -132,8 +139,8 @@ def _print_tables(state: AccountState, risk: AccountRisk, label: str) -> None:
             _price(position.mark_price),
             _price(result.liquidation_price),
             _percent(result.distance_to_liquidation),
-            _compact(result.maintenance_margin),
-            _compact(result.unrealized_pnl),
+            format_compact(result.maintenance_margin),
+            format_compact(result.unrealized_pnl),
         )
         for position, result in zip(state.positions, risk.positions, strict=True)
     ]
@@ -144,16 +151,16 @@ def _print_tables(state: AccountState, risk: AccountRisk, label: str) -> None:
             "(MM and PnL in each position's settlement coin)"
         )
     else:
-        title = f"{label}{state.venue.value}, wallet {_amount(state.wallet_balance)} {state.asset}"
+        title = f"{label}{state.venue.value}, wallet {format_amount(state.wallet_balance)} {state.asset}"
     print_table(rows, POSITION_HEADERS, title=title)
     if state.pooled:
         coins = [
             (
                 coin.asset,
-                f"{coin.quantity:,.8g}",
+                format_quantity(coin.quantity),
                 _price(coin.price),
                 _ratio(coin),
-                _amount(value),
+                format_amount(value),
             )
             for coin, value in zip(state.collateral, risk.collateral_values, strict=True)
         ]
@@ -164,19 +171,19 @@ def _print_tables(state: AccountState, risk: AccountRisk, label: str) -> None:
         )
     if state.venue_terms:
         terms = [
-            (term.name, _amount(term.equity), _amount(term.maintenance_margin))
+            (term.name, format_amount(term.equity), format_amount(term.maintenance_margin))
             for term in state.venue_terms
         ]
         print_table(terms, VENUE_TERM_HEADERS, title=f"{label}taken from the venue, not computed")
     pool = (
-        _amount(risk.equity),
-        _amount(risk.maintenance_margin),
+        format_amount(risk.equity),
+        format_amount(risk.maintenance_margin),
         _percent(risk.margin_ratio),
         _percent(risk.exchange_margin_ratio),
         _percent(risk.account_liquidation_move, signed=True),
     )
     currency = " in USD" if state.pooled else ""
-    trigger = _percent(state.liquidation_ratio).replace(".00%", " %")
+    trigger = _percent(state.liquidation_ratio)
     print_table(
         [pool],
         POOL_HEADERS,
@@ -194,26 +201,8 @@ def _ratio(coin: Collateral) -> str:
 
 
 def _price(value: float | None) -> str:
-    if value is None:
-        return "none"
-    if abs(value) >= 1000:
-        return f"{value:,.2f}"
-    return f"{value:.6g}"
-
-
-def _amount(value: float) -> str:
-    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6g}"
-
-
-def _compact(value: float) -> str:
-    size = abs(value)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if size >= limit:
-            return f"{value / limit:.4g}{suffix}"
-    return f"{value:.4g}"
+    return "none" if value is None else format_price(value)
 
 
 def _percent(value: float | None, *, signed: bool = False) -> str:
-    if value is None:
-        return "none"
-    return f"{value:+.2%}" if signed else f"{value:.2%}"
+    return "none" if value is None else format_percent(value, signed=signed)

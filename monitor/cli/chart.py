@@ -15,6 +15,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 
+from monitor.domain.units import format_percent
 from monitor.storage.queries import AccountPoint
 
 _LEVEL_COLOURS = {"warning": "orange", "critical": "red", "emergency": "darkred"}
@@ -83,9 +84,11 @@ def draw(
                 color=_LEVEL_COLOURS.get(severity, "grey"),
                 linestyle="--",
                 linewidth=1,
-                label=f"{severity} {level * 100:g}%",
+                label=f"{severity} {format_percent(level)}",
             )
-        ratio_axes.axhline(100, color="black", linewidth=1, label="liquidation 100%")
+        ratio_axes.axhline(
+            100, color="black", linewidth=1, label=f"liquidation {format_percent(1.0)}"
+        )
         shown: set[str] = set()
         for alert in alerts:
             if alert.account not in series:
@@ -100,7 +103,7 @@ def draw(
             shown.add(alert.severity)
         ratio_axes.set_ylabel("margin ratio (equity / MM), %")
         ratio_axes.set_yscale("log")
-        percent = FuncFormatter(lambda value, _position: f"{value:g}%")
+        percent = FuncFormatter(lambda value, _position: format_percent(value / 100))
         ratio_axes.yaxis.set_major_formatter(percent)
         ratio_axes.yaxis.set_minor_formatter(percent)
         ratio_axes.legend(loc="upper left", fontsize="small")

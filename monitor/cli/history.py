@@ -41,9 +41,10 @@ from monitor.cli.output import (
     terminal_width,
     to_jsonable,
 )
-from monitor.domain.errors import ConfigError, InvalidInput, StorageError
+from monitor.domain.errors import InvalidInput
 from monitor.domain.units import format_duration, parse_duration
 from monitor.domain.volatility import SIGMA
+from monitor.errors import ConfigError, StorageError
 
 # The storage layer (SQLAlchemy, Alembic) and the configuration (pydantic) are imported inside
 # the commands: `--help` and the other commands must not pay for them (see bench/startup.py).

@@ -12,6 +12,7 @@ from monitor.cli.output import fit_table, terminal_width
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import NotificationKind, Severity
 from monitor.domain.stops import PositionStop, StopStatus, position_stops
+from monitor.domain.units import format_amount, format_percent, format_price
 from monitor.service import CycleReport
 
 log = logging.getLogger("monitor.demo")
@@ -25,9 +26,7 @@ _STYLE = {
 
 
 def _pct(value: float | None, *, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value * 100:+.1f} %" if signed else f"{value * 100:.1f} %"
+    return "-" if value is None else format_percent(value, signed=signed)
 
 
 def _stop(stop: PositionStop) -> Text:
@@ -43,7 +42,7 @@ def _stop(stop: PositionStop) -> Text:
 
 
 def _price(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.6g}"
+    return "-" if value is None else format_price(value)
 
 
 @dataclass
@@ -118,7 +117,7 @@ class LiveView:
                 [
                     name,
                     snap.state.venue.value,
-                    f"{risk.equity:,.2f} {snap.state.asset}",
+                    f"{format_amount(risk.equity)} {snap.state.asset}",
                     _pct(risk.margin_ratio),
                     _pct(risk.exchange_margin_ratio),
                     _pct(risk.account_liquidation_move, signed=True),

@@ -13,13 +13,14 @@ import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
 from monitor.cli.options import ConfigOption, load_or_exit, usage_error
-from monitor.domain.errors import DeliveryError
+from monitor.domain.errors import PermanentError
 from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.errors import DeliveryError
 
 # The sinks (httpx, aiomqtt) are imported when a notification is sent (start-up time).
 if TYPE_CHECKING:
     from monitor.config import Settings
-    from monitor.ports import Notifier
+    from monitor.ports import Sink
 
 # How long the MQTT sink may take to connect before the test counts as failed.
 MQTT_CONNECT_TIMEOUT = 10.0
@@ -70,8 +71,8 @@ def notify_test_command(
 
 
 async def _send_all(settings: Settings, names: list[str]) -> dict[str, str | None]:
-    from monitor.notify.http import HttpTransport
-    from monitor.notify.mqtt import MqttPublisher
+    from monitor.notify.http.transport import HttpTransport
+    from monitor.notify.mqtt.transport import MqttPublisher
     from monitor.notify.sinks import build_sinks
 
     notification = sample_notification(datetime.now(UTC))
@@ -91,14 +92,14 @@ async def _send_all(settings: Settings, names: list[str]) -> dict[str, str | Non
 
 
 async def _send(
-    sinks: Mapping[str, Notifier], names: list[str], notification: Notification
+    sinks: Mapping[str, Sink], names: list[str], notification: Notification
 ) -> dict[str, str | None]:
     async def one(name: str) -> str | None:
         sink = sinks[name]
         try:
             await sink.send(notification)
         except DeliveryError as error:
-            kind = "permanent" if error.permanent else "retryable"
+            kind = "permanent" if isinstance(error, PermanentError) else "retryable"
             host = getattr(sink, "last_host", None)
             tried = f"; tried {host}" if host and host not in str(error) else ""
             return f"{error}{tried} ({kind})"

@@ -14,8 +14,9 @@ import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE
 from monitor.cli.output import Format, default_format, err
-from monitor.domain.errors import ConfigError, InvalidInput, StorageError
+from monitor.domain.errors import InvalidInput
 from monitor.domain.units import parse_duration
+from monitor.errors import ConfigError, StorageError
 
 # The configuration (pydantic) and the store (SQLAlchemy) are imported where a command needs
 # them: `--help` and `calc` must not pay for them (see bench/startup.py).

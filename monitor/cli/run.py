@@ -13,7 +13,8 @@ import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, app
 from monitor.cli.options import ConfigOption
-from monitor.domain.errors import ConfigError, MonitorError
+from monitor.domain.errors import MonitorError
+from monitor.errors import ConfigError
 from monitor.logconfig import configure_logging
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from monitor.domain.errors import MonitorError
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountRisk, AccountState
 from monitor.domain.stops import position_stops
+from monitor.domain.units import format_percent, format_price, format_quantity
 
 if TYPE_CHECKING:
     from monitor.config import Settings
@@ -119,12 +120,13 @@ def _difference(ours: float | None, theirs: float | None) -> float | None:
     return (ours - theirs) / theirs
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
+def _num(value: float | None) -> str:
+    """A price or amount to 8 significant digits: enough to compare with the venue's figure."""
+    return "-" if value is None else format_price(value)
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
+    return "-" if value is None else format_percent(value)
 
 
 def _pool_rows(state: AccountState) -> list[list[str]]:
@@ -134,13 +136,13 @@ def _pool_rows(state: AccountState) -> list[list[str]]:
         rows.append(["liquidation at margin ratio", _pct(state.liquidation_ratio), "-"])
     for term in state.venue_terms:
         if term.equity:
-            rows.append([f"{term.name}: equity", "(venue figure)", _num(term.equity, 4)])
+            rows.append([f"{term.name}: equity", "(venue figure)", _num(term.equity)])
         if term.maintenance_margin:
             rows.append(
                 [
                     f"{term.name}: maintenance margin",
                     "(venue figure)",
-                    _num(term.maintenance_margin, 4),
+                    _num(term.maintenance_margin),
                 ]
             )
     return rows
@@ -154,12 +156,12 @@ def _print_tables(name: str, result: Outcome) -> None:
     reported = state.reported
     print_table(
         [
-            ["wallet balance", _num(state.wallet_balance, 4), "-"],
-            ["equity", _num(risk.equity, 4), _num(reported.equity, 4)],
+            ["wallet balance", _num(state.wallet_balance), "-"],
+            ["equity", _num(risk.equity), _num(reported.equity)],
             [
                 "maintenance margin",
-                _num(risk.maintenance_margin, 4),
-                _num(reported.maintenance_margin, 4),
+                _num(risk.maintenance_margin),
+                _num(reported.maintenance_margin),
             ],
             ["margin ratio (equity/MM)", _pct(risk.margin_ratio), "-"],
             [
@@ -178,10 +180,10 @@ def _print_tables(name: str, result: Outcome) -> None:
             [
                 [
                     coin.asset,
-                    _num(coin.quantity, 8),
-                    _num(coin.price, 4),
+                    format_quantity(coin.quantity),
+                    _num(coin.price),
                     _pct(coin.ratios[0].ratio) + (" (tiered)" if len(coin.ratios) > 1 else ""),
-                    _num(value, 2),
+                    _num(value),
                 ]
                 for coin, value in zip(state.collateral, risk.collateral_values, strict=True)
             ],
@@ -199,7 +201,7 @@ def _print_tables(name: str, result: Outcome) -> None:
                 position.symbol,
                 position.side.value + (" (hedge)" if position.hedge else ""),
                 position.margin_mode.value,
-                _num(position.quantity, 4),
+                format_quantity(position.quantity),
                 _num(position.mark_price),
                 _num(computed.liquidation_price),
                 _num(position.exchange_liquidation_price),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from monitor.cli.output import print_table
 from monitor.domain.model import AccountRisk, AccountState
+from monitor.domain.units import format_figure, format_percent
 from monitor.domain.volatility import DAILY_RETURNS, HOURLY_RETURNS, SIGMA
 
 HEADERS = (
@@ -32,7 +33,7 @@ def print_sigma_table(state: AccountState, risk: AccountRisk, label: str = "") -
     rows = [
         [
             "account (all prices)",
-            "none" if move is None else f"{move:+.2%}",
+            "none" if move is None else format_percent(move, signed=True),
             _percent(volatility.hourly_sigma),
             _percent(volatility.daily_sigma),
             _sigmas(volatility.move_hourly, move is not None),
@@ -47,7 +48,7 @@ def print_sigma_table(state: AccountState, risk: AccountRisk, label: str = "") -
         rows.append(
             [
                 f"{position.symbol} {position.side.value}",
-                "none" if distance is None else f"{distance:.2%}",
+                "none" if distance is None else format_percent(distance),
                 _percent(entry.hourly if entry else None),
                 _percent(entry.daily if entry else None),
                 _sigmas(sigmas.hourly, distance is not None),
@@ -58,11 +59,11 @@ def print_sigma_table(state: AccountState, risk: AccountRisk, label: str = "") -
 
 
 def _percent(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:.2%}"
+    return "unknown" if value is None else format_percent(value)
 
 
 def _sigmas(value: float | None, liquidates: bool) -> str:
     """Sigmas of a distance; "none" when nothing liquidates, "unknown" when the sigma is."""
     if not liquidates:
         return "none"
-    return "unknown" if value is None else f"{value:.1f} {SIGMA}"
+    return "unknown" if value is None else f"{format_figure(value)} {SIGMA}"

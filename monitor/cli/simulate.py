@@ -64,7 +64,7 @@ def simulate(
     ] = 1.0,
 ) -> None:
     """Run the local Binance/Bybit simulator until Ctrl-C and print its URL, keys and a config snippet."""
-    from monitor.simulator import ScaledClock, SimulatorServer, WallClock, load_scenario
+    from monitor.simulator import ScaledClock, SimulatorServer, SystemClock, load_scenario
 
     try:
         parsed = load_scenario(scenario if scenario is not None else "demo")
@@ -72,7 +72,7 @@ def simulate(
         err(f"bad scenario: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
     try:
-        clock = WallClock() if speed == 1.0 else ScaledClock(speed)
+        clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
         asyncio.run(_serve(SimulatorServer(parsed, port=port, clock=clock)))
     except OSError as exc:
         err(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")

@@ -29,7 +29,7 @@ from monitor.config.metrics import MetricsSettings
 from monitor.config.notify import NotifySettings
 from monitor.config.streams import StreamsSettings
 from monitor.config.web import WebSettings
-from monitor.domain.errors import ConfigError
+from monitor.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/portfolio-monitor/config.toml")
 CONFIG_PATH_ENV = "PORTFOLIO_MONITOR_CONFIG"

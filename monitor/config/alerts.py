@@ -26,16 +26,13 @@ from pydantic import (
 from monitor.config.types import Duration, Percent
 from monitor.domain.alerts import AlertRules, Rule, RuleKey
 from monitor.domain.alerts.measure import STOP_BEYOND_LIQUIDATION, STOP_UNPROTECTED
-from monitor.domain.errors import ConfigError, InvalidInput
+from monitor.domain.errors import InvalidInput
 from monitor.domain.notification import Severity
-from monitor.domain.units import parse_percent
+from monitor.domain.units import config_percent, parse_percent
 from monitor.domain.volatility import Horizon
+from monitor.errors import ConfigError
 
 _FRACTION_HINT = " (a number without % is a fraction: 0.8 means 80%)"
-
-
-def _percent_text(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
 
 
 def _off_or_percent(value: object) -> object:
@@ -87,7 +84,7 @@ def _percent_sign_needed(plain_limit: float, example: str) -> Any:
 
 # check-config shows "300%" as written, not 3.0 (which a reader takes for 3 %).
 _LEVEL_AS_WRITTEN = PlainSerializer(
-    lambda level: None if level is None else _percent_text(level),
+    lambda level: None if level is None else config_percent(level),
     return_type=str | None,
     when_used="json",
 )
@@ -173,7 +170,7 @@ class _Levels(_Timed):
     def checked(self) -> Self:
         if not 0 <= self.clear_band <= 1:
             raise ValueError(
-                f"clear_band ({_percent_text(self.clear_band)}) must be from 0% to 100%"
+                f"clear_band ({config_percent(self.clear_band)}) must be from 0% to 100%"
                 f"{_FRACTION_HINT}"
             )
         levels = self.below_levels()
@@ -182,19 +179,19 @@ class _Levels(_Timed):
         for _, level, key in levels:
             if level <= self.lowest_level:
                 raise ValueError(
-                    f"{key} ({_percent_text(level)}) must be above "
-                    f"{_percent_text(self.lowest_level)}{self.why_lowest}"
+                    f"{key} ({config_percent(level)}) must be above "
+                    f"{config_percent(self.lowest_level)}{self.why_lowest}"
                 )
             if self.highest_level is not None and level > self.highest_level:
                 raise ValueError(
-                    f"{key} ({_percent_text(level)}) must be at most "
-                    f"{_percent_text(self.highest_level)}{_FRACTION_HINT}"
+                    f"{key} ({config_percent(level)}) must be at most "
+                    f"{config_percent(self.highest_level)}{_FRACTION_HINT}"
                 )
         for (_, upper, upper_key), (_, lower, lower_key) in pairwise(levels):
             if lower >= upper:
                 raise ValueError(
-                    f"{lower_key} ({_percent_text(lower)}) must be below {upper_key} "
-                    f"({_percent_text(upper)}): a higher severity is closer to liquidation"
+                    f"{lower_key} ({config_percent(lower)}) must be below {upper_key} "
+                    f"({config_percent(upper)}): a higher severity is closer to liquidation"
                 )
         return self
 
@@ -236,7 +233,7 @@ class MarginRatioAlert(_Levels):
             if exchange is not None:
                 if not 0 < exchange < 1:
                     raise ValueError(
-                        f"{name}_exchange_above ({_percent_text(exchange)}) must be above 0% "
+                        f"{name}_exchange_above ({config_percent(exchange)}) must be above 0% "
                         "and below 100%: the exchange liquidates at 100%, so a higher level "
                         f"would fire only after liquidation{_FRACTION_HINT}"
                     )
@@ -325,10 +322,10 @@ class LiquidationMismatchAlert(_Single):
 
     def checked(self) -> Self:
         if self.tolerance <= 0:
-            raise ValueError(f"tolerance ({_percent_text(self.tolerance)}) must be above 0%")
+            raise ValueError(f"tolerance ({config_percent(self.tolerance)}) must be above 0%")
         if not 0 <= self.clear_band < 1:
             raise ValueError(
-                f"clear_band ({_percent_text(self.clear_band)}) must be from 0% to below 100%"
+                f"clear_band ({config_percent(self.clear_band)}) must be from 0% to below 100%"
             )
         return self
 
@@ -359,7 +356,7 @@ class MarginChasingAlert(_Single):
             raise ValueError("window must be longer than 0s")
         if self.min_increase < 0:
             raise ValueError(
-                f"min_increase ({_percent_text(self.min_increase)}) cannot be negative"
+                f"min_increase ({config_percent(self.min_increase)}) cannot be negative"
             )
         return self
 
@@ -387,7 +384,7 @@ class MoveInSigmaAlert(_Single):
             raise ValueError(f"below ({self.below:g}) must be above 0 sigma")
         if not 0 <= self.clear_band <= 1:
             raise ValueError(
-                f"clear_band ({_percent_text(self.clear_band)}) must be from 0% to 100%"
+                f"clear_band ({config_percent(self.clear_band)}) must be from 0% to 100%"
             )
         return self
 
@@ -409,7 +406,7 @@ class StopLossAlert(_Timed):
     def checked(self) -> Self:
         if self.max_loss is not None and not 0 < self.max_loss < 1:
             raise ValueError(
-                f"max_loss ({_percent_text(self.max_loss)}) must be above 0% and below 100%"
+                f"max_loss ({config_percent(self.max_loss)}) must be above 0% and below 100%"
             )
         return self
 

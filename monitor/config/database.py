@@ -7,7 +7,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from monitor.config.types import Duration
-from monitor.domain.errors import StorageError
+from monitor.errors import StorageError
 
 
 class DatabaseSettings(BaseModel):

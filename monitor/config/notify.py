@@ -1,186 +1,105 @@
 """The `[notify.*]` section: where alerts go (MQTT with Home Assistant discovery, the console log,
-and any number of named webhooks: generic JSON, Telegram, ntfy, Slack, Discord, Pushover)."""
+and any number of named webhooks: generic JSON, Telegram, ntfy, Slack, Discord, Pushover).
+
+Each sink's own keys are modelled beside its transport (`monitor/notify/<sink>/settings.py`); a
+webhook's `kind` picks the model its other keys are checked against.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, TypeAlias, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
-    ValidationInfo,
-    field_serializer,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
 )
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from monitor.config.types import Credential, Duration
+from monitor.config.types import Duration
+from monitor.notify.console.settings import ConsoleSettings
+from monitor.notify.discord.settings import DiscordSettings
+from monitor.notify.mqtt.settings import MqttSettings
+from monitor.notify.ntfy.settings import NtfySettings
+from monitor.notify.pushover.settings import PushoverSettings
+from monitor.notify.slack.settings import SlackSettings
+from monitor.notify.telegram.settings import TelegramSettings
+from monitor.notify.webhook.settings import JsonWebhookSettings
 
-WebhookKind = Literal["json", "telegram", "ntfy", "slack", "discord", "pushover"]
-
-# Which keys each kind needs and which it may use; a key given to a kind that ignores it is an
-# error, so a Telegram `url` typo or a Slack `secret` does not pass silently.
-_REQUIRED: dict[str, frozenset[str]] = {
-    "json": frozenset({"url"}),
-    "telegram": frozenset({"bot_token", "chat_id"}),
-    "ntfy": frozenset({"topic"}),
-    "slack": frozenset({"url"}),
-    "discord": frozenset({"url"}),
-    "pushover": frozenset({"token", "user"}),
-}
-_OPTIONAL: dict[str, frozenset[str]] = {
-    "json": frozenset({"secret", "headers"}),
-    "telegram": frozenset({"message_thread_id", "api_url"}),
-    "ntfy": frozenset({"server", "token"}),
-    "slack": frozenset(),
-    "discord": frozenset(),
-    "pushover": frozenset({"api_url", "emergency_retry", "emergency_expire"}),
-}
-# Every key some kind uses: each is checked against the kind it was given to.
-_KIND_FIELDS = tuple(
-    sorted({key for keys in (*_REQUIRED.values(), *_OPTIONAL.values()) for key in keys})
+AnyWebhookSettings: TypeAlias = (
+    JsonWebhookSettings
+    | TelegramSettings
+    | NtfySettings
+    | SlackSettings
+    | DiscordSettings
+    | PushoverSettings
 )
+# Each webhook model by its `kind`, in the order the error for an unknown kind lists them.
+WEBHOOK_MODELS: dict[str, type[BaseModel]] = {
+    get_args(model.model_fields["kind"].annotation)[0]: model
+    for model in get_args(AnyWebhookSettings)
+}
+# Every key some kind uses: given to another kind it is "not used", not "unknown".
+_WEBHOOK_KEYS = frozenset(key for model in WEBHOOK_MODELS.values() for key in model.model_fields)
+_WEBHOOK_KEY_PATHS = frozenset((key,) for key in _WEBHOOK_KEYS)
 RESERVED_SINK_NAMES = frozenset({"mqtt", "console"})
 
 
-def _check_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        # The value is not echoed: webhook URLs carry tokens.
-        raise ValueError("not an http(s) URL (expected https://host/path)")
-    return value
+def _kinds() -> str:
+    *first, last = (repr(kind) for kind in WEBHOOK_MODELS)
+    return f"{', '.join(first)} or {last}"
 
 
-class MqttSettings(BaseModel):
-    """`[notify.mqtt]`: the broker that receives state, alerts and Home Assistant discovery."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    topic_prefix: str = "portfolio_monitor"
-    discovery_prefix: str = "homeassistant"
-    discovery: bool = True
-    client_id: str | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: bool = False
-    ca_file: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    keepalive: Duration = timedelta(seconds=30)
-    queue_size: int = Field(default=1000, ge=1)
-    alerts: bool = True
-
-    @field_validator("topic_prefix", "discovery_prefix")
-    @classmethod
-    def _topic(cls, value: str) -> str:
-        if not value or any(c in value for c in "+#") or value.startswith("/"):
-            raise ValueError("a topic prefix without '+', '#' or a leading '/'")
-        return value.rstrip("/")
-
-    @field_validator("ca_file", "client_cert", "client_key")
-    @classmethod
-    def _exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return value
-        if not info.data.get("tls"):
-            raise ValueError("only used with tls = true")
-        if not value.is_file():
-            raise ValueError(f"file not found: {value}")
-        return value
-
-    @field_validator("client_key")
-    @classmethod
-    def _key_needs_cert(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is not None and info.data.get("client_cert") is None:
-            raise ValueError("client_key needs client_cert")
-        return value
+def _error(
+    error_type: str, message: str, loc: tuple[int | str, ...], value: Any
+) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(error_type, message), loc=loc, input=value)
 
 
-class ConsoleSettings(BaseModel):
-    """`[notify.console]`: alerts written to the log (the demo's sink)."""
+def _as_in_the_file(error: ErrorDetails, value: Any) -> list[InitErrorDetails]:
+    """One error of the tagged union in the file's terms: pydantic puts the tag into the key path
+    (`webhooks.tg.telegram.url`), and reports a bad or missing `kind` on the section itself."""
+    loc, kind = error["loc"], None
+    if error["type"] == "model_attributes_type" and not loc:  # a value where a table belongs
+        return [_error("dict_type", "Input should be a valid dictionary", loc, value)]
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found") and isinstance(value, dict):
+        given = value.get("kind")
+        problem = (
+            _error("missing", "Field required", ("kind",), value)
+            if given is None
+            else _error("literal_error", f"Input should be {_kinds()}", ("kind",), given)
+        )
+        # Keys no kind knows are wrong whatever the kind was meant to be.
+        unknown = [
+            _error("extra_forbidden", "Extra inputs are not permitted", (key,), value[key])
+            for key in value
+            if key not in _WEBHOOK_KEYS
+        ]
+        return [problem, *unknown]
+    if loc and loc[0] in WEBHOOK_MODELS:
+        kind, loc = str(loc[0]), loc[1:]
+    if error["type"] == "extra_forbidden" and kind is not None and loc in _WEBHOOK_KEY_PATHS:
+        return [_error("not_used", f"not used by kind {kind!r}", loc, error["input"])]
+    return [_error(error["type"], error["msg"], loc, error["input"])]
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _errors_as_in_the_file(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        errors = [line for error in exc.errors() for line in _as_in_the_file(error, value)]
+        raise ValidationError.from_exception_data(exc.title, errors) from None
 
 
-class WebhookSettings(BaseModel):
-    """`[notify.webhooks.NAME]`: one HTTP sink; `kind` decides which other keys it needs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-    kind: WebhookKind
-    url: SecretStr | None = None
-    secret: Credential | None = None
-    headers: dict[str, str] | None = None
-    bot_token: Credential | None = None
-    chat_id: str | None = None
-    message_thread_id: int | None = None
-    api_url: str | None = None
-    server: str | None = None
-    topic: str | None = None
-    token: Credential | None = None
-    user: Credential | None = None
-    emergency_retry: Duration | None = None
-    emergency_expire: Duration | None = None
-    timeout: Duration = timedelta(seconds=10)
-
-    @field_validator(*_KIND_FIELDS)
-    @classmethod
-    def _belongs_to_kind(cls, value: Any, info: ValidationInfo) -> Any:
-        kind = info.data.get("kind")
-        if kind is None:  # the kind itself is invalid; that error is reported on `kind`
-            return value
-        name = info.field_name or ""
-        if value is None:
-            if name in _REQUIRED[kind]:
-                raise ValueError(f"required for kind {kind!r}")
-            return value
-        if name not in _REQUIRED[kind] | _OPTIONAL[kind]:
-            raise ValueError(f"not used by kind {kind!r}")
-        return value
-
-    @field_serializer("headers", when_used="json")
-    def _masked_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
-        # check-config: a header often carries a credential (Authorization: Bearer ...).
-        return None if headers is None else dict.fromkeys(headers, "**********")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            _check_url(value.get_secret_value())
-        return value
-
-    @field_validator("api_url", "server")
-    @classmethod
-    def _plain_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value).rstrip("/")
-
-    @field_validator("emergency_retry")
-    @classmethod
-    def _pushover_retry(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value.total_seconds() < 30:
-            raise ValueError("Pushover needs at least 30s between emergency retries")
-        return value
-
-    @field_validator("emergency_expire")
-    @classmethod
-    def _pushover_expire(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and not 0 < value.total_seconds() <= 10800:
-            raise ValueError("Pushover accepts an emergency expiry up to 3h")
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value.total_seconds() <= 0:
-            raise ValueError("must be more than 0s")
-        return value
+WebhookSettings: TypeAlias = Annotated[
+    AnyWebhookSettings, Field(discriminator="kind"), WrapValidator(_errors_as_in_the_file)
+]
+"""`[notify.webhooks.NAME]`: one HTTP sink, checked against the model of its `kind`."""
 
 
 class DeliverySettings(BaseModel):

@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, SecretStr
 
 from monitor.domain.errors import InvalidInput
-from monitor.domain.units import parse_duration, parse_percent
+from monitor.domain.units import config_duration, config_percent, parse_duration, parse_percent
 
 
 def _duration(value: object) -> timedelta:
@@ -35,31 +35,17 @@ def _percent(value: object) -> float:
         raise ValueError(exc.problem) from None
 
 
-def format_seconds(delta: timedelta) -> str:
-    """A duration as the config file would write it, exactly: "10s", "1m30s", "30d", "0.5s"."""
-    total = delta.total_seconds()
-    if total < 60 or total != int(total):
-        # Microseconds are timedelta's resolution; no exponent notation, no lost digits.
-        return f"{total:.6f}".rstrip("0").rstrip(".") + "s"
-    remaining, parts = int(total), []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
-    PlainSerializer(format_seconds, return_type=str, when_used="json"),
+    PlainSerializer(config_duration, return_type=str, when_used="json"),
 ]
 """A duration written as "10s", "5m", "1h30m" or a number of seconds."""
 
 Percent = Annotated[
     float,
     BeforeValidator(_percent),
-    PlainSerializer(lambda fraction: f"{fraction * 100:g}%", return_type=str, when_used="json"),
+    PlainSerializer(config_percent, return_type=str, when_used="json"),
 ]
 """A fraction written as "300%" (3.0) or a plain number."""
 

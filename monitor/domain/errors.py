@@ -1,22 +1,44 @@
 """One error tree for the whole project.
 
-Adapters translate third-party exceptions (ccxt, aiohttp, httpx, aiomqtt, SQLAlchemy) into these at
-the boundary, so callers decide by `retryable` alone whether trying again can help.
+Every error the project raises on purpose is a `MonitorError`, and says whether trying again can
+help in one way only: its class is under `RetryableError` (trying again later may work; it may
+carry the other side's `retry_after`) or under `PermanentError` (it will fail the same way until a
+human changes something). An area base (`ExchangeError`, `StorageError`, `DeliveryError`) groups
+one adapter's errors for an `except`; it is never raised itself, nor is `MonitorError`.
+
+    MonitorError
+    ├── RetryableError
+    │   ├── ExchangeUnavailable        (ExchangeError) timeout, 5xx, 418/429, maintenance
+    │   │   └── VenuePaused            the venue banned the address: every account there waits
+    │   ├── StorageUnavailable         (StorageError) disk full, locked, read-only, connection lost
+    │   └── SinkUnavailable            (DeliveryError) network, 5xx, rate limit, broker down
+    │       └── MessageRejected        the sink works but refused this one message
+    └── PermanentError
+        ├── InvalidInput               input that cannot be used (`path` names the field)
+        ├── ConfigError                the configuration is wrong
+        ├── ExchangeAuthError          (ExchangeError) the API key was rejected
+        ├── ExchangeDataError          (ExchangeError) an answer we cannot turn into a state
+        ├── StorageRefused             (StorageError) bad URL, missing file, closed store
+        │   └── DatabaseInUse          another daemon holds the SQLite writer lock
+        ├── LeaseLost                  another daemon holds this account's lease now
+        └── SinkRefused                (DeliveryError) revoked token, deleted webhook
+
+Here, in the pure domain, live the base, `InvalidInput` and the exchange errors: an `Observation`
+carries why its account could not be read, and the alert rules tell those apart (the API-key
+alert, the venue pause). Config, storage, lease and delivery errors live in `monitor.errors`.
+Adapters translate third-party exceptions (ccxt, aiohttp, httpx, aiomqtt, SQLAlchemy) into this
+tree at their edge (`monitor.exchanges.errors`, `monitor.storage.engine`, `monitor.notify.http`).
 """
 
 from __future__ import annotations
 
 
 class MonitorError(Exception):
-    """Base of every error the project raises on purpose."""
-
-    retryable: bool = False
+    """Base of every error the project raises on purpose; raise a subclass, never this."""
 
 
 class RetryableError(MonitorError):
-    """Trying again later may succeed (network, overload, rate limit, maintenance)."""
-
-    retryable = True
+    """Trying again later may succeed (network, overload, rate limit, maintenance, a busy disk)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -37,11 +59,11 @@ class InvalidInput(PermanentError):
         self.problem = problem
 
 
-class ConfigError(PermanentError):
-    """The configuration is wrong; the message names the key path or file."""
+class ExchangeError(MonitorError):
+    """Area base: the exchange could not be read (never raised itself)."""
 
 
-class ExchangeUnavailable(RetryableError):
+class ExchangeUnavailable(ExchangeError, RetryableError):
     """The exchange did not answer usably (timeout, 5xx, 418/429, maintenance, bad payload)."""
 
 
@@ -60,49 +82,9 @@ class VenuePaused(ExchangeUnavailable):
         self.elapsed = elapsed
 
 
-class ExchangeAuthError(PermanentError):
+class ExchangeAuthError(ExchangeError, PermanentError):
     """The exchange rejected the API key (invalid, expired, IP not allowed, no permission)."""
 
 
-class ExchangeDataError(PermanentError):
+class ExchangeDataError(ExchangeError, PermanentError):
     """The exchange answered, but with data we cannot turn into an account state."""
-
-
-class StorageError(MonitorError):
-    """The database refused or failed an operation."""
-
-
-class DatabaseInUse(StorageError):
-    """Another daemon holds the SQLite database's writer lock; `holder` says "pid N on HOST"."""
-
-    def __init__(self, message: str, *, holder: str) -> None:
-        super().__init__(message)
-        self.holder = holder
-
-
-class LeaseLost(MonitorError):
-    """Several daemons on one PostgreSQL: another daemon holds this account's lease now, so this
-    one must not store its cycle nor send its alerts (not a storage failure: nothing is held)."""
-
-
-class DeliveryError(MonitorError):
-    """A notification sink failed; `permanent` means it will keep failing (revoked token, 404 hook).
-
-    `rejected` means the sink works but refused this one message for a reason not known to be
-    final (Telegram's "Bad Request" of a new kind): it is retried a few times, then given up on
-    its own so that it does not hold every later alert to that sink behind it.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        permanent: bool = False,
-        retry_after: float | None = None,
-        rejected: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.retryable = not permanent
-        self.retry_after = retry_after
-        self.rejected = rejected and not permanent

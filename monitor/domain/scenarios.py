@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from monitor.domain.codec import split_symbol
 from monitor.domain.errors import InvalidInput
 from monitor.domain.model import AccountState, ExchangeAccountFigures, Position
-from monitor.domain.units import parse_percent
+from monitor.domain.units import format_amount, format_quantity, parse_percent
 
 ALL_MARKS = "all"
 
@@ -138,8 +138,8 @@ def add_margin(
         if wallet < 0:
             raise InvalidInput(
                 path,
-                f"removing {-amount:,.2f} leaves a negative wallet "
-                f"(balance {state.wallet_balance:,.2f})",
+                f"removing {format_amount(-amount)} leaves a negative wallet "
+                f"(balance {format_amount(state.wallet_balance)})",
             )
         return replace(
             state, wallet_balance=wallet, positions=positions, reported=ExchangeAccountFigures()
@@ -159,7 +159,8 @@ def add_margin(
     if amount < 0 and quantity < 0:
         raise InvalidInput(
             path,
-            f"removing {-amount:g} {asset} leaves a negative balance (balance {coin.quantity:g})",
+            f"removing {format_quantity(-amount)} {asset} leaves a negative balance "
+            f"(balance {format_quantity(coin.quantity)})",
         )
     collateral = list(state.collateral)
     collateral[index] = replace(coin, quantity=quantity)

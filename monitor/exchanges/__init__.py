@@ -17,13 +17,11 @@ from monitor.ports import TierChange
 if TYPE_CHECKING:
     from monitor.exchanges.base import VenueClient
     from monitor.exchanges.hub import ExchangeHub
-    from monitor.exchanges.resilience import RetryPolicy
 
 __all__ = [
     "BudgetLine",
     "ExchangeHub",
     "ProbeReport",
-    "RetryPolicy",
     "TierChange",
     "VenueClient",
     "request_budget",
@@ -31,7 +29,6 @@ __all__ = [
 
 _LAZY = {
     "ExchangeHub": "monitor.exchanges.hub",
-    "RetryPolicy": "monitor.exchanges.resilience",
     "VenueClient": "monitor.exchanges.base",
 }
 

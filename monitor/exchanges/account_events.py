@@ -22,12 +22,12 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from monitor.domain.errors import MonitorError
+from monitor.domain.errors import MonitorError, RetryableError
 from monitor.domain.model import Venue
 from monitor.exchanges.errors import translate
-from monitor.exchanges.resilience import RetryPolicy
 from monitor.exchanges.streams import RECONNECT
 from monitor.ports import AccountEventListener
+from monitor.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class AccountEventStream:
                     listener.account_stream(self._account, False, self._redact(str(error)))
                 up = False
                 await self._drop()
-                await asyncio.sleep(self._reconnect.delay(failures))
+                await asyncio.sleep(self._reconnect.delay(failures).total_seconds())
 
     @property
     def _where(self) -> str:
@@ -173,7 +173,7 @@ class AccountEventStream:
             if failed:
                 failed[0].result()
             if loop.time() > deadline:
-                raise MonitorError(
+                raise RetryableError(
                     f"{self._where}: not connected within {self._connect_timeout:g}s"
                 )
             await asyncio.sleep(0.05)

@@ -19,9 +19,10 @@ from monitor.domain.volatility import SymbolVolatility
 from monitor.exchanges.errors import parse_retry_after
 from monitor.exchanges.pacing import Pacer
 from monitor.exchanges.probe import ProbeReport
-from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
+from monitor.exchanges.resilience import BanBoard, call
 from monitor.exchanges.tiers import TierBook
 from monitor.ports import TierChange
+from monitor.retry import RetryPolicy
 
 
 class _RetryAfterAware:

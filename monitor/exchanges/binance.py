@@ -23,6 +23,7 @@ from typing import Any
 from monitor.domain.errors import (
     ExchangeAuthError,
     ExchangeDataError,
+    ExchangeError,
     ExchangeUnavailable,
     InvalidInput,
     MonitorError,
@@ -411,7 +412,7 @@ class BinanceClient(VenueClient):
             try:
                 body = await self.request("collateral rates", "sapiGetPortfolioCollateralRate")
                 self._collateral_rates = collateral_rates(body, f"{self.label}: collateralRate")
-            except (ExchangeUnavailable, ExchangeAuthError, ExchangeDataError):
+            except ExchangeError:
                 pass  # the rates we had, or the stated cautious bound
         return self._collateral_rates
 

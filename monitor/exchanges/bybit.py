@@ -27,6 +27,7 @@ from monitor.domain.model import (
     Side,
     Venue,
 )
+from monitor.domain.units import format_percent
 from monitor.exchanges.base import VenueClient, all_of
 from monitor.exchanges.bybit_account import BybitAccount, bybit_account
 from monitor.exchanges.bybit_collateral import (
@@ -479,7 +480,7 @@ class BybitClient(VenueClient):
             return ()
         reasons = sorted({self._fees_assumed[symbol] for symbol in assumed})
         return (
-            f"taker fee {DEFAULT_TAKER_FEE * 100:.3f} % (Bybit's non-VIP default) for "
+            f"taker fee {format_percent(DEFAULT_TAKER_FEE)} (Bybit's non-VIP default) for "
             f"{', '.join(assumed)}: {'; '.join(reasons)}",
         )
 

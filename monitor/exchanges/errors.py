@@ -1,6 +1,7 @@
 """Translation of ccxt and transport failures into the project's error tree.
 
-The rest of the project decides by `retryable` alone; only this module knows ccxt's hierarchy.
+The rest of the project decides by the class alone (`RetryableError` or `PermanentError`); only
+this module knows ccxt's hierarchy.
 """
 
 from __future__ import annotations

@@ -23,9 +23,10 @@ from monitor.exchanges.bybit import BybitClient
 from monitor.exchanges.klines import KLINE_DEADLINE_SECONDS, KlineBook
 from monitor.exchanges.pacing import Pacer, PacerChain, SharedSessions
 from monitor.exchanges.probe import VENUE_LIMITS
-from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
+from monitor.exchanges.resilience import FETCH_RETRY, BanBoard, call
 from monitor.exchanges.streams import VenueMarkStream
 from monitor.exchanges.urls import rewrite_api_urls, rewrite_ws_urls
+from monitor.retry import RetryPolicy
 
 # ccxt.pro's classes per venue: the public mark streams.
 _PRO_CLASSES: dict[Venue, Any] = {
@@ -126,7 +127,7 @@ class ExchangeHub:
         volatility: bool = False,
         share_session: bool = True,
     ) -> None:
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or FETCH_RETRY
         self.bans = BanBoard()
         self._timeout = timeout
         self._tier_refresh = tier_refresh

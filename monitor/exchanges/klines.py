@@ -25,14 +25,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from monitor.domain.errors import ExchangeDataError, InvalidInput, MonitorError
 from monitor.domain.model import Venue
 from monitor.domain.volatility import Horizon, SymbolVolatility, realised_sigma
 from monitor.exchanges.base import all_of
-from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
+from monitor.exchanges.resilience import FETCH_RETRY, BanBoard, call
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ KLINE_RETRY_SECONDS = 300.0
 # move it); older, it becomes unknown.
 KLINE_KEEP_SECONDS = 3 * KLINE_REFRESH_SECONDS
 # One attempt and no waiting out a ban: optional data must not eat the account's fetch deadline.
-KLINE_POLICY = RetryPolicy(attempts=1, max_wait=0.0)
+KLINE_POLICY = replace(FETCH_RETRY, attempts=1, max_wait=timedelta(0))
 # The longest a symbol's kline read may hold up an account's fetch (the fetch itself is abandoned
 # after its poll interval, at least 10 s): a venue that hangs on klines must not blind accounts.
 KLINE_DEADLINE_SECONDS = 5.0

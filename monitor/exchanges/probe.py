@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from monitor.domain.model import Venue
+from monitor.domain.units import format_percent
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ class BudgetLine:
         window = f"{self.limit.window.total_seconds():g}s"
         return (
             f"{self.where}: {self.accounts} account(s) use {self.used:.1f} {self.limit.unit} per "
-            f"{window} of {self.limit.limit:g} per IP ({self.share:.1%})"
+            f"{window} of {self.limit.limit:g} per IP ({format_percent(self.share, against=[0.5, 1.0])})"
         )
 
     def remedy(self) -> str:
@@ -131,7 +132,8 @@ class BudgetLine:
         factor = self.share
         fit = int(self.accounts / factor) if factor > 0 else self.accounts
         return (
-            f"{self.where} is over the venue's per-IP limit ({self.share:.0%} of it): lengthen "
+            f"{self.where} is over the venue's per-IP limit "
+            f"({format_percent(self.share, against=[1.0])} of it): lengthen "
             f"poll_interval at least {factor:.2f}-fold on its accounts, or put at most {fit} of "
             f"these {self.accounts} accounts on one address (base_url)"
         )

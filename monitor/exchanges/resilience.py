@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
-from monitor.domain.errors import ExchangeUnavailable, MonitorError, VenuePaused
+from monitor.domain.errors import ExchangeUnavailable, MonitorError, RetryableError, VenuePaused
 from monitor.exchanges.errors import (
     DEFAULT_BAN_SECONDS,
     is_account_limit,
@@ -22,24 +22,19 @@ from monitor.exchanges.errors import (
     retry_after_of,
     translate,
 )
+from monitor.retry import RetryPolicy
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard one fetch tries: `attempts` per request, exponential back-off from `base_delay`
-    capped at `max_delay`, and the longest venue-requested wait (`max_wait`) we sit out inside a
-    fetch rather than failing it with `retry_after` for the caller."""
-
-    attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 4.0
-    max_wait: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        """Back-off before retry number `attempt` (1 = first retry)."""
-        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+# One fetch tries each request 3 times, 0.5 s then 1 s apart (at most 4 s), and sits out a
+# venue-requested wait of up to 5 s rather than failing the fetch with `retry_after`.
+FETCH_RETRY = RetryPolicy(
+    initial=timedelta(seconds=0.5),
+    maximum=timedelta(seconds=4),
+    attempts=3,
+    max_wait=timedelta(seconds=5),
+)
 
 
 class BanBoard:
@@ -93,7 +88,7 @@ async def call(
     while True:
         address_ban = bans.remaining(ban_key)
         banned_for = max(address_ban, bans.remaining(account_key or ban_key))
-        if banned_for > policy.max_wait:
+        if banned_for > policy.max_wait.total_seconds():
             message = f"{where}: the exchange banned this address; next request allowed in {banned_for:.0f}s"
             if address_ban >= banned_for:
                 # The whole address waits: one venue-wide pause, not this account's trouble.
@@ -117,12 +112,12 @@ async def call(
             scope = account_key if account_key and is_account_limit(failure) else ban_key
             bans.ban(scope, wait if wait is not None else DEFAULT_BAN_SECONDS)
         error = translate(failure, where)
-        if not error.retryable or attempt >= policy.attempts:
-            if scope == ban_key and bans.remaining(ban_key) > policy.max_wait:
+        if not isinstance(error, RetryableError) or attempt >= policy.attempts:
+            if scope == ban_key and bans.remaining(ban_key) > policy.max_wait.total_seconds():
                 raise bans.paused(ban_key, str(error)) from failure
             raise error from failure
         if not is_throttled(failure):
-            await asyncio.sleep(policy.delay(attempt))
+            await asyncio.sleep(policy.delay(attempt).total_seconds())
 
 
 async def _resync(resync_clock: Callable[[], Awaitable[object]], where: str) -> None:
@@ -130,5 +125,5 @@ async def _resync(resync_clock: Callable[[], Awaitable[object]], where: str) -> 
         await resync_clock()
     except Exception as exc:
         error: MonitorError = translate(exc, f"{where}: clock resync")
-        if not error.retryable:
+        if not isinstance(error, RetryableError):
             raise error from exc

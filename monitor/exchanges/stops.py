@@ -24,9 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.domain.errors import (
-    ExchangeAuthError,
     ExchangeDataError,
-    ExchangeUnavailable,
+    ExchangeError,
     MonitorError,
 )
 from monitor.domain.model import AccountState, PoolModel, Side
@@ -309,7 +308,7 @@ def _index(row: Mapping[str, Any], where: str) -> int:
 # Failures that leave the stops unknown for this poll instead of failing the account: the
 # orders are optional data (an exhausted retry budget, a key without order permissions, a
 # venue that does not serve the endpoint, a body we cannot read).
-_OPTIONAL_FAILURES = (ExchangeUnavailable, ExchangeAuthError, ExchangeDataError)
+_OPTIONAL_FAILURES = ExchangeError
 
 
 class StopReader:

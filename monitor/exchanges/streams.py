@@ -13,19 +13,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.domain.errors import MonitorError
+from monitor.domain.errors import MonitorError, RetryableError
 from monitor.domain.model import Venue
 from monitor.exchanges.errors import translate
-from monitor.exchanges.resilience import RetryPolicy
 from monitor.ports import MarkListener, MarkUpdate
+from monitor.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 # Reconnect back-off: 1 s, 2 s, 4 s ... at most 30 s between attempts.
-RECONNECT = RetryPolicy(attempts=0, base_delay=1.0, max_delay=30.0)
+RECONNECT = RetryPolicy(initial=timedelta(seconds=1), maximum=timedelta(seconds=30))
 
 
 class VenueMarkStream:
@@ -96,7 +96,7 @@ class VenueMarkStream:
                     listener.health(self._key, False, str(error))
                 up = False
                 await self._drop()
-                await asyncio.sleep(self._reconnect.delay(failures))
+                await asyncio.sleep(self._reconnect.delay(failures).total_seconds())
                 continue
             if got and not up:
                 up = True
@@ -134,7 +134,7 @@ class VenueMarkStream:
                 await watch
             if changed in done:
                 return False
-            raise MonitorError(f"{self._where}: no message for {self._heartbeat:g}s")
+            raise RetryableError(f"{self._where}: no message for {self._heartbeat:g}s")
         watch.result()
         updates = self._fresh(wanted)
         if updates:

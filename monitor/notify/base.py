@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.domain.notification import Notification, NotificationKind, Severity
-from monitor.domain.units import format_percent, format_price
+from monitor.domain.units import format_amount, format_percent, format_price
 
 
 def _number(facts: dict[str, str | float | None], key: str) -> float | None:
@@ -20,13 +20,13 @@ def fact_lines(notification: Notification) -> list[str]:
     ratio = _number(facts, "margin_ratio")
     exchange_ratio = _number(facts, "exchange_margin_ratio")
     if ratio is not None:
-        line = f"Margin ratio (equity / maintenance margin): {format_percent(ratio)}, liquidation at 100 %"
+        line = f"Margin ratio (equity / maintenance margin): {format_percent(ratio, against=[1.0])}, liquidation at 100 %"
         if exchange_ratio is not None:
-            line += f"; the exchange shows {format_percent(exchange_ratio)} (100 % = liquidation)"
+            line += f"; the exchange shows {format_percent(exchange_ratio, against=[1.0])} (100 % = liquidation)"
         lines.append(line)
     elif exchange_ratio is not None:
         lines.append(
-            f"Exchange margin ratio: {format_percent(exchange_ratio)} (100 % = liquidation)"
+            f"Exchange margin ratio: {format_percent(exchange_ratio, against=[1.0])} (100 % = liquidation)"
         )
     price = _number(facts, "nearest_liquidation_price")
     if price is not None:
@@ -45,7 +45,7 @@ def fact_lines(notification: Notification) -> list[str]:
     equity = _number(facts, "equity")
     if equity is not None:
         asset = facts.get("asset")
-        lines.append(f"Equity: {format_price(equity)}{f' {asset}' if asset else ''}")
+        lines.append(f"Equity: {format_amount(equity)}{f' {asset}' if asset else ''}")
     return lines
 
 
@@ -72,11 +72,11 @@ def short_figures(notification: Notification) -> list[str]:
         figures.append(f"liq {symbol} {format_price(price)}{away}")
     move = _number(facts, "account_liquidation_move")
     if move is not None:
-        figures.append(f"account move {'-' if move < 0 else '+'}{format_percent(abs(move))}")
+        figures.append(f"account move {format_percent(move, signed=True)}")
     equity = _number(facts, "equity")
     if equity is not None:
         asset = facts.get("asset")
-        figures.append(f"equity {format_price(equity)}{f' {asset}' if asset else ''}")
+        figures.append(f"equity {format_amount(equity)}{f' {asset}' if asset else ''}")
     return figures
 
 

@@ -28,7 +28,7 @@ A simulator in another process (`portfolio-monitor simulate`) is driven the same
 `POST/DELETE /_sim/faults`, `PUT /_sim/prices/{feed}`, `POST /_sim/advance`, `GET /_sim/state`
 (see `monitor.simulator.control`).
 
-Time: prices, liquidations, fault windows and rate-limit windows follow `sim.clock` (a `WallClock`
+Time: prices, liquidations, fault windows and rate-limit windows follow `sim.clock` (a `SystemClock`
 by default, a `ScaledClock` running N times faster, or a `ManualClock` that only moves when told).
 Timestamp checks and the `/time` endpoints use this machine's clock plus `server_time_offset`,
 because clients sign with real time.
@@ -136,7 +136,8 @@ each other); orders rest and are served but never triggered or filled; no fills 
 
 from __future__ import annotations
 
-from monitor.simulator.clock import ManualClock, ScaledClock, SimClock, WallClock
+from monitor.ports import SystemClock
+from monitor.simulator.clock import ManualClock, ScaledClock, SimClock
 from monitor.simulator.faults import ActiveFault
 from monitor.simulator.market import Liquidation
 from monitor.simulator.scenario import Scenario, builtin_scenario_path, load_scenario
@@ -152,7 +153,7 @@ __all__ = [
     "Scenario",
     "SimClock",
     "SimulatorServer",
-    "WallClock",
+    "SystemClock",
     "builtin_scenario_path",
     "load_scenario",
 ]

@@ -1,17 +1,12 @@
-"""Simulated time: a manual clock tests advance by hand, and a wall clock for the demo and the CLI."""
+"""Simulated time: a manual clock tests advance by hand, and a scaled one for compressed demos;
+real time is the daemon's own `SystemClock`."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
 
-
-class WallClock:
-    """Real UTC time; the market moves as seconds pass."""
-
-    def now(self) -> datetime:
-        """The current UTC time."""
-        return datetime.now(UTC)
+from monitor.ports import SystemClock
 
 
 class ScaledClock:
@@ -56,4 +51,4 @@ class ManualClock:
         self._now = when
 
 
-SimClock = WallClock | ScaledClock | ManualClock
+SimClock = SystemClock | ScaledClock | ManualClock

@@ -21,8 +21,9 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from monitor.domain.model import Venue
+from monitor.ports import SystemClock
 from monitor.simulator import binance, binance_pool, bybit, bybit_pool
-from monitor.simulator.clock import ManualClock, SimClock, WallClock
+from monitor.simulator.clock import ManualClock, SimClock
 from monitor.simulator.control import add_control_routes
 from monitor.simulator.faults import ActiveFault, FaultBook
 from monitor.simulator.limits import BinanceWeights, BybitCounters
@@ -84,7 +85,7 @@ class SimulatorServer:
         request_log_size: int = 10_000,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        self.clock: SimClock = clock if clock is not None else WallClock()
+        self.clock: SimClock = clock if clock is not None else SystemClock()
         self.market = Market(self.scenario, self.clock)
         self.faults = FaultBook()
         for spec in self.scenario.faults:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from monitor.domain.errors import StorageError
+from monitor.errors import StorageError, StorageRefused, StorageUnavailable
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 BUSY_TIMEOUT_MS = 5000
@@ -30,12 +30,12 @@ def async_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StorageError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+        raise StorageRefused(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
     backend = parsed.get_backend_name()
     if backend == "postgres":
         backend = "postgresql"
     if backend not in _ASYNC_DRIVERS:
-        raise StorageError(
+        raise StorageRefused(
             f"database URL: unsupported database {backend!r} (use sqlite:///PATH or postgresql://...)"
         )
     return parsed.set(drivername=_ASYNC_DRIVERS[backend])
@@ -124,25 +124,25 @@ def describe(exc: SQLAlchemyError) -> str:
 
 @contextlib.contextmanager
 def storage_errors(action: str) -> Iterator[None]:
-    """Re-raise SQLAlchemy and driver errors as `StorageError("<action>: <reason>")`."""
+    """Re-raise SQLAlchemy and driver errors as `StorageUnavailable("<action>: <reason>")`."""
     try:
         yield
     except StorageError:
         raise
     except SQLAlchemyError as exc:
-        raise StorageError(f"{action}: {describe(exc)}") from exc
+        raise StorageUnavailable(f"{action}: {describe(exc)}") from exc
     except sqlite3.Error as exc:
-        raise StorageError(f"{action}: {exc}") from exc
+        raise StorageUnavailable(f"{action}: {exc}") from exc
     except OSError as exc:
-        raise StorageError(f"{action}: {exc}") from exc
+        raise StorageUnavailable(f"{action}: {exc}") from exc
 
 
 def backup_sqlite(source: Path, destination: Path) -> None:
     """A consistent copy of a (possibly live) SQLite database, compacted, via `VACUUM INTO`."""
     if destination.exists():
-        raise StorageError(f"backup: {destination} already exists; choose a new file name")
+        raise StorageRefused(f"backup: {destination} already exists; choose a new file name")
     if not source.is_file():
-        raise StorageError(f"backup: no database file at {source}")
+        raise StorageRefused(f"backup: no database file at {source}")
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         # The stdlib driver directly: VACUUM cannot run inside the transaction SQLAlchemy opens.
@@ -151,7 +151,7 @@ def backup_sqlite(source: Path, destination: Path) -> None:
     except sqlite3.Error as exc:
         # A part-written copy (disk full) must not pass for a backup, nor block the next try.
         destination.unlink(missing_ok=True)
-        raise StorageError(f"backup of {source} to {destination}: {exc}") from exc
+        raise StorageUnavailable(f"backup of {source} to {destination}: {exc}") from exc
 
 
 def sqlite_maintenance(conn: Connection) -> None:
@@ -172,7 +172,7 @@ def sqlite_maintenance(conn: Connection) -> None:
         finally:
             raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     except sqlite3.Error as exc:
-        raise StorageError(f"database maintenance: {exc}") from exc
+        raise StorageUnavailable(f"database maintenance: {exc}") from exc
 
 
 # Below this much free space next to an SQLite file, a poll cycle's write cannot be counted on.

@@ -34,7 +34,7 @@ from sqlalchemy import ColumnElement, String, and_, delete, func, literal, selec
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.domain.errors import DatabaseInUse
+from monitor.errors import DatabaseInUse
 from monitor.storage.engine import storage_errors
 from monitor.storage.models import Account, AccountLease, MonitorDaemon, Outbox
 

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from monitor.domain.errors import DatabaseInUse, StorageError
+from monitor.errors import DatabaseInUse, StorageRefused, StorageUnavailable
 
 
 def lock_path(database: Path) -> Path:
@@ -38,7 +38,7 @@ def writer_lock(database: Path) -> Iterator[Path]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise StorageError(f"cannot open the database lock file {path}: {exc}") from exc
+        raise StorageRefused(f"cannot open the database lock file {path}: {exc}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -51,7 +51,7 @@ def writer_lock(database: Path) -> Iterator[Path]:
                 holder=holder,
             ) from None
         except OSError as exc:
-            raise StorageError(f"cannot lock {path}: {exc}") from exc
+            raise StorageUnavailable(f"cannot lock {path}: {exc}") from exc
         # Written only once the lock is ours: the holder's identity is never half-written for a
         # second daemon to read (it reads under our lock, after we wrote).
         os.ftruncate(fd, 0)

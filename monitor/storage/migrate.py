@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from monitor.domain.errors import ConfigError, StorageError
+from monitor.errors import ConfigError, StorageRefused
 from monitor.storage.engine import backup_sqlite, create_engine, sqlite_path, storage_errors
 from monitor.storage.repository import SqlStore
 from monitor.storage.retention import RetentionPolicy
@@ -31,7 +31,7 @@ def migrations_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "migrations"
     if (checkout / "env.py").is_file():
         return checkout
-    raise StorageError("database migrations are missing from this installation")
+    raise StorageRefused("database migrations are missing from this installation")
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -36,10 +36,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.domain.errors import InvalidInput, LeaseLost, StorageError
+from monitor.domain.errors import InvalidInput
 from monitor.domain.model import MarginMode, Position, Side, Snapshot, Tier
 from monitor.domain.notification import Notification
 from monitor.domain.stops import position_stops
+from monitor.errors import LeaseLost, StorageRefused, StorageUnavailable
 from monitor.ports import AlertEventRecord, HeldDelivery, OutboxEntry, SinkHealth
 from monitor.storage import retention
 from monitor.storage.engine import (
@@ -209,7 +210,7 @@ class SqlStore:
             return result
 
         if self._closed:
-            raise StorageError(f"{action}: the store is closed")
+            raise StorageRefused(f"{action}: the store is closed")
         async with self._write_lock:
             with storage_errors(action):
                 if self._writer is not None and self._writer_thread is not None:
@@ -803,9 +804,9 @@ class Cycle:
     async def add_snapshot(self, snapshot: Snapshot) -> None:
         """Store the account snapshot with all its positions (and a changed tier table)."""
         if snapshot.taken_at.tzinfo is None:
-            raise StorageError(f"snapshot of {snapshot.account!r}: taken_at has no timezone")
+            raise StorageRefused(f"snapshot of {snapshot.account!r}: taken_at has no timezone")
         if len(snapshot.state.positions) != len(snapshot.risk.positions):
-            raise StorageError(
+            raise StorageRefused(
                 f"snapshot of {snapshot.account!r}: {len(snapshot.state.positions)} positions "
                 f"but {len(snapshot.risk.positions)} computed results"
             )
@@ -878,7 +879,7 @@ class Cycle:
             return known
         found = conn.scalar(select(Account.id).where(Account.name == name))
         if found is None:
-            raise StorageError(
+            raise StorageRefused(
                 f"account {name!r} has no stored snapshot or registration yet; "
                 "add its snapshot first or register the account"
             )
@@ -1215,7 +1216,7 @@ class _Compiled:
             first = cursor.fetchone()
             return None if first is None else first[0]
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise StorageError(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
+            raise StorageUnavailable(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
         finally:
             cursor.close()
 
@@ -1225,7 +1226,7 @@ class _Compiled:
         try:
             cursor.executemany(self.sql, rows)
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise StorageError(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
+            raise StorageUnavailable(f"{self.sql.split('(')[0].strip()}: {exc}") from exc
         finally:
             cursor.close()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from monitor.domain.errors import StorageError
 from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.errors import StorageRefused
 
 
 def notification_to_payload(notification: Notification) -> dict[str, Any]:
@@ -40,4 +40,4 @@ def notification_from_payload(payload: Any) -> Notification:
             facts=dict(payload.get("facts") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise StorageError(f"outbox payload is not a notification: {exc}") from exc
+        raise StorageRefused(f"outbox payload is not a notification: {exc}") from exc

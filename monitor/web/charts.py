@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from html import escape
 
+from monitor.domain.units import format_amount, format_percent
+
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 70, 10, 26, 30
 _LEVEL_COLOURS = {"warning": "#d08a00", "critical": "#c0392b", "emergency": "#7d0000"}
@@ -41,7 +43,7 @@ def line_chart(
         return TOP + (high - value) / (high - low) * (HEIGHT - TOP - BOTTOM)
 
     def text(value: float) -> str:
-        return f"{value * 100:,.0f} %" if percent else f"{value:,.2f}"
+        return format_percent(value) if percent else format_amount(value)
 
     segments: list[list[str]] = []
     previous: datetime | None = None

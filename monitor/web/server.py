@@ -20,11 +20,18 @@ from urllib.parse import quote
 from aiohttp import web
 
 from monitor.config import Settings
-from monitor.domain.errors import InvalidInput, MonitorError
+from monitor.domain.errors import InvalidInput, MonitorError, PermanentError
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState
 from monitor.domain.scenarios import apply_shocks, parse_shock
-from monitor.domain.units import format_duration, parse_duration
+from monitor.domain.units import (
+    format_amount,
+    format_duration,
+    format_percent,
+    format_price,
+    format_quantity,
+    parse_duration,
+)
 from monitor.storage import queries
 from monitor.storage.repository import SqlStore
 from monitor.web.auth import Session, Sessions, password_matches
@@ -89,7 +96,7 @@ class WebServer:
             await site.start()
         except OSError as exc:
             await self.stop()
-            raise MonitorError(f"web.listen {host}:{port}: {exc.strerror or exc}") from None
+            raise PermanentError(f"web.listen {host}:{port}: {exc.strerror or exc}") from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
@@ -611,7 +618,7 @@ def _positions_table(latest: queries.StoredSnapshot) -> str:
             stop += f" at {_price(p.stop_price)}"
         rows.append(
             f"<tr><td>{escape(p.symbol)}</td><td>{escape(p.side)} {escape(p.margin_mode)}</td>"
-            f"<td>{p.quantity:g}</td><td>{_price(p.mark_price)}</td>"
+            f"<td>{format_quantity(p.quantity)}</td><td>{_price(p.mark_price)}</td>"
             f"<td>{_price(p.liquidation_price)}</td>"
             f"<td>{_price(p.exchange_liquidation_price)}</td>"
             f'<td><span class="bar"><span style="width:{fill * 100:.0f}%;background:{colour}">'
@@ -624,17 +631,15 @@ def _positions_table(latest: queries.StoredSnapshot) -> str:
 
 
 def _pct(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value * 100:+.1f} %" if signed else f"{value * 100:,.1f} %"
+    return "-" if value is None else format_percent(value, signed=signed)
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
+    return "-" if value is None else format_amount(value)
 
 
 def _price(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.6g}"
+    return "-" if value is None else format_price(value)
 
 
 def _stamp(moment: datetime) -> str:

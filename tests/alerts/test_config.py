@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from monitor.config import Settings, load_settings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.domain.alerts import Rule, RuleKey
-from monitor.domain.errors import ConfigError
 from monitor.domain.notification import Severity
+from monitor.errors import ConfigError
 
 ACCOUNT = """
 [accounts.{name}]

@@ -121,6 +121,13 @@ class TestHysteresis:
             in (eased.text)
         )
 
+    def test_a_ratio_just_below_its_level_never_reads_as_the_level(self) -> None:
+        # 119.96 % with one decimal is "120.0 %": beside "fell below emergency 120 %" that reads
+        # as a contradiction, so the figure keeps the decimals that put it below the level.
+        results = ratios(rules(margin_rule()), [(0, 1.1996)])
+        text = results[0].notifications[0].text
+        assert "margin ratio 119.96 % (exchange: 83.4 %), fell below emergency 120 %" in text
+
 
 class TestRepeat:
     def test_a_firing_alert_is_sent_again_every_repeat_interval(self) -> None:

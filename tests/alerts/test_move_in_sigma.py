@@ -14,11 +14,11 @@ from monitor.config import load_settings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.domain.alerts import Rule, RuleKey
 from monitor.domain.codec import state_from_json
-from monitor.domain.errors import ConfigError
 from monitor.domain.margin import assess
 from monitor.domain.model import MarginMode, Snapshot
 from monitor.domain.notification import Severity
 from monitor.domain.volatility import Horizon, SymbolVolatility
+from monitor.errors import ConfigError
 from tests.alerts.builders import at, observe, rules, run, sent
 from tests.domain.vectors import snapshot_of, two_longs_in_sigmas
 

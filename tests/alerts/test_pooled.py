@@ -30,7 +30,7 @@ def test_portfolio_margin_is_judged_against_liquidation_at_105_percent() -> None
     [notification] = result.notifications
     assert notification.severity is Severity.EMERGENCY
     assert "liquidation at 105 %" in notification.text
-    assert "Includes venue figures we cannot model: margin loans (venue figure) 12.5 USD" in (
+    assert "Includes venue figures we cannot model: margin loans (venue figure) 12.50 USD" in (
         notification.text
     )
 

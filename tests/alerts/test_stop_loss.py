@@ -12,9 +12,9 @@ import pytest
 from monitor.config.alerts import AccountAlerts, AlertsSettings, account_rules
 from monitor.domain.alerts import Rule, RuleKey
 from monitor.domain.codec import state_from_json
-from monitor.domain.errors import ConfigError
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
+from monitor.errors import ConfigError
 from tests.alerts.builders import at, observe, rules, run, sent
 from tests.domain.vectors import VECTOR_DIR, load
 
@@ -113,7 +113,7 @@ def test_a_stop_beyond_the_dynamic_liquidation_price_is_critical_at_once() -> No
     assert sent(results) == [("stop_loss", "firing", "critical")]
     text = results[1].notifications[0].text
     assert "BTCUSDT long: stop 27,000" in text
-    assert "beyond its liquidation price 28,962.505" in text
+    assert "beyond its liquidation price 28,962.51" in text
 
 
 def test_a_loss_at_the_stop_above_max_loss_warns() -> None:
@@ -146,5 +146,5 @@ def test_liquidation_alerts_name_the_positions_without_an_effective_stop() -> No
     (notification,) = results[0].notifications
     assert (
         "Stops: no stop-loss on BTCUSDT long; ETHUSDT long's stop 1,150 lies beyond its "
-        "liquidation price 1,153.2565."
+        "liquidation price 1,153.26."
     ) in notification.text

@@ -19,6 +19,7 @@ from monitor.domain.codec import state_from_json
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.domain.units import format_amount, format_percent, format_price
 from monitor.service import CycleReport
 from tests.cli.conftest import ACCOUNT
 
@@ -102,10 +103,10 @@ def test_demo_live_view_fits_80_columns() -> None:
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(view.render("portfolio-monitor demo: 12/75 s", width=80))
     screen = console.export_text()
-    marks = [f"{p.mark_price:,.6g}" for p in state.positions]
+    marks = [format_price(p.mark_price) for p in state.positions]
     assert risk.margin_ratio is not None
-    ratio = f"{risk.margin_ratio * 100:.1f} %"  # with its unit, on one line
-    assert_fits(screen, [*marks, f"{risk.equity:,.2f}", ratio])
+    ratio = format_percent(risk.margin_ratio)  # with its unit, on one line
+    assert_fits(screen, [*marks, format_amount(risk.equity), ratio])
     assert "Positions: demo-bybit-unified-usdc" in screen
     assert "liquidation_distance" in screen
     assert "Alerts (latest first)" in screen

@@ -16,6 +16,7 @@ from monitor.cli.app import app
 from monitor.domain.codec import risk_to_json, state_from_json
 from monitor.domain.margin import assess
 from monitor.domain.scenarios import Shock, add_margin, apply_shocks
+from monitor.domain.units import format_percent, format_price
 from tests.domain.vectors import VECTOR_DIR, load
 
 EXAMPLE = (
@@ -94,10 +95,12 @@ def test_table_shows_positions_and_the_pool() -> None:
     assert result.exit_code == 0
     for symbol in ("BTCUSDT", "ETHUSDT"):
         assert symbol in result.stdout
-    for price in vector["expected"]["liquidation_price"]:
-        assert f"{float(price):,.2f}" in result.stdout
+    computed = json.loads(invoke(["--format", "json", str(EXAMPLE)]).stdout)["positions"]
+    for price, position in zip(vector["expected"]["liquidation_price"], computed, strict=True):
+        assert round(position["liquidation_price"], 2) == float(price)
+        assert format_price(position["liquidation_price"]) in result.stdout
     move = vector["expected"]["derived"]["account_liquidation_move"]
-    assert f"{move:+.2%}" in result.stdout
+    assert format_percent(move, signed=True) in result.stdout
     assert "margin ratio" in result.stdout
     assert "exchange ratio" in result.stdout
 
@@ -329,7 +332,7 @@ def test_pooled_table_shows_the_model_the_coins_and_the_pool_in_usd() -> None:
     for coin, value in zip(state.collateral, risk.collateral_values, strict=True):
         assert coin.asset in out
         assert f"{value:,.2f}" in out
-    assert "98.00% (6 tiers)" in out
+    assert "98 % (6 tiers)" in out
     assert "cross pool in USD (liquidation at margin ratio 100 %)" in out
     assert f"{risk.equity:,.2f}" in out
 

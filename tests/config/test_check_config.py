@@ -64,7 +64,7 @@ def test_heavy_polling_is_flagged(tmp_path: Path) -> None:
     path.write_text(accounts)
     code, out, _ = run("check-config", "--config", str(path))
     assert code == 0
-    assert "binance-fapi: 3 account(s) use 2160.0 weight per 60s of 2400 per IP (90.0%)" in out
+    assert "binance-fapi: 3 account(s) use 2160.0 weight per 60s of 2400 per IP (90 %)" in out
     assert "warning: over half of the venue's per-IP limit" in out
 
 
@@ -107,6 +107,14 @@ def test_webhook_header_values_are_masked(tmp_path: Path) -> None:
     assert "header-token-987" not in out + err
     shown = json.loads(out.partition("\nrequest budget: ")[0])
     assert shown["notify"]["webhooks"]["ops"]["headers"] == {"Authorization": "**********"}
+    # Only the keys of its kind: no Telegram or Pushover keys on a JSON hook.
+    assert list(shown["notify"]["webhooks"]["ops"]) == [
+        "kind",
+        "url",
+        "secret",
+        "headers",
+        "timeout",
+    ]
 
 
 def _binance_accounts(
@@ -127,14 +135,14 @@ def test_polls_over_the_per_ip_limit_exit_1_saying_what_to_change(tmp_path: Path
     path.write_text(_binance_accounts(100, "2s"))
     code, out, err = run("check-config", "--config", str(path))
     assert code == 1
-    assert "binance-fapi: 100 account(s) use 36000.0 weight per 60s of 2400 per IP (1500.0%)" in out
-    assert "error: binance-fapi is over the venue's per-IP limit (1500% of it)" in err
+    assert "binance-fapi: 100 account(s) use 36000.0 weight per 60s of 2400 per IP (1,500 %)" in out
+    assert "error: binance-fapi is over the venue's per-IP limit (1,500 % of it)" in err
     assert "lengthen poll_interval at least 15.00-fold" in err
     assert "at most 6 of these 100 accounts on one address" in err
     # While marks stream, REST only reconciles once a minute; the exit still goes by the fallback.
     assert (
         "request budget while marks stream (REST every 1m): binance-fapi: 100 account(s) use "
-        "1200.0 weight per 60s of 2400 per IP (50.0%)"
+        "1200.0 weight per 60s of 2400 per IP (50 %)"
     ) in out
 
 
@@ -146,7 +154,7 @@ def test_the_limit_is_per_address_and_100_percent_is_allowed(tmp_path: Path) -> 
     )
     code, out, err = run("check-config", "--config", str(path))
     assert code == 0, err
-    assert "binance-fapi: 10 account(s) use 2400.0 weight per 60s of 2400 per IP (100.0%)" in out
+    assert "binance-fapi: 10 account(s) use 2400.0 weight per 60s of 2400 per IP (100 %)" in out
     assert "binance-fapi at http://10.0.0.7:8900: 10 account(s) use 2400.0 weight per 60s" in out
     assert "error" not in err
     path.write_text(
@@ -171,8 +179,8 @@ def test_bybit_over_its_per_ip_limit_exits_1(tmp_path: Path) -> None:
     )
     code, out, err = run("check-config", "--config", str(path))
     assert code == 1
-    assert "bybit: 200 account(s) use 6000.0 requests per 5s of 600 per IP (1000.0%)" in out
-    assert "error: bybit is over the venue's per-IP limit (1000% of it)" in err
+    assert "bybit: 200 account(s) use 6000.0 requests per 5s of 600 per IP (1,000 %)" in out
+    assert "error: bybit is over the venue's per-IP limit (1,000 % of it)" in err
     assert "at most 20 of these 200 accounts" in err
 
 

@@ -4,12 +4,14 @@ SQLite store and an exchange hub that gives up fast."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import RetryPolicy
+from monitor.exchanges.resilience import FETCH_RETRY
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
@@ -40,5 +42,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 @pytest.fixture
 async def hub() -> AsyncIterator[ExchangeHub]:
     """One attempt per call, a short back-off: an outage shows within the test's few seconds."""
-    async with ExchangeHub(retry=RetryPolicy(attempts=1, base_delay=0.05), timeout=3) as opened:
+    async with ExchangeHub(
+        retry=replace(FETCH_RETRY, attempts=1, initial=timedelta(seconds=0.05)), timeout=3
+    ) as opened:
         yield opened

@@ -9,10 +9,10 @@ import asyncio
 from datetime import timedelta
 
 from monitor.config import AccountSettings
-from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.live import LIVE, LiveMarks
+from monitor.ports import SystemClock
 from monitor.service import PollService
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore

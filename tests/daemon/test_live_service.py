@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.live import LIVE, LiveMarks
+from monitor.ports import SystemClock
 from monitor.service import CycleReport, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore

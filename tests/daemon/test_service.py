@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
-from monitor.service import PollService, WatchedAccount
+from monitor.ports import SystemClock
+from monitor.service import ErrorKind, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import Recorder, half_written_snapshots, snapshot_counts
@@ -52,7 +52,7 @@ async def test_a_failing_account_does_not_stall_the_other_and_goes_stale(
     stale = []
     for _ in range(5):
         main, spare = await asyncio.gather(service.poll("main"), service.poll("spare"))
-        assert main.error_kind == "unavailable"
+        assert main.error_kind is ErrorKind.UNAVAILABLE
         assert main.snapshot is None
         assert spare.error_kind is None
         assert spare.snapshot is not None
@@ -79,7 +79,7 @@ async def test_a_rejected_key_raises_the_api_key_alert(
     await _watch(service, store, hub, sim, "main")
     sim.inject_fault("auth", account="main")
     report = await service.poll("main")
-    assert report.error_kind == "auth"
+    assert report.error_kind is ErrorKind.AUTH
     assert [(n.rule, n.kind.value) for n in report.notifications] == [("auth", "firing")]
 
 
@@ -112,7 +112,7 @@ async def test_unreadable_alert_state_keeps_storing_snapshots_and_says_so_once(
         await cycle.save_alert_states("main", {"margin_ratio": {"version": 99}})
     await _watch(service, store, hub, sim, "main")
     reports = [await service.poll("main") for _ in range(3)]
-    assert [r.error_kind for r in reports] == ["alerts"] * 3
+    assert [r.error_kind for r in reports] == [ErrorKind.ALERTS] * 3
     assert all(r.snapshot is not None for r in reports)
     assert snapshot_counts(tmp_path) == {"main": 3}
     told = [n for r in reports for n in r.notifications]

@@ -8,15 +8,17 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.daemon import SystemClock
-from monitor.domain.errors import StorageError
 from monitor.domain.notification import Notification
+from monitor.errors import StorageUnavailable
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import RetryPolicy
+from monitor.exchanges.resilience import FETCH_RETRY
 from monitor.outage import StorageOutage
+from monitor.ports import SystemClock
 from monitor.service import PollService
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
@@ -40,7 +42,7 @@ class RefusingStore:
         async with self._inner.cycle() as writer:
             yield writer
             if self.broken:
-                raise StorageError("storing the poll cycle: database or disk is full")
+                raise StorageUnavailable("storing the poll cycle: database or disk is full")
 
 
 async def test_held_snapshots_are_bounded_counted_and_written_in_order_when_storage_returns(
@@ -60,7 +62,9 @@ async def test_held_snapshots_are_bounded_counted_and_written_in_order_when_stor
         outage=outage,
         max_held=3,
     )
-    async with ExchangeHub(retry=RetryPolicy(attempts=1, base_delay=0.05), timeout=3) as hub:
+    async with ExchangeHub(
+        retry=replace(FETCH_RETRY, attempts=1, initial=timedelta(seconds=0.05)), timeout=3
+    ) as hub:
         try:
             await _watch(service, store, hub, sim, "main")
             await service.poll("main")

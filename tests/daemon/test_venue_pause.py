@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.daemon import SystemClock
 from monitor.domain.model import Venue
 from monitor.domain.notification import Notification
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import RetryPolicy
+from monitor.exchanges.resilience import FETCH_RETRY
+from monitor.ports import SystemClock
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
@@ -46,7 +47,12 @@ async def sim() -> AsyncIterator[SimulatorServer]:
 @pytest.fixture
 async def hub() -> AsyncIterator[ExchangeHub]:
     # A fetch sits out bans of up to half a second; longer ones are a pause the cycle reports.
-    policy = RetryPolicy(attempts=1, base_delay=0.05, max_wait=0.5)
+    policy = replace(
+        FETCH_RETRY,
+        attempts=1,
+        initial=timedelta(seconds=0.05),
+        max_wait=timedelta(seconds=0.5),
+    )
     async with ExchangeHub(retry=policy, timeout=3) as opened:
         yield opened
 

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import pytest
 
-from monitor.exchanges import ExchangeHub, RetryPolicy, VenueClient
+from monitor.exchanges import ExchangeHub, VenueClient
+from monitor.retry import RetryPolicy
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.scenario import SCENARIO
 from tests.support.simulator import account_settings, running_simulator
 
 # Short waits so fault tests finish quickly; the logic is the same as production's.
-TEST_RETRY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1, max_wait=1.0)
+TEST_RETRY = RetryPolicy(
+    initial=timedelta(seconds=0.05),
+    maximum=timedelta(seconds=0.1),
+    attempts=3,
+    max_wait=timedelta(seconds=1),
+)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -14,7 +15,7 @@ from monitor.config import AccountSettings
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.exchanges.account_events import redact
-from monitor.exchanges.resilience import RetryPolicy
+from monitor.retry import RetryPolicy
 from monitor.simulator import SimulatorServer
 from tests.support.simulator import account_settings
 from tests.support.waiting import wait_until
@@ -83,7 +84,7 @@ async def test_a_dropped_stream_is_down_then_reconnects_with_a_fresh_listen_key(
     simulator: SimulatorServer, hub: ExchangeHub
 ) -> None:
     stream = hub.account_stream("main", _settings(simulator, Venue.BINANCE_USDM))
-    stream._reconnect = RetryPolicy(attempts=0, base_delay=0.1, max_delay=0.2)
+    stream._reconnect = RetryPolicy(initial=timedelta(seconds=0.1), maximum=timedelta(seconds=0.2))
     seen = Seen()
     task = asyncio.create_task(stream.run(seen))
     try:

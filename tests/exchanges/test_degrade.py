@@ -13,12 +13,12 @@ import pytest
 
 from monitor.config.accounts import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.daemon import SystemClock
 from monitor.domain.codec import state_from_json
 from monitor.domain.margin import assess
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.exchanges.bybit import DEFAULT_TAKER_FEE
+from monitor.ports import SystemClock
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database

@@ -8,7 +8,12 @@ import time
 
 import pytest
 
-from monitor.domain.errors import ExchangeAuthError, ExchangeUnavailable
+from monitor.domain.errors import (
+    ExchangeAuthError,
+    ExchangeUnavailable,
+    PermanentError,
+    RetryableError,
+)
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import ClientFactory
 
@@ -66,7 +71,7 @@ async def test_persistent_failure_gives_a_clear_retryable_error(
     sim.inject_fault(kind, account="bn-oneway", path="/fapi/v3/positionRisk", **extra)
     with pytest.raises(ExchangeUnavailable) as caught:
         await client_for("bn-oneway").fetch_account()
-    assert caught.value.retryable
+    assert isinstance(caught.value, RetryableError)
     assert "binance-usdm bn-oneway: positions" in str(caught.value)
     assert message in str(caught.value)
     await settle(kind)
@@ -145,7 +150,7 @@ async def test_auth_error_is_permanent_and_not_retried(
     before = len(sim.request_log)
     with pytest.raises(ExchangeAuthError) as caught:
         await client_for(account).fetch_account()
-    assert not caught.value.retryable
+    assert isinstance(caught.value, PermanentError)
     assert "rejected the API key" in str(caught.value)
     assert code in str(caught.value)
     keys = sim.accounts[account]

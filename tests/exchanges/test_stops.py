@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from monitor.config.alerts import AlertsSettings, account_rules
-from monitor.daemon import SystemClock
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, Side, Venue
 from monitor.domain.stops import OrderKind, OrderSide
 from monitor.exchanges import ExchangeHub, VenueClient
 from monitor.exchanges.stops import OrderNotes, binance_orders, bybit_orders
+from monitor.ports import SystemClock
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage import queries

@@ -16,11 +16,17 @@ from monitor.domain.model import Tier, Venue
 from monitor.exchanges import ExchangeHub
 from monitor.exchanges.errors import translate
 from monitor.exchanges.probe import request_budget
-from monitor.exchanges.resilience import BanBoard, RetryPolicy, call
+from monitor.exchanges.resilience import BanBoard, call
 from monitor.exchanges.tiers import TierBook, tiers_from_rows
 from monitor.exchanges.urls import rewrite_api_urls
+from monitor.retry import RetryPolicy
 
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, max_wait=0.5)
+FAST = RetryPolicy(
+    initial=timedelta(seconds=0.01),
+    maximum=timedelta(seconds=0.02),
+    attempts=3,
+    max_wait=timedelta(seconds=0.5),
+)
 
 
 def test_rewrite_keeps_paths_and_nested_dicts() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, get_args
 
-from monitor.config.notify import WebhookSettings
+from pydantic import BaseModel
+
 from monitor.domain.model import (
     AccountRisk,
     AccountState,
@@ -18,6 +19,8 @@ from monitor.domain.model import (
     Venue,
 )
 from monitor.domain.notification import Notification, NotificationKind, Severity
+
+Settings = TypeVar("Settings", bound=BaseModel)
 
 
 def notification(
@@ -55,9 +58,10 @@ def notification(
     )
 
 
-def webhook(kind: str, **keys: Any) -> WebhookSettings:
-    """Validated settings for one webhook of `kind`."""
-    return WebhookSettings.model_validate({"kind": kind, **keys})
+def webhook(model: type[Settings], **keys: Any) -> Settings:
+    """Validated settings of one webhook sink, `kind` filled in from its model."""
+    kind = get_args(model.model_fields["kind"].annotation)[0]
+    return model.model_validate({"kind": kind, **keys})
 
 
 def snapshot(account: str = "main", *, margin_ratio: float | None = 2.5) -> Snapshot:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
+from monitor.errors import DeliveryError, SinkRefused, SinkUnavailable
 
 
 class ManualClock:
@@ -44,11 +44,11 @@ class ScriptedSink:
 
 
 def retryable(message: str = "HTTP 503", retry_after: float | None = None) -> DeliveryError:
-    return DeliveryError(message, retry_after=retry_after)
+    return SinkUnavailable(message, retry_after=retry_after)
 
 
 def permanent(message: str = "HTTP 404: the webhook does not exist any more") -> DeliveryError:
-    return DeliveryError(message, permanent=True)
+    return SinkRefused(message)
 
 
 @dataclass(frozen=True)

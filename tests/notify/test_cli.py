@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app, notify_cmd
-from monitor.config.notify import MqttSettings
-from monitor.notify.http import host_of
-from monitor.notify.mqtt import MqttPublisher
+from monitor.notify.http.transport import host_of
+from monitor.notify.mqtt.settings import MqttSettings
+from monitor.notify.mqtt.transport import MqttPublisher
 from tests.notify.mqtt_client import collect, relayed
 from tests.support.mosquitto import Mosquitto, free_port, mosquitto_binary
 from tests.support.tools import tool_missing
@@ -142,7 +142,8 @@ def test_wrong_sink_config_names_the_key(tmp_path: Path) -> None:
     config = write_config(tmp_path, '[notify.webhooks.tg]\nkind = "telegram"\nchat_id = "1"\n')
     code, _, err = run("test-notify", "--config", config)
     assert code == 78
-    assert "notify.webhooks.tg.bot_token: required for kind 'telegram'" in err
+    assert "notify.webhooks.tg.bot_token: required key missing" in err
+    assert "PORTFOLIO_MONITOR_NOTIFY__WEBHOOKS__TG__BOT_TOKEN" in err
 
 
 @pytest.mark.mqtt

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_settings
-from monitor.domain.errors import ConfigError
+from monitor.config.notify import WEBHOOK_MODELS
+from monitor.errors import ConfigError
+from monitor.notify.mqtt.settings import MqttSettings
+from monitor.notify.pushover.settings import PushoverSettings
+from monitor.notify.telegram.settings import TelegramSettings
 
 VALID = """
 [notify.mqtt]
@@ -64,8 +68,10 @@ def test_valid_section_and_masked_secrets(tmp_path: Path) -> None:
     settings = load_settings(path)
     notify = settings.notify
     assert notify.sink_names() == ["mqtt", "console", "ops", "pager", "phone", "tg"]
-    assert notify.webhooks["pager"].emergency_retry is not None
-    assert notify.webhooks["pager"].emergency_retry.total_seconds() == 120
+    pager = notify.webhooks["pager"]
+    assert isinstance(pager, PushoverSettings)
+    assert pager.emergency_retry is not None
+    assert pager.emergency_retry.total_seconds() == 120
     assert notify.delivery.retry_max.total_seconds() == 600
     shown = str(settings.masked_dump())
     for secret in ("mqtt-password-123", "url-secret-456", "hmac-secret-789", "telegram-secret"):
@@ -76,9 +82,9 @@ def test_secrets_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PORTFOLIO_MONITOR_NOTIFY__WEBHOOKS__TG__BOT_TOKEN", "from-env")
     path = tmp_path / "config.toml"
     path.write_text('[notify.webhooks.tg]\nkind = "telegram"\nchat_id = "1"\n')
-    token = load_settings(path).notify.webhooks["tg"].bot_token
-    assert token is not None
-    assert token.get_secret_value() == "from-env"
+    telegram = load_settings(path).notify.webhooks["tg"]
+    assert isinstance(telegram, TelegramSettings)
+    assert telegram.bot_token.get_secret_value() == "from-env"
 
 
 @pytest.mark.parametrize(
@@ -90,7 +96,8 @@ def test_secrets_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         ),
         (
             '[notify.webhooks.ops]\nkind = "json"\n',
-            "notify.webhooks.ops.url: required for kind 'json'",
+            "notify.webhooks.ops.url: required key missing (set it in the file, in "
+            "PORTFOLIO_MONITOR_NOTIFY__WEBHOOKS__OPS__URL or as credential notify__webhooks__ops__url)",
         ),
         (
             '[notify.webhooks.ops]\nkind = "carrier-pigeon"\nurl = "https://x"\n',
@@ -98,11 +105,11 @@ def test_secrets_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         ),
         (
             '[notify.webhooks.tg]\nkind = "telegram"\nchat_id = "1"\n',
-            "notify.webhooks.tg.bot_token: required for kind 'telegram'",
+            "notify.webhooks.tg.bot_token: required key missing",
         ),
         (
             '[notify.webhooks.po]\nkind = "pushover"\nuser = "u"\n',
-            "notify.webhooks.po.token: required for kind 'pushover'",
+            "notify.webhooks.po.token: required key missing",
         ),
         (
             '[notify.webhooks.sl]\nkind = "slack"\nurl = "https://x"\nsecret = "s"\n',
@@ -111,6 +118,34 @@ def test_secrets_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         (
             '[notify.webhooks.ops]\nkind = "json"\nurl = "https://x"\nurll = "https://y"\n',
             "notify.webhooks.ops.urll: unknown key",
+        ),
+        (
+            "[notify.webhooks.ops]\nkind = 3\n",
+            "notify.webhooks.ops.kind: Input should be 'json', 'telegram', 'ntfy', 'slack', 'discord' or 'pushover'",
+        ),
+        (
+            '[notify.webhooks.ops]\nurl = "https://x/secret-token"\nurll = "https://y"\n',
+            "notify.webhooks.ops.kind: required key missing",
+        ),
+        (
+            '[notify.webhooks.ops]\nurl = "https://x/secret-token"\nurll = "https://y"\n',
+            "notify.webhooks.ops.urll: unknown key",
+        ),
+        (
+            '[notify.webhooks.tg]\nkind = "telegram"\nbot_token = "b"\nchat_id = "1"\ntopic = "x"\n',
+            "notify.webhooks.tg.topic: not used by kind 'telegram'",
+        ),
+        (
+            '[notify.webhooks.ph]\nkind = "ntfy"\ntopic = "t"\ntimeout = "0s"\n',
+            "notify.webhooks.ph.timeout: must be more than 0s",
+        ),
+        (
+            '[notify.webhooks.po]\nkind = "pushover"\ntoken = "t"\nuser = "u"\nemergency_retry = "5s"\n',
+            "notify.webhooks.po.emergency_retry: Pushover needs at least 30s",
+        ),
+        (
+            '[notify]\nwebhooks = { a = "x" }\n',
+            "notify.webhooks.a: Input should be a valid dictionary",
         ),
         (
             "[notify.mqtt]\nport = 0\n",
@@ -144,23 +179,20 @@ def test_mistakes_name_the_key_path(tmp_path: Path, text: str, expected: str) ->
     message = _error(tmp_path, text)
     assert expected in message
     assert "secret-token" not in message
+    # The kind that picked the model is no level of the file's key paths.
+    assert not any(f".{kind}." in message for kind in WEBHOOK_MODELS)
 
 
 def test_example_config_documents_every_notify_key() -> None:
     import tomllib
 
-    from monitor.config.notify import (
-        DeliverySettings,
-        MqttSettings,
-        NotifySettings,
-        WebhookSettings,
-    )
+    from monitor.config.notify import DeliverySettings, NotifySettings
 
     example = Path(__file__).resolve().parents[2] / "config.example.toml"
     text = example.read_text()
     notify = NotifySettings.model_validate(tomllib.loads(text)["notify"])
     assert notify.mqtt == MqttSettings()
     assert notify.delivery == DeliverySettings()
-    for model in (MqttSettings, WebhookSettings, DeliverySettings):
+    for model in (MqttSettings, DeliverySettings, *WEBHOOK_MODELS.values()):
         for key in model.model_fields:
             assert f"\n{key} = " in text or f"\n# {key} = " in text, f"{model.__name__}.{key}"

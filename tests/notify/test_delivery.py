@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.delivery import REJECTED_ATTEMPTS, OutboxSender, RetryPolicy
-from monitor.domain.errors import DeliveryError
+from monitor.delivery import REJECTED_ATTEMPTS, OutboxSender
 from monitor.domain.notification import Notification, NotificationKind
+from monitor.errors import MessageRejected
+from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.notify.factories import notification
@@ -35,22 +36,6 @@ async def _store(database: Path) -> AsyncIterator[SqlStore]:
     store = await prepare_database(f"sqlite:///{database}")
     yield store
     await store.close()
-
-
-class TestRetryPolicy:
-    @pytest.mark.parametrize(
-        ("attempts", "seconds"),
-        [(1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (50, 60), (10_000, 60)],
-    )
-    def test_exponential_back_off_up_to_the_maximum(self, attempts: int, seconds: float) -> None:
-        assert POLICY.delay(attempts) == timedelta(seconds=seconds)
-
-    def test_retry_after_wins_when_longer(self) -> None:
-        assert POLICY.delay(1, retry_after=35) == timedelta(seconds=35)
-        assert POLICY.delay(1, retry_after=600) == timedelta(seconds=600)
-
-    def test_retry_after_shorter_than_back_off_keeps_the_back_off(self) -> None:
-        assert POLICY.delay(3, retry_after=2) == timedelta(seconds=20)
 
 
 async def _empty(store: SqlStore) -> bool:
@@ -381,7 +366,7 @@ async def test_a_message_a_working_sink_keeps_refusing_is_given_up_alone(
     store: SqlStore, database: Path
 ) -> None:
     clock = ManualClock()
-    refused = DeliveryError("telegram: HTTP 400: Bad Request: something new", rejected=True)
+    refused = MessageRejected("telegram: HTTP 400: Bad Request: something new")
     telegram = ScriptedSink("telegram", [refused] * REJECTED_ATTEMPTS)
     ops = ScriptedSink("ops")
     await store.enqueue([notification(id="n1"), notification(id="n2")], ["telegram", "ops"])
@@ -507,7 +492,11 @@ async def test_a_sink_that_times_out_is_retried(store: SqlStore, database: Path)
             await asyncio.sleep(3600)
 
     await store.enqueue([notification(id="n1")], ["slow"])
-    policy = RetryPolicy(initial=timedelta(seconds=5), send_timeout=timedelta(seconds=0.1))
+    policy = RetryPolicy(
+        initial=timedelta(seconds=5),
+        maximum=timedelta(minutes=15),
+        attempt_timeout=timedelta(seconds=0.1),
+    )
     await OutboxSender(store, {"slow": Slow()}, policy, clock=ManualClock()).deliver_due()
     (row,) = outbox_rows(database)
     assert not row.dead

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.notify import MqttSettings
-from monitor.delivery import OutboxSender, RetryPolicy
-from monitor.notify.mqtt import MqttPublisher
+from monitor.delivery import OutboxSender
+from monitor.notify.mqtt.settings import MqttSettings
+from monitor.notify.mqtt.transport import MqttPublisher
+from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.notify.factories import notification

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from monitor.delivery import OutboxSender, RetryPolicy
-from monitor.domain.errors import StorageError
+from monitor.delivery import OutboxSender
+from monitor.errors import StorageError, StorageUnavailable
 from monitor.outage import DISK_FULL, LOCKED, OTHER, READ_ONLY, StorageOutage, classify, redact
+from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.notify.factories import notification
@@ -46,7 +47,7 @@ class BreakableStore:
 
         async def write(*args: Any, **kwargs: Any) -> Any:
             if self.broken:
-                raise StorageError(f"{name}: database or disk is full")
+                raise StorageUnavailable(f"{name}: database or disk is full")
             return await attribute(*args, **kwargs)
 
         return write
@@ -106,7 +107,7 @@ async def test_alerts_go_out_from_memory_and_reach_the_outbox_when_writes_work(
     sender = _sender(breakable, {"hook": hook, "down": down}, outage)
     breakable.broken = True
     firing = "system:storage_failing:firing:" + _ms(clock)
-    outage.failed(StorageError("storing the poll cycle: database or disk is full"), "test")
+    outage.failed(StorageUnavailable("storing the poll cycle: database or disk is full"), "test")
     sender.hold(notification(id="margin"))
 
     await sender.deliver_due()
@@ -140,16 +141,21 @@ def test_the_cause_is_named_from_the_driver_error() -> None:
     def sqlite_error(code: int, text: str) -> StorageError:
         error = sqlite3.OperationalError(text)
         error.sqlite_errorcode = code  # type: ignore[attr-defined]
-        wrapped = StorageError(f"storing the poll cycle: {text}")
+        wrapped = StorageUnavailable(f"storing the poll cycle: {text}")
         wrapped.__cause__ = error
         return wrapped
 
     assert classify(sqlite_error(13, "database or disk is full")) == DISK_FULL
     assert classify(sqlite_error(5, "database is locked")) == LOCKED
     assert classify(sqlite_error(8, "attempt to write a readonly database")) == READ_ONLY
-    assert classify(StorageError('could not extend file "base/1/2": No space left')) == DISK_FULL
-    assert classify(StorageError("cannot execute INSERT in a read-only transaction")) == READ_ONLY
-    assert classify(StorageError("disk I/O error")) == OTHER
+    assert (
+        classify(StorageUnavailable('could not extend file "base/1/2": No space left')) == DISK_FULL
+    )
+    assert (
+        classify(StorageUnavailable("cannot execute INSERT in a read-only transaction"))
+        == READ_ONLY
+    )
+    assert classify(StorageUnavailable("disk I/O error")) == OTHER
     assert redact("connect to postgresql://mon:s3cret@db/monitor failed") == (
         "connect to postgresql://mon:***@db/monitor failed"
     )
@@ -164,15 +170,15 @@ def test_error_lines_are_one_per_change_and_a_reminder_every_few_minutes(
     outage = StorageOutage(clock, remind_every=timedelta(minutes=5))
     outage.deliver_from_memory = lambda n: sent.append(n.id)
     caplog.set_level(logging.ERROR, logger="monitor.outage")
-    full = StorageError("database or disk is full")
+    full = StorageUnavailable("database or disk is full")
     for _ in range(90):  # one failed write a second for 90 s
         outage.failed(full, "cycle")
         clock.advance(1)
     assert len(caplog.records) == 1
-    outage.failed(StorageError("database is locked"), "cycle")  # the cause changed
+    outage.failed(StorageUnavailable("database is locked"), "cycle")  # the cause changed
     assert len(caplog.records) == 2
     clock.advance(300)
-    outage.failed(StorageError("database is locked"), "cycle")
+    outage.failed(StorageUnavailable("database is locked"), "cycle")
     assert len(caplog.records) == 3
     assert "STORAGE FAILING (locked)" in outage.status_text()
     outage.succeeded()

@@ -11,8 +11,8 @@ import pytest
 from monitor.cli.notify_cmd import sample_notification
 from monitor.domain.notification import NotificationKind, Severity
 from monitor.notify.base import fact_lines, plain_text, truncate
-from monitor.notify.console import ConsoleSink, log_line
-from monitor.notify.ha_discovery import SENSORS, discovery_configs, state_document, topic_name
+from monitor.notify.console.transport import ConsoleSink, log_line
+from monitor.notify.mqtt.ha_discovery import SENSORS, discovery_configs, state_document, topic_name
 from tests.alerts import builders
 from tests.alerts.builders import at, margin_rule, observe, rules, run
 from tests.notify.factories import notification, snapshot
@@ -24,7 +24,7 @@ def test_fact_lines_use_both_ratio_conventions_and_plain_words() -> None:
         "the exchange shows 70.4 % (100 % = liquidation)",
         "Nearest liquidation: BTCUSDT at 51,234.5, 11.8 % away from the mark price",
         "The whole account is liquidated if all prices fall 7.7 % together",
-        "Equity: 1,234.5 USDT",
+        "Equity: 1,234.50 USDT",
     ]
 
 
@@ -191,4 +191,4 @@ def test_large_prices_and_zero_distance() -> None:
     lines = fact_lines(
         notification(nearest_liquidation_price=2_345_678.9, distance_to_liquidation=0)
     )
-    assert "Nearest liquidation: BTCUSDT at 2,345,678.90, 0.0 % away from the mark price" in lines
+    assert "Nearest liquidation: BTCUSDT at 2,345,678.9, 0.0 % away from the mark price" in lines

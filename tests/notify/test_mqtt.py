@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.notify import MqttSettings
-from monitor.domain.errors import DeliveryError
-from monitor.notify.ha_discovery import SENSORS
-from monitor.notify.mqtt import MqttPublisher
+from monitor.domain.errors import RetryableError
+from monitor.errors import DeliveryError
+from monitor.notify.mqtt.ha_discovery import SENSORS
+from monitor.notify.mqtt.settings import MqttSettings
+from monitor.notify.mqtt.transport import MqttPublisher
 from tests.notify.factories import notification, snapshot
 from tests.notify.mqtt_client import Seen, collect, latest, relayed
 from tests.support.mosquitto import Mosquitto
@@ -145,7 +146,7 @@ async def test_alert_while_broker_down_is_a_retryable_delivery_error(
     await wait_until(lambda: not publisher.connected, 10, "the disconnect")
     with pytest.raises(DeliveryError) as caught:
         await publisher.send(notification())
-    assert not caught.value.permanent
+    assert isinstance(caught.value, RetryableError)
 
 
 async def test_everything_is_republished_after_a_broker_restart(
@@ -197,8 +198,8 @@ async def test_clean_shutdown_publishes_offline(mosquitto: Mosquitto) -> None:
 _DYING_CLIENT = textwrap.dedent(
     """
     import asyncio, sys
-    from monitor.config.notify import MqttSettings
-    from monitor.notify.mqtt import MqttPublisher
+    from monitor.notify.mqtt.settings import MqttSettings
+    from monitor.notify.mqtt.transport import MqttPublisher
 
     async def main() -> None:
         settings = MqttSettings(host="127.0.0.1", port=int(sys.argv[1]), client_id="pm-dying")

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.notify import MqttSettings
-from monitor.domain.errors import DeliveryError
-from monitor.notify.mqtt import MqttPublisher
+from monitor.domain.errors import RetryableError
+from monitor.errors import DeliveryError
+from monitor.notify.mqtt.settings import MqttSettings
+from monitor.notify.mqtt.transport import MqttPublisher
 from tests.notify.factories import notification
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
 from tests.support.tools import tool_missing
@@ -112,7 +113,7 @@ async def test_wrong_password_never_connects_and_is_not_logged(
             assert not publisher.connected
             with pytest.raises(DeliveryError) as caught:
                 await publisher.send(notification())
-            assert not caught.value.permanent
+            assert isinstance(caught.value, RetryableError)
     assert "unavailable" in caplog.text
     assert wrong not in caplog.text
     assert PASSWORD not in caplog.text

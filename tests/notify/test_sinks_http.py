@@ -13,15 +13,22 @@ import httpx
 import pytest
 import respx
 
-from monitor.domain.errors import DeliveryError
+from monitor.domain.errors import PermanentError, RetryableError
 from monitor.domain.notification import NotificationKind, Severity
-from monitor.notify.discord import DiscordSink
-from monitor.notify.http import HttpTransport
-from monitor.notify.ntfy import NtfySink
-from monitor.notify.pushover import PushoverSink
-from monitor.notify.slack import SlackSink
-from monitor.notify.telegram import TelegramSink
-from monitor.notify.webhook import JsonWebhookSink
+from monitor.errors import DeliveryError, MessageRejected
+from monitor.notify.discord.settings import DiscordSettings
+from monitor.notify.discord.transport import DiscordSink
+from monitor.notify.http.transport import HttpTransport
+from monitor.notify.ntfy.settings import NtfySettings
+from monitor.notify.ntfy.transport import NtfySink
+from monitor.notify.pushover.settings import PushoverSettings
+from monitor.notify.pushover.transport import PushoverSink
+from monitor.notify.slack.settings import SlackSettings
+from monitor.notify.slack.transport import SlackSink
+from monitor.notify.telegram.settings import TelegramSettings
+from monitor.notify.telegram.transport import TelegramSink
+from monitor.notify.webhook.settings import JsonWebhookSettings
+from monitor.notify.webhook.transport import JsonWebhookSink
 from tests.notify.factories import notification, webhook
 
 HOOK = "https://hooks.example.org/alert"
@@ -47,7 +54,7 @@ class TestJsonWebhook:
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         route = respx_mock.post(HOOK).respond(204)
-        sink = JsonWebhookSink("ops", webhook("json", url=HOOK, secret="s3cret"), http)
+        sink = JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK, secret="s3cret"), http)
         await sink.send(notification())
         request = route.calls.last.request
         body = json.loads(request.content)
@@ -65,7 +72,9 @@ class TestJsonWebhook:
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         route = respx_mock.post(HOOK).respond(200)
-        await JsonWebhookSink("ops", webhook("json", url=HOOK), http).send(notification())
+        await JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http).send(
+            notification()
+        )
         assert "X-Portfolio-Monitor-Signature" not in route.calls.last.request.headers
 
     @pytest.mark.parametrize("status", [500, 502, 503, 429, 408])
@@ -73,8 +82,8 @@ class TestJsonWebhook:
         self, respx_mock: respx.MockRouter, http: HttpTransport, status: int
     ) -> None:
         respx_mock.post(HOOK).respond(status, headers={"Retry-After": "7"})
-        error = await _failure(JsonWebhookSink("ops", webhook("json", url=HOOK), http))
-        assert not error.permanent
+        error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
+        assert isinstance(error, RetryableError)
         assert error.retry_after == 7.0
         assert "ops" in str(error)
 
@@ -83,15 +92,15 @@ class TestJsonWebhook:
         self, respx_mock: respx.MockRouter, http: HttpTransport, status: int
     ) -> None:
         respx_mock.post(HOOK).respond(status)
-        error = await _failure(JsonWebhookSink("ops", webhook("json", url=HOOK), http))
-        assert error.permanent
+        error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
+        assert isinstance(error, PermanentError)
 
     async def test_a_redirect_is_permanent_and_says_so(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).respond(301, headers={"Location": "https://elsewhere/?token=t0k"})
-        error = await _failure(JsonWebhookSink("ops", webhook("json", url=HOOK), http))
-        assert error.permanent
+        error = await _failure(JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http))
+        assert isinstance(error, PermanentError)
         assert "HTTP 301: the URL redirects elsewhere; configure the final URL" in str(error)
         assert "t0k" not in str(error)
 
@@ -101,16 +110,18 @@ class TestJsonWebhook:
         respx_mock.post(HOOK).mock(
             side_effect=[httpx.ConnectTimeout("slow"), httpx.ConnectError("refused")]
         )
-        sink = JsonWebhookSink("ops", webhook("json", url=HOOK), http)
+        sink = JsonWebhookSink("ops", webhook(JsonWebhookSettings, url=HOOK), http)
         assert "timed out" in str(await _failure(sink))
         error = await _failure(sink)
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert "ConnectError" in str(error)
 
 
 class TestTelegram:
     def _sink(self, http: HttpTransport) -> TelegramSink:
-        return TelegramSink("tg", webhook("telegram", bot_token="123:SECRET", chat_id="-100"), http)
+        return TelegramSink(
+            "tg", webhook(TelegramSettings, bot_token="123:SECRET", chat_id="-100"), http
+        )
 
     async def test_message_in_plain_words(
         self, respx_mock: respx.MockRouter, http: HttpTransport
@@ -153,7 +164,7 @@ class TestTelegram:
             status, json={"ok": False, "error_code": status, "description": description}
         )
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert "SECRET" not in str(error)
 
     async def test_an_unknown_bad_request_is_retried(
@@ -163,8 +174,10 @@ class TestTelegram:
             400, json={"ok": False, "error_code": 400, "description": "Bad Request: something new"}
         )
         error = await _failure(self._sink(http))
-        assert not error.permanent
-        assert error.rejected  # this message, not the sink: given up after a few tries
+        assert isinstance(error, RetryableError)
+        assert isinstance(
+            error, MessageRejected
+        )  # this message, not the sink: given up after a few tries
         assert "something new" in str(error)
 
     async def test_migrated_group_names_the_new_chat_id(
@@ -180,7 +193,7 @@ class TestTelegram:
             },
         )
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert 'chat_id = "-1001234567890"' in str(error)
 
     async def test_flood_control_honours_retry_after(
@@ -196,7 +209,7 @@ class TestTelegram:
             },
         )
         error = await _failure(self._sink(http))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert error.retry_after == 35.0
 
     @pytest.mark.parametrize("status", [500, 502])
@@ -204,26 +217,28 @@ class TestTelegram:
         self, respx_mock: respx.MockRouter, http: HttpTransport, status: int
     ) -> None:
         respx_mock.post(TELEGRAM).respond(status, text="<html>Bad Gateway</html>")
-        assert not (await _failure(self._sink(http))).permanent
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
 
     async def test_timeout_is_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(TELEGRAM).mock(side_effect=httpx.ReadTimeout("slow"))
         error = await _failure(self._sink(http))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert "SECRET" not in str(error)
 
     async def test_forum_topic(self, respx_mock: respx.MockRouter, http: HttpTransport) -> None:
         route = respx_mock.post(TELEGRAM).respond(200, json={"ok": True})
-        settings = webhook("telegram", bot_token="123:SECRET", chat_id="-100", message_thread_id=7)
+        settings = webhook(
+            TelegramSettings, bot_token="123:SECRET", chat_id="-100", message_thread_id=7
+        )
         await TelegramSink("tg", settings, http).send(notification())
         assert json.loads(route.calls.last.request.content)["message_thread_id"] == 7
 
 
 class TestDiscord:
     def _sink(self, http: HttpTransport) -> DiscordSink:
-        return DiscordSink("dc", webhook("discord", url=HOOK), http)
+        return DiscordSink("dc", webhook(DiscordSettings, url=HOOK), http)
 
     async def test_success(self, respx_mock: respx.MockRouter, http: HttpTransport) -> None:
         route = respx_mock.post(HOOK).respond(204)
@@ -241,7 +256,7 @@ class TestDiscord:
             json={"message": "You are being rate limited.", "retry_after": 2.5, "global": False},
         )
         error = await _failure(self._sink(http))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert error.retry_after == 2.5
 
     async def test_deleted_webhook_is_permanent(
@@ -249,28 +264,28 @@ class TestDiscord:
     ) -> None:
         respx_mock.post(HOOK).respond(404, json={"message": "Unknown Webhook", "code": 10015})
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert "does not exist" in str(error)
 
     async def test_server_error_and_timeout_are_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).mock(side_effect=[httpx.Response(503), httpx.ReadTimeout("slow")])
-        assert not (await _failure(self._sink(http))).permanent
-        assert not (await _failure(self._sink(http))).permanent
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
 
     async def test_a_rejected_token_says_so(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).respond(401, json={"message": "Invalid Webhook Token", "code": 50027})
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert str(error) == "dc: HTTP 401: Invalid Webhook Token"
 
 
 class TestSlack:
     def _sink(self, http: HttpTransport) -> SlackSink:
-        return SlackSink("sl", webhook("slack", url=HOOK), http)
+        return SlackSink("sl", webhook(SlackSettings, url=HOOK), http)
 
     async def test_success(self, respx_mock: respx.MockRouter, http: HttpTransport) -> None:
         route = respx_mock.post(HOOK).respond(200, text="ok")
@@ -288,15 +303,15 @@ class TestSlack:
     ) -> None:
         respx_mock.post(HOOK).respond(status, text=body)
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert body in str(error)
 
     async def test_5xx_and_timeouts_are_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(HOOK).mock(side_effect=[httpx.Response(500), httpx.ConnectTimeout("x")])
-        assert not (await _failure(self._sink(http))).permanent
-        assert not (await _failure(self._sink(http))).permanent
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
 
     @pytest.mark.parametrize(
         ("error", "permanent"),
@@ -309,9 +324,11 @@ class TestSlack:
             200, json={"ok": False, "error": error}, headers={"Retry-After": "30"}
         )
         failure = await _failure(self._sink(http))
-        assert failure.permanent is permanent
+        assert isinstance(failure, PermanentError) is permanent
         assert error in str(failure)
-        assert failure.retry_after == (None if permanent else 30.0)
+        if not permanent:
+            assert isinstance(failure, RetryableError)
+            assert failure.retry_after == 30.0
 
     async def test_json_ok_body_is_success(
         self, respx_mock: respx.MockRouter, http: HttpTransport
@@ -355,7 +372,7 @@ class TestNtfy:
         priority: int,
     ) -> None:
         route = respx_mock.post(NTFY).respond(200, json={"id": "x"})
-        sink = NtfySink("phone", webhook("ntfy", topic="margin", token="tk_abc"), http)
+        sink = NtfySink("phone", webhook(NtfySettings, topic="margin", token="tk_abc"), http)
         await sink.send(notification(severity=severity, kind=kind))
         request = route.calls.last.request
         body = json.loads(request.content)
@@ -368,7 +385,7 @@ class TestNtfy:
     ) -> None:
         route = respx_mock.post("https://ntfy.example.org").respond(200)
         sink = NtfySink(
-            "phone", webhook("ntfy", topic="t", server="https://ntfy.example.org/"), http
+            "phone", webhook(NtfySettings, topic="t", server="https://ntfy.example.org/"), http
         )
         await sink.send(notification())
         assert "Authorization" not in route.calls.last.request.headers
@@ -380,18 +397,18 @@ class TestNtfy:
                 httpx.Response(429, headers={"Retry-After": "3"}),
             ]
         )
-        sink = NtfySink("phone", webhook("ntfy", topic="t"), http)
+        sink = NtfySink("phone", webhook(NtfySettings, topic="t"), http)
         refused = await _failure(sink)
-        assert refused.permanent
+        assert isinstance(refused, PermanentError)
         assert str(refused) == "phone: HTTP 403: forbidden"
         error = await _failure(sink)
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert error.retry_after == 3.0
 
 
 class TestPushover:
     def _sink(self, http: HttpTransport) -> PushoverSink:
-        return PushoverSink("po", webhook("pushover", token="apptoken", user="userkey"), http)
+        return PushoverSink("po", webhook(PushoverSettings, token="apptoken", user="userkey"), http)
 
     async def test_emergency_priority_repeats_until_acknowledged(
         self, respx_mock: respx.MockRouter, http: HttpTransport
@@ -425,7 +442,7 @@ class TestPushover:
         respx_mock.post(url__regex=r".*/receipts/cancel_by_tag/.*").respond(503)
         message = respx_mock.post(PUSHOVER).respond(200, json={"status": 1})
         error = await _failure(self._sink(http), notification(kind=NotificationKind.RESOLVED))
-        assert not error.permanent
+        assert isinstance(error, RetryableError)
         assert not message.called
 
     async def test_critical_is_high_priority_without_retry(
@@ -444,12 +461,12 @@ class TestPushover:
             400, json={"user": "invalid", "errors": ["user identifier is invalid"], "status": 0}
         )
         error = await _failure(self._sink(http))
-        assert error.permanent
+        assert isinstance(error, PermanentError)
         assert "user identifier is invalid" in str(error)
 
     async def test_server_error_and_timeout_are_retryable(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
         respx_mock.post(PUSHOVER).mock(side_effect=[httpx.Response(500), httpx.ReadTimeout("x")])
-        assert not (await _failure(self._sink(http))).permanent
-        assert not (await _failure(self._sink(http))).permanent
+        assert isinstance(await _failure(self._sink(http)), RetryableError)
+        assert isinstance(await _failure(self._sink(http)), RetryableError)

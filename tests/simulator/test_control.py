@@ -8,7 +8,7 @@ import aiohttp
 import ccxt.async_support as ccxt_async
 import pytest
 
-from monitor.simulator import SimulatorServer, WallClock
+from monitor.simulator import SimulatorServer, SystemClock
 from tests.support.simulator import ccxt_client, running_simulator
 
 
@@ -78,7 +78,7 @@ async def test_bad_requests_name_the_field(
 
 async def test_advancing_a_wall_clock_is_refused() -> None:
     async with (
-        running_simulator("test", clock=WallClock()) as sim,
+        running_simulator("test", clock=SystemClock()) as sim,
         aiohttp.ClientSession() as session,
     ):
         status, answer = await _call(

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from monitor.domain.errors import DatabaseInUse, LeaseLost
 from monitor.domain.model import Snapshot
+from monitor.errors import DatabaseInUse, LeaseLost
 from monitor.storage.engine import create_engine
 from monitor.storage.leases import LeaseBoard, LeaseTerms, fair_share, leases
 from monitor.storage.migrate import prepare_database

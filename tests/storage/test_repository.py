@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from monitor.domain.errors import StorageError
 from monitor.domain.model import Tier
+from monitor.errors import StorageError, StorageUnavailable
 from monitor.ports import CycleWriter, OutboxStore, SnapshotStore
 from monitor.storage import queries, retention
 from monitor.storage.engine import BUSY_TIMEOUT_MS
@@ -424,7 +424,7 @@ async def test_an_interrupted_prune_keeps_whole_hours_and_the_next_run_finishes(
         nonlocal calls
         calls += 1
         if calls == 2:
-            raise StorageError("disk I/O error")
+            raise StorageUnavailable("disk I/O error")
         return rolled_up(*args)
 
     monkeypatch.setattr(retention, "roll_up_batch", fail_on_second_hour)

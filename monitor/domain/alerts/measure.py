@@ -15,7 +15,13 @@ from monitor.domain.errors import ExchangeAuthError, VenuePaused
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
 from monitor.domain.stops import StopStatus, position_stops
-from monitor.domain.units import format_duration, format_percent, format_price
+from monitor.domain.units import (
+    format_amount,
+    format_duration,
+    format_figure,
+    format_percent,
+    format_price,
+)
 
 Facts = dict[str, str | float | None]
 
@@ -41,6 +47,12 @@ def level_text(rule: Rule, severity: Severity) -> str:
 def clear_text(rule: Rule, severity: Severity) -> str:
     """The clear level of `severity` in words, e.g. "180 % (exchange: 55.6 %)"."""
     return _format_level(rule, rule.clear_level(severity))
+
+
+def shown_levels(rule: Rule) -> list[float]:
+    """Every level a reading of `rule` is compared with in words (where each severity starts and
+    clears): the figures beside them get the decimals it takes not to round onto or across one."""
+    return [rule.level(s) for s in rule.severities] + [rule.clear_level(s) for s in rule.severities]
 
 
 def _format_level(rule: Rule, level: float) -> str:
@@ -113,18 +125,20 @@ def snapshot_context(snapshot: Snapshot, *, with_ratio: bool = True) -> str:
     """Both ratios, the nearest liquidation and the account-wide move, in one or two sentences."""
     risk = snapshot.risk
     parts = []
-    if with_ratio and risk.margin_ratio is not None and risk.exchange_margin_ratio is not None:
-        parts.append(
-            f"Margin ratio {format_percent(risk.margin_ratio)} (exchange: {format_percent(risk.exchange_margin_ratio)})."
-        )
     state = snapshot.state
+    if with_ratio and risk.margin_ratio is not None and risk.exchange_margin_ratio is not None:
+        # Read beside the venue's liquidation ratio: 100.04 % must not print as "100.0 %".
+        trigger = state.liquidation_ratio
+        ratio = format_percent(risk.margin_ratio, against=[trigger])
+        exchange = format_percent(risk.exchange_margin_ratio, against=[1 / trigger])
+        parts.append(f"Margin ratio {ratio} (exchange: {exchange}).")
     if state.liquidation_ratio != 1.0:
         parts.append(
             f"The venue liquidates at a margin ratio of {format_percent(state.liquidation_ratio)}."
         )
     if state.venue_terms:
         taken = ", ".join(
-            f"{term.name} {format_price(term.maintenance_margin or term.equity)} {state.asset}"
+            f"{term.name} {format_amount(term.maintenance_margin or term.equity)} {state.asset}"
             for term in state.venue_terms
         )
         parts.append(f"Includes venue figures we cannot model: {taken}.")
@@ -171,7 +185,13 @@ def _margin_ratio(
     ratio, exchange = snapshot.risk.margin_ratio, snapshot.risk.exchange_margin_ratio
     if ratio is None:
         return Reading(math.inf, "no maintenance margin in the cross pool"), extra
-    shown = f" (exchange: {format_percent(exchange)})" if exchange is not None else ""
+    levels = shown_levels(rule)
+    exchange_levels = [1 / level for level in levels if level > 0]
+    shown = (
+        f" (exchange: {format_percent(exchange, against=exchange_levels)})"
+        if exchange is not None
+        else ""
+    )
     factor = snapshot.state.liquidation_ratio
     if factor != 1.0:
         # Levels are written for liquidation at 100 %; a venue that liquidates at 105 % (Binance
@@ -179,10 +199,11 @@ def _margin_ratio(
         headroom = ratio / factor
         summary = (
             f"margin ratio {format_percent(ratio)}{shown}, liquidation at {format_percent(factor)}: "
-            f"{format_percent(headroom)} of what liquidation needs"
+            f"{format_percent(headroom, against=levels)} of what liquidation needs"
         )
         return Reading(headroom, summary, {"value": headroom, "margin_ratio": ratio}), extra
-    return Reading(ratio, f"margin ratio {format_percent(ratio)}{shown}", {"value": ratio}), extra
+    summary = f"margin ratio {format_percent(ratio, against=levels)}{shown}"
+    return Reading(ratio, summary, {"value": ratio}), extra
 
 
 def _liquidation_distance(
@@ -203,8 +224,9 @@ def _liquidation_distance(
         None,
     )
     at_mark = f" (mark {format_price(mark)})" if mark is not None else ""
+    distance = format_percent(nearest.distance_to_liquidation, against=shown_levels(rule))
     summary = (
-        f"{nearest.symbol} {nearest.side.value} is {format_percent(nearest.distance_to_liquidation)} from its "
+        f"{nearest.symbol} {nearest.side.value} is {distance} from its "
         f"liquidation price {format_price(nearest.liquidation_price or 0.0)}{at_mark}"
     )
     facts: Facts = {"value": nearest.distance_to_liquidation, "symbol": nearest.symbol}
@@ -220,7 +242,9 @@ def _account_move(
     move = snapshot.risk.account_liquidation_move
     if move is None:
         return Reading(math.inf, "no uniform price move liquidates the account"), extra
-    summary = f"a move of all prices by {format_percent(move)} together would liquidate the account"
+    levels = [level if move >= 0 else -level for level in shown_levels(rule)]
+    shown = format_percent(move, against=levels)
+    summary = f"a move of all prices by {shown} together would liquidate the account"
     return Reading(abs(move), summary, {"value": abs(move)}), extra
 
 
@@ -243,7 +267,7 @@ def _stale(
     age = max(silent - paused, timedelta(0))
     intervals = age / observation.poll_interval
     summary = (
-        f"no fresh data for {format_duration(silent)} ({intervals:.1f} poll intervals of "
+        f"no fresh data for {format_duration(silent)} ({format_figure(intervals, against=shown_levels(rule))} poll intervals of "
         f"{format_duration(observation.poll_interval)}"
     )
     summary += (
@@ -407,7 +431,7 @@ def _margin_chasing(
     count = len(worst["top_ups"])
     summary = (
         f"margin was added {count} times within {format_duration(rule.window)} to isolated {key} "
-        f"(isolated margin now {format_price(worst['margin'])}); adding margin to a losing position only "
+        f"(isolated margin now {format_amount(worst['margin'])}); adding margin to a losing position only "
         f"moves its liquidation, consider reducing it"
     )
     return Reading(float(count), summary, {"value": float(count), "position": key}), memory
@@ -417,7 +441,11 @@ def _move_in_sigma(
     rule: Rule, observation: Observation, now: datetime, extra: dict[str, Any]
 ) -> tuple[Reading | None, dict[str, Any]]:
     snapshot = observation.snapshot
-    found = None if snapshot is None else nearest_in_sigmas(snapshot, rule.horizon)
+    found = (
+        None
+        if snapshot is None
+        else nearest_in_sigmas(snapshot, rule.horizon, against=shown_levels(rule))
+    )
     if found is None:
         return None, extra
     value, summary, facts = found
@@ -465,8 +493,9 @@ def _stop_loss(
         if rule.max_loss is not None and loss is not None and -loss > rule.max_loss:
             costly.append(
                 f"{name}: the stop at {format_price(stop.stop_price or 0.0)} loses "
-                f"{format_price(-(stop.loss_at_stop or 0.0))} {snapshot.state.asset} = "
-                f"{format_percent(-loss)} of equity (at most {format_percent(rule.max_loss)})"
+                f"{format_amount(-(stop.loss_at_stop or 0.0))} {snapshot.state.asset} = "
+                f"{format_percent(-loss, against=[rule.max_loss])} of equity "
+                f"(at most {format_percent(rule.max_loss)})"
             )
     memory = {**extra, "unprotected": still}
     if not known:

@@ -9,22 +9,27 @@ moves (sigmas) of the chosen horizon (default: 3 sigma of a 1 h move).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from monitor.domain.model import Snapshot
-from monitor.domain.units import format_percent, format_price
+from monitor.domain.units import format_figure, format_percent, format_price
 from monitor.domain.volatility import Horizon
 
 Facts = dict[str, str | float | None]
 
 
-def sigma_text(sigmas: float, horizon: Horizon) -> str:
-    """A distance in sigmas as the alerts print it: "1.9 sigma daily" with the Greek letter."""
-    return f"{sigmas:.1f} {horizon.symbol}"
+def sigma_text(sigmas: float, horizon: Horizon, against: Sequence[float] = ()) -> str:
+    """A distance in sigmas as the alerts print it: "1.9 sigma daily" with the Greek letter;
+    never rounded onto or across a level in `against` ("2.96", not "3.0", below 3 sigma)."""
+    return f"{format_figure(sigmas, against=against)} {horizon.symbol}"
 
 
-def nearest_in_sigmas(snapshot: Snapshot, horizon: Horizon) -> tuple[float, str, Facts] | None:
+def nearest_in_sigmas(
+    snapshot: Snapshot, horizon: Horizon, against: Sequence[float] = ()
+) -> tuple[float, str, Facts] | None:
     """What the `move_in_sigma` rule measures: the smallest of the account move and the
-    positions' distances to liquidation, in sigmas of `horizon`, with its words and facts.
+    positions' distances to liquidation, in sigmas of `horizon`, with its words and facts
+    (`against`: the rule's levels, which the figures in the words never round across).
 
     None while no needed sigma could be read (the alert keeps its state: unknown is not safe);
     inf when nothing in the account has a liquidation point.
@@ -44,7 +49,7 @@ def nearest_in_sigmas(snapshot: Snapshot, horizon: Horizon) -> tuple[float, str,
             candidates.append(
                 (
                     sigmas,
-                    f"account move {_signed(move)} = {sigma_text(sigmas, horizon)}",
+                    f"account move {format_percent(move, signed=True)} = {sigma_text(sigmas, horizon, against)}",
                     {"value": sigmas, "symbol": None, "move": move},
                 )
             )
@@ -62,7 +67,7 @@ def nearest_in_sigmas(snapshot: Snapshot, horizon: Horizon) -> tuple[float, str,
                 sigmas,
                 f"{held.symbol} {held.side.value} {format_percent(result.distance_to_liquidation)} "
                 f"from its liquidation price {format_price(result.liquidation_price)} = "
-                f"{sigma_text(sigmas, horizon)}",
+                f"{sigma_text(sigmas, horizon, against)}",
                 {
                     "value": sigmas,
                     "symbol": held.symbol,
@@ -101,8 +106,3 @@ def sigma_facts(snapshot: Snapshot) -> Facts:
         "account_move_sigmas_hourly": volatility.move_hourly,
         "account_move_sigmas_daily": volatility.move_daily,
     }
-
-
-def _signed(move: float) -> str:
-    text = format_percent(move)
-    return text if text.startswith("-") else f"+{text}"

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.errors import SinkRefused
 from monitor.notify.base import is_good_news, plain_text, truncate
-from monitor.notify.http import HttpSink, HttpTransport, json_object, raise_for_status
+from monitor.notify.http.transport import HttpSink, HttpTransport, json_object, raise_for_status
+from monitor.notify.pushover.settings import PushoverSettings
 
 API_URL = "https://api.pushover.net/1/messages.json"
 MESSAGE_LIMIT = 1024
@@ -42,10 +42,8 @@ def _errors(response: httpx.Response) -> str:
 class PushoverSink(HttpSink):
     """Pushes the alert to one user (or group) key."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.token is not None
-        assert settings.user is not None
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: PushoverSettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         self._url = settings.api_url or API_URL
         self._receipts_url = self._url.rsplit("/", 1)[0] + "/receipts/cancel_by_tag"
         self._token = settings.token.get_secret_value()
@@ -81,8 +79,7 @@ class PushoverSink(HttpSink):
     def _check(self, response: httpx.Response) -> None:
         if 400 <= response.status_code < 500 and response.status_code != 429:
             # Pushover: a 4xx means the token, user key or message is invalid; do not retry.
-            raise DeliveryError(
-                f"{self._name}: HTTP {response.status_code}: {_errors(response) or 'rejected'}",
-                permanent=True,
+            raise SinkRefused(
+                f"{self._name}: HTTP {response.status_code}: {_errors(response) or 'rejected'}"
             )
         raise_for_status(self._name, response)

@@ -27,20 +27,21 @@ from typing import Any
 import aiomqtt
 
 from monitor import __version__
-from monitor.config.notify import MqttSettings
-from monitor.domain.errors import ConfigError, DeliveryError
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import Notification
+from monitor.errors import ConfigError, SinkUnavailable
 from monitor.notify.base import payload
-from monitor.notify.ha_discovery import (
+from monitor.notify.mqtt.ha_discovery import (
     alert_topic,
     availability_topic,
     discovery_configs,
     state_document,
     state_topic,
 )
+from monitor.notify.mqtt.settings import MqttSettings
 
-log = logging.getLogger(__name__)
+# Log lines name their logger: the sink's package, as for every other sink module.
+log = logging.getLogger("monitor.notify.mqtt")
 
 ONLINE = b"online"
 OFFLINE = b"offline"
@@ -230,7 +231,7 @@ class MqttPublisher:
         client = self._client
         if client is None or not self._connected.is_set():
             reason = f" ({self._refused})" if self._refused else ""
-            raise DeliveryError(
+            raise SinkUnavailable(
                 f"{self._name}: not connected to "
                 f"{self._settings.host}:{self._settings.port}{reason}"
             )
@@ -240,7 +241,7 @@ class MqttPublisher:
                 topic, _json(payload(notification)), qos=1, retain=False, timeout=PUBLISH_TIMEOUT
             )
         except aiomqtt.MqttError as exc:
-            raise DeliveryError(f"{self._name}: publish failed ({exc})") from None
+            raise SinkUnavailable(f"{self._name}: publish failed ({exc})") from None
 
     # --- lifecycle ---------------------------------------------------------------------------
 

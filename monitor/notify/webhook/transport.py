@@ -7,10 +7,10 @@ import hashlib
 import hmac
 import json
 
-from monitor.config.notify import WebhookSettings
 from monitor.domain.notification import Notification
 from monitor.notify.base import payload
-from monitor.notify.http import HttpSink, HttpTransport, raise_for_status
+from monitor.notify.http.transport import HttpSink, HttpTransport, raise_for_status
+from monitor.notify.webhook.settings import JsonWebhookSettings
 
 SIGNATURE_HEADER = "X-Portfolio-Monitor-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -32,9 +32,8 @@ def json_body(notification: Notification) -> dict[str, object]:
 class JsonWebhookSink(HttpSink):
     """POSTs `json_body(notification)`; any 2xx is success."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.url is not None  # the config model requires it for kind "json"
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: JsonWebhookSettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         self._url = settings.url.get_secret_value()
         self._secret = settings.secret.get_secret_value().encode() if settings.secret else None
         self._headers = dict(settings.headers or {})

@@ -7,17 +7,17 @@ from typing import Any
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
+from monitor.errors import MessageRejected, SinkRefused, SinkUnavailable
 from monitor.notify.base import headline, is_good_news, plain_text, truncate
-from monitor.notify.http import (
+from monitor.notify.http.transport import (
     HttpSink,
     HttpTransport,
     json_object,
     raise_for_status,
     retry_after_seconds,
 )
+from monitor.notify.telegram.settings import TelegramSettings
 
 API_URL = "https://api.telegram.org"
 MESSAGE_LIMIT = 4096
@@ -47,10 +47,8 @@ PERMANENT_ERRORS = (
 class TelegramSink(HttpSink):
     """Sends the alert as a plain-text message to one chat (optionally one forum topic)."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.bot_token is not None
-        assert settings.chat_id is not None
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: TelegramSettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         base = settings.api_url or API_URL
         self._url = f"{base}/bot{settings.bot_token.get_secret_value()}/sendMessage"
         self._chat_id = settings.chat_id
@@ -79,20 +77,18 @@ class TelegramSink(HttpSink):
         assert isinstance(parameters, dict)
         new_chat_id = parameters.get("migrate_to_chat_id")
         if new_chat_id is not None:
-            raise DeliveryError(
-                f'{self._name}: the group became a supergroup; set chat_id = "{new_chat_id}"',
-                permanent=True,
+            raise SinkRefused(
+                f'{self._name}: the group became a supergroup; set chat_id = "{new_chat_id}"'
             )
         if response.status_code == 401:
-            raise DeliveryError(
-                f"{self._name}: the bot token was rejected ({description or 'Unauthorized'})",
-                permanent=True,
+            raise SinkRefused(
+                f"{self._name}: the bot token was rejected ({description or 'Unauthorized'})"
             )
         if any(reason in description.lower() for reason in PERMANENT_ERRORS):
-            raise DeliveryError(f"{self._name}: {description}", permanent=True)
+            raise SinkRefused(f"{self._name}: {description}")
         if response.status_code == 429:
             retry_after = parameters.get("retry_after")
-            raise DeliveryError(
+            raise SinkUnavailable(
                 f"{self._name}: rate limited ({description or 'Too Many Requests'})",
                 retry_after=float(retry_after)
                 if isinstance(retry_after, int | float)
@@ -102,7 +98,5 @@ class TelegramSink(HttpSink):
             # Other "Bad Request" answers (a transient parse failure, an unusual chat state) are
             # not known to be final: keep the sink, retry this message a few times, then give up
             # on it alone (the outbox sender decides).
-            raise DeliveryError(
-                f"{self._name}: HTTP 400: {description or 'Bad Request'}", rejected=True
-            )
+            raise MessageRejected(f"{self._name}: HTTP 400: {description or 'Bad Request'}")
         raise_for_status(self._name, response, description)

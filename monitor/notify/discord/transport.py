@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
+from monitor.errors import SinkRefused, SinkUnavailable
 from monitor.notify.base import headline, plain_text, truncate
-from monitor.notify.http import (
+from monitor.notify.discord.settings import DiscordSettings
+from monitor.notify.http.transport import (
     HttpSink,
     HttpTransport,
     json_object,
@@ -23,9 +23,8 @@ MESSAGE_LIMIT = 2000
 class DiscordSink(HttpSink):
     """Posts the alert as one message; mentions are disabled so a symbol never pings anyone."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.url is not None
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: DiscordSettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         self._url = settings.url.get_secret_value()
 
     async def send(self, notification: Notification) -> None:
@@ -34,13 +33,11 @@ class DiscordSink(HttpSink):
         body = {"content": truncate(text, MESSAGE_LIMIT), "allowed_mentions": {"parse": []}}
         response = await self._post(self._url, json=body)
         if response.status_code == 429:
-            raise DeliveryError(
+            raise SinkUnavailable(
                 f"{self._name}: rate limited (HTTP 429)", retry_after=self._retry_after(response)
             )
         if response.status_code == 404:
-            raise DeliveryError(
-                f"{self._name}: the webhook does not exist any more (HTTP 404)", permanent=True
-            )
+            raise SinkRefused(f"{self._name}: the webhook does not exist any more (HTTP 404)")
         # Discord explains a refusal in JSON: {"message": "Invalid Webhook Token", "code": 50027}.
         detail = "" if response.is_success else str(json_object(response).get("message") or "")
         raise_for_status(self._name, response, detail[:200])

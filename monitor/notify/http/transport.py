@@ -6,16 +6,16 @@ Error messages never contain the URL: Telegram, Slack and Discord URLs carry the
 from __future__ import annotations
 
 import email.utils
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
-from monitor.domain.errors import DeliveryError
+from monitor.errors import SinkRefused, SinkUnavailable
+from monitor.notify.http.settings import DEFAULT_TIMEOUT
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_SECONDS = DEFAULT_TIMEOUT.total_seconds()
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -69,10 +69,10 @@ def raise_for_status(sink: str, response: httpx.Response, detail: str = "") -> N
         detail = "the URL redirects elsewhere; configure the final URL (redirects are not followed)"
     suffix = f": {detail}" if detail else ""
     if status in (408, 425, 429) or status >= 500:
-        raise DeliveryError(
+        raise SinkUnavailable(
             f"{sink}: HTTP {status}{suffix}", retry_after=retry_after_seconds(response)
         )
-    raise DeliveryError(f"{sink}: HTTP {status}{suffix}", permanent=True)
+    raise SinkRefused(f"{sink}: HTTP {status}{suffix}")
 
 
 class HttpTransport:
@@ -80,7 +80,7 @@ class HttpTransport:
 
     def __init__(self, client: httpx.AsyncClient | None = None) -> None:
         self._client = client or httpx.AsyncClient(
-            timeout=DEFAULT_TIMEOUT,
+            timeout=DEFAULT_SECONDS,
             follow_redirects=False,
             headers={"User-Agent": "portfolio-monitor"},
         )
@@ -93,20 +93,18 @@ class HttpTransport:
         try:
             return await self._client.post(
                 url,
-                timeout=timeout_seconds if timeout_seconds is not None else DEFAULT_TIMEOUT,
+                timeout=timeout_seconds if timeout_seconds is not None else DEFAULT_SECONDS,
                 **kwargs,
             )
         except httpx.TimeoutException as exc:
-            raise DeliveryError(
+            raise SinkUnavailable(
                 f"{sink}: {host_of(url)} timed out ({type(exc).__name__})"
             ) from None
         except httpx.UnsupportedProtocol as exc:
-            raise DeliveryError(
-                f"{sink}: unsupported URL ({type(exc).__name__})", permanent=True
-            ) from None
+            raise SinkRefused(f"{sink}: unsupported URL ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             # The exception's own text may quote the whole URL, token included: only its type.
-            raise DeliveryError(
+            raise SinkUnavailable(
                 f"{sink}: request to {host_of(url)} failed ({type(exc).__name__})"
             ) from None
 
@@ -130,9 +128,9 @@ class HttpSink:
     """What every sink that posts over HTTP shares: its configured name, its timeout and the
     shared transport. Subclasses add their URL and credentials and implement `send`."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
+    def __init__(self, name: str, timeout: timedelta, http: HttpTransport) -> None:
         self._name = name
-        self._timeout = settings.timeout.total_seconds()
+        self._timeout = timeout.total_seconds()
         self._http = http
         self.last_host: str | None = None
 

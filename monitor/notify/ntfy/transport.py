@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.config.notify import WebhookSettings
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.notify.base import is_good_news, plain_text
-from monitor.notify.http import HttpSink, HttpTransport, json_object, raise_for_status
+from monitor.notify.http.transport import HttpSink, HttpTransport, json_object, raise_for_status
+from monitor.notify.ntfy.settings import NtfySettings
 
 SERVER = "https://ntfy.sh"
 # ntfy priorities: 1 min, 2 low, 3 default, 4 high, 5 max (breaks through Do Not Disturb).
@@ -29,9 +29,8 @@ def priority(notification: Notification) -> int:
 class NtfySink(HttpSink):
     """Publishes the alert to one topic."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.topic is not None
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: NtfySettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         self._url = settings.server or SERVER
         self._topic = settings.topic
         self._token = settings.token.get_secret_value() if settings.token else None

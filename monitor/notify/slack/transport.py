@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import httpx
 
-from monitor.config.notify import WebhookSettings
-from monitor.domain.errors import DeliveryError
 from monitor.domain.notification import Notification
+from monitor.errors import SinkRefused, SinkUnavailable
 from monitor.notify.base import headline, plain_text, truncate
-from monitor.notify.http import (
+from monitor.notify.http.transport import (
     HttpSink,
     HttpTransport,
     json_object,
     raise_for_status,
     retry_after_seconds,
 )
+from monitor.notify.slack.settings import SlackSettings
 
 # Slack truncates longer messages itself; cutting them here keeps the ending visible.
 MESSAGE_LIMIT = 40000
@@ -42,9 +42,8 @@ def escape(text: str) -> str:
 class SlackSink(HttpSink):
     """Posts the alert as one message with a bold headline."""
 
-    def __init__(self, name: str, settings: WebhookSettings, http: HttpTransport) -> None:
-        assert settings.url is not None
-        super().__init__(name, settings, http)
+    def __init__(self, name: str, settings: SlackSettings, http: HttpTransport) -> None:
+        super().__init__(name, settings.timeout, http)
         self._url = settings.url.get_secret_value()
 
     async def send(self, notification: Notification) -> None:
@@ -64,9 +63,7 @@ class SlackSink(HttpSink):
         if body.get("ok") is not False:
             return
         error = str(body.get("error") or "unknown error")[:100]
-        retryable = error in RETRYABLE_ERRORS
-        raise DeliveryError(
-            f"{self._name}: Slack refused the message: {error}",
-            permanent=not retryable,
-            retry_after=retry_after_seconds(response) if retryable else None,
-        )
+        message = f"{self._name}: Slack refused the message: {error}"
+        if error in RETRYABLE_ERRORS:
+            raise SinkUnavailable(message, retry_after=retry_after_seconds(response))
+        raise SinkRefused(message)

@@ -1,0 +1,1 @@
+"""The log sink (`[notify.console]`): one short line per alert in the daemon's log."""

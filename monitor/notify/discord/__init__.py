@@ -1,0 +1,1 @@
+"""Discord (`kind = "discord"`): an execute-webhook URL."""

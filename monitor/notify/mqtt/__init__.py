@@ -1,0 +1,1 @@
+"""MQTT (`[notify.mqtt]`): retained state, Home Assistant discovery and alert events."""

@@ -1,0 +1,1 @@
+"""Pushover (`kind = "pushover"`): a push to one user or group key, emergency alarms included."""

@@ -1,0 +1,1 @@
+"""Slack (`kind = "slack"`): an incoming webhook."""

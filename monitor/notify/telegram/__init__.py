@@ -1,0 +1,1 @@
+"""Telegram (`kind = "telegram"`): the Bot API's sendMessage to one chat."""
