@@ -2,7 +2,8 @@
 a sink retried by the outbox sender.
 
 Pure standard library and below the adapters and the outbox sender in the layering, so every one
-of them uses this class; each keeps its own preset (`FETCH_RETRY`, `RECONNECT`, `DELIVERY_RETRY`).
+of them uses this class; each keeps its own preset (`FETCH_RETRY`, the mark streams' and the MQTT
+publisher's `RECONNECT`, `DELIVERY_RETRY`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.domain.alerts import Observation, evaluate
 from monitor.storage.migrate import prepare_database

@@ -3,7 +3,6 @@ resolves past its clear level, keeps its state while the volatility is unknown; 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -21,22 +20,12 @@ from monitor.domain.notification import Severity
 from monitor.domain.volatility import Horizon, SymbolVolatility
 from monitor.errors import ConfigError
 from tests.alerts.builders import at, observe, rules, run, sent
-
-VECTOR = (
-    Path(__file__).resolve().parents[1]
-    / "vectors"
-    / "volatility"
-    / "binance_usdm_cross_two_longs_in_sigmas.json"
-)
+from tests.domain.vectors import snapshot_of, two_longs_in_sigmas
 
 
 def _snapshot(seconds: float, volatility: dict[str, Any] | None = None) -> Snapshot:
     """The Binance FAQ two longs (account move -7.69 %), sigmas as in the vector unless given."""
-    document = json.loads(VECTOR.read_text(encoding="utf-8"))["state"]
-    if volatility is not None:
-        document["volatility"] = volatility
-    state = state_from_json(document)
-    return Snapshot("main", at(seconds), state, assess(state))
+    return snapshot_of(state_from_json(two_longs_in_sigmas(volatility)), at(seconds))
 
 
 def _rule(horizon: Horizon, below: float = 3.0) -> Rule:

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from monitor.storage.migrate import prepare_database
-from tests.storage.factories import snapshot
+from tests.storage.factories import Event, snapshot
 
 ACCOUNT = "binance-main-portfolio"
-
-
-@dataclass
-class Event:
-    rule_key: str
-    severity: str
-    kind: str
-    at: datetime
-    title: str = "Margin ratio 142.0 % below the warning level 300 %"
-    text: str = "margin ratio 142 % fell below 300 %"
-    facts: dict[str, Any] = field(default_factory=lambda: {"margin_ratio": 1.42})
 
 
 @pytest.fixture

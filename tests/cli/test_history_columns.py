@@ -9,7 +9,6 @@ import json
 
 from typer.testing import CliRunner
 
-from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 
 POSITION_COLUMNS = [

@@ -13,7 +13,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import monitor
-from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.cli.live_view import LiveView
 from monitor.domain.codec import state_from_json

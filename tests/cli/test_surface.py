@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 import monitor
 from monitor.cli import app
-from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from tests.support.daemon import BINARY
 
 runner = CliRunner()

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers every command, as the console script does)
 from monitor.cli.app import app
 from monitor.domain.codec import risk_to_json, state_from_json
 from monitor.domain.margin import assess

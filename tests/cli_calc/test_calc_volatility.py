@@ -9,20 +9,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
-
-VECTOR = (
-    Path(__file__).resolve().parents[1]
-    / "vectors"
-    / "volatility"
-    / "binance_usdm_cross_two_longs_in_sigmas.json"
-)
-
-
-def _state() -> dict[str, Any]:
-    state: dict[str, Any] = json.loads(VECTOR.read_text(encoding="utf-8"))["state"]
-    return state
+from tests.domain.vectors import SIGMAS_VECTOR, load, two_longs_in_sigmas
 
 
 def _calc(tmp_path: Path, state: Any, *args: str) -> Any:
@@ -32,17 +20,17 @@ def _calc(tmp_path: Path, state: Any, *args: str) -> Any:
 
 
 def test_json_output_carries_the_sigma_figures(tmp_path: Path) -> None:
-    result = _calc(tmp_path, _state(), "--format", "json")
+    result = _calc(tmp_path, two_longs_in_sigmas(), "--format", "json")
     assert result.exit_code == 0, result.output
     output = json.loads(result.stdout)
-    expected = json.loads(VECTOR.read_text(encoding="utf-8"))["expected"]
+    expected = load(SIGMAS_VECTOR)["expected"]
     assert output["volatility"]["daily_sigma"] == pytest.approx(expected["daily_sigma"], rel=1e-4)
     assert output["volatility"]["account_move_sigmas"]["daily"] == pytest.approx(2.2337, rel=1e-4)
     assert output["positions"][1]["distance_sigmas"]["daily"] == pytest.approx(3.6618, rel=1e-4)
 
 
 def test_table_output_has_the_sigma_table(tmp_path: Path) -> None:
-    result = _calc(tmp_path, _state(), "--format", "table")
+    result = _calc(tmp_path, two_longs_in_sigmas(), "--format", "table")
     assert result.exit_code == 0, result.output
     assert "in sigmas of recent moves" in result.stdout
     assert "2.2 \u03c3" in result.stdout
@@ -50,8 +38,10 @@ def test_table_output_has_the_sigma_table(tmp_path: Path) -> None:
 
 
 def test_a_shock_is_judged_against_the_same_volatility(tmp_path: Path) -> None:
-    calm = json.loads(_calc(tmp_path, _state(), "--format", "json").stdout)
-    shocked = json.loads(_calc(tmp_path, _state(), "--format", "json", "--shock", "all=-5%").stdout)
+    calm = json.loads(_calc(tmp_path, two_longs_in_sigmas(), "--format", "json").stdout)
+    shocked = json.loads(
+        _calc(tmp_path, two_longs_in_sigmas(), "--format", "json", "--shock", "all=-5%").stdout
+    )
     assert (
         shocked["volatility"]["account_move_sigmas"]["daily"]
         < calm["volatility"]["account_move_sigmas"]["daily"]
@@ -59,7 +49,7 @@ def test_a_shock_is_judged_against_the_same_volatility(tmp_path: Path) -> None:
 
 
 def test_without_volatility_the_output_keeps_its_shape(tmp_path: Path) -> None:
-    state = _state()
+    state = two_longs_in_sigmas()
     del state["volatility"]
     output = json.loads(_calc(tmp_path, state, "--format", "json").stdout)
     assert "volatility" not in output
@@ -67,7 +57,7 @@ def test_without_volatility_the_output_keeps_its_shape(tmp_path: Path) -> None:
 
 
 def test_a_bad_sigma_names_its_field(tmp_path: Path) -> None:
-    state = _state()
+    state = two_longs_in_sigmas()
     state["volatility"]["ETHUSDT"]["daily"] = "-0.1"
     result = _calc(tmp_path, state, "--format", "json")
     assert result.exit_code != 0

@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 
 SECRET = "very-secret-api-secret-0123"
 CONFIG = f"""

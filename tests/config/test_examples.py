@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,18 +238,10 @@ def half_written_snapshots(state_dir: Path, positions: int) -> int:
     return int(row[0])
 
 
-async def wait_until(
-    predicate: Callable[[], bool], within: float, what: str, log: Callable[[], str] | None = None
-) -> None:
-    """Poll `predicate()` every 0.1 s; AssertionError naming `what` (and the daemon log) on timeout."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    detail = f"\n--- daemon log ---\n{log()}" if log is not None else ""
-    raise AssertionError(f"timed out after {within}s waiting for {what}{detail}")
+def scrape_metrics(port: int) -> str:
+    """What Prometheus reads from the metrics endpoint on 127.0.0.1:`port`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
 
 
 @dataclass(frozen=True)

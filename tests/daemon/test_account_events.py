@@ -9,16 +9,16 @@ import asyncio
 import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import wait_until
+from tests.daemon.e2e_support import scrape_metrics
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -52,11 +52,6 @@ async def _status(config: Path) -> dict[str, Any]:
     return rows[0]
 
 
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
 async def test_a_fill_is_reflected_at_once_and_a_dropped_private_stream_is_said(
     tmp_path: Path, sim: SimulatorServer
 ) -> None:
@@ -82,9 +77,7 @@ async def test_a_fill_is_reflected_at_once_and_a_dropped_private_stream_is_said(
         async def moved() -> bool:
             return (await _status(config))["margin_ratio"] != before
 
-        while not await moved():
-            assert time.monotonic() - filled < 5, "the fill never reached the stored figures"
-            await asyncio.sleep(0.1)
+        await wait_until(moved, 5, "the fill to reach the stored figures")
         latency = time.monotonic() - filled
         # The status command itself takes a few hundred ms per call.
         assert latency <= 3.0, f"fill reflected {latency:.1f}s later"
@@ -101,7 +94,7 @@ async def test_a_fill_is_reflected_at_once_and_a_dropped_private_stream_is_said(
         assert "listenKey=" not in daemon.log().replace("listenKey=***", "")
         status = await _status(config)
         assert status["stream"] == "live (account events: down)"
-        assert 'portfolio_monitor_stream_live{account="main"} 1.0' in _scrape(metrics_port)
+        assert 'portfolio_monitor_stream_live{account="main"} 1.0' in scrape_metrics(metrics_port)
         await sim.private.set_mode("on")
         await wait_until(
             lambda: daemon.log().count("account=main account events stream live") == 2,

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from pydantic import SecretStr
-
 from monitor.config import AccountSettings
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
@@ -18,21 +16,13 @@ from monitor.ports import SystemClock
 from monitor.service import PollService
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.repository import SqlStore
-from tests.daemon.e2e_support import wait_until
-from tests.daemon.test_live_service import INTERVAL, LiveRecorder, _follow, hub, store
-
-__all__ = ["hub", "store"]
+from tests.daemon.test_live_service import INTERVAL, LiveRecorder, _follow
+from tests.support.simulator import account_settings
+from tests.support.waiting import wait_until
 
 
 def _settings(sim: SimulatorServer, name: str) -> AccountSettings:
-    info = sim.accounts[name]
-    return AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        poll_interval=INTERVAL,
-        base_url=sim.base_url,
-    )
+    return account_settings(sim, name, Venue.BINANCE_USDM, poll_interval=INTERVAL)
 
 
 def _refreshes(recorder: LiveRecorder) -> int:

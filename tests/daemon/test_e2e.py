@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,13 @@ from tests.daemon.e2e_support import (
     MqttRecorder,
     btc_price_for_ratio,
     half_written_snapshots,
+    scrape_metrics,
     snapshot_counts,
-    wait_until,
     write_config,
 )
 from tests.support.daemon import BINARY, DaemonProcess
-from tests.support.mosquitto import Mosquitto, free_port, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]
@@ -39,7 +39,7 @@ STOP_TIMEOUT = 30.0  # the unit's TimeoutStopSec
 @pytest.fixture
 def endpoints(
     sim: SimulatorServer,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     hook: WebhookReceiver,
 ) -> Endpoints:
     keys = {name: (info.api_key, info.api_secret) for name, info in sim.accounts.items()}
@@ -56,11 +56,6 @@ def _events(
         and p.get("event") == event
         and (severity is None or p.get("severity") == severity)
     ]
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
 
 
 def _slow_answers(sim: SimulatorServer, account: str) -> int:
@@ -85,7 +80,7 @@ async def test_crash_alerts_reach_both_sinks_and_sigterm_is_clean(
     sim: SimulatorServer,
     hook: WebhookReceiver,
     endpoints: Endpoints,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     state = tmp_path / "state"
     metrics_port = free_port()
@@ -133,7 +128,7 @@ async def test_crash_alerts_reach_both_sinks_and_sigterm_is_clean(
             assert len(_events(hook.payloads, "firing", "critical")) == 1
             assert len(_events(hook.payloads, "resolved")) == 1
 
-            metrics = await asyncio.to_thread(_scrape, metrics_port)
+            metrics = await asyncio.to_thread(scrape_metrics, metrics_port)
             assert 'portfolio_monitor_margin_ratio{account="main"}' in metrics
             assert 'portfolio_monitor_poll_duration_seconds_count{account="main"}' in metrics
 
@@ -199,7 +194,7 @@ async def test_kill_9_then_restart_neither_loses_nor_repeats(
         assert len(_ids(_events(hook.payloads, "firing", "warning"))) == 1
         sim.set_price("BTC", None)
         await hook.wait_for(lambda p: bool(_events([p], "resolved")), within=15)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # letting time pass is the point: a duplicate would arrive by now
         assert len(_ids(_events(hook.payloads, "resolved"))) == 1
         assert await _terminate(daemon) == 0
     finally:
@@ -212,7 +207,7 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
     sim: SimulatorServer,
     hook: WebhookReceiver,
     endpoints: Endpoints,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     state = tmp_path / "state"
     metrics_port = free_port()
@@ -290,7 +285,7 @@ async def test_sighup_reloads_thresholds_and_accounts_and_rejects_a_bad_file(
         await wait_until(lambda: _slow_answers(sim, "spare") == 1, 10, "the slow answer")
         await asyncio.sleep(0.5)  # the end of the cycle that got it
         assert "account=spare poll failed" not in daemon.log()
-        assert 'account="spare"' not in await asyncio.to_thread(_scrape, metrics_port)
+        assert 'account="spare"' not in await asyncio.to_thread(scrape_metrics, metrics_port)
         spare = snapshot_counts(state)["spare"]
         main = snapshot_counts(state)["main"]
         await wait_until(

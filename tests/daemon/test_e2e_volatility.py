@@ -6,33 +6,27 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import urllib.request
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import Endpoints, MqttRecorder, wait_until, write_config
+from tests.daemon.e2e_support import Endpoints, MqttRecorder, scrape_metrics, write_config
 from tests.support.daemon import DaemonProcess
-from tests.support.mosquitto import Mosquitto, free_port, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mqtt]
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
 
 
 async def test_the_account_move_in_sigmas_reaches_every_output(
     tmp_path: Path,
     sim: SimulatorServer,
     hook: WebhookReceiver,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     keys = {name: (info.api_key, info.api_secret) for name, info in sim.accounts.items()}
     endpoints = Endpoints(sim.base_url, keys, mosquitto.port, hook.url)
@@ -63,7 +57,7 @@ async def test_the_account_move_in_sigmas_reaches_every_output(
                 "MQTT state with sigmas",
                 daemon.log,
             )
-            metrics = await asyncio.to_thread(_scrape, metrics_port)
+            metrics = await asyncio.to_thread(scrape_metrics, metrics_port)
             assert (
                 'portfolio_monitor_account_move_sigmas{account="main",horizon="daily"}' in metrics
             )

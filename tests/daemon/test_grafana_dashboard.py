@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.metrics import Metrics
-from tests.daemon.test_metrics import _snapshot
-from tests.daemon.test_metrics_sigmas import BTC, _with
+from tests.daemon.e2e_support import scrape_metrics
+from tests.daemon.metrics_support import BTC, longs, with_volatility
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "contrib" / "grafana" / "portfolio-monitor.json"
 METRIC = re.compile(r"\bportfolio_monitor_[a-z0-9_]+")
@@ -40,7 +39,7 @@ def _strings(node: Any) -> Iterator[str]:
 def _scrape() -> str:
     """Every family with at least one series, served over HTTP as Prometheus scrapes it."""
     metrics = Metrics()
-    metrics.observe_snapshot(_with(_snapshot("BTCUSDT"), BTC))
+    metrics.observe_snapshot(with_volatility(longs("BTCUSDT"), BTC))
     metrics.observe_poll("main", 0.3, "unavailable")
     metrics.sink_up.labels("phone").set(1)
     metrics.outbox_depth.set(0)
@@ -50,8 +49,7 @@ def _scrape() -> str:
         port = probe.getsockname()[1]
     metrics.serve("127.0.0.1", port)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return str(response.read().decode())
+        return scrape_metrics(port)
     finally:
         metrics.close()
 

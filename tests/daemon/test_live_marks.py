@@ -9,16 +9,16 @@ import asyncio
 import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import btc_price_for_ratio, wait_until
+from tests.daemon.e2e_support import btc_price_for_ratio, scrape_metrics
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e]
@@ -71,11 +71,6 @@ def _position_requests(sim: SimulatorServer) -> int:
     return sum(1 for r in sim.request_log if r.account == "main" and "positionRisk" in r.path)
 
 
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
 async def test_emergency_alert_follows_a_price_move_within_seconds(
     tmp_path: Path, sim: SimulatorServer, hook: WebhookReceiver
 ) -> None:
@@ -119,7 +114,7 @@ async def test_a_dropped_stream_falls_back_to_polling_and_recovers(
         await wait_until(
             lambda: "account=main marks stream live" in daemon.log(), 20, "live marks", daemon.log
         )
-        assert 'portfolio_monitor_stream_live{account="main"} 1.0' in _scrape(metrics_port)
+        assert 'portfolio_monitor_stream_live{account="main"} 1.0' in scrape_metrics(metrics_port)
         await sim.streams.set_mode("off")
         await wait_until(
             lambda: "polling every 2s until it recovers" in daemon.log(),
@@ -130,7 +125,7 @@ async def test_a_dropped_stream_falls_back_to_polling_and_recovers(
         assert daemon.log().count("polling every 2s until it recovers") == 1
         rows = await _status(config)
         assert rows[0]["stream"].startswith("polling: binance-usdm mark stream")
-        assert 'portfolio_monitor_stream_live{account="main"} 0.0' in _scrape(metrics_port)
+        assert 'portfolio_monitor_stream_live{account="main"} 0.0' in scrape_metrics(metrics_port)
         # Polling at the account's interval again; the stale rule stays quiet.
         await wait_until(
             lambda: daemon.log().count("account=main cycle ") >= 3, 10, "polls", daemon.log

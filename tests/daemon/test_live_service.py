@@ -9,26 +9,22 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import FETCH_RETRY
 from monitor.live import LIVE, LiveMarks
 from monitor.ports import SystemClock
 from monitor.service import CycleReport, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
-from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
-from tests.daemon.e2e_support import Recorder, btc_price_for_ratio, margin_ratio_at, wait_until
+from tests.daemon.e2e_support import Recorder, btc_price_for_ratio, margin_ratio_at
+from tests.support.simulator import account_settings
+from tests.support.waiting import wait_until
 
 INTERVAL = timedelta(seconds=1)
 
@@ -36,21 +32,6 @@ INTERVAL = timedelta(seconds=1)
 class LiveRecorder(Recorder):
     def live(self, account: str) -> list[CycleReport]:
         return [r for r in self.reports if r.live and r.account == account]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[ExchangeHub]:
-    async with ExchangeHub(
-        retry=replace(FETCH_RETRY, attempts=1, initial=timedelta(seconds=0.05)), timeout=3
-    ) as opened:
-        yield opened
 
 
 async def _follow(
@@ -63,14 +44,7 @@ async def _follow(
     *,
     heartbeat: float = 5.0,
 ) -> None:
-    info = sim.accounts[name]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        poll_interval=INTERVAL,
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, name, Venue.BINANCE_USDM, poll_interval=INTERVAL)
     await store.register_account(
         name, venue="binance-usdm", asset="USDT", poll_interval=1.0, now=datetime.now(UTC)
     )
@@ -162,7 +136,7 @@ async def test_marks_recompute_at_most_once_a_second_and_stale_marks_are_not_use
         assert live.rest_due("main")
         count = len(recorder.live("main"))
         sim.set_price("BTC", btc_price_for_ratio(1.1))
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # letting time pass is the point: no live recompute meanwhile
         assert len(recorder.live("main")) == count
         polled = await service.poll("main")  # the fallback poll sees the move
         assert polled.snapshot is not None

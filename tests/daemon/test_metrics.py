@@ -6,52 +6,27 @@ import math
 import socket
 import urllib.request
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from monitor.domain.errors import MonitorError
-from monitor.domain.margin import assess
-from monitor.domain.model import AccountState, MarginMode, Position, Side, Snapshot, Tier, Venue
 from monitor.metrics import Metrics
-
-TIERS = (Tier(floor=0, cap=None, mmr=0.01),)
-
-
-def _snapshot(*symbols: str, wallet: float = 20.0) -> Snapshot:
-    positions = tuple(
-        Position(
-            symbol=symbol,
-            side=Side.LONG,
-            margin_mode=MarginMode.CROSS,
-            quantity=1.0,
-            entry_price=100.0,
-            mark_price=95.0,
-            tiers=TIERS,
-        )
-        for symbol in symbols
-    )
-    state = AccountState(venue=Venue.BINANCE_USDM, wallet_balance=wallet, positions=positions)
-    return Snapshot("main", datetime(2026, 11, 21, tzinfo=UTC), state, assess(state))
-
-
-def _value(metrics: Metrics, name: str, **labels: str) -> float | None:
-    return metrics.registry.get_sample_value(name, labels)
+from tests.daemon.metrics_support import longs, sample
 
 
 def test_gauges_follow_the_snapshot() -> None:
     metrics = Metrics()
-    snapshot = _snapshot("BTCUSDT", "ETHUSDT")
+    snapshot = longs("BTCUSDT", "ETHUSDT")
     metrics.observe_snapshot(snapshot)
     assert (
-        _value(metrics, "portfolio_monitor_margin_ratio", account="main")
+        sample(metrics, "portfolio_monitor_margin_ratio", account="main")
         == snapshot.risk.margin_ratio
     )
     assert (
-        _value(metrics, "portfolio_monitor_equity", account="main", asset="USDT")
+        sample(metrics, "portfolio_monitor_equity", account="main", asset="USDT")
         == snapshot.risk.equity
     )
-    distance = _value(
+    distance = sample(
         metrics,
         "portfolio_monitor_liquidation_distance",
         account="main",
@@ -61,13 +36,13 @@ def test_gauges_follow_the_snapshot() -> None:
     assert distance is not None
     assert distance == snapshot.risk.positions[1].distance_to_liquidation
     assert (
-        _value(metrics, "portfolio_monitor_last_successful_poll_timestamp_seconds", account="main")
+        sample(metrics, "portfolio_monitor_last_successful_poll_timestamp_seconds", account="main")
         == snapshot.taken_at.timestamp()
     )
 
-    metrics.observe_snapshot(_snapshot("BTCUSDT"))
+    metrics.observe_snapshot(longs("BTCUSDT"))
     assert (
-        _value(
+        sample(
             metrics,
             "portfolio_monitor_liquidation_distance",
             account="main",
@@ -80,29 +55,29 @@ def test_gauges_follow_the_snapshot() -> None:
 
 def test_no_positions_means_nan_not_zero() -> None:
     metrics = Metrics()
-    metrics.observe_snapshot(_snapshot())
-    ratio = _value(metrics, "portfolio_monitor_margin_ratio", account="main")
+    metrics.observe_snapshot(longs())
+    ratio = sample(metrics, "portfolio_monitor_margin_ratio", account="main")
     assert ratio is not None
     assert math.isnan(ratio)
 
 
 def test_poll_errors_and_forget() -> None:
     metrics = Metrics()
-    metrics.observe_snapshot(_snapshot("BTCUSDT"))
+    metrics.observe_snapshot(longs("BTCUSDT"))
     metrics.observe_poll("main", 0.2, None)
     metrics.observe_poll("main", 0.4, "unavailable")
     assert (
-        _value(metrics, "portfolio_monitor_poll_errors_total", account="main", kind="unavailable")
+        sample(metrics, "portfolio_monitor_poll_errors_total", account="main", kind="unavailable")
         == 1
     )
-    assert _value(metrics, "portfolio_monitor_poll_duration_seconds_count", account="main") == 2
+    assert sample(metrics, "portfolio_monitor_poll_duration_seconds_count", account="main") == 2
     metrics.forget_account("main")
-    assert _value(metrics, "portfolio_monitor_margin_ratio", account="main") is None
+    assert sample(metrics, "portfolio_monitor_margin_ratio", account="main") is None
     assert (
-        _value(metrics, "portfolio_monitor_poll_errors_total", account="main", kind="unavailable")
+        sample(metrics, "portfolio_monitor_poll_errors_total", account="main", kind="unavailable")
         is None
     )
-    assert _value(metrics, "portfolio_monitor_equity", account="main", asset="USDT") is None
+    assert sample(metrics, "portfolio_monitor_equity", account="main", asset="USDT") is None
 
 
 def test_http_endpoint() -> None:
@@ -110,7 +85,7 @@ def test_http_endpoint() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     metrics = Metrics()
-    metrics.observe_snapshot(_snapshot("BTCUSDT"))
+    metrics.observe_snapshot(longs("BTCUSDT"))
     metrics.outbox_depth.set(3)
     metrics.serve("127.0.0.1", port)
     try:
@@ -135,15 +110,15 @@ def test_an_address_that_cannot_be_bound_names_metrics_listen(host: str) -> None
 
 def test_equity_follows_a_reload_to_another_margin_pool() -> None:
     metrics = Metrics()
-    usdt = _snapshot("BTCUSDT")
+    usdt = longs("BTCUSDT")
     metrics.observe_snapshot(usdt)
     # `asset = "USDC"` set for the account and SIGHUP: the next snapshot is of the USDC pool.
     usdc = replace(usdt, state=replace(usdt.state, asset="USDC"))
     metrics.observe_snapshot(usdc)
-    assert _value(metrics, "portfolio_monitor_equity", account="main", asset="USDT") is None
+    assert sample(metrics, "portfolio_monitor_equity", account="main", asset="USDT") is None
     assert (
-        _value(metrics, "portfolio_monitor_equity", account="main", asset="USDC")
+        sample(metrics, "portfolio_monitor_equity", account="main", asset="USDC")
         == usdc.risk.equity
     )
     metrics.forget_account("main")
-    assert _value(metrics, "portfolio_monitor_equity", account="main", asset="USDC") is None
+    assert sample(metrics, "portfolio_monitor_equity", account="main", asset="USDC") is None

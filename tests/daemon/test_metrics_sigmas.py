@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import pytest
 
-from monitor.domain.margin import assess
-from monitor.domain.model import Snapshot
 from monitor.domain.volatility import SymbolVolatility
 from monitor.metrics import Metrics
-from tests.daemon.test_metrics import _snapshot
-
-BTC = SymbolVolatility("BTCUSDT", 0.01, 0.03)
-
-
-def _with(snapshot: Snapshot, *entries: SymbolVolatility) -> Snapshot:
-    state = replace(snapshot.state, volatility=entries)
-    return replace(snapshot, state=state, risk=assess(state))
-
-
-def _value(metrics: Metrics, name: str, **labels: str) -> float | None:
-    return metrics.registry.get_sample_value(name, labels)
+from tests.daemon.metrics_support import BTC, longs, sample, with_volatility
 
 
 def test_sigma_gauges_follow_the_snapshot_and_drop_closed_positions() -> None:
     metrics = Metrics()
-    both = _with(_snapshot("BTCUSDT", "ETHUSDT"), BTC, SymbolVolatility("ETHUSDT"))
+    both = with_volatility(longs("BTCUSDT", "ETHUSDT"), BTC, SymbolVolatility("ETHUSDT"))
     metrics.observe_snapshot(both)
     volatility = both.risk.volatility
     assert volatility is not None
-    move = _value(metrics, "portfolio_monitor_account_move_sigmas", account="main", horizon="daily")
+    move = sample(metrics, "portfolio_monitor_account_move_sigmas", account="main", horizon="daily")
     # The pool's sigma needs every cross position's: ETH's is unknown, so the move is NaN.
     assert move is not None
     assert math.isnan(move)
-    btc = _value(
+    btc = sample(
         metrics,
         "portfolio_monitor_liquidation_distance_sigmas",
         account="main",
@@ -44,20 +30,20 @@ def test_sigma_gauges_follow_the_snapshot_and_drop_closed_positions() -> None:
         horizon="hourly",
     )
     assert btc == pytest.approx(volatility.positions[0].hourly)
-    metrics.observe_snapshot(_with(_snapshot("BTCUSDT"), BTC))
+    metrics.observe_snapshot(with_volatility(longs("BTCUSDT"), BTC))
     labels = {"account": "main", "symbol": "ETHUSDT", "side": "long", "horizon": "daily"}
-    assert _value(metrics, "portfolio_monitor_liquidation_distance_sigmas", **labels) is None
-    move = _value(metrics, "portfolio_monitor_account_move_sigmas", account="main", horizon="daily")
+    assert sample(metrics, "portfolio_monitor_liquidation_distance_sigmas", **labels) is None
+    move = sample(metrics, "portfolio_monitor_account_move_sigmas", account="main", horizon="daily")
     assert move is not None
     assert not math.isnan(move)
 
 
 def test_without_volatility_there_are_no_sigma_series_and_forget_drops_them() -> None:
     metrics = Metrics()
-    metrics.observe_snapshot(_with(_snapshot("BTCUSDT"), BTC))
-    metrics.observe_snapshot(_snapshot("BTCUSDT"))
+    metrics.observe_snapshot(with_volatility(longs("BTCUSDT"), BTC))
+    metrics.observe_snapshot(longs("BTCUSDT"))
     labels = {"account": "main", "horizon": "hourly"}
-    assert _value(metrics, "portfolio_monitor_account_move_sigmas", **labels) is None
-    metrics.observe_snapshot(_with(_snapshot("BTCUSDT"), BTC))
+    assert sample(metrics, "portfolio_monitor_account_move_sigmas", **labels) is None
+    metrics.observe_snapshot(with_volatility(longs("BTCUSDT"), BTC))
     metrics.forget_account("main")
-    assert _value(metrics, "portfolio_monitor_account_move_sigmas", **labels) is None
+    assert sample(metrics, "portfolio_monitor_account_move_sigmas", **labels) is None

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from monitor.config import load_settings
 from monitor.daemon import Daemon, DaemonOptions
 from monitor.simulator.server import SimulatorServer
 from tests.daemon.e2e_support import SCENARIO, account_lines, snapshot_counts
+from tests.support.waiting import wait_until
 
 
 async def test_sighup_during_start_up_reloads_once_started(
@@ -32,10 +32,7 @@ async def test_sighup_during_start_up_reloads_once_started(
     caplog.set_level(logging.INFO, logger="monitor.daemon")
     running = asyncio.create_task(daemon.run(settings))
     try:
-        for _ in range(100):
-            if "configuration reloaded" in caplog.text:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: "configuration reloaded" in caplog.text, 10, "the reload")
         assert "configuration reloaded: 0 account(s)" in caplog.text
     finally:
         daemon.stop()
@@ -50,14 +47,6 @@ def _config(path: Path, sim: SimulatorServer, accounts: tuple[str, ...]) -> None
     path.write_text("\n".join(lines) + "\n")
 
 
-async def _until(predicate: Callable[[], bool], within: float, what: str) -> None:
-    for _ in range(int(within * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_reload_that_meets_a_locked_database_is_retried_by_itself(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -68,19 +57,19 @@ async def test_reload_that_meets_a_locked_database_is_retried_by_itself(
         daemon = Daemon(DaemonOptions(config_path=config, handle_signals=False, reload_retry=0.5))
         running = asyncio.create_task(daemon.run())
         try:
-            await _until(lambda: snapshot_counts(tmp_path).get("main", 0) >= 1, 20, "main")
+            await wait_until(lambda: snapshot_counts(tmp_path).get("main", 0) >= 1, 20, "main")
             # A backup or a person's sqlite3 shell holds the write lock while "spare" is added.
             lock = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None, timeout=10)
             lock.execute("BEGIN EXCLUSIVE")
             try:
                 _config(config, sim, ("main", "spare"))
                 daemon.request_reload()
-                await _until(lambda: "reload failed part-way" in caplog.text, 20, "the failure")
+                await wait_until(lambda: "reload failed part-way" in caplog.text, 20, "the failure")
             finally:
                 lock.execute("ROLLBACK")
                 lock.close()
             # No second SIGHUP: the reload is retried and "spare" gets watched.
-            await _until(lambda: snapshot_counts(tmp_path).get("spare", 0) >= 1, 20, "spare")
+            await wait_until(lambda: snapshot_counts(tmp_path).get("spare", 0) >= 1, 20, "spare")
         finally:
             daemon.stop()
             assert await asyncio.wait_for(running, 30) == 0

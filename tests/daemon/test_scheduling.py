@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from monitor.scheduling import Scheduler
+from tests.support.waiting import wait_until
 
 
 async def test_interval_job_runs_now_and_repeats() -> None:
@@ -22,7 +23,7 @@ async def test_interval_job_runs_now_and_repeats() -> None:
     scheduler.every("poll:a", 0.3, job)
     started = time.monotonic()
     scheduler.start()
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # letting time pass is the point: the runs in one second are counted
     assert await scheduler.drain(1)
     assert 3 <= len(runs) <= 5
     assert runs[0] - started < 0.2
@@ -42,7 +43,7 @@ async def test_slow_job_is_skipped_not_stacked() -> None:
     scheduler = Scheduler()
     scheduler.every("poll:slow", 0.2, slow)
     scheduler.start()
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(1.2)  # letting time pass is the point: six due runs, never two at once
     assert await scheduler.drain(2)
     assert peak == 1
     assert scheduler.skipped_runs >= 1
@@ -58,8 +59,7 @@ async def test_drain_waits_for_a_cycle_in_flight() -> None:
     scheduler = Scheduler()
     scheduler.every("poll:a", 10, job)
     scheduler.start()
-    await asyncio.sleep(0.1)
-    assert scheduler.in_flight == 1
+    await wait_until(lambda: scheduler.in_flight == 1, 5, "the job to start")
     assert await scheduler.drain(2) is True
     assert finished.is_set()
 
@@ -77,40 +77,44 @@ async def test_drain_cancels_after_the_grace_period(caplog: pytest.LogCaptureFix
     scheduler = Scheduler()
     scheduler.every("poll:stuck", 10, stuck)
     scheduler.start()
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: scheduler.in_flight == 1, 5, "the job to start")
     started = time.monotonic()
     assert await scheduler.drain(0.3) is False
     assert time.monotonic() - started < 2
     assert cancelled.is_set()
     assert scheduler.in_flight == 0
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the cancelled job's callbacks run: an error would be logged by now
     # A deliberate cancellation at shutdown is not a job error.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_reschedule_and_remove() -> None:
-    calls: list[str] = []
+    calls: list[tuple[str, float]] = []
 
     async def a() -> None:
-        calls.append("a")
+        calls.append(("a", time.monotonic()))
 
     async def b() -> None:
-        calls.append("b")
+        calls.append(("b", time.monotonic()))
 
     scheduler = Scheduler()
-    scheduler.every("poll:a", 0.2, a)
+    scheduler.every("poll:a", 0.6, a)
     scheduler.daily("retention", a)
     scheduler.start()
-    await asyncio.sleep(0.3)
-    # Same interval: the job keeps its timing but runs the new function.
-    scheduler.every("poll:a", 0.2, b)
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: len(calls) == 1, 5, "the first run")
+    # Re-added mid-interval with the same interval: the job keeps its timing (the next run is
+    # one interval after the last, not now) but runs the new function.
+    await asyncio.sleep(0.2)
+    scheduler.every("poll:a", 0.6, b)
+    await wait_until(lambda: len(calls) == 2, 5, "the rescheduled run")
+    (_, first), (name, second) = calls
+    assert name == "b"
+    assert 0.5 < second - first < 0.9
     scheduler.remove("poll:a")
     assert scheduler.job_ids() == {"retention"}
-    count = len(calls)
-    await asyncio.sleep(0.4)
-    assert len(calls) == count
-    assert "b" in calls
+    # Letting more than an interval pass is the point: a removed job never runs again.
+    await asyncio.sleep(0.9)
+    assert len(calls) == 2
     await scheduler.drain(1)
 
 
@@ -135,7 +139,7 @@ async def test_settle_waits_for_one_job_and_cancels_it_quietly_after_grace(
     scheduler.every("poll:stuck", 10, job("stuck", 60))
     scheduler.every("poll:other", 10, job("other", 1.5))
     scheduler.start()
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: scheduler.in_flight == 3, 5, "the three jobs to start")
     started = time.monotonic()
     await scheduler.settle(["poll:quick", "poll:stuck"], 0.5)
     assert 0.4 < time.monotonic() - started < 1.5

@@ -5,55 +5,28 @@ rejected key raises the API-key alert; the cycle's rows land together."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
-from monitor.exchanges.resilience import FETCH_RETRY
 from monitor.ports import SystemClock
 from monitor.service import ErrorKind, PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
-from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import Recorder, half_written_snapshots, snapshot_counts
+from tests.support.simulator import account_settings
 
 INTERVAL = timedelta(seconds=1)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[ExchangeHub]:
-    async with ExchangeHub(
-        retry=replace(FETCH_RETRY, attempts=1, initial=timedelta(seconds=0.05)), timeout=3
-    ) as opened:
-        yield opened
 
 
 async def _watch(
     service: PollService, store: SqlStore, hub: ExchangeHub, sim: SimulatorServer, name: str
 ) -> None:
-    info = sim.accounts[name]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        poll_interval=INTERVAL,
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, name, Venue.BINANCE_USDM, poll_interval=INTERVAL)
     await store.register_account(
         name,
         venue=settings.venue.value,
@@ -84,7 +57,7 @@ async def test_a_failing_account_does_not_stall_the_other_and_goes_stale(
         assert spare.error_kind is None
         assert spare.snapshot is not None
         stale += [n for n in main.notifications if n.rule == "stale"]
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.6)  # time passes between cycles: the stale alert counts it
     assert [(n.kind.value, n.severity.value) for n in stale] == [("firing", "critical")]
     assert "failing: main (unavailable)" in service.status_line()
 

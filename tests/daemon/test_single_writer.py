@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import account_lines, snapshot_counts, wait_until
+from tests.daemon.e2e_support import account_lines, snapshot_counts
 from tests.support.daemon import BINARY, DaemonProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

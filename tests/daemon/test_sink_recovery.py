@@ -11,7 +11,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,11 @@ from tests.daemon.e2e_support import (
     btc_price_for_ratio,
     database,
     json_webhook_lines,
-    wait_until,
+    scrape_metrics,
 )
 from tests.support.daemon import BINARY, DaemonProcess
 from tests.support.mosquitto import free_port
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e]
@@ -88,11 +88,6 @@ async def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
 async def test_a_410_hook_that_comes_back_gets_every_missed_alert_in_order_once(
     tmp_path: Path, sim: SimulatorServer, hook: WebhookReceiver
 ) -> None:
@@ -130,7 +125,7 @@ async def test_a_410_hook_that_comes_back_gets_every_missed_alert_in_order_once(
         assert "HTTP 410" in status.stdout
         assert "ALERTS REACH NO ONE" in status.stderr
         assert "alerts --retry hook" in status.stderr
-        assert 'portfolio_monitor_sink_up{sink="hook"} 0.0' in _scrape(metrics_port)
+        assert 'portfolio_monitor_sink_up{sink="hook"} 0.0' in scrape_metrics(metrics_port)
         assert "CRITICAL" in daemon.log()
         assert daemon.log().count("ALERTS REACH NO ONE: every remote sink") == 1
 
@@ -157,7 +152,7 @@ async def test_a_410_hook_that_comes_back_gets_every_missed_alert_in_order_once(
         assert status.returncode == 0, status
         assert "Alert sinks" not in status.stdout
         await wait_until(
-            lambda: 'portfolio_monitor_sink_up{sink="hook"} 1.0' in _scrape(metrics_port),
+            lambda: 'portfolio_monitor_sink_up{sink="hook"} 1.0' in scrape_metrics(metrics_port),
             5,
             "the sink_up gauge back at 1",
             daemon.log,
@@ -183,7 +178,7 @@ async def test_retry_sends_a_held_alert_at_once_and_the_expired_one_as_a_summary
         sim.set_price("BTC", CRITICAL_PRICE)
         await wait_until(lambda: len(_hook_rows(state)) == 2, 20, "the critical", daemon.log)
         hook.fail_with = None
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # letting time pass is the point: nothing is sent meanwhile
         assert hook.payloads == []  # the back-off holds them: no probe for 10 minutes
 
         retried = await _cli(

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.daemon.e2e_support import account_lines, json_webhook_lines, wait_until
+from tests.daemon.e2e_support import account_lines, json_webhook_lines
 from tests.support.daemon import DaemonProcess
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e]
@@ -80,7 +81,7 @@ async def test_a_hung_exchange_raises_stale_by_the_clock_once_and_it_resolves(
         # firing one was never sent twice.
         await wait_until(lambda: "poll failed" in daemon.log(), 15, "the fetch deadline")
         await hook.wait_for(lambda p: bool(_stale([p], "resolved")), within=10)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # letting time pass is the point: a duplicate would arrive by now
         assert len(_stale(hook.payloads, "firing")) == 1
         assert len(_stale(hook.payloads, "resolved")) == 1
         assert len({p["id"] for p in hook.payloads}) == len(hook.payloads)

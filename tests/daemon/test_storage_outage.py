@@ -27,9 +27,9 @@ from tests.daemon.e2e_support import (
     database,
     json_webhook_lines,
     snapshot_counts,
-    wait_until,
 )
 from tests.support.daemon import BINARY, DaemonProcess
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e]

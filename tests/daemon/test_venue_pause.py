@@ -11,13 +11,10 @@ import copy
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.domain.model import Venue
 from monitor.domain.notification import Notification
@@ -26,9 +23,9 @@ from monitor.exchanges.resilience import FETCH_RETRY
 from monitor.ports import SystemClock
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
-from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.daemon.e2e_support import SCENARIO
+from tests.support.simulator import account_settings
 
 INTERVAL = timedelta(seconds=1)
 BAN_SECONDS = 3
@@ -48,13 +45,6 @@ async def sim() -> AsyncIterator[SimulatorServer]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = await prepare_database(f"sqlite:///{tmp_path / 'monitor.db'}")
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
 async def hub() -> AsyncIterator[ExchangeHub]:
     # A fetch sits out bans of up to half a second; longer ones are a pause the cycle reports.
     policy = replace(
@@ -71,14 +61,7 @@ async def _service(store: SqlStore, hub: ExchangeHub, sim: SimulatorServer) -> P
     service = PollService(store, SystemClock(), ["console"])
     defaults = AlertsSettings.model_validate({"stale": {"after": 2}})
     for name in ACCOUNTS:
-        info = sim.accounts[name]
-        settings = AccountSettings(
-            venue=Venue.BINANCE_USDM,
-            api_key=SecretStr(info.api_key),
-            api_secret=SecretStr(info.api_secret),
-            poll_interval=INTERVAL,
-            base_url=sim.base_url,
-        )
+        settings = account_settings(sim, name, Venue.BINANCE_USDM, poll_interval=INTERVAL)
         await store.register_account(
             name, venue="binance-usdm", asset="USDT", poll_interval=1.0, now=datetime.now(UTC)
         )

@@ -21,6 +21,7 @@ from monitor.domain.volatility import (
     in_sigmas,
     realised_sigma,
 )
+from tests.domain.vectors import two_longs_in_sigmas
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "volatility"
 
@@ -95,8 +96,7 @@ def test_figures_match_a_straightforward_computation_on_the_same_klines() -> Non
 
 
 def _two_longs(volatility: dict[str, Any]) -> AccountState:
-    document = _vector("binance_usdm_cross_two_longs_in_sigmas")["state"]
-    return state_from_json({**document, "volatility": volatility})
+    return state_from_json(two_longs_in_sigmas(volatility))
 
 
 def test_an_unknown_sigma_makes_the_pool_figure_unknown_not_smaller() -> None:

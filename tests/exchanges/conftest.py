@@ -6,15 +6,12 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
-from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub, VenueClient
 from monitor.retry import RetryPolicy
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.scenario import SCENARIO
-from tests.support.simulator import running_simulator
+from tests.support.simulator import account_settings, running_simulator
 
 # Short waits so fault tests finish quickly; the logic is the same as production's.
 TEST_RETRY = RetryPolicy(
@@ -44,16 +41,8 @@ ClientFactory = Callable[..., VenueClient]
 @pytest.fixture
 def client_for(sim: SimulatorServer, hub: ExchangeHub) -> ClientFactory:
     def make(account: str, venue: str = "", asset: str = "", **overrides: object) -> VenueClient:
-        info = sim.accounts[account]
-        if not venue:
-            venue = "binance-usdm" if info.exchange == "binance" else "bybit-linear"
-        settings = AccountSettings(
-            venue=Venue(venue),
-            api_key=SecretStr(str(overrides.pop("api_key", info.api_key))),
-            api_secret=SecretStr(str(overrides.pop("api_secret", info.api_secret))),
-            base_url=sim.base_url,
-            **({"asset": asset} if asset else {}),
-        )
+        fields = {**overrides, **({"asset": asset} if asset else {})}
+        settings = account_settings(sim, account, venue or None, **fields)
         return hub.client_for(account, settings)
 
     return make

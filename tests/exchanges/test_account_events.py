@@ -17,10 +17,8 @@ from monitor.exchanges import ExchangeHub
 from monitor.exchanges.account_events import redact
 from monitor.retry import RetryPolicy
 from monitor.simulator import SimulatorServer
-from tests.daemon.e2e_support import wait_until
-from tests.support.simulator import simulator
-
-__all__ = ["simulator"]
+from tests.support.simulator import account_settings
+from tests.support.waiting import wait_until
 
 
 class Seen:
@@ -45,13 +43,7 @@ async def hub() -> AsyncIterator[ExchangeHub]:
 
 def _settings(sim: SimulatorServer, venue: Venue) -> AccountSettings:
     account = "bybit-cross" if venue.exchange == "bybit" else "binance-oneway"
-    info = sim.accounts[account]
-    return AccountSettings(
-        venue=venue,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    return account_settings(sim, account, venue)
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,7 @@ import asyncio
 import time
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
 from monitor.domain.errors import ExchangeUnavailable
 from monitor.domain.margin import assess
 from monitor.domain.model import MarginMode, Venue
@@ -18,6 +16,7 @@ from monitor.simulator.scenario import TierSpec
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import TEST_RETRY, ClientFactory
 from tests.exchanges.scenario import POOLS
+from tests.support.simulator import account_settings
 
 
 @pytest.mark.parametrize(
@@ -142,7 +141,9 @@ async def test_closing_waits_for_the_poll_still_running_on_the_client(
     await client.fetch_account()
     sim.inject_fault("timeout", account="bn-oneway", path="/fapi/v3/positionRisk", delay=0.3)
     polling = asyncio.create_task(client.fetch_account())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(
+        0.1
+    )  # half-way through the 0.3 s answer (the simulator logs it only when sent)
     sim.clear_faults()
     await client.close()
     assert polling.done()
@@ -151,13 +152,7 @@ async def test_closing_waits_for_the_poll_still_running_on_the_client(
 
 
 async def test_a_changed_bracket_table_is_reported(sim: SimulatorServer) -> None:
-    info = sim.accounts["bn-oneway"]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, "bn-oneway", Venue.BINANCE_USDM)
     # Brackets re-read on every fetch, so the change shows at the next poll.
     async with ExchangeHub(tier_refresh=0, rate_limit=False) as hub:
         client = hub.client_for("main", settings)
@@ -189,13 +184,7 @@ async def test_a_changed_bracket_table_is_reported(sim: SimulatorServer) -> None
 async def test_a_failed_table_refresh_keeps_the_tables_we_have(
     sim: SimulatorServer, account: str, venue: Venue, tier_path: str
 ) -> None:
-    info = sim.accounts[account]
-    settings = AccountSettings(
-        venue=venue,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, account, venue)
     # Tables re-read on every fetch; the venue's table endpoint then fails for good.
     async with ExchangeHub(tier_refresh=0, retry=TEST_RETRY, timeout=1.0, rate_limit=False) as hub:
         client = hub.client_for("main", settings)
@@ -211,13 +200,7 @@ async def test_a_failed_table_refresh_keeps_the_tables_we_have(
 async def test_binance_polls_are_paced_by_the_weight_binance_counts(sim: SimulatorServer) -> None:
     # ccxt charges 1 for the v3 account and positionRisk calls and refills 1200 per minute;
     # Binance counts 5 each against 2400 per minute and address, then answers 429 and bans.
-    info = sim.accounts["bn-empty"]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, "bn-empty", Venue.BINANCE_USDM)
     async with ExchangeHub(retry=TEST_RETRY, timeout=1.0) as hub:
         client = hub.client_for("main", settings)
         await client.fetch_account()

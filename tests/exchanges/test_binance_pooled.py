@@ -7,9 +7,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
 from monitor.domain.margin import assess
 from monitor.domain.model import PoolModel, Venue
 from monitor.exchanges import ExchangeHub
@@ -17,7 +15,7 @@ from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.probe import poll_cost
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import TEST_RETRY
-from tests.support.simulator import running_simulator
+from tests.support.simulator import account_settings, running_simulator
 
 
 @pytest.fixture
@@ -33,13 +31,7 @@ async def hub() -> AsyncIterator[ExchangeHub]:
 
 
 def client(sim: SimulatorServer, hub: ExchangeHub, account: str) -> BinanceClient:
-    info = sim.accounts[account]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, account, Venue.BINANCE_USDM)
     made = hub.client_for(account, settings)
     assert isinstance(made, BinanceClient)
     return made

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
 from monitor.domain.errors import ExchangeAuthError, ExchangeDataError
 from monitor.domain.margin import assess
 from monitor.domain.model import (
@@ -35,7 +33,7 @@ from monitor.exchanges.bybit_collateral import (
 from monitor.exchanges.bybit_pool import ReadPosition, unified_parts, unified_wallet
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import TEST_RETRY
-from tests.support.simulator import running_simulator
+from tests.support.simulator import account_settings, running_simulator
 
 RECORDED = Path(__file__).parent / "recorded" / "bybit"
 
@@ -137,14 +135,7 @@ async def uta() -> AsyncIterator[tuple[SimulatorServer, ExchangeHub]]:
 
 
 def _client(sim: SimulatorServer, hub: ExchangeHub, account: str, venue: str, asset: str) -> Any:
-    info = sim.accounts[account]
-    settings = AccountSettings(
-        venue=Venue(venue),
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-        asset=asset,
-    )
+    settings = account_settings(sim, account, venue, asset=asset)
     return hub.client_for(account, settings)
 
 

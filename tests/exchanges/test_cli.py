@@ -3,42 +3,11 @@ against the simulator running in this test's event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 from monitor.simulator.server import SimulatorServer
-
-
-def write_config(sim: SimulatorServer, path: Path, pools: list[tuple[str, str, str, str]]) -> Path:
-    sections = []
-    for name, account, venue, asset in pools:
-        info = sim.accounts[account]
-        sections.append(
-            f'[accounts.{name}]\nvenue = "{venue}"\napi_key = "{info.api_key}"\n'
-            f'api_secret = "{info.api_secret}"\nbase_url = "{sim.base_url}"\nasset = "{asset}"\n'
-        )
-    path.write_text(f'state_dir = "{path.parent}"\n' + "\n".join(sections))
-    return path
-
-
-async def cli(*args: str) -> tuple[int, str, str]:
-    # Wide enough that rich does not abbreviate table cells.
-    environment = {**os.environ, "COLUMNS": "200"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environment,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.exchanges.cli_support import cli, write_config
 
 
 async def test_show_json_puts_our_liquidation_prices_beside_the_exchange(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.simulator.server import SimulatorServer
-from tests.exchanges.test_cli import cli, write_config
+from tests.exchanges.cli_support import cli, write_config
 from tests.support.simulator import running_simulator
 
 

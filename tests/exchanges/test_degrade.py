@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from monitor.config.accounts import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
@@ -23,22 +22,16 @@ from monitor.ports import SystemClock
 from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage.migrate import prepare_database
+from tests.exchanges.cli_support import cli, write_config
 from tests.exchanges.conftest import TEST_RETRY
-from tests.exchanges.test_cli import cli, write_config
-from tests.support.simulator import running_simulator
+from tests.support.simulator import account_settings, running_simulator
 
 FEE_PATH = "/v5/account/fee-rate"
 COLLATERAL_PATHS = ("/v5/spot-margin-trade/collateral", "/v5/account/collateral-info")
 
 
 def _settings(sim: SimulatorServer, account: str) -> AccountSettings:
-    info = sim.accounts[account]
-    return AccountSettings(
-        venue=Venue.BYBIT_LINEAR,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    return account_settings(sim, account, Venue.BYBIT_LINEAR)
 
 
 def _warnings(caplog: pytest.LogCaptureFixture, text: str) -> int:
@@ -128,13 +121,7 @@ async def test_portfolio_margin_rates_never_read_take_the_cautious_bound_per_coi
         running_simulator("test") as sim,
         ExchangeHub(tier_refresh=0, retry=TEST_RETRY, timeout=1.0, rate_limit=False) as hub,
     ):
-        info = sim.accounts["binance-portfolio"]
-        settings = AccountSettings(
-            venue=Venue.BINANCE_USDM,
-            api_key=SecretStr(info.api_key),
-            api_secret=SecretStr(info.api_secret),
-            base_url=sim.base_url,
-        )
+        settings = account_settings(sim, "binance-portfolio", Venue.BINANCE_USDM)
         known = await hub.client_for("known", settings).fetch_account()
         sim.inject_fault("server_error", path="/sapi/v1/portfolio/collateralRate", status=503)
         assumed = await hub.client_for("main", settings).fetch_account()

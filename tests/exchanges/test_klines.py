@@ -15,9 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
 from monitor.domain.errors import ExchangeDataError
 from monitor.domain.margin import assess
 from monitor.domain.model import Venue
@@ -26,9 +24,9 @@ from monitor.exchanges import ExchangeHub, VenueClient
 from monitor.exchanges.klines import KlineBook, closed_closes
 from monitor.exchanges.resilience import BanBoard
 from monitor.simulator.server import SimulatorServer
+from tests.exchanges.cli_support import cli, write_config
 from tests.exchanges.conftest import TEST_RETRY
-from tests.exchanges.test_cli import cli, write_config
-from tests.support.simulator import ccxt_client
+from tests.support.simulator import account_settings, ccxt_client
 
 KLINE_PATHS = {"binance": "/fapi/v1/klines", "bybit": "/v5/market/kline"}
 
@@ -44,14 +42,7 @@ async def vol_hub() -> AsyncIterator[ExchangeHub]:
 def _client(
     sim: SimulatorServer, hub: ExchangeHub, account: str, venue: Venue, *, volatility: bool = True
 ) -> VenueClient:
-    info = sim.accounts[account]
-    settings = AccountSettings(
-        venue=venue,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-        volatility=volatility,
-    )
+    settings = account_settings(sim, account, venue, volatility=volatility)
     return hub.client_for(account, settings)
 
 

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from pydantic import SecretStr
 
 from monitor.config import AccountSettings
 from monitor.domain.model import Venue
 from monitor.exchanges import ExchangeHub
 from monitor.ports import MarkUpdate
 from monitor.simulator import SimulatorServer
-from tests.daemon.e2e_support import wait_until
-from tests.support.simulator import simulator
-
-__all__ = ["simulator"]
+from tests.support.simulator import account_settings
+from tests.support.waiting import wait_until
 
 
 class Seen:
@@ -47,17 +44,7 @@ async def hub() -> AsyncIterator[ExchangeHub]:
 
 def _settings(sim: SimulatorServer, venue: Venue) -> AccountSettings:
     account = "bybit-cross" if venue.exchange == "bybit" else "binance-oneway"
-    info = sim.accounts[account]
-    return AccountSettings(
-        venue=venue,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
-
-
-async def _until(predicate: Callable[[], object], within: float) -> None:
-    await wait_until(lambda: bool(predicate()), within, "the stream")
+    return account_settings(sim, account, venue)
 
 
 @pytest.mark.parametrize(
@@ -79,11 +66,11 @@ async def test_each_venue_streams_the_marks_of_the_followed_symbols(
     task = asyncio.create_task(stream.run(seen))
     try:
         stream.follow(frozenset({symbol}))
-        await _until(lambda: seen.prices(symbol), 5)
+        await wait_until(lambda: seen.prices(symbol), 5, "the stream")
         assert seen.prices(symbol)[0] == 60_000.0
         assert seen.states == [(True, "streaming")]
         simulator.set_price("BTC", 57_000.0)
-        await _until(lambda: 57_000.0 in seen.prices(symbol), 3)
+        await wait_until(lambda: 57_000.0 in seen.prices(symbol), 3, "the stream")
         assert {u.symbol for u in seen.updates} == {symbol}
     finally:
         task.cancel()
@@ -100,9 +87,9 @@ async def test_a_silent_stream_is_down_after_its_heartbeat_and_recovers(
     task = asyncio.create_task(stream.run(seen))
     try:
         stream.follow(frozenset({"BTCUSDT"}))
-        await _until(lambda: seen.states == [(True, "streaming")], 5)
+        await wait_until(lambda: seen.states == [(True, "streaming")], 5, "the stream")
         await simulator.streams.set_mode("silent")
-        await _until(lambda: len(seen.states) >= 2, 4)
+        await wait_until(lambda: len(seen.states) >= 2, 4, "the stream")
         up, reason = seen.states[1]
         assert not up
         assert reason == "binance-usdm mark stream: no message for 1s"
@@ -111,7 +98,7 @@ async def test_a_silent_stream_is_down_after_its_heartbeat_and_recovers(
         assert len(seen.states) == 2
         assert simulator.streams.connections <= 1
         await simulator.streams.set_mode("on")
-        await _until(lambda: seen.states[-1] == (True, "streaming"), 8)
+        await wait_until(lambda: seen.states[-1] == (True, "streaming"), 8, "the stream")
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -127,7 +114,7 @@ async def test_a_symbol_the_venue_does_not_list_leaves_the_others_streaming(
     task = asyncio.create_task(stream.run(seen))
     try:
         stream.follow(frozenset({"BTCUSDT", "NOPEUSDT"}))
-        await _until(lambda: seen.prices("BTCUSDT"), 5)
+        await wait_until(lambda: seen.prices("BTCUSDT"), 5, "the stream")
         assert seen.states == [(True, "streaming")]
         assert "the venue lists no market NOPEUSDT" in caplog.text
         assert not seen.prices("NOPEUSDT")

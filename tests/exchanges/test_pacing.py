@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 from ccxt.async_support.base.throttler import Throttler
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
 from monitor.domain.model import Venue
 from monitor.exchanges.base import BinanceUsdm, Bybit
 from monitor.exchanges.hub import ExchangeHub
 from monitor.exchanges.pacing import Pacer, PacerChain
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import ClientFactory
+from tests.support.simulator import account_settings
 
 
 class _CountingLoop(asyncio.SelectorEventLoop):
@@ -127,7 +126,7 @@ async def test_a_request_cancelled_while_waiting_takes_nothing_from_the_budget()
     pacer = Pacer(40.0)  # Binance: 2,400 weight a minute
     await pacer(1)  # the burst: the bucket is now at 0
     queued = [asyncio.ensure_future(pacer(5)) for _ in range(8)]
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # every request takes its place in the queue and waits
     # Polls that hit their deadline give up their place: 35 units that would have taken 0.9 s.
     for request in queued[1:]:
         request.cancel()
@@ -168,12 +167,7 @@ async def test_without_sharing_each_instance_opens_its_own_session(
         clients = [
             hub.client_for(
                 name,
-                AccountSettings(
-                    venue=Venue.BINANCE_USDM,
-                    api_key=SecretStr(sim.accounts[name].api_key),
-                    api_secret=SecretStr(sim.accounts[name].api_secret),
-                    base_url=sim.base_url,
-                ),
+                account_settings(sim, name, Venue.BINANCE_USDM),
             )
             for name in ("bn-oneway", "bn-hedge")
         ]

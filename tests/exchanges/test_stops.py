@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
 from monitor.config.alerts import AlertsSettings, account_rules
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, Side, Venue
@@ -25,9 +23,9 @@ from monitor.service import PollService, WatchedAccount
 from monitor.simulator.server import SimulatorServer
 from monitor.storage import queries
 from monitor.storage.migrate import prepare_database
+from tests.exchanges.cli_support import cli, write_config
 from tests.exchanges.conftest import TEST_RETRY
-from tests.exchanges.test_cli import cli, write_config
-from tests.support.simulator import running_simulator
+from tests.support.simulator import account_settings, running_simulator
 
 TIERS = [{"cap": 5_000_000, "mmr": "0.4%", "max_leverage": 100}]
 
@@ -257,13 +255,7 @@ async def sim() -> AsyncIterator[SimulatorServer]:
 def _client(
     sim: SimulatorServer, account: str, hub: ExchangeHub, venue: Venue | None = None
 ) -> VenueClient:
-    info = sim.accounts[account]
-    settings = AccountSettings(
-        venue=venue or (Venue.BINANCE_USDM if info.exchange == "binance" else Venue.BYBIT_LINEAR),
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, account, venue)
     return hub.client_for(account, settings)
 
 

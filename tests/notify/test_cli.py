@@ -14,12 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app, test_notify
-from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from monitor.notify.http.transport import host_of
 from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
-from tests.notify.mqtt_client import collect
-from tests.support.mosquitto import Mosquitto, free_port, mosquitto, mosquitto_binary  # noqa: F401
+from tests.notify.mqtt_client import collect, relayed
+from tests.support.mosquitto import Mosquitto, free_port, mosquitto_binary
 from tests.support.tools import tool_missing
 
 
@@ -148,17 +147,16 @@ def test_wrong_sink_config_names_the_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.mqtt
-async def test_mqtt_sink(tmp_path: Path, mosquitto: Mosquitto) -> None:  # noqa: F811
+async def test_mqtt_sink(tmp_path: Path, mosquitto: Mosquitto) -> None:
     config = write_config(
         tmp_path, f'[notify.mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
     )
     topic = "portfolio_monitor/_monitor/alert"
-    listener = asyncio.create_task(collect(mosquitto, [topic], until=bool))
-    await asyncio.sleep(0.3)
-    code, out, err = await asyncio.to_thread(run, "test-notify", "--config", config)
-    assert code == 0, out + err
-    assert out.splitlines() == ["mqtt: ok"]
-    (message,) = await listener
+    async with relayed(mosquitto, [topic], until=bool) as seen:
+        code, out, err = await asyncio.to_thread(run, "test-notify", "--config", config)
+        assert code == 0, out + err
+        assert out.splitlines() == ["mqtt: ok"]
+    (message,) = seen
     assert message.json()["event"] == "test"
     assert not message.retain
 
@@ -166,7 +164,7 @@ async def test_mqtt_sink(tmp_path: Path, mosquitto: Mosquitto) -> None:  # noqa:
 @pytest.mark.mqtt
 async def test_mqtt_test_leaves_the_running_daemon_alone(
     tmp_path: Path,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     """test-notify on the daemon's host, with the daemon's config: the daemon keeps its session
     and Home Assistant keeps seeing it online."""

@@ -21,6 +21,7 @@ from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from tests.notify.factories import notification
 from tests.notify.outbox import ManualClock, ScriptedSink, outbox_rows, permanent, retryable
+from tests.support.waiting import wait_until
 
 POLICY = RetryPolicy(initial=timedelta(seconds=5), maximum=timedelta(seconds=60))
 
@@ -35,6 +36,10 @@ async def _store(database: Path) -> AsyncIterator[SqlStore]:
     store = await prepare_database(f"sqlite:///{database}")
     yield store
     await store.close()
+
+
+async def _empty(store: SqlStore) -> bool:
+    return await store.depth() == 0
 
 
 async def test_delivers_every_row_once(store: SqlStore, database: Path) -> None:
@@ -500,16 +505,23 @@ async def test_a_sink_that_times_out_is_retried(store: SqlStore, database: Path)
 
 
 async def test_run_delivers_when_woken(store: SqlStore) -> None:
+    passes: list[int] = []
+
+    class Counted(OutboxSender):
+        async def deliver_due(self) -> int:
+            attempted = await super().deliver_due()
+            passes.append(attempted)
+            return attempted
+
     ops = ScriptedSink("ops")
-    sender = OutboxSender(store, {"ops": ops}, POLICY, poll_interval=30)
+    sender = Counted(store, {"ops": ops}, POLICY, poll_interval=30)
     task = asyncio.create_task(sender.run())
     try:
-        await asyncio.sleep(0.1)
+        # The first pass found nothing; the next is 30 s away unless woken.
+        await wait_until(lambda: passes == [0], 5, "the first pass")
         await store.enqueue([notification(id="n1", created_at=datetime.now(UTC))], ["ops"])
         sender.wake()
-        async with asyncio.timeout(5):
-            while not ops.received:  # noqa: ASYNC110 - polling a test double
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: ops.received, 5, "the woken delivery")
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -581,10 +593,8 @@ async def test_a_store_failure_in_one_sink_does_not_resend_another_sinks_rows(
     )
     task = asyncio.create_task(sender.run())
     try:
-        async with asyncio.timeout(5):
-            while await store.depth():  # noqa: ASYNC110 - waiting for the real store
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # a duplicate would be sent within this time
+        await wait_until(lambda: _empty(store), 5, "an empty outbox")
+        await asyncio.sleep(0.5)  # letting time pass is the point: a duplicate would be sent by now
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

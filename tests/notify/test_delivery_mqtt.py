@@ -15,10 +15,12 @@ from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
 from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
-from tests.notify.factories import notification
-from tests.notify.mqtt_client import collect
+from monitor.storage.repository import SqlStore
+from tests.notify.factories import notification, quick_reconnect
+from tests.notify.mqtt_client import relayed
 from tests.notify.outbox import outbox_rows
-from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+from tests.support.mosquitto import Mosquitto
+from tests.support.waiting import wait_until
 
 # These senders run on the wall clock: alerts created now, not past the held-alert age limit.
 NOW = datetime.now(UTC)
@@ -28,17 +30,19 @@ pytestmark = pytest.mark.mqtt
 ALERT = "portfolio_monitor/main/alert"
 
 
-async def _connect_then_lose_the_broker(mqtt: MqttPublisher, mosquitto: Mosquitto) -> None:  # noqa: F811
+async def _empty(store: SqlStore) -> bool:
+    return await store.depth() == 0
+
+
+async def _connect_then_lose_the_broker(mqtt: MqttPublisher, mosquitto: Mosquitto) -> None:
     async with asyncio.timeout(5):
         await mqtt.wait_connected()
     mosquitto.stop()
-    async with asyncio.timeout(5):
-        while mqtt.connected:  # noqa: ASYNC110 - the publisher exposes a flag only
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: not mqtt.connected, 5, "the disconnect")
 
 
 async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "monitor.db"
@@ -46,7 +50,7 @@ async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
     settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="pm-outbox")
     policy = RetryPolicy(initial=timedelta(seconds=0.2), maximum=timedelta(seconds=0.5))
     try:
-        async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
+        async with MqttPublisher(settings, reconnect=quick_reconnect(0.3)) as mqtt:
             await _connect_then_lose_the_broker(mqtt, mosquitto)
 
             await store.enqueue(
@@ -61,26 +65,19 @@ async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
             assert await store.depth() == 2
 
             mosquitto.start()
-            listener = asyncio.create_task(
-                collect(
-                    mosquitto,
-                    [ALERT],
-                    until=lambda seen: len(seen) >= 2,
-                    timeout=15,
-                )
-            )
-            await asyncio.sleep(0.3)  # the listener subscribes before the alerts go out
-            runner = asyncio.create_task(sender.run())
+            runner: asyncio.Task[None] | None = None
             try:
-                seen = await listener
-                async with asyncio.timeout(5):
-                    # The PUBACK may arrive after the subscriber has its copy.
-                    while await store.depth():  # noqa: ASYNC110 - polling the database
-                        await asyncio.sleep(0.05)
+                async with relayed(
+                    mosquitto, [ALERT], until=lambda seen: len(seen) >= 2, timeout=15
+                ) as seen:
+                    runner = asyncio.create_task(sender.run())
+                # The PUBACK may arrive after the subscriber has its copy.
+                await wait_until(lambda: _empty(store), 5, "an empty outbox")
             finally:
-                runner.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await runner
+                if runner is not None:
+                    runner.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await runner
         assert [message.json()["id"] for message in seen] == ["n1", "n2"]
         assert not any(message.retain for message in seen)
         assert all(row.delivered for row in outbox_rows(database))
@@ -89,7 +86,7 @@ async def test_alerts_queued_while_the_broker_is_down_arrive_after_it_returns(
 
 
 async def test_alerts_waiting_for_the_broker_go_out_when_it_reconnects(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     tmp_path: Path,
 ) -> None:
     """The back-off grew while the broker was down; its return ends the wait at once."""
@@ -98,7 +95,7 @@ async def test_alerts_waiting_for_the_broker_go_out_when_it_reconnects(
     settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id="pm-recover")
     policy = RetryPolicy(initial=timedelta(seconds=60), maximum=timedelta(seconds=60))
     try:
-        async with MqttPublisher(settings, reconnect_min=0.1, reconnect_max=0.3) as mqtt:
+        async with MqttPublisher(settings, reconnect=quick_reconnect(0.3)) as mqtt:
             await _connect_then_lose_the_broker(mqtt, mosquitto)
             await store.enqueue([notification(id="n1", created_at=NOW)], ["mqtt"])
             sender = OutboxSender(store, {"mqtt": mqtt}, policy, poll_interval=0.1)
@@ -107,9 +104,7 @@ async def test_alerts_waiting_for_the_broker_go_out_when_it_reconnects(
             runner = asyncio.create_task(sender.run())
             try:
                 mosquitto.start()
-                async with asyncio.timeout(10):
-                    while await store.depth():  # noqa: ASYNC110 - polling the database
-                        await asyncio.sleep(0.05)
+                await wait_until(lambda: _empty(store), 10, "an empty outbox")
             finally:
                 runner.cancel()
                 with pytest.raises(asyncio.CancelledError):

@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,9 +18,10 @@ from monitor.errors import DeliveryError
 from monitor.notify.mqtt.ha_discovery import SENSORS
 from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
-from tests.notify.factories import notification, snapshot
-from tests.notify.mqtt_client import Seen, collect, latest
-from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
+from tests.notify.factories import notification, quick_reconnect, snapshot
+from tests.notify.mqtt_client import Seen, collect, latest, relayed
+from tests.support.mosquitto import Mosquitto
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
@@ -38,20 +39,13 @@ def _settings(broker: Mosquitto, **overrides: object) -> MqttSettings:
 
 
 @pytest.fixture(name="publisher")
-async def _publisher(mosquitto: Mosquitto) -> AsyncIterator[MqttPublisher]:  # noqa: F811
+async def _publisher(mosquitto: Mosquitto) -> AsyncIterator[MqttPublisher]:
     async with MqttPublisher(
-        _settings(mosquitto), reconnect_min=0.1, reconnect_max=0.5, birth_delay=0
+        _settings(mosquitto), reconnect=quick_reconnect(0.5), birth_delay=0
     ) as publisher:
         async with asyncio.timeout(5):
             await publisher.wait_connected()
         yield publisher
-
-
-async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    # Polling: the publisher's connection state is not an awaitable event for outsiders.
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 def _has(*topics: str):  # type: ignore[no-untyped-def]
@@ -59,12 +53,12 @@ def _has(*topics: str):  # type: ignore[no-untyped-def]
 
 
 async def test_state_discovery_and_availability_are_retained(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
-    publisher.register_account("main", 10, asset="USDT", venue="binance-usdm")
-    publisher.publish_state(snapshot(margin_ratio=2.5))
-    await asyncio.sleep(0.3)
+    async with relayed(mosquitto, [STATE], until=_has(STATE)):  # queued last: all is out
+        publisher.register_account("main", 10, asset="USDT", venue="binance-usdm")
+        publisher.publish_state(snapshot(margin_ratio=2.5))
 
     # A subscriber arriving later (Home Assistant after a restart) gets everything retained.
     seen = await collect(mosquitto, ALL, quiet=0.5)
@@ -98,27 +92,30 @@ async def test_state_discovery_and_availability_are_retained(
 
 
 async def test_state_updates_replace_the_retained_value(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
-    publisher.register_account("main", 10)
-    publisher.publish_state(snapshot(margin_ratio=2.5))
-    publisher.publish_state(snapshot(margin_ratio=1.25))
-    await asyncio.sleep(0.3)
+    async with relayed(mosquitto, [STATE], until=lambda seen: len(seen) == 2):
+        publisher.register_account("main", 10)
+        publisher.publish_state(snapshot(margin_ratio=2.5))
+        publisher.publish_state(snapshot(margin_ratio=1.25))
     seen = await collect(mosquitto, [STATE], until=_has(STATE))
     state = latest(seen, STATE)
     assert state is not None
+    assert state.retain
     assert state.json()["margin_ratio"] == 1.25
 
 
 async def test_state_says_how_the_marks_arrive(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
-    publisher.register_account("main", 10)
-    publisher.publish_state(snapshot(margin_ratio=2.5), "live")
-    publisher.publish_state(snapshot(margin_ratio=2.4), "polling: binance-usdm mark stream down")
-    await asyncio.sleep(0.3)
+    async with relayed(mosquitto, [STATE], until=lambda seen: len(seen) == 2):
+        publisher.register_account("main", 10)
+        publisher.publish_state(snapshot(margin_ratio=2.5), "live")
+        publisher.publish_state(
+            snapshot(margin_ratio=2.4), "polling: binance-usdm mark stream down"
+        )
     seen = await collect(mosquitto, [STATE], until=_has(STATE))
     state = latest(seen, STATE)
     assert state is not None
@@ -127,16 +124,11 @@ async def test_state_says_how_the_marks_arrive(
 
 
 async def test_alert_events_are_not_retained(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
-    async def listen() -> list[Seen]:
-        return await collect(mosquitto, [ALERT], until=_has(ALERT))
-
-    listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.3)
-    await publisher.send(notification())
-    seen = await listener
+    async with relayed(mosquitto, [ALERT], until=_has(ALERT)) as seen:
+        await publisher.send(notification())
     alert = latest(seen, ALERT)
     assert alert is not None
     assert not alert.retain
@@ -147,27 +139,27 @@ async def test_alert_events_are_not_retained(
 
 
 async def test_alert_while_broker_down_is_a_retryable_delivery_error(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     mosquitto.stop()
-    await _until(lambda: not publisher.connected)
+    await wait_until(lambda: not publisher.connected, 10, "the disconnect")
     with pytest.raises(DeliveryError) as caught:
         await publisher.send(notification())
     assert isinstance(caught.value, RetryableError)
 
 
 async def test_everything_is_republished_after_a_broker_restart(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
-    publisher.register_account("main", 10)
-    publisher.publish_state(snapshot(margin_ratio=2.5))
-    await asyncio.sleep(0.3)
+    async with relayed(mosquitto, [STATE], until=_has(STATE)):
+        publisher.register_account("main", 10)
+        publisher.publish_state(snapshot(margin_ratio=2.5))
     mosquitto.stop()  # no persistence: the broker comes back with no retained messages
-    await _until(lambda: not publisher.connected)
+    await wait_until(lambda: not publisher.connected, 10, "the disconnect")
     mosquitto.start()
-    await _until(lambda: publisher.connected)
+    await wait_until(lambda: publisher.connected, 10, "the reconnect")
     seen = await collect(mosquitto, ALL, until=_has(STATE, AVAILABILITY, RATIO_CONFIG))
     assert latest(seen, AVAILABILITY).payload == b"online"  # type: ignore[union-attr]
     assert latest(seen, STATE).json()["margin_ratio"] == 2.5  # type: ignore[union-attr]
@@ -175,31 +167,27 @@ async def test_everything_is_republished_after_a_broker_restart(
 
 
 async def test_birth_message_republishes_discovery(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     import aiomqtt
 
-    publisher.register_account("main", 10)
-    await asyncio.sleep(0.3)
-
-    async def listen() -> list[Seen]:
-        # Retained copies arrive first; wait for a second, live (not retained) copy.
-        return await collect(
+    async with relayed(mosquitto, [RATIO_CONFIG], until=_has(RATIO_CONFIG)):
+        publisher.register_account("main", 10)
+    # The retained copy arrives first; then a second, live (not retained) copy.
+    async with (
+        relayed(
             mosquitto,
             [RATIO_CONFIG],
             until=lambda seen: any(m.topic == RATIO_CONFIG and not m.retain for m in seen),
-        )
-
-    listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.3)
-    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as home_assistant:
+        ) as seen,
+        aiomqtt.Client(mosquitto.host, mosquitto.port) as home_assistant,
+    ):
         await home_assistant.publish("homeassistant/status", b"online", qos=1)
-    seen = await listener
     assert [m.retain for m in seen if m.topic == RATIO_CONFIG] == [True, False]
 
 
-async def test_clean_shutdown_publishes_offline(mosquitto: Mosquitto) -> None:  # noqa: F811
+async def test_clean_shutdown_publishes_offline(mosquitto: Mosquitto) -> None:
     async with MqttPublisher(_settings(mosquitto)) as publisher:
         async with asyncio.timeout(5):
             await publisher.wait_connected()
@@ -226,7 +214,7 @@ _DYING_CLIENT = textwrap.dedent(
 
 
 async def test_last_will_marks_the_daemon_offline_when_it_dies(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     tmp_path: Path,
 ) -> None:
     process = subprocess.Popen(  # noqa: ASYNC220 - a plain child process, not awaited
@@ -258,37 +246,42 @@ async def test_last_will_marks_the_daemon_offline_when_it_dies(
 
 
 async def test_state_bursts_never_block_and_the_newest_state_wins(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     settings = _settings(mosquitto, queue_size=10)
+
+    def newest(seen: list[Seen]) -> bool:
+        state = latest(seen, STATE)
+        return state is not None and state.json()["margin_ratio"] == 1.999
+
     async with MqttPublisher(settings) as publisher:
         async with asyncio.timeout(5):
             await publisher.wait_connected()
-        for step in range(1000):  # no await: the sender gets no chance to drain in between
-            publisher.publish_state(snapshot(margin_ratio=1.0 + step / 1000))
+        async with relayed(mosquitto, [STATE], until=newest):
+            for step in range(1000):  # no await: the sender gets no chance to drain in between
+                publisher.publish_state(snapshot(margin_ratio=1.0 + step / 1000))
         assert publisher.dropped == 990
-        await asyncio.sleep(0.5)
         seen = await collect(mosquitto, [STATE], until=_has(STATE))
     assert latest(seen, STATE).json()["margin_ratio"] == 1.999  # type: ignore[union-attr]
 
 
 async def test_an_account_removed_while_disconnected_leaves_no_ghost_entities(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     import aiomqtt
 
-    publisher.register_account("main", 10)
-    publisher.register_account("kept", 10)
-    publisher.publish_state(snapshot(margin_ratio=2.5))
-    await asyncio.sleep(0.3)
+    async with relayed(mosquitto, [STATE], until=_has(STATE)):  # queued last: all is out
+        publisher.register_account("main", 10)
+        publisher.register_account("kept", 10)
+        publisher.publish_state(snapshot(margin_ratio=2.5))
     # Another client with our client id takes the session over: we are disconnected while the
     # broker (and every retained message) stays.
     async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="pm-test"):
-        await _until(lambda: not publisher.connected)
+        await wait_until(lambda: not publisher.connected, 10, "the disconnect")
         publisher.remove_account("main")
-    await _until(lambda: publisher.connected)
-    await asyncio.sleep(0.3)
+    # Connected means republished: the clearing of main's topics was acknowledged by then.
+    await wait_until(lambda: publisher.connected, 10, "the reconnect")
     seen = await collect(mosquitto, ALL, quiet=0.5)
     retained = {m.topic for m in seen if m.retain and m.payload}
     assert STATE not in retained
@@ -297,7 +290,7 @@ async def test_an_account_removed_while_disconnected_leaves_no_ghost_entities(
 
 
 async def test_an_account_registered_during_the_connect_republish_is_announced(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     class RegisteredMidway(MqttPublisher):
         """The daemon registers its accounts between database writes; one may land while
@@ -308,16 +301,21 @@ async def test_an_account_registered_during_the_connect_republish_is_announced(
             self.register_account("main", 10)
             return remembered
 
+    main_configs = [f"homeassistant/sensor/portfolio_monitor_main_{s.key}/config" for s in SENSORS]
     async with RegisteredMidway(_settings(mosquitto)) as publisher:
         async with asyncio.timeout(5):
             await publisher.wait_connected()
-        await asyncio.sleep(0.3)
-        seen = await collect(mosquitto, [RATIO_CONFIG], until=_has(RATIO_CONFIG))
-    assert latest(seen, RATIO_CONFIG) is not None
+        seen = await collect(mosquitto, main_configs, until=_has(*main_configs))
+    # Every sensor of the account is announced, retained, as a real config (not a deletion).
+    for topic in main_configs:
+        config = latest(seen, topic)
+        assert config is not None, topic
+        assert config.retain
+        assert config.json()["device"]["identifiers"] == ["portfolio_monitor_main"]
 
 
 async def test_birth_message_republishes_every_account_even_past_the_queue_size(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
 ) -> None:
     import aiomqtt
 
@@ -325,32 +323,34 @@ async def test_birth_message_republishes_every_account_even_past_the_queue_size(
     async with MqttPublisher(settings, birth_delay=0) as publisher:
         async with asyncio.timeout(5):
             await publisher.wait_connected()
-        for account in ("main", "alt", "hedge"):
-            publisher.register_account(account, 10)
-        await asyncio.sleep(0.3)
 
         def live(seen: list[Seen]) -> list[str]:
             return [m.topic for m in seen if not m.retain]
 
-        listener = asyncio.create_task(
-            collect(mosquitto, ["homeassistant/sensor/#"], until=lambda s: len(live(s)) >= 18)
-        )
-        await asyncio.sleep(0.3)
-        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as home_assistant:
+        # The queue keeps the newest four: the last one registered is out when it is relayed.
+        last = f"homeassistant/sensor/portfolio_monitor_hedge_{SENSORS[-1].key}/config"
+        async with relayed(mosquitto, [last], until=_has(last)):
+            for account in ("main", "alt", "hedge"):
+                publisher.register_account(account, 10)
+        async with (
+            relayed(
+                mosquitto, ["homeassistant/sensor/#"], until=lambda s: len(live(s)) >= 18
+            ) as seen,
+            aiomqtt.Client(mosquitto.host, mosquitto.port) as home_assistant,
+        ):
             await home_assistant.publish("homeassistant/status", b"online", qos=1)
-        seen = await listener
     assert len(set(live(seen))) == 18
 
 
 async def test_a_pooled_account_equity_sensor_is_in_usd(
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto: Mosquitto,
     publisher: MqttPublisher,
 ) -> None:
     # Configured with USDT, but the venue pools every coin in USD: the sensor's unit follows.
-    publisher.register_account("main", 10, asset="USDT", venue="bybit-linear")
     pooled = snapshot(margin_ratio=2.5)
-    publisher.publish_state(replace(pooled, state=replace(pooled.state, asset="USD")))
-    await asyncio.sleep(0.3)
+    async with relayed(mosquitto, [STATE], until=_has(STATE)):  # queued after the new configs
+        publisher.register_account("main", 10, asset="USDT", venue="bybit-linear")
+        publisher.publish_state(replace(pooled, state=replace(pooled.state, asset="USD")))
     seen = await collect(mosquitto, ALL, quiet=0.5)
     config = latest(seen, "homeassistant/sensor/portfolio_monitor_main_equity/config")
     assert config is not None

@@ -14,7 +14,7 @@ from monitor.domain.errors import RetryableError
 from monitor.errors import DeliveryError
 from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
-from tests.notify.factories import notification
+from tests.notify.factories import notification, quick_reconnect
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
 from tests.support.tools import tool_missing
 
@@ -106,8 +106,9 @@ async def test_wrong_password_never_connects_and_is_not_logged(
     wrong = "wrong-password-9876"
     with caplog.at_level(logging.DEBUG):
         async with MqttPublisher(
-            _settings(broker, pki, wrong), reconnect_min=0.1, reconnect_max=0.2
+            _settings(broker, pki, wrong), reconnect=quick_reconnect(0.2)
         ) as publisher:
+            # Letting time pass is the point: several attempts (0.1-0.2 s apart), none connects.
             await asyncio.sleep(1.0)
             assert not publisher.connected
             with pytest.raises(DeliveryError) as caught:

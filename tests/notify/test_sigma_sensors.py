@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from monitor.domain.codec import state_from_json
-from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
 from monitor.notify.mqtt.ha_discovery import discovery_configs, state_document
+from tests.domain.vectors import snapshot_of, two_longs_in_sigmas
 
-VECTOR = (
-    Path(__file__).resolve().parents[1]
-    / "vectors"
-    / "volatility"
-    / "binance_usdm_cross_two_longs_in_sigmas.json"
-)
 KEYS = (
     "account_move_sigmas_hourly",
     "account_move_sigmas_daily",
@@ -29,10 +20,8 @@ KEYS = (
 
 
 def _snapshot(*, volatility: bool = True) -> Snapshot:
-    state = state_from_json(json.loads(VECTOR.read_text(encoding="utf-8"))["state"])
-    if not volatility:
-        state = replace(state, volatility=())
-    return Snapshot("main", datetime(2026, 12, 5, tzinfo=UTC), state, assess(state))
+    state = state_from_json(two_longs_in_sigmas(None if volatility else {}))
+    return snapshot_of(state, datetime(2026, 12, 5, tzinfo=UTC))
 
 
 def test_state_document_carries_the_account_move_and_the_nearest_distance_in_sigmas() -> None:

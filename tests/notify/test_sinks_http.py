@@ -333,8 +333,9 @@ class TestSlack:
     async def test_json_ok_body_is_success(
         self, respx_mock: respx.MockRouter, http: HttpTransport
     ) -> None:
-        respx_mock.post(HOOK).respond(200, json={"ok": True})
-        await self._sink(http).send(notification())
+        route = respx_mock.post(HOOK).respond(200, json={"ok": True})
+        await self._sink(http).send(notification())  # no DeliveryError: delivered
+        assert route.call_count == 1
 
     async def test_control_characters_of_mrkdwn_are_escaped(
         self, respx_mock: respx.MockRouter, http: HttpTransport

@@ -12,9 +12,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from monitor.simulator import SimulatorServer
-from tests.support.simulator import ccxt_client, simulator
-
-__all__ = ["simulator"]
+from tests.support.simulator import ccxt_client
 
 
 def _binance_query(secret: str, query: str) -> str:

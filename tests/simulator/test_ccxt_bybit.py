@@ -8,9 +8,7 @@ import pytest
 
 from monitor.domain.model import Venue
 from monitor.simulator import SimulatorServer
-from tests.support.simulator import ccxt_client, simulator
-
-__all__ = ["simulator"]
+from tests.support.simulator import ccxt_client
 
 
 def _engine(

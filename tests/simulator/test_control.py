@@ -9,9 +9,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from monitor.simulator import SimulatorServer, SystemClock
-from tests.support.simulator import ccxt_client, running_simulator, simulator
-
-__all__ = ["simulator"]
+from tests.support.simulator import ccxt_client, running_simulator
 
 
 async def _call(

@@ -8,9 +8,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from monitor.simulator import SimulatorServer
-from tests.support.simulator import ccxt_client, simulator
-
-__all__ = ["simulator"]
+from tests.support.simulator import ccxt_client
 
 BINANCE_EXPECTED: dict[str, type[Exception]] = {
     "rate_limit": ccxt_async.DDoSProtection,

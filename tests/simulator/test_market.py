@@ -10,9 +10,7 @@ import pytest
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, MarginMode, Position, Side, Tier, Venue
 from monitor.simulator import SimulatorServer
-from tests.support.simulator import ccxt_client, running_simulator, simulator
-
-__all__ = ["simulator"]
+from tests.support.simulator import ccxt_client, running_simulator
 
 
 async def test_scripted_move_follows_the_injected_clock(simulator: SimulatorServer) -> None:

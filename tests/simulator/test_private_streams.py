@@ -13,9 +13,7 @@ import pytest
 
 from monitor.exchanges.urls import rewrite_api_urls, rewrite_ws_urls
 from monitor.simulator import SimulatorServer
-from tests.support.simulator import simulator
-
-__all__ = ["simulator"]
+from tests.support.waiting import wait_until
 
 QUIET = {
     "fetchCurrencies": False,
@@ -39,9 +37,7 @@ def _pro(sim: SimulatorServer, cls: type[Any], account: str, **options: Any) -> 
 
 
 async def _soon(sim: SimulatorServer, connections: int = 1) -> None:
-    async with asyncio.timeout(3):
-        while sim.private.connections < connections:  # noqa: ASYNC110 - the server's count
-            await asyncio.sleep(0.02)
+    await wait_until(lambda: sim.private.connections >= connections, 3, "the private stream")
 
 
 async def test_binance_usdm_user_data_stream_pushes_a_fill(simulator: SimulatorServer) -> None:
@@ -63,7 +59,7 @@ async def test_binance_usdm_user_data_stream_pushes_a_fill(simulator: SimulatorS
         assert btc["side"] == "long"
         # A transfer is an ACCOUNT_UPDATE too: the balance watcher sees the new wallet.
         balance = asyncio.ensure_future(exchange.watch_balance())
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the watcher registers in ccxt (nothing observable to wait on)
         await simulator.transfer("binance-oneway", "USDT", -500.0)
         async with asyncio.timeout(3):
             assert (await balance)["USDT"]["total"] == 19500.0
@@ -134,9 +130,11 @@ async def test_bybit_private_position_and_wallet_topics(simulator: SimulatorServ
         await _soon(simulator)
         url = next(iter(exchange.clients))
         assert url == f"{simulator.base_url.replace('http', 'ws')}/v5/private"
-        async with asyncio.timeout(3):
-            while simulator.private.subscribed("bybit-cross") != {"position", "wallet"}:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: simulator.private.subscribed("bybit-cross") == {"position", "wallet"},
+            3,
+            "the subscriptions",
+        )
         await simulator.fill("bybit-cross", "ETHUSDT", 1.5)
         async with asyncio.timeout(3):
             seen = await positions
@@ -145,7 +143,7 @@ async def test_bybit_private_position_and_wallet_topics(simulator: SimulatorServ
         assert eth["contracts"] == 1.5
         before = wallet["USDT"]["total"]
         balance = asyncio.ensure_future(exchange.watch_balance())
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the watcher registers in ccxt (nothing observable to wait on)
         await simulator.transfer("bybit-cross", "USDT", -1000.0)
         async with asyncio.timeout(3):
             assert (await balance)["USDT"]["total"] == pytest.approx(before - 1000.0)

@@ -14,9 +14,6 @@ import pytest
 
 from monitor.exchanges.urls import rewrite_api_urls, rewrite_ws_urls
 from monitor.simulator import SimulatorServer
-from tests.support.simulator import simulator
-
-__all__ = ["simulator"]
 
 
 def _pro(sim: SimulatorServer, cls: type[Any]) -> Any:

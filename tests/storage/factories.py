@@ -1,8 +1,11 @@
-"""Snapshots and notifications for storage tests."""
+"""Snapshots, notifications and alert events for storage tests (and the CLI and web tests that
+read a stored database)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from monitor.domain.model import (
     AccountRisk,
@@ -16,7 +19,8 @@ from monitor.domain.model import (
     Tier,
     Venue,
 )
-from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.domain.notification import Notification, Severity
+from tests.notify.factories import notification as alert
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TIERS = (Tier(0.0, 50_000.0, 0.004, 0.0), Tier(50_000.0, None, 0.005, 50.0))
@@ -95,15 +99,22 @@ def series(
 
 
 def notification(number: int = 1, created_at: datetime = T0) -> Notification:
-    """A firing margin alert."""
-    return Notification(
-        id=f"main:margin:warning:firing:{number}",
-        account="main",
-        rule="margin",
-        kind=NotificationKind.FIRING,
+    """Firing margin warning number `number` (its id ends with the number)."""
+    return alert(
+        id=f"main:margin_ratio:warning:firing:{number}",
         severity=Severity.WARNING,
-        title="Margin ratio low",
-        text="margin ratio 142 % (exchange: 70.4 %) fell below warning 300 %",
         created_at=created_at,
-        facts={"margin_ratio": 1.42, "nearest_liquidation_symbol": "BTCUSDT"},
     )
+
+
+@dataclass(frozen=True)
+class Event:
+    """An alert event as the cycle writer takes it (the engine's `AlertEvent` shape)."""
+
+    rule_key: str
+    severity: str
+    kind: str
+    at: datetime
+    title: str = "Margin ratio 142.0 % below the warning level 300 %"
+    text: str = "margin ratio 142 % fell below 300 %"
+    facts: dict[str, Any] = field(default_factory=lambda: {"margin_ratio": 1.42})

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.cli.history import sparkline
 from monitor.domain.model import PoolModel

@@ -6,8 +6,8 @@ import asyncio
 import sqlite3
 import time
 from contextlib import closing
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,7 @@ from monitor.storage.models import (
     TierTable,
 )
 from monitor.storage.repository import SqlStore
-from tests.storage.factories import T0, notification, snapshot
-
-
-@dataclass(frozen=True)
-class Event:
-    rule_key: str
-    severity: str
-    kind: str
-    at: datetime
-    title: str = "Margin ratio low"
-    text: str = "margin ratio 142 % fell below 300 %"
-    facts: dict[str, Any] = field(default_factory=lambda: {"margin_ratio": 1.42})
+from tests.storage.factories import T0, Event, notification, snapshot
 
 
 async def count(store: SqlStore, model: type[Any]) -> int:

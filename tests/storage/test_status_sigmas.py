@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.domain.codec import state_from_json
-from monitor.domain.margin import assess
-from monitor.domain.model import Snapshot
 from monitor.storage.migrate import prepare_database
-
-VECTOR = (
-    Path(__file__).resolve().parents[1]
-    / "vectors"
-    / "volatility"
-    / "binance_usdm_cross_two_longs_in_sigmas.json"
-)
+from tests.domain.vectors import snapshot_of, two_longs_in_sigmas
 
 
 @pytest.fixture
@@ -30,8 +20,8 @@ async def database(tmp_path: Path) -> str:
     """`main` stored with the vector's volatility, `blind` without any."""
     url = f"sqlite:///{tmp_path / 'monitor.db'}"
     now = datetime.now(UTC)
-    state = state_from_json(json.loads(VECTOR.read_text(encoding="utf-8"))["state"])
-    blind = replace(state, volatility=())
+    state = state_from_json(two_longs_in_sigmas())
+    blind = state_from_json(two_longs_in_sigmas({}))
     store = await prepare_database(url)
     try:
         for name, held in (("main", state), ("blind", blind)):
@@ -39,7 +29,7 @@ async def database(tmp_path: Path) -> str:
                 name, venue="binance-usdm", asset="USDT", poll_interval=60, now=now
             )
             async with store.cycle() as cycle:
-                await cycle.add_snapshot(Snapshot(name, now, held, assess(held)))
+                await cycle.add_snapshot(snapshot_of(held, now, name))
     finally:
         await store.close()
     return url

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.domain.codec import state_from_json
 from monitor.domain.margin import assess

@@ -10,9 +10,8 @@ Usage::
         broker.start()                       # up again on the same port
         broker.kill()                        # SIGKILL, no clean shutdown
 
-Or the pytest fixture `mosquitto` from `tests.support.mosquitto` (import it into a conftest or a test
-module: ``from tests.support.mosquitto import mosquitto  # noqa: F401``). It skips the test with a
-printed reason when the mosquitto binary is not installed.
+Or the pytest fixture `mosquitto` (defined in tests/conftest.py, so every test module can ask for it).
+It skips the test with a printed reason when the mosquitto binary is not installed.
 
 The broker keeps no persistence between restarts: retained messages vanish when it stops, which is
 exactly what "everything is republished after a broker restart" tests need.
@@ -25,13 +24,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-
-import pytest
-
-from tests.support.tools import tool_missing
 
 _CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -178,12 +172,3 @@ class Mosquitto:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A running broker for one test; skipped with a reason when mosquitto is not installed."""
-    if mosquitto_binary() is None:
-        tool_missing("mosquitto binary not installed (apt-get install mosquitto, or run .ci/run)")
-    with Mosquitto(tmp_path / "mosquitto") as broker:
-        yield broker

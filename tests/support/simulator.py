@@ -10,7 +10,7 @@
         finally:
             await exchange.close()
 
-or use the `simulator` fixture (test scenario, manual clock) after `from tests.support.simulator import simulator`.
+or ask for the `simulator` fixture (test scenario, manual clock; defined in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import ccxt.async_support as ccxt_async
-import pytest
 
+from monitor.config import AccountSettings
+from monitor.domain.model import Venue
 from monitor.simulator import ManualClock, SimClock, SimulatorServer
 
 # A fixed start keeps payload timestamps reproducible; signatures use real time, not this clock.
@@ -41,13 +42,6 @@ async def running_simulator(
         scenario, clock=clock if clock is not None else ManualClock(MANUAL_START)
     )
     async with server:
-        yield server
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[SimulatorServer]:
-    """The built-in test scenario on a manual clock."""
-    async with running_simulator("test") as server:
         yield server
 
 
@@ -75,3 +69,23 @@ def ccxt_client(sim: SimulatorServer, account: str | None, exchange_id: str, **c
     if exchange_id == "bybit":
         exchange.has["fetchCurrencies"] = False
     return exchange
+
+
+def account_settings(
+    sim: SimulatorServer, account: str, venue: Venue | str | None = None, **fields: Any
+) -> AccountSettings:
+    """Settings that point at the simulator's `account`: its keys, the simulator's URL and `venue`
+    (by default binance-usdm for a Binance account, bybit-linear for a Bybit one); `fields` add
+    or override any other setting (poll_interval, asset, volatility, api_key, ...)."""
+    info = sim.accounts[account]
+    if venue is None:
+        venue = Venue.BINANCE_USDM if info.exchange == "binance" else Venue.BYBIT_LINEAR
+    return AccountSettings.model_validate(
+        {
+            "venue": Venue(venue),
+            "api_key": info.api_key,
+            "api_secret": info.api_secret,
+            "base_url": sim.base_url,
+            **fields,
+        }
+    )

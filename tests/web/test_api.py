@@ -13,14 +13,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner, Result
 
-import monitor.cli.commands  # noqa: F401  (registers the commands)
 from monitor.cli.app import app
 from monitor.config import Settings
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
 from monitor.web.server import WebServer
-from tests.storage.factories import snapshot
-from tests.storage.test_repository import Event
+from tests.storage.factories import Event, snapshot
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

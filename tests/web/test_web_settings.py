@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.cli import commands as _commands  # noqa: F401  (registers the commands)
 from monitor.web.auth import Sessions, hash_password, password_matches
 from monitor.web.server import from_loopback
 

@@ -39,6 +39,7 @@ from monitor.notify.mqtt.ha_discovery import (
     state_topic,
 )
 from monitor.notify.mqtt.settings import MqttSettings
+from monitor.retry import RetryPolicy
 
 # Log lines name their logger: the sink's package, as for every other sink module.
 log = logging.getLogger("monitor.notify.mqtt")
@@ -50,6 +51,8 @@ MONITOR_TOPIC = "_monitor"
 PUBLISH_TIMEOUT = 10.0
 # Shutdown must not hang on a dead broker: systemd's stop timeout is waiting.
 OFFLINE_TIMEOUT = 3.0
+# A broker that went away is tried again after 1 s, doubling up to a minute.
+RECONNECT = RetryPolicy(initial=timedelta(seconds=1), maximum=timedelta(seconds=60))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +112,7 @@ class MqttPublisher:
         settings: MqttSettings,
         *,
         name: str = "mqtt",
-        reconnect_min: float = 1.0,
-        reconnect_max: float = 60.0,
+        reconnect: RetryPolicy = RECONNECT,
         birth_delay: float = 2.0,
         availability: bool = True,
     ) -> None:
@@ -120,8 +122,7 @@ class MqttPublisher:
         self._settings = settings
         self._availability = availability
         self._name = name
-        self._reconnect_min = reconnect_min
-        self._reconnect_max = reconnect_max
+        self._reconnect = reconnect
         self._birth_delay = birth_delay
         self._tls = tls_context(settings)
         self._identifier = settings.client_id or f"portfolio-monitor-{socket.gethostname()}"
@@ -344,7 +345,7 @@ class MqttPublisher:
         )
 
     async def _run(self) -> None:
-        delay = self._reconnect_min
+        failures = 0
         while not self._stopping.is_set():
             client = self._make_client()
             try:
@@ -352,7 +353,7 @@ class MqttPublisher:
                     self._client = client
                     await self._on_connect(client)
                     log.info("MQTT: connected to %s:%s", self._settings.host, self._settings.port)
-                    delay = self._reconnect_min
+                    failures = 0
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._drain(client))
                         group.create_task(self._listen(client))
@@ -361,6 +362,7 @@ class MqttPublisher:
             except* _Stopped:
                 pass  # the loop condition ends it
             except* aiomqtt.MqttError as errors:
+                failures += 1
                 self._refused = "; ".join(str(error) for error in errors.exceptions)
                 self._attempted.set()
                 log.warning(
@@ -368,7 +370,7 @@ class MqttPublisher:
                     self._settings.host,
                     self._settings.port,
                     self._refused,
-                    delay,
+                    self._reconnect.delay(failures).total_seconds(),
                 )
             finally:
                 self._accepting = False
@@ -376,8 +378,7 @@ class MqttPublisher:
                 self._client = None
             if self._stopping.is_set():
                 return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._reconnect_max)
+            await asyncio.sleep(self._reconnect.delay(max(failures, 1)).total_seconds())
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         # Whatever waited in the queue is older than what memory holds: replace it.
