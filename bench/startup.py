@@ -10,12 +10,16 @@ the floor no command can go below on this machine at this moment:
 - `portfolio-monitor check-config` on a one-account configuration
 The commands run one after the other in rounds (pass, help, status, ...), so a machine that gets
 busier during the run slows all of them alike and the ratios stay honest; quote medians and ratios.
+It also prints the load average and each command's CPU time (user + system): on a shared machine
+that is never idle, the CPU time is the closer estimate of the wall time on an idle one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,14 +62,18 @@ async def _small_database(url: str) -> None:
         await store.close()
 
 
-def _time(command: list[str]) -> float:
+def _time(command: list[str]) -> tuple[float, float]:
+    """The wall time and the CPU time (user + system) of one run of `command`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         # A command that failed early would time its error path, not its work.
         sys.exit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -92,18 +100,26 @@ def main() -> None:
             "check-config": [program, "check-config", "--config", str(config)],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for round_ in range(runs + 1):
             for name, command in commands.items():
-                elapsed = _time(command)
+                elapsed, used = _time(command)
                 if round_:  # the first round warms the file cache and is not counted
                     times[name].append(elapsed)
+                    cpu[name].append(used)
     baseline = statistics.median(times["python -c pass"])
-    print(f"start-up time, median of {runs} runs (min-max), ratio to `python -c pass`")
+    load = ", ".join(f"{figure:.2f}" for figure in os.getloadavg())
+    print(f"load average {load} (1, 5, 15 min) on {os.cpu_count()} CPUs")
+    print(
+        f"start-up time, median of {runs} runs (min-max), ratio to `python -c pass`; CPU time "
+        "(user + system, median), which a busy machine inflates far less than wall time"
+    )
     for name, samples in times.items():
         median = statistics.median(samples)
         print(
             f"  {name:<16} {median * 1000:6.0f} ms  ({min(samples) * 1000:.0f}-"
-            f"{max(samples) * 1000:.0f})  x{median / baseline:5.1f}"
+            f"{max(samples) * 1000:.0f})  x{median / baseline:5.1f}   CPU "
+            f"{statistics.median(cpu[name]) * 1000:4.0f} ms"
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,18 +13,7 @@ from monitor.cli.app import app
 from monitor.cli.options import usage_error
 from monitor.cli.output import Format, default_format, print_json, print_table
 from monitor.cli.sigmas import print_sigma_table
-from monitor.domain.codec import risk_to_json, state_from_json
 from monitor.domain.errors import InvalidInput
-from monitor.domain.margin import assess
-from monitor.domain.model import AccountRisk, AccountState, Collateral, MarginMode
-from monitor.domain.scenarios import (
-    MarginChange,
-    Shock,
-    add_margin,
-    apply_shocks,
-    parse_margin,
-    parse_shock,
-)
 from monitor.domain.units import (
     format_amount,
     format_compact,
@@ -32,6 +21,11 @@ from monitor.domain.units import (
     format_price,
     format_quantity,
 )
+
+# The engine is imported when a calculation runs: `--help` and the other commands need not load it.
+if TYPE_CHECKING:
+    from monitor.domain.model import AccountRisk, AccountState, Collateral
+    from monitor.domain.scenarios import MarginChange, Shock
 
 # Narrow enough for an 80-column terminal: prices in full, margin and PnL compact (1.23M).
 POSITION_HEADERS = ("symbol", "side", "mark", "liq. price", "distance", "MM", "PnL")
@@ -74,6 +68,10 @@ def calc(
     ] = None,
 ) -> None:
     """Compute margin ratios, liquidation prices and the account-wide liquidation move."""
+    from monitor.domain.codec import risk_to_json, state_from_json
+    from monitor.domain.margin import assess
+    from monitor.domain.scenarios import parse_margin, parse_shock
+
     chosen = output_format or default_format()
     if chosen is Format.CSV:
         raise usage_error("--format: calc prints table or json")
@@ -124,6 +122,8 @@ def _read(source: str) -> Any:
 def _scenario(
     state: AccountState, shocks: list[Shock], change: MarginChange | None
 ) -> AccountState:
+    from monitor.domain.scenarios import add_margin, apply_shocks
+
     if shocks:
         state = apply_shocks(state, shocks)
     if change is not None:
@@ -132,6 +132,8 @@ def _scenario(
 
 
 def _print_tables(state: AccountState, risk: AccountRisk, label: str) -> None:
+    from monitor.domain.model import MarginMode
+
     rows = [
         (
             result.symbol,

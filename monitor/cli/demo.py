@@ -6,23 +6,27 @@ an SQLite file, alerts go through the outbox to the console sink.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import shutil
-import socket
+import logging
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-from rich.console import Console
-from rich.live import Live
+import typer
 
-from monitor.cli.live_view import LiveView
-from monitor.daemon import Daemon, DaemonOptions
-from monitor.simulator.server import AccountInfo, SimulatorServer
+from monitor.cli.app import app
+from monitor.cli.options import logged_exit
+from monitor.logconfig import configure_logging
+
+# The daemon, the simulator, the live view and asyncio are imported when the demo runs (start-up
+# time).
+if TYPE_CHECKING:
+    from monitor.cli.live_view import LiveView
+    from monitor.simulator.server import AccountInfo
+
+log = logging.getLogger(__name__)
 
 POLL_INTERVAL = "1s"
 # The dashboard's port; a free one is taken when this one is busy.
@@ -86,8 +90,47 @@ def demo_config(
     return "\n".join(lines) + "\n"
 
 
+DurationOption = Annotated[
+    float, typer.Option("--duration", min=5.0, help="Seconds to run before stopping by itself.")
+]
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir", file_okay=False, help="Keep the database here (default: a new temp dir)."
+    ),
+]
+NoLiveOption = Annotated[
+    bool, typer.Option("--no-live", help="Print log lines instead of the live table (scripts, CI).")
+]
+
+
+@app.command()
+def demo(
+    duration: DurationOption = 75.0,
+    state_dir: StateDirOption = None,
+    no_live: NoLiveOption = False,
+) -> None:
+    """Simulated exchange + the daemon + a live view: watch an alert fire, escalate and resolve."""
+    import asyncio
+
+    configure_logging(logging.INFO if no_live else logging.WARNING)
+    with logged_exit(log, "demo failed"):
+        asyncio.run(run_demo(duration=duration, state_dir=state_dir, live=not no_live))
+
+
 async def run_demo(*, duration: float, state_dir: Path | None, live: bool) -> None:
     """Run simulator and daemon for `duration` seconds (or until Ctrl-C), then say what to try."""
+    import asyncio
+    import contextlib
+    import tempfile
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from monitor.cli.live_view import LiveView
+    from monitor.daemon import Daemon, DaemonOptions
+    from monitor.simulator.server import SimulatorServer
+
     directory = state_dir or Path(tempfile.mkdtemp(prefix="portfolio-monitor-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
@@ -130,6 +173,8 @@ async def run_demo(*, duration: float, state_dir: Path | None, live: bool) -> No
 
 def _free_port(preferred: int) -> int:
     """`preferred` when nothing listens there, else a port the kernel says is free."""
+    import socket
+
     for port in (preferred, 0):
         with socket.socket() as probe:
             try:
@@ -141,6 +186,8 @@ def _free_port(preferred: int) -> int:
 
 
 def _epilogue(directory: Path, config_path: Path, view: LiveView) -> None:
+    import shutil
+
     fired = sum(1 for _, kind, _, _ in view.history if kind == "firing")
     # After `make demo` the command lives in .venv/bin, which is rarely on PATH: show what works.
     command_name = "portfolio-monitor" if shutil.which("portfolio-monitor") else sys.argv[0]

@@ -3,9 +3,10 @@ they point at, time windows, output formats, usage errors, and running a query o
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -14,7 +15,7 @@ import typer
 
 from monitor.cli.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE
 from monitor.cli.output import Format, default_format, err
-from monitor.domain.errors import InvalidInput
+from monitor.domain.errors import InvalidInput, MonitorError
 from monitor.domain.units import parse_duration
 from monitor.errors import ConfigError, StorageError
 
@@ -60,6 +61,27 @@ UntilOption = Annotated[
 
 EVERY_FORMAT = (Format.TABLE, Format.JSON, Format.CSV)
 TABLE_OR_JSON = (Format.TABLE, Format.JSON)
+
+
+@contextmanager
+def logged_exit(log: logging.Logger, failure: str) -> Iterator[None]:
+    """Run the block: bad configuration exits 78; any other monitor error, or an OS error such as
+    a state directory that cannot be created, exits 1 after `failure: reason`; both logged on `log`."""
+    try:
+        yield
+    except ConfigError as exc:
+        # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on a bad config.
+        # Logged, not printed: under journald it then carries the error priority.
+        log.error("configuration error:\n%s", exc)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except MonitorError as exc:
+        log.error("%s: %s", failure, exc)
+        raise typer.Exit(EXIT_FAILURE) from None
+    except OSError as exc:
+        # The machine, not the code: e.g. a state_dir the user cannot create (running as
+        # oneself with the default /var/lib/portfolio-monitor). One line, not a traceback.
+        log.error("%s: %s", failure, exc)
+        raise typer.Exit(EXIT_FAILURE) from None
 
 
 def usage_error(message: str) -> typer.Exit:
@@ -141,7 +163,13 @@ def stamp(moment: datetime | None) -> str:
 
 def database_file(url: str) -> Path | None:
     """The SQLite file of `url` (None for PostgreSQL); a URL we cannot use exits 2."""
-    # Imported here: commands that never touch the database don't pay for SQLAlchemy.
+    from monitor.storage.status_read import plain_sqlite_path
+
+    plain = plain_sqlite_path(url)
+    if plain is not None:
+        return plain
+    # Imported here: commands that never touch the database don't pay for SQLAlchemy, nor does
+    # one on a plain SQLite URL.
     from monitor.storage.engine import sqlite_path
 
     try:
@@ -159,9 +187,21 @@ def existing_database(url: str) -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
+async def accounts_to_read(store: SqlStore, account: str | None) -> list[str]:
+    """The account --account names, else every stored account."""
+    from monitor.storage import queries
+
+    # An unknown --account is reported by the history query itself, naming the stored ones.
+    if account is not None:
+        return [account]
+    return [info.name for info in await queries.accounts(store)]
+
+
 def run_on_store(url: str, action: Callable[[SqlStore], Awaitable[T]]) -> T:
     """Run `action` on the existing database at `url`: a bad URL or bad input exits 2, a missing
     SQLite file or a database failure exits 1."""
+    import asyncio
+
     from monitor.storage.repository import SqlStore
 
     existing_database(url)
@@ -173,8 +213,15 @@ def run_on_store(url: str, action: Callable[[SqlStore], Awaitable[T]]) -> T:
         finally:
             await store.close()
 
-    try:
+    with database_errors():
         return asyncio.run(run())
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Bad input (an unknown account) exits 2, a database failure exits 1."""
+    try:
+        yield
     except InvalidInput as exc:
         raise usage_error(str(exc)) from None
     except StorageError as exc:

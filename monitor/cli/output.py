@@ -177,6 +177,21 @@ def print_table(
     )
 
 
+def percent_cell(value: float | None) -> str:
+    """A fraction as a table cell in percent ("-" when unknown)."""
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def number_cell(value: float | None) -> str:
+    """An amount as a table cell, to the cent ("-" when unknown)."""
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def price_cell(value: float | None) -> str:
+    """A price as a table cell ("-" when unknown)."""
+    return "-" if value is None else f"{value:,.6g}"
+
+
 def err(message: str) -> None:
     """Print a message for the person on stderr (never stdout, which carries data)."""
     sys.stderr.write(message.rstrip("\n") + "\n")

@@ -3,7 +3,6 @@ the exchange's own figures. Writes nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +20,14 @@ from monitor.cli.options import (
 )
 from monitor.cli.output import Format, err, print_json, print_table
 from monitor.cli.sigmas import print_sigma_table
-from monitor.domain.codec import risk_to_json, state_to_json
 from monitor.domain.errors import MonitorError
-from monitor.domain.margin import assess
-from monitor.domain.model import AccountRisk, AccountState
-from monitor.domain.stops import position_stops
 from monitor.domain.units import format_percent, format_price, format_quantity
 
 if TYPE_CHECKING:
     from monitor.config import Settings
+    from monitor.domain.model import AccountRisk, AccountState
+
+    Outcome = tuple[AccountState, AccountRisk] | MonitorError
 
 
 @app.command()
@@ -39,6 +37,8 @@ def show(
     output: TableOrJsonOption = None,
 ) -> None:
     """Fetch every (or one) account once and print its state, our risk figures and the exchange's."""
+    import asyncio
+
     fmt = choose_format(output, TABLE_OR_JSON)
     settings = load_or_exit(config)
     names = list(settings.accounts)
@@ -60,11 +60,11 @@ def show(
         raise typer.Exit(EXIT_FAILURE)
 
 
-Outcome = tuple[AccountState, AccountRisk] | MonitorError
-
-
 async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcome]]:
+    import asyncio
+
     # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
+    from monitor.domain.margin import assess
     from monitor.exchanges import ExchangeHub
 
     async with ExchangeHub(volatility=True) as hub:
@@ -89,6 +89,8 @@ async def _fetch(settings: Settings, names: list[str]) -> list[tuple[str, Outcom
 
 
 def _document(name: str, result: Outcome) -> dict[str, Any]:
+    from monitor.domain.codec import risk_to_json, state_to_json
+
     if isinstance(result, MonitorError):
         return {"account": name, "error": str(result)}
     state, risk = result
@@ -149,6 +151,8 @@ def _pool_rows(state: AccountState) -> list[list[str]]:
 
 
 def _print_tables(name: str, result: Outcome) -> None:
+    from monitor.domain.stops import position_stops
+
     if isinstance(result, MonitorError):
         err(f"{name}: {result}")
         return

@@ -3,10 +3,14 @@ hourly and daily moves separate the account and each position from liquidation."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from monitor.cli.output import print_table
-from monitor.domain.model import AccountRisk, AccountState
 from monitor.domain.units import format_figure, format_percent
 from monitor.domain.volatility import DAILY_RETURNS, HOURLY_RETURNS, SIGMA
+
+if TYPE_CHECKING:
+    from monitor.domain.model import AccountRisk, AccountState
 
 HEADERS = (
     "",

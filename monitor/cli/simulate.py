@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
@@ -64,6 +63,8 @@ def simulate(
     ] = 1.0,
 ) -> None:
     """Run the local Binance/Bybit simulator until Ctrl-C and print its URL, keys and a config snippet."""
+    import asyncio
+
     from monitor.simulator import ScaledClock, SimulatorServer, SystemClock, load_scenario
 
     try:
@@ -80,6 +81,8 @@ def simulate(
 
 
 async def _serve(server: SimulatorServer) -> None:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,39 +170,3 @@ def sqlite_maintenance(conn: Connection) -> None:
             raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     except sqlite3.Error as exc:
         raise StorageUnavailable(f"database maintenance: {exc}") from exc
-
-
-# Below this much free space next to an SQLite file, a poll cycle's write cannot be counted on.
-LOW_SPACE_BYTES = 256 * 1024
-
-
-def sqlite_write_trouble(path: Path) -> str | None:
-    """Why the SQLite database at `path` would refuse a write now ("disk full: ...",
-    "read-only: ...", "locked: ..."), None when nothing is found; writes nothing itself.
-
-    `status` asks this while the daemon may be failing to store: the daemon's own state is in
-    the database it cannot write (its STATUS= line and metrics say it too)."""
-    if not path.exists():
-        return None
-    free = shutil.disk_usage(path.parent).free
-    if free < LOW_SPACE_BYTES:
-        return f"disk full: {free} bytes free on the file system of {path.parent}"
-    if os.statvfs(path.parent).f_flag & os.ST_RDONLY or not os.access(path, os.W_OK):
-        return f"read-only: {path} cannot be written"
-    # The daemon's own writes hold the lock for milliseconds; a lock held across several tries
-    # is someone else's (a backup, an open sqlite3 shell in a transaction).
-    last = ""
-    for _ in range(3):
-        try:
-            with contextlib.closing(sqlite3.connect(path, timeout=0.3)) as conn:
-                conn.isolation_level = None
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            last = str(exc)
-            if "locked" not in last and "busy" not in last:
-                return f"other: {last}"
-            time.sleep(0.2)
-        else:
-            return None
-    return f"locked: {last} (another process holds the write lock)"

@@ -1,5 +1,6 @@
 """Start-up cost: commands import the heavy libraries (ccxt, SQLAlchemy, matplotlib, pydantic, the
-sinks' clients) only when they use them, so `--help` and `calc` start in a fraction of a second.
+sinks' clients) only when they use them, so `--help`, `calc` and `status` start in a fraction of a
+second (`status` on SQLite reads with the standard library's sqlite3).
 bench/startup.py measures the times; this guards the imports, which is what makes them."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import monitor
 
@@ -49,3 +52,19 @@ def test_help_imports_no_heavy_library() -> None:
 
 def test_calc_imports_no_heavy_library() -> None:
     assert _imported_by("calc", str(EXAMPLE), "--format", "json") == []
+
+
+@pytest.mark.parametrize("output_format", ["table", "json", "csv"])
+def test_status_on_sqlite_reads_without_sqlalchemy(db: str, output_format: str) -> None:
+    # The standard library's sqlite3 reads the status (monitor/storage/status_read.py).
+    assert _imported_by("status", "--database", db, "--format", output_format) == []
+
+
+def test_status_with_a_configuration_loads_only_the_configuration(db: str) -> None:
+    state_dir = Path(db.removeprefix("sqlite:///")).parent
+    config = state_dir / "config.toml"
+    config.write_text(
+        f'state_dir = "{state_dir}"\n\n[accounts.main]\nvenue = "binance-usdm"\n'
+        'api_key = "k"\napi_secret = "s"\n'
+    )
+    assert _imported_by("status", "--config", str(config)) == ["monitor.config"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app, notify_cmd
+from monitor.cli import app, test_notify
 from monitor.notify.http.transport import host_of
 from monitor.notify.mqtt.settings import MqttSettings
 from monitor.notify.mqtt.transport import MqttPublisher
@@ -207,4 +207,4 @@ def test_mqtt_login_refused_says_why_without_waiting(tmp_path: Path) -> None:
     assert code == 1
     assert "Not authorized" in out, out
     assert "not-the-password" not in out
-    assert time.monotonic() - started < notify_cmd.MQTT_CONNECT_TIMEOUT
+    assert time.monotonic() - started < test_notify.MQTT_CONNECT_TIMEOUT

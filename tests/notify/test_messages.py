@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor.cli.notify_cmd import sample_notification
+from monitor.cli.test_notify import sample_notification
 from monitor.domain.notification import NotificationKind, Severity
 from monitor.notify.base import fact_lines, plain_text, truncate
 from monitor.notify.console.transport import ConsoleSink, log_line

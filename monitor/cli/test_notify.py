@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -51,6 +50,8 @@ def notify_test_command(
     ] = None,
 ) -> None:
     """Send a test notification to every configured sink (exit 1 if any failed)."""
+    import asyncio
+
     settings = load_or_exit(config)
     configured = settings.notify.sink_names()
     if not configured:
@@ -71,6 +72,8 @@ def notify_test_command(
 
 
 async def _send_all(settings: Settings, names: list[str]) -> dict[str, str | None]:
+    import asyncio
+
     from monitor.notify.http.transport import HttpTransport
     from monitor.notify.mqtt.transport import MqttPublisher
     from monitor.notify.sinks import build_sinks
@@ -94,6 +97,8 @@ async def _send_all(settings: Settings, names: list[str]) -> dict[str, str | Non
 async def _send(
     sinks: Mapping[str, Sink], names: list[str], notification: Notification
 ) -> dict[str, str | None]:
+    import asyncio
+
     async def one(name: str) -> str | None:
         sink = sinks[name]
         try:

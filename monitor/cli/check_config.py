@@ -3,7 +3,6 @@ with --connect, log in to every account and report what the venue says about it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from monitor.cli.app import EXIT_FAILURE, app
-from monitor.cli.options import ConfigOption, load_or_exit, usage_error
+from monitor.cli.options import ConfigOption, load_or_exit
 from monitor.domain.units import format_duration
 from monitor.exchanges.probe import BudgetLine, budget_address, request_budget
 
@@ -33,6 +32,8 @@ def check_config(
 ) -> None:
     """Validate the configuration and print it with secrets masked (exit 78 on errors, 1 when
     the polls of a venue and address exceed its per-IP request limit)."""
+    import asyncio
+
     settings = load_or_exit(config)
     sys.stdout.write(json.dumps(settings.masked_dump(), indent=2) + "\n")
     if (no_sink := settings.notify.only_the_log_warning()) is not None:
@@ -88,6 +89,8 @@ def _print_streaming_budget(settings: Settings, addresses: list[str]) -> None:
 
 
 async def _probe_all(settings: Settings) -> list[ProbeReport]:
+    import asyncio
+
     # ccxt takes seconds to import; only commands that talk to an exchange pay for it.
     from monitor.exchanges import ExchangeHub
 
@@ -115,14 +118,3 @@ def _describe(report: ProbeReport) -> str:
         ]
     lines += [f"  warning: {warning}" for warning in report.warnings]
     return "\n".join(lines) + "\n"
-
-
-@app.command("web-password")
-def web_password() -> None:
-    """Ask for a dashboard password (twice) and print its salted hash for `[web] password_hash`."""
-    from monitor.web.auth import hash_password
-
-    password = typer.prompt("Dashboard password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        raise usage_error("the password must have at least 8 characters")
-    sys.stdout.write(f'password_hash = "{hash_password(password)}"\n')
