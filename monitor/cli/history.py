@@ -42,7 +42,7 @@ from monitor.cli.output import (
     to_jsonable,
 )
 from monitor.domain.errors import InvalidInput
-from monitor.domain.units import parse_duration
+from monitor.domain.units import format_quantity, parse_duration
 
 # The storage layer (SQLAlchemy, Alembic) and the configuration (pydantic) are imported inside
 # the commands: `--help` and the other commands must not pay for them (see bench/startup.py).
@@ -229,7 +229,7 @@ def _position_table(rows: list[dict[str, Any]]) -> None:
             stamp(row["at"]),
             row["account"],
             f"{row['side']} {row['margin_mode']}",
-            f"{row['quantity']:g}",
+            format_quantity(row["quantity"]),
             price_cell(row["mark_price"]),
             price_cell(row["liquidation_price"]),
             price_cell(row["exchange_liquidation_price"]),

@@ -15,6 +15,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from monitor.domain.units import format_amount, format_percent, format_price
+
 
 class Format(StrEnum):
     """Output formats a command can print."""
@@ -179,17 +181,17 @@ def print_table(
 
 def percent_cell(value: float | None) -> str:
     """A fraction as a table cell in percent ("-" when unknown)."""
-    return "-" if value is None else f"{value * 100:.1f}%"
+    return "-" if value is None else format_percent(value)
 
 
 def number_cell(value: float | None) -> str:
-    """An amount as a table cell, to the cent ("-" when unknown)."""
-    return "-" if value is None else f"{value:,.2f}"
+    """An amount as a table cell ("-" when unknown): cents from 1,000 up, a coin's digits below."""
+    return "-" if value is None else format_amount(value)
 
 
 def price_cell(value: float | None) -> str:
     """A price as a table cell ("-" when unknown)."""
-    return "-" if value is None else f"{value:,.6g}"
+    return "-" if value is None else format_price(value)
 
 
 def err(message: str) -> None:

@@ -34,7 +34,7 @@ from monitor.cli.output import (
     print_json,
     print_table,
 )
-from monitor.domain.units import format_duration
+from monitor.domain.units import format_duration, format_figure
 from monitor.domain.volatility import SIGMA
 
 # The storage layer (SQLAlchemy, Alembic) and the configuration (pydantic) are imported inside
@@ -91,13 +91,25 @@ def status(
 def _watch(url: str, settings: Settings | None, seconds: float) -> None:
     """Draw the status again every `seconds` until Ctrl-C; a terminal is cleared between draws,
     a pipe or file gets one draw after the other."""
+    import signal
+    import threading
     import time
 
     from rich.console import Console
 
     console = Console()
+    stop = threading.Event()
+
+    def ctrl_c(signum: int, frame: object) -> None:
+        # The first Ctrl-C ends the view after the draw in progress (a read interrupted halfway
+        # would print a traceback instead of a clean exit 0); a second one interrupts at once,
+        # for a database that does not answer.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, ctrl_c)
     try:
-        while True:
+        while not stop.is_set():
             started = time.monotonic()
             if console.is_terminal:
                 console.clear()
@@ -107,9 +119,12 @@ def _watch(url: str, settings: Settings | None, seconds: float) -> None:
             )
             _status_once(url, settings, Format.TABLE)
             sys.stdout.flush()
-            time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+            stop.wait(max(0.0, seconds - (time.monotonic() - started)))
     except KeyboardInterrupt:
-        sys.stdout.write("\n")
+        pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    sys.stdout.write("\n")
 
 
 def _status_once(url: str, settings: Settings | None, chosen: Format) -> bool:
@@ -328,7 +343,7 @@ def _sigma_cell(row: dict[str, Any]) -> str:
     known."""
     sigmas = row["account_move_sigmas"]
     known = [
-        f"{sigmas[horizon]:.1f} {SIGMA} {label}"
+        f"{format_figure(sigmas[horizon])} {SIGMA} {label}"
         for horizon, label in (("daily", "1 d"), ("hourly", "1 h"))
         if sigmas[horizon] is not None
     ]

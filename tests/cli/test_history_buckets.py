@@ -46,7 +46,7 @@ def test_one_hour_bucket_says_lowest_and_highest_of_its_snapshots(one_hour: str)
     )
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    assert "margin ratio over 30 snapshot(s): lowest 137.2%, highest 548.0%" in out
+    assert "margin ratio over 30 snapshot(s): lowest 137.2 %, highest 548 %" in out
     assert "snapshots" in out  # the count column says what it counts
     assert "lowest: the lowest margin ratio of its snapshots" in " ".join(out.split())
     assert max(len(line) for line in out.splitlines()) <= 80

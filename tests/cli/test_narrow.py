@@ -45,7 +45,7 @@ def invoke(*args: str) -> str:
 
 def test_status_fits_80_columns(db: str) -> None:
     screen = invoke("status", "--database", db, "--format", "table")
-    assert_fits(screen, ["9,000.00", "300.0%"])
+    assert_fits(screen, ["9,000.00", "300 %"])
     # Rule names wrap between words only.
     assert "liquidation_distance" in screen
     assert "account_move" in screen
@@ -53,7 +53,7 @@ def test_status_fits_80_columns(db: str) -> None:
 
 def test_history_fits_80_columns(db: str) -> None:
     screen = invoke("history", "--database", db, "--format", "table", "--since", "1h")
-    assert_fits(screen, ["9,000.00", "300.0%"])
+    assert_fits(screen, ["9,000.00", "300 %"])
     screen = invoke(
         "history", "--database", db, "--format", "table", "--symbol", "BTCUSDT", "--since", "1h"
     )

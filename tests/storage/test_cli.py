@@ -106,7 +106,7 @@ def test_history_csv_and_table(db: str) -> None:
     )
     assert code == 0
     assert "margin ratio" in out
-    assert "lowest 140.0%" in out
+    assert "lowest 140 %" in out
 
 
 def test_position_history(db: str) -> None:

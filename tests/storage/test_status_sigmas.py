@@ -47,4 +47,4 @@ def test_status_shows_the_account_move_in_sigmas(database: str) -> None:
     table = runner.invoke(
         app, ["status", "--database", url, "--format", "table"], env={"COLUMNS": "200"}
     )
-    assert "-7.7% = 2.2 \u03c3 1 d, 6.2 \u03c3 1 h" in table.stdout
+    assert "-7.7 % = 2.2 \u03c3 1 d, 6.2 \u03c3 1 h" in table.stdout
