@@ -45,8 +45,8 @@ from monitor.domain.model import (
     Venue,
 )
 from monitor.storage import queries
+from monitor.storage.decode import to_millis
 from monitor.storage.migrate import prepare_database
-from monitor.storage.sqltypes import to_millis
 
 POSITIONS = 20
 START = datetime(2026, 1, 1, tzinfo=UTC)

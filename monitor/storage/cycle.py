@@ -26,6 +26,7 @@ from monitor.ports import AlertEventRecord
 from monitor.storage import fastpath
 from monitor.storage.accounts import ensure_account
 from monitor.storage.database import Database
+from monitor.storage.decode import to_millis
 from monitor.storage.engine import dialect_insert
 from monitor.storage.ids import LEG_CACHE_SECONDS, KnownPositions, LegKey, PendingIds, PositionTerms
 from monitor.storage.models import (
@@ -42,7 +43,6 @@ from monitor.storage.models import (
     TierTable,
 )
 from monitor.storage.outbox import enqueue_rows, outbox_rows
-from monitor.storage.sqltypes import to_millis
 
 
 class Cycle:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, Select, Table, select, type_coerce
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from monitor.domain.alerts import firing_severity
 from monitor.domain.errors import InvalidInput
 from monitor.storage.database import Readable
+from monitor.storage.decode import firing_since, from_millis, to_millis
 from monitor.storage.models import (
     HOUR,
     MARGIN_MODE_NAMES,
@@ -35,7 +36,6 @@ from monitor.storage.models import (
     Symbol,
 )
 from monitor.storage.retention import distance_expression
-from monitor.storage.sqltypes import from_millis, to_millis
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,17 +500,9 @@ async def firing_alerts(store: Readable, account: str | None = None) -> list[Fir
         for name, rule_key, state, updated_at in await conn.execute(query):
             severity = firing_severity(state) if isinstance(state, dict) else None
             if severity is not None:
-                since = _firing_since(state, updated_at)
+                since = firing_since(state, updated_at)
                 firing.append(FiringAlert(name, rule_key, severity.value, since))
         return firing
-
-
-def _firing_since(state: dict[str, Any], updated_at: datetime) -> datetime:
-    # The row's updated_at is rewritten every poll; the episode's start is in the state.
-    try:
-        return datetime.fromisoformat(state["started_at"]).astimezone(UTC)
-    except (KeyError, TypeError, ValueError):
-        return updated_at
 
 
 async def known_account(store: Readable, account: str) -> bool:

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from monitor.storage.database import Database
+from monitor.storage.decode import to_millis
 from monitor.storage.engine import dialect_insert
 from monitor.storage.models import (
     HOUR,
@@ -44,7 +45,6 @@ from monitor.storage.models import (
     PositionSnapshot,
     insert_columns,
 )
-from monitor.storage.sqltypes import to_millis
 
 # A position row is found back from its group's maximum of snapshot_id * ORDINAL_SPAN + ordinal.
 ORDINAL_SPAN = 65536

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.types import TypeDecorator
+
+from monitor.storage.decode import from_millis, to_millis
 
 # Autoincrement keys: SQLite needs INTEGER PRIMARY KEY (the rowid); PostgreSQL gets BIGSERIAL.
 IdType = BigInteger().with_variant(Integer, "sqlite")
@@ -56,17 +58,3 @@ class EpochMillis(TypeDecorator[datetime]):
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
         return None if value is None else from_millis(value)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
-
-
-def to_millis(moment: datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime."""
-    return (moment - _EPOCH) // _MILLISECOND
-
-
-def from_millis(millis: int) -> datetime:
-    """The aware UTC datetime of an epoch-milliseconds value."""
-    return _EPOCH + timedelta(milliseconds=millis)

@@ -17,12 +17,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.domain.alerts import firing_severity
 from monitor.errors import StorageError, StorageUnavailable
+from monitor.storage.decode import firing_since, from_millis
 
 if TYPE_CHECKING:
     from monitor.storage.leases import LeaseInfo
@@ -156,7 +157,7 @@ def read(fetch: Fetch) -> StatusData:
         state = _json(text)
         severity = firing_severity(state) if isinstance(state, dict) else None
         if severity is not None:
-            since = _firing_since(state, _moment(updated_at))
+            since = firing_since(state, _moment(updated_at))
             firing.append(Firing(name, rule_key, severity.value, since))
     latest = {name: _latest(fetch, name, account_id) for account_id, name, _, _, _ in accounts}
     try:
@@ -239,16 +240,8 @@ def _latest(fetch: Fetch, account: str, account_id: int) -> LatestSnapshot | Non
         )
     )
     return LatestSnapshot(
-        _from_millis(taken_at), equity, ratio, exchange_ratio, move, hourly, daily, positions
+        from_millis(taken_at), equity, ratio, exchange_ratio, move, hourly, daily, positions
     )
-
-
-def _firing_since(state: dict[str, Any], updated_at: datetime) -> datetime:
-    # The row's updated_at is rewritten every poll; the episode's start is in the state.
-    try:
-        return datetime.fromisoformat(state["started_at"]).astimezone(UTC)
-    except (KeyError, TypeError, ValueError):
-        return updated_at
 
 
 def _json(value: Any) -> Any:
@@ -264,14 +257,6 @@ def _moment(value: datetime | str) -> datetime:
 
 def _moment_or_none(value: datetime | str | None) -> datetime | None:
     return None if value is None else _moment(value)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _from_millis(millis: int) -> datetime:
-    # The time-series tables keep epoch milliseconds (monitor.storage.sqltypes.EpochMillis).
-    return _EPOCH + timedelta(milliseconds=millis)
 
 
 # Below this much free space next to an SQLite file, a poll cycle's write cannot be counted on.
