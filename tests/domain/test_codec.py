@@ -35,8 +35,8 @@ from monitor.domain.model import (
     Venue,
     VenueTerm,
 )
-from tests.domain.strategies import pools
-from tests.domain.vectors import VECTOR_DIR, load, vector_files
+from tests.domain.margin.strategies import pools
+from tests.support.vectors import VECTOR_DIR, load, vector_files
 
 
 def example() -> dict[str, Any]:

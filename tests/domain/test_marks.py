@@ -8,7 +8,7 @@ import pytest
 from monitor.domain.margin import assess
 from monitor.domain.marks import with_marks
 from monitor.domain.model import AccountState, MarginMode, Position, Side, Tier, Venue
-from tests.domain.test_pool import coin, perp, pool
+from tests.domain.margin.test_pool import coin, perp, pool
 
 TIERS = (Tier(0.0, None, 0.005),)
 

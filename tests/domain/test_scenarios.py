@@ -17,7 +17,7 @@ from monitor.domain.scenarios import (
     parse_margin,
     parse_shock,
 )
-from tests.domain.vectors import VECTOR_DIR, load
+from tests.support.vectors import VECTOR_DIR, load
 
 
 def two_longs() -> AccountState:

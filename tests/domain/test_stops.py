@@ -11,7 +11,7 @@ import pytest
 from monitor.domain.codec import risk_to_json, state_from_json, state_to_json
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
-from tests.domain.vectors import VECTOR_DIR, load
+from tests.support.vectors import VECTOR_DIR, load
 
 STOP_VECTORS = sorted((VECTOR_DIR / "stops").glob("*.json"))
 FIELDS = ("stop_price", "stop_quantity_covered", "loss_at_stop", "loss_at_stop_of_equity")

@@ -21,7 +21,7 @@ from monitor.domain.volatility import (
     in_sigmas,
     realised_sigma,
 )
-from tests.domain.vectors import two_longs_in_sigmas
+from tests.support.vectors import two_longs_in_sigmas
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "volatility"
 

@@ -9,7 +9,7 @@ from monitor.domain.codec import state_from_json
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
 from monitor.notify.mqtt.ha_discovery import discovery_configs, state_document
-from tests.domain.vectors import VECTOR_DIR, load
+from tests.support.vectors import VECTOR_DIR, load
 
 CASES = load(VECTOR_DIR / "stops" / "binance_usdm_cross_two_longs.json")["cases"]
 

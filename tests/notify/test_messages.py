@@ -13,8 +13,8 @@ from monitor.domain.notification import NotificationKind, Severity
 from monitor.notify.base import fact_lines, plain_text, truncate
 from monitor.notify.console.transport import ConsoleSink, log_line
 from monitor.notify.mqtt.ha_discovery import SENSORS, discovery_configs, state_document, topic_name
-from tests.alerts import builders
-from tests.alerts.builders import at, margin_rule, observe, rules, run
+from tests.domain.alerts import builders
+from tests.domain.alerts.builders import at, margin_rule, observe, rules, run
 from tests.notify.factories import notification, snapshot
 
 

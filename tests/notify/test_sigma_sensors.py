@@ -9,7 +9,7 @@ import pytest
 from monitor.domain.codec import state_from_json
 from monitor.domain.model import Snapshot
 from monitor.notify.mqtt.ha_discovery import discovery_configs, state_document
-from tests.domain.vectors import snapshot_of, two_longs_in_sigmas
+from tests.support.vectors import snapshot_of, two_longs_in_sigmas
 
 KEYS = (
     "account_move_sigmas_hourly",

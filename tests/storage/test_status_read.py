@@ -27,8 +27,8 @@ from monitor.storage.status_read import (
     StatusPosition,
     TroubledSink,
 )
-from tests.domain.vectors import VECTOR_DIR, load
 from tests.storage.factories import notification, snapshot
+from tests.support.vectors import VECTOR_DIR, load
 
 STOPS = load(VECTOR_DIR / "stops" / "binance_usdm_cross_two_longs.json")["cases"]
 

@@ -132,7 +132,7 @@ class Leg:
             ratio, exchange_ratio = ratios(own_equity, self.maintenance_margin)
         position = self.position
         # Positional for speed (a keyword call costs twice as much); the field order is pinned
-        # by tests/domain/test_engine.py.
+        # by tests/domain/margin/test_engine.py.
         return PositionRisk(
             position.symbol,
             position.side,

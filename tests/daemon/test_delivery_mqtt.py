@@ -16,9 +16,9 @@ from monitor.notify.mqtt.transport import MqttPublisher
 from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
+from tests.daemon.outbox import outbox_rows
 from tests.notify.factories import notification, quick_reconnect
 from tests.notify.mqtt_client import relayed
-from tests.notify.outbox import outbox_rows
 from tests.support.mosquitto import Mosquitto
 from tests.support.waiting import wait_until
 

@@ -1,4 +1,4 @@
-"""Properties of the engine on random pools, checked against the plain oracle (tests.domain.oracle)."""
+"""Properties of the engine on random pools, checked against the plain oracle (tests.domain.margin.oracle)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, MarginMode, Side
-from tests.domain.oracle import cross_equity_and_margin, isolated_equity_and_margin
-from tests.domain.strategies import pools
+from tests.domain.margin.oracle import cross_equity_and_margin, isolated_equity_and_margin
+from tests.domain.margin.strategies import pools
 
 PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]

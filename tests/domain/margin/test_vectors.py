@@ -8,7 +8,7 @@ import pytest
 
 from monitor.domain.codec import state_from_json
 from monitor.domain.margin import assess
-from tests.domain.vectors import load, vector_files
+from tests.support.vectors import load, vector_files
 
 
 @pytest.fixture(params=vector_files(), ids=lambda path: path.stem)

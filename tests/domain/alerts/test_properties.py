@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from monitor.domain.alerts import firing_severity
 from monitor.domain.notification import NotificationKind, Severity
-from tests.alerts.builders import margin_rule, ratios, rules
+from tests.domain.alerts.builders import margin_rule, ratios, rules
 
 RULE = margin_rule(debounce=20, repeat=None, band=0.2)
 ALL_CLEAR = RULE.clear_level(Severity.WARNING)  # 360 %

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from monitor.cli.app import app
 from monitor.domain.alerts import Observation, evaluate
 from monitor.storage.migrate import prepare_database
-from tests.alerts.builders import POLL, margin_rule, observe, rules, snapshot
+from tests.domain.alerts.builders import POLL, margin_rule, observe, rules, snapshot
 
 runner = CliRunner()
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from monitor.domain.alerts import Rule, RuleKey, evaluate
 from monitor.domain.model import Collateral, PoolModel, Snapshot, VenueTerm
 from monitor.domain.notification import Severity
-from tests.alerts.builders import at, margin_rule, observe, position, rules, snapshot
+from tests.domain.alerts.builders import at, margin_rule, observe, position, rules, snapshot
 
 
 def portfolio(ratio: float) -> Snapshot:

@@ -7,7 +7,7 @@ from typing import Any
 from monitor.domain.alerts import Evaluation, Observation, Rule, RuleKey
 from monitor.domain.errors import ExchangeUnavailable, VenuePaused
 from monitor.domain.notification import Severity
-from tests.alerts.builders import POLL, at, rules, run, snapshot
+from tests.domain.alerts.builders import POLL, at, rules, run, snapshot
 
 VENUE = "binanceusdm@production"
 PEERS = ("alpha", "beta")

@@ -17,7 +17,7 @@ from monitor.domain.codec import risk_to_json, state_from_json
 from monitor.domain.margin import assess
 from monitor.domain.scenarios import Shock, add_margin, apply_shocks
 from monitor.domain.units import format_percent, format_price
-from tests.domain.vectors import VECTOR_DIR, load
+from tests.support.vectors import VECTOR_DIR, load
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2] / "monitor" / "examples" / "binance_cross_two_longs.json"

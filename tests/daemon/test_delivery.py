@@ -19,8 +19,8 @@ from monitor.errors import MessageRejected
 from monitor.retry import RetryPolicy
 from monitor.storage.migrate import prepare_database
 from monitor.storage.repository import SqlStore
+from tests.daemon.outbox import ManualClock, ScriptedSink, outbox_rows, permanent, retryable
 from tests.notify.factories import notification
-from tests.notify.outbox import ManualClock, ScriptedSink, outbox_rows, permanent, retryable
 from tests.support.waiting import wait_until
 
 POLICY = RetryPolicy(initial=timedelta(seconds=5), maximum=timedelta(seconds=60))

@@ -19,8 +19,8 @@ from monitor.domain.model import MarginMode, Snapshot
 from monitor.domain.notification import Severity
 from monitor.domain.volatility import Horizon, SymbolVolatility
 from monitor.errors import ConfigError
-from tests.alerts.builders import at, observe, rules, run, sent
-from tests.domain.vectors import snapshot_of, two_longs_in_sigmas
+from tests.domain.alerts.builders import at, observe, rules, run, sent
+from tests.support.vectors import snapshot_of, two_longs_in_sigmas
 
 
 def _snapshot(seconds: float, volatility: dict[str, Any] | None = None) -> Snapshot:

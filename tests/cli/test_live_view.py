@@ -12,6 +12,7 @@ from monitor.cli.live_view import LiveView
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, MarginMode, Position, Side, Snapshot, Tier, Venue
 from monitor.domain.notification import Notification, NotificationKind, Severity
+from monitor.domain.units import format_percent, format_price
 from monitor.service import CycleReport
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -61,12 +62,12 @@ def test_table_shows_ratios_prices_and_firing_alerts() -> None:
     assert risk is not None
     assert risk.margin_ratio is not None
     assert risk.exchange_margin_ratio is not None
-    assert f"{risk.margin_ratio * 100:.1f} %" in text
-    assert f"{risk.exchange_margin_ratio * 100:.1f} %" in text
+    assert format_percent(risk.margin_ratio) in text
+    assert format_percent(risk.exchange_margin_ratio) in text
     assert "57,123.4" in text
     liquidation = risk.positions[0].liquidation_price
     assert liquidation is not None
-    assert f"{liquidation:,.6g}" in text
+    assert format_price(liquidation) in text
     assert "margin_ratio (warning)" in text
 
     view.cycle_finished(_report(((NotificationKind.FIRING, Severity.CRITICAL),)))

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli.app import app
-from tests.domain.vectors import SIGMAS_VECTOR, load, two_longs_in_sigmas
+from tests.support.vectors import SIGMAS_VECTOR, load, two_longs_in_sigmas
 
 
 def _calc(tmp_path: Path, state: Any, *args: str) -> Any:

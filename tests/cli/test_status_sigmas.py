@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from monitor.cli.app import app
 from monitor.domain.codec import state_from_json
 from monitor.storage.migrate import prepare_database
-from tests.domain.vectors import snapshot_of, two_longs_in_sigmas
+from tests.support.vectors import snapshot_of, two_longs_in_sigmas
 
 
 @pytest.fixture

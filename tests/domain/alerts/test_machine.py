@@ -21,7 +21,7 @@ from monitor.domain.alerts import (
 from monitor.domain.errors import ExchangeAuthError, ExchangeUnavailable, InvalidInput
 from monitor.domain.model import Snapshot
 from monitor.domain.notification import NotificationKind, Severity
-from tests.alerts.builders import (
+from tests.domain.alerts.builders import (
     at,
     margin_rule,
     observe,

@@ -16,7 +16,7 @@ from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
 from monitor.storage import queries
 from monitor.storage.migrate import prepare_database
-from tests.domain.vectors import VECTOR_DIR, load
+from tests.support.vectors import VECTOR_DIR, load
 
 CASES = load(VECTOR_DIR / "stops" / "binance_usdm_cross_two_longs.json")["cases"]
 

@@ -22,8 +22,8 @@ from monitor.domain.model import (
     Venue,
     VenueTerm,
 )
-from tests.domain.pool_oracle import pooled_surplus
-from tests.domain.strategies import tables
+from tests.domain.margin.pool_oracle import pooled_surplus
+from tests.domain.margin.strategies import tables
 
 EXACT = 1e-9
 BETWEEN = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999)

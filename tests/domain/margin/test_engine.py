@@ -10,8 +10,8 @@ from monitor.domain.codec import state_from_json
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin import assess
 from monitor.domain.model import AccountState, MarginMode, Position, PositionRisk, Side, Tier, Venue
-from tests.domain.oracle import cross_equity_and_margin, maintenance, pnl, tier_for
-from tests.domain.vectors import VECTOR_DIR, load
+from tests.domain.margin.oracle import cross_equity_and_margin, maintenance, pnl, tier_for
+from tests.support.vectors import VECTOR_DIR, load
 
 # Binance BTCUSDT-like brackets (the first five), deductions from the cum recursion.
 FLOORS = (0.0, 50_000.0, 600_000.0, 3_000_000.0, 12_000_000.0)

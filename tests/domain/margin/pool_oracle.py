@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from monitor.domain.model import AccountState, Collateral, MarginMode
-from tests.domain.oracle import maintenance, pnl
+from tests.domain.margin.oracle import maintenance, pnl
 
 
 def coin_value(coin: Collateral, equity: float) -> float:

@@ -15,8 +15,8 @@ from monitor.domain.codec import state_from_json
 from monitor.domain.margin import assess
 from monitor.domain.model import Snapshot
 from monitor.errors import ConfigError
-from tests.alerts.builders import at, observe, rules, run, sent
-from tests.domain.vectors import VECTOR_DIR, load
+from tests.domain.alerts.builders import at, observe, rules, run, sent
+from tests.support.vectors import VECTOR_DIR, load
 
 CASES = load(VECTOR_DIR / "stops" / "binance_usdm_cross_two_longs.json")["cases"]
 
