@@ -16,6 +16,7 @@ from typing import Any
 
 from monitor.domain.errors import ExchangeDataError
 from monitor.domain.model import Collateral, CollateralTier
+from monitor.domain.units import format_quantity
 from monitor.exchanges.fields import as_list, as_mapping, number, optional_number, text
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def collateral_of(
             if not stable:
                 raise ExchangeDataError(
                     f"{where}: the Multi-Assets asset index has no {asset}USD line, so the "
-                    f"{quantity:g} {asset} in the pool has no price"
+                    f"{format_quantity(quantity)} {asset} in the pool has no price"
                 )
             rate = assumptions.assume(asset)
         coins.append(
