@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/soak.py [--accounts 200] [--positions 20] [--rounds 3] [--interval 2]
         [--pacing venue|off] [--pacer ours|ccxt] [--session shared|own]
+    .venv/bin/python bench/soak.py --marks live [--accounts 1000] [--minutes 10] [--warmup 90]
+        [--reconcile 60] [--interval 10] [--pacing off]
 
 The simulator runs in its own process (so its CPU is not counted); the daemon runs in this one
 under cProfile with its real adapters: ccxt over loopback, the margin engine, the alert rules, an
@@ -17,6 +19,18 @@ at 2 s: 10,000 weight a round against 2,400 a minute; with pacing that is a 250 
 `--pacer ccxt` swaps our pacers for ccxt's own throttler (a 1 ms wake-up loop while requests
 wait) and `--session own` gives every ccxt instance its own HTTP session and TLS context as
 before; each is the baseline for a ratio.
+
+`--marks poll` (the default) polls every account every `--interval` with the mark streams off.
+`--marks live` runs the live path instead: the simulator pushes every held mark every second
+over its websockets, each push recomputes every account holding the symbol (at most once per
+account per second) and REST only reconciles every `--reconcile` seconds (the account falls back
+to `--interval`, default 10 s as shipped, while its stream is down). After the first full fetch of
+every account and `--warmup` seconds more, the run lasts `--minutes` and prints: RSS per account,
+the daemon's CPU as a share of one core over the wall time (profile with cProfile unless
+`--no-profile`, whose figure is the one to quote), RSS sampled every 10 s (flatness: end against
+the start of the window) and the REST weight spent per account per minute (ccxt's own cost of
+every request the daemon made) against polling every `--interval` at the weight one full fetch
+cost in the same run.
 """
 
 from __future__ import annotations
@@ -103,16 +117,26 @@ def scenario(accounts: int, positions: int, seed: int) -> dict[str, Any]:
 
 
 def config(
-    path: Path, state_dir: Path, base_url: str, keys: dict[str, tuple[str, str]], interval: float
+    path: Path,
+    state_dir: Path,
+    base_url: str,
+    keys: dict[str, tuple[str, str]],
+    interval: float,
+    reconcile: float | None = None,
 ) -> None:
-    lines = [f"state_dir = {json.dumps(str(state_dir))}"]
+    """The daemon's configuration; `reconcile` None polls only (the mark streams off)."""
+    lines = [f"state_dir = {json.dumps(str(state_dir))}", "[streams]"]
+    if reconcile is None:
+        lines.append("enabled = false")
+    else:
+        lines += ["enabled = true", f'reconcile_interval = "{reconcile:g}s"']
     for name, (key, secret) in sorted(keys.items()):
         lines += [
             f"[accounts.{name}]",
             'venue = "binance-usdm"',
             f"api_key = {json.dumps(key)}",
             f"api_secret = {json.dumps(secret)}",
-            f'poll_interval = "{interval}s"',
+            f'poll_interval = "{interval:g}s"',
             f"base_url = {json.dumps(base_url)}",
         ]
     path.write_text("\n".join(lines) + "\n")
@@ -221,6 +245,117 @@ class Counter:
             self.daemon.stop()
 
 
+class Weight:
+    """REST weight the daemon spent: ccxt's cost of every request (what its throttle counts,
+    whether or not pacing is on), summed over every instance."""
+
+    spent = 0.0
+    requests = 0
+    by_path: dict[str, float] = {}  # noqa: RUF012  (one tally for the whole run)
+
+
+class LiveCounter:
+    """The live soak: counts full fetches and live recomputes, samples RSS and CPU every
+    `SAMPLE` seconds from the warm mark on, and stops the daemon `minutes` later."""
+
+    SAMPLE = 10.0
+
+    def __init__(self, accounts: int, warmup: float, minutes: float, profile: bool) -> None:
+        self.accounts, self.warmup, self.minutes = accounts, warmup, minutes
+        self.profile = profile
+        self.profiler = cProfile.Profile(time.process_time)
+        self.daemon: Daemon | None = None
+        self.fetches = self.recomputes = self.errors = self.by_clock = 0
+        self.kinds: dict[str, int] = {}
+        self.examples: dict[str, str] = {}
+        self.fetched: set[str] = set()
+        self.health: dict[str, str | None] = {}
+        self.first_round = asyncio.Event()
+        # (monotonic, process CPU, RSS KiB, full fetches, recomputes, weight, requests)
+        self.samples: list[tuple[float, float, int, int, int, float, int]] = []
+        self.warm_fds = 0
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        if report.stream is not None:
+            self.health[report.account] = report.stream
+        if report.by_clock:
+            self.by_clock += 1
+            return
+        if report.live:
+            self.recomputes += 1
+        else:
+            self.fetches += 1
+            self.fetched.add(report.account)
+            if len(self.fetched) >= self.accounts:
+                self.first_round.set()
+        if report.error_kind is not None:
+            self.errors += 1
+            kind = str(report.error_kind)
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            self.examples.setdefault(kind, report.error or "")
+
+    def sample(self) -> None:
+        self.samples.append(
+            (
+                time.monotonic(),
+                time.process_time(),
+                rss_kib(),
+                self.fetches,
+                self.recomputes,
+                Weight.spent,
+                Weight.requests,
+            )
+        )
+
+    async def drive(self, daemon: Daemon) -> None:
+        """Run the daemon through the warm-up and the soak window, sampling as it goes."""
+        self.daemon = daemon
+        running = asyncio.create_task(daemon.run())
+        waiting = asyncio.create_task(self.first_round.wait())
+        await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            waiting.cancel()
+            await running
+            raise SystemExit("the daemon stopped before every account was fetched once")
+        await asyncio.sleep(self.warmup)
+        self.warm_fds = open_fds()
+        self.sample()
+        if self.profile:
+            self.profiler.enable()
+        end = time.monotonic() + self.minutes * 60
+        while (left := end - time.monotonic()) > 0 and not running.done():
+            await asyncio.sleep(min(self.SAMPLE, left))
+            self.sample()
+        self.profiler.disable()
+        daemon.stop()
+        await running
+
+
+def count_weight() -> None:
+    """Wrap ccxt's `fetch2` (every REST request) to add up what each request costs."""
+    from ccxt.async_support.base.exchange import Exchange
+
+    fetch2 = Exchange.fetch2
+
+    async def counted(
+        self: Any,
+        path: Any,
+        api: Any = "public",
+        method: str = "GET",
+        params: Any = None,
+        config: Any = None,
+    ) -> Any:
+        params = {} if params is None else params
+        config = {} if config is None else config
+        cost = float(self.calculate_rate_limiter_cost(api, method, path, params, config))
+        Weight.spent += cost
+        Weight.requests += 1
+        Weight.by_path[path] = Weight.by_path.get(path, 0.0) + cost
+        return await fetch2(self, path, api, method, params, config)
+
+    Exchange.fetch2 = counted
+
+
 def keys_of(scenario_path: Path) -> dict[str, tuple[str, str]]:
     from monitor.simulator.scenario import load_scenario
 
@@ -235,7 +370,15 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--positions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument(
+        "--interval", type=float, default=None, help="poll_interval (s); 2, or 10 with live marks"
+    )
+    parser.add_argument("--marks", choices=("poll", "live"), default="poll")
+    parser.add_argument("--minutes", type=float, default=10.0, help="live: the soak window")
+    parser.add_argument(
+        "--warmup", type=float, default=90.0, help="live: seconds after the first full round"
+    )
+    parser.add_argument("--reconcile", type=float, default=60.0, help="live: REST every (s)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--pacing", choices=("venue", "off"), default="venue")
     parser.add_argument("--pacer", choices=("ours", "ccxt"), default="ours")
@@ -246,6 +389,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 2:
         parser.error("--rounds: at least 2 (the first round is the warm-up)")
+    if args.interval is None:
+        args.interval = 10.0 if args.marks == "live" else 2.0
     configure(args)
     configure_logging(logging.ERROR, rich_tty=False)
 
@@ -271,16 +416,26 @@ def main() -> None:
             f"http://127.0.0.1:{port}",
             keys_of(scenario_path),
             args.interval,
+            args.reconcile if args.marks == "live" else None,
         )
-        counter = Counter(args.accounts, args.rounds, state_dir, not args.no_profile)
         baseline.update(rss=rss_kib(), fds=open_fds())
-        daemon = Daemon(DaemonOptions(config_path=config_path, handle_signals=False), [counter])
-        counter.daemon = daemon
-        asyncio.run(daemon.run())
+        if args.marks == "live":
+            live = LiveCounter(args.accounts, args.warmup, args.minutes, not args.no_profile)
+            daemon = Daemon(DaemonOptions(config_path=config_path, handle_signals=False), [live])
+            asyncio.run(live.drive(daemon))
+        else:
+            counter = Counter(args.accounts, args.rounds, state_dir, not args.no_profile)
+            daemon = Daemon(DaemonOptions(config_path=config_path, handle_signals=False), [counter])
+            counter.daemon = daemon
+            asyncio.run(daemon.run())
+        simulator_cpu = cpu_seconds(simulator.pid)
     finally:
         simulator.terminate()
         simulator.wait(10)
-    report(args, counter)
+    if args.marks == "live":
+        report_live(args, live, simulator_cpu)
+    else:
+        report(args, counter)
 
 
 baseline: dict[str, int] = {}
@@ -295,6 +450,7 @@ def configure(args: argparse.Namespace) -> None:
     from monitor.exchanges import base
     from monitor.exchanges.hub import ExchangeHub
 
+    count_weight()
     hub = functools.partial(
         ExchangeHub, rate_limit=args.pacing == "venue", share_session=args.session == "shared"
     )
@@ -349,7 +505,7 @@ def report(args: argparse.Namespace, counter: Counter) -> None:
     print_rss(args, counter)
 
 
-def print_profile(profiler: cProfile.Profile, cycles: int) -> None:
+def print_profile(profiler: cProfile.Profile, cycles: int, unit: str = "account-cycle") -> None:
     stats = pstats.Stats(profiler)
     buckets = dict.fromkeys(BUCKETS, 0.0)
     for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
@@ -365,13 +521,86 @@ def print_profile(profiler: cProfile.Profile, cycles: int) -> None:
     )[:5]
     for name in BUCKETS:
         share = buckets[name] / profiled
-        print(f"  {name:<22} {buckets[name] / cycles * 1000:7.2f} ms/account-cycle  {share:6.1%}")
+        print(f"  {name:<22} {buckets[name] / cycles * 1000:7.2f} ms/{unit}  {share:6.1%}")
     print("  largest in other: " + ", ".join(f"{name} {t / profiled:.1%}" for t, name in others))
     ours = buckets["ours (monitor/)"] / profiled
     print(
         f"our code vs ccxt: {buckets['ours (monitor/)'] / max(buckets['ccxt'], 1e-9):.2f}x; "
         f"our share {ours:.1%} (target < 25 %: {'met' if ours < 0.25 else 'NOT met'})"
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report_live(args: argparse.Namespace, live: LiveCounter, simulator_cpu: float) -> None:
+    assert len(live.samples) >= 2, "the soak window did not start"
+    at0, cpu0, rss0, fetch0, rec0, weight0, req0 = live.samples[0]
+    at1, cpu1, rss1, fetch1, rec1, weight1, req1 = live.samples[-1]
+    wall, cpu = at1 - at0, cpu1 - cpu0
+    fetches, recomputes = fetch1 - fetch0, rec1 - rec0
+    n = args.accounts
+    print(
+        f"soak (live marks): {n} accounts x {args.positions} positions, marks pushed every "
+        f"second, REST reconciles every {args.reconcile:g}s (poll_interval {args.interval:g}s "
+        f"while a stream is down), pacing {args.pacing}, session {args.session}; "
+        f"window {wall / 60:.1f} min after {args.warmup:g}s of warm-up; load average "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+    live_now = sum(1 for h in live.health.values() if h is not None and h.startswith("live"))
+    print(
+        f"in the window: {recomputes} live recomputes ({recomputes / wall:.0f}/s, "
+        f"{recomputes / wall / n:.2f} per account per second), {fetches} full fetches, "
+        f"{live.errors} failed cycles in all"
+        f"{': ' if live.kinds else ''}{', '.join(f'{k} {c}' for k, c in sorted(live.kinds.items()))}, "
+        f"{live.by_clock} stale checks by the clock; accounts live at the end {live_now}/{n}"
+    )
+    for kind, example in sorted(live.examples.items()):
+        print(f"  e.g. {kind}: {example}")
+    per_account = (rss0 - baseline["rss"]) / n / 1024
+    per_fd = (live.warm_fds - baseline["fds"]) / n
+    print(
+        f"per account: {per_account:.3f} MiB RSS, {per_fd:.2f} fds (before start "
+        f"{baseline['rss'] / 1024:.1f} MiB; after warm-up {rss0 / 1024:.1f} MiB); target 0.5 MiB "
+        f"-> {per_account / 0.5:.2f}x; issue 10 polling: 1.05 MiB -> {per_account / 1.05:.2f}x"
+    )
+    share = cpu / wall
+    profiled_or_not = "plain" if args.no_profile else "profiled, with cProfile overhead"
+    print(
+        f"CPU of the daemon: {share:.1%} of one core ({cpu:.1f}s over {wall:.1f}s, "
+        f"{profiled_or_not}; {cpu / max(recomputes, 1) * 1000:.2f} ms per recompute, all work "
+        f"included); target 50 % -> {share / 0.5:.2f}x ({'met' if share <= 0.5 else 'NOT met'}); "
+        f"simulator (own process, not counted) {simulator_cpu:.0f}s of CPU in all"
+    )
+    if not args.no_profile:
+        print_profile(live.profiler, max(recomputes, 1), unit="recompute")
+        dump = Path(tempfile.gettempdir()) / "soak-live.prof"
+        live.profiler.dump_stats(dump)
+        print(f"  profile written to {dump} (python -m pstats)")
+    rss = [s[2] for s in live.samples]
+    growth = (rss1 - rss0) / rss0
+    print(
+        f"RSS over the window (every {live.SAMPLE:g}s): {rss0 / 1024:.1f} MiB at the start, "
+        f"{rss1 / 1024:.1f} MiB at the end ({growth:+.1%}; target < 5 %: "
+        f"{'met' if abs(growth) < 0.05 else 'NOT met'}), min {min(rss) / 1024:.1f}, "
+        f"max {max(rss) / 1024:.1f} MiB ({(max(rss) - rss0) / rss0:+.1%} at most)"
+    )
+    minutes = wall / 60
+    weight, requests = weight1 - weight0, req1 - req0
+    streamed = weight / n / minutes
+    per_fetch = weight / fetches if fetches else float("nan")
+    polled = per_fetch * 60 / args.interval
+    print(
+        f"REST: {weight:.0f} weight in {requests} requests over the window: {streamed:.1f} weight "
+        f"per account per minute with streams; one full fetch costs {per_fetch:.1f}, so polling "
+        f"every {args.interval:g}s costs {polled:.1f} -> {polled / streamed:.1f}x lower with "
+        f"streams (target >= 5x: {'met' if polled / streamed >= 5 else 'NOT met'})"
+    )
+    heaviest = sorted(Weight.by_path.items(), key=lambda item: -item[1])[:5]
+    print("  weight by path over the whole run: " + ", ".join(f"{p} {w:.0f}" for p, w in heaviest))
 
 
 def print_rss(args: argparse.Namespace, counter: Counter) -> None:

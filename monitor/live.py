@@ -49,6 +49,10 @@ class _Stream:
     since: float = field(default_factory=time.monotonic)
     # venue symbol -> (price, venue time, monotonic time received)
     marks: dict[str, tuple[float, datetime, float]] = field(default_factory=dict)
+    # venue symbol -> the accounts on this stream holding it, so that a mark finds its accounts
+    # without a pass over every account of the daemon; None: holdings changed, rebuilt when
+    # the next mark comes (a first round of fetches changes them once per account)
+    holders: dict[str, tuple[str, ...]] | None = None
 
 
 @dataclass(slots=True)
@@ -237,12 +241,16 @@ class LiveMarks:
         if entry is None:
             return
         received = time.monotonic()
-        touched = set()
+        holders = entry.holders
+        if holders is None:
+            holders = entry.holders = self._holders(key)
+        touched: dict[str, None] = {}
         for update in updates:
             entry.marks[update.symbol] = (update.price, update.at, received)
-            touched.add(update.symbol)
-        for name, follower in self._followers.items():
-            if follower.key == key and follower.symbols & touched:
+            touched.update(dict.fromkeys(holders.get(update.symbol, ())))
+        for name in touched:
+            follower = self._followers.get(name)
+            if follower is not None and follower.key == key:
                 self._schedule(name, follower)
 
     def health(self, key: str, up: bool, reason: str) -> None:
@@ -316,8 +324,17 @@ class LiveMarks:
         entry = self._streams.get(key)
         if entry is None:
             return
+        entry.holders = None
         wanted = frozenset().union(*(f.symbols for f in self._followers.values() if f.key == key))
         entry.stream.follow(wanted)
+
+    def _holders(self, key: str) -> dict[str, tuple[str, ...]]:
+        holders: dict[str, list[str]] = {}
+        for name, follower in self._followers.items():
+            if follower.key == key:
+                for symbol in follower.symbols:
+                    holders.setdefault(symbol, []).append(name)
+        return {symbol: tuple(names) for symbol, names in holders.items()}
 
     def _stale_symbols(self, entry: _Stream, symbols: frozenset[str]) -> list[str]:
         now = time.monotonic()
