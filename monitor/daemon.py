@@ -231,6 +231,7 @@ class Daemon:
             stream_health=live.account_health if live is not None else lambda name: None,
             last_state=service.last_state,
             poll_trouble=service.poll_trouble,
+            silences_changed=service.silences_changed,
         )
         await dashboard.start(*address)
         return dashboard

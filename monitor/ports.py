@@ -254,6 +254,10 @@ class SnapshotStore(Protocol):
         """When the account's last active silence ends (None: notifications are not silenced)."""
         ...
 
+    async def silence_ends(self, now: datetime) -> dict[str, datetime]:
+        """Every silenced account's last active silence end, in one read for all accounts."""
+        ...
+
     async def prune(self, now: datetime) -> object:
         """Apply retention: downsample old raw snapshots, delete what is past the longest period."""
         ...

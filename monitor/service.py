@@ -60,6 +60,9 @@ MIN_FETCH_SECONDS = 10.0
 MAX_HELD_SNAPSHOTS = 1000
 # The clock check evaluates a hair after the deadline so the age is past the level, not on it.
 _PAST_DEADLINE = timedelta(milliseconds=5)
+# How old the silences a live recompute sees may be: a silence set from the command line mutes
+# the live path within a second (a poll always reads its account's silences afresh).
+LIVE_SILENCE_READ = timedelta(seconds=1)
 
 
 def fetch_deadline(poll_interval: timedelta, cap: float) -> float:
@@ -243,6 +246,40 @@ def error_kind(exc: BaseException) -> ErrorKind:
     return ErrorKind.INTERNAL
 
 
+class _SilenceEnds:
+    """Every account's silence end for the live recomputes, read for all accounts at once and at
+    most once per `LIVE_SILENCE_READ` (a poll reads its account's afresh). One read per account
+    per mark drained the connection pool at 1,000 accounts and looked like a storage outage."""
+
+    def __init__(self, store: SnapshotStore) -> None:
+        self._store = store
+        self._ends: dict[str, datetime] = {}
+        self._read_at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    async def until(self, account: str, now: datetime) -> datetime | None:
+        """When `account`'s silence ends as of the last read (None: not silenced)."""
+        if self._stale(now):
+            async with self._lock:
+                if self._stale(now):  # another recompute may have read while this one waited
+                    self._read_at = now
+                    try:
+                        self._ends = await self._store.silence_ends(now)
+                    except StorageError as exc:
+                        # The silences last read still hold; try again a period later.
+                        log.warning("cannot read silences (keeping those last read): %s", exc)
+        end = self._ends.get(account)
+        return end if end is not None and end > now else None
+
+    def forget(self) -> None:
+        """Read again at the next live recompute (a silence was just made or removed here)."""
+        self._read_at = None
+
+    def _stale(self, now: datetime) -> bool:
+        read_at = self._read_at
+        return read_at is None or not read_at <= now < read_at + LIVE_SILENCE_READ
+
+
 class PollService:
     """Runs poll cycles for the watched accounts; the scheduler decides when."""
 
@@ -277,6 +314,7 @@ class PollService:
             outage.on_recovery(self.store_held)
             outage.held = lambda: (len(self._held), self._dropped)
         self._stream_health = stream_health
+        self._silences = _SilenceEnds(store)
         # Monotonic time the last cycle of any account finished (the systemd watchdog reads it).
         self.last_cycle_finished: float | None = None
 
@@ -287,6 +325,11 @@ class PollService:
     def set_stream_health(self, health: Callable[[str], str | None]) -> None:
         """Where each report learns how its account's marks arrive."""
         self._stream_health = health
+
+    def silences_changed(self) -> None:
+        """A silence was made or removed in this process (the dashboard): the live path reads
+        silences again at once instead of up to a second later."""
+        self._silences.forget()
 
     def poll_trouble(self, name: str) -> str | None:
         """Why the account's polls fail ("3 failures: <error>"); None while they succeed."""
@@ -462,7 +505,10 @@ class PollService:
         account = runtime.account
         name = account.name
         try:
-            silenced_until = await self._store.silenced_until(name, now)
+            if live:
+                silenced_until = await self._silences.until(name, now)
+            else:
+                silenced_until = await self._store.silenced_until(name, now)
         except StorageError as exc:
             log.warning("account=%s cannot read silences: %s", name, exc)
             silenced_until = None

@@ -232,6 +232,10 @@ class SqlStore:
         """When the account's last active silence ends (None: notifications are not silenced)."""
         return await self._silences.silenced_until(account, now)
 
+    async def silence_ends(self, now: datetime) -> dict[str, datetime]:
+        """Every silenced account's last active silence end (one read for all accounts)."""
+        return await self._silences.ends(now)
+
     async def active_silences(self, now: datetime, account: str | None = None) -> list[SilenceInfo]:
         """Silences still in force at `now`, for one account or all."""
         return await self._silences.active(now, account)

@@ -68,6 +68,17 @@ class Silences:
             )
             return until
 
+    async def ends(self, now: datetime) -> dict[str, datetime]:
+        """Every silenced account's last active silence end, in one read for all accounts."""
+        async with self._db.reading("reading silences") as conn:
+            rows = await conn.execute(
+                select(Account.name, func.max(Silence.until))
+                .join(Account, Account.id == Silence.account_id)
+                .where(Silence.until > now)
+                .group_by(Account.name)
+            )
+            return dict(rows.all())
+
     async def active(self, now: datetime, account: str | None = None) -> list[SilenceInfo]:
         """Silences still in force at `now`, for one account or all."""
         async with self._db.reading("reading silences") as conn:

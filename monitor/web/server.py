@@ -58,9 +58,11 @@ class WebServer:
         stream_health: Callable[[str], str | None] = lambda name: None,
         last_state: Callable[[str], AccountState | None] = lambda name: None,
         poll_trouble: Callable[[str], str | None] = lambda name: None,
+        silences_changed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
+        self._silences_changed = silences_changed
         self._settings = settings
         self._stream_health = stream_health
         self._last_state = last_state
@@ -461,6 +463,7 @@ class WebServer:
         added = await self._store.add_silence(
             account, until=now + length, reason=str(form.get("reason", "")), now=now
         )
+        self._silences_changed()
         log.info("silence %d of %s until %s made on the dashboard", added.id, account, added.until)
         raise web.HTTPSeeOther(f"/accounts/{quote(account)}")
 
@@ -473,6 +476,7 @@ class WebServer:
             raise web.HTTPNotFound(text="no such silence") from None
         if not 0 < silence_id < 2**63 or not await self._store.remove_silence(silence_id):
             raise web.HTTPNotFound(text=f"no silence with id {silence_id}")
+        self._silences_changed()
         raise web.HTTPSeeOther(f"/accounts/{quote(str(form.get('account', '')))}")
 
     # -- frame -------------------------------------------------------------------------------

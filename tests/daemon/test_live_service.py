@@ -193,3 +193,67 @@ async def test_a_dip_between_reconciliations_is_stored_without_writing_every_tic
     finally:
         await live.close()
         await service.close()
+
+
+async def test_live_recomputes_read_silences_once_a_second_for_all_accounts_and_honour_them(
+    sim: SimulatorServer, store: SqlStore, hub: ExchangeHub, tmp_path: Path
+) -> None:
+    # One read per account per mark drained the connection pool at 1,000 accounts (a false
+    # storage outage, snapshots lost at shutdown); a silence must still mute the live path.
+    reads = {"all accounts": 0, "one account": 0}
+    ends, one = store.silence_ends, store.silenced_until
+
+    async def silence_ends(now: datetime) -> dict[str, datetime]:
+        reads["all accounts"] += 1
+        return await ends(now)
+
+    async def silenced_until(account: str, now: datetime) -> datetime | None:
+        reads["one account"] += 1
+        return await one(account, now)
+
+    store.silence_ends = silence_ends  # type: ignore[method-assign]
+    store.silenced_until = silenced_until  # type: ignore[method-assign]
+    recorder = LiveRecorder()
+    service = PollService(store, SystemClock(), ["log"], [recorder])
+    live = LiveMarks(
+        service, SystemClock(), reconcile=timedelta(seconds=60), stale_after=timedelta(seconds=3)
+    )
+    service.observe(live)
+    service.set_stream_health(live.account_health)
+    try:
+        await _follow(service, live, store, hub, sim, "main")
+        await _follow(service, live, store, hub, sim, "spare")
+        polls = reads["one account"]
+        assert polls == 2  # each poll reads its own account's silences afresh
+        await store.add_silence(
+            "main",
+            until=datetime.now(UTC) + timedelta(hours=1),
+            reason="test",
+            now=datetime.now(UTC),
+        )
+        await wait_until(lambda: live.account_health("main") == LIVE, 10, "live marks")
+        started = asyncio.get_running_loop().time()
+        recorder.reports.clear()
+        sim.set_price("BTC", btc_price_for_ratio(1.1))  # below the 120 % emergency level
+        path = tmp_path / "monitor.db"
+
+        def emergency_stored() -> bool:
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                return bool(
+                    conn.execute(
+                        "SELECT count(*) FROM alert_event WHERE kind = 'firing'"
+                        " AND severity = 'emergency'"
+                    ).fetchone()[0]
+                )
+
+        await wait_until(emergency_stored, 10, "the emergency stored")
+        await wait_until(lambda: len(recorder.live("spare")) >= 2, 10, "spare recomputed")
+        elapsed = asyncio.get_running_loop().time() - started
+        live_reports = recorder.live("main") + recorder.live("spare")
+        assert live_reports
+        assert not any(r.notifications for r in recorder.live("main"))  # silenced
+        assert reads["one account"] == polls  # no per-account read on the live path
+        assert reads["all accounts"] <= elapsed + 2, (reads, elapsed, len(live_reports))
+    finally:
+        await live.close()
+        await service.close()
