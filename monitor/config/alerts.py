@@ -143,10 +143,11 @@ class _Levels(_Timed):
     warning_below: OptionalLevel = None
     critical_below: OptionalLevel = None
     emergency_below: OptionalLevel = None
-    # With live marks every second, the emergency level (near liquidation) must not wait out
-    # the debounce meant for warnings; two consecutive marks a second apart are enough.
+    # The emergency level (next to liquidation) fires on the first reading below it: the venue
+    # liquidates on a single mark too, so a mark that close is worth waking for even if the next
+    # one recovers, and a debounce would cost the trader a whole mark interval (1 s live).
     for_: Duration = Field(default=timedelta(seconds=10), alias="for")
-    emergency_for: Duration = timedelta(seconds=1)
+    emergency_for: Duration = timedelta(0)
     clear_band: Share = 0.2
     # Levels outside these bounds can never fire usefully (or never resolve): they are nearly
     # always a number written without its % sign ("80" is 8000 %), so they are refused.

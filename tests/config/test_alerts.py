@@ -51,10 +51,10 @@ def test_defaults_cover_every_rule() -> None:
     )
     assert margin.clear_band == pytest.approx(0.2)
     assert margin.clear_level(Severity.WARNING) == pytest.approx(3.6)
-    # Live marks: warnings wait 10 s, the emergency level only for a second mark.
+    # Warnings wait 10 s; the emergency level fires on the first mark below it.
     assert margin.debounce == timedelta(seconds=10)
     assert margin.debounce_of(Severity.WARNING) == timedelta(seconds=10)
-    assert margin.debounce_of(Severity.EMERGENCY) == timedelta(seconds=1)
+    assert margin.debounce_of(Severity.EMERGENCY) == timedelta(0)
     assert margin.repeat == timedelta(hours=1)
     distance = rules[RuleKey.LIQUIDATION_DISTANCE]
     assert distance.levels == ((Severity.WARNING, 0.10), (Severity.CRITICAL, 0.05))

@@ -71,6 +71,17 @@ class TestDebounce:
         first = next(i for i, r in enumerate(results) if r.notifications)
         assert first == 2  # t=2: breached since t=1 for the emergency debounce
 
+    def test_the_emergency_level_without_debounce_fires_on_its_first_reading(self) -> None:
+        # The shipped rules: warnings wait 10 s, a crash below 120 % is sent on the first mark,
+        # even while a warning from the slide before it is still pending.
+        rule = replace(
+            margin_rule(debounce=10), severity_debounce=((Severity.EMERGENCY, timedelta(0)),)
+        )
+        results = ratios(rules(rule), [(0, 4.0), (1, 2.5), (2, 1.1), (3, 1.1)])
+        assert sent(results) == [("margin_ratio", "firing", "emergency")]
+        first = next(i for i, r in enumerate(results) if r.notifications)
+        assert first == 2
+
     def test_a_one_tick_wick_to_the_emergency_level_is_not_sent(self) -> None:
         rule = replace(
             margin_rule(debounce=10),
