@@ -55,13 +55,15 @@ asyncio.run(main())
 """
 
 
-def scenario(accounts: int) -> dict[str, Any]:
-    """`accounts` Bybit unified (UTA) cross accounts with one USDT linear long each. Bybit limits
-    private requests per account (UID), not per address, so hundreds of accounts polled from one
-    test machine stay within the venue's budget (Binance counts weight per IP: there each daemon
-    needs its own address, as in production)."""
+def scenario(accounts: int, daemons: int) -> dict[str, Any]:
+    """`accounts` Bybit unified (UTA) cross accounts with one USDT linear long each. Bybit also
+    caps every request from one address (600 per 5 s); in production each daemon has its own
+    address (README), here all of them reach the simulator from 127.0.0.1, so the simulated cap
+    is one address's per daemon (300 accounts at 10 s ask 180 requests a second of the 120 one
+    address allows: polls then wait out 403s until their deadline)."""
     return {
         "name": "failover",
+        "limits": {"bybit_ip_requests_per_5s": 600 * daemons},
         "seed": 7,
         "tick": "1s",
         "feeds": {"BTC": {"price": 60_000.0}},
@@ -224,7 +226,7 @@ async def run(args: argparse.Namespace) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     work = Path(tempfile.mkdtemp(prefix="portfolio-monitor-failover-"))
     scenario_path = work / "scenario.json"
-    scenario_path.write_text(json.dumps(scenario(args.accounts)))
+    scenario_path.write_text(json.dumps(scenario(args.accounts, args.daemons)))
     accounts = sorted(keys_of(scenario_path))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
