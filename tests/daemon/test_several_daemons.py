@@ -1,7 +1,8 @@
 """Three daemons on one PostgreSQL: every account is polled by exactly one of them, a kill -9
 moves the dead daemon's accounts to the others within the takeover time with no longer gap in
-their snapshots, and no alert reaches the receiver twice (each daemon signs its webhook calls
-with its name, so a duplicate from two daemons would show)."""
+their snapshots, and no alert reaches the receiver twice but the one the killed daemon had in
+flight, resent once under the same id (each daemon signs its webhook calls with its name, so a
+duplicate from two daemons would show)."""
 
 from __future__ import annotations
 
@@ -215,17 +216,32 @@ async def test_three_daemons_share_the_accounts_and_take_over_from_a_killed_one(
             gaps = [later - earlier for earlier, later in itertools.pairwise(settled)]
             assert max(gaps) <= TAKEOVER + POLL, (account, max(gaps))
 
-        # Every alert went out once: no id twice, whichever daemon sent it.
+        # Every alert went out once: no id twice, whichever daemon sent it. The one exception
+        # is the kill itself: delivery is at-least-once, and a kill -9 between the receiver's
+        # answer and the outbox's "delivered" mark leaves that one row unmarked; a survivor
+        # sends it again under the same id (receivers deduplicate by it). Each daemon sends a
+        # sink's rows one at a time, so only the victim's last send can be repeated, once.
         ids = [str(p["id"]) for p in hook.payloads]
         assert ids, "no alert reached the receiver"
-        senders: dict[str, set[str]] = {}
+        senders: dict[str, list[str]] = {}
         for payload, headers in zip(hook.payloads, hook.headers, strict=True):
-            senders.setdefault(str(payload["id"]), set()).add(headers["X-Daemon"])
-        twice = [i for i, n in Counter(ids).items() if n > 1]
+            senders.setdefault(str(payload["id"]), []).append(headers["X-Daemon"])
+        sent_by_victim = [
+            str(p["id"])
+            for p, h in zip(hook.payloads, hook.headers, strict=True)
+            if h["X-Daemon"] == "d0"
+        ]
+        in_flight = sent_by_victim[-1:]
+        twice = {i: who for i, who in senders.items() if len(who) > 1}
+        # The in-flight row: first from the victim, then once from a survivor.
+        allowed = {i: who for i, who in twice.items() if i in in_flight and who[0] == "d0"}
+        allowed = {i: who for i, who in allowed.items() if len(who) == 2 and who[1] != "d0"}
         # On failure: who sent each duplicate, and what the daemons said about leases, storage
         # and shutdown (cycle lines left out).
-        assert twice == [], (
-            {i: (sorted(senders[i]), killed_at) for i in twice},
+        assert twice == allowed, (
+            twice,
+            in_flight,
+            killed_at,
             [line for d in daemons for line in d.log().splitlines() if " cycle " not in line],
         )
         assert {s for names in senders.values() for s in names} >= {"d1", "d2"}
