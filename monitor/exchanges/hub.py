@@ -20,6 +20,7 @@ from monitor.exchanges.account_events import QUIET_OPTIONS, AccountEventStream
 from monitor.exchanges.base import CCXT_CLASSES, VenueClient
 from monitor.exchanges.binance import BinanceClient
 from monitor.exchanges.bybit import BybitClient
+from monitor.exchanges.descriptions import SharedDescriptions
 from monitor.exchanges.klines import KLINE_DEADLINE_SECONDS, KlineBook
 from monitor.exchanges.pacing import Pacer, PacerChain, SharedSessions
 from monitor.exchanges.probe import VENUE_LIMITS
@@ -114,7 +115,8 @@ class ExchangeHub:
     `volatility` reads each position's symbol's public klines (hourly, shared per venue and
     address) for the accounts whose `volatility` setting is on (the composition roots turn it
     on), so that their results carry distances in sigmas.
-    `share_session` False gives every instance ccxt's own HTTP session (benchmarks compare).
+    `share_session` False gives every instance ccxt's own HTTP session and its own copy of
+    the venue's description, ccxt as it comes (benchmarks compare).
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class ExchangeHub:
         self._volatility = volatility
         self._klines: dict[str, KlineBook] = {}
         self._sessions = SharedSessions() if share_session else None
+        self._descriptions = SharedDescriptions() if share_session else None
         self._address_pacers: dict[str, Pacer] = {}
 
     def venue_key(self, settings: AccountSettings) -> str:
@@ -273,7 +276,7 @@ class ExchangeHub:
             # against 0.26 MiB an instance); the session stays the instance's own, since each
             # websocket holds a connection of its session's pool for as long as it is open.
             config["ssl_context"] = self._sessions.ssl_context
-        exchange = _PRO_CLASSES[venue](config)
+        exchange = self._shared_description(_PRO_CLASSES[venue](config))
         if endpoint.testnet:
             exchange.set_sandbox_mode(True)
         if endpoint.base_url:
@@ -340,6 +343,7 @@ class ExchangeHub:
             }
         )
         exchange.has = {**exchange.has, "fetchCurrencies": False}
+        self._shared_description(exchange)
         if endpoint.testnet:
             exchange.set_sandbox_mode(True)
         if endpoint.base_url:
@@ -348,6 +352,9 @@ class ExchangeHub:
                 "api": rewrite_api_urls(exchange.urls["api"], endpoint.base_url),
             }
         return exchange
+
+    def _shared_description(self, exchange: Any) -> Any:
+        return exchange if self._descriptions is None else self._descriptions.share(exchange)
 
     async def aclose(self) -> None:
         """Close every client and shared instance (each holds an HTTP session)."""
