@@ -37,15 +37,14 @@ class SharedDescriptions:
     def __init__(self) -> None:
         self._shared: dict[type, dict[str, Any]] = {}
 
-    def share(self, exchange: Any) -> Any:
-        """`exchange`, its description replaced by the shared copy wherever they are equal."""
+    def share(self, exchange: Any) -> None:
+        """Replace `exchange`'s description by the shared copy wherever they are equal."""
         own = vars(exchange)
         shared = self._shared.get(type(exchange))
         if shared is None:
             found = {name: own[name] for name in _SHARED_ATTRIBUTES if name in own}
             self._shared[type(exchange)] = found
-            return exchange
+            return
         for name, value in shared.items():
             if name in own and own[name] == value:
                 own[name] = value
-        return exchange

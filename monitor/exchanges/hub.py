@@ -276,7 +276,8 @@ class ExchangeHub:
             # against 0.26 MiB an instance); the session stays the instance's own, since each
             # websocket holds a connection of its session's pool for as long as it is open.
             config["ssl_context"] = self._sessions.ssl_context
-        exchange = self._shared_description(_PRO_CLASSES[venue](config))
+        exchange = _PRO_CLASSES[venue](config)
+        self._shared_description(exchange)
         if endpoint.testnet:
             exchange.set_sandbox_mode(True)
         if endpoint.base_url:
@@ -353,8 +354,9 @@ class ExchangeHub:
             }
         return exchange
 
-    def _shared_description(self, exchange: Any) -> Any:
-        return exchange if self._descriptions is None else self._descriptions.share(exchange)
+    def _shared_description(self, exchange: Any) -> None:
+        if self._descriptions is not None:
+            self._descriptions.share(exchange)
 
     async def aclose(self) -> None:
         """Close every client and shared instance (each holds an HTTP session)."""

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import ccxt.async_support as ccxt
 import pytest
-from pydantic import SecretStr
 
-from monitor.config.accounts import AccountSettings
 from monitor.domain.errors import ExchangeAuthError
-from monitor.domain.model import Venue
 from monitor.exchanges.descriptions import SharedDescriptions
 from monitor.exchanges.hub import ExchangeHub
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import ClientFactory
+from tests.support.simulator import account_settings
 
 
 async def test_accounts_share_the_description_and_keep_their_own_state(
@@ -39,14 +37,7 @@ async def test_accounts_share_the_description_and_keep_their_own_state(
 async def test_private_stream_instances_share_it_too(
     sim: SimulatorServer, hub: ExchangeHub
 ) -> None:
-    info = sim.accounts["bn-oneway"]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
-    stream = hub.account_stream("bn-oneway", settings)
+    stream = hub.account_stream("bn-oneway", account_settings(sim, "bn-oneway"))
     first, second = stream._new_exchange(), stream._new_exchange()
     try:
         assert first.api is second.api
@@ -58,9 +49,10 @@ async def test_private_stream_instances_share_it_too(
 
 async def test_an_instance_whose_description_differs_keeps_its_own() -> None:
     descriptions = SharedDescriptions()
-    plain = descriptions.share(ccxt.binanceusdm({}))
-    own_code = {"exceptions": {"exact": {"-9999": ccxt.InsufficientFunds}}}
-    custom = descriptions.share(ccxt.binanceusdm(own_code))
+    plain = ccxt.binanceusdm({})
+    custom = ccxt.binanceusdm({"exceptions": {"exact": {"-9999": ccxt.InsufficientFunds}}})
+    descriptions.share(plain)
+    descriptions.share(custom)
     try:
         assert custom.exceptions is not plain.exceptions
         assert custom.exceptions["exact"]["-9999"] is ccxt.InsufficientFunds

@@ -4,26 +4,17 @@ session of their own: each open websocket holds a connection of its session's po
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-
-from monitor.config.accounts import AccountSettings
-from monitor.domain.model import Venue
 from monitor.exchanges.hub import ExchangeHub
 from monitor.simulator.server import SimulatorServer
 from tests.exchanges.conftest import ClientFactory
+from tests.support.simulator import account_settings
 
 
 async def test_websocket_instances_share_the_tls_context_not_the_session(
     sim: SimulatorServer, hub: ExchangeHub, client_for: ClientFactory
 ) -> None:
     rest = client_for("bn-oneway")
-    info = sim.accounts["bn-oneway"]
-    settings = AccountSettings(
-        venue=Venue.BINANCE_USDM,
-        api_key=SecretStr(info.api_key),
-        api_secret=SecretStr(info.api_secret),
-        base_url=sim.base_url,
-    )
+    settings = account_settings(sim, "bn-oneway")
     marks = hub.mark_stream(settings, heartbeat=10)
     events = hub.account_stream("bn-oneway", settings)
     instances = [marks._exchange, events._new_exchange()]
