@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from threading import Thread
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -109,6 +110,23 @@ class Metrics:
         self._assets: dict[str, str] = {}
         self._error_kinds: dict[str, set[str]] = {}
         self._server: tuple[WSGIServer, Thread] | None = None
+        # Labelled series by (metric, *labels): prometheus_client's labels() validates and locks
+        # on every call (a few µs), and a live recompute sets about 90 series, every second.
+        self._series: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Gauge | Counter | Histogram, *labels: str) -> Any:
+        key = (metric, *labels)
+        child = self._series.get(key)
+        if child is None:
+            child = self._series[key] = metric.labels(*labels)
+        return child
+
+    def _remove(self, metric: Gauge | Counter | Histogram, *labels: str) -> None:
+        self._series.pop((metric, *labels), None)
+        try:
+            metric.remove(*labels)
+        except KeyError:
+            return
 
     def observe_snapshot(self, snapshot: Snapshot) -> None:
         """Set every gauge of one account from its latest snapshot."""
@@ -116,23 +134,23 @@ class Metrics:
         previous_asset = self._assets.get(account)
         if previous_asset is not None and previous_asset != snapshot.state.asset:
             # A reload moved the account to another margin pool: one equity series, not two.
-            _remove(self.equity, account, previous_asset)
+            self._remove(self.equity, account, previous_asset)
         self._assets[account] = snapshot.state.asset
-        self.equity.labels(account, snapshot.state.asset).set(risk.equity)
-        _set_or_nan(self.margin_ratio.labels(account), risk.margin_ratio)
-        _set_or_nan(self.exchange_margin_ratio.labels(account), risk.exchange_margin_ratio)
-        _set_or_nan(self.account_move.labels(account), risk.account_liquidation_move)
+        self._child(self.equity, account, snapshot.state.asset).set(risk.equity)
+        _set_or_nan(self._child(self.margin_ratio, account), risk.margin_ratio)
+        _set_or_nan(self._child(self.exchange_margin_ratio, account), risk.exchange_margin_ratio)
+        _set_or_nan(self._child(self.account_move, account), risk.account_liquidation_move)
         current = set()
         for position in risk.positions:
             key = (position.symbol, position.side.value)
             current.add(key)
-            _set_or_nan(self.distance.labels(account, *key), position.distance_to_liquidation)
+            _set_or_nan(self._child(self.distance, account, *key), position.distance_to_liquidation)
         # Closed positions must disappear, not keep their last distance forever.
         for gone in self._positions.get(account, set()) - current:
-            self.distance.remove(account, *gone)
+            self._remove(self.distance, account, *gone)
         self._positions[account] = current
         self._observe_sigmas(snapshot)
-        self.last_success.labels(account).set(snapshot.taken_at.timestamp())
+        self._child(self.last_success, account).set(snapshot.taken_at.timestamp())
 
     def _observe_sigmas(self, snapshot: Snapshot) -> None:
         """The sigma gauges (NaN where unknown or nothing liquidates); none without volatility."""
@@ -141,7 +159,7 @@ class Metrics:
         if volatility is not None:
             for horizon in Horizon:
                 _set_or_nan(
-                    self.account_move_sigmas.labels(account, horizon.value),
+                    self._child(self.account_move_sigmas, account, horizon.value),
                     volatility.move(horizon),
                 )
                 current.add((horizon.value,))
@@ -149,37 +167,39 @@ class Metrics:
                     snapshot.risk.positions, volatility.positions, strict=True
                 ):
                     key = (position.symbol, position.side.value, horizon.value)
-                    _set_or_nan(self.distance_sigmas.labels(account, *key), sigmas.of(horizon))
+                    _set_or_nan(
+                        self._child(self.distance_sigmas, account, *key), sigmas.of(horizon)
+                    )
                     current.add(key)
         for gone in self._sigma_series.get(account, set()) - current:
             gauge = self.account_move_sigmas if len(gone) == 1 else self.distance_sigmas
-            _remove(gauge, account, *gone)
+            self._remove(gauge, account, *gone)
         self._sigma_series[account] = current
 
     def observe_poll(self, account: str, seconds: float, error_kind: str | None) -> None:
         """Record one finished cycle; `error_kind` names why it failed (None = it succeeded)."""
-        self.poll_seconds.labels(account).observe(seconds)
+        self._child(self.poll_seconds, account).observe(seconds)
         if error_kind is not None:
             self._error_kinds.setdefault(account, set()).add(error_kind)
-            self.poll_errors.labels(account, error_kind).inc()
+            self._child(self.poll_errors, account, error_kind).inc()
 
     def forget_account(self, account: str) -> None:
         """Drop every series of an account removed from the configuration."""
         for position in self._positions.pop(account, set()):
-            self.distance.remove(account, *position)
+            self._remove(self.distance, account, *position)
         for gauge in (self.margin_ratio, self.exchange_margin_ratio, self.account_move):
-            _remove(gauge, account)
+            self._remove(gauge, account)
         for series in self._sigma_series.pop(account, set()):
             gauge = self.account_move_sigmas if len(series) == 1 else self.distance_sigmas
-            _remove(gauge, account, *series)
-        _remove(self.last_success, account)
-        _remove(self.stream_live, account)
-        _remove(self.poll_seconds, account)
+            self._remove(gauge, account, *series)
+        self._remove(self.last_success, account)
+        self._remove(self.stream_live, account)
+        self._remove(self.poll_seconds, account)
         asset = self._assets.pop(account, None)
         if asset is not None:
-            _remove(self.equity, account, asset)
+            self._remove(self.equity, account, asset)
         for kind in self._error_kinds.pop(account, set()):
-            _remove(self.poll_errors, account, kind)
+            self._remove(self.poll_errors, account, kind)
 
     def serve(self, host: str, port: int) -> None:
         """Expose /metrics over HTTP on host:port (a background thread); MonitorError naming
@@ -203,10 +223,3 @@ class Metrics:
 def _set_or_nan(gauge: Gauge, value: float | None) -> None:
     # NaN, not 0, for "none": a margin ratio of 0 would look like instant liquidation.
     gauge.set(float("nan") if value is None else value)
-
-
-def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
-    try:
-        metric.remove(*labels)
-    except KeyError:
-        return

@@ -315,6 +315,8 @@ class PollService:
             outage.held = lambda: (len(self._held), self._dropped)
         self._stream_health = stream_health
         self._silences = _SilenceEnds(store)
+        # Each venue's watched accounts, sorted (every evaluation asks; watch/unwatch forget it).
+        self._peers: dict[str, tuple[str, ...]] = {}
         # Monotonic time the last cycle of any account finished (the systemd watchdog reads it).
         self.last_cycle_finished: float | None = None
 
@@ -354,18 +356,21 @@ class PollService:
         if runtime is not None:
             # A reload changes rules, interval or client but never forgets what is firing.
             runtime.account = account
+            self._peers.clear()
             return
         states = await self._store.load_alert_states(account.name)
         last = await self._store.last_snapshot_at(account.name)
         self._accounts[account.name] = _AccountRuntime(
             account, states, last, watching_since=self._clock.now()
         )
+        self._peers.clear()
 
     def unwatch(self, name: str) -> WatchedAccount | None:
         """Stop watching an account; returns it so the caller can close its client."""
         runtime = self._accounts.pop(name, None)
         if runtime is None:
             return None
+        self._peers.clear()
         if runtime.deadlines is not None:
             runtime.deadlines.cancel()
         return runtime.account
@@ -752,9 +757,13 @@ class PollService:
         """Every watched account on `venue_key`, sorted: the first carries its pause alert."""
         if venue_key is None:
             return ()
-        return tuple(
-            sorted(n for n, r in self._accounts.items() if r.account.venue_key == venue_key)
-        )
+        peers = self._peers.get(venue_key)
+        if peers is None:
+            peers = tuple(
+                sorted(n for n, r in self._accounts.items() if r.account.venue_key == venue_key)
+            )
+            self._peers[venue_key] = peers
+        return peers
 
     async def _keep_deadlines(self, name: str) -> None:
         while name in self._accounts:
