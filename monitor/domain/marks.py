@@ -26,7 +26,7 @@ def with_marks(state: AccountState, marks: Mapping[str, float]) -> AccountState:
         changed = True
         if position.underlying is not None and position.mark_price > 0:
             moved.setdefault(position.underlying, mark / position.mark_price)
-        positions.append(replace(position, mark_price=mark))
+        positions.append(position.at_mark(mark))
     if not changed:
         return state
     collateral: list[Collateral] = []

@@ -3,6 +3,8 @@ state the venue would report at those marks."""
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields, replace
+
 import pytest
 
 from monitor.domain.margin import assess
@@ -58,3 +60,29 @@ def test_pooled_collateral_moves_with_the_mark_of_its_coin_and_says_when_it_cann
         [perp("BTCUSDT", Side.LONG, 0.5, 60_000.0, 54_000.0)],
     )
     assert assess(live).equity == pytest.approx(assess(expected).equity)
+
+
+def test_a_position_at_another_mark_keeps_every_other_field() -> None:
+    """`Position.at_mark` lists the fields by hand (it is on the live path): a field it forgot
+    would come back at its default, which this sample's values all differ from."""
+    sample = Position(
+        "BTCUSD_PERP",
+        Side.SHORT,
+        MarginMode.ISOLATED,
+        600.0,
+        61_000.0,
+        60_000.0,
+        TIERS,
+        contract_size=100.0,
+        leverage=20.0,
+        isolated_margin=0.05,
+        taker_fee=0.0005,
+        hedge=True,
+        exchange_liquidation_price=63_000.0,
+        exchange_maintenance_margin=0.004,
+        settle_asset="BTC",
+        underlying="BTC",
+    )
+    defaults = {f.name: f.default for f in fields(Position) if f.default is not MISSING}
+    assert all(getattr(sample, name) != default for name, default in defaults.items())
+    assert sample.at_mark(58_500.0) == replace(sample, mark_price=58_500.0)
