@@ -25,6 +25,7 @@ from typing import Any
 from monitor.domain.errors import MonitorError, RetryableError
 from monitor.domain.model import Venue
 from monitor.exchanges.errors import translate
+from monitor.exchanges.stops import OrderWatch
 from monitor.exchanges.streams import RECONNECT
 from monitor.ports import AccountEventListener
 from monitor.retry import RetryPolicy
@@ -79,6 +80,7 @@ class AccountEventStream:
         reconnect: RetryPolicy = RECONNECT,
         connect_timeout: float = CONNECT_SECONDS,
         keepalive: float = KEEPALIVE_SECONDS,
+        order_watch: OrderWatch | None = None,
     ) -> None:
         self._account = account
         self._venue = venue
@@ -88,6 +90,7 @@ class AccountEventStream:
         self._reconnect = reconnect
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive
+        self._order_watch = order_watch
 
     @property
     def account(self) -> str:
@@ -104,17 +107,25 @@ class AccountEventStream:
         failures = 0
         up = False
 
+        watch = self._order_watch
+
         def connected() -> None:
             nonlocal up, failures
             up, failures = True, 0
+            if watch is not None:
+                watch.connected()
             listener.account_stream(self._account, True, "streaming")
 
         while True:
             try:
                 await self._session(listener, connected)
             except asyncio.CancelledError:
+                if watch is not None:
+                    watch.disconnected()
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is translated below
+                if watch is not None:
+                    watch.disconnected()
                 error = exc if isinstance(exc, MonitorError) else translate(exc, self._where)
                 failures += 1
                 if up or failures == 1:
@@ -144,6 +155,9 @@ class AccountEventStream:
                 for task in done:
                     name = tasks.pop(task)
                     task.result()  # a failed watcher ends the session
+                    if self._order_watch is not None:
+                        # Before the listener: the fetch it starts must ask for orders again.
+                        self._order_watch.changed()
                     listener.account_event(self._account, name.removeprefix("watch_"))
                     tasks[asyncio.ensure_future(getattr(self._exchange, name)())] = name
         finally:

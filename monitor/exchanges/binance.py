@@ -66,14 +66,16 @@ from monitor.exchanges.fields import (
     text,
 )
 from monitor.exchanges.probe import ProbeReport, permission_warnings
-from monitor.exchanges.stops import StopReader
+from monitor.exchanges.stops import OrderWatch, StopReader
 from monitor.exchanges.tiers import TierTable, tiers_from_rows
 
 
 class BinanceClient(VenueClient):
-    """Binance futures account; `venue` picks USDⓈ-M (linear) or COIN-M (inverse)."""
+    """Binance futures account; `venue` picks USDⓈ-M (linear) or COIN-M (inverse).
+    `order_watch` follows the account's user-data stream, if one runs: while it reports no
+    change, the open protective orders are not asked for again at every fetch."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, order_watch: OrderWatch | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The margin model as last detected (None: not yet), and when (monotonic seconds).
         self.model: PoolModel | None = PoolModel.SINGLE_ASSET if self._inverse else None
@@ -85,7 +87,7 @@ class BinanceClient(VenueClient):
         self._collateral_rates_read = -float("inf")
         self._stables = StableAssumptions(self.label)
         self._rate_assumptions = RateAssumptions(self.label)
-        self._stops = StopReader(self)
+        self._stops = StopReader(self, order_watch)
 
     @property
     def _inverse(self) -> bool:

@@ -25,6 +25,7 @@ from monitor.exchanges.klines import KLINE_DEADLINE_SECONDS, KlineBook
 from monitor.exchanges.pacing import Pacer, PacerChain, SharedSessions
 from monitor.exchanges.probe import VENUE_LIMITS
 from monitor.exchanges.resilience import FETCH_RETRY, BanBoard, call
+from monitor.exchanges.stops import OrderWatch
 from monitor.exchanges.streams import VenueMarkStream
 from monitor.exchanges.urls import rewrite_api_urls, rewrite_ws_urls
 from monitor.retry import RetryPolicy
@@ -141,6 +142,8 @@ class ExchangeHub:
         self._sessions = SharedSessions() if share_session else None
         self._descriptions = SharedDescriptions() if share_session else None
         self._address_pacers: dict[str, Pacer] = {}
+        # Per account name: what its private stream says of its orders, read by its client.
+        self._order_watches: dict[str, OrderWatch] = {}
 
     def venue_key(self, settings: AccountSettings) -> str:
         """The venue and address an account's requests go to (`binanceusdm@production`): the
@@ -178,8 +181,12 @@ class ExchangeHub:
                 # Bybit also caps all requests from one IP (600 per 5 s).
                 exchange.throttler = PacerChain(exchange.throttler, self._address_pacer(endpoint))
         self._instances[key] = (exchange, users + 1)
+        extra: dict[str, Any] = {}
+        if settings.venue.exchange == "binance":
+            extra["order_watch"] = self.order_watch(name)
         client_cls = BybitClient if settings.venue.exchange == "bybit" else BinanceClient
         return client_cls(
+            **extra,
             name=name,
             venue=settings.venue,
             asset=settings.asset,
@@ -197,6 +204,14 @@ class ExchangeHub:
                 else None
             ),
         )
+
+    def order_watch(self, name: str) -> OrderWatch:
+        """What the private stream of the account `name` says of its orders (one per name,
+        kept across reloads: the stream and the client of an account share it)."""
+        watch = self._order_watches.get(name)
+        if watch is None:
+            watch = self._order_watches[name] = OrderWatch()
+        return watch
 
     def _kline_book(self, endpoint: _Endpoint, shared: _Markets) -> KlineBook:
         book = self._klines.get(endpoint.key)
@@ -253,6 +268,7 @@ class ExchangeHub:
             settings.venue,
             lambda: self._pro_instance(settings.venue, endpoint, credentials, options),
             shared.get,
+            order_watch=self.order_watch(name) if settings.venue.exchange == "binance" else None,
         )
 
     def _pro_instance(

@@ -3,7 +3,12 @@
 Binance USDⓈ-M / COIN-M keep conditional orders in two services since the algo-order migration
 (binance-connector-python 29.0.0, 2025-11-07: `GET /fapi/v1/openAlgoOrders`): the algo service
 and the classic order book (`GET /fapi/v1/openOrders`, `/dapi/v1/...`), each weight 1 per symbol
-(40 without one); we ask per held symbol. Bybit keeps the position's own stop-loss on the
+(40 without one); we ask per held symbol. Those two requests per symbol are most of a Binance
+reconciliation (40 of its ~48 weight at 20 symbols), so while the account's user-data stream is
+connected (an `OrderWatch`) the answers are kept: the stream reports every order placed, changed,
+cancelled, triggered or expired (`ORDER_TRADE_UPDATE`, `ALGO_UPDATE`), and any report makes the
+next fetch ask again; so does a gap in the stream, a change of the held symbols, or
+`ORDERS_REREAD_SECONDS` since the last answers. Bybit keeps the position's own stop-loss on the
 position row (`stopLoss`, `tpslMode` Full/Partial) and conditional orders in
 `GET /v5/order/realtime?orderFilter=StopOrder` (one request per settle coin, 50 rows a page; it
 counts in the per-UID order-query limit).
@@ -20,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.domain.errors import (
@@ -37,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # A runaway cursor must not turn one poll into an unbounded crawl.
 _MAX_PAGES = 20
+# Binance open orders kept while the user-data stream reports no change are asked again after
+# this long anyway: a bound on what an event lost inside a connection the venue kept up could cost.
+ORDERS_REREAD_SECONDS = 300.0
 
 _BINANCE_KINDS = {
     "STOP": OrderKind.STOP,
@@ -311,13 +320,63 @@ def _index(row: Mapping[str, Any], where: str) -> int:
 _OPTIONAL_FAILURES = ExchangeError
 
 
+class OrderWatch:
+    """What an account's private stream says about its open orders: since when it has been
+    connected without a gap (None: it is not), and when it last reported a change. Times are
+    `clock()` seconds (monotonic)."""
+
+    __slots__ = ("_changed_at", "_clock", "_up_since")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._up_since: float | None = None
+        self._changed_at = -float("inf")
+
+    def connected(self) -> None:
+        """The stream is up from now on (what happened before it is unknown)."""
+        self._up_since = self._clock()
+
+    def disconnected(self) -> None:
+        """The stream dropped: changes may go unreported until it is up again."""
+        self._up_since = None
+
+    def changed(self) -> None:
+        """The stream reported a change of the account (an order, a fill, a balance)."""
+        self._changed_at = self._clock()
+
+    def unchanged_since(self, moment: float) -> bool:
+        """Whether orders asked for at `moment` still stand: the stream was up then, still is,
+        and has reported nothing since."""
+        up = self._up_since
+        return up is not None and up <= moment and self._changed_at < moment
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Answers:
+    """The raw open-order pages of one read (marks are applied when they are parsed)."""
+
+    asks: tuple[tuple[str, str, str], ...]
+    asked_at: float
+    pages: tuple[Any, ...]
+
+
 class StopReader:
     """Reads an account's protective orders each reconciliation; a refusal leaves every stop
-    `unknown` with one stated assumption (and one warning in the log until it reads again)."""
+    `unknown` with one stated assumption (and one warning in the log until it reads again).
+    With a `watch` on the account's Binance user-data stream, the last answers are kept while
+    it reports no change (see the module's docstring)."""
 
-    def __init__(self, client: VenueClient) -> None:
+    def __init__(
+        self,
+        client: VenueClient,
+        watch: OrderWatch | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self._failing = False
+        self._watch = watch
+        self._clock = clock
+        self._answers: _Answers | None = None
 
     def _degraded(self, state: AccountState, error: MonitorError) -> AccountState:
         if not self._failing:
@@ -347,7 +406,8 @@ class StopReader:
         )
 
     async def binance(self, state: AccountState) -> AccountState:
-        """Both Binance order services, one request each per held symbol (weight 1 each).
+        """Both Binance order services, one request each per held symbol (weight 1 each), or
+        the last answers while the user-data stream says they stand.
 
         USDⓈ-M / COIN-M: `openAlgoOrders` and `openOrders` on fapi / dapi. Portfolio Margin:
         `um/algo/openAlgoOrders` and the older `um/conditional/openOrders` on papi.
@@ -366,15 +426,24 @@ class StopReader:
             )
         symbols = sorted({position.symbol for position in state.positions})
         marks = {position.symbol: position.mark_price for position in state.positions}
-        asks = [(source, method, symbol) for source, method in services for symbol in symbols]
+        asks = tuple((source, method, symbol) for source, method in services for symbol in symbols)
         notes = OrderNotes()
         try:
-            pages = await all_of(
-                *(
-                    client.request(f"{source} open orders {symbol}", method, {"symbol": symbol})
-                    for source, method, symbol in asks
+            pages = self._kept(asks, state.model)
+            if pages is None:
+                asked_at = self._clock()
+                self._answers = None
+                pages = tuple(
+                    await all_of(
+                        *(
+                            client.request(
+                                f"{source} open orders {symbol}", method, {"symbol": symbol}
+                            )
+                            for source, method, symbol in asks
+                        )
+                    )
                 )
-            )
+                self._answers = _Answers(asks, asked_at, pages)
             orders: list[ProtectiveOrder] = []
             for (source, _, symbol), page in zip(asks, pages, strict=True):
                 where = f"{client.label}: {source} open orders {symbol}"
@@ -382,8 +451,21 @@ class StopReader:
                 rows = page.get("orders") if isinstance(page, Mapping) else page
                 orders += binance_orders(as_list(rows, where), source, marks, notes, where)
         except _OPTIONAL_FAILURES as error:
+            self._answers = None
             return self._degraded(state, error)
         return self._read(state, orders, notes)
+
+    def _kept(
+        self, asks: tuple[tuple[str, str, str], ...], model: PoolModel
+    ) -> tuple[Any, ...] | None:
+        """The last answers, if they still stand for `asks`; None: ask again. A Portfolio
+        Margin account's orders live on papi, whose own user-data stream we do not follow."""
+        answers, watch = self._answers, self._watch
+        if answers is None or watch is None or model is PoolModel.PORTFOLIO:
+            return None
+        if answers.asks != asks or self._clock() - answers.asked_at >= ORDERS_REREAD_SECONDS:
+            return None
+        return answers.pages if watch.unchanged_since(answers.asked_at) else None
 
     async def bybit(
         self,

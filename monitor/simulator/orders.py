@@ -105,6 +105,44 @@ def binance_algo_orders(call: Call, account: SimAccount, venue: Venue) -> list[d
     return rows
 
 
+def binance_algo_update(order: OrderSpec, number: int, now: int) -> dict[str, Any]:
+    """The user-data stream's `ALGO_UPDATE` for an algo-service order just placed (number
+    `number` among the account's orders, as its `algoId` in `openAlgoOrders`), in the shape of
+    Binance's documented example (event and transaction time, the order under `o`)."""
+    trailing = order.type == "trailing_stop"
+    return {
+        "e": "ALGO_UPDATE",
+        "T": now,
+        "E": now,
+        "o": {
+            "caid": f"sim-algo-{number}",
+            "aid": 4_000_000 + number,
+            "at": "CONDITIONAL",
+            "o": _BINANCE_TYPES[order.type],
+            "s": order.symbol,
+            "S": order.side.upper(),
+            "ps": _binance_position_side(order),
+            "f": "GTC",
+            "q": "0" if order.quantity is None else fmt(order.quantity),
+            "X": "NEW",
+            "ai": "",
+            "ap": "0.00000",
+            "aq": "0.00000",
+            "act": "0",
+            "tp": "0" if trailing or order.trigger_price is None else fmt(order.trigger_price),
+            "p": "0",
+            "V": "EXPIRE_MAKER",
+            "wt": "MARK_PRICE",
+            "pm": "NONE",
+            "cp": order.quantity is None,
+            "pP": False,
+            "R": order.reduce_only and order.quantity is not None,
+            "tt": 0,
+            "gtd": 0,
+        },
+    }
+
+
 def binance_open_orders(call: Call, account: SimAccount, venue: Venue) -> list[dict[str, Any]]:
     """`GET /fapi/v1/openOrders` (and dapi): the classic book's open conditional orders."""
     rows = []

@@ -1,6 +1,6 @@
 """The private websockets: Binance's user-data stream and Bybit v5's private topics, pushing an
 event whenever the simulator changes an account (a fill or a transfer asked through the control
-API, a liquidation is not pushed).
+API, a conditional order placed; a liquidation is not pushed).
 
 Binance (USDⓈ-M `/fapi/v1/listenKey`, COIN-M `/dapi/v1/listenKey`, USER_STREAM security: only the
 `X-MBX-APIKEY` header): POST answers `{"listenKey": "..."}` (the active key again, extended, if the
@@ -37,7 +37,9 @@ from aiohttp import WSMsgType, web
 from monitor.domain.model import MarginMode, Side, Venue
 from monitor.simulator import bybit
 from monitor.simulator.market import unrealized_pnl
+from monitor.simulator.orders import binance_algo_update
 from monitor.simulator.protocol import Call, VenueReply, fmt, quantity
+from monitor.simulator.scenario import OrderSpec
 
 if TYPE_CHECKING:
     from monitor.simulator.market import Market, SimAccount
@@ -154,6 +156,20 @@ class PrivateStreams:
                     await self._push_binance(connection, sim, fill)
                 else:
                     await self._push_bybit(connection, sim)
+
+    async def order_placed(self, account: str, order: OrderSpec, number: int) -> None:
+        """Tell the account's Binance user-data connections of an algo-service order placed
+        (`ALGO_UPDATE`); Bybit's topics served here (position, wallet) carry no orders."""
+        if self.mode != "on":
+            return
+        event = binance_algo_update(order, number, self._server_ms())
+        for connection in list(self._connections):
+            if connection.account != account or connection.socket.closed:
+                continue
+            if connection.exchange == "binance":
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await connection.socket.send_json(event)
+                    self.pushed += 1
 
     # --- Binance ------------------------------------------------------------------------------
 

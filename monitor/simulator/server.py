@@ -5,6 +5,7 @@ request weights and injected faults checked the way the venues do."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -33,6 +34,7 @@ from monitor.simulator.protocol import Call, Endpoint, VenueReply, binance_error
 from monitor.simulator.scenario import (
     BINANCE,
     BINANCE_USDM_ASSETS,
+    OrderSpec,
     Scenario,
     load_scenario,
     parse_fault,
@@ -178,6 +180,16 @@ class SimulatorServer:
         private streams are told."""
         self.market.resize(self.market.accounts[account], symbol, quantity)
         await self.private.account_changed(account, fill=symbol)
+
+    async def place_order(self, account: str, order: OrderSpec) -> None:
+        """Rest a new conditional order on `account` (served from now on while it holds the
+        symbol); its Binance user-data stream is told. Only Binance's algo service, where
+        conditional orders go since the algo-order migration."""
+        sim = self.market.accounts[account]
+        if sim.exchange != "binance" or order.service != "algo":
+            raise ValueError("only Binance algo-service orders can be placed while running")
+        sim.spec = dataclasses.replace(sim.spec, orders=(*sim.spec.orders, order))
+        await self.private.order_placed(account, order, len(sim.spec.orders) - 1)
 
     async def transfer(self, account: str, asset: str, amount: float) -> None:
         """Move `amount` of `asset` into (or, negative, out of) `account`'s wallet; its private

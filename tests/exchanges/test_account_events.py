@@ -17,6 +17,7 @@ from monitor.exchanges import ExchangeHub
 from monitor.exchanges.account_events import redact
 from monitor.retry import RetryPolicy
 from monitor.simulator import SimulatorServer
+from monitor.simulator.scenario import OrderSpec
 from tests.support.simulator import account_settings
 from tests.support.waiting import wait_until
 
@@ -157,3 +158,74 @@ async def test_the_listen_key_is_kept_alive(simulator: SimulatorServer, hub: Exc
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await stream.close()
+
+
+def _order_requests(sim: SimulatorServer) -> int:
+    """Binance open-order requests (both services) the simulator has answered so far."""
+    return sum(1 for r in sim.request_log if r.path.endswith(("/openOrders", "/openAlgoOrders")))
+
+
+async def test_open_orders_are_asked_again_only_after_an_order_event_a_gap_or_a_while(
+    simulator: SimulatorServer, hub: ExchangeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Binance reconciliation's open-order requests (two per held symbol) are skipped while
+    the user-data stream stays up and reports nothing; a new stop reported on it, a dropped
+    stream, or ORDERS_REREAD_SECONDS make the next fetch ask again, and it sees the new stop."""
+    settings = _settings(simulator, Venue.BINANCE_USDM)
+    client = hub.client_for("main", settings)
+    stream = hub.account_stream("main", settings)
+    stream._reconnect = RetryPolicy(initial=timedelta(seconds=0.1), maximum=timedelta(seconds=0.2))
+    seen = Seen()
+    try:
+        # No stream yet: every fetch asks.
+        first = await client.fetch_account()
+        per_fetch = 2 * len({p.symbol for p in first.positions})
+        assert per_fetch
+        assert _order_requests(simulator) == per_fetch
+        await client.fetch_account()
+        assert _order_requests(simulator) == 2 * per_fetch
+
+        task = asyncio.create_task(stream.run(seen))
+        await wait_until(lambda: seen.states == [(True, "streaming")], 5, "the stream up")
+        kept = await client.fetch_account()  # read while the stream is up
+        assert _order_requests(simulator) == 3 * per_fetch
+        again = await client.fetch_account()
+        assert _order_requests(simulator) == 3 * per_fetch, "nothing reported: answers kept"
+        assert again.protective_orders == kept.protective_orders
+
+        # A stop placed: Binance's ALGO_UPDATE arrives, and the next fetch sees the stop.
+        symbol = sorted(p.symbol for p in first.positions)[0]
+        stop = OrderSpec(symbol, "sell", "stop", 1_000.0, None, True, None, "algo")
+        await simulator.place_order("binance-oneway", stop)
+        await wait_until(lambda: "orders" in seen.events, 3, "the ALGO_UPDATE as an event")
+        placed = await client.fetch_account()
+        assert _order_requests(simulator) == 4 * per_fetch
+        orders = placed.protective_orders or ()
+        assert len(orders) == len(kept.protective_orders or ()) + 1
+        assert any(o.symbol == symbol and o.trigger_price == 1_000.0 for o in orders)
+        await client.fetch_account()
+        assert _order_requests(simulator) == 4 * per_fetch
+
+        # The stream drops: while it is down, and once after it is back, every fetch asks.
+        await simulator.private.set_mode("off")
+        await wait_until(lambda: len(seen.states) >= 2, 5, "the stream down")
+        await client.fetch_account()
+        await client.fetch_account()
+        assert _order_requests(simulator) == 6 * per_fetch
+        await simulator.private.set_mode("on")
+        await wait_until(lambda: len(seen.states) >= 3, 5, "the stream up again")
+        await client.fetch_account()
+        assert _order_requests(simulator) == 7 * per_fetch
+        await client.fetch_account()
+        assert _order_requests(simulator) == 7 * per_fetch
+
+        # Kept answers age out.
+        monkeypatch.setattr("monitor.exchanges.stops.ORDERS_REREAD_SECONDS", 0.2)
+        await asyncio.sleep(0.3)
+        await client.fetch_account()
+        assert _order_requests(simulator) == 8 * per_fetch
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await stream.close()
+        await client.close()
