@@ -25,6 +25,7 @@ from monitor.config.database import without_password
 from monitor.config.streams import STREAM_STATUS_FILE
 from monitor.domain.errors import MonitorError
 from monitor.errors import ConfigError, DatabaseInUse, StorageError
+from monitor.heap import StartupHeapFreeze
 from monitor.leasing import LeaseKeeper
 from monitor.live import LiveMarks, is_live
 from monitor.metrics import Metrics
@@ -191,6 +192,7 @@ class Daemon:
                 fetch_timeout=self.options.fetch_timeout,
                 outage=adapters.outage,
             )
+            service.observe(StartupHeapFreeze(lambda: service.accounts))
             if settings.streams.enabled:
                 board = StreamBoard(settings.state_dir / STREAM_STATUS_FILE, self._metrics)
                 self._board = board
