@@ -123,10 +123,9 @@ def evaluate(
     notifications: list[Notification] = []
     for step in steps:
         _announce(step, observation, now, _inhibited(step, steps), events, notifications)
-    states = {key: dict(value) for key, value in previous.items()}
-    states.update({step.rule.key.value: step.state.to_json() for step in steps})
-    configured = {step.rule.key.value for step in steps}
-    for key in previous.keys() - configured:
+    # Every stored rule is either configured (its new state) or retired: nothing else to copy.
+    states = {step.rule.key.value: step.state.to_json() for step in steps}
+    for key in previous.keys() - states.keys():
         states[key] = _retire(key, previous[key], observation, now, events, notifications)
     return Evaluation(states, tuple(events), tuple(notifications))
 
