@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import cProfile
 import functools
+import gc
 import json
 import logging
 import os
@@ -252,6 +253,28 @@ class Weight:
     spent = 0.0
     requests = 0
     by_path: dict[str, float] = {}  # noqa: RUF012  (one tally for the whole run)
+    requests_by_path: dict[str, int] = {}  # noqa: RUF012
+
+
+class GcTime:
+    """Seconds the cyclic garbage collector ran, by generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.perf_counter() - self._started
+            self.runs[generation] += 1
+
+    def total(self) -> float:
+        return sum(self.seconds)
 
 
 class LiveCounter:
@@ -274,6 +297,10 @@ class LiveCounter:
         # (monotonic, process CPU, RSS KiB, full fetches, recomputes, weight, requests)
         self.samples: list[tuple[float, float, int, int, int, float, int]] = []
         self.warm_fds = 0
+        self.gc = GcTime()
+        # Weight and requests by path at the start of the window.
+        self.paths_at_warm: tuple[dict[str, float], dict[str, int]] = ({}, {})
+        self.gc_at_warm: tuple[list[float], list[int]] = ([0.0] * 3, [0] * 3)
 
     def cycle_finished(self, report: CycleReport) -> None:
         if report.stream is not None:
@@ -319,6 +346,8 @@ class LiveCounter:
             raise SystemExit("the daemon stopped before every account was fetched once")
         await asyncio.sleep(self.warmup)
         self.warm_fds = open_fds()
+        self.gc_at_warm = (list(self.gc.seconds), list(self.gc.runs))
+        self.paths_at_warm = (dict(Weight.by_path), dict(Weight.requests_by_path))
         self.sample()
         if self.profile:
             self.profiler.enable()
@@ -351,6 +380,7 @@ def count_weight() -> None:
         Weight.spent += cost
         Weight.requests += 1
         Weight.by_path[path] = Weight.by_path.get(path, 0.0) + cost
+        Weight.requests_by_path[path] = Weight.requests_by_path.get(path, 0) + 1
         return await fetch2(self, path, api, method, params, config)
 
     Exchange.fetch2 = counted
@@ -592,12 +622,39 @@ def report_live(args: argparse.Namespace, live: LiveCounter, simulator_cpu: floa
     weight, requests = weight1 - weight0, req1 - req0
     streamed = weight / n / minutes
     per_fetch = weight / fetches if fetches else float("nan")
-    polled = per_fetch * 60 / args.interval
+    # A poll without streams asks for the open orders every time (two requests per symbol);
+    # with the user-data stream up they are kept between order events, so the fetches of the
+    # window are cheaper than a poll: a poll costs the window's other weight per fetch plus
+    # the open-order weight of one fetch that asked.
+    weight_at_warm, requests_at_warm = live.paths_at_warm
+    orders = ("openOrders", "openAlgoOrders")
+    order_weight = sum(Weight.by_path.get(p, 0.0) - weight_at_warm.get(p, 0.0) for p in orders)
+    asked = (
+        Weight.requests_by_path.get("openAlgoOrders", 0) - requests_at_warm.get("openAlgoOrders", 0)
+    ) / args.positions
+    per_poll = (weight - order_weight) / max(fetches, 1) + (
+        order_weight / asked if asked else 2.0 * args.positions
+    )
+    polled = per_poll * 60 / args.interval
     print(
         f"REST: {weight:.0f} weight in {requests} requests over the window: {streamed:.1f} weight "
-        f"per account per minute with streams; one full fetch costs {per_fetch:.1f}, so polling "
-        f"every {args.interval:g}s costs {polled:.1f} -> {polled / streamed:.1f}x lower with "
-        f"streams (target >= 5x: {'met' if polled / streamed >= 5 else 'NOT met'})"
+        f"per account per minute with streams ({fetches} full fetches at {per_fetch:.1f} each; "
+        f"{asked:.0f} of them asked for the open orders); a poll asking for them costs "
+        f"{per_poll:.1f}, so polling every {args.interval:g}s costs {polled:.1f} -> "
+        f"{polled / streamed:.1f}x lower with streams (target >= 5x: "
+        f"{'met' if polled / streamed >= 5 else 'NOT met'})"
+    )
+    gc_seconds = live.gc.total() - sum(live.gc_at_warm[0])
+    runs = [now - then for now, then in zip(live.gc.runs, live.gc_at_warm[1], strict=True)]
+    print(
+        f"garbage collector: {gc_seconds:.1f}s over the window ({gc_seconds / cpu:.1%} of the "
+        f"daemon's CPU; {gc.get_freeze_count()} objects frozen, tracked now "
+        f"{len(gc.get_objects())}; runs by generation {runs[0]}/{runs[1]}/{runs[2]}, "
+        + "/".join(
+            f"{now - then:.1f}s"
+            for now, then in zip(live.gc.seconds, live.gc_at_warm[0], strict=True)
+        )
+        + ")"
     )
     heaviest = sorted(Weight.by_path.items(), key=lambda item: -item[1])[:5]
     print("  weight by path over the whole run: " + ", ".join(f"{p} {w:.0f}" for p, w in heaviest))
