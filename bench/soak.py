@@ -294,8 +294,8 @@ class LiveCounter:
         self.fetched: set[str] = set()
         self.health: dict[str, str | None] = {}
         self.first_round = asyncio.Event()
-        # (monotonic, process CPU, RSS KiB, full fetches, recomputes, weight, requests)
-        self.samples: list[tuple[float, float, int, int, int, float, int]] = []
+        # (monotonic, process CPU, RSS KiB, full fetches, recomputes, weight, requests, failed)
+        self.samples: list[tuple[float, float, int, int, int, float, int, int]] = []
         self.warm_fds = 0
         self.gc = GcTime()
         # Weight and requests by path at the start of the window.
@@ -331,6 +331,7 @@ class LiveCounter:
                 self.recomputes,
                 Weight.spent,
                 Weight.requests,
+                self.errors,
             )
         )
 
@@ -568,8 +569,8 @@ def cpu_seconds(pid: int) -> float:
 
 def report_live(args: argparse.Namespace, live: LiveCounter, simulator_cpu: float) -> None:
     assert len(live.samples) >= 2, "the soak window did not start"
-    at0, cpu0, rss0, fetch0, rec0, weight0, req0 = live.samples[0]
-    at1, cpu1, rss1, fetch1, rec1, weight1, req1 = live.samples[-1]
+    at0, cpu0, rss0, fetch0, rec0, weight0, req0, failed0 = live.samples[0]
+    at1, cpu1, rss1, fetch1, rec1, weight1, req1, failed1 = live.samples[-1]
     wall, cpu = at1 - at0, cpu1 - cpu0
     fetches, recomputes = fetch1 - fetch0, rec1 - rec0
     n = args.accounts
@@ -584,9 +585,10 @@ def report_live(args: argparse.Namespace, live: LiveCounter, simulator_cpu: floa
     print(
         f"in the window: {recomputes} live recomputes ({recomputes / wall:.0f}/s, "
         f"{recomputes / wall / n:.2f} per account per second), {fetches} full fetches, "
-        f"{live.errors} failed cycles in all"
-        f"{': ' if live.kinds else ''}{', '.join(f'{k} {c}' for k, c in sorted(live.kinds.items()))}, "
-        f"{live.by_clock} stale checks by the clock; accounts live at the end {live_now}/{n}"
+        f"{failed1 - failed0} failed cycles ({live.errors} in the whole run"
+        f"{': ' if live.kinds else ''}{', '.join(f'{k} {c}' for k, c in sorted(live.kinds.items()))}"
+        f"), {live.by_clock} stale checks by the clock in the whole run; accounts live at the "
+        f"end {live_now}/{n}"
     )
     for kind, example in sorted(live.examples.items()):
         print(f"  e.g. {kind}: {example}")

@@ -337,12 +337,10 @@ class LiveMarks:
         return {symbol: tuple(names) for symbol, names in holders.items()}
 
     def _stale_symbols(self, entry: _Stream, symbols: frozenset[str]) -> list[str]:
-        now = time.monotonic()
-        return sorted(
-            s
-            for s in symbols
-            if s not in entry.marks or now - entry.marks[s][2] > self._stale_after
-        )
+        # Every live recompute asks (twice): sort only what is stale, which is rarely anything.
+        marks, received_before = entry.marks, time.monotonic() - self._stale_after
+        stale = [s for s in symbols if (m := marks.get(s)) is None or m[2] < received_before]
+        return sorted(stale) if stale else stale
 
     def _schedule(self, name: str, follower: _Follower) -> None:
         if follower.task is not None and not follower.task.done():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 from datetime import UTC, datetime
 
-from monitor.heap import StartupHeapFreeze
+from monitor.heap import YOUNG_THRESHOLD, StartupHeapFreeze
 from monitor.service import CycleReport
 
 
@@ -17,7 +17,7 @@ def _report(account: str, *, by_clock: bool = False) -> CycleReport:
 def test_the_heap_is_frozen_once_every_watched_account_has_finished_a_cycle() -> None:
     watched = {"main", "hedge"}
     freeze = StartupHeapFreeze(lambda: watched)
-    before = gc.get_freeze_count()
+    before, thresholds = gc.get_freeze_count(), gc.get_threshold()
     try:
         freeze.cycle_finished(_report("main"))
         freeze.cycle_finished(_report("main"))
@@ -27,6 +27,7 @@ def test_the_heap_is_frozen_once_every_watched_account_has_finished_a_cycle() ->
         freeze.cycle_finished(_report("hedge"))
         assert freeze.frozen
         assert gc.get_freeze_count() > before
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, *thresholds[1:])
         # Once: later cycles (and accounts added by a reload) leave the heap as it is.
         watched.add("added")
         frozen = gc.get_freeze_count()
@@ -34,3 +35,4 @@ def test_the_heap_is_frozen_once_every_watched_account_has_finished_a_cycle() ->
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
