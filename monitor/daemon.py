@@ -192,7 +192,7 @@ class Daemon:
                 fetch_timeout=self.options.fetch_timeout,
                 outage=adapters.outage,
             )
-            service.observe(StartupHeapFreeze(lambda: service.accounts))
+            service.observe(StartupHeapFreeze(service.watched))
             if settings.streams.enabled:
                 board = StreamBoard(settings.state_dir / STREAM_STATUS_FILE, self._metrics)
                 self._board = board

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, KeysView, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -349,6 +349,10 @@ class PollService:
     def accounts(self) -> dict[str, WatchedAccount]:
         """The watched accounts by name."""
         return {name: runtime.account for name, runtime in self._accounts.items()}
+
+    def watched(self) -> KeysView[str]:
+        """The names of the watched accounts (a live view, no copy)."""
+        return self._accounts.keys()
 
     async def watch(self, account: WatchedAccount) -> None:
         """Start (or keep) watching an account; its alert state is loaded from the store once."""

@@ -112,6 +112,7 @@ def test_equity_follows_a_reload_to_another_margin_pool() -> None:
     metrics = Metrics()
     usdt = longs("BTCUSDT")
     metrics.observe_snapshot(usdt)
+    assert sample(metrics, "portfolio_monitor_equity", account="main", asset="USDT") is not None
     # `asset = "USDC"` set for the account and SIGHUP: the next snapshot is of the USDC pool.
     usdc = replace(usdt, state=replace(usdt.state, asset="USDC"))
     metrics.observe_snapshot(usdc)
@@ -122,3 +123,29 @@ def test_equity_follows_a_reload_to_another_margin_pool() -> None:
     )
     metrics.forget_account("main")
     assert sample(metrics, "portfolio_monitor_equity", account="main", asset="USDC") is None
+
+
+def test_a_scrape_shows_the_latest_snapshot_since_the_last_one() -> None:
+    """Gauges are set when the registry is read (live marks recompute every account every
+    second): several snapshots between two scrapes show as the last one, closed positions gone."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    metrics = Metrics()
+    metrics.serve("127.0.0.1", port)
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    try:
+        metrics.observe_snapshot(longs("BTCUSDT", "ETHUSDT"))
+        assert 'symbol="ETHUSDT"' in scrape()
+        poorer = longs("BTCUSDT", wallet=5.0)
+        for snapshot in (longs("BTCUSDT", "ETHUSDT", wallet=8.0), poorer):
+            metrics.observe_snapshot(snapshot)
+        body = scrape()
+    finally:
+        metrics.close()
+    assert 'symbol="ETHUSDT"' not in body
+    assert f'portfolio_monitor_equity{{account="main",asset="USDT"}} {poorer.risk.equity}' in body
