@@ -14,6 +14,23 @@ from monitor.ports import TierChange
 
 TierTable = tuple[Tier, ...]
 
+# Equal tables become one object: every account holding a symbol then holds the venue's same
+# table, and the margin engine remembers a table's shape by identity (4,096 of them); a thousand
+# accounts' own copies of 20 tables overflowed that memory, so every assessment re-scanned them.
+_SHARED: dict[TierTable, TierTable] = {}
+_SHARED_KEPT = 65_536
+
+
+def shared_table(table: TierTable) -> TierTable:
+    """The one object for every table equal to `table`."""
+    known = _SHARED.get(table)
+    if known is not None:
+        return known
+    if len(_SHARED) >= _SHARED_KEPT:
+        _SHARED.clear()  # only sharing is lost, and tables rarely change
+    _SHARED[table] = table
+    return table
+
 
 class TierBook:
     """The tier tables one account uses, with their age and the changes not yet collected."""
@@ -45,7 +62,8 @@ class TierBook:
     def update(self, tables: Mapping[str, TierTable]) -> None:
         """Store freshly fetched tables and note the ones that are new or different."""
         now = self._clock()
-        for symbol, table in tables.items():
+        for symbol, fetched in tables.items():
+            table = shared_table(fetched)
             previous = self._tables.get(symbol)
             if previous != table:
                 self._pending.append(

@@ -93,6 +93,21 @@ def test_tier_book_reports_first_sight_and_changes_and_refreshes() -> None:
     assert book.table("BTCUSDT") == second
 
 
+def test_accounts_hold_one_object_per_equal_table() -> None:
+    """Each account fetches its own copy; equal copies become one object, which the margin
+    engine's memory of table shapes (by identity) then recognises for every account."""
+    books = [TierBook(name, Venue.BINANCE_USDM, refresh_interval=60) for name in ("a", "b")]
+    for book in books:
+        book.update(
+            {"BTCUSDT": tiers_from_rows([(0, 50_000, 0.004, 0), (50_000, None, 0.005, 50)])}
+        )
+    first, second = (book.table("BTCUSDT") for book in books)
+    assert first is not None
+    assert first is second
+    books[1].update({"BTCUSDT": tiers_from_rows([(0, 50_000, 0.0045, 0)])})
+    assert books[1].table("BTCUSDT") != first  # a changed table is its own
+
+
 def test_ban_board_keeps_the_longer_ban() -> None:
     now = [100.0]
     bans = BanBoard(clock=lambda: now[0])
