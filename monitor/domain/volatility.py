@@ -144,9 +144,13 @@ def assess_volatility(state: AccountState, risk: AccountRisk) -> VolatilityRisk:
     known = {entry.symbol: entry for entry in state.volatility}
     prices = {coin.asset: coin.price for coin in state.collateral}
     positions = []
-    weights: dict[Horizon, list[tuple[float, float | None]]] = {h: [] for h in Horizon}
+    hourly: list[tuple[float, float | None]] = []
+    daily: list[tuple[float, float | None]] = []
     for position, result in zip(state.positions, risk.positions, strict=True):
-        entry = known.get(position.symbol, SymbolVolatility(position.symbol))
+        # Live marks re-assess every account every second: no default built for each position.
+        entry = known.get(position.symbol)
+        if entry is None:
+            entry = SymbolVolatility(position.symbol)
         distance = _log_distance(position.mark_price, result.liquidation_price)
         if result.distance_to_liquidation == 0.0:
             distance = 0.0
@@ -161,16 +165,16 @@ def assess_volatility(state: AccountState, risk: AccountRisk) -> VolatilityRisk:
             # Pooled accounts add positions up in USD: a USDC position's notional counts at USDC's price.
             coin_price = prices.get(position.settle_asset or state.asset, 1.0)
             weight = abs(result.notional) * coin_price
-            for horizon in Horizon:
-                weights[horizon].append((weight, entry.sigma(horizon)))
-    pool = {horizon: _weighted(weights[horizon]) for horizon in Horizon}
+            hourly.append((weight, entry.hourly))
+            daily.append((weight, entry.daily))
+    pool_hourly, pool_daily = _weighted(hourly), _weighted(daily)
     move = risk.account_liquidation_move
     log_move = None if move is None or move <= -1.0 else math.log1p(move)
     return VolatilityRisk(
-        hourly_sigma=pool[Horizon.HOURLY],
-        daily_sigma=pool[Horizon.DAILY],
-        move_hourly=None if log_move is None else in_sigmas(log_move, pool[Horizon.HOURLY]),
-        move_daily=None if log_move is None else in_sigmas(log_move, pool[Horizon.DAILY]),
+        hourly_sigma=pool_hourly,
+        daily_sigma=pool_daily,
+        move_hourly=None if log_move is None else in_sigmas(log_move, pool_hourly),
+        move_daily=None if log_move is None else in_sigmas(log_move, pool_daily),
         positions=tuple(positions),
     )
 
