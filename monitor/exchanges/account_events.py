@@ -67,7 +67,9 @@ class AccountEventStream:
     `new_exchange` makes a ccxt.pro instance holding the account's keys (its URLs already
     pointed at a local `base_url`), one per connection: ccxt schedules the listenKey keepalive
     on its instance, and a fresh one leaves no keepalive behind for a dropped key; `markets` returns an instance holding the venue's market list (shared
-    with the REST clients, so the stream costs no market download).
+    with the REST clients, so the stream costs no market download). `order_watch` (Binance) is
+    told when the stream is up, when it reports a change and when it drops, so that the
+    account's client keeps its open orders only while nothing can have changed them.
     """
 
     def __init__(
@@ -107,25 +109,17 @@ class AccountEventStream:
         failures = 0
         up = False
 
-        watch = self._order_watch
-
         def connected() -> None:
             nonlocal up, failures
             up, failures = True, 0
-            if watch is not None:
-                watch.connected()
             listener.account_stream(self._account, True, "streaming")
 
         while True:
             try:
                 await self._session(listener, connected)
             except asyncio.CancelledError:
-                if watch is not None:
-                    watch.disconnected()
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is translated below
-                if watch is not None:
-                    watch.disconnected()
                 error = exc if isinstance(exc, MonitorError) else translate(exc, self._where)
                 failures += 1
                 if up or failures == 1:
@@ -147,6 +141,8 @@ class AccountEventStream:
         tasks = {asyncio.ensure_future(getattr(self._exchange, n)()): n for n in names}
         try:
             await self._until_connected(tasks)
+            if self._order_watch is not None:
+                self._order_watch.connected()
             connected()
             if self._venue.exchange == "binance":
                 tasks[asyncio.ensure_future(self._keep_alive())] = "keepalive"
@@ -161,6 +157,9 @@ class AccountEventStream:
                     listener.account_event(self._account, name.removeprefix("watch_"))
                     tasks[asyncio.ensure_future(getattr(self._exchange, name)())] = name
         finally:
+            if self._order_watch is not None:
+                # A session only ends by failing or being cancelled: the stream is down.
+                self._order_watch.disconnected()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
