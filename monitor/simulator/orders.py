@@ -66,80 +66,85 @@ def _binance_position_side(order: OrderSpec) -> str:
 
 def binance_algo_orders(call: Call, account: SimAccount, venue: Venue) -> list[dict[str, Any]]:
     """`GET /fapi/v1/openAlgoOrders` (and dapi): the algo service's open conditional orders."""
-    rows = []
-    for number, order, instrument in _resting(call, account, venue, "algo"):
-        trailing = order.type == "trailing_stop"
-        rows.append(
-            {
-                "algoId": 4_000_000 + number,
-                "clientAlgoId": f"sim-algo-{number}",
-                "algoType": "CONDITIONAL",
-                "orderType": _BINANCE_TYPES[order.type],
-                "symbol": order.symbol,
-                "side": order.side.upper(),
-                "positionSide": _binance_position_side(order),
-                "timeInForce": "GTC",
-                "quantity": "0"
-                if order.quantity is None
-                else quantity(order.quantity, instrument.qty_step),
-                "algoStatus": "NEW",
-                "triggerPrice": "" if trailing else _price(order.trigger_price, instrument),
-                "price": _price(order.trigger_price, instrument)
-                if order.type == "stop_limit"
-                else "0",
-                "icebergQuantity": None,
-                "selfTradePreventionMode": "EXPIRE_MAKER",
-                "workingType": "MARK_PRICE",
-                "priceMatch": "NONE",
-                "closePosition": order.quantity is None,
-                "priceProtect": False,
-                "reduceOnly": order.reduce_only and order.quantity is not None,
-                "activatePrice": _price(order.activation_price, instrument) if trailing else "",
-                "callbackRate": fmt(order.callback_rate or 0.0, 1) if trailing else "",
-                "createTime": _CREATED_MS,
-                "updateTime": _CREATED_MS,
-                "triggerTime": 0,
-                "goodTillDate": 0,
-            }
-        )
-    return rows
+    return [
+        _binance_algo_row(number, order, instrument)
+        for number, order, instrument in _resting(call, account, venue, "algo")
+    ]
 
 
-def binance_algo_update(order: OrderSpec, number: int, now: int) -> dict[str, Any]:
-    """The user-data stream's `ALGO_UPDATE` for an algo-service order just placed (number
-    `number` among the account's orders, as its `algoId` in `openAlgoOrders`), in the shape of
-    Binance's documented example (event and transaction time, the order under `o`)."""
+def _binance_algo_row(number: int, order: OrderSpec, instrument: Instrument) -> dict[str, Any]:
+    """Order number `number` of the account as `openAlgoOrders` lists it."""
     trailing = order.type == "trailing_stop"
+    return {
+        "algoId": 4_000_000 + number,
+        "clientAlgoId": f"sim-algo-{number}",
+        "algoType": "CONDITIONAL",
+        "orderType": _BINANCE_TYPES[order.type],
+        "symbol": order.symbol,
+        "side": order.side.upper(),
+        "positionSide": _binance_position_side(order),
+        "timeInForce": "GTC",
+        "quantity": "0"
+        if order.quantity is None
+        else quantity(order.quantity, instrument.qty_step),
+        "algoStatus": "NEW",
+        "triggerPrice": "" if trailing else _price(order.trigger_price, instrument),
+        "price": _price(order.trigger_price, instrument) if order.type == "stop_limit" else "0",
+        "icebergQuantity": None,
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "workingType": "MARK_PRICE",
+        "priceMatch": "NONE",
+        "closePosition": order.quantity is None,
+        "priceProtect": False,
+        "reduceOnly": order.reduce_only and order.quantity is not None,
+        "activatePrice": _price(order.activation_price, instrument) if trailing else "",
+        "callbackRate": fmt(order.callback_rate or 0.0, 1) if trailing else "",
+        "createTime": _CREATED_MS,
+        "updateTime": _CREATED_MS,
+        "triggerTime": 0,
+        "goodTillDate": 0,
+    }
+
+
+# The user-data stream's short names for an algo order's fields (`ALGO_UPDATE`, Binance's
+# documented example), by their names in `openAlgoOrders`.
+_ALGO_UPDATE_KEYS = {
+    "clientAlgoId": "caid",
+    "algoId": "aid",
+    "algoType": "at",
+    "orderType": "o",
+    "symbol": "s",
+    "side": "S",
+    "positionSide": "ps",
+    "timeInForce": "f",
+    "quantity": "q",
+    "algoStatus": "X",
+    "triggerPrice": "tp",
+    "price": "p",
+    "selfTradePreventionMode": "V",
+    "workingType": "wt",
+    "priceMatch": "pm",
+    "closePosition": "cp",
+    "priceProtect": "pP",
+    "reduceOnly": "R",
+    "triggerTime": "tt",
+    "goodTillDate": "gtd",
+}
+
+
+def binance_algo_update(
+    order: OrderSpec, number: int, instrument: Instrument, now: int
+) -> dict[str, Any]:
+    """The user-data stream's `ALGO_UPDATE` for an algo-service order just placed (number
+    `number` among the account's orders): the same fields as its `openAlgoOrders` row, under
+    the stream's names, with nothing executed yet."""
+    row = _binance_algo_row(number, order, instrument)
+    fields = {short: row[name] for name, short in _ALGO_UPDATE_KEYS.items()}
     return {
         "e": "ALGO_UPDATE",
         "T": now,
         "E": now,
-        "o": {
-            "caid": f"sim-algo-{number}",
-            "aid": 4_000_000 + number,
-            "at": "CONDITIONAL",
-            "o": _BINANCE_TYPES[order.type],
-            "s": order.symbol,
-            "S": order.side.upper(),
-            "ps": _binance_position_side(order),
-            "f": "GTC",
-            "q": "0" if order.quantity is None else fmt(order.quantity),
-            "X": "NEW",
-            "ai": "",
-            "ap": "0.00000",
-            "aq": "0.00000",
-            "act": "0",
-            "tp": "0" if trailing or order.trigger_price is None else fmt(order.trigger_price),
-            "p": "0",
-            "V": "EXPIRE_MAKER",
-            "wt": "MARK_PRICE",
-            "pm": "NONE",
-            "cp": order.quantity is None,
-            "pP": False,
-            "R": order.reduce_only and order.quantity is not None,
-            "tt": 0,
-            "gtd": 0,
-        },
+        "o": {**fields, "ai": "", "ap": "0.00000", "aq": "0.00000", "act": "0"},
     }
 
 

@@ -39,7 +39,7 @@ from monitor.simulator import bybit
 from monitor.simulator.market import unrealized_pnl
 from monitor.simulator.orders import binance_algo_update
 from monitor.simulator.protocol import Call, VenueReply, fmt, quantity
-from monitor.simulator.scenario import OrderSpec
+from monitor.simulator.scenario import Instrument, OrderSpec
 
 if TYPE_CHECKING:
     from monitor.simulator.market import Market, SimAccount
@@ -157,12 +157,14 @@ class PrivateStreams:
                 else:
                     await self._push_bybit(connection, sim)
 
-    async def order_placed(self, account: str, order: OrderSpec, number: int) -> None:
+    async def order_placed(
+        self, account: str, order: OrderSpec, number: int, instrument: Instrument
+    ) -> None:
         """Tell the account's Binance user-data connections of an algo-service order placed
         (`ALGO_UPDATE`); Bybit's topics served here (position, wallet) carry no orders."""
         if self.mode != "on":
             return
-        event = binance_algo_update(order, number, self._server_ms())
+        event = binance_algo_update(order, number, instrument, self._server_ms())
         for connection in list(self._connections):
             if connection.account != account or connection.socket.closed:
                 continue

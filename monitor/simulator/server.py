@@ -188,8 +188,11 @@ class SimulatorServer:
         sim = self.market.accounts[account]
         if sim.exchange != "binance" or order.service != "algo":
             raise ValueError("only Binance algo-service orders can be placed while running")
+        instrument = self.scenario.instrument(sim.exchange, order.symbol)
+        if instrument is None:
+            raise ValueError(f"symbol: {order.symbol!r} is not listed on {sim.exchange}")
         sim.spec = dataclasses.replace(sim.spec, orders=(*sim.spec.orders, order))
-        await self.private.order_placed(account, order, len(sim.spec.orders) - 1)
+        await self.private.order_placed(account, order, len(sim.spec.orders) - 1, instrument)
 
     async def transfer(self, account: str, asset: str, amount: float) -> None:
         """Move `amount` of `asset` into (or, negative, out of) `account`'s wallet; its private
