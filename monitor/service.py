@@ -39,6 +39,7 @@ from monitor.domain.errors import (
     RetryableError,
     VenuePaused,
 )
+from monitor.domain.immutable import immutable
 from monitor.domain.margin import assess
 from monitor.domain.marks import with_marks
 from monitor.domain.model import AccountState, Snapshot
@@ -98,7 +99,7 @@ class ErrorKind(StrEnum):
     STALE = "stale"  # judged by the clock: no fresh data in time
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class CycleReport:
     """What one finished cycle did; `error_kind` is None when it stored a snapshot."""
 
@@ -125,7 +126,7 @@ class CycleObserver(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class _Reading:
     """What an evaluation knows of the account: a fresh snapshot, or why there is none."""
 
@@ -136,7 +137,7 @@ class _Reading:
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class _Verdict:
     """The alert rules' verdict on a reading, before it is stored."""
 
@@ -147,7 +148,7 @@ class _Verdict:
     message: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class _Concluded:
     """How an evaluation ended: why not well (None: it did), what it queued, whether it committed."""
 

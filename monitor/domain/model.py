@@ -8,10 +8,12 @@ of accounts per second; Decimal would cost an order of magnitude in speed for no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from monitor.domain.immutable import immutable
 
 if TYPE_CHECKING:
     from monitor.domain.stops import PositionStop, ProtectiveOrder
@@ -74,7 +76,7 @@ class MarginMode(StrEnum):
     ISOLATED = "isolated"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Tier:
     """One row of a leverage bracket / risk-limit table.
 
@@ -89,7 +91,7 @@ class Tier:
     deduction: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Position:
     """One open position (one leg in hedge mode) as the exchange holds it.
 
@@ -143,7 +145,7 @@ class Position:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class CollateralTier:
     """Collateral value ratio for the part of a coin balance above `floor` (in coin units).
 
@@ -155,7 +157,7 @@ class CollateralTier:
     ratio: float
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Collateral:
     """One coin of a pooled margin account, valued in the pool's currency (USD).
 
@@ -176,7 +178,7 @@ class Collateral:
     stable: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class VenueTerm:
     """A part of the pool the engine cannot model (margin loans, spot-order haircut loss,
     options), taken as the venue reports it, in the pool's currency, and labelled as such."""
@@ -186,7 +188,7 @@ class VenueTerm:
     maintenance_margin: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ExchangeAccountFigures:
     """The venue's own account-level figures for the pool (None where the venue does not say)."""
 
@@ -197,7 +199,7 @@ class ExchangeAccountFigures:
     margin_ratio: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class AccountState:
     """One margin pool: a wallet balance in one settlement asset and the positions drawing on it.
 
@@ -232,7 +234,7 @@ class AccountState:
         return bool(self.collateral)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PositionRisk:
     """What the margin engine says about one position.
 
@@ -257,7 +259,7 @@ class PositionRisk:
     exchange_margin_ratio: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class AccountRisk:
     """What the margin engine says about the cross pool and every position in it.
 
@@ -285,7 +287,7 @@ class AccountRisk:
     stops: tuple[PositionStop, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Snapshot:
     """One poll of one configured account: the state as fetched and what we computed from it."""
 

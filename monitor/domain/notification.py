@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
+
+from monitor.domain.immutable import immutable
 
 
 class Severity(StrEnum):
@@ -34,7 +36,7 @@ class NotificationKind(StrEnum):
     SYSTEM = "system"  # about the monitor itself (a sink was disabled, ...)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Notification:
     """One message to deliver to every sink.
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from monitor.domain.codec import split_symbol
 from monitor.domain.errors import InvalidInput
+from monitor.domain.immutable import immutable
 from monitor.domain.model import AccountState, ExchangeAccountFigures, Position
 from monitor.domain.units import format_amount, format_quantity, parse_percent
 
 ALL_MARKS = "all"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Shock:
     """A relative move (-0.1 = falls 10 %) of one symbol's mark, of every price of one coin, or of
     every price when `symbol` is "all".
@@ -28,7 +29,7 @@ class Shock:
     move: float
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class MarginChange:
     """Margin moved into the account (negative: taken out). `asset` names the coin of a pooled
     account (in coin units: BTC=0.5 is half a bitcoin); None = the single-asset wallet."""

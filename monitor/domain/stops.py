@@ -13,9 +13,9 @@ add to a position are not protection. A trailing stop counts at its current trig
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
+from monitor.domain.immutable import immutable
 from monitor.domain.model import AccountRisk, AccountState, Position, Side
 
 # Coverage within this share of the size counts as whole (venues round quantities to lot steps).
@@ -61,7 +61,7 @@ class StopStatus(StrEnum):
         return self in (StopStatus.OK, StopStatus.PARTIAL)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ProtectiveOrder:
     """One open conditional order of the account, as the venue holds it.
 
@@ -81,7 +81,7 @@ class ProtectiveOrder:
     source: str = ""  # where the venue keeps it (e.g. "algo", "openOrders", "position"), shown
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PositionStop:
     """What the protective stops mean for one position.
 

@@ -20,10 +20,10 @@ import itertools
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 
 from monitor.domain.errors import InvalidInput
+from monitor.domain.immutable import immutable
 from monitor.domain.model import AccountRisk, AccountState, MarginMode
 
 # 24 hourly returns = one day of hours (25 closes); 30 daily returns = one month of days.
@@ -50,7 +50,7 @@ class Horizon(StrEnum):
         return f"{SIGMA} {self.value}"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SymbolVolatility:
     """The realised volatility of one symbol's price: the size of a typical 1 h (`hourly`) and
     1 d (`daily`) move as a log return (0.01 = about 1 %). None = unknown (the venue did not serve
@@ -65,7 +65,7 @@ class SymbolVolatility:
         return self.hourly if horizon is Horizon.HOURLY else self.daily
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PositionSigmas:
     """How many typical moves of its own symbol separate a position from its liquidation price.
 
@@ -82,7 +82,7 @@ class PositionSigmas:
         return self.hourly if horizon is Horizon.HOURLY else self.daily
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class VolatilityRisk:
     """The pool's risk in volatility units.
 

@@ -36,6 +36,7 @@ from monitor.domain.alerts.measure import (
 from monitor.domain.alerts.observation import Observation
 from monitor.domain.alerts.rules import AlertRules, Direction, Rule, RuleKey
 from monitor.domain.alerts.state import RuleState
+from monitor.domain.immutable import immutable
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
 
@@ -52,7 +53,7 @@ class EventKind(StrEnum):
     RESOLVED = "resolved"  # passed the clear level of every severity
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class AlertEvent:
     """One entry of the alert history of an account.
 
@@ -70,7 +71,7 @@ class AlertEvent:
     facts: Facts
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Evaluation:
     """The outcome of one cycle: the state to persist per rule key (JSON-ready), what happened,
     and what to send."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from monitor.domain.alerts.observation import Observation
 from monitor.domain.alerts.rules import Rule, RuleKey
 from monitor.domain.alerts.sigma import nearest_in_sigmas, sigma_clause, sigma_facts
 from monitor.domain.errors import ExchangeAuthError, VenuePaused
+from monitor.domain.immutable import immutable
 from monitor.domain.model import MarginMode, PositionRisk, Snapshot
 from monitor.domain.notification import Severity
 from monitor.domain.stops import StopStatus, position_stops
@@ -26,7 +27,7 @@ from monitor.domain.units import (
 Facts = dict[str, str | float | None]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Reading:
     """A rule's measure in one cycle: `value` is compared with the rule's levels (inf = no danger
     at all, e.g. no position has a liquidation price); `summary` says it in words. `cause_at` is

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.domain.errors import MonitorError
+from monitor.domain.immutable import immutable
 from monitor.domain.model import Snapshot
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Observation:
     """One cycle of one account as the alert rules see it.
 

@@ -5,12 +5,13 @@ The configuration layer builds these (`monitor.config.alerts`); the state machin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import timedelta
 from enum import StrEnum
 from itertools import pairwise
 
 from monitor.domain.errors import InvalidInput
+from monitor.domain.immutable import immutable
 from monitor.domain.notification import Severity
 from monitor.domain.volatility import Horizon
 
@@ -69,7 +70,7 @@ _LIQUIDATION_RISK = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Rule:
     """One alert rule of one account.
 
@@ -167,7 +168,7 @@ class Rule:
         return value >= self.clear_level(severity)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class AlertRules:
     """Every enabled rule of one account (a disabled rule is simply absent)."""
 
