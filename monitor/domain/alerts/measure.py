@@ -30,14 +30,23 @@ Facts = dict[str, str | float | None]
 @immutable
 class Reading:
     """A rule's measure in one cycle: `value` is compared with the rule's levels (inf = no danger
-    at all, e.g. no position has a liquidation price); `summary` says it in words. `cause_at` is
-    when the observation behind the value was made, when that is not this cycle (stale data: the
-    time of the last fresh data); it anchors the notification ids of an episode it starts."""
+    at all, e.g. no position has a liquidation price); `words` says it in plain words, or is a
+    function that does (`summary`). `cause_at` is when the observation behind the value was made,
+    when that is not this cycle (stale data: the time of the last fresh data); it anchors the
+    notification ids of an episode it starts."""
 
     value: float
-    summary: str
+    words: str | Callable[[], str]
     facts: Facts = field(default_factory=dict)
     cause_at: datetime | None = None
+
+    @property
+    def summary(self) -> str:
+        """The measure in plain words. Written when a message or a history entry needs them,
+        not before: live marks measure every rule of every account every second, and nearly
+        every such reading is compared with the levels and says nothing."""
+        words = self.words
+        return words if isinstance(words, str) else words()
 
 
 def level_text(rule: Rule, severity: Severity) -> str:
@@ -186,25 +195,29 @@ def _margin_ratio(
     ratio, exchange = snapshot.risk.margin_ratio, snapshot.risk.exchange_margin_ratio
     if ratio is None:
         return Reading(math.inf, "no maintenance margin in the cross pool"), extra
-    levels = shown_levels(rule)
-    exchange_levels = [1 / level for level in levels if level > 0]
-    shown = (
-        f" (exchange: {format_percent(exchange, against=exchange_levels)})"
-        if exchange is not None
-        else ""
-    )
     factor = snapshot.state.liquidation_ratio
-    if factor != 1.0:
-        # Levels are written for liquidation at 100 %; a venue that liquidates at 105 % (Binance
-        # Portfolio Margin's uniMMR) is judged by the ratio's headroom over its own trigger.
-        headroom = ratio / factor
-        summary = (
+    # Levels are written for liquidation at 100 %; a venue that liquidates at 105 % (Binance
+    # Portfolio Margin's uniMMR) is judged by the ratio's headroom over its own trigger.
+    headroom = ratio / factor
+
+    def words() -> str:
+        levels = shown_levels(rule)
+        exchange_levels = [1 / level for level in levels if level > 0]
+        shown = (
+            f" (exchange: {format_percent(exchange, against=exchange_levels)})"
+            if exchange is not None
+            else ""
+        )
+        if factor == 1.0:
+            return f"margin ratio {format_percent(ratio, against=levels)}{shown}"
+        return (
             f"margin ratio {format_percent(ratio)}{shown}, liquidation at {format_percent(factor)}: "
             f"{format_percent(headroom, against=levels)} of what liquidation needs"
         )
-        return Reading(headroom, summary, {"value": headroom, "margin_ratio": ratio}), extra
-    summary = f"margin ratio {format_percent(ratio, against=levels)}{shown}"
-    return Reading(ratio, summary, {"value": ratio}), extra
+
+    if factor != 1.0:
+        return Reading(headroom, words, {"value": headroom, "margin_ratio": ratio}), extra
+    return Reading(ratio, words, {"value": ratio}), extra
 
 
 def _liquidation_distance(
@@ -216,22 +229,26 @@ def _liquidation_distance(
     nearest = nearest_liquidation(snapshot)
     if nearest is None or nearest.distance_to_liquidation is None:
         return Reading(math.inf, "no position has a liquidation price"), extra
-    mark = next(
-        (
-            p.mark_price
-            for p in snapshot.state.positions
-            if (p.symbol, p.side) == (nearest.symbol, nearest.side)
-        ),
-        None,
-    )
-    at_mark = f" (mark {format_price(mark)})" if mark is not None else ""
-    distance = format_percent(nearest.distance_to_liquidation, against=shown_levels(rule))
-    summary = (
-        f"{nearest.symbol} {nearest.side.value} is {distance} from its "
-        f"liquidation price {format_price(nearest.liquidation_price or 0.0)}{at_mark}"
-    )
+    found = nearest
+
+    def words() -> str:
+        mark = next(
+            (
+                p.mark_price
+                for p in snapshot.state.positions
+                if (p.symbol, p.side) == (found.symbol, found.side)
+            ),
+            None,
+        )
+        at_mark = f" (mark {format_price(mark)})" if mark is not None else ""
+        distance = format_percent(found.distance_to_liquidation or 0.0, against=shown_levels(rule))
+        return (
+            f"{found.symbol} {found.side.value} is {distance} from its "
+            f"liquidation price {format_price(found.liquidation_price or 0.0)}{at_mark}"
+        )
+
     facts: Facts = {"value": nearest.distance_to_liquidation, "symbol": nearest.symbol}
-    return Reading(nearest.distance_to_liquidation, summary, facts), extra
+    return Reading(nearest.distance_to_liquidation, words, facts), extra
 
 
 def _account_move(
@@ -243,10 +260,14 @@ def _account_move(
     move = snapshot.risk.account_liquidation_move
     if move is None:
         return Reading(math.inf, "no uniform price move liquidates the account"), extra
-    levels = [level if move >= 0 else -level for level in shown_levels(rule)]
-    shown = format_percent(move, against=levels)
-    summary = f"a move of all prices by {shown} together would liquidate the account"
-    return Reading(abs(move), summary, {"value": abs(move)}), extra
+    found = move
+
+    def words() -> str:
+        levels = [level if found >= 0 else -level for level in shown_levels(rule)]
+        shown = format_percent(found, against=levels)
+        return f"a move of all prices by {shown} together would liquidate the account"
+
+    return Reading(abs(move), words, {"value": abs(move)}), extra
 
 
 def _stale(
@@ -267,21 +288,25 @@ def _stale(
     silent = max(now - last, timedelta(0))
     age = max(silent - paused, timedelta(0))
     intervals = age / observation.poll_interval
-    summary = (
-        f"no fresh data for {format_duration(silent)} ({format_figure(intervals, against=shown_levels(rule))} poll intervals of "
-        f"{format_duration(observation.poll_interval)}"
-    )
-    summary += (
-        f" not explained by the venue's pause of {format_duration(paused)})" if paused else ")"
-    )
-    if observation.fetch_error is not None:
-        summary += f"; last error: {observation.fetch_error}"
+
+    def words() -> str:
+        summary = (
+            f"no fresh data for {format_duration(silent)} ({format_figure(intervals, against=shown_levels(rule))} poll intervals of "
+            f"{format_duration(observation.poll_interval)}"
+        )
+        summary += (
+            f" not explained by the venue's pause of {format_duration(paused)})" if paused else ")"
+        )
+        if observation.fetch_error is not None:
+            summary += f"; last error: {observation.fetch_error}"
+        return summary
+
     facts: Facts = {
         "value": intervals,
         "last_data_at": last.isoformat(),
         "paused_seconds": paused.total_seconds(),
     }
-    return Reading(intervals, summary, facts, cause_at=last), memory
+    return Reading(intervals, words, facts, cause_at=last), memory
 
 
 def _pause_window(
@@ -449,8 +474,8 @@ def _move_in_sigma(
     )
     if found is None:
         return None, extra
-    value, summary, facts = found
-    return Reading(value, summary, facts), extra
+    value, words, facts = found
+    return Reading(value, words, facts), extra
 
 
 # The stop-loss rule's measure: how bad the worst position's protection is.
@@ -466,9 +491,10 @@ def _stop_loss(
         return None, extra
     since: dict[str, str] = extra.get("unprotected", {})
     still: dict[str, str] = {}
-    beyond: list[str] = []
-    bare: list[str] = []
-    costly: list[str] = []
+    # What is wrong with which position, put in words only if a message needs them.
+    beyond: list[tuple[str, float, float]] = []  # name, stop price, liquidation price
+    bare: list[tuple[str, timedelta]] = []  # name, how long without a stop
+    costly: list[tuple[str, float, float, float]] = []  # name, stop price, loss, share of equity
     known = False
     stops = position_stops(snapshot.risk)
     for held, computed, stop in zip(
@@ -479,43 +505,48 @@ def _stop_loss(
         known = True
         name = f"{held.symbol} {held.side.value}"
         if stop.status is StopStatus.BEYOND_LIQUIDATION:
-            beyond.append(
-                f"{name}: stop {format_price(stop.stop_price or 0.0)} lies beyond its "
-                f"liquidation price {format_price(computed.liquidation_price or 0.0)} "
-                "(the venue liquidates first: the stop can never fire)"
-            )
+            beyond.append((name, stop.stop_price or 0.0, computed.liquidation_price or 0.0))
         elif not stop.status.effective:
-            first = since.get(name, now.isoformat())
+            first = since.get(name) or now.isoformat()
             still[name] = first
             unprotected = now - datetime.fromisoformat(first)
             if unprotected >= rule.grace:
-                bare.append(f"{name}: no stop-loss for {format_duration(unprotected)}")
+                bare.append((name, unprotected))
         loss = stop.loss_at_stop_of_equity
         if rule.max_loss is not None and loss is not None and -loss > rule.max_loss:
-            costly.append(
-                f"{name}: the stop at {format_price(stop.stop_price or 0.0)} loses "
-                f"{format_amount(-(stop.loss_at_stop or 0.0))} {snapshot.state.asset} = "
-                f"{format_percent(-loss, against=[rule.max_loss])} of equity "
-                f"(at most {format_percent(rule.max_loss)})"
-            )
+            costly.append((name, stop.stop_price or 0.0, -(stop.loss_at_stop or 0.0), -loss))
     memory = {**extra, "unprotected": still}
     if not known:
         return None, memory  # the open orders were not read: nothing to judge
-    if beyond:
-        value, problems = STOP_BEYOND_LIQUIDATION, beyond + bare + costly
-    elif bare or costly:
-        value, problems = STOP_UNPROTECTED, bare + costly
-    else:
+    if not (beyond or bare or costly):
         return Reading(
             0.0, "every position has a stop-loss that fires before liquidation", {"value": 0.0}
         ), memory
+    value = STOP_BEYOND_LIQUIDATION if beyond else STOP_UNPROTECTED
+    asset, max_loss = snapshot.state.asset, rule.max_loss or 0.0
+
+    def words() -> str:
+        problems = [
+            f"{name}: stop {format_price(stop_price)} lies beyond its liquidation price "
+            f"{format_price(liquidation)} (the venue liquidates first: the stop can never fire)"
+            for name, stop_price, liquidation in beyond
+        ]
+        problems += [f"{name}: no stop-loss for {format_duration(age)}" for name, age in bare]
+        problems += [
+            f"{name}: the stop at {format_price(stop_price)} loses {format_amount(loss)} "
+            f"{asset} = {format_percent(share, against=[max_loss])} of equity "
+            f"(at most {format_percent(max_loss)})"
+            for name, stop_price, loss, share in costly
+        ]
+        return "; ".join(problems)
+
     facts: Facts = {
         "value": value,
         "beyond_liquidation": len(beyond),
         "without_stop": len(bare),
         "over_max_loss": len(costly),
     }
-    return Reading(value, "; ".join(problems), facts), memory
+    return Reading(value, words, facts), memory
 
 
 _MEASURES: dict[RuleKey, Measure] = {

@@ -9,7 +9,7 @@ moves (sigmas) of the chosen horizon (default: 3 sigma of a 1 h move).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from monitor.domain.model import Snapshot
 from monitor.domain.units import format_figure, format_percent, format_price
@@ -26,10 +26,11 @@ def sigma_text(sigmas: float, horizon: Horizon, against: Sequence[float] = ()) -
 
 def nearest_in_sigmas(
     snapshot: Snapshot, horizon: Horizon, against: Sequence[float] = ()
-) -> tuple[float, str, Facts] | None:
+) -> tuple[float, Callable[[], str], Facts] | None:
     """What the `move_in_sigma` rule measures: the smallest of the account move and the
-    positions' distances to liquidation, in sigmas of `horizon`, with its words and facts
-    (`against`: the rule's levels, which the figures in the words never round across).
+    positions' distances to liquidation, in sigmas of `horizon`, with a function that writes it
+    in words (only a message needs them) and its facts (`against`: the rule's levels, which the
+    figures in the words never round across).
 
     None while no needed sigma could be read (the alert keeps its state: unknown is not safe);
     inf when nothing in the account has a liquidation point.
@@ -38,7 +39,8 @@ def nearest_in_sigmas(
     if volatility is None:
         return None
     risk = snapshot.risk
-    candidates: list[tuple[float, str, Facts]] = []
+    nearest: float | None = None
+    nearest_position = -1  # -1: the account move
     unknown = False
     move = risk.account_liquidation_move
     if move is not None:
@@ -46,41 +48,43 @@ def nearest_in_sigmas(
         if sigmas is None:
             unknown = True
         else:
-            candidates.append(
-                (
-                    sigmas,
-                    f"account move {format_percent(move, signed=True)} = {sigma_text(sigmas, horizon, against)}",
-                    {"value": sigmas, "symbol": None, "move": move},
-                )
-            )
-    for held, result, distance in zip(
-        snapshot.state.positions, risk.positions, volatility.positions, strict=False
+            nearest = sigmas
+    for number, (result, distance) in enumerate(
+        zip(risk.positions, volatility.positions, strict=False)
     ):
         if result.liquidation_price is None or result.distance_to_liquidation is None:
             continue
         sigmas = distance.of(horizon)
         if sigmas is None:
             unknown = True
-            continue
-        candidates.append(
-            (
-                sigmas,
-                f"{held.symbol} {held.side.value} {format_percent(result.distance_to_liquidation)} "
-                f"from its liquidation price {format_price(result.liquidation_price)} = "
-                f"{sigma_text(sigmas, horizon, against)}",
-                {
-                    "value": sigmas,
-                    "symbol": held.symbol,
-                    "distance": result.distance_to_liquidation,
-                },
-            )
-        )
-    if not candidates:
+        elif nearest is None or sigmas < nearest:
+            nearest, nearest_position = sigmas, number
+    if nearest is None:
         if unknown:
             return None
-        return math.inf, "nothing in the account has a liquidation point", {}
-    sigmas, summary, facts = min(candidates, key=lambda item: item[0])
-    return sigmas, summary, {**facts, "horizon": horizon.value}
+        return math.inf, lambda: "nothing in the account has a liquidation point", {}
+    found = nearest
+    if nearest_position < 0:
+        account_move = move or 0.0
+
+        def account_words() -> str:
+            shown = format_percent(account_move, signed=True)
+            return f"account move {shown} = {sigma_text(found, horizon, against)}"
+
+        facts: Facts = {"value": found, "symbol": None, "move": account_move}
+        return found, account_words, {**facts, "horizon": horizon.value}
+    held, result = snapshot.state.positions[nearest_position], risk.positions[nearest_position]
+    distance_to_liquidation = result.distance_to_liquidation or 0.0
+
+    def position_words() -> str:
+        return (
+            f"{held.symbol} {held.side.value} {format_percent(distance_to_liquidation)} "
+            f"from its liquidation price {format_price(result.liquidation_price or 0.0)} = "
+            f"{sigma_text(found, horizon, against)}"
+        )
+
+    facts = {"value": found, "symbol": held.symbol, "distance": distance_to_liquidation}
+    return found, position_words, {**facts, "horizon": horizon.value}
 
 
 def sigma_clause(snapshot: Snapshot) -> str:
