@@ -187,7 +187,9 @@ class LiveMarks:
         """ "live" while the account's marks stream fresh, else "polling: <why>", followed by
         "(account events: down)" while its private stream is down; None for an account not
         following any stream."""
-        health = self._mark_health(name)
+        return self._with_events(name, self._mark_health(name))
+
+    def _with_events(self, name: str, health: str | None) -> str | None:
         events = self._events.get(name)
         if health is not None and events is not None and events.up is False:
             return f"{health} {EVENTS_DOWN}"
@@ -202,8 +204,8 @@ class LiveMarks:
             return f"polling: {entry.reason}"
         if follower.rest_at is None:
             return "polling: waiting for the first full fetch"
-        stale = self._stale_symbols(entry, follower.symbols)
-        if stale:
+        if self._fresh_marks(entry, follower.symbols) is None:
+            stale = self._stale_symbols(entry, follower.symbols)
             return f"polling: no fresh mark for {', '.join(stale[:3])}"
         return LIVE
 
@@ -224,7 +226,10 @@ class LiveMarks:
         follower = self._followers.get(report.account)
         if follower is None or report.live or report.by_clock or report.snapshot is None:
             if follower is not None:
-                self._report_health(report.account, follower)
+                # A live recompute carries the health it was made under: no second look.
+                self._report_health(
+                    report.account, follower, report.stream if report.live else None
+                )
             return
         follower.rest_at = report.started_at
         symbols = frozenset(p.symbol for p in report.snapshot.state.positions)
@@ -336,11 +341,20 @@ class LiveMarks:
                     holders.setdefault(symbol, []).append(name)
         return {symbol: tuple(names) for symbol, names in holders.items()}
 
-    def _stale_symbols(self, entry: _Stream, symbols: frozenset[str]) -> list[str]:
-        # Every live recompute asks (twice): sort only what is stale, which is rarely anything.
+    def _fresh_marks(self, entry: _Stream, symbols: frozenset[str]) -> dict[str, float] | None:
+        """The live mark of every symbol in `symbols`, or None when any is missing or stale."""
         marks, received_before = entry.marks, time.monotonic() - self._stale_after
-        stale = [s for s in symbols if (m := marks.get(s)) is None or m[2] < received_before]
-        return sorted(stale) if stale else stale
+        fresh: dict[str, float] = {}
+        for symbol in symbols:
+            mark = marks.get(symbol)
+            if mark is None or mark[2] < received_before:
+                return None
+            fresh[symbol] = mark[0]
+        return fresh
+
+    def _stale_symbols(self, entry: _Stream, symbols: frozenset[str]) -> list[str]:
+        marks, received_before = entry.marks, time.monotonic() - self._stale_after
+        return sorted(s for s in symbols if (m := marks.get(s)) is None or m[2] < received_before)
 
     def _schedule(self, name: str, follower: _Follower) -> None:
         if follower.task is not None and not follower.task.done():
@@ -358,11 +372,14 @@ class LiveMarks:
             entry = self._streams.get(follower.key)
             if entry is None:
                 return
-            if entry.up and not self._stale_symbols(entry, follower.symbols):
-                marks = {s: entry.marks[s][0] for s in follower.symbols}
+            marks = self._fresh_marks(entry, follower.symbols) if entry.up else None
+            if marks is not None:
                 try:
                     await self._service.recompute(
-                        name, marks, max_state_age=2 * self.reconcile + follower.poll_interval
+                        name,
+                        marks,
+                        max_state_age=2 * self.reconcile + follower.poll_interval,
+                        stream=self._with_events(name, LIVE),
                     )
                 except Exception:
                     log.exception("account=%s live recompute failed", name)
@@ -370,8 +387,9 @@ class LiveMarks:
                 return
             await asyncio.sleep(max(0.0, follower.last + self._min_gap - time.monotonic()))
 
-    def _report_health(self, name: str, follower: _Follower) -> None:
-        health = self.account_health(name)
+    def _report_health(self, name: str, follower: _Follower, health: str | None = None) -> None:
+        if health is None:
+            health = self.account_health(name)
         if health is None or health == follower.health:
             return
         previous, follower.health = follower.health, health

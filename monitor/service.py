@@ -655,12 +655,18 @@ class PollService:
         return len(self._held)
 
     async def recompute(
-        self, name: str, marks: Mapping[str, float], *, max_state_age: timedelta
+        self,
+        name: str,
+        marks: Mapping[str, float],
+        *,
+        max_state_age: timedelta,
+        stream: str | None = None,
     ) -> CycleReport | None:
         """Re-run the account's last fetched state at live `marks` (venue symbol -> price) and
         evaluate its rules on the result; None when there is nothing fit to re-run: no state
         fetched yet, the last fetch failed (the poll judges that), or the positions are older
-        than `max_state_age` (a live mark on forgotten positions would look fresh)."""
+        than `max_state_age` (a live mark on forgotten positions would look fresh). `stream` is
+        how the marks arrive, as the report tells it (None: ask the stream health)."""
         runtime = self._accounts.get(name)
         if runtime is None or runtime.last_state is None or runtime.state_at is None:
             return None
@@ -698,6 +704,7 @@ class PollService:
             error=concluded.message,
             notifications=concluded.notifications,
             live=True,
+            stream=stream,
         )
         self._record(runtime, report)
         return report
@@ -793,7 +800,7 @@ class PollService:
 
     def _record(self, runtime: _AccountRuntime, report: CycleReport) -> None:
         name = report.account
-        if self._stream_health is not None:
+        if self._stream_health is not None and report.stream is None:
             report = replace(report, stream=self._stream_health(name))
         if report.error_kind is None:
             if runtime.failures:

@@ -22,7 +22,12 @@ class FakeService:
         self.recomputed: list[str] = []
 
     async def recompute(
-        self, name: str, marks: Mapping[str, float], *, max_state_age: timedelta
+        self,
+        name: str,
+        marks: Mapping[str, float],
+        *,
+        max_state_age: timedelta,
+        stream: str | None = None,
     ) -> None:
         self.recomputed.append(name)
 
