@@ -190,6 +190,10 @@ def test_inconsistent_tables_account_move(state: AccountState) -> None:
         return
     for fraction in BETWEEN:
         assert cross_surplus_after_move(state, move * fraction)[0] > 0, fraction
+    if 1 + move == 0.0:
+        # A root a rounding error above price zero (a 1x long whose equity reaches zero only
+        # there) reads as -100 %: no price lies beyond it to check.
+        return
     gap, scale = cross_surplus_after_move(state, move * (1 + 1e-9))
     representation = 4 * 2.0**-52 * scale / (1 + move)
     assert gap <= EXACT * scale + representation, (gap, scale)
