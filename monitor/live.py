@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from monitor.coalesce import Coalescer
 from monitor.domain.units import format_duration
 from monitor.ports import AccountStream, Clock, MarkStream, MarkUpdate
 from monitor.service import CycleReport, PollService
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 LIVE = "live"
 EVENTS_DOWN = "(account events: down)"
+# Recomputes run on this many workers: enough that a few accounts waiting on a database write
+# do not hold up the others' alerts, few enough that a round of marks is not a task per account.
+RECOMPUTE_WORKERS = 4
 
 
 def is_live(health: str | None) -> bool:
@@ -61,9 +65,6 @@ class _Follower:
     poll_interval: timedelta
     symbols: frozenset[str] = frozenset()
     rest_at: datetime | None = None  # when the last full fetch that succeeded was asked
-    last: float = -float("inf")  # monotonic time of the last recompute
-    dirty: bool = False
-    task: asyncio.Task[None] | None = None
     health: str | None = None  # as last reported (a change is logged once)
 
 
@@ -104,6 +105,9 @@ class LiveMarks:
         self._followers: dict[str, _Follower] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._events: dict[str, _Events] = {}
+        self._recomputes = Coalescer(
+            self._recompute, min_gap=min_gap, workers=RECOMPUTE_WORKERS, name="recompute"
+        )
 
     # --- accounts ----------------------------------------------------------------------------
 
@@ -134,8 +138,7 @@ class LiveMarks:
         follower = self._followers.pop(name, None)
         if follower is None:
             return
-        if follower.task is not None:
-            follower.task.cancel()
+        self._recomputes.forget(name)
         if any(f.key == follower.key for f in self._followers.values()):
             self._refollow(follower.key)
             return
@@ -170,8 +173,8 @@ class LiveMarks:
         """Stop every stream and recompute (shutdown)."""
         for name in list(self._events):
             self.detach_events(name)
-        tasks = [f.task for f in self._followers.values() if f.task is not None]
-        tasks += [s.task for s in self._streams.values() if s.task is not None]
+        await self._recomputes.close()
+        tasks = [s.task for s in self._streams.values() if s.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -256,7 +259,7 @@ class LiveMarks:
         for name in touched:
             follower = self._followers.get(name)
             if follower is not None and follower.key == key:
-                self._schedule(name, follower)
+                self._recomputes.ask(name)
 
     def health(self, key: str, up: bool, reason: str) -> None:
         """A stream came up or went down: its accounts say so (and poll while it is down)."""
@@ -356,36 +359,23 @@ class LiveMarks:
         marks, received_before = entry.marks, time.monotonic() - self._stale_after
         return sorted(s for s in symbols if (m := marks.get(s)) is None or m[2] < received_before)
 
-    def _schedule(self, name: str, follower: _Follower) -> None:
-        if follower.task is not None and not follower.task.done():
-            follower.dirty = True
+    async def _recompute(self, name: str) -> None:
+        follower = self._followers.get(name)
+        entry = None if follower is None else self._streams.get(follower.key)
+        if follower is None or entry is None:
             return
-        wait = max(0.0, follower.last + self._min_gap - time.monotonic())
-        follower.task = asyncio.create_task(self._recompute(name, follower, wait))
-
-    async def _recompute(self, name: str, follower: _Follower, wait: float) -> None:
-        if wait:
-            await asyncio.sleep(wait)
-        while True:
-            follower.dirty = False
-            follower.last = time.monotonic()
-            entry = self._streams.get(follower.key)
-            if entry is None:
-                return
-            marks = self._fresh_marks(entry, follower.symbols) if entry.up else None
-            if marks is not None:
-                try:
-                    await self._service.recompute(
-                        name,
-                        marks,
-                        max_state_age=2 * self.reconcile + follower.poll_interval,
-                        stream=self._with_events(name, LIVE),
-                    )
-                except Exception:
-                    log.exception("account=%s live recompute failed", name)
-            if not follower.dirty:
-                return
-            await asyncio.sleep(max(0.0, follower.last + self._min_gap - time.monotonic()))
+        marks = self._fresh_marks(entry, follower.symbols) if entry.up else None
+        if marks is None:
+            return
+        try:
+            await self._service.recompute(
+                name,
+                marks,
+                max_state_age=2 * self.reconcile + follower.poll_interval,
+                stream=self._with_events(name, LIVE),
+            )
+        except Exception:
+            log.exception("account=%s live recompute failed", name)
 
     def _report_health(self, name: str, follower: _Follower, health: str | None = None) -> None:
         if health is None:
