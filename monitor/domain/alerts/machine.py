@@ -35,7 +35,7 @@ from monitor.domain.alerts.measure import (
 )
 from monitor.domain.alerts.observation import Observation
 from monitor.domain.alerts.rules import AlertRules, Direction, Rule, RuleKey
-from monitor.domain.alerts.state import RuleState
+from monitor.domain.alerts.state import RuleState, StoredStates
 from monitor.domain.immutable import immutable
 from monitor.domain.notification import Notification, NotificationKind, Severity
 from monitor.domain.units import format_duration
@@ -101,6 +101,7 @@ class _Step:
     rule: Rule
     state: RuleState
     reading: Reading | None
+    before: RuleState | None  # the state as the last evaluation left it, if it is known
     transitions: list[tuple[EventKind, Severity]] = field(default_factory=list)
     closed: RuleState | None = None  # the firing episode that resolved in this cycle
     eased_from: Severity | None = None  # the severity left by a de-escalation in this cycle
@@ -119,13 +120,21 @@ def evaluate(
     notifications' outbox rows. A rule that is no longer configured keeps its own memory, but a
     firing alert of it is ended with a resolved notice (see `_retire`).
     """
-    steps = [_advance(rule, previous, observation, now) for rule in rules.rules]
+    read = previous.read if isinstance(previous, StoredStates) else {}
+    steps = [_advance(rule, previous, read, observation, now) for rule in rules.rules]
     events: list[AlertEvent] = []
     notifications: list[Notification] = []
     for step in steps:
         _announce(step, observation, now, _inhibited(step, steps), events, notifications)
     # Every stored rule is either configured (its new state) or retired: nothing else to copy.
-    states = {step.rule.key.value: step.state.to_json() for step in steps}
+    states = StoredStates()
+    for step in steps:
+        key = step.rule.key.value
+        stored = previous.get(key)
+        unchanged = step.before is not None and step.state == step.before
+        # Unchanged: the very JSON stored last time, so comparing the states is cheap too.
+        states[key] = stored if unchanged and isinstance(stored, dict) else step.state.to_json()
+        states.read[key] = step.state
     for key in previous.keys() - states.keys():
         states[key] = _retire(key, previous[key], observation, now, events, notifications)
     return Evaluation(states, tuple(events), tuple(notifications))
@@ -208,16 +217,22 @@ def _inhibited(step: _Step, steps: list[_Step]) -> bool:
 
 
 def _advance(
-    rule: Rule, previous: Mapping[str, Mapping[str, Any]], observation: Observation, now: datetime
+    rule: Rule,
+    previous: Mapping[str, Mapping[str, Any]],
+    read: Mapping[str, RuleState],
+    observation: Observation,
+    now: datetime,
 ) -> _Step:
     key = rule.key.value
-    state = (
-        RuleState.from_json(previous[key], path=f"alert_state.{observation.account}.{key}")
-        if key in previous
-        else RuleState()
-    )
+    before = read.get(key) if key in previous else None
+    if before is not None:
+        state = before.copy()
+    elif key in previous:
+        state = RuleState.from_json(previous[key], path=f"alert_state.{observation.account}.{key}")
+    else:
+        state = RuleState()
     reading, state.memory = measure(rule, observation, now, state.memory)
-    step = _Step(rule, state, reading)
+    step = _Step(rule, state, reading, before)
     if reading is None:
         return step
     value = reading.value

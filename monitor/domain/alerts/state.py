@@ -92,9 +92,40 @@ class RuleState:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput(path, f"unreadable alert state: {exc!r}") from None
 
+    def copy(self) -> RuleState:
+        """A copy to advance, leaving this one as it was (the memory is copied one level
+        deep, as `from_json` reads it)."""
+        return RuleState(
+            self.severity,
+            self.started_at,
+            self.cause_at,
+            dict(self.pending),
+            self.notified,
+            self.last_notified_at,
+            self.sequence,
+            self.held_back,
+            dict(self.memory),
+        )
+
     def anchor(self) -> datetime | None:
         """What the episode's notification ids are derived from (see `cause_at`)."""
         return self.cause_at or self.started_at
+
+
+class StoredStates(dict[str, dict[str, Any]]):
+    """An account's rule states as an evaluation leaves them: JSON-ready by rule key, to store,
+    along with the `RuleState` each was written from (`read`).
+
+    The next evaluation starts from those objects instead of reading the JSON back, and keeps
+    the JSON of every rule whose state did not change: live marks evaluate every rule of every
+    account every second, and nearly always nothing changes.
+    """
+
+    __slots__ = ("read",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: dict[str, RuleState] = {}
 
 
 def _iso(moment: datetime | None) -> str | None:
