@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.domain.alerts import firing_severity
+from monitor.domain.alerts import Evaluation, evaluate, firing_severity
 from monitor.domain.notification import NotificationKind, Severity
-from tests.domain.alerts.builders import margin_rule, ratios, rules
+from tests.domain.alerts.builders import at, margin_rule, observe, ratios, rules, run, snapshot
 
 RULE = margin_rule(debounce=20, repeat=None, band=0.2)
 ALL_CLEAR = RULE.clear_level(Severity.WARNING)  # 360 %
@@ -76,3 +78,24 @@ def test_severity_never_goes_down_without_passing_its_clear_level(values: list[f
             assert step >= 2
             assert all(v < RULE.level(now) for v in values[step - 2 : step + 1])
         before = now
+
+
+@SETTINGS
+@given(series)
+def test_states_kept_in_memory_evaluate_as_states_read_back_from_the_database(
+    values: list[float],
+) -> None:
+    # Live marks evaluate from the states the last evaluation returned, not from the JSON the
+    # database gives back: every event, message and state must be the same either way.
+    alert_rules = rules(margin_rule(debounce=20, repeat=30, band=0.2))
+    steps = [(t, observe(snapshot(r, taken_at=at(t)))) for t, r in timed([*values, 3.7, 1.2])]
+    read_back, _ = run(alert_rules, steps)
+    kept: list[Evaluation] = []
+    current: Mapping[str, Mapping[str, object]] = {}
+    for seconds, observation in steps:
+        result = evaluate(alert_rules, current, observation, at(seconds))
+        current = result.states
+        kept.append(result)
+    assert [(r.states, r.events, r.notifications) for r in kept] == [
+        (r.states, r.events, r.notifications) for r in read_back
+    ]
