@@ -47,6 +47,4 @@ def with_marks(state: AccountState, marks: Mapping[str, float]) -> AccountState:
             f"{', '.join(sorted(unmoved))} collateral valued at its price of the last full "
             "fetch (no live mark follows it)",
         )
-    return replace(
-        state, positions=tuple(positions), collateral=tuple(collateral), assumptions=assumptions
-    )
+    return state.at_marks(tuple(positions), tuple(collateral), assumptions)

@@ -233,6 +233,31 @@ class AccountState:
         """True when several coins back the cross positions (values in USD)."""
         return bool(self.collateral)
 
+    def at_marks(
+        self,
+        positions: tuple[Position, ...],
+        collateral: tuple[Collateral, ...],
+        assumptions: tuple[str, ...],
+    ) -> AccountState:
+        """The same account with its positions and collateral re-priced at live marks, and the
+        assumptions that go with them; everything else as fetched."""
+        # Every field in order, not dataclasses.replace (three times the cost): live marks
+        # re-price every account once a second.
+        return AccountState(
+            self.venue,
+            self.wallet_balance,
+            positions,
+            self.asset,
+            self.reported,
+            self.model,
+            collateral,
+            self.liquidation_ratio,
+            self.venue_terms,
+            assumptions,
+            self.volatility,
+            self.protective_orders,
+        )
+
 
 @immutable
 class PositionRisk:

@@ -101,6 +101,7 @@ class PositionStop:
 
 
 UNKNOWN = PositionStop(StopStatus.UNKNOWN)
+_NO_STOP = PositionStop(StopStatus.NONE, quantity_covered=0.0)
 
 
 def position_stops(risk: AccountRisk) -> tuple[PositionStop, ...]:
@@ -135,18 +136,19 @@ def judge_stops(state: AccountState, risk: AccountRisk) -> tuple[PositionStop, .
     by_symbol: dict[str, list[ProtectiveOrder]] = {}
     for order in orders:
         by_symbol.setdefault(order.symbol, []).append(order)
-    return tuple(
-        _judge(
-            position,
-            computed.liquidation_price,
-            [order for order in by_symbol.get(position.symbol, ()) if protects(order, position)],
-            state.venue.inverse,
-            # A pooled account counts in USD: PnL in a settlement coin converts at its price.
-            prices.get(position.settle_asset or state.asset, 1.0) if prices else 1.0,
-            risk.equity,
+    inverse, equity = state.venue.inverse, risk.equity
+    judged = []
+    for position, computed in zip(state.positions, risk.positions, strict=True):
+        stops = [o for o in by_symbol.get(position.symbol, ()) if protects(o, position)]
+        if not stops:
+            judged.append(_NO_STOP)
+            continue
+        # A pooled account counts in USD: PnL in a settlement coin converts at its price.
+        price_in_pool = prices.get(position.settle_asset or state.asset, 1.0) if prices else 1.0
+        judged.append(
+            _judge(position, computed.liquidation_price, stops, inverse, price_in_pool, equity)
         )
-        for position, computed in zip(state.positions, risk.positions, strict=True)
-    )
+    return tuple(judged)
 
 
 def _judge(
@@ -157,8 +159,6 @@ def _judge(
     price_in_pool: float,
     equity: float,
 ) -> PositionStop:
-    if not stops:
-        return PositionStop(StopStatus.NONE, quantity_covered=0.0)
     long = position.side is Side.LONG
     # In the order they trigger as the price moves against the position.
     stops = sorted(stops, key=lambda order: order.trigger_price, reverse=long)

@@ -144,30 +144,35 @@ def assess_volatility(state: AccountState, risk: AccountRisk) -> VolatilityRisk:
     known = {entry.symbol: entry for entry in state.volatility}
     prices = {coin.asset: coin.price for coin in state.collateral}
     positions = []
-    hourly: list[tuple[float, float | None]] = []
-    daily: list[tuple[float, float | None]] = []
+    weights: list[float] = []  # of the cross positions, with their sigmas below
+    hourly: list[float | None] = []
+    daily: list[float | None] = []
     for position, result in zip(state.positions, risk.positions, strict=True):
-        # Live marks re-assess every account every second: no default built for each position.
         entry = known.get(position.symbol)
-        if entry is None:
-            entry = SymbolVolatility(position.symbol)
-        distance = _log_distance(position.mark_price, result.liquidation_price)
-        if result.distance_to_liquidation == 0.0:
-            distance = 0.0
-        positions.append(
-            PositionSigmas(
-                symbol=position.symbol,
-                hourly=None if distance is None else in_sigmas(distance, entry.hourly),
-                daily=None if distance is None else in_sigmas(distance, entry.daily),
-            )
+        entry_hourly, entry_daily = (None, None) if entry is None else (entry.hourly, entry.daily)
+        # A pool already at or below maintenance margin is 0 sigmas from liquidation.
+        distance = (
+            0.0
+            if result.distance_to_liquidation == 0.0
+            else _log_distance(position.mark_price, result.liquidation_price)
         )
+        if distance is None:
+            positions.append(PositionSigmas(position.symbol, None, None))
+        else:
+            positions.append(
+                PositionSigmas(
+                    position.symbol,
+                    in_sigmas(distance, entry_hourly),
+                    in_sigmas(distance, entry_daily),
+                )
+            )
         if position.margin_mode is MarginMode.CROSS:
             # Pooled accounts add positions up in USD: a USDC position's notional counts at USDC's price.
-            coin_price = prices.get(position.settle_asset or state.asset, 1.0)
-            weight = abs(result.notional) * coin_price
-            hourly.append((weight, entry.hourly))
-            daily.append((weight, entry.daily))
-    pool_hourly, pool_daily = _weighted(hourly), _weighted(daily)
+            coin_price = prices.get(position.settle_asset or state.asset, 1.0) if prices else 1.0
+            weights.append(abs(result.notional) * coin_price)
+            hourly.append(entry_hourly)
+            daily.append(entry_daily)
+    pool_hourly, pool_daily = _weighted(weights, hourly), _weighted(weights, daily)
     move = risk.account_liquidation_move
     log_move = None if move is None or move <= -1.0 else math.log1p(move)
     return VolatilityRisk(
@@ -185,12 +190,12 @@ def _log_distance(mark: float, liquidation: float | None) -> float | None:
     return abs(math.log(liquidation / mark))
 
 
-def _weighted(pairs: list[tuple[float, float | None]]) -> float | None:
-    total = sum(weight for weight, _ in pairs)
-    if not pairs or total <= 0.0:
+def _weighted(weights: list[float], sigmas: list[float | None]) -> float | None:
+    total = sum(weights)
+    if not weights or total <= 0.0:
         return None
     weighted = 0.0
-    for weight, sigma in pairs:
+    for weight, sigma in zip(weights, sigmas, strict=True):
         if sigma is None:
             return None
         weighted += weight * sigma

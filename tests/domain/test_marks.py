@@ -9,7 +9,19 @@ import pytest
 
 from monitor.domain.margin import assess
 from monitor.domain.marks import with_marks
-from monitor.domain.model import AccountState, MarginMode, Position, Side, Tier, Venue
+from monitor.domain.model import (
+    AccountState,
+    Collateral,
+    ExchangeAccountFigures,
+    MarginMode,
+    PoolModel,
+    Position,
+    Side,
+    Tier,
+    Venue,
+    VenueTerm,
+)
+from monitor.domain.volatility import SymbolVolatility
 from tests.domain.margin.test_pool import coin, perp, pool
 
 TIERS = (Tier(0.0, None, 0.005),)
@@ -86,3 +98,33 @@ def test_a_position_at_another_mark_keeps_every_other_field() -> None:
     defaults = {f.name: f.default for f in fields(Position) if f.default is not MISSING}
     assert all(getattr(sample, name) != default for name, default in defaults.items())
     assert sample.at_mark(58_500.0) == replace(sample, mark_price=58_500.0)
+
+
+def test_an_account_at_live_marks_keeps_every_other_field() -> None:
+    """`AccountState.at_marks` lists the fields by hand too: every field of this sample differs
+    from its default, and all but the three re-priced ones must come through."""
+    sample = AccountState(
+        Venue.BINANCE_USDM,
+        1_000.0,
+        (perp("BTCUSDT", Side.LONG, 0.5, 60_000.0, 59_000.0),),
+        asset="USD",
+        reported=ExchangeAccountFigures(equity=1_000.0),
+        model=PoolModel.MULTI_ASSETS,
+        collateral=(Collateral("USDT", 1_000.0, 1.0, stable=True),),
+        liquidation_ratio=1.05,
+        venue_terms=(VenueTerm("options", maintenance_margin=5.0),),
+        assumptions=("a stated assumption",),
+        volatility=(SymbolVolatility("BTCUSDT", 0.01, 0.05),),
+        protective_orders=(),
+    )
+    defaults = {
+        f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+        for f in fields(AccountState)
+        if f.default is not MISSING or f.default_factory is not MISSING
+    }
+    assert all(getattr(sample, name) != default for name, default in defaults.items())
+    positions = (perp("BTCUSDT", Side.LONG, 0.5, 60_000.0, 58_000.0),)
+    collateral = (Collateral("USDT", 1_000.0, 1.0, stable=True),)
+    assert sample.at_marks(positions, collateral, ("another",)) == replace(
+        sample, positions=positions, collateral=collateral, assumptions=("another",)
+    )

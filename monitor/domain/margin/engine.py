@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from monitor.domain.errors import InvalidInput
 from monitor.domain.margin.legs import Leg
@@ -27,14 +26,25 @@ def assess(state: AccountState) -> AccountRisk:
     With the symbols' volatility in the state, the distances are also given in sigmas.
     """
     risk = _assess_margin(state)
-    if state.volatility:
-        risk = replace(risk, volatility=assess_volatility(state, risk))
-    return risk
+    volatility = assess_volatility(state, risk) if state.volatility else None
+    # Built once more with the stops and sigmas (not dataclasses.replace, twice: live marks
+    # assess every account every second).
+    return AccountRisk(
+        risk.equity,
+        risk.maintenance_margin,
+        risk.margin_ratio,
+        risk.exchange_margin_ratio,
+        risk.account_liquidation_move,
+        risk.positions,
+        risk.collateral_values,
+        volatility,
+        judge_stops(state, risk),
+    )
 
 
 def _assess_margin(state: AccountState) -> AccountRisk:
     if state.collateral:
-        return _with_stops(state, assess_pool(state))
+        return assess_pool(state)
     if state.venue_terms or state.liquidation_ratio != 1.0:
         raise InvalidInput(
             "collateral", "venue terms and a liquidation ratio need a pooled account's collateral"
@@ -80,7 +90,7 @@ def _assess_margin(state: AccountState) -> AccountRisk:
         risks.append(leg.risk(root, surplus, inverse, None))
 
     ratio, exchange_ratio = ratios(equity, maintenance)
-    risk = AccountRisk(
+    return AccountRisk(
         equity=equity,
         maintenance_margin=maintenance,
         margin_ratio=ratio,
@@ -90,12 +100,6 @@ def _assess_margin(state: AccountState) -> AccountRisk:
         ),
         positions=tuple(risks),
     )
-    return _with_stops(state, risk)
-
-
-def _with_stops(state: AccountState, risk: AccountRisk) -> AccountRisk:
-    """The risk with each position's protective stop judged against its liquidation price."""
-    return replace(risk, stops=judge_stops(state, risk))
 
 
 def _hedge_groups(legs: list[Leg], cross: list[int]) -> list[list[int]]:
