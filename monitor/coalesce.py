@@ -86,11 +86,6 @@ class Coalescer:
         """Run nothing more for `key` (a run under way finishes)."""
         self._keys.pop(key, None)
 
-    def running(self, key: str) -> bool:
-        """Whether the job for `key` runs or waits to run."""
-        state = self._keys.get(key)
-        return state is not None and (state.queued or state.running)
-
     async def close(self) -> None:
         """Stop the workers (a run under way is cancelled)."""
         for task in self._tasks:
