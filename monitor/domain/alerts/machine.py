@@ -125,13 +125,15 @@ def evaluate(
     events: list[AlertEvent] = []
     notifications: list[Notification] = []
     for step in steps:
-        _announce(step, observation, now, _inhibited(step, steps), events, notifications)
+        if step.transitions or step.state.severity is not None or step.closed is not None:
+            _announce(step, observation, now, _inhibited(step, steps), events, notifications)
     # Every stored rule is either configured (its new state) or retired: nothing else to copy.
     states = StoredStates()
     for step in steps:
-        key = step.rule.key.value
+        key = step.rule.name
         stored = previous.get(key)
-        unchanged = step.before is not None and step.state == step.before
+        before = step.before
+        unchanged = before is not None and (step.state is before or step.state == before)
         # Unchanged: the very JSON stored last time, so comparing the states is cheap too.
         states[key] = stored if unchanged and isinstance(stored, dict) else step.state.to_json()
         states.read[key] = step.state
@@ -223,20 +225,34 @@ def _advance(
     observation: Observation,
     now: datetime,
 ) -> _Step:
-    key = rule.key.value
+    key = rule.name
     before = read.get(key) if key in previous else None
-    if before is not None:
+    if before is not None and before.severity is None and not before.pending:
+        # At rest (nothing firing or pending), as nearly every rule is at nearly every live
+        # recompute: unless the reading breaches a level, the state stays as it was.
+        reading, memory = measure(rule, observation, now, dict(before.memory))
+        if reading is None or (not rule.one_shot and rule.calm(reading.value)):
+            if memory == before.memory:
+                return _Step(rule, before, reading, before)
+            state = before.copy()
+            state.memory = memory
+            return _Step(rule, state, reading, before)
         state = before.copy()
-    elif key in previous:
-        state = RuleState.from_json(previous[key], path=f"alert_state.{observation.account}.{key}")
+        state.memory = memory
     else:
-        state = RuleState()
-    reading, state.memory = measure(rule, observation, now, state.memory)
+        if before is not None:
+            state = before.copy()
+        elif key in previous:
+            path = f"alert_state.{observation.account}.{key}"
+            state = RuleState.from_json(previous[key], path=path)
+        else:
+            state = RuleState()
+        reading, state.memory = measure(rule, observation, now, state.memory)
     step = _Step(rule, state, reading, before)
     if reading is None:
         return step
     value = reading.value
-    if rule.key.one_shot:
+    if rule.one_shot:
         breached = [s for s in rule.severities if rule.breached(s, value)]
         if breached:
             step.transitions.append((EventKind.FIRING, breached[-1]))
@@ -303,7 +319,7 @@ def _announce(
     sent: Notification | None = None
     suppressed: str | None = None
 
-    if rule.key.one_shot and step.transitions:
+    if rule.one_shot and step.transitions:
         if silenced:
             suppressed = "silence"
         else:
@@ -402,9 +418,9 @@ def _notification(
     title, text = _words(step, observation, now, reason, severity, started_at)
     episode = anchor or started_at
     return Notification(
-        id=_notification_id(account, rule.key.value, severity, kind, episode, sequence),
+        id=_notification_id(account, rule.name, severity, kind, episode, sequence),
         account=account,
-        rule=rule.key.value,
+        rule=rule.name,
         kind=kind,
         severity=severity,
         title=title,
@@ -498,7 +514,7 @@ def _facts(
         facts.update(step.reading.facts)
     facts.update(
         {
-            "rule": rule.key.value,
+            "rule": rule.name,
             "severity": severity.value,
             "level": rule.level(severity) if rule.configures(severity) else None,
             "clear_level": rule.clear_level(severity) if rule.configures(severity) else None,
@@ -525,6 +541,4 @@ def _event(
     facts = _facts(step, observation, severity, started)
     facts["notification_id"] = note.id if note else None
     facts["suppressed"] = suppressed
-    return AlertEvent(
-        observation.account, step.rule.key.value, kind, severity, now, title, text, facts
-    )
+    return AlertEvent(observation.account, step.rule.name, kind, severity, now, title, text, facts)

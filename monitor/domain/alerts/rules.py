@@ -105,6 +105,8 @@ class Rule:
     max_loss: float | None = None
     severity_debounce: tuple[tuple[Severity, timedelta], ...] = ()
     # Derived from the fields above once: the state machine asks for them every cycle.
+    name: str = field(init=False, repr=False, compare=False)  # the key as states store it
+    one_shot: bool = field(init=False, repr=False, compare=False)
     direction: Direction = field(init=False, repr=False, compare=False)
     severities: tuple[Severity, ...] = field(init=False, repr=False, compare=False)
     _starts: dict[Severity, float] = field(init=False, repr=False, compare=False)
@@ -130,6 +132,8 @@ class Rule:
             )
         below = self.key.direction is Direction.BELOW
         band = 1 + self.clear_band if below else 1 - self.clear_band
+        object.__setattr__(self, "name", self.key.value)
+        object.__setattr__(self, "one_shot", self.key.one_shot)
         object.__setattr__(self, "direction", self.key.direction)
         object.__setattr__(self, "severities", tuple(severity for severity, _ in self.levels))
         object.__setattr__(self, "_starts", dict(self.levels))
@@ -160,6 +164,11 @@ class Rule:
         if self.direction is Direction.BELOW:
             return value < self.level(severity)
         return value >= self.level(severity)
+
+    def calm(self, value: float) -> bool:
+        """No severity is breached: the measure is on the safe side of the lowest severity's
+        level, which every higher severity lies beyond."""
+        return not self.breached(self.severities[0], value)
 
     def holds(self, severity: Severity, value: float) -> bool:
         """A firing `severity` stays firing: the measure has not yet passed its clear level."""

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.domain.alerts import Evaluation, evaluate, firing_severity
+from monitor.domain.alerts import (
+    Evaluation,
+    Observation,
+    Rule,
+    RuleKey,
+    evaluate,
+    firing_severity,
+)
+from monitor.domain.errors import ExchangeUnavailable
 from monitor.domain.notification import NotificationKind, Severity
-from tests.domain.alerts.builders import at, margin_rule, observe, ratios, rules, run, snapshot
+from tests.domain.alerts.builders import (
+    at,
+    margin_rule,
+    observe,
+    position,
+    ratios,
+    rules,
+    run,
+    snapshot,
+)
 
 RULE = margin_rule(debounce=20, repeat=None, band=0.2)
 ALL_CLEAR = RULE.clear_level(Severity.WARNING)  # 360 %
@@ -89,6 +107,59 @@ def test_states_kept_in_memory_evaluate_as_states_read_back_from_the_database(
     # database gives back: every event, message and state must be the same either way.
     alert_rules = rules(margin_rule(debounce=20, repeat=30, band=0.2))
     steps = [(t, observe(snapshot(r, taken_at=at(t)))) for t, r in timed([*values, 3.7, 1.2])]
+    read_back, _ = run(alert_rules, steps)
+    kept: list[Evaluation] = []
+    current: Mapping[str, Mapping[str, object]] = {}
+    for seconds, observation in steps:
+        result = evaluate(alert_rules, current, observation, at(seconds))
+        current = result.states
+        kept.append(result)
+    assert [(r.states, r.events, r.notifications) for r in kept] == [
+        (r.states, r.events, r.notifications) for r in read_back
+    ]
+
+
+# (margin ratio, isolated margin, fetched): a failed fetch ages the data (stale), a rising
+# isolated margin is a top-up (margin chasing); both rules keep memory that changes at rest.
+cycles = st.lists(
+    st.tuples(
+        st.floats(min_value=0.9, max_value=4.5, allow_nan=False),
+        st.sampled_from([100.0, 100.0, 130.0, 170.0]),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@SETTINGS
+@given(cycles)
+def test_rules_with_memory_evaluate_alike_in_memory_and_read_back(
+    values: list[tuple[float, float, bool]],
+) -> None:
+    # A rule at rest keeps its state object while the reading stays calm; its memory must
+    # still follow every cycle (the first-seen time, each top-up), exactly as read back.
+    alert_rules = rules(
+        margin_rule(debounce=20, repeat=30, band=0.2),
+        Rule(RuleKey.STALE, ((Severity.WARNING, 3.0), (Severity.CRITICAL, 6.0))),
+        Rule(
+            RuleKey.MARGIN_CHASING,
+            ((Severity.WARNING, 2.0),),
+            window=timedelta(minutes=5),
+            min_increase=0.05,
+        ),
+    )
+    steps: list[tuple[float, Observation]] = []
+    last_success = None
+    for number, (ratio, margin, fetched) in enumerate(values):
+        seconds = 10.0 * number
+        if fetched:
+            held = (position(isolated_margin=margin),)
+            steps.append((seconds, observe(snapshot(ratio, taken_at=at(seconds), positions=held))))
+            last_success = at(seconds)
+        else:
+            failed = ExchangeUnavailable("timeout")
+            steps.append((seconds, observe(None, last_success_at=last_success, fetch_error=failed)))
     read_back, _ = run(alert_rules, steps)
     kept: list[Evaluation] = []
     current: Mapping[str, Mapping[str, object]] = {}
