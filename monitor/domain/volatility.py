@@ -147,26 +147,35 @@ def assess_volatility(state: AccountState, risk: AccountRisk) -> VolatilityRisk:
     weights: list[float] = []  # of the cross positions, with their sigmas below
     hourly: list[float | None] = []
     daily: list[float | None] = []
+    cross = MarginMode.CROSS
+    log = math.log
     for position, result in zip(state.positions, risk.positions, strict=True):
         entry = known.get(position.symbol)
         entry_hourly, entry_daily = (None, None) if entry is None else (entry.hourly, entry.daily)
-        # A pool already at or below maintenance margin is 0 sigmas from liquidation.
-        distance = (
-            0.0
-            if result.distance_to_liquidation == 0.0
-            else _log_distance(position.mark_price, result.liquidation_price)
-        )
+        # A pool already at or below maintenance margin is 0 sigmas from liquidation. Written
+        # out (`in_sigmas`, `_log_distance`): live marks run it for every position every second.
+        liquidation, mark = result.liquidation_price, position.mark_price
+        if result.distance_to_liquidation == 0.0:
+            distance: float | None = 0.0
+        elif liquidation is None or not liquidation > 0.0 or not mark > 0.0:
+            distance = None
+        else:
+            distance = abs(log(liquidation / mark))
         if distance is None:
             positions.append(PositionSigmas(position.symbol, None, None))
         else:
             positions.append(
                 PositionSigmas(
                     position.symbol,
-                    in_sigmas(distance, entry_hourly),
-                    in_sigmas(distance, entry_daily),
+                    distance / entry_hourly
+                    if entry_hourly is not None and entry_hourly > 0.0
+                    else None,
+                    distance / entry_daily
+                    if entry_daily is not None and entry_daily > 0.0
+                    else None,
                 )
             )
-        if position.margin_mode is MarginMode.CROSS:
+        if position.margin_mode is cross:
             # Pooled accounts add positions up in USD: a USDC position's notional counts at USDC's price.
             coin_price = prices.get(position.settle_asset or state.asset, 1.0) if prices else 1.0
             weights.append(abs(result.notional) * coin_price)
@@ -182,12 +191,6 @@ def assess_volatility(state: AccountState, risk: AccountRisk) -> VolatilityRisk:
         move_daily=None if log_move is None else in_sigmas(log_move, pool_daily),
         positions=tuple(positions),
     )
-
-
-def _log_distance(mark: float, liquidation: float | None) -> float | None:
-    if liquidation is None or not liquidation > 0.0 or not mark > 0.0:
-        return None
-    return abs(math.log(liquidation / mark))
 
 
 def _weighted(weights: list[float], sigmas: list[float | None]) -> float | None:
