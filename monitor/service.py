@@ -830,15 +830,17 @@ class PollService:
                     "" if runtime.model is None else f", was {runtime.model}",
                 )
                 runtime.model = state.model.value
-            log.debug(
-                "account=%s cycle %.3fs equity=%.2f margin_ratio=%s positions=%d notifications=%d",
-                name,
-                report.seconds,
-                risk.equity,
-                "none" if risk.margin_ratio is None else f"{risk.margin_ratio:.4f}",
-                len(risk.positions),
-                len(report.notifications),
-            )
+            if log.isEnabledFor(logging.DEBUG):  # live marks come here every second per account
+                log.debug(
+                    "account=%s cycle %.3fs equity=%.2f margin_ratio=%s positions=%d "
+                    "notifications=%d",
+                    name,
+                    report.seconds,
+                    risk.equity,
+                    "none" if risk.margin_ratio is None else f"{risk.margin_ratio:.4f}",
+                    len(risk.positions),
+                    len(report.notifications),
+                )
         self.last_cycle_finished = time.monotonic()
         for observer in self._observers:
             try:
