@@ -125,7 +125,13 @@ class KlineBook:
         """The sigmas of `symbols` (venue symbol ids) and, for those left unknown, one assumption
         sentence to show with the account's figures. Never raises for a venue's refusal."""
         wanted = sorted(set(symbols))
-        readings = await asyncio.gather(*(self._reading(venue, symbol) for symbol in wanted))
+        now = self._clock()
+        known = [self._readings.get((venue, symbol)) for symbol in wanted]
+        readings = [r for r in known if r is not None and now < r.retry_at]
+        if len(readings) < len(wanted):
+            # Only then a task per symbol: every full fetch of every account asks, and nearly
+            # always every sigma is still fresh.
+            readings = await asyncio.gather(*(self._reading(venue, symbol) for symbol in wanted))
         problems = sorted({r.problem for r in readings if r.problem is not None})
         unknown = [r.value.symbol for r in readings if r.problem is not None]
         assumptions: tuple[str, ...] = ()
