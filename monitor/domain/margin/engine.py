@@ -52,41 +52,48 @@ def _assess_margin(state: AccountState) -> AccountRisk:
     venue = state.venue
     inverse = venue.inverse
     bybit = venue.exchange == "bybit"
+    # One pass: each leg, and the cross pool's sums in the order `sum` would add them.
     legs = []
+    cross_legs = []
+    hedged: dict[str, list[Leg]] = {}
+    cross_pnl = maintenance = 0.0
     for number, position in enumerate(state.positions):
         try:
-            legs.append(Leg(position, inverse, bybit))
+            leg = Leg(position, inverse, bybit)
         except InvalidInput as error:
             path = f"positions[{number}]" + (f".{error.path}" if error.path else "")
             raise InvalidInput(path, error.problem) from None
-    pnl = [leg.unrealized_pnl for leg in legs]
-    margin = [leg.maintenance_margin for leg in legs]
-    cross = [i for i, leg in enumerate(legs) if leg.position.margin_mode is MarginMode.CROSS]
-    equity = state.wallet_balance + sum((pnl[i] for i in cross), 0.0)
-    maintenance = sum((margin[i] for i in cross), 0.0)
+        legs.append(leg)
+        if position.margin_mode is MarginMode.CROSS:
+            cross_legs.append(leg)
+            cross_pnl += leg.unrealized_pnl
+            maintenance += leg.maintenance_margin
+            if position.hedge:
+                hedged.setdefault(position.symbol, []).append(leg)
+    equity = state.wallet_balance + cross_pnl
     surplus = equity - maintenance
 
     # Hedge legs of one symbol share a price; everything else is solved alone in the loop below.
     shared: dict[int, float | None] = {}
-    for members in _hedge_groups(legs, cross):
-        moving = [legs[i] for i in members]
-        rest = surplus - sum(pnl[i] - margin[i] for i in members)
+    for moving in hedged.values():
+        rest = surplus - sum(leg.unrealized_pnl - leg.maintenance_margin for leg in moving)
         root = nearest_root(rest, moving, [1.0] * len(moving), moving[0].x0, inverse)
-        for i in members:
-            shared[i] = root
+        for leg in moving:
+            shared[id(leg)] = root
 
     risks = []
-    for i, leg in enumerate(legs):
+    for leg in legs:
         position = leg.position
+        pnl, margin = leg.unrealized_pnl, leg.maintenance_margin
         if position.margin_mode is MarginMode.ISOLATED:
-            own_equity = (position.isolated_margin or 0.0) + pnl[i]
+            own_equity = (position.isolated_margin or 0.0) + pnl
             root = nearest_own_root(position.isolated_margin or 0.0, leg, inverse)
-            risks.append(leg.risk(root, own_equity - margin[i], inverse, own_equity))
+            risks.append(leg.risk(root, own_equity - margin, inverse, own_equity))
             continue
-        if i in shared:
-            root = shared[i]
+        if shared and id(leg) in shared:
+            root = shared[id(leg)]
         else:
-            root = nearest_own_root(surplus - pnl[i] + margin[i], leg, inverse)
+            root = nearest_own_root(surplus - pnl + margin, leg, inverse)
         risks.append(leg.risk(root, surplus, inverse, None))
 
     ratio, exchange_ratio = ratios(equity, maintenance)
@@ -95,21 +102,9 @@ def _assess_margin(state: AccountState) -> AccountRisk:
         maintenance_margin=maintenance,
         margin_ratio=ratio,
         exchange_margin_ratio=exchange_ratio,
-        account_liquidation_move=_account_move(
-            state.wallet_balance, [legs[i] for i in cross], surplus, inverse
-        ),
+        account_liquidation_move=_account_move(state.wallet_balance, cross_legs, surplus, inverse),
         positions=tuple(risks),
     )
-
-
-def _hedge_groups(legs: list[Leg], cross: list[int]) -> list[list[int]]:
-    """Cross hedge legs that share one liquidation price, grouped by symbol."""
-    hedged: dict[str, list[int]] = {}
-    for i in cross:
-        position = legs[i].position
-        if position.hedge:
-            hedged.setdefault(position.symbol, []).append(i)
-    return list(hedged.values())
 
 
 def _account_move(
