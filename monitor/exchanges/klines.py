@@ -126,8 +126,7 @@ class KlineBook:
         sentence to show with the account's figures. Never raises for a venue's refusal."""
         wanted = sorted(set(symbols))
         now = self._clock()
-        known = [self._readings.get((venue, symbol)) for symbol in wanted]
-        readings = [r for r in known if r is not None and now < r.retry_at]
+        readings = [r for symbol in wanted if (r := self._fresh((venue, symbol), now)) is not None]
         if len(readings) < len(wanted):
             # Only then a task per symbol: every full fetch of every account asks, and nearly
             # always every sigma is still fresh.
@@ -147,9 +146,10 @@ class KlineBook:
         # One request per symbol and venue: accounts asking at once wait for the first one's read.
         async with self._locks.setdefault(key, asyncio.Lock()):
             now = self._clock()
+            fresh = self._fresh(key, now)
+            if fresh is not None:
+                return fresh
             reading = self._readings.get(key)
-            if reading is not None and now < reading.retry_at:
-                return reading
             try:
                 value = await asyncio.wait_for(self._read(venue, symbol), self._deadline)
             except MonitorError as exc:
@@ -163,6 +163,11 @@ class KlineBook:
                 reading = _Reading(value, now, now + self._refresh)
             self._readings[key] = reading
             return reading
+
+    def _fresh(self, key: tuple[Venue, str], now: float) -> _Reading | None:
+        """The reading of `key`, if one is kept and not yet due to be read again."""
+        reading = self._readings.get(key)
+        return reading if reading is not None and now < reading.retry_at else None
 
     def _failed(
         self, key: tuple[Venue, str], before: _Reading | None, now: float, problem: str

@@ -74,12 +74,12 @@ def _assess_margin(state: AccountState) -> AccountRisk:
     surplus = equity - maintenance
 
     # Hedge legs of one symbol share a price; everything else is solved alone in the loop below.
-    shared: dict[int, float | None] = {}
+    shared: dict[Leg, float | None] = {}
     for moving in hedged.values():
         rest = surplus - sum(leg.unrealized_pnl - leg.maintenance_margin for leg in moving)
         root = nearest_root(rest, moving, [1.0] * len(moving), moving[0].x0, inverse)
         for leg in moving:
-            shared[id(leg)] = root
+            shared[leg] = root
 
     risks = []
     for leg in legs:
@@ -90,8 +90,8 @@ def _assess_margin(state: AccountState) -> AccountRisk:
             root = nearest_own_root(position.isolated_margin or 0.0, leg, inverse)
             risks.append(leg.risk(root, own_equity - margin, inverse, own_equity))
             continue
-        if shared and id(leg) in shared:
-            root = shared[id(leg)]
+        if leg in shared:
+            root = shared[leg]
         else:
             root = nearest_own_root(surplus - pnl + margin, leg, inverse)
         risks.append(leg.risk(root, surplus, inverse, None))
